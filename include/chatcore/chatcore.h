@@ -1,0 +1,14 @@
+/* libchatcore — umbrella header: includes the whole public API. */
+#ifndef CHATCORE_H
+#define CHATCORE_H
+
+#include <chatcore/common.h>
+#include <chatcore/error.h>
+#include <chatcore/buf.h>
+#include <chatcore/seq.h>
+#include <chatcore/ratelimit.h>
+#include <chatcore/fanout.h>
+#include <chatcore/jwt.h>
+#include <chatcore/protocol.h>
+
+#endif /* CHATCORE_H */

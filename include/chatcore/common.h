@@ -1,0 +1,64 @@
+/* libchatcore — definitions every public header shares: export marker, allocator,
+ * clock hook and version information. */
+#ifndef CHATCORE_COMMON_H
+#define CHATCORE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks a symbol exported from libchatcore; everything else is built hidden. */
+#if defined(_WIN32)
+#define CC_EXTERN __declspec(dllexport)
+#elif defined(__GNUC__)
+#define CC_EXTERN __attribute__((visibility("default")))
+#else
+#define CC_EXTERN
+#endif
+
+/* A caller-supplied allocator. Every constructor that takes a `const cc_mem *`
+ * copies the struct (it never keeps the pointer); NULL means malloc/free.
+ * All four functions must be set. `user_data` is passed back unchanged. */
+typedef struct cc_mem {
+  void *user_data;
+  void *(*malloc)(size_t size, void *user_data);
+  void (*free)(void *ptr, void *user_data);
+  void *(*calloc)(size_t nmemb, size_t size, void *user_data);
+  void *(*realloc)(void *ptr, size_t size, void *user_data);
+} cc_mem;
+
+/* The allocator used when NULL is passed: the C library's. Never NULL. */
+CC_EXTERN const cc_mem *cc_mem_default(void);
+
+/* A clock hook: returns a time in nanoseconds. Which clock (monotonic or Unix
+ * time) is stated where a hook is accepted. Used by tests for deterministic time. */
+typedef uint64_t (*cc_clock_fn)(void *user_data);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+CC_EXTERN uint64_t cc_clock_monotonic_ns(void);
+/* CLOCK_REALTIME (Unix time) in nanoseconds. */
+CC_EXTERN uint64_t cc_clock_realtime_ns(void);
+
+/* Version of the library the program runs against. `age` is the struct's own
+ * version: fields are only ever appended, and a reader checks `age` before using
+ * a field newer than it knows. */
+typedef struct cc_version_info {
+  int age;                    /* 1 */
+  uint32_t version_num;       /* 0xMMmmpp: major, minor, patch */
+  const char *version_str;    /* "0.1.0" */
+  const char *protocol_str;   /* wire protocol, "chatcore.v1" */
+} cc_version_info;
+
+#define CC_VERSION_AGE 1
+
+/* Never NULL; points to static storage. */
+CC_EXTERN const cc_version_info *cc_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHATCORE_COMMON_H */

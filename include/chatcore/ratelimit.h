@@ -1,0 +1,4 @@
+#ifndef CHATCORE_ratelimit_H
+#define CHATCORE_ratelimit_H
+#include <chatcore/common.h>
+#endif

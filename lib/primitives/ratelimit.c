@@ -1,0 +1,1 @@
+/* placeholder */ typedef int cc_placeholder_;
