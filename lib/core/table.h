@@ -53,8 +53,8 @@ void cc_table_touch(cc_table *t, cc_tnode *node);
 static inline cc_tnode *cc_table_oldest(const cc_table *t) {
   return t->count ? t->lru.lru_prev : NULL;
 }
-/* The next older node after `node` in LRU order, or NULL. */
-static inline cc_tnode *cc_table_older(const cc_table *t, const cc_tnode *node) {
+/* The node used just after `node` (walking from oldest to newest), or NULL. */
+static inline cc_tnode *cc_table_newer(const cc_table *t, const cc_tnode *node) {
   return node->lru_prev == &t->lru ? NULL : node->lru_prev;
 }
 
