@@ -1,0 +1,176 @@
+/* chatcore-microbench: operations per second of the primitives on one core.
+ *
+ *   chatcore-microbench [--seconds S] [--only NAME]
+ *
+ * Each benchmark repeats its operation for about S seconds (default 1) and prints
+ * one line: name, operations, seconds, operations per second. Figures and the
+ * targets they are held against are in docs/benchmarks.md. */
+#include <chatcore/chatcore.h>
+
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double seconds = 1.0;
+static const char *only;
+static int failures;
+
+typedef struct bench {
+  const char *name;
+  const char *unit;
+  /* Runs `n` operations; returns how many it did (may differ, e.g. fan-out counts
+   * deliveries), or a negative cc error. */
+  long long (*run)(void *state, long long n);
+  void *state;
+} bench;
+
+static double now_s(void) {
+  return (double)cc_clock_monotonic_ns() / 1e9;
+}
+
+static void run_bench(const bench *b) {
+  if (only && strcmp(only, b->name) != 0) return;
+  /* Grow the batch until one batch takes >= 1/20 of the budget, then repeat. */
+  long long batch = 1, done = 0;
+  double start = now_s(), elapsed = 0;
+  while (elapsed < seconds) {
+    double t0 = now_s();
+    long long did = b->run(b->state, batch);
+    if (did < 0) {
+      fprintf(stderr, "%s: %s\n", b->name, cc_strerror((int)did));
+      failures++;
+      return;
+    }
+    done += did;
+    double t = now_s() - t0;
+    if (t < seconds / 20 && batch < (1LL << 40)) batch *= 2;
+    elapsed = now_s() - start;
+  }
+  printf("%-28s %14lld %-12s %7.2f s %14.0f %s/s\n", b->name, done, b->unit, elapsed,
+         (double)done / elapsed, b->unit);
+  fflush(stdout);
+}
+
+/* --- sequence allocation: 10,000 chats, round robin ------------------------- */
+typedef struct seq_state {
+  cc_seq *seq;
+  char ids[10000][16];
+  size_t lens[10000];
+  size_t next;
+} seq_state;
+
+static long long run_seq(void *st, long long n) {
+  seq_state *s = st;
+  uint64_t v;
+  for (long long i = 0; i < n; i++) {
+    size_t c = s->next++ % 10000;
+    int rv = cc_seq_next(s->seq, s->ids[c], s->lens[c], &v);
+    if (rv == CC_ERR_SEQ_UNSEEDED) {
+      cc_seq_seed(s->seq, s->ids[c], s->lens[c], 0);
+      rv = cc_seq_next(s->seq, s->ids[c], s->lens[c], &v);
+    }
+    if (rv != 0) return rv;
+  }
+  return n;
+}
+
+/* --- rate-limit check: 10,000 keys, generous limits (the allowed path) ------ */
+typedef struct rl_state {
+  cc_ratelimit *rl;
+  char keys[10000][24];
+  size_t lens[10000];
+  size_t next;
+} rl_state;
+
+static long long run_ratelimit(void *st, long long n) {
+  rl_state *s = st;
+  for (long long i = 0; i < n; i++) {
+    size_t k = s->next++ % 10000;
+    int rv = cc_ratelimit_take(s->rl, s->keys[k], s->lens[k], 1, NULL);
+    if (rv != 0 && rv != CC_ERR_RATE_LIMITED) return rv;
+  }
+  return n;
+}
+
+/* --- fan-out: one frame to a chat of 10,000 connections ---------------------- */
+typedef struct fanout_state {
+  cc_fanout *fo;
+  cc_buf *frame;
+  uint64_t sink;
+} fanout_state;
+
+static void deliver(void *ud, uint64_t conn, cc_buf *frame) {
+  fanout_state *s = ud;
+  /* Stand-in for queueing: take and drop a reference, as a connection would. */
+  cc_buf_unref(cc_buf_ref(frame));
+  s->sink += conn;
+}
+
+static long long run_fanout(void *st, long long n) {
+  fanout_state *s = st;
+  long long total = 0;
+  for (long long i = 0; i < n; i++) {
+    size_t got;
+    int rv = cc_fanout_publish(s->fo, "room", 4, s->frame, &got);
+    if (rv != 0) return rv;
+    total += (long long)got;
+  }
+  return total;
+}
+
+static int usage(const char *argv0) {
+  fprintf(stderr, "usage: %s [--seconds S] [--only NAME]\n", argv0);
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+      char *end;
+      seconds = strtod(argv[++i], &end);
+      if (*end || seconds <= 0 || seconds > 3600) {
+        fprintf(stderr, "--seconds: not a number of seconds in (0, 3600]: %s\n", argv[i]);
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+      only = argv[++i];
+    } else {
+      return usage(argv[0]);
+    }
+  }
+  printf("libchatcore %s microbenchmarks, %.1f s each, one thread\n",
+         cc_version()->version_str, seconds);
+
+  static seq_state ss;
+  cc_seq_options *so;
+  if (cc_seq_options_new(&so) || cc_seq_new(&ss.seq, so, NULL)) return 1;
+  cc_seq_options_free(so);
+  for (int i = 0; i < 10000; i++)
+    ss.lens[i] = (size_t)snprintf(ss.ids[i], sizeof ss.ids[i], "g:%08d", i);
+  run_bench(&(bench){"seq_next", "allocs", run_seq, &ss});
+  cc_seq_free(ss.seq);
+
+  static rl_state rs;
+  cc_ratelimit_options *ro;
+  if (cc_ratelimit_options_new(&ro) || cc_ratelimit_options_set_rate(ro, 1000000, 1) ||
+      cc_ratelimit_options_set_burst(ro, 1000000) || cc_ratelimit_new(&rs.rl, ro, NULL))
+    return 1;
+  cc_ratelimit_options_free(ro);
+  for (int i = 0; i < 10000; i++)
+    rs.lens[i] = (size_t)snprintf(rs.keys[i], sizeof rs.keys[i], "user:%08d", i);
+  run_bench(&(bench){"ratelimit_take", "checks", run_ratelimit, &rs});
+  cc_ratelimit_free(rs.rl);
+
+
+  static fanout_state fs;
+  if (cc_fanout_new(&fs.fo, deliver, &fs, NULL) ||
+      cc_buf_new_copy(&fs.frame, (const uint8_t *)"0123456789", 10, NULL))
+    return 1;
+  for (uint64_t c = 0; c < 10000; c++)
+    if (cc_fanout_join(fs.fo, "room", 4, c)) return 1;
+  run_bench(&(bench){"fanout_10k", "deliveries", run_fanout, &fs});
+  cc_fanout_free(fs.fo);
+  cc_buf_unref(fs.frame);
+  return failures != 0;
+}
