@@ -7,7 +7,6 @@
  * targets they are held against are in docs/benchmarks.md. */
 #include <chatcore/chatcore.h>
 
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +160,6 @@ int main(int argc, char **argv) {
     rs.lens[i] = (size_t)snprintf(rs.keys[i], sizeof rs.keys[i], "user:%08d", i);
   run_bench(&(bench){"ratelimit_take", "checks", run_ratelimit, &rs});
   cc_ratelimit_free(rs.rl);
-
 
   static fanout_state fs;
   if (cc_fanout_new(&fs.fo, deliver, &fs, NULL) ||

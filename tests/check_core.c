@@ -131,8 +131,10 @@ START_TEST(siphash_reference_vector) {
    * reference implementation's vectors (github.com/veorq/SipHash, vectors_sip13). */
   cc_hash_key k;
   uint8_t key[16], msg[64];
-  for (int i = 0; i < 16; i++) key[i] = (uint8_t)i;
-  for (int i = 0; i < 64; i++) msg[i] = (uint8_t)i;
+  for (int i = 0; i < 16; i++)
+    key[i] = (uint8_t)i;
+  for (int i = 0; i < 64; i++)
+    msg[i] = (uint8_t)i;
   memcpy(&k.k0, key, 8);
   memcpy(&k.k1, key + 8, 8);
   ck_assert_uint_eq(cc_hash(&k, msg, 0), 0xabac0158050fc4dcULL);
@@ -164,10 +166,12 @@ START_TEST(table_insert_find_remove) {
   }
   ck_assert_uint_eq(t.count, N);
   /* Remove every third and check all lookups (backward shift keeps runs intact). */
-  for (int i = 0; i < N; i += 3) cc_table_remove(&t, &items[i].node);
+  for (int i = 0; i < N; i += 3)
+    cc_table_remove(&t, &items[i].node);
   for (int i = 0; i < N; i++) {
     size_t len = strlen(items[i].key);
-    cc_tnode *f = cc_table_find(&t, cc_table_hash(&t, items[i].key, len), items[i].key, len);
+    cc_tnode *f =
+        cc_table_find(&t, cc_table_hash(&t, items[i].key, len), items[i].key, len);
     if (i % 3 == 0)
       ck_assert_ptr_null(f);
     else
@@ -178,7 +182,8 @@ START_TEST(table_insert_find_remove) {
   cc_table_touch(&t, &items[1].node);
   ck_assert_ptr_eq(cc_table_oldest(&t), &items[2].node);
   size_t walked = 0;
-  for (cc_tnode *n = cc_table_oldest(&t); n; n = cc_table_newer(&t, n)) walked++;
+  for (cc_tnode *n = cc_table_oldest(&t); n; n = cc_table_newer(&t, n))
+    walked++;
   ck_assert_uint_eq(walked, t.count);
   cc_table_destroy(&t);
   free(items);

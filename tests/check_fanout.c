@@ -33,8 +33,8 @@ static const cc_mem counting_mem = {NULL, a_malloc, a_free, a_calloc, a_realloc}
 enum { MAX_CONN = 200000 };
 typedef struct recorder {
   cc_fanout *fo;
-  unsigned *got;       /* deliveries per conn */
-  cc_buf *expect;      /* every delivery must carry this buffer */
+  unsigned *got;  /* deliveries per conn */
+  cc_buf *expect; /* every delivery must carry this buffer */
   size_t total;
   /* Re-entrant actions, keyed on the conn being delivered to. */
   uint64_t leave_self_conn, drop_conn_on, drop_target, join_on, join_new;
@@ -48,9 +48,11 @@ static void record(void *ud, uint64_t conn, cc_buf *frame) {
   ck_assert_uint_lt(conn, MAX_CONN);
   r->got[conn]++;
   r->total++;
-  if (conn == r->leave_self_conn) ck_assert_int_eq(cc_fanout_leave(r->fo, C("room"), conn), 0);
+  if (conn == r->leave_self_conn)
+    ck_assert_int_eq(cc_fanout_leave(r->fo, C("room"), conn), 0);
   if (conn == r->drop_conn_on) cc_fanout_drop_conn(r->fo, r->drop_target);
-  if (conn == r->join_on) ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), r->join_new), 0);
+  if (conn == r->join_on)
+    ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), r->join_new), 0);
   if (conn == r->nested_on && !r->nested_done) {
     r->nested_done = 1;
     size_t n;
@@ -76,14 +78,16 @@ static void recorder_free(recorder *r) {
 
 START_TEST(delivers_to_members_only) {
   recorder *r = recorder_new();
-  for (uint64_t c = 1; c <= 5; c++) ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), c), 0);
+  for (uint64_t c = 1; c <= 5; c++)
+    ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), c), 0);
   ck_assert_int_eq(cc_fanout_join(r->fo, C("other"), 9), 0);
   ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), 3), 0); /* idempotent */
   ck_assert_uint_eq(cc_fanout_chat_size(r->fo, C("room")), 5);
   size_t n = 0;
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("room"), r->expect, &n), 0);
   ck_assert_uint_eq(n, 5);
-  for (uint64_t c = 1; c <= 5; c++) ck_assert_uint_eq(r->got[c], 1);
+  for (uint64_t c = 1; c <= 5; c++)
+    ck_assert_uint_eq(r->got[c], 1);
   ck_assert_uint_eq(r->got[9], 0);
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("nobody"), r->expect, &n), 0);
   ck_assert_uint_eq(n, 0);
@@ -94,7 +98,8 @@ END_TEST
 
 START_TEST(by_reference_without_allocation) {
   recorder *r = recorder_new();
-  for (uint64_t c = 0; c < 10000; c++) ck_assert_int_eq(cc_fanout_join(r->fo, C("big"), c), 0);
+  for (uint64_t c = 0; c < 10000; c++)
+    ck_assert_int_eq(cc_fanout_join(r->fo, C("big"), c), 0);
   long before = allocs;
   size_t n;
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("big"), r->expect, &n), 0);
@@ -134,7 +139,8 @@ END_TEST
 
 START_TEST(reentrant_changes_during_publish) {
   recorder *r = recorder_new();
-  for (uint64_t c = 1; c <= 10; c++) ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), c), 0);
+  for (uint64_t c = 1; c <= 10; c++)
+    ck_assert_int_eq(cc_fanout_join(r->fo, C("room"), c), 0);
   r->leave_self_conn = 1; /* the first recipient leaves */
   r->drop_conn_on = 2;    /* another one's connection closes */
   r->drop_target = 10;
@@ -155,7 +161,8 @@ START_TEST(reentrant_changes_during_publish) {
   r->leave_self_conn = r->drop_conn_on = r->join_on = r->nested_on = UINT64_MAX;
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("room"), r->expect, &n), 0);
   ck_assert_uint_eq(n, 9);
-  for (uint64_t c = 2; c <= 9; c++) ck_assert_uint_eq(r->got[c], 1);
+  for (uint64_t c = 2; c <= 9; c++)
+    ck_assert_uint_eq(r->got[c], 1);
   ck_assert_uint_eq(r->got[11], 1);
   recorder_free(r);
 }
@@ -176,16 +183,19 @@ END_TEST
 
 START_TEST(hundred_thousand_members) {
   recorder *r = recorder_new();
-  for (uint64_t c = 0; c < 100000; c++) ck_assert_int_eq(cc_fanout_join(r->fo, C("huge"), c), 0);
+  for (uint64_t c = 0; c < 100000; c++)
+    ck_assert_int_eq(cc_fanout_join(r->fo, C("huge"), c), 0);
   size_t n;
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("huge"), r->expect, &n), 0);
   ck_assert_uint_eq(n, 100000);
   /* Half leave, in an order that exercises swap-removal from the middle. */
-  for (uint64_t c = 0; c < 100000; c += 2) ck_assert_int_eq(cc_fanout_leave(r->fo, C("huge"), c), 0);
+  for (uint64_t c = 0; c < 100000; c += 2)
+    ck_assert_int_eq(cc_fanout_leave(r->fo, C("huge"), c), 0);
   memset(r->got, 0, MAX_CONN * sizeof *r->got);
   ck_assert_int_eq(cc_fanout_publish(r->fo, C("huge"), r->expect, &n), 0);
   ck_assert_uint_eq(n, 50000);
-  for (uint64_t c = 0; c < 100000; c++) ck_assert_uint_eq(r->got[c], c % 2);
+  for (uint64_t c = 0; c < 100000; c++)
+    ck_assert_uint_eq(r->got[c], c % 2);
   recorder_free(r);
 }
 END_TEST
@@ -210,7 +220,8 @@ START_TEST(matches_model_under_random_operations) {
       model[ch][conn] = 0;
     } else if (what < 9) {
       size_t had = 0;
-      for (int c = 0; c < CHATS; c++) had += model[c][conn], model[c][conn] = 0;
+      for (int c = 0; c < CHATS; c++)
+        had += model[c][conn], model[c][conn] = 0;
       ck_assert_uint_eq(cc_fanout_drop_conn(r->fo, (uint64_t)conn), had);
     } else {
       memset(r->got, 0, CONNS * sizeof *r->got);

@@ -32,7 +32,8 @@ START_TEST(burst_then_sustained_rate) {
   fake_now = 1000 * MS;
   cc_ratelimit *rl = make(10, 1000, 5, 100); /* 10/s = one per 100 ms, burst 5 */
   uint64_t retry = 0;
-  for (int i = 0; i < 5; i++) ck_assert_int_eq(cc_ratelimit_take(rl, K("u:a"), 1, &retry), 0);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(cc_ratelimit_take(rl, K("u:a"), 1, &retry), 0);
   ck_assert_int_eq(cc_ratelimit_take(rl, K("u:a"), 1, &retry), CC_ERR_RATE_LIMITED);
   ck_assert_uint_eq(retry, 100 * MS);
   /* 40 ms later: still 60 ms to wait. */

@@ -48,7 +48,8 @@ START_TEST(seed_never_moves_backwards) {
   cc_seq *s = make(100, 1000);
   uint64_t n;
   ck_assert_int_eq(cc_seq_seed(s, S("c"), 10), 0);
-  for (int i = 0; i < 5; i++) ck_assert_int_eq(cc_seq_next(s, S("c"), &n), 0);
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(cc_seq_next(s, S("c"), &n), 0);
   ck_assert_uint_eq(n, 15);
   /* A late seed with an older high-water mark must not rewind the counter. */
   ck_assert_int_eq(cc_seq_seed(s, S("c"), 3), 0);
@@ -100,7 +101,8 @@ START_TEST(idle_chats_evicted_and_reseeded) {
   ck_assert_uint_eq(n, 1);
   /* Two seconds later each use evicts one idle chat until the cap holds. */
   fake_now = 2000000000ull;
-  for (int i = 0; i < 200; i++) ck_assert_int_eq(cc_seq_next(s, S("c0"), &n), 0);
+  for (int i = 0; i < 200; i++)
+    ck_assert_int_eq(cc_seq_next(s, S("c0"), &n), 0);
   ck_assert_uint_le(cc_seq_size(s), 10);
   /* c0 was in use and kept its counter. */
   ck_assert_int_eq(cc_seq_last(s, S("c0"), &n), 0);

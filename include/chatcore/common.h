@@ -46,10 +46,10 @@ CC_EXTERN uint64_t cc_clock_realtime_ns(void);
  * version: fields are only ever appended, and a reader checks `age` before using
  * a field newer than it knows. */
 typedef struct cc_version_info {
-  int age;                    /* 1 */
-  uint32_t version_num;       /* 0xMMmmpp: major, minor, patch */
-  const char *version_str;    /* "0.1.0" */
-  const char *protocol_str;   /* wire protocol, "chatcore.v1" */
+  int age;                  /* 1 */
+  uint32_t version_num;     /* 0xMMmmpp: major, minor, patch */
+  const char *version_str;  /* "0.1.0" */
+  const char *protocol_str; /* wire protocol, "chatcore.v1" */
 } cc_version_info;
 
 #define CC_VERSION_AGE 1

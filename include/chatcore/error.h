@@ -12,34 +12,34 @@ extern "C" {
 /* X(name, value, message). Values are stable ABI: never renumber, only append.
  * Codes at or below CC_ERR_FATAL leave the object they came from unusable: it can
  * only be freed. */
-#define CC_ERRNO_MAP(X)                                                                \
-  X(INVALID, -1, "invalid argument")                                                   \
-  X(NOMEM, -2, "out of memory")                                                        \
-  X(NOT_FOUND, -3, "not found")                                                        \
-  X(EXISTS, -4, "already exists")                                                      \
-  X(TOO_LARGE, -5, "value too large")                                                  \
-  X(UNSUPPORTED, -6, "not supported")                                                  \
-  X(AGAIN, -7, "try again later")                                                      \
-  X(STATE, -8, "operation not allowed in this state")                                  \
-  X(RATE_LIMITED, -9, "rate limit exceeded")                                           \
-  X(SEQ_UNSEEDED, -10, "sequence not seeded for this chat")                            \
-  X(PROTO, -20, "malformed protocol message")                                          \
-  X(PROTO_UNKNOWN, -21, "unknown protocol message or field")                           \
-  X(PROTO_TYPE, -22, "wrong type for protocol field")                                  \
-  X(JWT_MALFORMED, -40, "malformed token")                                             \
-  X(JWT_ALG, -41, "token algorithm not accepted")                                      \
-  X(JWT_SIGNATURE, -42, "token signature invalid")                                     \
-  X(JWT_EXPIRED, -43, "token expired")                                                 \
-  X(JWT_NOT_YET_VALID, -44, "token not yet valid")                                     \
-  X(JWT_CLAIM, -45, "token claim missing or invalid")                                  \
-  X(JWT_ISSUER, -46, "token issuer not accepted")                                      \
-  X(JWT_AUDIENCE, -47, "token audience not accepted")                                  \
-  X(JWT_KEY, -48, "key unusable for the configured algorithm")                         \
-  X(IO, -60, "I/O error")                                                              \
-  X(CLOSED, -61, "closed")                                                             \
-  X(TIMEOUT, -62, "timed out")                                                         \
-  X(BACKEND, -63, "backend error")                                                     \
-  X(FATAL, -500, "fatal error")                                                        \
+#define CC_ERRNO_MAP(X)                                                                  \
+  X(INVALID, -1, "invalid argument")                                                     \
+  X(NOMEM, -2, "out of memory")                                                          \
+  X(NOT_FOUND, -3, "not found")                                                          \
+  X(EXISTS, -4, "already exists")                                                        \
+  X(TOO_LARGE, -5, "value too large")                                                    \
+  X(UNSUPPORTED, -6, "not supported")                                                    \
+  X(AGAIN, -7, "try again later")                                                        \
+  X(STATE, -8, "operation not allowed in this state")                                    \
+  X(RATE_LIMITED, -9, "rate limit exceeded")                                             \
+  X(SEQ_UNSEEDED, -10, "sequence not seeded for this chat")                              \
+  X(PROTO, -20, "malformed protocol message")                                            \
+  X(PROTO_UNKNOWN, -21, "unknown protocol message or field")                             \
+  X(PROTO_TYPE, -22, "wrong type for protocol field")                                    \
+  X(JWT_MALFORMED, -40, "malformed token")                                               \
+  X(JWT_ALG, -41, "token algorithm not accepted")                                        \
+  X(JWT_SIGNATURE, -42, "token signature invalid")                                       \
+  X(JWT_EXPIRED, -43, "token expired")                                                   \
+  X(JWT_NOT_YET_VALID, -44, "token not yet valid")                                       \
+  X(JWT_CLAIM, -45, "token claim missing or invalid")                                    \
+  X(JWT_ISSUER, -46, "token issuer not accepted")                                        \
+  X(JWT_AUDIENCE, -47, "token audience not accepted")                                    \
+  X(JWT_KEY, -48, "key unusable for the configured algorithm")                           \
+  X(IO, -60, "I/O error")                                                                \
+  X(CLOSED, -61, "closed")                                                               \
+  X(TIMEOUT, -62, "timed out")                                                           \
+  X(BACKEND, -63, "backend error")                                                       \
+  X(FATAL, -500, "fatal error")                                                          \
   X(INTERNAL, -501, "internal error")
 
 typedef enum cc_error {
@@ -47,7 +47,7 @@ typedef enum cc_error {
 #define CC_ERR_ENUM_(name, value, msg) CC_ERR_##name = value,
   CC_ERRNO_MAP(CC_ERR_ENUM_)
 #undef CC_ERR_ENUM_
-  CC_ERR_MIN_ = -501
+      CC_ERR_MIN_ = -501
 } cc_error;
 
 /* A human-readable message for `err` (static storage, never NULL). Unknown values

@@ -5,8 +5,8 @@ const char *cc_strerror(int err) {
   switch (err) {
   case CC_OK:
     return "success";
-#define CC_ERR_MSG_(name, value, msg)                                                  \
-  case value:                                                                          \
+#define CC_ERR_MSG_(name, value, msg)                                                    \
+  case value:                                                                            \
     return msg;
     CC_ERRNO_MAP(CC_ERR_MSG_)
 #undef CC_ERR_MSG_
@@ -19,8 +19,8 @@ const char *cc_err_name(int err) {
   switch (err) {
   case CC_OK:
     return "OK";
-#define CC_ERR_NAME_(name, value, msg)                                                 \
-  case value:                                                                          \
+#define CC_ERR_NAME_(name, value, msg)                                                   \
+  case value:                                                                            \
     return #name;
     CC_ERRNO_MAP(CC_ERR_NAME_)
 #undef CC_ERR_NAME_

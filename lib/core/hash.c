@@ -7,22 +7,22 @@
 #include <sys/random.h>
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                       \
-  do {                                                                                 \
-    v0 += v1;                                                                          \
-    v1 = ROTL(v1, 13);                                                                 \
-    v1 ^= v0;                                                                          \
-    v0 = ROTL(v0, 32);                                                                 \
-    v2 += v3;                                                                          \
-    v3 = ROTL(v3, 16);                                                                 \
-    v3 ^= v2;                                                                          \
-    v0 += v3;                                                                          \
-    v3 = ROTL(v3, 21);                                                                 \
-    v3 ^= v0;                                                                          \
-    v2 += v1;                                                                          \
-    v1 = ROTL(v1, 17);                                                                 \
-    v1 ^= v2;                                                                          \
-    v2 = ROTL(v2, 32);                                                                 \
+#define SIPROUND                                                                         \
+  do {                                                                                   \
+    v0 += v1;                                                                            \
+    v1 = ROTL(v1, 13);                                                                   \
+    v1 ^= v0;                                                                            \
+    v0 = ROTL(v0, 32);                                                                   \
+    v2 += v3;                                                                            \
+    v3 = ROTL(v3, 16);                                                                   \
+    v3 ^= v2;                                                                            \
+    v0 += v3;                                                                            \
+    v3 = ROTL(v3, 21);                                                                   \
+    v3 ^= v0;                                                                            \
+    v2 += v1;                                                                            \
+    v1 = ROTL(v1, 17);                                                                   \
+    v1 ^= v2;                                                                            \
+    v2 = ROTL(v2, 32);                                                                   \
   } while (0)
 
 static uint64_t load64_le(const uint8_t *p) {
@@ -49,14 +49,23 @@ uint64_t cc_hash(const cc_hash_key *key, const void *data, size_t len) {
   }
   uint64_t b = (uint64_t)len << 56;
   switch (len & 7) {
-  case 7: b |= (uint64_t)in[6] << 48; /* fall through */
-  case 6: b |= (uint64_t)in[5] << 40; /* fall through */
-  case 5: b |= (uint64_t)in[4] << 32; /* fall through */
-  case 4: b |= (uint64_t)in[3] << 24; /* fall through */
-  case 3: b |= (uint64_t)in[2] << 16; /* fall through */
-  case 2: b |= (uint64_t)in[1] << 8;  /* fall through */
-  case 1: b |= (uint64_t)in[0]; break;
-  case 0: break;
+  case 7:
+    b |= (uint64_t)in[6] << 48; /* fall through */
+  case 6:
+    b |= (uint64_t)in[5] << 40; /* fall through */
+  case 5:
+    b |= (uint64_t)in[4] << 32; /* fall through */
+  case 4:
+    b |= (uint64_t)in[3] << 24; /* fall through */
+  case 3:
+    b |= (uint64_t)in[2] << 16; /* fall through */
+  case 2:
+    b |= (uint64_t)in[1] << 8; /* fall through */
+  case 1:
+    b |= (uint64_t)in[0];
+    break;
+  case 0:
+    break;
   }
   v3 ^= b;
   SIPROUND;

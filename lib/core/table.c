@@ -39,7 +39,8 @@ cc_tnode *cc_table_find(const cc_table *t, uint64_t hash, const void *key, size_
 
 static void place(cc_tslot *slots, size_t mask, uint64_t hash, cc_tnode *node) {
   size_t i = hash & mask;
-  while (slots[i].node) i = (i + 1) & mask;
+  while (slots[i].node)
+    i = (i + 1) & mask;
   slots[i].hash = hash;
   slots[i].node = node;
 }
@@ -82,7 +83,8 @@ int cc_table_insert(cc_table *t, cc_tnode *node) {
 
 void cc_table_remove(cc_table *t, cc_tnode *node) {
   size_t i = node->hash & t->mask;
-  while (t->slots[i].node != node) i = (i + 1) & t->mask;
+  while (t->slots[i].node != node)
+    i = (i + 1) & t->mask;
   /* Backward-shift deletion: pull later members of the probe run into the hole so
    * lookups never need tombstones. */
   size_t hole = i;

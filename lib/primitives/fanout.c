@@ -96,10 +96,12 @@ void cc_fanout_free(cc_fanout *fo) {
   cc_tnode *n;
   while ((n = cc_table_oldest(&fo->chats)) != NULL) {
     chat_group *g = (chat_group *)n;
-    for (uint32_t i = 0; i < g->count; i++) cc_free(&fo->mem, g->members[i].m);
+    for (uint32_t i = 0; i < g->count; i++)
+      cc_free(&fo->mem, g->members[i].m);
     free_chat(fo, g);
   }
-  while ((n = cc_table_oldest(&fo->conns)) != NULL) free_conn(fo, (conn_rec *)n);
+  while ((n = cc_table_oldest(&fo->conns)) != NULL)
+    free_conn(fo, (conn_rec *)n);
   cc_table_destroy(&fo->chats);
   cc_table_destroy(&fo->conns);
   cc_mem m = fo->mem;
@@ -122,7 +124,8 @@ static int reserve(const cc_mem *mem, void **arr, uint32_t *cap, uint32_t need,
   if (need <= *cap) return 0;
   if (need > UINT32_MAX / 2) return CC_ERR_NOMEM;
   uint32_t ncap = *cap ? *cap * 2 : 4;
-  while (ncap < need) ncap *= 2;
+  while (ncap < need)
+    ncap *= 2;
   void *p = cc_realloc(mem, *arr, (size_t)ncap * elem);
   if (!p) return CC_ERR_NOMEM;
   *arr = p;

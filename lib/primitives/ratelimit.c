@@ -135,7 +135,8 @@ static void drop(cc_ratelimit *rl, bucket *b) {
 void cc_ratelimit_free(cc_ratelimit *rl) {
   if (!rl) return;
   cc_tnode *n;
-  while ((n = cc_table_oldest(&rl->keys)) != NULL) drop(rl, (bucket *)n);
+  while ((n = cc_table_oldest(&rl->keys)) != NULL)
+    drop(rl, (bucket *)n);
   cc_table_destroy(&rl->keys);
   cc_mem m = rl->mem;
   cc_free(&m, rl);
@@ -167,7 +168,8 @@ int cc_ratelimit_take(cc_ratelimit *rl, const void *key, size_t key_len, uint32_
     return CC_ERR_RATE_LIMITED;
   }
   if (!b) {
-    if (rl->keys.count >= rl->opt.max_keys) drop(rl, (bucket *)cc_table_oldest(&rl->keys));
+    if (rl->keys.count >= rl->opt.max_keys)
+      drop(rl, (bucket *)cc_table_oldest(&rl->keys));
     b = cc_malloc(&rl->mem, sizeof *b + key_len);
     if (!b) return CC_ERR_NOMEM;
     memcpy(b->key, key, key_len);
