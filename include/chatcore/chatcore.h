@@ -9,6 +9,7 @@
 #include <chatcore/ratelimit.h>
 #include <chatcore/fanout.h>
 #include <chatcore/jwt.h>
+#include <chatcore/metrics.h>
 #include <chatcore/protocol.h>
 
 #endif /* CHATCORE_H */
