@@ -8,6 +8,8 @@
 #include <chatcore/seq.h>
 #include <chatcore/ratelimit.h>
 #include <chatcore/fanout.h>
+#include <chatcore/gateway.h>
+#include <chatcore/http.h>
 #include <chatcore/jwt.h>
 #include <chatcore/metrics.h>
 #include <chatcore/protocol.h>

@@ -29,16 +29,19 @@
  * So any error from step 6 on means the signature was good.
  * Times are whole Unix seconds; a fractional `exp` is rounded down and a
  * fractional `nbf`/`iat` up (the stricter reading). Other claims (`jti`, private
- * claims) are ignored.
+ * claims) are ignored, and so are header parameters other than `alg`, `typ` and
+ * `crit`: `kid`, `jwk`, `jku`, `x5u` never select a key; the key is always the
+ * configured one.
  *
  * Thread safety: a cc_jwt_options belongs to one thread. A cc_jwt_verifier is
  * immutable once built: any number of threads may call cc_jwt_verify() on the
  * same verifier at once (the clock hook, if set, must then be thread-safe too).
  * cc_jwt_sign_hmac() keeps no state.
  *
- * Memory: handles and their copies of keys and strings come from the cc_mem given
- * to their constructor. OpenSSL and jansson allocate their own working memory
- * through their own allocators (a verify allocates a little from both). */
+ * Memory: a verifier and its copies of strings come from the cc_mem given to
+ * cc_jwt_verifier_new(), as does a verify's scratch buffer when a token does not
+ * fit the 1.5 KiB one on the stack. OpenSSL and jansson allocate their own working
+ * memory (key material, digest states, parsed JSON) through their own allocators. */
 #ifndef CHATCORE_JWT_H
 #define CHATCORE_JWT_H
 
@@ -93,11 +96,11 @@ typedef struct cc_jwt_claims {
 
 typedef struct cc_jwt_options cc_jwt_options;
 
-/* Makes an options object with no key, no issuer or audience requirement, zero
- * leeway, the CLOCK_REALTIME clock and a CC_JWT_DEFAULT_MAX_TOKEN_LEN cap. `mem` is
- * copied (NULL: default). On success *out owns the object; on error
- * (CC_ERR_INVALID, CC_ERR_NOMEM) *out is unchanged. */
-CC_EXTERN int cc_jwt_options_new(cc_jwt_options **out, const cc_mem *mem);
+/* Makes an options object (from the default allocator, as every options object)
+ * with no key, no issuer or audience requirement, zero leeway, the CLOCK_REALTIME
+ * clock and a CC_JWT_DEFAULT_MAX_TOKEN_LEN cap. On success *out owns the object;
+ * on error (CC_ERR_INVALID, CC_ERR_NOMEM) *out is unchanged. */
+CC_EXTERN int cc_jwt_options_new(cc_jwt_options **out);
 
 /* Frees the options (wiping any HMAC key). Verifiers built from them are not
  * affected. NULL is a no-op. */
@@ -108,9 +111,9 @@ CC_EXTERN void cc_jwt_options_free(cc_jwt_options *opt);
  * as long as the hash output (32, 48 or 64 bytes: RFC 7518 section 3.2) and must
  * not look like a PEM or SSH public key (that mistake would let anyone who has
  * the public key mint tokens).
- * Returns 0; CC_ERR_JWT_ALG if `alg` is not an HMAC algorithm; CC_ERR_JWT_KEY
- * if the key is too short or looks public; CC_ERR_TOO_LARGE beyond 64 KiB;
- * CC_ERR_INVALID for NULL arguments; CC_ERR_NOMEM. Unchanged on error. */
+ * Returns 0; CC_ERR_JWT_KEY if the key is too short or looks public;
+ * CC_ERR_INVALID if `alg` is not an HMAC algorithm, the key exceeds 64 KiB or an
+ * argument is NULL; CC_ERR_NOMEM. Unchanged on error. */
 CC_EXTERN int cc_jwt_options_set_hmac_key(cc_jwt_options *opt, cc_jwt_alg alg,
                                           const uint8_t *key, size_t len);
 
@@ -119,9 +122,9 @@ CC_EXTERN int cc_jwt_options_set_hmac_key(cc_jwt_options *opt, cc_jwt_alg alg,
  * PUBLIC KEY-----", as `openssl pkey -pubout` writes); it need not be
  * NUL-terminated and is not kept. RS256 wants an RSA key of 2048 to 8192 bits,
  * ES256 an EC key on P-256.
- * Returns 0; CC_ERR_JWT_ALG if `alg` is not RS256 or ES256; CC_ERR_JWT_KEY if the
- * PEM does not parse or the key does not fit `alg`; CC_ERR_TOO_LARGE beyond
- * 64 KiB; CC_ERR_INVALID for NULL arguments; CC_ERR_NOMEM. Unchanged on error. */
+ * Returns 0; CC_ERR_JWT_KEY if the PEM does not parse or the key does not fit
+ * `alg`; CC_ERR_INVALID if `alg` is not RS256 or ES256, the PEM exceeds 64 KiB or
+ * an argument is NULL; CC_ERR_NOMEM. Unchanged on error. */
 CC_EXTERN int cc_jwt_options_set_public_key_pem(cc_jwt_options *opt, cc_jwt_alg alg,
                                                 const char *pem, size_t len);
 
@@ -131,10 +134,9 @@ CC_EXTERN int cc_jwt_options_set_leeway_seconds(cc_jwt_options *opt, uint32_t se
 
 /* Requires `iss` to equal these `len` bytes exactly (copied). NULL clears the
  * requirement (the default: `iss` is then not looked at). Returns 0;
- * CC_ERR_INVALID for NULL `opt`, an empty string or one with a NUL byte;
- * CC_ERR_TOO_LARGE beyond 1024 bytes; CC_ERR_NOMEM. Unchanged on error. */
-CC_EXTERN int cc_jwt_options_set_issuer(cc_jwt_options *opt, const char *iss,
-                                        size_t len);
+ * CC_ERR_INVALID for NULL `opt` or a string that is empty, longer than 1024 bytes
+ * or holds a NUL byte; CC_ERR_NOMEM. Unchanged on error. */
+CC_EXTERN int cc_jwt_options_set_issuer(cc_jwt_options *opt, const char *iss, size_t len);
 
 /* Requires `aud` (a string, or an array of strings) to contain these `len` bytes
  * (copied). NULL clears it (the default: tokens carrying `aud` are then
@@ -170,7 +172,7 @@ CC_EXTERN int cc_jwt_verifier_new(cc_jwt_verifier **out, const cc_jwt_options *o
 /* Frees the verifier (wiping HMAC key material). NULL is a no-op. */
 CC_EXTERN void cc_jwt_verifier_free(cc_jwt_verifier *v);
 
-/* The algorithm the verifier accepts. */
+/* The algorithm the verifier accepts; 0 (no algorithm) for NULL. */
 CC_EXTERN cc_jwt_alg cc_jwt_verifier_alg(const cc_jwt_verifier *v);
 
 /* Verifies the compact JWS `token` of `len` bytes (borrowed for the call; need
@@ -194,9 +196,10 @@ CC_EXTERN int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t 
  * *out_len receives the token's length without the NUL whenever the result is
  * 0 or CC_ERR_TOO_LARGE, so a call with `out` NULL and `out_cap` 0 measures.
  * Returns 0; CC_ERR_TOO_LARGE when `out_cap` is too small (nothing written) or the
- * claims exceed CC_JWT_MAX_TOKEN_LEN_CAP; CC_ERR_JWT_ALG if `alg` is not HMAC;
- * CC_ERR_JWT_KEY for a bad key; CC_ERR_INVALID for NULL arguments or claims that
- * are not a JSON object; CC_ERR_NOMEM. */
+ * claims exceed CC_JWT_MAX_TOKEN_LEN_CAP; CC_ERR_JWT_KEY for a bad key;
+ * CC_ERR_INVALID if `alg` is not HMAC, an argument is NULL or the claims are not
+ * a JSON object (nothing written for any of these); CC_ERR_NOMEM (`out` may then
+ * hold a partial token, *out_len is unchanged). */
 CC_EXTERN int cc_jwt_sign_hmac(cc_jwt_alg alg, const uint8_t *key, size_t key_len,
                                const char *claims_json, size_t claims_len, char *out,
                                size_t out_cap, size_t *out_len);

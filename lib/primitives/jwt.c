@@ -1,1 +1,771 @@
-/* placeholder */ typedef int cc_placeholder_;
+/* JWT verification over OpenSSL 3 (signatures) and jansson (JSON).
+ *
+ * Hot path (HS256, ~200-byte token): one pass of base64url decoding into a stack
+ * buffer, the header compared against the few canonical forms before falling back
+ * to a JSON parse, HMAC from key-prepared digest states, one jansson parse of the
+ * payload. HMAC is done here from two SHA states prepared at construction (RFC
+ * 2104: H(K^opad || H(K^ipad || m))) because copying those states costs about a
+ * quarter of an EVP_MAC_CTX_dup() per verify (measured: 4.0M vs 1.8M MACs/s for a
+ * 150-byte message; HMAC() one-shot 0.86M/s). check_jwt compares it with
+ * OpenSSL's HMAC for every key size class. */
+#include <chatcore/jwt.h>
+#include <chatcore/error.h>
+
+#include "core/mem.h"
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* RFC 7519 NumericDate bounds we accept: 1970 to the end of year 9999. */
+#define TIME_MAX INT64_C(253402300799)
+#define KEY_MAX (64 * 1024)
+#define CLAIM_STR_MAX 1024
+/* Decoded header + payload up to this size needs no heap. */
+#define STACK_BUF 1536
+/* Largest signature: RSA-8192. */
+#define SIG_MAX 1024
+#define HDR_VARIANTS 3
+#define HDR_MAX 40
+
+struct cc_jwt_options {
+  cc_mem mem;
+  cc_jwt_alg alg; /* 0 until a key is set */
+  uint8_t *hmac_key;
+  size_t hmac_key_len;
+  EVP_PKEY *pkey;
+  uint32_t leeway;
+  char *iss;
+  size_t iss_len;
+  char *aud;
+  size_t aud_len;
+  cc_clock_fn clock;
+  void *clock_ud;
+  size_t max_len;
+};
+
+struct cc_jwt_verifier {
+  cc_mem mem;
+  cc_jwt_alg alg;
+  const char *alg_name;
+  size_t sig_len; /* exact decoded signature length */
+  size_t max_len;
+  int64_t leeway;
+  cc_clock_fn clock;
+  void *clock_ud;
+  char *iss;
+  size_t iss_len;
+  char *aud;
+  size_t aud_len;
+  EVP_MD *md;
+  /* HMAC: digest states after absorbing K^ipad and K^opad; only ever copied. */
+  EVP_MD_CTX *inner;
+  EVP_MD_CTX *outer;
+  EVP_PKEY *pkey; /* RS256, ES256 */
+  /* Decoded headers that need no JSON parse: the usual serializations. */
+  char hdr[HDR_VARIANTS][HDR_MAX];
+  size_t hdr_len[HDR_VARIANTS];
+};
+
+/* ---- algorithms ---- */
+
+static const struct {
+  const char *name;
+  const char *digest;
+} alg_table[] = {
+    [CC_JWT_HS256] = {"HS256", "SHA256"}, [CC_JWT_HS384] = {"HS384", "SHA384"},
+    [CC_JWT_HS512] = {"HS512", "SHA512"}, [CC_JWT_RS256] = {"RS256", "SHA256"},
+    [CC_JWT_ES256] = {"ES256", "SHA256"},
+};
+
+static int alg_valid(cc_jwt_alg alg) {
+  return alg >= CC_JWT_HS256 && alg <= CC_JWT_ES256;
+}
+
+static int alg_is_hmac(cc_jwt_alg alg) {
+  return alg == CC_JWT_HS256 || alg == CC_JWT_HS384 || alg == CC_JWT_HS512;
+}
+
+static size_t hmac_len(cc_jwt_alg alg) {
+  return alg == CC_JWT_HS256 ? 32 : alg == CC_JWT_HS384 ? 48 : 64;
+}
+
+int cc_jwt_alg_from_name(const char *name, cc_jwt_alg *out) {
+  if (!name || !out) return CC_ERR_INVALID;
+  for (int a = CC_JWT_HS256; a <= CC_JWT_ES256; a++) {
+    if (strcmp(name, alg_table[a].name) == 0) {
+      *out = (cc_jwt_alg)a;
+      return 0;
+    }
+  }
+  return CC_ERR_JWT_ALG;
+}
+
+const char *cc_jwt_alg_name(cc_jwt_alg alg) {
+  return alg_valid(alg) ? alg_table[alg].name : NULL;
+}
+
+/* ---- base64url (RFC 4648 section 5, unpadded, canonical) ---- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* 0..63, or 0xff for bytes outside the alphabet ('=' included). */
+static const uint8_t b64_value[256] = {
+#define X 0xff
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  62, X,  X,  52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,
+    X,  X,  X,  X,  X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  63, X,  26, 27, 28,
+    29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+#undef X
+};
+
+/* Encoded length of `n` bytes, without padding. */
+static size_t b64_encoded_len(size_t n) {
+  return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+/* Decoded length of `n` characters; SIZE_MAX when no unpadded encoding has that
+ * length (n % 4 == 1). */
+static size_t b64_decoded_len(size_t n) {
+  if (n % 4 == 1) return SIZE_MAX;
+  return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+}
+
+static void b64_encode(const uint8_t *in, size_t n, char *out) {
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    *out++ = b64_alphabet[v >> 18];
+    *out++ = b64_alphabet[(v >> 12) & 63];
+    *out++ = b64_alphabet[(v >> 6) & 63];
+    *out++ = b64_alphabet[v & 63];
+  }
+  if (n - i == 1) {
+    *out++ = b64_alphabet[in[i] >> 2];
+    *out++ = b64_alphabet[(in[i] & 3) << 4];
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+    *out++ = b64_alphabet[v >> 10];
+    *out++ = b64_alphabet[(v >> 4) & 63];
+    *out++ = b64_alphabet[(v & 15) << 2];
+  }
+}
+
+/* Decodes `n` characters into `out` (room for b64_decoded_len(n) bytes). Returns
+ * 0, or -1 for a character outside the alphabet, a length % 4 == 1, or non-zero
+ * bits after the last whole byte (so every byte string has exactly one accepted
+ * encoding). */
+static int b64_decode(const char *in, size_t n, uint8_t *out) {
+  const uint8_t *s = (const uint8_t *)in;
+  size_t i = 0;
+  uint8_t bad = 0;
+  if (n % 4 == 1) return -1;
+  for (; i + 4 <= n; i += 4) {
+    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]];
+    uint8_t c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
+    bad |= a | b | c | d;
+    uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+    *out++ = (uint8_t)(v >> 16);
+    *out++ = (uint8_t)(v >> 8);
+    *out++ = (uint8_t)v;
+  }
+  /* 0xff has bit 7 set; every valid value is below 64. */
+  if (bad & 0x80) return -1;
+  if (n - i == 2) {
+    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]];
+    if ((a | b) & 0x80 || (b & 15)) return -1;
+    *out = (uint8_t)(a << 2 | b >> 4);
+  } else if (n - i == 3) {
+    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]], c = b64_value[s[i + 2]];
+    if ((a | b | c) & 0x80 || (c & 3)) return -1;
+    *out++ = (uint8_t)(a << 2 | b >> 4);
+    *out = (uint8_t)((b & 15) << 4 | c >> 2);
+  }
+  return 0;
+}
+
+/* ---- HMAC from prepared digest states ---- */
+
+/* Prepares *inner and *outer for HMAC with `md` and `key`. Returns 0 or
+ * CC_ERR_NOMEM / CC_ERR_JWT_KEY (OpenSSL failure); nothing to free on error. */
+static int hmac_prepare(EVP_MD *md, const uint8_t *key, size_t key_len,
+                        EVP_MD_CTX **inner, EVP_MD_CTX **outer) {
+  uint8_t k0[EVP_MAX_MD_SIZE > 128 ? EVP_MAX_MD_SIZE : 128];
+  uint8_t pad[sizeof k0];
+  int block = EVP_MD_get_block_size(md);
+  int rv = CC_ERR_JWT_KEY;
+  if (block <= 0 || (size_t)block > sizeof k0) return CC_ERR_JWT_KEY;
+  memset(k0, 0, sizeof k0);
+  if (key_len > (size_t)block) {
+    unsigned int n;
+    if (!EVP_Digest(key, key_len, k0, &n, md, NULL)) return CC_ERR_JWT_KEY;
+  } else {
+    memcpy(k0, key, key_len);
+  }
+  EVP_MD_CTX *in = EVP_MD_CTX_new(), *out = EVP_MD_CTX_new();
+  if (!in || !out) {
+    rv = CC_ERR_NOMEM;
+    goto fail;
+  }
+  for (int i = 0; i < block; i++)
+    pad[i] = k0[i] ^ 0x36;
+  if (!EVP_DigestInit_ex(in, md, NULL) || !EVP_DigestUpdate(in, pad, (size_t)block))
+    goto fail;
+  for (int i = 0; i < block; i++)
+    pad[i] = k0[i] ^ 0x5c;
+  if (!EVP_DigestInit_ex(out, md, NULL) || !EVP_DigestUpdate(out, pad, (size_t)block))
+    goto fail;
+  OPENSSL_cleanse(k0, sizeof k0);
+  OPENSSL_cleanse(pad, sizeof pad);
+  *inner = in;
+  *outer = out;
+  return 0;
+fail:
+  OPENSSL_cleanse(k0, sizeof k0);
+  OPENSSL_cleanse(pad, sizeof pad);
+  EVP_MD_CTX_free(in);
+  EVP_MD_CTX_free(out);
+  return rv;
+}
+
+/* Computes the tag of `msg` into `tag` (EVP_MAX_MD_SIZE bytes). Reads the prepared
+ * states only, so concurrent calls are fine. Returns 0 or CC_ERR_NOMEM. */
+static int hmac_compute(const EVP_MD_CTX *inner, const EVP_MD_CTX *outer, const void *msg,
+                        size_t len, uint8_t *tag) {
+  uint8_t ih[EVP_MAX_MD_SIZE];
+  unsigned int n;
+  int rv = CC_ERR_NOMEM;
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  if (!c) return CC_ERR_NOMEM;
+  if (EVP_MD_CTX_copy_ex(c, inner) && EVP_DigestUpdate(c, msg, len) &&
+      EVP_DigestFinal_ex(c, ih, &n) && EVP_MD_CTX_copy_ex(c, outer) &&
+      EVP_DigestUpdate(c, ih, n) && EVP_DigestFinal_ex(c, tag, &n))
+    rv = 0;
+  EVP_MD_CTX_free(c);
+  return rv;
+}
+
+/* Refuses HMAC secrets that are really public keys: configuring the RS256 public
+ * key as an HS256 secret hands the signing key to everyone. */
+static int key_looks_public(const uint8_t *key, size_t len) {
+  static const char *const prefixes[] = {"-----BEGIN", "ssh-rsa ", "ssh-ed25519 ",
+                                         "ecdsa-sha2-"};
+  size_t i = 0;
+  while (i < len && (key[i] == ' ' || key[i] == '\t' || key[i] == '\r' || key[i] == '\n'))
+    i++;
+  for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0]; p++) {
+    size_t pl = strlen(prefixes[p]);
+    if (len - i >= pl && memcmp(key + i, prefixes[p], pl) == 0) return 1;
+  }
+  return 0;
+}
+
+static int check_hmac_key(cc_jwt_alg alg, const uint8_t *key, size_t len) {
+  if (!alg_is_hmac(alg) || len > KEY_MAX) return CC_ERR_INVALID;
+  if (len < hmac_len(alg) || key_looks_public(key, len)) return CC_ERR_JWT_KEY;
+  return 0;
+}
+
+/* ---- options ---- */
+
+int cc_jwt_options_new(cc_jwt_options **out) {
+  cc_mem m;
+  if (!out || cc_mem_copy(&m, NULL) != 0) return CC_ERR_INVALID;
+  cc_jwt_options *o = cc_calloc(&m, 1, sizeof *o);
+  if (!o) return CC_ERR_NOMEM;
+  o->mem = m;
+  o->max_len = CC_JWT_DEFAULT_MAX_TOKEN_LEN;
+  *out = o;
+  return 0;
+}
+
+static void options_clear_key(cc_jwt_options *o) {
+  if (o->hmac_key) {
+    OPENSSL_cleanse(o->hmac_key, o->hmac_key_len);
+    cc_free(&o->mem, o->hmac_key);
+  }
+  o->hmac_key = NULL;
+  o->hmac_key_len = 0;
+  EVP_PKEY_free(o->pkey);
+  o->pkey = NULL;
+  o->alg = 0;
+}
+
+void cc_jwt_options_free(cc_jwt_options *opt) {
+  if (!opt) return;
+  cc_mem m = opt->mem;
+  options_clear_key(opt);
+  cc_free(&m, opt->iss);
+  cc_free(&m, opt->aud);
+  cc_free(&m, opt);
+}
+
+int cc_jwt_options_set_hmac_key(cc_jwt_options *opt, cc_jwt_alg alg, const uint8_t *key,
+                                size_t len) {
+  if (!opt || !key) return CC_ERR_INVALID;
+  int rv = check_hmac_key(alg, key, len);
+  if (rv != 0) return rv;
+  uint8_t *copy = cc_malloc(&opt->mem, len);
+  if (!copy) return CC_ERR_NOMEM;
+  memcpy(copy, key, len);
+  options_clear_key(opt);
+  opt->hmac_key = copy;
+  opt->hmac_key_len = len;
+  opt->alg = alg;
+  return 0;
+}
+
+/* Public keys are never encrypted; never let OpenSSL prompt on a terminal. */
+static int no_password(char *buf, int size, int rwflag, void *u) {
+  (void)buf, (void)size, (void)rwflag, (void)u;
+  return -1;
+}
+
+/* Decodes and checks a public key for `alg`. Leaves the OpenSSL error queue as it
+ * found it. Returns 0 or CC_ERR_JWT_KEY / CC_ERR_NOMEM. */
+static int load_public_key(cc_jwt_alg alg, const char *pem, size_t len, EVP_PKEY **out) {
+  int rv = CC_ERR_JWT_KEY;
+  EVP_PKEY *pkey = NULL;
+  ERR_set_mark();
+  BIO *bio = BIO_new_mem_buf(pem, (int)len);
+  if (!bio) {
+    rv = CC_ERR_NOMEM;
+    goto done;
+  }
+  pkey = PEM_read_bio_PUBKEY(bio, NULL, no_password, NULL);
+  BIO_free(bio);
+  if (!pkey) goto done;
+  if (alg == CC_JWT_RS256) {
+    int bits = EVP_PKEY_get_bits(pkey);
+    if (!EVP_PKEY_is_a(pkey, "RSA") || bits < 2048 || bits > 8192) goto done;
+  } else {
+    char group[32];
+    size_t glen = 0;
+    if (!EVP_PKEY_is_a(pkey, "EC") ||
+        !EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) ||
+        strcmp(group, "prime256v1") != 0)
+      goto done;
+  }
+  *out = pkey;
+  pkey = NULL;
+  rv = 0;
+done:
+  EVP_PKEY_free(pkey);
+  ERR_pop_to_mark();
+  return rv;
+}
+
+int cc_jwt_options_set_public_key_pem(cc_jwt_options *opt, cc_jwt_alg alg,
+                                      const char *pem, size_t len) {
+  if (!opt || !pem) return CC_ERR_INVALID;
+  if ((alg != CC_JWT_RS256 && alg != CC_JWT_ES256) || len > KEY_MAX)
+    return CC_ERR_INVALID;
+  EVP_PKEY *pkey;
+  int rv = load_public_key(alg, pem, len, &pkey);
+  if (rv != 0) return rv;
+  options_clear_key(opt);
+  opt->pkey = pkey;
+  opt->alg = alg;
+  return 0;
+}
+
+int cc_jwt_options_set_leeway_seconds(cc_jwt_options *opt, uint32_t seconds) {
+  if (!opt || seconds > CC_JWT_MAX_LEEWAY) return CC_ERR_INVALID;
+  opt->leeway = seconds;
+  return 0;
+}
+
+static int set_claim_string(cc_jwt_options *opt, char **dst, size_t *dst_len,
+                            const char *s, size_t len) {
+  if (!opt) return CC_ERR_INVALID;
+  if (!s) {
+    cc_free(&opt->mem, *dst);
+    *dst = NULL;
+    *dst_len = 0;
+    return 0;
+  }
+  if (len == 0 || len > CLAIM_STR_MAX || memchr(s, '\0', len)) return CC_ERR_INVALID;
+  char *copy = cc_strndup(&opt->mem, s, len);
+  if (!copy) return CC_ERR_NOMEM;
+  cc_free(&opt->mem, *dst);
+  *dst = copy;
+  *dst_len = len;
+  return 0;
+}
+
+int cc_jwt_options_set_issuer(cc_jwt_options *opt, const char *iss, size_t len) {
+  return set_claim_string(opt, opt ? &opt->iss : NULL, opt ? &opt->iss_len : NULL, iss,
+                          len);
+}
+
+int cc_jwt_options_set_audience(cc_jwt_options *opt, const char *aud, size_t len) {
+  return set_claim_string(opt, opt ? &opt->aud : NULL, opt ? &opt->aud_len : NULL, aud,
+                          len);
+}
+
+int cc_jwt_options_set_clock(cc_jwt_options *opt, cc_clock_fn fn, void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->clock = fn;
+  opt->clock_ud = fn ? user_data : NULL;
+  return 0;
+}
+
+int cc_jwt_options_set_max_token_len(cc_jwt_options *opt, size_t len) {
+  if (!opt || len < CC_JWT_MIN_TOKEN_LEN_CAP || len > CC_JWT_MAX_TOKEN_LEN_CAP)
+    return CC_ERR_INVALID;
+  opt->max_len = len;
+  return 0;
+}
+
+/* ---- verifier ---- */
+
+static uint64_t realtime_clock(void *ud) {
+  (void)ud;
+  return cc_clock_realtime_ns();
+}
+
+void cc_jwt_verifier_free(cc_jwt_verifier *v) {
+  if (!v) return;
+  cc_mem m = v->mem;
+  EVP_MD_CTX_free(v->inner);
+  EVP_MD_CTX_free(v->outer);
+  EVP_PKEY_free(v->pkey);
+  EVP_MD_free(v->md);
+  cc_free(&m, v->iss);
+  cc_free(&m, v->aud);
+  cc_free(&m, v);
+}
+
+static void add_header_variant(cc_jwt_verifier *v, int i, const char *fmt) {
+  int n = snprintf(v->hdr[i], HDR_MAX, fmt, v->alg_name);
+  v->hdr_len[i] = n > 0 && n < HDR_MAX ? (size_t)n : 0;
+}
+
+int cc_jwt_verifier_new(cc_jwt_verifier **out, const cc_jwt_options *opt,
+                        const cc_mem *mem) {
+  cc_mem m;
+  if (!out || !opt || cc_mem_copy(&m, mem) != 0) return CC_ERR_INVALID;
+  if (!alg_valid(opt->alg)) return CC_ERR_INVALID;
+  cc_jwt_verifier *v = cc_calloc(&m, 1, sizeof *v);
+  if (!v) return CC_ERR_NOMEM;
+  v->mem = m;
+  v->alg = opt->alg;
+  v->alg_name = alg_table[opt->alg].name;
+  v->max_len = opt->max_len;
+  v->leeway = opt->leeway;
+  v->clock = opt->clock ? opt->clock : realtime_clock;
+  v->clock_ud = opt->clock_ud;
+  int rv = CC_ERR_NOMEM;
+  if (opt->iss && !(v->iss = cc_strndup(&m, opt->iss, opt->iss_len))) goto fail;
+  v->iss_len = opt->iss_len;
+  if (opt->aud && !(v->aud = cc_strndup(&m, opt->aud, opt->aud_len))) goto fail;
+  v->aud_len = opt->aud_len;
+
+  rv = CC_ERR_JWT_KEY;
+  ERR_set_mark();
+  v->md = EVP_MD_fetch(NULL, alg_table[opt->alg].digest, NULL);
+  ERR_pop_to_mark();
+  if (!v->md) goto fail;
+  if (alg_is_hmac(opt->alg)) {
+    rv = hmac_prepare(v->md, opt->hmac_key, opt->hmac_key_len, &v->inner, &v->outer);
+    if (rv != 0) goto fail;
+    v->sig_len = hmac_len(opt->alg);
+  } else {
+    if (!EVP_PKEY_up_ref(opt->pkey)) goto fail;
+    v->pkey = opt->pkey;
+    v->sig_len = opt->alg == CC_JWT_ES256 ? 64 : (size_t)EVP_PKEY_get_size(v->pkey);
+    if (v->sig_len == 0 || v->sig_len > SIG_MAX) goto fail;
+  }
+  /* Ours and pyjwt's, the reversed order, and the bare one (RFC 7515 examples). */
+  add_header_variant(v, 0, "{\"alg\":\"%s\",\"typ\":\"JWT\"}");
+  add_header_variant(v, 1, "{\"typ\":\"JWT\",\"alg\":\"%s\"}");
+  add_header_variant(v, 2, "{\"alg\":\"%s\"}");
+  *out = v;
+  return 0;
+fail:
+  cc_jwt_verifier_free(v);
+  return rv;
+}
+
+cc_jwt_alg cc_jwt_verifier_alg(const cc_jwt_verifier *v) {
+  return v ? v->alg : (cc_jwt_alg)0;
+}
+
+/* ---- verify ---- */
+
+static json_t *parse_object(const uint8_t *data, size_t len) {
+  json_error_t err;
+  json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &err);
+  if (j && !json_is_object(j)) {
+    json_decref(j);
+    return NULL;
+  }
+  return j;
+}
+
+static int check_header(const cc_jwt_verifier *v, const uint8_t *h, size_t len) {
+  for (int i = 0; i < HDR_VARIANTS; i++)
+    if (len == v->hdr_len[i] && memcmp(h, v->hdr[i], len) == 0) return 0;
+  json_t *j = parse_object(h, len);
+  if (!j) return CC_ERR_JWT_MALFORMED;
+  int rv = CC_ERR_JWT_MALFORMED;
+  json_t *alg = json_object_get(j, "alg");
+  json_t *typ = json_object_get(j, "typ");
+  /* crit names extensions the recipient must understand; we implement none. */
+  if (!json_is_string(alg) || json_object_get(j, "crit")) goto done;
+  if (typ && (!json_is_string(typ) || json_string_length(typ) != 3 ||
+              strcasecmp(json_string_value(typ), "JWT") != 0))
+    goto done;
+  rv = CC_ERR_JWT_ALG;
+  if (json_string_length(alg) != strlen(v->alg_name) ||
+      strcmp(json_string_value(alg), v->alg_name) != 0)
+    goto done;
+  rv = 0;
+done:
+  json_decref(j);
+  return rv;
+}
+
+/* JWS ES256 signatures are r||s; OpenSSL wants DER. `der` has room for 72 bytes. */
+static int es256_to_der(const uint8_t *sig, uint8_t *der, size_t *der_len) {
+  int rv = -1;
+  ECDSA_SIG *es = ECDSA_SIG_new();
+  BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+  if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
+    BN_free(r);
+    BN_free(s);
+    goto done;
+  }
+  int n = i2d_ECDSA_SIG(es, NULL);
+  if (n > 0 && n <= 72) {
+    uint8_t *p = der;
+    i2d_ECDSA_SIG(es, &p);
+    *der_len = (size_t)n;
+    rv = 0;
+  }
+done:
+  ECDSA_SIG_free(es);
+  return rv;
+}
+
+static int check_signature(const cc_jwt_verifier *v, const char *signed_part,
+                           size_t signed_len, const uint8_t *sig) {
+  if (alg_is_hmac(v->alg)) {
+    uint8_t tag[EVP_MAX_MD_SIZE];
+    int rv = hmac_compute(v->inner, v->outer, signed_part, signed_len, tag);
+    if (rv != 0) return rv;
+    return CRYPTO_memcmp(tag, sig, v->sig_len) == 0 ? 0 : CC_ERR_JWT_SIGNATURE;
+  }
+  uint8_t der[72];
+  size_t der_len = v->sig_len;
+  const uint8_t *s = sig;
+  if (v->alg == CC_JWT_ES256) {
+    if (es256_to_der(sig, der, &der_len) != 0) return CC_ERR_NOMEM;
+    s = der;
+  }
+  int rv = CC_ERR_JWT_SIGNATURE;
+  ERR_set_mark();
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  if (!c)
+    rv = CC_ERR_NOMEM;
+  else if (EVP_DigestVerifyInit(c, NULL, v->md, NULL, v->pkey) == 1 &&
+           EVP_DigestVerify(c, s, der_len, (const uint8_t *)signed_part, signed_len) == 1)
+    rv = 0;
+  EVP_MD_CTX_free(c);
+  ERR_pop_to_mark();
+  return rv;
+}
+
+/* A NumericDate claim in whole seconds; `up` rounds a fraction up. */
+static int get_time(const json_t *j, int up, int64_t *out) {
+  if (json_is_integer(j)) {
+    json_int_t i = json_integer_value(j);
+    if (i < 0 || i > TIME_MAX) return CC_ERR_JWT_CLAIM;
+    *out = (int64_t)i;
+    return 0;
+  }
+  if (json_is_real(j)) {
+    double d = json_real_value(j);
+    if (!(d >= 0 && d <= (double)TIME_MAX)) return CC_ERR_JWT_CLAIM;
+    int64_t t = (int64_t)d;
+    if (up && (double)t < d) t++;
+    *out = t;
+    return 0;
+  }
+  return CC_ERR_JWT_CLAIM;
+}
+
+static int string_is(const json_t *j, const char *s, size_t len) {
+  return json_string_length(j) == len && memcmp(json_string_value(j), s, len) == 0;
+}
+
+static int check_audience(const cc_jwt_verifier *v, const json_t *aud) {
+  if (!aud) return v->aud ? CC_ERR_JWT_AUDIENCE : 0;
+  int match = 0;
+  if (json_is_string(aud)) {
+    match = v->aud && string_is(aud, v->aud, v->aud_len);
+  } else if (json_is_array(aud)) {
+    size_t i;
+    json_t *e;
+    json_array_foreach(aud, i, e) {
+      if (!json_is_string(e)) return CC_ERR_JWT_CLAIM;
+      if (v->aud && string_is(e, v->aud, v->aud_len)) match = 1;
+    }
+  } else {
+    return CC_ERR_JWT_CLAIM;
+  }
+  return match ? 0 : CC_ERR_JWT_AUDIENCE;
+}
+
+static int check_claims(const cc_jwt_verifier *v, const json_t *p, cc_jwt_claims *out) {
+  int64_t exp, nbf = 0, iat = -1;
+  const json_t *jnbf = json_object_get(p, "nbf");
+  const json_t *jiat = json_object_get(p, "iat");
+  const json_t *jexp = json_object_get(p, "exp");
+  if (!jexp || get_time(jexp, 0, &exp) != 0) return CC_ERR_JWT_CLAIM;
+  if (jnbf && get_time(jnbf, 1, &nbf) != 0) return CC_ERR_JWT_CLAIM;
+  if (jiat && get_time(jiat, 1, &iat) != 0) return CC_ERR_JWT_CLAIM;
+
+  int64_t now = (int64_t)(v->clock(v->clock_ud) / 1000000000u);
+  if (now >= exp + v->leeway) return CC_ERR_JWT_EXPIRED;
+  if (jnbf && nbf > now + v->leeway) return CC_ERR_JWT_NOT_YET_VALID;
+  if (jiat && iat > now + v->leeway) return CC_ERR_JWT_NOT_YET_VALID;
+
+  if (v->iss) {
+    const json_t *iss = json_object_get(p, "iss");
+    if (!json_is_string(iss) || !string_is(iss, v->iss, v->iss_len))
+      return CC_ERR_JWT_ISSUER;
+  }
+  int rv = check_audience(v, json_object_get(p, "aud"));
+  if (rv != 0) return rv;
+
+  const json_t *sub = json_object_get(p, "sub");
+  size_t sub_len = json_string_length(sub); /* 0 for a non-string */
+  if (!json_is_string(sub) || sub_len == 0 || sub_len > CC_JWT_SUB_MAX)
+    return CC_ERR_JWT_CLAIM;
+  if (out) {
+    out->exp = exp;
+    out->iat = iat;
+    out->sub_len = sub_len;
+    memcpy(out->sub, json_string_value(sub), sub_len);
+    out->sub[sub_len] = '\0';
+  }
+  return 0;
+}
+
+int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
+                  cc_jwt_claims *out) {
+  if (!v || (!token && len)) return CC_ERR_INVALID;
+  if (len > v->max_len) return CC_ERR_TOO_LARGE;
+  if (len == 0) return CC_ERR_JWT_MALFORMED;
+
+  const char *d1 = memchr(token, '.', len);
+  const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
+  if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
+    return CC_ERR_JWT_MALFORMED;
+  const char *hdr = token, *pay = d1 + 1, *sig = d2 + 1;
+  size_t hdr_len = (size_t)(d1 - token), pay_len = (size_t)(d2 - pay);
+  size_t sig_len = len - (size_t)(sig - token);
+  size_t hdr_dec = b64_decoded_len(hdr_len), pay_dec = b64_decoded_len(pay_len);
+  size_t sig_dec = b64_decoded_len(sig_len);
+  if (hdr_len == 0 || pay_len == 0 || hdr_dec == SIZE_MAX || pay_dec == SIZE_MAX ||
+      sig_dec == SIZE_MAX)
+    return CC_ERR_JWT_MALFORMED;
+
+  /* One scratch buffer, used first for the header and then for the payload. */
+  uint8_t stack[STACK_BUF];
+  uint8_t *buf = stack;
+  size_t need = hdr_dec > pay_dec ? hdr_dec : pay_dec;
+  if (need > sizeof stack && !(buf = cc_malloc(&v->mem, need))) return CC_ERR_NOMEM;
+
+  int rv = CC_ERR_JWT_MALFORMED;
+  json_t *payload = NULL;
+  if (b64_decode(hdr, hdr_len, buf) != 0) goto done;
+  if ((rv = check_header(v, buf, hdr_dec)) != 0) goto done;
+
+  uint8_t sigbuf[SIG_MAX];
+  rv = CC_ERR_JWT_MALFORMED;
+  if (sig_dec > sizeof sigbuf) {
+    /* Longer than any signature we accept; still report bad characters first. */
+    for (size_t i = 0; i < sig_len; i++)
+      if (b64_value[(uint8_t)sig[i]] == 0xff) goto done;
+    rv = CC_ERR_JWT_SIGNATURE;
+    goto done;
+  }
+  if (b64_decode(sig, sig_len, sigbuf) != 0) goto done;
+  rv = CC_ERR_JWT_SIGNATURE;
+  if (sig_dec != v->sig_len) goto done;
+  if ((rv = check_signature(v, token, (size_t)(d2 - token), sigbuf)) != 0) goto done;
+
+  rv = CC_ERR_JWT_MALFORMED;
+  if (b64_decode(pay, pay_len, buf) != 0) goto done;
+  if (!(payload = parse_object(buf, pay_dec))) goto done;
+  rv = check_claims(v, payload, out);
+done:
+  json_decref(payload);
+  if (buf != stack) cc_free(&v->mem, buf);
+  return rv;
+}
+
+/* ---- signing ---- */
+
+int cc_jwt_sign_hmac(cc_jwt_alg alg, const uint8_t *key, size_t key_len,
+                     const char *claims_json, size_t claims_len, char *out,
+                     size_t out_cap, size_t *out_len) {
+  if (!key || !claims_json || !out_len || (!out && out_cap)) return CC_ERR_INVALID;
+  int rv = check_hmac_key(alg, key, key_len);
+  if (rv != 0) return rv;
+  if (claims_len > CC_JWT_MAX_TOKEN_LEN_CAP) return CC_ERR_TOO_LARGE;
+  json_t *j = parse_object((const uint8_t *)claims_json, claims_len);
+  if (!j) return CC_ERR_INVALID;
+  json_decref(j);
+
+  char header[HDR_MAX];
+  int hn = snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}",
+                    alg_table[alg].name);
+  size_t tag_len = hmac_len(alg);
+  size_t h64 = b64_encoded_len((size_t)hn), p64 = b64_encoded_len(claims_len);
+  size_t total = h64 + 1 + p64 + 1 + b64_encoded_len(tag_len);
+  if (out_cap <= total) {
+    *out_len = total;
+    return CC_ERR_TOO_LARGE;
+  }
+
+  EVP_MD_CTX *inner, *outer;
+  EVP_MD *md = EVP_MD_fetch(NULL, alg_table[alg].digest, NULL);
+  if (!md) return CC_ERR_JWT_KEY;
+  rv = hmac_prepare(md, key, key_len, &inner, &outer);
+  EVP_MD_free(md);
+  if (rv != 0) return rv;
+  b64_encode((const uint8_t *)header, (size_t)hn, out);
+  out[h64] = '.';
+  b64_encode((const uint8_t *)claims_json, claims_len, out + h64 + 1);
+  out[h64 + 1 + p64] = '.';
+  uint8_t tag[EVP_MAX_MD_SIZE];
+  rv = hmac_compute(inner, outer, out, h64 + 1 + p64, tag);
+  EVP_MD_CTX_free(inner);
+  EVP_MD_CTX_free(outer);
+  if (rv != 0) return rv;
+  b64_encode(tag, tag_len, out + h64 + 1 + p64 + 1);
+  out[total] = '\0';
+  *out_len = total;
+  return 0;
+}

@@ -1,0 +1,275 @@
+/* libchatcore — the WebSocket gateway: the edge that owns every client connection.
+ *
+ * The gateway is sans-I/O. It never touches a socket: a driver (the libuv
+ * transport in this library, or your own event loop) accepts a connection, makes a
+ * cc_conn for it, feeds it the bytes it reads (cc_conn_recv), writes out what the
+ * connection has to send (cc_conn_out_iov / cc_conn_out_consumed), tells it the
+ * time when its deadline comes (cc_conn_on_timer), and closes the socket when
+ * cc_conn_should_close() says so, then frees it (cc_conn_free).
+ *
+ * On each connection the gateway reads one HTTP/1.1 request and either answers it
+ * (/healthz, /readyz, /metrics, errors) or upgrades it to a WebSocket session after
+ * checking the JWT, the Origin and the per-IP handshake rate. On a session it
+ * enforces RFC 6455 (with wslay), heartbeats, per-connection frame and byte rates,
+ * a cap on each connection's send queue, and connection limits per user and in
+ * total. Chat logic is not here: complete client messages go to the application's
+ * on_message callback, and the application sends frames back with cc_conn_send.
+ *
+ * Threads: a gateway and its connections belong to one thread (one event loop).
+ * Every callback runs on that thread, from inside a cc_conn_* or cc_gateway_* call
+ * made by the driver. Application close codes are listed in docs/protocol.md. */
+#ifndef CHATCORE_GATEWAY_H
+#define CHATCORE_GATEWAY_H
+
+#include <chatcore/buf.h>
+#include <chatcore/common.h>
+#include <chatcore/http.h>
+#include <chatcore/jwt.h>
+#include <chatcore/metrics.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cc_gateway cc_gateway;
+typedef struct cc_gateway_options cc_gateway_options;
+typedef struct cc_conn cc_conn;
+
+/* WebSocket close codes the gateway sends (RFC 6455 and application 4xxx). */
+enum {
+  CC_CLOSE_NORMAL = 1000,
+  CC_CLOSE_GOING_AWAY = 1001, /* server draining */
+  CC_CLOSE_PROTOCOL_ERROR = 1002,
+  CC_CLOSE_INVALID_DATA = 1007, /* invalid UTF-8 in a text message */
+  CC_CLOSE_POLICY = 1008,
+  CC_CLOSE_TOO_BIG = 1009, /* message over the size limit */
+  CC_CLOSE_INTERNAL = 1011,
+  CC_CLOSE_IDLE_TIMEOUT = 4000,        /* nothing heard from the client in time */
+  CC_CLOSE_TOKEN_EXPIRED = 4001,       /* the JWT's exp passed during the session */
+  CC_CLOSE_RATE_LIMITED = 4008,        /* frames/s or bytes/s over the limit */
+  CC_CLOSE_SLOW_CONSUMER = 4009,       /* send queue stayed over its cap */
+  CC_CLOSE_TOO_MANY_CONNECTIONS = 4029 /* per-user connection limit */
+};
+
+/* The negotiated subprotocol, which fixes the message encoding. */
+typedef enum cc_subprotocol {
+  CC_SUBPROTOCOL_JSON = 1,    /* "chatcore.v1.json": text frames */
+  CC_SUBPROTOCOL_PROTOBUF = 2 /* "chatcore.v1.proto": binary frames */
+} cc_subprotocol;
+
+/* What the gateway tells the application. Every callback is optional except
+ * on_message; `user_data` is the pointer given to cc_gateway_new(). */
+typedef struct cc_gateway_callbacks {
+  int version; /* 1 */
+  /* A session opened (the handshake succeeded); cc_conn_user() is the user. */
+  void (*on_open)(void *user_data, cc_conn *conn);
+  /* One complete client message (`data` borrowed for the call). `binary` is 1 for
+   * a binary message, 0 for text (valid UTF-8). */
+  void (*on_message)(void *user_data, cc_conn *conn, const uint8_t *data, size_t len,
+                     int binary);
+  /* A session that on_open announced has ended, with the close code that ended it
+   * (sent or received; 1006 if the connection dropped). `conn` is valid until
+   * the callback returns; nothing may be sent on it. */
+  void (*on_close)(void *user_data, cc_conn *conn, uint16_t code);
+  /* An HTTP request the gateway does not answer itself. The application answers
+   * it (now or later) with cc_conn_http_respond(). NULL: 404 for every such
+   * request. `req` is borrowed for the call. */
+  void (*on_http)(void *user_data, cc_conn *conn, const cc_http_request *req);
+  /* For GET /readyz: non-zero while the application's backends are reachable.
+   * NULL: always ready. */
+  int (*is_ready)(void *user_data);
+} cc_gateway_callbacks;
+
+/* ---- options ---- */
+
+/* Options with defaults (listed with each setter). 0 or CC_ERR_NOMEM. */
+CC_EXTERN int cc_gateway_options_new(cc_gateway_options **out);
+/* NULL is a no-op. */
+CC_EXTERN void cc_gateway_options_free(cc_gateway_options *opt);
+/* The verifier for handshake tokens (required). Borrowed: it must outlive every
+ * gateway made from these options (a verifier is immutable and may be shared). */
+CC_EXTERN int cc_gateway_options_set_jwt(cc_gateway_options *opt,
+                                         const cc_jwt_verifier *verifier);
+/* The WebSocket endpoint's path; default "/ws". Must start with '/'. Copied. */
+CC_EXTERN int cc_gateway_options_set_path(cc_gateway_options *opt, const char *path);
+/* Adds an allowed Origin (exact match, e.g. "https://chat.example.com"); copied.
+ * With none added, any Origin is accepted (tokens travel in headers or the query,
+ * never in cookies, so a foreign page cannot borrow a user's session). */
+CC_EXTERN int cc_gateway_options_add_origin(cc_gateway_options *opt, const char *origin);
+/* Largest client message (after reassembly), 125..16 MiB; default 64 KiB. */
+CC_EXTERN int cc_gateway_options_set_max_message_bytes(cc_gateway_options *opt,
+                                                       size_t bytes);
+/* Largest request head in bytes (request line + headers), 256..1 MiB; default
+ * 8 KiB. Requests over it are answered 431. */
+CC_EXTERN int cc_gateway_options_set_max_header_bytes(cc_gateway_options *opt,
+                                                      size_t bytes);
+/* Handshakes (upgrade requests) per client IP: `per_second` sustained with bursts
+ * of `burst`; default 20/s, burst 40. Over it: 429 with Retry-After. */
+CC_EXTERN int cc_gateway_options_set_handshake_rate(cc_gateway_options *opt,
+                                                    uint32_t per_second, uint32_t burst);
+/* Frames per second a connection may send (burst 2x); default 200. Over: 4008. */
+CC_EXTERN int cc_gateway_options_set_frame_rate(cc_gateway_options *opt,
+                                                uint32_t per_second);
+/* Bytes per second a connection may send (burst 2x); default 1 MiB. Over: 4008. */
+CC_EXTERN int cc_gateway_options_set_byte_rate(cc_gateway_options *opt,
+                                               uint32_t per_second);
+/* Open sessions per user; default 16. The next one is closed with 4029. */
+CC_EXTERN int cc_gateway_options_set_max_connections_per_user(cc_gateway_options *opt,
+                                                              uint32_t n);
+/* Open connections in total (any state); default 100,000. Over it new connections
+ * are answered 503. */
+CC_EXTERN int cc_gateway_options_set_max_connections(cc_gateway_options *opt, uint32_t n);
+/* Bytes a connection may have queued for sending, 4 KiB..1 GiB; default 1 MiB.
+ * A connection whose queue goes over it is closed with 4009 and its queue freed. */
+CC_EXTERN int cc_gateway_options_set_send_queue_bytes(cc_gateway_options *opt,
+                                                      size_t bytes);
+/* Heartbeat: a ping every `ping_ms` (default 25,000) of silence from the client;
+ * a client silent for `timeout_ms` (default 60,000, > ping_ms) is closed with
+ * 4000. */
+CC_EXTERN int cc_gateway_options_set_heartbeat(cc_gateway_options *opt, uint64_t ping_ms,
+                                               uint64_t timeout_ms);
+/* Time a client has to send its request, and to answer a close; default 10,000 ms. */
+CC_EXTERN int cc_gateway_options_set_handshake_timeout(cc_gateway_options *opt,
+                                                       uint64_t ms);
+/* Monotonic clock in ns (tests inject one); NULL restores the default. */
+CC_EXTERN int cc_gateway_options_set_clock(cc_gateway_options *opt, cc_clock_fn fn,
+                                           void *user_data);
+
+/* ---- the gateway ---- */
+
+/* Makes a gateway. `callbacks` and `opt` are copied; `metrics` (may be NULL) is
+ * borrowed and must outlive the gateway: the gateway registers its series there
+ * (cc_gateway_* names) and /metrics renders it. `mem` copied (NULL: default).
+ * Errors: CC_ERR_INVALID (no on_message, no JWT verifier), CC_ERR_NOMEM, or the
+ * registry's error; *out untouched. */
+CC_EXTERN int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
+                             void *user_data, const cc_gateway_options *opt,
+                             cc_metrics *metrics, const cc_mem *mem);
+/* Frees the gateway. Every connection must have been freed first. NULL: no-op. */
+CC_EXTERN void cc_gateway_free(cc_gateway *gw);
+
+/* Starts a graceful drain: new requests get 503, open sessions are sent close
+ * 1001. The driver stops accepting and exits once cc_gateway_conn_count() is 0
+ * or its deadline passes. */
+CC_EXTERN void cc_gateway_drain(cc_gateway *gw);
+/* Non-zero once cc_gateway_drain() was called. */
+CC_EXTERN int cc_gateway_draining(const cc_gateway *gw);
+/* Connections currently open (made and not yet freed). */
+CC_EXTERN size_t cc_gateway_conn_count(const cc_gateway *gw);
+
+/* ---- driver side of a connection ---- */
+
+/* Tells the driver that `conn` needs attention outside of a call the driver made
+ * into it: output became pending (the application sent a frame, or a fan-out
+ * reached this connection), a close started, or its deadline moved. Typically
+ * the driver marks the connection and, once per loop iteration, writes each
+ * marked connection's output with one vectored write (corking), re-reads its
+ * deadline and checks cc_conn_should_close(). The hook may run often; it must
+ * be cheap and idempotent and must not call back into the connection. */
+typedef void (*cc_conn_notify_fn)(void *driver_data, cc_conn *conn);
+
+/* Installs the driver's hook (NULL to remove). One per gateway. */
+CC_EXTERN void cc_gateway_set_notify(cc_gateway *gw, cc_conn_notify_fn notify,
+                                     void *driver_data);
+
+/* An iovec-like slice of pending output. */
+typedef struct cc_iov {
+  const uint8_t *base;
+  size_t len;
+} cc_iov;
+
+/* Makes the state for a newly accepted connection from `peer_ip` (text, copied).
+ * 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error (close the socket).
+ * When the gateway is over its connection cap the connection is still made: it
+ * answers 503 and asks to be closed. */
+CC_EXTERN int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out);
+
+/* Feeds `len` bytes read from the socket (borrowed for the call). Callbacks may
+ * run. Returns 0, or a negative code when the connection must be dropped at once
+ * (cc_err_is_fatal or CC_ERR_NOMEM); protocol errors are not returned, they are
+ * answered on the wire (then cc_conn_should_close()). */
+CC_EXTERN int cc_conn_recv(cc_conn *conn, const uint8_t *data, size_t len);
+
+/* Non-zero while the connection wants more input (the driver may stop reading
+ * when this is 0: e.g. after a close was sent). */
+CC_EXTERN int cc_conn_want_read(const cc_conn *conn);
+
+/* Fills up to `max` slices of pending output, in order, and returns how many.
+ * The bytes stay valid until cc_conn_out_consumed() or cc_conn_free(). */
+CC_EXTERN size_t cc_conn_out_iov(const cc_conn *conn, cc_iov *iov, size_t max);
+/* Bytes of output pending. */
+CC_EXTERN size_t cc_conn_out_bytes(const cc_conn *conn);
+/* Tells the connection that the first `n` pending bytes were written. */
+CC_EXTERN void cc_conn_out_consumed(cc_conn *conn, size_t n);
+
+/* Non-zero when the driver should close the socket: the exchange is over and
+ * all output was written, or the connection must be dropped. */
+CC_EXTERN int cc_conn_should_close(const cc_conn *conn);
+
+/* The next time (monotonic ns, the gateway's clock) at which the connection
+ * wants cc_conn_on_timer() called; UINT64_MAX for none. Changes after every
+ * call on the connection. */
+CC_EXTERN uint64_t cc_conn_deadline(const cc_conn *conn);
+/* Runs timeouts due at the current time (heartbeat ping, idle, handshake, close
+ * and token expiry). */
+CC_EXTERN void cc_conn_on_timer(cc_conn *conn);
+
+/* Frees the connection after the driver closed its socket (or the peer did).
+ * If a session was open, on_close runs first (code 1006 if no close was
+ * exchanged). Must not be called from inside a callback of the same connection.
+ * NULL is a no-op. */
+CC_EXTERN void cc_conn_free(cc_conn *conn);
+
+/* ---- application side of a connection ---- */
+
+/* The authenticated user (JWT `sub`); empty before the session opened. */
+CC_EXTERN cc_str cc_conn_user(const cc_conn *conn);
+/* The negotiated subprotocol (valid once the session opened). */
+CC_EXTERN cc_subprotocol cc_conn_subprotocol(const cc_conn *conn);
+/* A process-unique id for the connection (for cc_fanout and logs); never 0. */
+CC_EXTERN uint64_t cc_conn_id(const cc_conn *conn);
+/* The client's IP address as text. */
+CC_EXTERN cc_str cc_conn_peer(const cc_conn *conn);
+/* A pointer the application attaches to the connection (NULL by default). */
+CC_EXTERN void cc_conn_set_user_data(cc_conn *conn, void *user_data);
+CC_EXTERN void *cc_conn_get_user_data(const cc_conn *conn);
+
+/* Queues a complete WebSocket frame built by cc_ws_frame_new() (or shared among
+ * many connections) by reference: takes its own reference to `frame`. Returns 0;
+ * CC_ERR_STATE if the session is not open (or closing); CC_ERR_CLOSED if the send
+ * queue went over its cap (the connection is being closed with 4009). */
+CC_EXTERN int cc_conn_send(cc_conn *conn, cc_buf *frame);
+
+/* Builds a frame for `payload` in this connection's encoding (text frame for
+ * JSON, binary for protobuf) and queues it. Errors as cc_conn_send, plus
+ * CC_ERR_NOMEM. */
+CC_EXTERN int cc_conn_send_message(cc_conn *conn, const uint8_t *payload, size_t len);
+
+/* Starts the closing handshake with `code` (1000..4999, not 1004-1006, 1015) and a
+ * UTF-8 `reason` (up to 123 bytes; may be NULL). CC_ERR_STATE if not open. */
+CC_EXTERN int cc_conn_close(cc_conn *conn, uint16_t code, const char *reason);
+
+/* Answers an HTTP request handed to on_http. `status` 200..599; `content_type`
+ * NULL for none; `body` (may be NULL if `body_len` is 0) and `extra_headers`
+ * (NULL, or complete "Name: value\r\n" lines) are copied. CC_ERR_STATE if no
+ * request is waiting for an answer. */
+CC_EXTERN int cc_conn_http_respond(cc_conn *conn, int status, const char *content_type,
+                                   const uint8_t *body, size_t body_len,
+                                   const char *extra_headers);
+
+/* ---- frames ---- */
+
+/* WebSocket opcodes for cc_ws_frame_new(). */
+enum { CC_WS_TEXT = 0x1, CC_WS_BINARY = 0x2 };
+
+/* Builds one unmasked server frame (FIN set) carrying `payload` (copied) into a new
+ * buffer (*out: one reference, the caller's). Share it among many connections
+ * with cc_conn_send(). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
+CC_EXTERN int cc_ws_frame_new(cc_buf **out, int opcode, const uint8_t *payload,
+                              size_t len, const cc_mem *mem);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHATCORE_GATEWAY_H */

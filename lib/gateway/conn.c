@@ -1,0 +1,321 @@
+/* One client connection: the driver's side (bytes, output, timers) and the
+ * application's side (send, close, HTTP answers) of include/chatcore/gateway.h. */
+#include <chatcore/error.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "gateway/gateway_internal.h"
+
+static _Atomic uint64_t next_conn_id = 1;
+
+int cc_gw_enqueue(cc_conn *c, cc_buf *b) {
+  size_t before = c->out.bytes;
+  int rv = cc_outq_push(&c->out, b, &c->gw->mem);
+  if (rv != 0) return rv;
+  cc_metric_add(c->gw->m.send_queue_bytes, (int64_t)(c->out.bytes - before));
+  if (before == 0 && c->out.bytes > 0) {
+    c->queued_since_ns = cc_gw_now(c->gw);
+    if (c->gw->notify) c->gw->notify(c->gw->driver_data, c);
+  }
+  return 0;
+}
+
+static void drop_output(cc_conn *c, int keep_started) {
+  size_t before = c->out.bytes;
+  if (keep_started)
+    cc_outq_drop_unstarted(&c->out, &c->gw->mem);
+  else
+    cc_outq_clear(&c->out, &c->gw->mem);
+  cc_metric_add(c->gw->m.send_queue_bytes, -(int64_t)(before - c->out.bytes));
+}
+
+int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
+  if (!gw || !out) return CC_ERR_INVALID;
+  cc_conn *c = cc_calloc(&gw->mem, 1, sizeof *c);
+  if (!c) return CC_ERR_NOMEM;
+  c->gw = gw;
+  c->id = atomic_fetch_add(&next_conn_id, 1);
+  size_t n = peer_ip ? strlen(peer_ip) : 0;
+  if (n >= sizeof c->peer) n = sizeof c->peer - 1;
+  memcpy(c->peer, peer_ip ? peer_ip : "", n);
+  c->created_ns = cc_gw_now(gw);
+  c->token_expiry_ns = UINT64_MAX;
+  c->http = cc_malloc(&gw->mem, sizeof *c->http);
+  if (!c->http) {
+    cc_free(&gw->mem, c);
+    return CC_ERR_NOMEM;
+  }
+  cc_http_limits limits = CC_HTTP_LIMITS_DEFAULT;
+  limits.max_head_bytes = gw->opt.max_header_bytes;
+  if (limits.max_request_line > limits.max_head_bytes)
+    limits.max_request_line = limits.max_head_bytes;
+  cc_http_reader_init(c->http, &limits, &gw->mem, c->peer);
+  c->next = gw->conns;
+  if (gw->conns) gw->conns->prev = c;
+  gw->conns = c;
+  gw->n_conns++;
+  cc_metric_add(gw->m.open_connections, 1);
+  if (gw->n_conns > gw->opt.max_connections) {
+    cc_gw_count_handshake(gw, 503);
+    cc_gw_respond(c, 503, "text/plain; charset=utf-8",
+                  (const uint8_t *)"too many connections\n", 21, "Retry-After: 1\r\n");
+  }
+  *out = c;
+  return 0;
+}
+
+/* Runs on_open, or refuses the session when the user has too many. */
+static void open_session(cc_conn *c) {
+  cc_gateway *gw = c->gw;
+  int rv = cc_gw_user_acquire(gw, c->user, c->user_len);
+  if (rv == CC_ERR_RATE_LIMITED) {
+    cc_gw_session_close(c, CC_CLOSE_TOO_MANY_CONNECTIONS,
+                        "too many connections for this user");
+    return;
+  }
+  if (rv != 0) {
+    c->aborted = 1;
+    return;
+  }
+  c->counted_user = 1;
+  c->opened = 1;
+  cc_metric_add(gw->m.open_sessions, 1);
+  if (gw->cb.on_open) gw->cb.on_open(gw->user_data, c);
+}
+
+int cc_conn_recv(cc_conn *c, const uint8_t *data, size_t len) {
+  if (!c || (!data && len)) return CC_ERR_INVALID;
+  if (c->aborted) return CC_ERR_CLOSED;
+  cc_gateway *gw = c->gw;
+  cc_metric_add(gw->m.bytes_in, (int64_t)len);
+  if (c->state == CONN_HTTP && len > 0) {
+    size_t used;
+    int rv = cc_http_reader_feed(c->http, data, len, &used);
+    data += used;
+    len -= used;
+    if (rv == 0) return 0;
+    if (rv == CC_ERR_NOMEM) {
+      c->aborted = 1;
+      return rv;
+    }
+    if (rv < 0) {
+      cc_gw_count_handshake(gw, -rv);
+      static const char text[] = "bad request\n";
+      cc_gw_respond(c, -rv, "text/plain; charset=utf-8", (const uint8_t *)text,
+                    sizeof text - 1, NULL);
+      return 0;
+    }
+    cc_gw_handle_request(c, cc_http_reader_request(c->http));
+    if (c->state != CONN_WS) return c->aborted ? CC_ERR_NOMEM : 0;
+    open_session(c);
+  }
+  if (c->state == CONN_WS && len > 0) {
+    int rv = cc_gw_session_recv(c, data, len);
+    if (rv != 0) c->aborted = 1;
+    return rv;
+  }
+  /* Anything else (after a response, or past a finished close) is dropped. */
+  return c->aborted ? CC_ERR_CLOSED : 0;
+}
+
+int cc_conn_want_read(const cc_conn *c) {
+  if (!c || c->aborted) return 0;
+  if (c->state == CONN_HTTP) return 1;
+  return c->state == CONN_WS && wslay_event_want_read(c->ws);
+}
+
+size_t cc_conn_out_iov(const cc_conn *c, cc_iov *iov, size_t max) {
+  return c && iov ? cc_outq_iov(&c->out, iov, max) : 0;
+}
+
+size_t cc_conn_out_bytes(const cc_conn *c) {
+  return c ? c->out.bytes : 0;
+}
+
+void cc_conn_out_consumed(cc_conn *c, size_t n) {
+  if (!c || n == 0) return;
+  if (n > c->out.bytes) n = c->out.bytes;
+  cc_gateway *gw = c->gw;
+  cc_outq_consume(&c->out, n, &gw->mem);
+  cc_metric_add(gw->m.bytes_out, (int64_t)n);
+  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)n);
+  if (c->out.bytes == 0)
+    cc_metric_observe(gw->m.delivery_latency,
+                      (double)(cc_gw_now(gw) - c->queued_since_ns) / 1e9);
+}
+
+int cc_conn_should_close(const cc_conn *c) {
+  return !c || c->aborted || (c->state == CONN_DONE && c->out.bytes == 0);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b) {
+  return a < b ? a : b;
+}
+
+uint64_t cc_conn_deadline(const cc_conn *c) {
+  if (!c || c->aborted) return 0;
+  const cc_gateway_options *o = &c->gw->opt;
+  switch (c->state) {
+  case CONN_HTTP:
+  case CONN_HTTP_WAIT:
+    return c->created_ns + o->handshake_timeout_ns;
+  case CONN_WS:
+    if (cc_gw_session_closing(c))
+      return (c->close_sent_ns ? c->close_sent_ns : c->last_heard_ns) +
+             o->handshake_timeout_ns;
+    {
+      uint64_t last =
+          c->last_heard_ns > c->last_ping_ns ? c->last_heard_ns : c->last_ping_ns;
+      return min_u64(c->token_expiry_ns,
+                     min_u64(last + o->ping_ns, c->last_heard_ns + o->idle_timeout_ns));
+    }
+  case CONN_DONE:
+    break;
+  }
+  /* Output that will not drain (a reader that stopped reading) is dropped. */
+  return (c->close_sent_ns ? c->close_sent_ns : c->created_ns) + o->handshake_timeout_ns;
+}
+
+void cc_conn_on_timer(cc_conn *c) {
+  if (!c || c->aborted) return;
+  cc_gateway *gw = c->gw;
+  uint64_t now = cc_gw_now(gw);
+  if (now < cc_conn_deadline(c)) return;
+  const cc_gateway_options *o = &gw->opt;
+  switch (c->state) {
+  case CONN_HTTP:
+  case CONN_HTTP_WAIT: {
+    int status = c->state == CONN_HTTP ? 408 : 503;
+    cc_gw_respond(c, status, "text/plain; charset=utf-8", (const uint8_t *)"timeout\n", 8,
+                  NULL);
+    c->close_sent_ns = now;
+    return;
+  }
+  case CONN_WS:
+    if (cc_gw_session_closing(c)) {
+      c->aborted = 1; /* no close came back in time */
+    } else if (now >= c->token_expiry_ns) {
+      cc_gw_session_close(c, CC_CLOSE_TOKEN_EXPIRED, "token expired");
+    } else if (now >= c->last_heard_ns + o->idle_timeout_ns) {
+      cc_metric_add(gw->m.closes_idle, 1);
+      cc_gw_session_close(c, CC_CLOSE_IDLE_TIMEOUT, "idle timeout");
+    } else {
+      cc_gw_session_ping(c);
+    }
+    return;
+  case CONN_DONE:
+    c->aborted = 1;
+    return;
+  }
+}
+
+void cc_conn_free(cc_conn *c) {
+  if (!c) return;
+  cc_gateway *gw = c->gw;
+  if (c->opened) {
+    cc_metric_add(gw->m.open_sessions, -1);
+    if (gw->cb.on_close) gw->cb.on_close(gw->user_data, c, cc_gw_session_end_code(c));
+  }
+  if (c->counted_user) cc_gw_user_release(gw, c->user, c->user_len);
+  cc_gw_session_free(c);
+  if (c->http) {
+    cc_http_reader_free(c->http);
+    cc_free(&gw->mem, c->http);
+  }
+  drop_output(c, 0);
+  cc_free(&gw->mem, c->user);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    gw->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  gw->n_conns--;
+  cc_metric_add(gw->m.open_connections, -1);
+  cc_free(&gw->mem, c);
+}
+
+/* ---- application side ---- */
+
+cc_str cc_conn_user(const cc_conn *c) {
+  return c && c->user ? (cc_str){c->user, c->user_len} : (cc_str){"", 0};
+}
+
+cc_subprotocol cc_conn_subprotocol(const cc_conn *c) {
+  return c && c->subprotocol ? c->subprotocol : CC_SUBPROTOCOL_JSON;
+}
+
+uint64_t cc_conn_id(const cc_conn *c) {
+  return c ? c->id : 0;
+}
+
+cc_str cc_conn_peer(const cc_conn *c) {
+  return c ? (cc_str){c->peer, strlen(c->peer)} : (cc_str){"", 0};
+}
+
+void cc_conn_set_user_data(cc_conn *c, void *user_data) {
+  if (c) c->user_data = user_data;
+}
+
+void *cc_conn_get_user_data(const cc_conn *c) {
+  return c ? c->user_data : NULL;
+}
+
+int cc_conn_send(cc_conn *c, cc_buf *frame) {
+  if (!c || !frame) return CC_ERR_INVALID;
+  if (c->aborted || c->state != CONN_WS || !c->opened || cc_gw_session_closing(c))
+    return CC_ERR_STATE;
+  cc_gateway *gw = c->gw;
+  if (cc_gw_enqueue(c, frame) != 0) return CC_ERR_NOMEM;
+  cc_metric_add(gw->m.frames_out, 1);
+  cc_metric_add(gw->m.messages_delivered, 1);
+  if (c->out.bytes > gw->opt.send_queue_bytes) {
+    /* A reader this far behind is not coming back: free its backlog now and
+     * tell it why, if it ever reads again. */
+    drop_output(c, 1);
+    cc_metric_add(gw->m.closes_slow_consumer, 1);
+    cc_gw_session_close(c, CC_CLOSE_SLOW_CONSUMER, "slow consumer");
+    return CC_ERR_CLOSED;
+  }
+  return 0;
+}
+
+int cc_conn_send_message(cc_conn *c, const uint8_t *payload, size_t len) {
+  if (!c) return CC_ERR_INVALID;
+  cc_buf *frame;
+  int opcode =
+      cc_conn_subprotocol(c) == CC_SUBPROTOCOL_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT;
+  int rv = cc_ws_frame_new(&frame, opcode, payload, len, &c->gw->mem);
+  if (rv != 0) return rv;
+  rv = cc_conn_send(c, frame);
+  cc_buf_unref(frame);
+  return rv;
+}
+
+static int valid_close_code(int code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+int cc_conn_close(cc_conn *c, uint16_t code, const char *reason) {
+  if (!c || !valid_close_code(code) || (reason && strlen(reason) > 123))
+    return CC_ERR_INVALID;
+  if (c->aborted || c->state != CONN_WS || cc_gw_session_closing(c)) return CC_ERR_STATE;
+  cc_gw_session_close(c, code, reason);
+  return 0;
+}
+
+int cc_conn_http_respond(cc_conn *c, int status, const char *content_type,
+                         const uint8_t *body, size_t body_len,
+                         const char *extra_headers) {
+  if (!c || status < 200 || status > 599 || (body_len && !body)) return CC_ERR_INVALID;
+  if (content_type && strpbrk(content_type, "\r\n")) return CC_ERR_INVALID;
+  if (extra_headers && *extra_headers) {
+    size_t n = strlen(extra_headers);
+    if (n < 2 || strcmp(extra_headers + n - 2, "\r\n") != 0 ||
+        strstr(extra_headers, "\r\n\r\n"))
+      return CC_ERR_INVALID;
+  }
+  if (c->aborted || c->state != CONN_HTTP_WAIT) return CC_ERR_STATE;
+  return cc_gw_respond(c, status, content_type, body, body_len, extra_headers);
+}

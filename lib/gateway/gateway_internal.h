@@ -1,0 +1,127 @@
+/* The gateway's internal state, shared by its source files. */
+#ifndef CC_GATEWAY_INTERNAL_H
+#define CC_GATEWAY_INTERNAL_H
+
+#include <chatcore/gateway.h>
+#include <chatcore/ratelimit.h>
+#include <wslay/wslay.h>
+
+#include "core/table.h"
+#include "gateway/http_reader.h"
+#include "gateway/outq.h"
+
+#define CC_GW_MAX_ORIGINS 64
+
+struct cc_gateway_options {
+  const cc_jwt_verifier *jwt;
+  char path[256];
+  char *origins[CC_GW_MAX_ORIGINS];
+  size_t n_origins;
+  size_t max_message_bytes;
+  size_t max_header_bytes;
+  uint32_t handshake_per_second, handshake_burst;
+  uint32_t frames_per_second, bytes_per_second;
+  uint32_t max_per_user, max_connections;
+  size_t send_queue_bytes;
+  uint64_t ping_ns, idle_timeout_ns, handshake_timeout_ns;
+  cc_clock_fn clock;
+  void *clock_data;
+};
+
+typedef struct gw_metrics {
+  cc_metric *open_connections, *open_sessions;
+  cc_metric *handshakes_ok, *handshakes_rejected[8];
+  cc_metric *frames_in, *frames_out, *bytes_in, *bytes_out;
+  cc_metric *messages_in, *messages_delivered, *send_queue_bytes;
+  cc_metric *closes_slow_consumer, *closes_rate_limited, *closes_idle;
+  cc_metric *handshake_latency, *delivery_latency, *http_requests;
+} gw_metrics;
+
+/* Sessions per user, for the per-user cap. */
+typedef struct user_count {
+  cc_tnode node;
+  uint32_t sessions;
+  char id[];
+} user_count;
+
+struct cc_gateway {
+  cc_mem mem;
+  cc_gateway_callbacks cb;
+  void *user_data;
+  cc_gateway_options opt;
+  cc_metrics *metrics; /* the caller's, or our own when owns_metrics */
+  int owns_metrics;
+  gw_metrics m;
+  cc_ratelimit *handshake_rl, *frame_rl, *byte_rl;
+  cc_table users;
+  cc_conn_notify_fn notify;
+  void *driver_data;
+  cc_conn *conns; /* doubly linked list of live connections */
+  size_t n_conns;
+  uint64_t next_id;
+  int draining;
+};
+
+enum conn_state {
+  CONN_HTTP,      /* reading a request */
+  CONN_HTTP_WAIT, /* the application owes an answer (on_http) */
+  CONN_WS,        /* WebSocket session */
+  CONN_DONE       /* nothing more to read: flush, then close */
+};
+
+struct cc_conn {
+  cc_gateway *gw;
+  cc_conn *prev, *next;
+  uint64_t id;
+  enum conn_state state;
+  cc_http_reader *http; /* only while reading or answering a request */
+  wslay_event_context_ptr ws;
+  cc_outq out;
+  /* Input being fed to wslay during cc_conn_recv. */
+  const uint8_t *in;
+  size_t in_len;
+  char *user;
+  size_t user_len;
+  cc_subprotocol subprotocol;
+  unsigned opened : 1;       /* on_open ran: on_close is owed */
+  unsigned counted_user : 1; /* counted in gw->users */
+  unsigned aborted : 1;      /* drop now, without flushing */
+  unsigned in_callback : 1;  /* inside on_http */
+  unsigned in_wslay : 1;     /* inside wslay_event_recv */
+  unsigned proto_error : 1;  /* a violation wslay does not answer with 1002 itself */
+  uint16_t close_code;       /* the code that ended the session, once known */
+  uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;
+  uint64_t token_expiry_ns; /* monotonic; UINT64_MAX: none */
+  void *user_data;
+  char peer[48];
+};
+
+/* conn.c: queues `b` by reference on the connection's output. */
+int cc_gw_enqueue(cc_conn *c, cc_buf *b);
+
+/* frame.c: one unmasked frame, any opcode. */
+int cc_gw_frame_build(cc_buf **out, int opcode, const uint8_t *payload, size_t len,
+                      const cc_mem *mem);
+
+/* gateway.c */
+uint64_t cc_gw_now(const cc_gateway *gw);
+void cc_gw_count_handshake(cc_gateway *gw, int status);
+int cc_gw_user_acquire(cc_gateway *gw, const char *user, size_t len);
+void cc_gw_user_release(cc_gateway *gw, const char *user, size_t len);
+
+/* handshake.c: answers a complete request read on `c` (HTTP state). */
+void cc_gw_handle_request(cc_conn *c, const cc_http_request *req);
+/* Queues an HTTP response and marks the connection done after it. */
+int cc_gw_respond(cc_conn *c, int status, const char *content_type, const uint8_t *body,
+                  size_t body_len, const char *extra_headers);
+
+/* session.c */
+int cc_gw_session_start(cc_conn *c);
+int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len);
+void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason);
+void cc_gw_session_ping(cc_conn *c);
+void cc_gw_session_free(cc_conn *c);
+int cc_gw_session_closing(const cc_conn *c);
+uint16_t cc_gw_session_end_code(const cc_conn *c);
+
+#endif

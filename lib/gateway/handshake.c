@@ -1,0 +1,308 @@
+/* Request routing and the WebSocket opening handshake (RFC 6455 section 4.2).
+ *
+ * Every request on the gateway's port ends here once read. The order of checks
+ * for the WebSocket path is deliberate: cheap refusals first (draining, the
+ * per-IP handshake rate), then the shape of the request, then the Origin, and the
+ * token's signature last, so that floods cost as little CPU as possible. */
+#include <chatcore/error.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/mem.h"
+#include "core/strbuf.h"
+#include "gateway/gateway_internal.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+static const char *reason_phrase(int status) {
+  const char *s = http_status_str((enum http_status)status);
+  return s && *s ? s : "Unknown";
+}
+
+int cc_gw_respond(cc_conn *c, int status, const char *content_type, const uint8_t *body,
+                  size_t body_len, const char *extra_headers) {
+  cc_gateway *gw = c->gw;
+  cc_strbuf sb;
+  cc_strbuf_init(&sb, &gw->mem);
+  cc_strbuf_printf(&sb, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+  if (content_type) cc_strbuf_printf(&sb, "Content-Type: %s\r\n", content_type);
+  cc_strbuf_printf(&sb, "Content-Length: %zu\r\nConnection: close\r\n", body_len);
+  if (extra_headers) cc_strbuf_puts(&sb, extra_headers);
+  cc_strbuf_puts(&sb, "\r\n");
+  cc_strbuf_append(&sb, body, body_len);
+  cc_buf *b = NULL;
+  int rv = sb.failed ? CC_ERR_NOMEM
+                     : cc_buf_new_copy(&b, (const uint8_t *)sb.data, sb.len, &gw->mem);
+  cc_strbuf_free(&sb);
+  if (rv == 0) rv = cc_gw_enqueue(c, b);
+  cc_buf_unref(b);
+  /* One request per connection outside WebSocket: simple, and nothing lingers. */
+  c->state = CONN_DONE;
+  if (rv != 0) c->aborted = 1;
+  return rv;
+}
+
+static void respond_text(cc_conn *c, int status, const char *text, const char *extra) {
+  cc_gw_respond(c, status, "text/plain; charset=utf-8", (const uint8_t *)text,
+                strlen(text), extra);
+}
+
+/* Does the comma-separated header value contain `token` (case-insensitive)? */
+static int has_token(cc_str value, const char *token) {
+  size_t tlen = strlen(token);
+  const char *p = value.ptr, *end = value.ptr + value.len;
+  while (p && p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+      p++;
+    const char *start = p;
+    while (p < end && *p != ',')
+      p++;
+    const char *stop = p;
+    while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+      stop--;
+    if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0) return 1;
+  }
+  return 0;
+}
+
+static int str_eq(cc_str s, const char *lit) {
+  return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
+
+/* A Sec-WebSocket-Key must be base64 of exactly 16 bytes: 22 characters and "==". */
+static int valid_key(cc_str key) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=') return 0;
+  for (size_t i = 0; i < 22; i++)
+    if (!memchr(alphabet, key.ptr[i], 64)) return 0;
+  unsigned char raw[24];
+  return EVP_DecodeBlock(raw, (const unsigned char *)key.ptr, 24) == 18;
+}
+
+/* base64(SHA-1(key + GUID)), NUL-terminated in `out` (29 bytes). */
+static void accept_value(cc_str key, char out[29]) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  char buf[24 + sizeof WS_GUID];
+  memcpy(buf, key.ptr, 24);
+  memcpy(buf + 24, WS_GUID, sizeof WS_GUID - 1);
+  SHA1((const unsigned char *)buf, 24 + sizeof WS_GUID - 1, digest);
+  EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+}
+
+/* Picks the first offered subprotocol we speak, across every
+ * Sec-WebSocket-Protocol header. Returns 0 when none was offered, -1 when some
+ * were but none is ours, else the subprotocol. */
+static int negotiate(const cc_http_request *req) {
+  int offered = 0;
+  for (size_t i = 0; i < req->n_fields; i++) {
+    const cc_http_field *f = &req->fields[i];
+    if (f->name.len != 22 ||
+        strncasecmp(req->arena + f->name.off, "Sec-WebSocket-Protocol", 22) != 0)
+      continue;
+    const char *p = req->arena + f->value.off, *end = p + f->value.len;
+    while (p < end) {
+      while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+        p++;
+      const char *start = p;
+      while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+        p++;
+      cc_str tok = {start, (size_t)(p - start)};
+      if (tok.len == 0) continue;
+      offered = 1;
+      if (str_eq(tok, "chatcore.v1.json")) return CC_SUBPROTOCOL_JSON;
+      if (str_eq(tok, "chatcore.v1.proto")) return CC_SUBPROTOCOL_PROTOBUF;
+    }
+  }
+  return offered ? -1 : 0;
+}
+
+static int origin_allowed(const cc_gateway *gw, cc_str origin) {
+  if (!origin.ptr || gw->opt.n_origins == 0) return 1;
+  for (size_t i = 0; i < gw->opt.n_origins; i++)
+    if (str_eq(origin, gw->opt.origins[i])) return 1;
+  return 0;
+}
+
+static void refuse(cc_conn *c, int status, const char *text, const char *extra) {
+  cc_gw_count_handshake(c->gw, status);
+  respond_text(c, status, text, extra);
+}
+
+/* The bearer token from the Authorization header or the access_token parameter,
+ * copied into `buf`. Returns its length, 0 when none was sent, -1 if unusable. */
+static int find_token(const cc_http_request *req, char *buf, size_t cap) {
+  cc_str auth = cc_http_request_header(req, "Authorization");
+  if (auth.ptr) {
+    if (auth.len < 7 || strncasecmp(auth.ptr, "Bearer ", 7) != 0) return -1;
+    size_t off = 7;
+    while (off < auth.len && auth.ptr[off] == ' ')
+      off++;
+    size_t n = auth.len - off;
+    if (n == 0 || n >= cap) return -1;
+    memcpy(buf, auth.ptr + off, n);
+    return (int)n;
+  }
+  int n = cc_http_query_param(cc_http_request_query(req), "access_token", buf, cap);
+  if (n == CC_ERR_NOT_FOUND) return 0;
+  return n > 0 ? n : -1;
+}
+
+static void upgrade(cc_conn *c, const cc_http_request *req) {
+  cc_gateway *gw = c->gw;
+  uint64_t retry_ns = 0;
+  cc_str peer = cc_http_request_peer(req);
+  if (cc_ratelimit_take(gw->handshake_rl, peer.ptr, peer.len ? peer.len : 1, 1,
+                        &retry_ns) == CC_ERR_RATE_LIMITED) {
+    char extra[64];
+    snprintf(extra, sizeof extra, "Retry-After: %llu\r\n",
+             (unsigned long long)((retry_ns + 999999999ull) / 1000000000ull));
+    refuse(c, 429, "too many handshakes from this address\n", extra);
+    return;
+  }
+  if (req->method != HTTP_GET) {
+    cc_gw_count_handshake(gw, 400);
+    respond_text(c, 405, "the WebSocket endpoint takes GET\n", "Allow: GET\r\n");
+    return;
+  }
+  if (!has_token(cc_http_request_header(req, "Upgrade"), "websocket") ||
+      !has_token(cc_http_request_header(req, "Connection"), "upgrade")) {
+    refuse(c, 426, "this endpoint speaks WebSocket only\n",
+           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+    return;
+  }
+  if (req->http_minor < 1) {
+    refuse(c, 400, "WebSocket needs HTTP/1.1\n", NULL);
+    return;
+  }
+  cc_str version = cc_http_request_header(req, "Sec-WebSocket-Version");
+  if (!str_eq(version, "13")) {
+    refuse(c, 426, "unsupported WebSocket version; this server speaks 13\n",
+           "Sec-WebSocket-Version: 13\r\n");
+    return;
+  }
+  cc_str key = cc_http_request_header(req, "Sec-WebSocket-Key");
+  if (!valid_key(key)) {
+    refuse(c, 400, "Sec-WebSocket-Key must be base64 of 16 bytes\n", NULL);
+    return;
+  }
+  int proto = negotiate(req);
+  if (proto < 0) {
+    refuse(c, 400,
+           "no supported subprotocol offered; this server speaks "
+           "chatcore.v1.json and chatcore.v1.proto\n",
+           NULL);
+    return;
+  }
+  if (!origin_allowed(gw, cc_http_request_header(req, "Origin"))) {
+    refuse(c, 403, "origin not allowed\n", NULL);
+    return;
+  }
+  char token[CC_JWT_DEFAULT_MAX_TOKEN_LEN + 1];
+  int token_len = find_token(req, token, sizeof token);
+  cc_jwt_claims claims;
+  int rv = token_len > 0 ? cc_jwt_verify(gw->opt.jwt, token, (size_t)token_len, &claims)
+                         : CC_ERR_JWT_MALFORMED;
+  if (rv != 0) {
+    if (rv == CC_ERR_NOMEM) {
+      c->aborted = 1;
+      return;
+    }
+    const char *extra = token_len == 0 ? "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n"
+                                       : "WWW-Authenticate: Bearer realm=\"chatcore\", "
+                                         "error=\"invalid_token\"\r\n";
+    char text[96];
+    snprintf(text, sizeof text, "%s\n",
+             token_len == 0 ? "a bearer token is required" : cc_strerror(rv));
+    refuse(c, 401, text, extra);
+    return;
+  }
+  c->user = cc_strndup(&gw->mem, claims.sub, claims.sub_len);
+  if (!c->user) {
+    c->aborted = 1;
+    return;
+  }
+  c->user_len = claims.sub_len;
+  c->subprotocol = proto == 0 ? CC_SUBPROTOCOL_JSON : (cc_subprotocol)proto;
+  /* The session ends when the token does: convert its wall-clock expiry to our
+   * monotonic clock once, here. */
+  int64_t left_s = claims.exp - (int64_t)(cc_clock_realtime_ns() / 1000000000ull);
+  uint64_t now = cc_gw_now(gw);
+  c->token_expiry_ns =
+      left_s <= 0
+          ? now
+          : (left_s > 86400 * 365 ? UINT64_MAX : now + (uint64_t)left_s * 1000000000ull);
+
+  char accept[29];
+  accept_value(key, accept);
+  char head[256];
+  int n = snprintf(head, sizeof head,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                   accept, proto ? "Sec-WebSocket-Protocol: " : "",
+                   proto == CC_SUBPROTOCOL_JSON       ? "chatcore.v1.json"
+                   : proto == CC_SUBPROTOCOL_PROTOBUF ? "chatcore.v1.proto"
+                                                      : "",
+                   proto ? "\r\n" : "");
+  cc_buf *b;
+  rv = cc_buf_new_copy(&b, (const uint8_t *)head, (size_t)n, &gw->mem);
+  if (rv == 0) {
+    rv = cc_gw_enqueue(c, b);
+    cc_buf_unref(b);
+  }
+  if (rv == 0) rv = cc_gw_session_start(c);
+  if (rv != 0) {
+    c->aborted = 1;
+    return;
+  }
+  cc_gw_count_handshake(gw, 101);
+  cc_metric_observe(gw->m.handshake_latency, (double)(now - c->created_ns) / 1e9);
+}
+
+static void serve_metrics(cc_conn *c) {
+  cc_buf *text;
+  if (cc_metrics_render(c->gw->metrics, &text) != 0) {
+    respond_text(c, 500, "out of memory\n", NULL);
+    return;
+  }
+  cc_gw_respond(c, 200, CC_METRICS_CONTENT_TYPE, cc_buf_cdata(text), cc_buf_len(text),
+                NULL);
+  cc_buf_unref(text);
+}
+
+void cc_gw_handle_request(cc_conn *c, const cc_http_request *req) {
+  cc_gateway *gw = c->gw;
+  cc_metric_add(gw->m.http_requests, 1);
+  cc_str path = cc_http_request_path(req);
+  if (str_eq(path, gw->opt.path)) {
+    if (gw->draining) {
+      refuse(c, 503, "server draining\n", "Retry-After: 1\r\n");
+      return;
+    }
+    upgrade(c, req);
+    return;
+  }
+  int get = req->method == HTTP_GET;
+  int builtin =
+      str_eq(path, "/healthz") || str_eq(path, "/readyz") || str_eq(path, "/metrics");
+  if (builtin && !get) {
+    respond_text(c, 405, "method not allowed\n", "Allow: GET\r\n");
+  } else if (str_eq(path, "/healthz")) {
+    respond_text(c, 200, "ok\n", NULL);
+  } else if (str_eq(path, "/readyz")) {
+    int ready = !gw->draining && (!gw->cb.is_ready || gw->cb.is_ready(gw->user_data));
+    respond_text(c, ready ? 200 : 503, ready ? "ready\n" : "not ready\n", NULL);
+  } else if (str_eq(path, "/metrics")) {
+    serve_metrics(c);
+  } else if (gw->cb.on_http) {
+    c->state = CONN_HTTP_WAIT;
+    c->in_callback = 1;
+    gw->cb.on_http(gw->user_data, c, req);
+    c->in_callback = 0;
+  } else {
+    respond_text(c, 404, "not found\n", NULL);
+  }
+}

@@ -1,0 +1,198 @@
+/* A WebSocket session on wslay, kept sans-I/O.
+ *
+ * wslay parses client frames and enforces RFC 6455 (masking, reserved bits and
+ * opcodes, control frame rules, UTF-8 in text, the message size limit), answers
+ * pings and echoes closes. Its recv callback reads from the bytes the driver is
+ * feeding right now and reports WOULDBLOCK when they run out; its send callback
+ * copies the few frames wslay writes itself (pong, close, ping) into the
+ * connection's output queue. Data frames to the client never pass through wslay:
+ * they are built once (cc_ws_frame_new) and queued by reference. */
+#include <chatcore/error.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "gateway/gateway_internal.h"
+
+static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *user_data) {
+  (void)flags;
+  cc_conn *c = user_data;
+  if (c->in_len == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  size_t n = len < c->in_len ? len : c->in_len;
+  memcpy(buf, c->in, n);
+  c->in += n;
+  c->in_len -= n;
+  return (ssize_t)n;
+}
+
+static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                       int flags, void *user_data) {
+  (void)flags;
+  cc_conn *c = user_data;
+  cc_buf *b;
+  if (cc_buf_new_copy(&b, data, len, &c->gw->mem) != 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  int rv = cc_gw_enqueue(c, b);
+  cc_buf_unref(b);
+  if (rv != 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  cc_metric_add(c->gw->m.frames_out, 1);
+  return (ssize_t)len;
+}
+
+/* Per-frame accounting and the per-connection frame and byte rates. */
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *user_data) {
+  (void)ctx;
+  cc_conn *c = user_data;
+  cc_gateway *gw = c->gw;
+  c->last_heard_ns = cc_gw_now(gw);
+  cc_metric_add(gw->m.frames_in, 1);
+  /* RFC 6455 5.5.1: a close body is empty or holds at least a 2-byte code. wslay
+   * would take a 1-byte body as "no code". */
+  if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+    c->proto_error = 1;
+  if (cc_gw_session_closing(c)) return;
+  uint64_t cost = arg->payload_length ? arg->payload_length : 1;
+  int rv = cc_ratelimit_take(gw->frame_rl, &c->id, sizeof c->id, 1, NULL);
+  if (rv == 0)
+    rv = cc_ratelimit_take(gw->byte_rl, &c->id, sizeof c->id,
+                           cost > UINT32_MAX ? UINT32_MAX : (uint32_t)cost, NULL);
+  if (rv != 0) {
+    cc_metric_add(gw->m.closes_rate_limited, 1);
+    cc_gw_session_close(c, CC_CLOSE_RATE_LIMITED, "rate limit exceeded");
+  }
+}
+
+static void on_message(wslay_event_context_ptr ctx,
+                       const struct wslay_event_on_msg_recv_arg *arg, void *user_data) {
+  (void)ctx;
+  cc_conn *c = user_data;
+  cc_gateway *gw = c->gw;
+  if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
+  /* Once closing, what the client still sends is read and dropped. */
+  if (cc_gw_session_closing(c) || !c->opened) return;
+  cc_metric_add(gw->m.messages_in, 1);
+  gw->cb.on_message(gw->user_data, c, arg->msg, arg->msg_length,
+                    arg->opcode == WSLAY_BINARY_FRAME);
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    on_recv, on_send, NULL, on_frame_start, NULL, NULL, on_message,
+};
+
+/* Moves what wslay has queued (pongs, closes, pings) into the output queue. */
+static int flush_wslay(cc_conn *c) {
+  /* Not from inside wslay_event_recv: cc_gw_session_recv flushes after it. */
+  if (c->in_wslay || !wslay_event_want_write(c->ws)) return 0;
+  return wslay_event_send(c->ws) == 0 ? 0 : CC_ERR_NOMEM;
+}
+
+/* Ends the session once both closes crossed, or ours went out after a failure
+ * (wslay stops reading then). */
+static void check_finished(cc_conn *c) {
+  if (!wslay_event_get_close_sent(c->ws)) return;
+  if (wslay_event_get_close_received(c->ws) || !wslay_event_get_read_enabled(c->ws))
+    c->state = CONN_DONE;
+}
+
+int cc_gw_session_start(cc_conn *c) {
+  if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) return CC_ERR_NOMEM;
+  wslay_event_config_set_max_recv_msg_length(c->ws, c->gw->opt.max_message_bytes);
+  c->state = CONN_WS;
+  c->last_heard_ns = c->last_ping_ns = cc_gw_now(c->gw);
+  if (c->http) {
+    cc_http_reader_free(c->http);
+    cc_free(&c->gw->mem, c->http);
+    c->http = NULL;
+  }
+  return 0;
+}
+
+/* Answers a protocol violation with close 1002 and ends the session at once.
+ * For malformed frame headers (a control frame over 125 bytes or fragmented)
+ * wslay stops with a close frame without a code; we send ours instead and
+ * never flush what wslay queued. */
+static int fail_protocol(cc_conn *c) {
+  cc_buf *b;
+  static const uint8_t code[2] = {CC_CLOSE_PROTOCOL_ERROR >> 8,
+                                  CC_CLOSE_PROTOCOL_ERROR & 0xff};
+  int rv = cc_gw_frame_build(&b, WSLAY_CONNECTION_CLOSE, code, sizeof code, &c->gw->mem);
+  if (rv == 0) {
+    rv = cc_gw_enqueue(c, b);
+    cc_buf_unref(b);
+  }
+  c->close_code = CC_CLOSE_PROTOCOL_ERROR;
+  c->close_sent_ns = cc_gw_now(c->gw);
+  c->state = CONN_DONE;
+  return rv;
+}
+
+int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
+  c->in = data;
+  c->in_len = len;
+  c->in_wslay = 1;
+  int rv = wslay_event_recv(c->ws);
+  c->in_wslay = 0;
+  c->in = NULL;
+  c->in_len = 0;
+  /* Our recv callback never fails, so a callback failure here is wslay giving up
+   * on a malformed frame. */
+  if (c->proto_error || rv == WSLAY_ERR_CALLBACK_FAILURE) return fail_protocol(c);
+  if (rv != 0) return rv == WSLAY_ERR_NOMEM ? CC_ERR_NOMEM : CC_ERR_IO;
+  if (flush_wslay(c) != 0) return CC_ERR_NOMEM;
+  check_finished(c);
+  return 0;
+}
+
+int cc_gw_session_closing(const cc_conn *c) {
+  return c->ws && (c->close_code != 0 || wslay_event_get_close_sent(c->ws) ||
+                   wslay_event_get_close_received(c->ws));
+}
+
+void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
+  if (!c->ws || cc_gw_session_closing(c)) return;
+  c->close_code = code;
+  size_t rlen = reason ? strlen(reason) : 0;
+  if (rlen > 123) rlen = 123;
+  if (wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, rlen) != 0 ||
+      flush_wslay(c) != 0) {
+    c->aborted = 1;
+    return;
+  }
+  c->close_sent_ns = cc_gw_now(c->gw);
+  check_finished(c);
+  /* The deadline moved (and output is pending, unless the close is still inside
+   * wslay's queue): tell the driver either way. */
+  if (c->gw->notify) c->gw->notify(c->gw->driver_data, c);
+}
+
+void cc_gw_session_ping(cc_conn *c) {
+  struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+  if (wslay_event_queue_msg(c->ws, &ping) != 0 || flush_wslay(c) != 0) c->aborted = 1;
+  c->last_ping_ns = cc_gw_now(c->gw);
+}
+
+uint16_t cc_gw_session_end_code(const cc_conn *c) {
+  if (c->close_code) return c->close_code;
+  if (!c->ws) return 1006;
+  if (wslay_event_get_close_received(c->ws)) {
+    uint16_t code = wslay_event_get_status_code_received(c->ws);
+    return code == WSLAY_CODE_NO_STATUS_RCVD ? 1005 : code;
+  }
+  if (wslay_event_get_close_sent(c->ws)) return wslay_event_get_status_code_sent(c->ws);
+  return 1006;
+}
+
+void cc_gw_session_free(cc_conn *c) {
+  if (c->ws) wslay_event_context_free(c->ws);
+  c->ws = NULL;
+}

@@ -1,0 +1,875 @@
+/* The gateway driven through its sans-I/O API alone, as a program with its own
+ * event loop would drive it: bytes in, bytes out, an injected clock. Every rule
+ * of the handshake and of RFC 6455 sessions that the gateway promises is here. */
+#include <check.h>
+#include <chatcore/error.h>
+#include <chatcore/gateway.h>
+#include <chatcore/jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+#define SEC 1000000000ull
+
+static uint64_t fake_now = 1000 * SEC;
+static uint64_t fake_clock(void *ud) {
+  (void)ud;
+  return fake_now;
+}
+
+/* ---- the application side: records what the gateway told it ---- */
+
+typedef struct app {
+  int opened, closed, http_calls;
+  uint16_t close_code;
+  char last_user[64];
+  uint8_t last_msg[70000];
+  size_t last_len;
+  int last_binary, messages;
+  int ready;
+  int echo; /* send every message back */
+} app;
+
+static void on_open(void *ud, cc_conn *c) {
+  app *a = ud;
+  a->opened++;
+  cc_str u = cc_conn_user(c);
+  snprintf(a->last_user, sizeof a->last_user, "%.*s", (int)u.len, u.ptr);
+}
+
+static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
+                       int binary) {
+  app *a = ud;
+  a->messages++;
+  memcpy(a->last_msg, data, len);
+  a->last_len = len;
+  a->last_binary = binary;
+  if (a->echo) ck_assert_int_eq(cc_conn_send_message(c, data, len), 0);
+}
+
+static void on_close(void *ud, cc_conn *c, uint16_t code) {
+  (void)c;
+  app *a = ud;
+  a->closed++;
+  a->close_code = code;
+}
+
+static void on_http(void *ud, cc_conn *c, const cc_http_request *req) {
+  app *a = ud;
+  a->http_calls++;
+  cc_str path = cc_http_request_path(req);
+  char body[128];
+  int n = snprintf(body, sizeof body, "you asked for %.*s", (int)path.len, path.ptr);
+  ck_assert_int_eq(cc_conn_http_respond(c, 200, "text/plain", (const uint8_t *)body,
+                                        (size_t)n, "X-Test: 1\r\n"),
+                   0);
+  /* A second answer is refused. */
+  ck_assert_int_eq(cc_conn_http_respond(c, 200, NULL, NULL, 0, NULL), CC_ERR_STATE);
+}
+
+static int is_ready(void *ud) {
+  return ((app *)ud)->ready;
+}
+
+/* ---- fixture ---- */
+
+static app the_app;
+static cc_jwt_verifier *verifier;
+static cc_gateway *gw;
+static cc_metrics *metrics;
+
+typedef void (*tweak_fn)(cc_gateway_options *);
+
+static void make_gateway(tweak_fn tweak) {
+  memset(&the_app, 0, sizeof the_app);
+  the_app.ready = 1;
+  cc_jwt_options *jo;
+  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
+  ck_assert_int_eq(cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET,
+                                               strlen(SECRET)),
+                   0);
+  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
+  cc_jwt_options_free(jo);
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
+  ck_assert_int_eq(cc_gateway_options_set_clock(o, fake_clock, NULL), 0);
+  if (tweak) tweak(o);
+  ck_assert_int_eq(cc_metrics_new(&metrics, NULL), 0);
+  cc_gateway_callbacks cb = {1, on_open, on_message, on_close, on_http, is_ready};
+  ck_assert_int_eq(cc_gateway_new(&gw, &cb, &the_app, o, metrics, NULL), 0);
+  cc_gateway_options_free(o);
+}
+
+static void setup(void) {
+  make_gateway(NULL);
+}
+
+static void teardown(void) {
+  ck_assert_uint_eq(cc_gateway_conn_count(gw), 0);
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+}
+
+static char *token_for(const char *user, long ttl) {
+  static char tok[1024];
+  char claims[256];
+  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
+                   (long)time(NULL) + ttl);
+  size_t len;
+  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, strlen(SECRET),
+                                    claims, (size_t)n, tok, sizeof tok, &len),
+                   0);
+  return tok;
+}
+
+/* Collects everything the connection has to send, as the driver would write it. */
+static size_t drain(cc_conn *c, uint8_t *out, size_t cap) {
+  size_t total = 0;
+  cc_iov iov[64];
+  size_t n;
+  while ((n = cc_conn_out_iov(c, iov, 64)) > 0) {
+    size_t batch = 0;
+    for (size_t i = 0; i < n; i++) {
+      ck_assert_uint_le(total + iov[i].len, cap);
+      memcpy(out + total, iov[i].base, iov[i].len);
+      total += iov[i].len;
+      batch += iov[i].len;
+    }
+    cc_conn_out_consumed(c, batch);
+  }
+  return total;
+}
+
+static char response[1 << 17];
+static size_t response_len;
+
+/* Sends `req`, returns the response text (NUL-terminated, in `response`). */
+static const char *exchange(cc_conn *c, const char *req) {
+  ck_assert_int_eq(cc_conn_recv(c, (const uint8_t *)req, strlen(req)), 0);
+  response_len = drain(c, (uint8_t *)response, sizeof response - 1);
+  response[response_len] = '\0';
+  return response;
+}
+
+static int status_of(const char *resp) {
+  int status = 0;
+  ck_assert_int_eq(sscanf(resp, "HTTP/1.1 %d", &status), 1);
+  return status;
+}
+
+static const char *upgrade_request(char *buf, size_t cap, const char *extra) {
+  snprintf(buf, cap,
+           "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n%s\r\n",
+           extra);
+  return buf;
+}
+
+static cc_conn *open_session_as(const char *user, const char *extra_headers) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char hdr[2048], req[4096];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n%s", token_for(user, 3600),
+           extra_headers ? extra_headers : "");
+  const char *resp = exchange(c, upgrade_request(req, sizeof req, hdr));
+  ck_assert_int_eq(status_of(resp), 101);
+  return c;
+}
+
+/* A masked client frame. */
+static size_t client_frame(uint8_t *out, int fin, int rsv, int opcode,
+                           const uint8_t *payload, size_t len, int masked) {
+  size_t h = 0;
+  out[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
+  uint8_t mbit = masked ? 0x80 : 0;
+  if (len < 126) {
+    out[h++] = (uint8_t)(mbit | len);
+  } else if (len <= 0xffff) {
+    out[h++] = mbit | 126;
+    out[h++] = (uint8_t)(len >> 8);
+    out[h++] = (uint8_t)len;
+  } else {
+    out[h++] = mbit | 127;
+    for (int i = 0; i < 8; i++)
+      out[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+  }
+  const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+  if (masked) {
+    memcpy(out + h, mask, 4);
+    h += 4;
+  }
+  for (size_t i = 0; i < len; i++)
+    out[h + i] = masked ? payload[i] ^ mask[i % 4] : payload[i];
+  return h + len;
+}
+
+static uint8_t wire[1 << 18];
+
+static void send_frame(cc_conn *c, int fin, int rsv, int opcode, const void *payload,
+                       size_t len, int masked) {
+  size_t n = client_frame(wire, fin, rsv, opcode, payload, len, masked);
+  ck_assert_int_eq(cc_conn_recv(c, wire, n), 0);
+}
+
+/* Parses the server frames in `buf`: returns the opcode of the first and its
+ * payload in `payload`/`plen`; the close code when it is a close frame. */
+typedef struct frame {
+  int opcode, fin;
+  const uint8_t *payload;
+  size_t len;
+  uint16_t close_code;
+} frame;
+
+static size_t parse_frame(const uint8_t *buf, size_t n, frame *f) {
+  ck_assert_uint_ge(n, 2);
+  f->fin = buf[0] >> 7;
+  f->opcode = buf[0] & 0xf;
+  ck_assert_int_eq(buf[1] & 0x80, 0); /* servers never mask */
+  size_t len = buf[1] & 0x7f, h = 2;
+  if (len == 126) {
+    len = (size_t)buf[2] << 8 | buf[3];
+    h = 4;
+  } else if (len == 127) {
+    len = 0;
+    for (int i = 0; i < 8; i++)
+      len = len << 8 | buf[2 + i];
+    h = 10;
+  }
+  ck_assert_uint_ge(n, h + len);
+  f->payload = buf + h;
+  f->len = len;
+  f->close_code = f->opcode == 8 && len >= 2 ? (uint16_t)(buf[h] << 8 | buf[h + 1]) : 0;
+  return h + len;
+}
+
+/* Expects the frames in buf[0..n) to end in a close frame carrying `code`. */
+static void expect_close_in(const uint8_t *buf, size_t n, uint16_t code) {
+  ck_assert_uint_gt(n, 0);
+  frame f;
+  size_t off = 0;
+  do
+    off += parse_frame(buf + off, n - off, &f);
+  while (f.opcode != 8 && off < n);
+  ck_assert_int_eq(f.opcode, 8);
+  ck_assert_uint_eq(f.close_code, code);
+}
+
+/* Expects the connection to answer with a close frame carrying `code`. */
+static void expect_close(cc_conn *c, uint16_t code) {
+  size_t n = drain(c, wire, sizeof wire);
+  expect_close_in(wire, n, code);
+}
+
+/* ---- handshake ---- */
+
+START_TEST(upgrade_accepts_and_opens) {
+  cc_conn *c = open_session_as("alice", NULL);
+  ck_assert_ptr_nonnull(
+      strstr(response, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+  ck_assert_ptr_null(strstr(response, "Sec-WebSocket-Protocol"));
+  ck_assert_int_eq(the_app.opened, 1);
+  ck_assert_str_eq(the_app.last_user, "alice");
+  ck_assert_int_eq(cc_conn_subprotocol(c), CC_SUBPROTOCOL_JSON);
+  ck_assert_uint_ne(cc_conn_id(c), 0);
+  cc_conn_free(c);
+  ck_assert_int_eq(the_app.closed, 1);
+  ck_assert_uint_eq(the_app.close_code, 1006);
+}
+END_TEST
+
+START_TEST(subprotocol_negotiation) {
+  cc_conn *c =
+      open_session_as("bob", "Sec-WebSocket-Protocol: x.other, chatcore.v1.proto\r\n");
+  ck_assert_ptr_nonnull(
+      strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.proto\r\n"));
+  ck_assert_int_eq(cc_conn_subprotocol(c), CC_SUBPROTOCOL_PROTOBUF);
+  cc_conn_free(c);
+  c = open_session_as("bob", "Sec-WebSocket-Protocol: chatcore.v1.json\r\n");
+  ck_assert_ptr_nonnull(strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.json\r\n"));
+  cc_conn_free(c);
+  /* Only unknown ones offered: refused with a clear answer. */
+  cc_conn *d;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr,
+           "Authorization: Bearer %s\r\nSec-WebSocket-Protocol: mqtt\r\n",
+           token_for("bob", 60));
+  ck_assert_int_eq(status_of(exchange(d, upgrade_request(req, sizeof req, hdr))), 400);
+  ck_assert_int_eq(cc_conn_should_close(d), 1);
+  cc_conn_free(d);
+}
+END_TEST
+
+static int refused_with(const char *extra, const char *must_contain) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char req[4096];
+  int status = status_of(exchange(c, upgrade_request(req, sizeof req, extra)));
+  if (must_contain)
+    ck_assert_msg(strstr(response, must_contain), "missing %s in %s", must_contain,
+                  response);
+  ck_assert(cc_conn_should_close(c));
+  ck_assert_int_eq(the_app.opened, 0);
+  cc_conn_free(c);
+  return status;
+}
+
+START_TEST(unauthorized_tokens) {
+  char hdr[1200];
+  ck_assert_int_eq(refused_with("", "WWW-Authenticate: Bearer"), 401);
+  ck_assert_int_eq(refused_with("Authorization: Bearer not.a.token\r\n", "invalid_token"),
+                   401);
+  ck_assert_int_eq(
+      refused_with("Authorization: Basic YWxpY2U6cHc=\r\n", "WWW-Authenticate"), 401);
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("eve", -120));
+  ck_assert_int_eq(refused_with(hdr, "invalid_token"), 401);
+  /* Signed with another secret. */
+  char tok[512];
+  size_t len;
+  const char *claims = "{\"sub\":\"eve\",\"exp\":9999999999}";
+  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256,
+                                    (const uint8_t *)"another-secret-another-secret-xx",
+                                    32, claims, strlen(claims), tok, sizeof tok, &len),
+                   0);
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
+  ck_assert_int_eq(refused_with(hdr, "WWW-Authenticate: Bearer"), 401);
+}
+END_TEST
+
+START_TEST(token_in_query_parameter) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char req[2048];
+  snprintf(
+      req, sizeof req,
+      "GET /ws?x=1&access_token=%s HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+      "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n",
+      token_for("carol", 60));
+  ck_assert_int_eq(status_of(exchange(c, req)), 101);
+  ck_assert_str_eq(the_app.last_user, "carol");
+  cc_conn_free(c);
+}
+END_TEST
+
+static void allow_one_origin(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_add_origin(o, "https://chat.example"), 0);
+}
+
+START_TEST(origin_allow_list) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(allow_one_origin);
+  char hdr[1200];
+  snprintf(hdr, sizeof hdr,
+           "Authorization: Bearer %s\r\nOrigin: https://evil.example\r\n",
+           token_for("dave", 60));
+  ck_assert_int_eq(refused_with(hdr, NULL), 403);
+  cc_conn *c = open_session_as("dave", "Origin: https://chat.example\r\n");
+  cc_conn_free(c);
+  /* No Origin header (not a browser): allowed. */
+  c = open_session_as("dave", NULL);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(version_key_and_shape) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  const char *v8 =
+      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n";
+  ck_assert_int_eq(status_of(exchange(c, v8)), 426);
+  ck_assert_ptr_nonnull(strstr(response, "Sec-WebSocket-Version: 13\r\n"));
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  const char *badkey =
+      "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  ck_assert_int_eq(status_of(exchange(c, badkey)), 400);
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /ws HTTP/1.1\r\nHost: h\r\n\r\n")), 426);
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(
+      status_of(exchange(c, "POST /ws HTTP/1.1\r\nContent-Length: 0\r\n\r\n")), 405);
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GARBAGE\r\n\r\n")), 400);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(oversized_headers) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  static char req[20000];
+  strcpy(req, "GET /ws HTTP/1.1\r\nX-Big: ");
+  size_t n = strlen(req);
+  memset(req + n, 'a', 9000);
+  strcpy(req + n + 9000, "\r\n\r\n");
+  ck_assert_int_eq(status_of(exchange(c, req)), 431);
+  cc_conn_free(c);
+  /* Too many headers. */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  strcpy(req, "GET /healthz HTTP/1.1\r\n");
+  for (int i = 0; i < 100; i++)
+    sprintf(req + strlen(req), "X-%d: 1\r\n", i);
+  strcat(req, "\r\n");
+  ck_assert_int_eq(status_of(exchange(c, req)), 431);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(handshake_rate_per_ip) {
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("flood", 60));
+  upgrade_request(req, sizeof req, hdr);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 60; i++) {
+    cc_conn *c;
+    ck_assert_int_eq(cc_conn_new(gw, "10.0.0.9", &c), 0);
+    int status = status_of(exchange(c, req));
+    if (status == 101) ok++;
+    if (status == 429) {
+      limited++;
+      ck_assert_ptr_nonnull(strstr(response, "Retry-After: 1\r\n"));
+    }
+    cc_conn_free(c);
+  }
+  ck_assert_int_eq(ok, 40); /* the burst */
+  ck_assert_int_eq(limited, 20);
+  /* Another address is not affected. */
+  cc_conn *c = open_session_as("flood", NULL);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(draining_refuses_and_closes) {
+  cc_conn *c = open_session_as("alice", NULL);
+  cc_gateway_drain(gw);
+  ck_assert(cc_gateway_draining(gw));
+  expect_close(c, 1001);
+  cc_conn_free(c);
+  cc_conn *d;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("x", 60));
+  ck_assert_int_eq(status_of(exchange(d, upgrade_request(req, sizeof req, hdr))), 503);
+  cc_conn_free(d);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
+  ck_assert_int_eq(status_of(exchange(d, "GET /readyz HTTP/1.1\r\n\r\n")), 503);
+  cc_conn_free(d);
+}
+END_TEST
+
+START_TEST(plain_http_endpoints) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n")),
+                   200);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /readyz HTTP/1.1\r\n\r\n")), 200);
+  cc_conn_free(c);
+  the_app.ready = 0;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /readyz HTTP/1.1\r\n\r\n")), 503);
+  cc_conn_free(c);
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "DELETE /healthz HTTP/1.1\r\n\r\n")), 405);
+  cc_conn_free(c);
+  /* Other paths go to the application. */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /v1/things?a=b HTTP/1.1\r\n\r\n")), 200);
+  ck_assert_ptr_nonnull(strstr(response, "X-Test: 1\r\n"));
+  ck_assert_ptr_nonnull(strstr(response, "you asked for /v1/things"));
+  ck_assert_int_eq(the_app.http_calls, 1);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(metrics_endpoint) {
+  cc_conn *s = open_session_as("m", NULL);
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /metrics HTTP/1.1\r\n\r\n")), 200);
+  ck_assert_ptr_nonnull(strstr(response, "Content-Type: text/plain; version=0.0.4"));
+  ck_assert_ptr_nonnull(
+      strstr(response, "cc_gateway_handshakes_total{result=\"101\"} 1\n"));
+  ck_assert_ptr_nonnull(strstr(response, "cc_gateway_open_sessions 1\n"));
+  ck_assert_ptr_nonnull(strstr(response, "cc_gateway_open_connections 2\n"));
+  ck_assert_ptr_nonnull(
+      strstr(response, "cc_gateway_handshake_latency_seconds_count 1\n"));
+  ck_assert_ptr_nonnull(strstr(response, "cc_gateway_delivery_latency_seconds_bucket"));
+  ck_assert_ptr_nonnull(strstr(response, "cc_gateway_frames_total{direction=\"in\"}"));
+  ck_assert_ptr_nonnull(strstr(response, "cc_gateway_send_queue_bytes"));
+  cc_conn_free(c);
+  cc_conn_free(s);
+}
+END_TEST
+
+/* ---- sessions ---- */
+
+START_TEST(messages_reach_the_application) {
+  cc_conn *c = open_session_as("alice", NULL);
+  the_app.echo = 1;
+  send_frame(c, 1, 0, 1, "{\"ping\":{}}", 11, 1);
+  ck_assert_int_eq(the_app.messages, 1);
+  ck_assert_int_eq(the_app.last_binary, 0);
+  ck_assert_mem_eq(the_app.last_msg, "{\"ping\":{}}", 11);
+  size_t n = drain(c, wire, sizeof wire);
+  frame f;
+  ck_assert_uint_eq(parse_frame(wire, n, &f), n);
+  ck_assert_int_eq(f.opcode, 1);
+  ck_assert_uint_eq(f.len, 11);
+  /* A fragmented binary message is reassembled. */
+  send_frame(c, 0, 0, 2, "abc", 3, 1);
+  send_frame(c, 0, 0, 0, "def", 3, 1);
+  ck_assert_int_eq(the_app.messages, 1);
+  send_frame(c, 1, 0, 0, "g", 1, 1);
+  ck_assert_int_eq(the_app.messages, 2);
+  ck_assert_int_eq(the_app.last_binary, 1);
+  ck_assert_mem_eq(the_app.last_msg, "abcdefg", 7);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(bytes_one_at_a_time) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("slowpoke", 60));
+  upgrade_request(req, sizeof req, hdr);
+  uint8_t buf[4096];
+  size_t fl = client_frame(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
+  /* The request and a frame right behind it, in one stream, one byte per read. */
+  size_t rl = strlen(req);
+  static uint8_t stream[8192];
+  memcpy(stream, req, rl);
+  memcpy(stream + rl, buf, fl);
+  for (size_t i = 0; i < rl + fl; i++)
+    ck_assert_int_eq(cc_conn_recv(c, stream + i, 1), 0);
+  ck_assert_int_eq(the_app.opened, 1);
+  ck_assert_int_eq(the_app.messages, 1);
+  ck_assert_mem_eq(the_app.last_msg, "hello", 5);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(ping_pong_and_clean_close) {
+  cc_conn *c = open_session_as("alice", NULL);
+  drain(c, wire, sizeof wire);
+  send_frame(c, 1, 0, 9, "beat", 4, 1);
+  size_t n = drain(c, wire, sizeof wire);
+  frame f;
+  parse_frame(wire, n, &f);
+  ck_assert_int_eq(f.opcode, 10);
+  ck_assert_uint_eq(f.len, 4);
+  ck_assert_mem_eq(f.payload, "beat", 4);
+  const uint8_t bye[] = {0x03, 0xe8, 'b', 'y', 'e'};
+  send_frame(c, 1, 0, 8, bye, sizeof bye, 1);
+  expect_close(c, 1000);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, 1000);
+}
+END_TEST
+
+typedef struct bad_frame {
+  const char *what;
+  int fin, rsv, opcode, masked;
+  size_t len;
+  const char *payload;
+  uint16_t expect;
+} bad_frame;
+
+static const bad_frame bad_frames[] = {
+    {"unmasked client frame", 1, 0, 1, 0, 2, "hi", 1002},
+    {"reserved bit", 1, 4, 1, 1, 2, "hi", 1002},
+    {"reserved opcode", 1, 0, 3, 1, 2, "hi", 1002},
+    {"reserved control opcode", 1, 0, 0xb, 1, 0, "", 1002},
+    {"control frame over 125 bytes", 1, 0, 9, 1, 126, NULL, 1002},
+    {"fragmented control frame", 0, 0, 9, 1, 2, "hi", 1002},
+    {"continuation without a start", 1, 0, 0, 1, 2, "hi", 1002},
+    {"invalid UTF-8 in text", 1, 0, 1, 1, 4,
+     "a\xff\xfe"
+     "b",
+     1007},
+    {"close code 1005 sent by a peer", 1, 0, 8, 1, 2, "\x03\xed", 1002},
+    {"close code 999", 1, 0, 8, 1, 2, "\x03\xe7", 1002},
+    {"close code 2999", 1, 0, 8, 1, 2, "\x0b\xb7", 1002},
+    {"close with 1-byte payload", 1, 0, 8, 1, 1, "\x03", 1002},
+};
+
+START_TEST(protocol_violations_close) {
+  const bad_frame *b = &bad_frames[_i];
+  cc_conn *c = open_session_as("mallory", NULL);
+  drain(c, wire, sizeof wire);
+  static uint8_t payload[200];
+  memset(payload, 'x', sizeof payload);
+  const void *p = b->payload ? (const void *)b->payload : payload;
+  send_frame(c, b->fin, b->rsv, b->opcode, p, b->len, b->masked);
+  expect_close(c, b->expect);
+  ck_assert_msg(cc_conn_should_close(c), "%s: connection not finished", b->what);
+  ck_assert_int_eq(the_app.messages, 0);
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, b->expect);
+}
+END_TEST
+
+static void small_messages(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_max_message_bytes(o, 1000), 0);
+}
+
+START_TEST(message_too_big) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(small_messages);
+  cc_conn *c = open_session_as("big", NULL);
+  drain(c, wire, sizeof wire);
+  static uint8_t payload[1001];
+  memset(payload, 'a', sizeof payload);
+  send_frame(c, 1, 0, 2, payload, sizeof payload, 1);
+  expect_close(c, 1009);
+  cc_conn_free(c);
+  /* Just under the limit, in two fragments: fine. */
+  c = open_session_as("big", NULL);
+  send_frame(c, 0, 0, 2, payload, 500, 1);
+  send_frame(c, 1, 0, 0, payload, 500, 1);
+  ck_assert_int_eq(the_app.messages, 1);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(heartbeat_and_idle_timeout) {
+  cc_conn *c = open_session_as("quiet", NULL);
+  drain(c, wire, sizeof wire);
+  uint64_t start = fake_now;
+  ck_assert_uint_eq(cc_conn_deadline(c), start + 25 * SEC);
+  fake_now = start + 25 * SEC;
+  cc_conn_on_timer(c);
+  size_t n = drain(c, wire, sizeof wire);
+  frame f;
+  parse_frame(wire, n, &f);
+  ck_assert_int_eq(f.opcode, 9);
+  /* The client answers: it is alive, the idle clock restarts. */
+  fake_now += 1 * SEC;
+  send_frame(c, 1, 0, 10, "", 0, 1);
+  ck_assert_uint_eq(cc_conn_deadline(c), fake_now + 25 * SEC);
+  /* Then it goes silent: pings at +25 s and +50 s, closed at +60 s. */
+  uint64_t heard = fake_now;
+  while (fake_now < heard + 60 * SEC) {
+    fake_now = cc_conn_deadline(c);
+    cc_conn_on_timer(c);
+  }
+  expect_close(c, 4000);
+  ck_assert(!cc_conn_should_close(c)); /* waits for the close reply ... */
+  fake_now += 10 * SEC;
+  cc_conn_on_timer(c);
+  ck_assert(cc_conn_should_close(c)); /* ... but not forever */
+  cc_conn_free(c);
+  fake_now = start + 1000 * SEC;
+}
+END_TEST
+
+static void strict_rates(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 10), 0);
+  ck_assert_int_eq(cc_gateway_options_set_max_connections_per_user(o, 2), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 8192), 0);
+}
+
+START_TEST(frame_rate_limit) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *c = open_session_as("chatty", NULL);
+  drain(c, wire, sizeof wire);
+  for (int i = 0; i < 21; i++)
+    send_frame(c, 1, 0, 1, "x", 1, 1);
+  ck_assert_int_eq(the_app.messages, 20); /* burst of 2 x 10/s */
+  expect_close(c, 4008);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(connections_per_user) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *a = open_session_as("multi", NULL);
+  cc_conn *b = open_session_as("multi", NULL);
+  cc_conn *c = open_session_as("multi", NULL);
+  ck_assert_int_eq(the_app.opened, 2);
+  /* Upgraded, then closed right away: the close follows the 101 response. */
+  const char *body = strstr(response, "\r\n\r\n") + 4;
+  expect_close_in((const uint8_t *)body, response_len - (size_t)(body - response), 4029);
+  cc_conn_free(c);
+  ck_assert_int_eq(the_app.closed, 0); /* never opened, never closed */
+  cc_conn_free(a);
+  cc_conn *d = open_session_as("multi", NULL); /* a slot is free again */
+  ck_assert_int_eq(the_app.opened, 3);
+  cc_conn_free(b);
+  cc_conn_free(d);
+}
+END_TEST
+
+START_TEST(slow_consumer_closed_and_freed) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *c = open_session_as("slow", NULL);
+  drain(c, wire, sizeof wire);
+  static uint8_t payload[1000];
+  memset(payload, 'z', sizeof payload);
+  cc_buf *frame_buf;
+  ck_assert_int_eq(cc_ws_frame_new(&frame_buf, CC_WS_TEXT, payload, sizeof payload, NULL),
+                   0);
+  int rv = 0, sent = 0;
+  while ((rv = cc_conn_send(c, frame_buf)) == 0)
+    sent++;
+  ck_assert_int_eq(rv, CC_ERR_CLOSED);
+  ck_assert_int_eq(sent, 8);
+  /* The backlog was released: only the close frame is left, and our frame is
+   * referenced by nobody else. */
+  ck_assert_uint_lt(cc_conn_out_bytes(c), 200);
+  ck_assert_uint_eq(cc_buf_refcount(frame_buf), 1);
+  ck_assert_int_eq(cc_conn_send(c, frame_buf), CC_ERR_STATE);
+  expect_close(c, 4009);
+  cc_buf_unref(frame_buf);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(token_expiry_closes_session) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("brief", 5));
+  ck_assert_int_eq(status_of(exchange(c, upgrade_request(req, sizeof req, hdr))), 101);
+  uint64_t deadline = cc_conn_deadline(c);
+  ck_assert_uint_le(deadline, fake_now + 5 * SEC);
+  ck_assert_uint_ge(deadline, fake_now + 3 * SEC);
+  fake_now = deadline;
+  cc_conn_on_timer(c);
+  expect_close(c, 4001);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(request_timeout) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(cc_conn_recv(c, (const uint8_t *)"GET /ws HT", 10), 0);
+  fake_now = cc_conn_deadline(c);
+  cc_conn_on_timer(c);
+  size_t n = drain(c, (uint8_t *)response, sizeof response - 1);
+  response[n] = '\0';
+  ck_assert_int_eq(status_of(response), 408);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(app_close_and_send_rules) {
+  cc_conn *c = open_session_as("alice", NULL);
+  drain(c, wire, sizeof wire);
+  ck_assert_int_eq(cc_conn_close(c, 1005, NULL), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_conn_close(c, 2000, NULL), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_conn_close(c, 4321, "bye"), 0);
+  ck_assert_int_eq(cc_conn_close(c, 1000, NULL), CC_ERR_STATE);
+  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), CC_ERR_STATE);
+  expect_close(c, 4321);
+  /* The client's reply completes the handshake. */
+  send_frame(c, 1, 0, 8, "\x10\xe1", 2, 1);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, 4321);
+}
+END_TEST
+
+START_TEST(many_connections_open_and_close) {
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("crowd", 600));
+  upgrade_request(req, sizeof req, hdr);
+  enum { N = 10000 };
+  cc_conn **conns = calloc(N, sizeof *conns);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < N; i++) {
+      char ip[32];
+      snprintf(ip, sizeof ip, "10.%d.%d.1", i / 250, i % 250);
+      ck_assert_int_eq(cc_conn_new(gw, ip, &conns[i]), 0);
+      ck_assert_int_eq(cc_conn_recv(conns[i], (const uint8_t *)req, strlen(req)), 0);
+      drain(conns[i], (uint8_t *)response, sizeof response);
+    }
+    ck_assert_uint_eq(cc_gateway_conn_count(gw), N);
+    for (int i = 0; i < N; i++)
+      cc_conn_free(conns[i]);
+    ck_assert_uint_eq(cc_gateway_conn_count(gw), 0);
+    fake_now += 100 * SEC; /* let per-IP buckets refill */
+  }
+  /* Only 16 sessions per user by default: the rest were refused with 4029. */
+  ck_assert_int_eq(the_app.opened, 32);
+  free(conns);
+}
+END_TEST
+
+static Suite *gateway_suite(void) {
+  Suite *s = suite_create("gateway");
+  TCase *tc = tcase_create("handshake");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, upgrade_accepts_and_opens);
+  tcase_add_test(tc, subprotocol_negotiation);
+  tcase_add_test(tc, unauthorized_tokens);
+  tcase_add_test(tc, token_in_query_parameter);
+  tcase_add_test(tc, origin_allow_list);
+  tcase_add_test(tc, version_key_and_shape);
+  tcase_add_test(tc, oversized_headers);
+  tcase_add_test(tc, handshake_rate_per_ip);
+  tcase_add_test(tc, draining_refuses_and_closes);
+  tcase_add_test(tc, plain_http_endpoints);
+  tcase_add_test(tc, metrics_endpoint);
+  tcase_add_test(tc, request_timeout);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("session");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, messages_reach_the_application);
+  tcase_add_test(tc, bytes_one_at_a_time);
+  tcase_add_test(tc, ping_pong_and_clean_close);
+  tcase_add_loop_test(tc, protocol_violations_close, 0,
+                      (int)(sizeof bad_frames / sizeof bad_frames[0]));
+  tcase_add_test(tc, message_too_big);
+  tcase_add_test(tc, heartbeat_and_idle_timeout);
+  tcase_add_test(tc, token_expiry_closes_session);
+  tcase_add_test(tc, app_close_and_send_rules);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("limits");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, frame_rate_limit);
+  tcase_add_test(tc, connections_per_user);
+  tcase_add_test(tc, slow_consumer_closed_and_freed);
+  tcase_add_test(tc, many_connections_open_and_close);
+  tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(gateway_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed != 0;
+}
