@@ -92,6 +92,46 @@ static long long run_ratelimit(void *st, long long n) {
   return n;
 }
 
+/* --- JWT: HS256 verify of a typical token ----------------------------------- */
+typedef struct jwt_state {
+  cc_jwt_verifier *v;
+  char token[512];
+  size_t len;
+} jwt_state;
+
+static long long run_jwt(void *st, long long n) {
+  jwt_state *s = st;
+  cc_jwt_claims claims;
+  for (long long i = 0; i < n; i++) {
+    int rv = cc_jwt_verify(s->v, s->token, s->len, &claims);
+    if (rv != 0) return rv;
+  }
+  return n;
+}
+
+static int setup_jwt(jwt_state *s) {
+  static const char secret[] = "microbench-secret-microbench-secret!";
+  char claims[256];
+  int n = snprintf(claims, sizeof claims,
+                   "{\"sub\":\"user-000123\",\"iat\":%lld,\"exp\":%lld,"
+                   "\"iss\":\"chatcore\",\"aud\":\"chat\"}",
+                   (long long)(cc_clock_realtime_ns() / 1000000000u),
+                   (long long)(cc_clock_realtime_ns() / 1000000000u + 3600));
+  cc_jwt_options *o;
+  int rv = cc_jwt_options_new(&o);
+  if (!rv)
+    rv = cc_jwt_options_set_hmac_key(o, CC_JWT_HS256, (const uint8_t *)secret,
+                                     sizeof secret - 1);
+  if (!rv) rv = cc_jwt_options_set_issuer(o, "chatcore", 8);
+  if (!rv) rv = cc_jwt_options_set_audience(o, "chat", 4);
+  if (!rv) rv = cc_jwt_verifier_new(&s->v, o, NULL);
+  cc_jwt_options_free(o);
+  if (!rv)
+    rv = cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)secret, sizeof secret - 1,
+                          claims, (size_t)n, s->token, sizeof s->token, &s->len);
+  return rv;
+}
+
 /* --- fan-out: one frame to a chat of 10,000 connections ---------------------- */
 typedef struct fanout_state {
   cc_fanout *fo;
@@ -160,6 +200,11 @@ int main(int argc, char **argv) {
     rs.lens[i] = (size_t)snprintf(rs.keys[i], sizeof rs.keys[i], "user:%08d", i);
   run_bench(&(bench){"ratelimit_take", "checks", run_ratelimit, &rs});
   cc_ratelimit_free(rs.rl);
+
+  static jwt_state js;
+  if (setup_jwt(&js)) return 1;
+  run_bench(&(bench){"jwt_hs256_verify", "verifies", run_jwt, &js});
+  cc_jwt_verifier_free(js.v);
 
   static fanout_state fs;
   if (cc_fanout_new(&fs.fo, deliver, &fs, NULL) ||
