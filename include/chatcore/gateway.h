@@ -210,6 +210,11 @@ CC_EXTERN int cc_conn_should_close(const cc_conn *conn);
  * wants cc_conn_on_timer() called; UINT64_MAX for none. Changes after every
  * call on the connection. */
 CC_EXTERN uint64_t cc_conn_deadline(const cc_conn *conn);
+/* A pointer the driver attaches to the connection (e.g. its socket state), kept
+ * apart from the application's cc_conn_set_user_data(). NULL by default. */
+CC_EXTERN void cc_conn_set_driver_data(cc_conn *conn, void *driver_data);
+CC_EXTERN void *cc_conn_get_driver_data(const cc_conn *conn);
+
 /* Runs timeouts due at the current time (heartbeat ping, idle, handshake, close
  * and token expiry). */
 CC_EXTERN void cc_conn_on_timer(cc_conn *conn);

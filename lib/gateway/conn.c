@@ -261,6 +261,14 @@ void *cc_conn_get_user_data(const cc_conn *c) {
   return c ? c->user_data : NULL;
 }
 
+void cc_conn_set_driver_data(cc_conn *c, void *driver_data) {
+  if (c) c->driver_data = driver_data;
+}
+
+void *cc_conn_get_driver_data(const cc_conn *c) {
+  return c ? c->driver_data : NULL;
+}
+
 int cc_conn_send(cc_conn *c, cc_buf *frame) {
   if (!c || !frame) return CC_ERR_INVALID;
   if (c->aborted || c->state != CONN_WS || !c->opened || cc_gw_session_closing(c))

@@ -93,6 +93,7 @@ struct cc_conn {
   uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;
   uint64_t token_expiry_ns; /* monotonic; UINT64_MAX: none */
   void *user_data;
+  void *driver_data;
   char peer[48];
 };
 
