@@ -114,6 +114,30 @@ START_TEST(buf_refcount_and_allocator) {
 }
 END_TEST
 
+START_TEST(buf_headroom) {
+  cc_buf *b;
+  ck_assert_int_eq(cc_buf_new(&b, 10 + 5, NULL), 0);
+  memcpy(cc_buf_data(b) + 10, "hello", 5);
+  ck_assert_int_eq(cc_buf_set_len(b, 15), 0);
+  /* Reserve 10 bytes in front, as an encoder does for a frame header. */
+  ck_assert_int_eq(cc_buf_pull_front(b, 10), 0);
+  ck_assert_uint_eq(cc_buf_headroom(b), 10);
+  ck_assert_uint_eq(cc_buf_len(b), 5);
+  ck_assert_uint_eq(cc_buf_capacity(b), 5);
+  ck_assert_mem_eq(cc_buf_cdata(b), "hello", 5);
+  ck_assert_int_eq(cc_buf_pull_front(b, 6), CC_ERR_TOO_LARGE);
+  /* Prepend a 2-byte header without moving the payload. */
+  ck_assert_int_eq(cc_buf_push_front(b, 2), 0);
+  memcpy(cc_buf_data(b), "\x81\x05", 2);
+  ck_assert_uint_eq(cc_buf_len(b), 7);
+  ck_assert_mem_eq(cc_buf_cdata(b), "\x81\x05hello", 7);
+  ck_assert_uint_eq(cc_buf_headroom(b), 8);
+  ck_assert_int_eq(cc_buf_push_front(b, 9), CC_ERR_TOO_LARGE);
+  ck_assert_int_eq(cc_buf_set_len(b, 8), CC_ERR_TOO_LARGE);
+  cc_buf_unref(b);
+}
+END_TEST
+
 START_TEST(buf_out_untouched_on_failure) {
   counting cnt = {0, 0};
   cc_mem m = {&cnt, c_malloc, c_free, c_calloc, c_realloc};
@@ -201,6 +225,7 @@ static Suite *core_suite(void) {
   tcase_add_test(tc, mem_rejects_incomplete_allocator);
   tcase_add_test(tc, buf_refcount_and_allocator);
   tcase_add_test(tc, buf_out_untouched_on_failure);
+  tcase_add_test(tc, buf_headroom);
   suite_add_tcase(s, tc);
   tc = tcase_create("table");
   tcase_add_test(tc, siphash_reference_vector);

@@ -29,12 +29,18 @@ typedef struct app {
   size_t last_len;
   int last_binary, messages;
   int ready;
-  int echo; /* send every message back */
+  int echo;             /* send every message back */
+  int flood_on_open;    /* send this many 1000-byte frames from on_open */
+  int send_on_close_rv; /* what cc_conn_send_message returned inside on_close */
+  int http_closed;      /* on_close calls with code 0 (HTTP requests) */
 } app;
 
 static void on_open(void *ud, cc_conn *c) {
   app *a = ud;
   a->opened++;
+  static uint8_t big[1000];
+  for (int i = 0; i < a->flood_on_open; i++)
+    cc_conn_send_message(c, big, sizeof big);
   cc_str u = cc_conn_user(c);
   snprintf(a->last_user, sizeof a->last_user, "%.*s", (int)u.len, u.ptr);
 }
@@ -50,10 +56,14 @@ static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
 }
 
 static void on_close(void *ud, cc_conn *c, uint16_t code) {
-  (void)c;
   app *a = ud;
+  if (code == 0) {
+    a->http_closed++;
+    return;
+  }
   a->closed++;
   a->close_code = code;
+  a->send_on_close_rv = cc_conn_send_message(c, (const uint8_t *)"late", 4);
 }
 
 static void on_http(void *ud, cc_conn *c, const cc_http_request *req) {
@@ -274,7 +284,7 @@ START_TEST(upgrade_accepts_and_opens) {
   ck_assert_ptr_null(strstr(response, "Sec-WebSocket-Protocol"));
   ck_assert_int_eq(the_app.opened, 1);
   ck_assert_str_eq(the_app.last_user, "alice");
-  ck_assert_int_eq(cc_conn_subprotocol(c), CC_SUBPROTOCOL_JSON);
+  ck_assert_int_eq(cc_conn_encoding(c), CC_ENCODING_JSON);
   ck_assert_uint_ne(cc_conn_id(c), 0);
   cc_conn_free(c);
   ck_assert_int_eq(the_app.closed, 1);
@@ -287,7 +297,7 @@ START_TEST(subprotocol_negotiation) {
       open_session_as("bob", "Sec-WebSocket-Protocol: x.other, chatcore.v1.proto\r\n");
   ck_assert_ptr_nonnull(
       strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.proto\r\n"));
-  ck_assert_int_eq(cc_conn_subprotocol(c), CC_SUBPROTOCOL_PROTOBUF);
+  ck_assert_int_eq(cc_conn_encoding(c), CC_ENCODING_PROTOBUF);
   cc_conn_free(c);
   c = open_session_as("bob", "Sec-WebSocket-Protocol: chatcore.v1.json\r\n");
   ck_assert_ptr_nonnull(strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.json\r\n"));
@@ -826,6 +836,206 @@ START_TEST(many_connections_open_and_close) {
 }
 END_TEST
 
+/* ---- found in review: each of these once broke ---- */
+
+START_TEST(exposed_output_survives_slow_consumer_cut) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *c = open_session_as("async", NULL);
+  static uint8_t payload[3000];
+  memset(payload, 'q', sizeof payload);
+  ck_assert_int_eq(cc_conn_send_message(c, payload, sizeof payload), 0);
+  ck_assert_int_eq(cc_conn_send_message(c, payload, sizeof payload), 0);
+  /* The driver hands both frames to an asynchronous write ... */
+  cc_iov iov[8];
+  size_t n = cc_conn_out_iov(c, iov, 8);
+  ck_assert_uint_eq(n, 2);
+  /* ... while the application keeps sending past the cap. */
+  int rv;
+  while ((rv = cc_conn_send_message(c, payload, sizeof payload)) == 0) {
+  }
+  ck_assert_int_eq(rv, CC_ERR_CLOSED);
+  /* The exposed bytes are intact (ASan would catch a free) and still first. */
+  ck_assert_uint_eq(iov[0].len, 3004);
+  ck_assert_int_eq(iov[1].base[0], 0x81);
+  ck_assert_int_eq(iov[1].base[4], 'q');
+  cc_conn_out_consumed(c, iov[0].len + iov[1].len);
+  expect_close(c, 4009);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(backlog_from_on_open_keeps_the_101) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  the_app.flood_on_open = 20; /* 20 KB against an 8 KiB cap */
+  cc_conn *c = open_session_as("eager", NULL);
+  ck_assert_ptr_nonnull(strstr(response, "\r\n\r\n"));
+  const char *body = strstr(response, "\r\n\r\n") + 4;
+  expect_close_in((const uint8_t *)body, response_len - (size_t)(body - response), 4009);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(nothing_can_be_sent_from_on_close) {
+  cc_conn *c = open_session_as("late", NULL);
+  cc_conn_free(c);
+  ck_assert_int_eq(the_app.closed, 1);
+  ck_assert_int_eq(the_app.send_on_close_rv, CC_ERR_STATE);
+  /* HTTP requests handed to on_http are announced gone too (code 0). */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  exchange(c, "GET /anything HTTP/1.1\r\nHost: h\r\n\r\n");
+  cc_conn_free(c);
+  ck_assert_int_eq(the_app.http_closed, 1);
+}
+END_TEST
+
+START_TEST(ping_flood_from_a_non_reader_is_bounded) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *c = open_session_as("pinger", NULL);
+  static uint8_t payload[120];
+  memset(payload, 'p', sizeof payload);
+  int pings = 0;
+  /* The client never reads; a driver stops reading it once want_read says so. */
+  while (cc_conn_want_read(c) && pings < 1000) {
+    send_frame(c, 1, 0, 9, payload, sizeof payload, 1);
+    pings++;
+    fake_now += SEC / 10; /* within the frame rate */
+  }
+  ck_assert_int_lt(pings, 1000);
+  ck_assert_uint_le(cc_conn_out_bytes(c), 8192 + 200);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(client_close_on_an_old_session_gets_time_to_flush) {
+  cc_conn *c = open_session_as("old", NULL);
+  drain(c, wire, sizeof wire);
+  for (int i = 0; i < 36; i++) { /* an hour of pings and pongs */
+    fake_now += 100 * SEC;
+    send_frame(c, 1, 0, 10, "", 0, 1);
+  }
+  send_frame(c, 1, 0, 8, "\x03\xe8", 2, 1);
+  ck_assert_uint_ge(cc_conn_deadline(c), fake_now + 5 * SEC);
+  cc_conn_on_timer(c);
+  ck_assert(!cc_conn_should_close(c) || cc_conn_out_bytes(c) == 0);
+  expect_close(c, 1000);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+}
+END_TEST
+
+static void tiny_byte_rate(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_byte_rate(o, 1024), 0);
+}
+
+START_TEST(one_frame_bigger_than_the_byte_burst_is_allowed) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(tiny_byte_rate);
+  cc_conn *c = open_session_as("bulky", NULL);
+  drain(c, wire, sizeof wire);
+  static uint8_t payload[3000];
+  memset(payload, 'b', sizeof payload);
+  send_frame(c, 1, 0, 2, payload, sizeof payload, 1);
+  ck_assert_int_eq(the_app.messages, 1);
+  ck_assert_uint_eq(drain(c, wire, sizeof wire), 0); /* not closed */
+  /* But a second one right behind it is over the rate. */
+  send_frame(c, 1, 0, 2, payload, sizeof payload, 1);
+  expect_close(c, 4008);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(only_one_close_frame) {
+  cc_conn *c = open_session_as("closer", NULL);
+  drain(c, wire, sizeof wire);
+  ck_assert_int_eq(cc_conn_close(c, 4321, "bye"), 0);
+  expect_close(c, 4321);
+  send_frame(c, 1, 0, 8, "\x03", 1, 1); /* a malformed close reply */
+  ck_assert_uint_eq(drain(c, wire, sizeof wire), 0);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, 4321);
+}
+END_TEST
+
+START_TEST(handshake_limiter_follows_the_gateway_clock) {
+  char hdr[1200], req[2048];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("tick", 60));
+  upgrade_request(req, sizeof req, hdr);
+  for (int round = 0; round < 2; round++) {
+    int limited = 0;
+    for (int i = 0; i < 45; i++) {
+      cc_conn *c;
+      ck_assert_int_eq(cc_conn_new(gw, "10.9.9.9", &c), 0);
+      if (status_of(exchange(c, req)) == 429) limited++;
+      cc_conn_free(c);
+    }
+    ck_assert_int_eq(limited, 5);
+    fake_now += 10 * SEC; /* refills the burst on the injected clock alone */
+  }
+}
+END_TEST
+
+START_TEST(request_shape_rules) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char req[2048];
+  snprintf(req, sizeof req,
+           "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+           "Authorization: Bearer %s\r\n\r\n",
+           token_for("nohost", 60));
+  ck_assert_int_eq(status_of(exchange(c, req)), 400);
+  ck_assert_ptr_nonnull(strstr(response, "Host"));
+  cc_conn_free(c);
+  /* Absolute-form targets are served by their path. */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(
+      status_of(exchange(
+          c, "GET http://example.com/healthz HTTP/1.1\r\nHost: example.com\r\n\r\n")),
+      200);
+  cc_conn_free(c);
+  /* Close reasons must be UTF-8. */
+  c = open_session_as("utf", NULL);
+  ck_assert_int_eq(cc_conn_close(c, 4000, "\xff\xfe"), CC_ERR_INVALID);
+  cc_conn_free(c);
+}
+END_TEST
+
+START_TEST(frame_wrap_in_place) {
+  /* A payload encoded behind 10 bytes of headroom becomes a frame in place. */
+  cc_buf *b;
+  ck_assert_int_eq(cc_buf_new(&b, CC_WS_MAX_HEADER + 200, NULL), 0);
+  memset(cc_buf_data(b) + CC_WS_MAX_HEADER, 'x', 200);
+  cc_buf_set_len(b, CC_WS_MAX_HEADER + 200);
+  cc_buf_pull_front(b, CC_WS_MAX_HEADER);
+  const uint8_t *payload = cc_buf_cdata(b);
+  ck_assert_int_eq(cc_ws_frame_wrap(b, CC_WS_BINARY), 0);
+  ck_assert_uint_eq(cc_buf_len(b), 204);
+  ck_assert_ptr_eq(cc_buf_cdata(b) + 4, payload); /* no copy */
+  frame f;
+  ck_assert_uint_eq(parse_frame(cc_buf_cdata(b), cc_buf_len(b), &f), 204);
+  ck_assert_int_eq(f.opcode, 2);
+  ck_assert_uint_eq(f.len, 200);
+  cc_buf_unref(b);
+  /* Without headroom it refuses rather than writing outside the buffer. */
+  ck_assert_int_eq(cc_buf_new_copy(&b, (const uint8_t *)"abc", 3, NULL), 0);
+  ck_assert_int_eq(cc_ws_frame_wrap(b, CC_WS_TEXT), CC_ERR_TOO_LARGE);
+  ck_assert_int_eq(cc_ws_frame_wrap(b, 9), CC_ERR_INVALID);
+  cc_buf_unref(b);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -854,6 +1064,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, heartbeat_and_idle_timeout);
   tcase_add_test(tc, token_expiry_closes_session);
   tcase_add_test(tc, app_close_and_send_rules);
+  tcase_add_test(tc, frame_wrap_in_place);
   suite_add_tcase(s, tc);
   tc = tcase_create("limits");
   tcase_add_checked_fixture(tc, setup, teardown);
@@ -861,6 +1072,15 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, connections_per_user);
   tcase_add_test(tc, slow_consumer_closed_and_freed);
   tcase_add_test(tc, many_connections_open_and_close);
+  tcase_add_test(tc, exposed_output_survives_slow_consumer_cut);
+  tcase_add_test(tc, backlog_from_on_open_keeps_the_101);
+  tcase_add_test(tc, nothing_can_be_sent_from_on_close);
+  tcase_add_test(tc, ping_flood_from_a_non_reader_is_bounded);
+  tcase_add_test(tc, client_close_on_an_old_session_gets_time_to_flush);
+  tcase_add_test(tc, one_frame_bigger_than_the_byte_burst_is_allowed);
+  tcase_add_test(tc, only_one_close_frame);
+  tcase_add_test(tc, handshake_limiter_follows_the_gateway_clock);
+  tcase_add_test(tc, request_shape_rules);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
   return s;

@@ -79,7 +79,7 @@ static cc_memclient *connect_session(void) {
                    0);
   n = snprintf(
       req, sizeof req,
-      "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "GET /ws HTTP/1.1\r\nHost: memnet\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
       "Authorization: Bearer %s\r\n\r\n",
       tok);

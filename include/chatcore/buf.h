@@ -38,6 +38,18 @@ CC_EXTERN size_t cc_buf_len(const cc_buf *buf);
 CC_EXTERN size_t cc_buf_capacity(const cc_buf *buf);
 /* Sets the valid length; CC_ERR_TOO_LARGE if len > capacity. */
 CC_EXTERN int cc_buf_set_len(cc_buf *buf, size_t len);
+/* Headroom: bytes reserved in front of the data so that a header can be put
+ * before it without a copy (a WebSocket frame header in front of a message
+ * encoded once for many recipients). Moving the front changes where
+ * cc_buf_data() points, its length and its capacity alike. */
+CC_EXTERN size_t cc_buf_headroom(const cc_buf *buf);
+/* Extends the data `n` bytes backwards into the headroom (the new bytes are
+ * whatever was there). 0, or CC_ERR_TOO_LARGE if n > headroom. */
+CC_EXTERN int cc_buf_push_front(cc_buf *buf, size_t n);
+/* Moves the start of the data `n` bytes forward, turning them into headroom.
+ * 0, or CC_ERR_TOO_LARGE if n > length. */
+CC_EXTERN int cc_buf_pull_front(cc_buf *buf, size_t n);
+
 /* Current reference count (for tests and assertions). */
 CC_EXTERN uint32_t cc_buf_refcount(const cc_buf *buf);
 

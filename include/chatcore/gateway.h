@@ -26,6 +26,7 @@
 #include <chatcore/http.h>
 #include <chatcore/jwt.h>
 #include <chatcore/metrics.h>
+#include <chatcore/protocol.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,12 +52,6 @@ enum {
   CC_CLOSE_TOO_MANY_CONNECTIONS = 4029 /* per-user connection limit */
 };
 
-/* The negotiated subprotocol, which fixes the message encoding. */
-typedef enum cc_subprotocol {
-  CC_SUBPROTOCOL_JSON = 1,    /* "chatcore.v1.json": text frames */
-  CC_SUBPROTOCOL_PROTOBUF = 2 /* "chatcore.v1.proto": binary frames */
-} cc_subprotocol;
-
 /* What the gateway tells the application. Every callback is optional except
  * on_message; `user_data` is the pointer given to cc_gateway_new(). */
 typedef struct cc_gateway_callbacks {
@@ -67,9 +62,11 @@ typedef struct cc_gateway_callbacks {
    * a binary message, 0 for text (valid UTF-8). */
   void (*on_message)(void *user_data, cc_conn *conn, const uint8_t *data, size_t len,
                      int binary);
-  /* A session that on_open announced has ended, with the close code that ended it
-   * (sent or received; 1006 if the connection dropped). `conn` is valid until
-   * the callback returns; nothing may be sent on it. */
+  /* A connection the application has seen is gone: a session that on_open
+   * announced (with the close code that ended it, sent or received; 1006 if the
+   * connection dropped), or a request handed to on_http (code 0; answered or
+   * not). `conn` is valid until the callback returns and nothing can be sent on
+   * it any more (cc_conn_send and friends return CC_ERR_STATE). */
   void (*on_close)(void *user_data, cc_conn *conn, uint16_t code);
   /* An HTTP request the gateway does not answer itself. The application answers
    * it (now or later) with cc_conn_http_respond(). NULL: 404 for every such
@@ -99,7 +96,7 @@ CC_EXTERN int cc_gateway_options_add_origin(cc_gateway_options *opt, const char 
 /* Largest client message (after reassembly), 125..16 MiB; default 64 KiB. */
 CC_EXTERN int cc_gateway_options_set_max_message_bytes(cc_gateway_options *opt,
                                                        size_t bytes);
-/* Largest request head in bytes (request line + headers), 256..1 MiB; default
+/* Largest request head in bytes (request line + headers), 256..64 KiB; default
  * 8 KiB. Requests over it are answered 431. */
 CC_EXTERN int cc_gateway_options_set_max_header_bytes(cc_gateway_options *opt,
                                                       size_t bytes);
@@ -139,7 +136,8 @@ CC_EXTERN int cc_gateway_options_set_clock(cc_gateway_options *opt, cc_clock_fn 
 
 /* Makes a gateway. `callbacks` and `opt` are copied; `metrics` (may be NULL) is
  * borrowed and must outlive the gateway: the gateway registers its series there
- * (cc_gateway_* names) and /metrics renders it. `mem` copied (NULL: default).
+ * (cc_gateway_* names; several gateways, one per loop, share them) and /metrics
+ * renders it. `mem` copied (NULL: default).
  * Errors: CC_ERR_INVALID (no on_message, no JWT verifier), CC_ERR_NOMEM, or the
  * registry's error; *out untouched. */
 CC_EXTERN int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
@@ -160,7 +158,8 @@ CC_EXTERN size_t cc_gateway_conn_count(const cc_gateway *gw);
 /* ---- driver side of a connection ---- */
 
 /* Tells the driver that `conn` needs attention outside of a call the driver made
- * into it: output became pending (the application sent a frame, or a fan-out
+ * into it (it is never called from cc_conn_new: check a new connection's output
+ * after that returns): output became pending (the application sent a frame, or a fan-out
  * reached this connection), a close started, or its deadline moved. Typically
  * the driver marks the connection and, once per loop iteration, writes each
  * marked connection's output with one vectored write (corking), re-reads its
@@ -185,25 +184,33 @@ typedef struct cc_iov {
 CC_EXTERN int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out);
 
 /* Feeds `len` bytes read from the socket (borrowed for the call). Callbacks may
- * run. Returns 0, or a negative code when the connection must be dropped at once
- * (cc_err_is_fatal or CC_ERR_NOMEM); protocol errors are not returned, they are
- * answered on the wire (then cc_conn_should_close()). */
+ * run. The driver-side functions (cc_conn_recv, cc_conn_on_timer,
+ * cc_conn_out_consumed, cc_conn_free) must not be called from inside a gateway
+ * callback of the same connection. Returns 0, or a negative code when the connection must
+ * be dropped at once (cc_err_is_fatal or CC_ERR_NOMEM); protocol errors are not returned,
+ * they are answered on the wire (then cc_conn_should_close()). */
 CC_EXTERN int cc_conn_recv(cc_conn *conn, const uint8_t *data, size_t len);
 
-/* Non-zero while the connection wants more input (the driver may stop reading
- * when this is 0: e.g. after a close was sent). */
+/* Non-zero while the connection wants more input. It is 0 after the session
+ * ended, and while the client is not reading what is sent to it (its send queue
+ * is over half its cap): stop reading the socket then, so that a client that
+ * does not read cannot make the server queue answers (pongs) without end. */
 CC_EXTERN int cc_conn_want_read(const cc_conn *conn);
 
 /* Fills up to `max` slices of pending output, in order, and returns how many.
- * The bytes stay valid until cc_conn_out_consumed() or cc_conn_free(). */
-CC_EXTERN size_t cc_conn_out_iov(const cc_conn *conn, cc_iov *iov, size_t max);
+ * The bytes stay valid, and stay queued in this order whatever the application
+ * does meanwhile, until cc_conn_out_consumed() or cc_conn_free(): a driver may
+ * hand them to an asynchronous write. */
+CC_EXTERN size_t cc_conn_out_iov(cc_conn *conn, cc_iov *iov, size_t max);
 /* Bytes of output pending. */
 CC_EXTERN size_t cc_conn_out_bytes(const cc_conn *conn);
 /* Tells the connection that the first `n` pending bytes were written. */
 CC_EXTERN void cc_conn_out_consumed(cc_conn *conn, size_t n);
 
 /* Non-zero when the driver should close the socket: the exchange is over and
- * all output was written, or the connection must be dropped. */
+ * all output was written, or the connection must be dropped (then pending output
+ * is abandoned and cc_conn_deadline() is 0). Check it after every call into the
+ * connection and on every notify. */
 CC_EXTERN int cc_conn_should_close(const cc_conn *conn);
 
 /* The next time (monotonic ns, the gateway's clock) at which the connection
@@ -229,8 +236,10 @@ CC_EXTERN void cc_conn_free(cc_conn *conn);
 
 /* The authenticated user (JWT `sub`); empty before the session opened. */
 CC_EXTERN cc_str cc_conn_user(const cc_conn *conn);
-/* The negotiated subprotocol (valid once the session opened). */
-CC_EXTERN cc_subprotocol cc_conn_subprotocol(const cc_conn *conn);
+/* The encoding the session speaks, from the negotiated subprotocol:
+ * CC_ENCODING_JSON (text frames; also when none was offered) or
+ * CC_ENCODING_PROTOBUF (binary frames). Valid once the session opened. */
+CC_EXTERN cc_encoding cc_conn_encoding(const cc_conn *conn);
 /* A process-unique id for the connection (for cc_fanout and logs); never 0. */
 CC_EXTERN uint64_t cc_conn_id(const cc_conn *conn);
 /* The client's IP address as text. */
@@ -272,6 +281,16 @@ enum { CC_WS_TEXT = 0x1, CC_WS_BINARY = 0x2 };
  * with cc_conn_send(). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
 CC_EXTERN int cc_ws_frame_new(cc_buf **out, int opcode, const uint8_t *payload,
                               size_t len, const cc_mem *mem);
+
+/* Turns the payload held in `buf` into a complete frame in place, by writing the
+ * header into the buffer's headroom (2, 4 or 10 bytes, by payload length): the
+ * payload is never copied. Call it once, before sharing the buffer. 0;
+ * CC_ERR_TOO_LARGE if the headroom is too small for the header (the library's
+ * encoders reserve CC_WS_MAX_HEADER); CC_ERR_INVALID for a bad opcode. */
+CC_EXTERN int cc_ws_frame_wrap(cc_buf *buf, int opcode);
+
+/* The longest header of an unmasked server frame. */
+#define CC_WS_MAX_HEADER 10
 
 #ifdef __cplusplus
 }

@@ -35,8 +35,10 @@ CC_EXTERN void cc_metrics_free(cc_metrics *m);
  * (`result="ok",code="401"`). All three are copied. For a histogram, `bounds`
  * holds `n_bounds` (1..64) strictly increasing upper bounds (copied); `+Inf` is
  * implied. *out receives a handle that stays valid until cc_metrics_free().
+ * Registering a series that exists (same type, name and labels) returns it, so
+ * several components (a gateway per event loop) can share their series.
  * Errors: CC_ERR_INVALID (bad name, bounds, or a name already used with another
- * type), CC_ERR_EXISTS (same name and labels), CC_ERR_NOMEM. */
+ * type), CC_ERR_NOMEM. */
 CC_EXTERN int cc_metrics_add(cc_metrics *m, cc_metric_type type, const char *name,
                              const char *help, const char *labels, const double *bounds,
                              size_t n_bounds, cc_metric **out);

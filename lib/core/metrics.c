@@ -90,7 +90,10 @@ int cc_metrics_add(cc_metrics *m, cc_metric_type type, const char *name, const c
   for (cc_metric *x = m->head; x; x = x->next) {
     if (strcmp(x->name, name) != 0) continue;
     if (x->type != type) return CC_ERR_INVALID;
-    if (same(x->labels, labels)) return CC_ERR_EXISTS;
+    if (same(x->labels, labels)) {
+      *out = x;
+      return 0;
+    }
   }
   cc_metric *x = cc_calloc(&m->mem, 1, sizeof *x);
   if (!x) return CC_ERR_NOMEM;

@@ -6,28 +6,53 @@
 
 #include "core/mem.h"
 #include "gateway/gateway_internal.h"
+#include "protocol/utf8.h"
 
 static _Atomic uint64_t next_conn_id = 1;
 
-int cc_gw_enqueue(cc_conn *c, cc_buf *b) {
+static void notify(cc_conn *c) {
+  if (c->gw->notify && !c->constructing && !c->releasing)
+    c->gw->notify(c->gw->driver_data, c);
+}
+
+int cc_gw_enqueue(cc_conn *c, cc_buf *b, int droppable) {
   size_t before = c->out.bytes;
-  int rv = cc_outq_push(&c->out, b, &c->gw->mem);
+  int rv = cc_outq_push(&c->out, b, droppable, &c->gw->mem);
   if (rv != 0) return rv;
   cc_metric_add(c->gw->m.send_queue_bytes, (int64_t)(c->out.bytes - before));
   if (before == 0 && c->out.bytes > 0) {
     c->queued_since_ns = cc_gw_now(c->gw);
-    if (c->gw->notify) c->gw->notify(c->gw->driver_data, c);
+    notify(c);
   }
   return 0;
 }
 
-static void drop_output(cc_conn *c, int keep_started) {
-  size_t before = c->out.bytes;
-  if (keep_started)
-    cc_outq_drop_unstarted(&c->out, &c->gw->mem);
-  else
-    cc_outq_clear(&c->out, &c->gw->mem);
-  cc_metric_add(c->gw->m.send_queue_bytes, -(int64_t)(before - c->out.bytes));
+void cc_gw_finish(cc_conn *c) {
+  if (c->state == CONN_DONE) return;
+  c->state = CONN_DONE;
+  c->done_ns = cc_gw_now(c->gw);
+}
+
+void cc_gw_abort(cc_conn *c) {
+  if (c->aborted) return;
+  c->aborted = 1;
+  notify(c);
+}
+
+/* A client whose queue passed the cap: free its backlog of application frames
+ * (never bytes the driver is writing, never the gateway's own frames) and close
+ * it with 4009. Runs after any enqueue, from the next safe point. */
+static void cut_slow_consumer(cc_conn *c) {
+  cc_gateway *gw = c->gw;
+  if (c->out.bytes <= gw->opt.send_queue_bytes || c->aborted) return;
+  size_t freed = cc_outq_drop_data(&c->out, &gw->mem);
+  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)freed);
+  if (c->state == CONN_WS && !cc_gw_session_closing(c)) {
+    cc_metric_add(gw->m.closes_slow_consumer, 1);
+    cc_gw_session_close(c, CC_CLOSE_SLOW_CONSUMER, "slow consumer");
+  } else if (c->out.bytes > gw->opt.send_queue_bytes) {
+    cc_gw_abort(c); /* still over with nothing left to drop */
+  }
 }
 
 int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
@@ -35,6 +60,7 @@ int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
   cc_conn *c = cc_calloc(&gw->mem, 1, sizeof *c);
   if (!c) return CC_ERR_NOMEM;
   c->gw = gw;
+  c->constructing = 1;
   c->id = atomic_fetch_add(&next_conn_id, 1);
   size_t n = peer_ip ? strlen(peer_ip) : 0;
   if (n >= sizeof c->peer) n = sizeof c->peer - 1;
@@ -61,6 +87,7 @@ int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
     cc_gw_respond(c, 503, "text/plain; charset=utf-8",
                   (const uint8_t *)"too many connections\n", 21, "Retry-After: 1\r\n");
   }
+  c->constructing = 0;
   *out = c;
   return 0;
 }
@@ -75,7 +102,7 @@ static void open_session(cc_conn *c) {
     return;
   }
   if (rv != 0) {
-    c->aborted = 1;
+    cc_gw_abort(c);
     return;
   }
   c->counted_user = 1;
@@ -84,48 +111,52 @@ static void open_session(cc_conn *c) {
   if (gw->cb.on_open) gw->cb.on_open(gw->user_data, c);
 }
 
+static int feed_http(cc_conn *c, const uint8_t **data, size_t *len) {
+  size_t used;
+  int rv = cc_http_reader_feed(c->http, *data, *len, &used);
+  *data += used;
+  *len -= used;
+  if (rv == 0) return 0;
+  if (rv == CC_ERR_NOMEM) {
+    cc_gw_abort(c);
+    return rv;
+  }
+  if (rv < 0) {
+    static const char text[] = "bad request\n";
+    cc_gw_respond(c, -rv, "text/plain; charset=utf-8", (const uint8_t *)text,
+                  sizeof text - 1, NULL);
+    return 0;
+  }
+  cc_gw_handle_request(c, cc_http_reader_request(c->http));
+  if (c->state == CONN_WS && !c->aborted) open_session(c);
+  return 0;
+}
+
 int cc_conn_recv(cc_conn *c, const uint8_t *data, size_t len) {
   if (!c || (!data && len)) return CC_ERR_INVALID;
   if (c->aborted) return CC_ERR_CLOSED;
-  cc_gateway *gw = c->gw;
-  cc_metric_add(gw->m.bytes_in, (int64_t)len);
-  if (c->state == CONN_HTTP && len > 0) {
-    size_t used;
-    int rv = cc_http_reader_feed(c->http, data, len, &used);
-    data += used;
-    len -= used;
-    if (rv == 0) return 0;
-    if (rv == CC_ERR_NOMEM) {
-      c->aborted = 1;
-      return rv;
-    }
-    if (rv < 0) {
-      cc_gw_count_handshake(gw, -rv);
-      static const char text[] = "bad request\n";
-      cc_gw_respond(c, -rv, "text/plain; charset=utf-8", (const uint8_t *)text,
-                    sizeof text - 1, NULL);
-      return 0;
-    }
-    cc_gw_handle_request(c, cc_http_reader_request(c->http));
-    if (c->state != CONN_WS) return c->aborted ? CC_ERR_NOMEM : 0;
-    open_session(c);
-  }
-  if (c->state == CONN_WS && len > 0) {
-    int rv = cc_gw_session_recv(c, data, len);
-    if (rv != 0) c->aborted = 1;
-    return rv;
+  cc_metric_add(c->gw->m.bytes_in, (int64_t)len);
+  int rv = 0;
+  if (c->state == CONN_HTTP && len > 0) rv = feed_http(c, &data, &len);
+  /* Bytes right behind an upgrade request belong to the session. */
+  if (rv == 0 && c->state == CONN_WS && len > 0 && !c->aborted) {
+    rv = cc_gw_session_recv(c, data, len);
+    if (rv != 0) cc_gw_abort(c);
   }
   /* Anything else (after a response, or past a finished close) is dropped. */
-  return c->aborted ? CC_ERR_CLOSED : 0;
+  cut_slow_consumer(c);
+  if (rv == 0 && c->aborted) rv = CC_ERR_CLOSED;
+  return rv;
 }
 
 int cc_conn_want_read(const cc_conn *c) {
   if (!c || c->aborted) return 0;
+  if (c->out.bytes > c->gw->opt.send_queue_bytes / 2) return 0;
   if (c->state == CONN_HTTP) return 1;
   return c->state == CONN_WS && wslay_event_want_read(c->ws);
 }
 
-size_t cc_conn_out_iov(const cc_conn *c, cc_iov *iov, size_t max) {
+size_t cc_conn_out_iov(cc_conn *c, cc_iov *iov, size_t max) {
   return c && iov ? cc_outq_iov(&c->out, iov, max) : 0;
 }
 
@@ -173,8 +204,8 @@ uint64_t cc_conn_deadline(const cc_conn *c) {
   case CONN_DONE:
     break;
   }
-  /* Output that will not drain (a reader that stopped reading) is dropped. */
-  return (c->close_sent_ns ? c->close_sent_ns : c->created_ns) + o->handshake_timeout_ns;
+  /* Output that does not drain (a reader that stopped reading) is dropped. */
+  return c->done_ns + o->handshake_timeout_ns;
 }
 
 void cc_conn_on_timer(cc_conn *c) {
@@ -189,12 +220,11 @@ void cc_conn_on_timer(cc_conn *c) {
     int status = c->state == CONN_HTTP ? 408 : 503;
     cc_gw_respond(c, status, "text/plain; charset=utf-8", (const uint8_t *)"timeout\n", 8,
                   NULL);
-    c->close_sent_ns = now;
-    return;
+    break;
   }
   case CONN_WS:
     if (cc_gw_session_closing(c)) {
-      c->aborted = 1; /* no close came back in time */
+      cc_gw_abort(c); /* no close came back in time */
     } else if (now >= c->token_expiry_ns) {
       cc_gw_session_close(c, CC_CLOSE_TOKEN_EXPIRED, "token expired");
     } else if (now >= c->last_heard_ns + o->idle_timeout_ns) {
@@ -203,27 +233,30 @@ void cc_conn_on_timer(cc_conn *c) {
     } else {
       cc_gw_session_ping(c);
     }
-    return;
+    break;
   case CONN_DONE:
-    c->aborted = 1;
-    return;
+    cc_gw_abort(c);
+    break;
   }
+  cut_slow_consumer(c);
 }
 
 void cc_conn_free(cc_conn *c) {
   if (!c) return;
   cc_gateway *gw = c->gw;
-  if (c->opened) {
-    cc_metric_add(gw->m.open_sessions, -1);
-    if (gw->cb.on_close) gw->cb.on_close(gw->user_data, c, cc_gw_session_end_code(c));
-  }
+  /* From here on nothing can be sent, and the driver hears nothing more. */
+  c->releasing = 1;
+  if (c->opened) cc_metric_add(gw->m.open_sessions, -1);
+  if ((c->opened || c->seen_http) && gw->cb.on_close)
+    gw->cb.on_close(gw->user_data, c, c->opened ? cc_gw_session_end_code(c) : 0);
   if (c->counted_user) cc_gw_user_release(gw, c->user, c->user_len);
   cc_gw_session_free(c);
   if (c->http) {
     cc_http_reader_free(c->http);
     cc_free(&gw->mem, c->http);
   }
-  drop_output(c, 0);
+  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)c->out.bytes);
+  cc_outq_clear(&c->out, &gw->mem);
   cc_free(&gw->mem, c->user);
   if (c->prev)
     c->prev->next = c->next;
@@ -241,8 +274,8 @@ cc_str cc_conn_user(const cc_conn *c) {
   return c && c->user ? (cc_str){c->user, c->user_len} : (cc_str){"", 0};
 }
 
-cc_subprotocol cc_conn_subprotocol(const cc_conn *c) {
-  return c && c->subprotocol ? c->subprotocol : CC_SUBPROTOCOL_JSON;
+cc_encoding cc_conn_encoding(const cc_conn *c) {
+  return c && c->encoding ? c->encoding : CC_ENCODING_JSON;
 }
 
 uint64_t cc_conn_id(const cc_conn *c) {
@@ -269,20 +302,20 @@ void *cc_conn_get_driver_data(const cc_conn *c) {
   return c ? c->driver_data : NULL;
 }
 
+static int session_open(const cc_conn *c) {
+  return !c->aborted && !c->releasing && c->state == CONN_WS && c->opened &&
+         !cc_gw_session_closing(c);
+}
+
 int cc_conn_send(cc_conn *c, cc_buf *frame) {
   if (!c || !frame) return CC_ERR_INVALID;
-  if (c->aborted || c->state != CONN_WS || !c->opened || cc_gw_session_closing(c))
-    return CC_ERR_STATE;
+  if (!session_open(c)) return CC_ERR_STATE;
   cc_gateway *gw = c->gw;
-  if (cc_gw_enqueue(c, frame) != 0) return CC_ERR_NOMEM;
+  if (cc_gw_enqueue(c, frame, 1) != 0) return CC_ERR_NOMEM;
   cc_metric_add(gw->m.frames_out, 1);
   cc_metric_add(gw->m.messages_delivered, 1);
-  if (c->out.bytes > gw->opt.send_queue_bytes) {
-    /* A reader this far behind is not coming back: free its backlog now and
-     * tell it why, if it ever reads again. */
-    drop_output(c, 1);
-    cc_metric_add(gw->m.closes_slow_consumer, 1);
-    cc_gw_session_close(c, CC_CLOSE_SLOW_CONSUMER, "slow consumer");
+  if (c->out.bytes > gw->opt.send_queue_bytes && !c->in_wslay) {
+    cut_slow_consumer(c);
     return CC_ERR_CLOSED;
   }
   return 0;
@@ -290,9 +323,9 @@ int cc_conn_send(cc_conn *c, cc_buf *frame) {
 
 int cc_conn_send_message(cc_conn *c, const uint8_t *payload, size_t len) {
   if (!c) return CC_ERR_INVALID;
+  if (!session_open(c)) return CC_ERR_STATE;
   cc_buf *frame;
-  int opcode =
-      cc_conn_subprotocol(c) == CC_SUBPROTOCOL_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT;
+  int opcode = cc_conn_encoding(c) == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT;
   int rv = cc_ws_frame_new(&frame, opcode, payload, len, &c->gw->mem);
   if (rv != 0) return rv;
   rv = cc_conn_send(c, frame);
@@ -306,9 +339,12 @@ static int valid_close_code(int code) {
 }
 
 int cc_conn_close(cc_conn *c, uint16_t code, const char *reason) {
-  if (!c || !valid_close_code(code) || (reason && strlen(reason) > 123))
+  if (!c || !valid_close_code(code)) return CC_ERR_INVALID;
+  if (reason && (strlen(reason) > 123 ||
+                 !cc_utf8_valid((const uint8_t *)reason, strlen(reason), 0)))
     return CC_ERR_INVALID;
-  if (c->aborted || c->state != CONN_WS || cc_gw_session_closing(c)) return CC_ERR_STATE;
+  if (c->aborted || c->releasing || c->state != CONN_WS || cc_gw_session_closing(c))
+    return CC_ERR_STATE;
   cc_gw_session_close(c, code, reason);
   return 0;
 }
@@ -324,6 +360,6 @@ int cc_conn_http_respond(cc_conn *c, int status, const char *content_type,
         strstr(extra_headers, "\r\n\r\n"))
       return CC_ERR_INVALID;
   }
-  if (c->aborted || c->state != CONN_HTTP_WAIT) return CC_ERR_STATE;
+  if (c->aborted || c->releasing || c->state != CONN_HTTP_WAIT) return CC_ERR_STATE;
   return cc_gw_respond(c, status, content_type, body, body_len, extra_headers);
 }

@@ -74,7 +74,9 @@ int cc_gateway_options_set_max_message_bytes(cc_gateway_options *opt, size_t byt
 }
 
 int cc_gateway_options_set_max_header_bytes(cc_gateway_options *opt, size_t bytes) {
-  if (!opt || bytes < 256 || bytes > 1024 * 1024) return CC_ERR_INVALID;
+  /* http-parser has its own ceiling at 80 KiB; stay under it so the answer to
+   * an oversized head is always our 431. */
+  if (!opt || bytes < 256 || bytes > 64 * 1024) return CC_ERR_INVALID;
   opt->max_header_bytes = bytes;
   return 0;
 }
@@ -146,7 +148,7 @@ uint64_t cc_gw_now(const cc_gateway *gw) {
 
 /* ---- metrics ---- */
 
-static const int handshake_statuses[] = {400, 401, 403, 426, 429, 431, 503};
+static const int handshake_statuses[] = {400, 401, 403, 405, 426, 429, 431, 503};
 
 static int add_metric(cc_gateway *gw, cc_metric_type type, const char *name,
                       const char *help, const char *labels, cc_metric **out) {
@@ -218,12 +220,14 @@ void cc_gw_count_handshake(cc_gateway *gw, int status) {
 
 /* ---- gateway ---- */
 
-static int make_limiter(cc_ratelimit **out, uint64_t per_second, uint32_t burst) {
+static int make_limiter(cc_ratelimit **out, const cc_gateway_options *g,
+                        uint64_t per_second, uint32_t burst) {
   cc_ratelimit_options *o;
   int rv = cc_ratelimit_options_new(&o);
   if (rv) return rv;
   rv = cc_ratelimit_options_set_rate(o, per_second, 1000);
   if (!rv) rv = cc_ratelimit_options_set_burst(o, burst);
+  if (!rv) rv = cc_ratelimit_options_set_clock(o, g->clock, g->clock_data);
   if (!rv) rv = cc_ratelimit_new(out, o, NULL);
   cc_ratelimit_options_free(o);
   return rv;
@@ -263,11 +267,14 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
   }
   if (rv == 0) rv = register_metrics(gw);
   if (rv == 0)
-    rv = make_limiter(&gw->handshake_rl, opt->handshake_per_second, opt->handshake_burst);
+    rv = make_limiter(&gw->handshake_rl, opt, opt->handshake_per_second,
+                      opt->handshake_burst);
   if (rv == 0)
-    rv = make_limiter(&gw->frame_rl, opt->frames_per_second, opt->frames_per_second * 2);
+    rv = make_limiter(&gw->frame_rl, opt, opt->frames_per_second,
+                      opt->frames_per_second * 2);
   if (rv == 0)
-    rv = make_limiter(&gw->byte_rl, opt->bytes_per_second, opt->bytes_per_second * 2);
+    rv =
+        make_limiter(&gw->byte_rl, opt, opt->bytes_per_second, opt->bytes_per_second * 2);
   if (rv != 0) {
     cc_gateway_free(gw);
     return rv;

@@ -3,6 +3,7 @@
 #define CC_GATEWAY_INTERNAL_H
 
 #include <chatcore/gateway.h>
+#include <chatcore/protocol.h>
 #include <chatcore/ratelimit.h>
 #include <wslay/wslay.h>
 
@@ -82,7 +83,10 @@ struct cc_conn {
   size_t in_len;
   char *user;
   size_t user_len;
-  cc_subprotocol subprotocol;
+  cc_encoding encoding;
+  unsigned constructing : 1; /* inside cc_conn_new: no notify yet */
+  unsigned releasing : 1;    /* inside cc_conn_free: nothing may be sent */
+  unsigned seen_http : 1;    /* handed to on_http: on_close is owed */
   unsigned opened : 1;       /* on_open ran: on_close is owed */
   unsigned counted_user : 1; /* counted in gw->users */
   unsigned aborted : 1;      /* drop now, without flushing */
@@ -91,14 +95,20 @@ struct cc_conn {
   unsigned proto_error : 1;  /* a violation wslay does not answer with 1002 itself */
   uint16_t close_code;       /* the code that ended the session, once known */
   uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;
+  uint64_t done_ns;         /* when the state became CONN_DONE */
   uint64_t token_expiry_ns; /* monotonic; UINT64_MAX: none */
   void *user_data;
   void *driver_data;
   char peer[48];
 };
 
-/* conn.c: queues `b` by reference on the connection's output. */
-int cc_gw_enqueue(cc_conn *c, cc_buf *b);
+/* conn.c */
+/* Queues `b` by reference; `droppable` for application data frames. */
+int cc_gw_enqueue(cc_conn *c, cc_buf *b, int droppable);
+/* Nothing more will be read: flush what is queued, then close. */
+void cc_gw_finish(cc_conn *c);
+/* Drop the connection now, output abandoned (tells the driver). */
+void cc_gw_abort(cc_conn *c);
 
 /* frame.c: one unmasked frame, any opcode. */
 int cc_gw_frame_build(cc_buf **out, int opcode, const uint8_t *payload, size_t len,

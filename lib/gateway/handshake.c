@@ -37,11 +37,11 @@ int cc_gw_respond(cc_conn *c, int status, const char *content_type, const uint8_
   int rv = sb.failed ? CC_ERR_NOMEM
                      : cc_buf_new_copy(&b, (const uint8_t *)sb.data, sb.len, &gw->mem);
   cc_strbuf_free(&sb);
-  if (rv == 0) rv = cc_gw_enqueue(c, b);
+  if (rv == 0) rv = cc_gw_enqueue(c, b, 0);
   cc_buf_unref(b);
   /* One request per connection outside WebSocket: simple, and nothing lingers. */
-  c->state = CONN_DONE;
-  if (rv != 0) c->aborted = 1;
+  cc_gw_finish(c);
+  if (rv != 0) cc_gw_abort(c);
   return rv;
 }
 
@@ -93,31 +93,21 @@ static void accept_value(cc_str key, char out[29]) {
   EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
 }
 
-/* Picks the first offered subprotocol we speak, across every
- * Sec-WebSocket-Protocol header. Returns 0 when none was offered, -1 when some
- * were but none is ours, else the subprotocol. */
-static int negotiate(const cc_http_request *req) {
-  int offered = 0;
+/* The encoding from every Sec-WebSocket-Protocol header, in order: 1 when one of
+ * ours was offered (*enc set), 0 when none was offered, CC_ERR_UNSUPPORTED when
+ * only others were. */
+static int negotiate(const cc_http_request *req, cc_encoding *enc) {
+  int result = 0;
   for (size_t i = 0; i < req->n_fields; i++) {
     const cc_http_field *f = &req->fields[i];
     if (f->name.len != 22 ||
         strncasecmp(req->arena + f->name.off, "Sec-WebSocket-Protocol", 22) != 0)
       continue;
-    const char *p = req->arena + f->value.off, *end = p + f->value.len;
-    while (p < end) {
-      while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-        p++;
-      const char *start = p;
-      while (p < end && *p != ',' && *p != ' ' && *p != '\t')
-        p++;
-      cc_str tok = {start, (size_t)(p - start)};
-      if (tok.len == 0) continue;
-      offered = 1;
-      if (str_eq(tok, "chatcore.v1.json")) return CC_SUBPROTOCOL_JSON;
-      if (str_eq(tok, "chatcore.v1.proto")) return CC_SUBPROTOCOL_PROTOBUF;
-    }
+    int rv = cc_protocol_select_subprotocol(req->arena + f->value.off, f->value.len, enc);
+    if (rv == 1) return 1;
+    if (rv == CC_ERR_UNSUPPORTED) result = rv;
   }
-  return offered ? -1 : 0;
+  return result;
 }
 
 static int origin_allowed(const cc_gateway *gw, cc_str origin) {
@@ -132,23 +122,29 @@ static void refuse(cc_conn *c, int status, const char *text, const char *extra) 
   respond_text(c, status, text, extra);
 }
 
-/* The bearer token from the Authorization header or the access_token parameter,
- * copied into `buf`. Returns its length, 0 when none was sent, -1 if unusable. */
-static int find_token(const cc_http_request *req, char *buf, size_t cap) {
+/* Verifies the bearer token from the Authorization header (in place) or the
+ * access_token query parameter (percent-decoded into a scratch copy). Returns
+ * 0, the verifier's error, or CC_ERR_NOT_FOUND when no token was sent. */
+static int verify_token(cc_conn *c, const cc_http_request *req, cc_jwt_claims *claims) {
+  const cc_jwt_verifier *v = c->gw->opt.jwt;
   cc_str auth = cc_http_request_header(req, "Authorization");
   if (auth.ptr) {
-    if (auth.len < 7 || strncasecmp(auth.ptr, "Bearer ", 7) != 0) return -1;
+    if (auth.len < 7 || strncasecmp(auth.ptr, "Bearer ", 7) != 0)
+      return CC_ERR_JWT_MALFORMED;
     size_t off = 7;
     while (off < auth.len && auth.ptr[off] == ' ')
       off++;
-    size_t n = auth.len - off;
-    if (n == 0 || n >= cap) return -1;
-    memcpy(buf, auth.ptr + off, n);
-    return (int)n;
+    return cc_jwt_verify(v, auth.ptr + off, auth.len - off, claims);
   }
-  int n = cc_http_query_param(cc_http_request_query(req), "access_token", buf, cap);
-  if (n == CC_ERR_NOT_FOUND) return 0;
-  return n > 0 ? n : -1;
+  cc_str query = cc_http_request_query(req);
+  char *buf = cc_malloc(&c->gw->mem, query.len + 1);
+  if (!buf) return CC_ERR_NOMEM;
+  int n = cc_http_query_param(query, "access_token", buf, query.len + 1);
+  int rv = n == CC_ERR_NOT_FOUND ? CC_ERR_NOT_FOUND
+           : n > 0               ? cc_jwt_verify(v, buf, (size_t)n, claims)
+                                 : CC_ERR_JWT_MALFORMED;
+  cc_free(&c->gw->mem, buf);
+  return rv;
 }
 
 static void upgrade(cc_conn *c, const cc_http_request *req) {
@@ -164,8 +160,7 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
     return;
   }
   if (req->method != HTTP_GET) {
-    cc_gw_count_handshake(gw, 400);
-    respond_text(c, 405, "the WebSocket endpoint takes GET\n", "Allow: GET\r\n");
+    refuse(c, 405, "the WebSocket endpoint takes GET\n", "Allow: GET\r\n");
     return;
   }
   if (!has_token(cc_http_request_header(req, "Upgrade"), "websocket") ||
@@ -176,6 +171,10 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
   }
   if (req->http_minor < 1) {
     refuse(c, 400, "WebSocket needs HTTP/1.1\n", NULL);
+    return;
+  }
+  if (!cc_http_request_header(req, "Host").ptr) {
+    refuse(c, 400, "a Host header is required\n", NULL);
     return;
   }
   cc_str version = cc_http_request_header(req, "Sec-WebSocket-Version");
@@ -189,7 +188,8 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
     refuse(c, 400, "Sec-WebSocket-Key must be base64 of 16 bytes\n", NULL);
     return;
   }
-  int proto = negotiate(req);
+  cc_encoding encoding = CC_ENCODING_JSON;
+  int proto = negotiate(req, &encoding);
   if (proto < 0) {
     refuse(c, 400,
            "no supported subprotocol offered; this server speaks "
@@ -201,40 +201,40 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
     refuse(c, 403, "origin not allowed\n", NULL);
     return;
   }
-  char token[CC_JWT_DEFAULT_MAX_TOKEN_LEN + 1];
-  int token_len = find_token(req, token, sizeof token);
   cc_jwt_claims claims;
-  int rv = token_len > 0 ? cc_jwt_verify(gw->opt.jwt, token, (size_t)token_len, &claims)
-                         : CC_ERR_JWT_MALFORMED;
+  int rv = verify_token(c, req, &claims);
+  /* The session ends when the token does. A token accepted only thanks to the
+   * verifier's leeway has no time left to live: refuse it now rather than close
+   * the session at once. */
+  int64_t left_s =
+      rv == 0 ? claims.exp - (int64_t)(cc_clock_realtime_ns() / 1000000000ull) : 0;
+  if (rv == 0 && left_s <= 0) rv = CC_ERR_JWT_EXPIRED;
   if (rv != 0) {
     if (rv == CC_ERR_NOMEM) {
-      c->aborted = 1;
+      cc_gw_abort(c);
       return;
     }
-    const char *extra = token_len == 0 ? "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n"
-                                       : "WWW-Authenticate: Bearer realm=\"chatcore\", "
-                                         "error=\"invalid_token\"\r\n";
+    int missing = rv == CC_ERR_NOT_FOUND;
+    const char *extra = missing ? "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n"
+                                : "WWW-Authenticate: Bearer realm=\"chatcore\", "
+                                  "error=\"invalid_token\"\r\n";
     char text[96];
     snprintf(text, sizeof text, "%s\n",
-             token_len == 0 ? "a bearer token is required" : cc_strerror(rv));
+             missing ? "a bearer token is required" : cc_strerror(rv));
     refuse(c, 401, text, extra);
     return;
   }
   c->user = cc_strndup(&gw->mem, claims.sub, claims.sub_len);
   if (!c->user) {
-    c->aborted = 1;
+    cc_gw_abort(c);
     return;
   }
   c->user_len = claims.sub_len;
-  c->subprotocol = proto == 0 ? CC_SUBPROTOCOL_JSON : (cc_subprotocol)proto;
-  /* The session ends when the token does: convert its wall-clock expiry to our
-   * monotonic clock once, here. */
-  int64_t left_s = claims.exp - (int64_t)(cc_clock_realtime_ns() / 1000000000ull);
+  c->encoding = encoding;
+  /* Convert the token's wall-clock expiry to our monotonic clock once, here. */
   uint64_t now = cc_gw_now(gw);
   c->token_expiry_ns =
-      left_s <= 0
-          ? now
-          : (left_s > 86400 * 365 ? UINT64_MAX : now + (uint64_t)left_s * 1000000000ull);
+      left_s > 86400 * 365 ? UINT64_MAX : now + (uint64_t)left_s * 1000000000ull;
 
   char accept[29];
   accept_value(key, accept);
@@ -243,19 +243,16 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
                    accept, proto ? "Sec-WebSocket-Protocol: " : "",
-                   proto == CC_SUBPROTOCOL_JSON       ? "chatcore.v1.json"
-                   : proto == CC_SUBPROTOCOL_PROTOBUF ? "chatcore.v1.proto"
-                                                      : "",
-                   proto ? "\r\n" : "");
+                   proto ? cc_protocol_subprotocol(encoding) : "", proto ? "\r\n" : "");
   cc_buf *b;
   rv = cc_buf_new_copy(&b, (const uint8_t *)head, (size_t)n, &gw->mem);
   if (rv == 0) {
-    rv = cc_gw_enqueue(c, b);
+    rv = cc_gw_enqueue(c, b, 0);
     cc_buf_unref(b);
   }
   if (rv == 0) rv = cc_gw_session_start(c);
   if (rv != 0) {
-    c->aborted = 1;
+    cc_gw_abort(c);
     return;
   }
   cc_gw_count_handshake(gw, 101);
@@ -299,6 +296,7 @@ void cc_gw_handle_request(cc_conn *c, const cc_http_request *req) {
     serve_metrics(c);
   } else if (gw->cb.on_http) {
     c->state = CONN_HTTP_WAIT;
+    c->seen_http = 1;
     c->in_callback = 1;
     gw->cb.on_http(gw->user_data, c, req);
     c->in_callback = 0;

@@ -130,9 +130,23 @@ static int finish(cc_http_reader *r) {
   q->upgrade = r->parser.upgrade;
   q->keep_alive = http_should_keep_alive(&r->parser);
   q->peer = (cc_str){r->peer, strlen(r->peer)};
-  /* Origin-form targets only ("/path?query"); absolute-form is refused. */
   const char *u = q->arena + r->url.off;
-  if (r->url.len == 0 || u[0] != '/') return -400;
+  if (r->url.len == 0) return -400;
+  if (u[0] != '/') {
+    /* Absolute-form ("http://host/path?q", RFC 7230 5.3.2): use its path. */
+    struct http_parser_url pu;
+    http_parser_url_init(&pu);
+    if (http_parser_parse_url(u, r->url.len, 0, &pu) != 0 ||
+        !(pu.field_set & (1 << UF_PATH)))
+      return -400;
+    uint32_t off = r->url.off + pu.field_data[UF_PATH].off;
+    uint32_t end = r->url.off + r->url.len;
+    if (pu.field_set & (1 << UF_FRAGMENT)) return -400;
+    r->url.off = off;
+    r->url.len = end - off;
+    u = q->arena + off;
+    q->url = r->url;
+  }
   const char *qm = memchr(u, '?', r->url.len);
   uint32_t path_len = qm ? (uint32_t)(qm - u) : r->url.len;
   q->path = (cc_http_span){r->url.off, path_len};

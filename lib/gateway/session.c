@@ -37,7 +37,7 @@ static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
     return -1;
   }
-  int rv = cc_gw_enqueue(c, b);
+  int rv = cc_gw_enqueue(c, b, 0);
   cc_buf_unref(b);
   if (rv != 0) {
     wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
@@ -61,12 +61,17 @@ static void on_frame_start(wslay_event_context_ptr ctx,
   if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
     c->proto_error = 1;
   if (cc_gw_session_closing(c)) return;
+  /* A frame bigger than the byte burst takes the whole burst rather than
+   * failing outright: the message size limit is what bounds a single frame. */
+  uint64_t burst = 2ull * gw->opt.bytes_per_second;
   uint64_t cost = arg->payload_length ? arg->payload_length : 1;
+  if (cost > burst) cost = burst;
   int rv = cc_ratelimit_take(gw->frame_rl, &c->id, sizeof c->id, 1, NULL);
   if (rv == 0)
-    rv = cc_ratelimit_take(gw->byte_rl, &c->id, sizeof c->id,
-                           cost > UINT32_MAX ? UINT32_MAX : (uint32_t)cost, NULL);
-  if (rv != 0) {
+    rv = cc_ratelimit_take(gw->byte_rl, &c->id, sizeof c->id, (uint32_t)cost, NULL);
+  /* Out of memory in a limiter lets the frame through: never punish the client
+   * for the server's trouble. */
+  if (rv == CC_ERR_RATE_LIMITED) {
     cc_metric_add(gw->m.closes_rate_limited, 1);
     cc_gw_session_close(c, CC_CLOSE_RATE_LIMITED, "rate limit exceeded");
   }
@@ -101,7 +106,7 @@ static int flush_wslay(cc_conn *c) {
 static void check_finished(cc_conn *c) {
   if (!wslay_event_get_close_sent(c->ws)) return;
   if (wslay_event_get_close_received(c->ws) || !wslay_event_get_read_enabled(c->ws))
-    c->state = CONN_DONE;
+    cc_gw_finish(c);
 }
 
 int cc_gw_session_start(cc_conn *c) {
@@ -122,17 +127,23 @@ int cc_gw_session_start(cc_conn *c) {
  * wslay stops with a close frame without a code; we send ours instead and
  * never flush what wslay queued. */
 static int fail_protocol(cc_conn *c) {
+  /* Only one close frame per connection (RFC 6455 5.5.1): if ours is out, the
+   * session just ends. */
+  if (c->close_code || wslay_event_get_close_sent(c->ws)) {
+    cc_gw_finish(c);
+    return 0;
+  }
   cc_buf *b;
   static const uint8_t code[2] = {CC_CLOSE_PROTOCOL_ERROR >> 8,
                                   CC_CLOSE_PROTOCOL_ERROR & 0xff};
   int rv = cc_gw_frame_build(&b, WSLAY_CONNECTION_CLOSE, code, sizeof code, &c->gw->mem);
   if (rv == 0) {
-    rv = cc_gw_enqueue(c, b);
+    rv = cc_gw_enqueue(c, b, 0);
     cc_buf_unref(b);
   }
   c->close_code = CC_CLOSE_PROTOCOL_ERROR;
   c->close_sent_ns = cc_gw_now(c->gw);
-  c->state = CONN_DONE;
+  cc_gw_finish(c);
   return rv;
 }
 
@@ -165,7 +176,7 @@ void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
   if (rlen > 123) rlen = 123;
   if (wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, rlen) != 0 ||
       flush_wslay(c) != 0) {
-    c->aborted = 1;
+    cc_gw_abort(c);
     return;
   }
   c->close_sent_ns = cc_gw_now(c->gw);
@@ -177,7 +188,7 @@ void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
 
 void cc_gw_session_ping(cc_conn *c) {
   struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-  if (wslay_event_queue_msg(c->ws, &ping) != 0 || flush_wslay(c) != 0) c->aborted = 1;
+  if (wslay_event_queue_msg(c->ws, &ping) != 0 || flush_wslay(c) != 0) cc_gw_abort(c);
   c->last_ping_ns = cc_gw_now(c->gw);
 }
 
