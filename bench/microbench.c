@@ -7,6 +7,10 @@
  * targets they are held against are in docs/benchmarks.md. */
 #include <chatcore/chatcore.h>
 
+/* The protocol section times the internal frame codec (lib/protocol/wire.h);
+ * everything else uses the public API only. */
+#include "protocol/wire.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +162,86 @@ static long long run_fanout(void *st, long long n) {
   return total;
 }
 
+/* --- protocol: a typical send-message frame (~200 bytes of JSON) ------------- */
+typedef struct proto_state {
+  Chatcore__V1__ClientFrame frame;
+  Chatcore__V1__SendMessage send;
+  cc_encoding enc;
+  cc_buf *encoded; /* for the decode-only runs */
+} proto_state;
+
+static void setup_proto(proto_state *s, cc_encoding enc) {
+  chatcore__v1__client_frame__init(&s->frame);
+  chatcore__v1__send_message__init(&s->send);
+  s->send.chat_id = "g:00001234";
+  s->send.client_msg_id = "c-5f3e9a1b-0007";
+  s->send.text = "Hi all! The build is green again; I pushed the fix for the flaky "
+                 "reconnect test. Reviews welcome before 5pm, caf\xc3\xa9 is on me.";
+  s->frame.request_id = 4711;
+  s->frame.command_case = CHATCORE__V1__CLIENT_FRAME__COMMAND_SEND_MESSAGE;
+  s->frame.send_message = &s->send;
+  s->enc = enc;
+  s->encoded = NULL;
+}
+
+static long long run_proto_encode(void *st, long long n) {
+  proto_state *s = st;
+  for (long long i = 0; i < n; i++) {
+    cc_buf *b;
+    int rv = cc_wire_encode_client(&b, &s->frame, s->enc, CC_WIRE_HEADROOM, NULL);
+    if (rv != 0) return rv;
+    cc_buf_unref(b);
+  }
+  return n;
+}
+
+static long long run_proto_decode(void *st, long long n) {
+  proto_state *s = st;
+  for (long long i = 0; i < n; i++) {
+    Chatcore__V1__ClientFrame *f;
+    int rv = cc_wire_decode_client(&f, s->enc, cc_buf_cdata(s->encoded),
+                                   cc_buf_len(s->encoded), NULL, NULL, NULL);
+    if (rv != 0) return rv;
+    cc_wire_free_client(f, NULL);
+  }
+  return n;
+}
+
+/* What a gateway does per frame in each direction: encode, then decode. */
+static long long run_proto_roundtrip(void *st, long long n) {
+  proto_state *s = st;
+  for (long long i = 0; i < n; i++) {
+    cc_buf *b;
+    Chatcore__V1__ClientFrame *f;
+    int rv = cc_wire_encode_client(&b, &s->frame, s->enc, CC_WIRE_HEADROOM, NULL);
+    if (rv != 0) return rv;
+    rv = cc_wire_decode_client(&f, s->enc, cc_buf_cdata(b), cc_buf_len(b), NULL, NULL,
+                               NULL);
+    cc_buf_unref(b);
+    if (rv != 0) return rv;
+    cc_wire_free_client(f, NULL);
+  }
+  return n;
+}
+
+static int bench_proto(cc_encoding enc, const char *prefix) {
+  static proto_state ps;
+  setup_proto(&ps, enc);
+  int rv = cc_wire_encode_client(&ps.encoded, &ps.frame, enc, 0, NULL);
+  if (rv != 0) return rv;
+  char names[3][40];
+  snprintf(names[0], sizeof names[0], "%s_encode", prefix);
+  snprintf(names[1], sizeof names[1], "%s_decode", prefix);
+  snprintf(names[2], sizeof names[2], "%s_encode_decode", prefix);
+  if (!only || strncmp(only, prefix, strlen(prefix)) == 0)
+    printf("  (%s frame: %zu bytes)\n", prefix, cc_buf_len(ps.encoded));
+  run_bench(&(bench){names[0], "frames", run_proto_encode, &ps});
+  run_bench(&(bench){names[1], "frames", run_proto_decode, &ps});
+  run_bench(&(bench){names[2], "frames", run_proto_roundtrip, &ps});
+  cc_buf_unref(ps.encoded);
+  return 0;
+}
+
 static int usage(const char *argv0) {
   fprintf(stderr, "usage: %s [--seconds S] [--only NAME]\n", argv0);
   return 2;
@@ -215,5 +299,9 @@ int main(int argc, char **argv) {
   run_bench(&(bench){"fanout_10k", "deliveries", run_fanout, &fs});
   cc_fanout_free(fs.fo);
   cc_buf_unref(fs.frame);
+
+  if (bench_proto(CC_ENCODING_PROTOBUF, "protocol_pb") ||
+      bench_proto(CC_ENCODING_JSON, "protocol_json"))
+    return 1;
   return failures != 0;
 }

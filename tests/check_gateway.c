@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/gateway_internal.h" /* to watch the wslay context come and go */
+
 #define SECRET "0123456789abcdef0123456789abcdef"
 #define SEC 1000000000ull
 
@@ -1036,6 +1038,40 @@ START_TEST(frame_wrap_in_place) {
 }
 END_TEST
 
+START_TEST(idle_sessions_hold_no_wslay_context) {
+  cc_conn *c = open_session_as("thrifty", NULL);
+  ck_assert_ptr_null(c->ws);
+  uint8_t buf[64];
+  size_t n = client_frame(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
+  /* Half a frame: wslay must keep what it has read. */
+  ck_assert_int_eq(cc_conn_recv(c, buf, 4), 0);
+  ck_assert_ptr_nonnull(c->ws);
+  ck_assert_int_eq(cc_conn_recv(c, buf + 4, n - 4), 0);
+  ck_assert_int_eq(the_app.messages, 1);
+  ck_assert_ptr_null(c->ws);
+  /* The first fragment of a message keeps it too, until the last one. */
+  send_frame(c, 0, 0, 1, "ab", 2, 1);
+  ck_assert_ptr_nonnull(c->ws);
+  send_frame(c, 1, 0, 0, "cd", 2, 1);
+  ck_assert_ptr_null(c->ws);
+  ck_assert_mem_eq(the_app.last_msg, "abcd", 4);
+  /* Two frames in one read, and a heartbeat ping: still nothing held. */
+  size_t m = client_frame(buf, 1, 0, 1, (const uint8_t *)"x", 1, 1);
+  m += client_frame(buf + m, 1, 0, 10, NULL, 0, 1);
+  ck_assert_int_eq(cc_conn_recv(c, buf, m), 0);
+  ck_assert_ptr_null(c->ws);
+  fake_now = cc_conn_deadline(c);
+  cc_conn_on_timer(c);
+  ck_assert_ptr_null(c->ws);
+  drain(c, wire, sizeof wire);
+  /* A close needs the context again, and keeps it until the end. */
+  ck_assert_int_eq(cc_conn_close(c, 1000, NULL), 0);
+  ck_assert_ptr_nonnull(c->ws);
+  expect_close(c, 1000);
+  cc_conn_free(c);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -1065,6 +1101,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, token_expiry_closes_session);
   tcase_add_test(tc, app_close_and_send_rules);
   tcase_add_test(tc, frame_wrap_in_place);
+  tcase_add_test(tc, idle_sessions_hold_no_wslay_context);
   suite_add_tcase(s, tc);
   tc = tcase_create("limits");
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -7,7 +7,7 @@
 #include "protocol/base64.h"
 #include "protocol/pbcheck.h"
 #include "protocol/pbjson.h"
-#include "protocol/utf8.h"
+#include "core/utf8.h"
 #include "protocol/wire.h"
 
 #include <math.h>

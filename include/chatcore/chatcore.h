@@ -14,5 +14,7 @@
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
 #include <chatcore/protocol.h>
+#include <chatcore/service.h>
+#include <chatcore/uv.h>
 
 #endif /* CHATCORE_H */

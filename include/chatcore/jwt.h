@@ -40,8 +40,10 @@
  *
  * Memory: a verifier and its copies of strings come from the cc_mem given to
  * cc_jwt_verifier_new(), as does a verify's scratch buffer when a token does not
- * fit the 1.5 KiB one on the stack. OpenSSL and jansson allocate their own working
- * memory (key material, digest states, parsed JSON) through their own allocators. */
+ * fit the 1.5 KiB one on the stack. OpenSSL and cJSON allocate their own working
+ * memory (key material, digest states, parsed JSON) through their own allocators:
+ * for cJSON that is malloc, unless the application installed other hooks with
+ * cJSON_InitHooks (process-wide; libchatcore never calls it). */
 #ifndef CHATCORE_JWT_H
 #define CHATCORE_JWT_H
 
@@ -87,8 +89,8 @@ typedef struct cc_jwt_claims {
   int64_t exp;    /* `exp`, Unix seconds: the gateway closes the session then */
   int64_t iat;    /* `iat`, Unix seconds; -1 when the token has none */
   size_t sub_len; /* bytes in `sub`, 1..CC_JWT_SUB_MAX */
-  /* `sub`, the user id: UTF-8 (jansson checks it), NUL-terminated, and free of
-   * embedded NULs. */
+  /* `sub`, the user id: valid UTF-8 (checked with the whole payload),
+   * NUL-terminated, and free of embedded NULs. */
   char sub[CC_JWT_SUB_MAX + 1];
 } cc_jwt_claims;
 

@@ -6,7 +6,7 @@
 
 #include "core/mem.h"
 #include "gateway/gateway_internal.h"
-#include "protocol/utf8.h"
+#include "core/utf8.h"
 
 static _Atomic uint64_t next_conn_id = 1;
 
@@ -153,7 +153,7 @@ int cc_conn_want_read(const cc_conn *c) {
   if (!c || c->aborted) return 0;
   if (c->out.bytes > c->gw->opt.send_queue_bytes / 2) return 0;
   if (c->state == CONN_HTTP) return 1;
-  return c->state == CONN_WS && wslay_event_want_read(c->ws);
+  return c->state == CONN_WS && (!c->ws || wslay_event_want_read(c->ws));
 }
 
 size_t cc_conn_out_iov(cc_conn *c, cc_iov *iov, size_t max) {

@@ -75,9 +75,13 @@ struct cc_conn {
   cc_conn *prev, *next;
   uint64_t id;
   enum conn_state state;
-  cc_http_reader *http; /* only while reading or answering a request */
-  wslay_event_context_ptr ws;
+  cc_http_reader *http;       /* only while reading or answering a request */
+  wslay_event_context_ptr ws; /* only while reading or closing: see session.c */
+  uint64_t ws_fed, ws_framed; /* bytes given to ws, bytes of finished frames */
+  uint64_t ws_frame_bytes;    /* size of the frame being read */
+  unsigned ws_msg_open : 1;   /* a fragmented message is in progress */
   cc_outq out;
+  cc_buf *pending_pong; /* see session.c: only during cc_gw_session_recv */
   /* Input being fed to wslay during cc_conn_recv. */
   const uint8_t *in;
   size_t in_len;

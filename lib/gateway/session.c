@@ -6,7 +6,14 @@
  * feeding right now and reports WOULDBLOCK when they run out; its send callback
  * copies the few frames wslay writes itself (pong, close, ping) into the
  * connection's output queue. Data frames to the client never pass through wslay:
- * they are built once (cc_ws_frame_new) and queued by reference. */
+ * they are built once (cc_ws_frame_new) and queued by reference.
+ *
+ * wslay's context carries two 4 KiB buffers. An idle session must not: the
+ * context exists only while bytes are being read or a close is under way, and is
+ * freed whenever the input ended exactly on a frame boundary outside any
+ * fragmented message (every byte fed is accounted for by a finished frame), so
+ * wslay holds no state worth keeping. Heartbeat pings are built here, not by
+ * wslay, for the same reason. */
 #include <chatcore/error.h>
 #include <string.h>
 
@@ -56,6 +63,13 @@ static void on_frame_start(wslay_event_context_ptr ctx,
   cc_gateway *gw = c->gw;
   c->last_heard_ns = cc_gw_now(gw);
   cc_metric_add(gw->m.frames_in, 1);
+  /* Client frames are masked: 2 + extended length + 4 bytes of header. A header
+   * with a longer length encoding than needed just keeps the context alive. */
+  uint64_t n = arg->payload_length;
+  c->ws_frame_bytes = 2 + (n < 126 ? 0 : n <= 0xffff ? 2 : 8) + 4 + n;
+  if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME ||
+      arg->opcode == WSLAY_CONTINUATION_FRAME)
+    c->ws_msg_open = !arg->fin;
   /* RFC 6455 5.5.1: a close body is empty or holds at least a 2-byte code. wslay
    * would take a 1-byte body as "no code". */
   if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
@@ -77,11 +91,22 @@ static void on_frame_start(wslay_event_context_ptr ctx,
   }
 }
 
+/* wslay drops every queued control frame but the close once a close is queued,
+ * so a ping answered in the same read as the client's close would go unanswered
+ * (RFC 6455 5.5.2 wants the pong). Keep our own pong for the latest ping of this
+ * read; cc_gw_session_recv sends it only if a close arrived behind it. */
+static void remember_pong(cc_conn *c, const uint8_t *payload, size_t len) {
+  cc_buf_unref(c->pending_pong);
+  c->pending_pong = NULL;
+  cc_gw_frame_build(&c->pending_pong, WSLAY_PONG, payload, len, &c->gw->mem);
+}
+
 static void on_message(wslay_event_context_ptr ctx,
                        const struct wslay_event_on_msg_recv_arg *arg, void *user_data) {
-  (void)ctx;
   cc_conn *c = user_data;
   cc_gateway *gw = c->gw;
+  if (arg->opcode == WSLAY_PING && !wslay_event_get_close_received(ctx))
+    remember_pong(c, arg->msg, arg->msg_length);
   if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME) return;
   /* Once closing, what the client still sends is read and dropped. */
   if (cc_gw_session_closing(c) || !c->opened) return;
@@ -90,9 +115,36 @@ static void on_message(wslay_event_context_ptr ctx,
                     arg->opcode == WSLAY_BINARY_FRAME);
 }
 
+static void on_frame_end(wslay_event_context_ptr ctx, void *user_data) {
+  (void)ctx;
+  cc_conn *c = user_data;
+  c->ws_framed += c->ws_frame_bytes;
+  c->ws_frame_bytes = 0;
+}
+
 static const struct wslay_event_callbacks ws_callbacks = {
-    on_recv, on_send, NULL, on_frame_start, NULL, NULL, on_message,
+    on_recv, on_send, NULL, on_frame_start, NULL, on_frame_end, on_message,
 };
+
+/* Creates the wslay context on demand. 0 or CC_ERR_NOMEM. */
+static int ensure_ws(cc_conn *c) {
+  if (c->ws) return 0;
+  if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) return CC_ERR_NOMEM;
+  wslay_event_config_set_max_recv_msg_length(c->ws, c->gw->opt.max_message_bytes);
+  c->ws_fed = c->ws_framed = c->ws_frame_bytes = 0;
+  c->ws_msg_open = 0;
+  return 0;
+}
+
+/* Frees the context when it holds nothing: see the top of this file. */
+static void release_ws_if_idle(cc_conn *c) {
+  if (!c->ws || c->close_code || wslay_event_get_close_sent(c->ws) ||
+      wslay_event_get_close_received(c->ws) || wslay_event_want_write(c->ws))
+    return;
+  if (c->ws_fed != c->ws_framed || c->ws_frame_bytes || c->ws_msg_open) return;
+  wslay_event_context_free(c->ws);
+  c->ws = NULL;
+}
 
 /* Moves what wslay has queued (pongs, closes, pings) into the output queue. */
 static int flush_wslay(cc_conn *c) {
@@ -110,8 +162,6 @@ static void check_finished(cc_conn *c) {
 }
 
 int cc_gw_session_start(cc_conn *c) {
-  if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) return CC_ERR_NOMEM;
-  wslay_event_config_set_max_recv_msg_length(c->ws, c->gw->opt.max_message_bytes);
   c->state = CONN_WS;
   c->last_heard_ns = c->last_ping_ns = cc_gw_now(c->gw);
   if (c->http) {
@@ -148,6 +198,8 @@ static int fail_protocol(cc_conn *c) {
 }
 
 int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
+  if (ensure_ws(c) != 0) return CC_ERR_NOMEM;
+  c->ws_fed += len;
   c->in = data;
   c->in_len = len;
   c->in_wslay = 1;
@@ -157,20 +209,31 @@ int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
   c->in_len = 0;
   /* Our recv callback never fails, so a callback failure here is wslay giving up
    * on a malformed frame. */
+  cc_buf *pong = c->pending_pong;
+  c->pending_pong = NULL;
+  if (pong && wslay_event_get_close_received(c->ws) && !wslay_event_get_close_sent(c->ws))
+    cc_gw_enqueue(c, pong, 0);
+  cc_buf_unref(pong);
   if (c->proto_error || rv == WSLAY_ERR_CALLBACK_FAILURE) return fail_protocol(c);
   if (rv != 0) return rv == WSLAY_ERR_NOMEM ? CC_ERR_NOMEM : CC_ERR_IO;
   if (flush_wslay(c) != 0) return CC_ERR_NOMEM;
   check_finished(c);
+  release_ws_if_idle(c);
   return 0;
 }
 
 int cc_gw_session_closing(const cc_conn *c) {
-  return c->ws && (c->close_code != 0 || wslay_event_get_close_sent(c->ws) ||
-                   wslay_event_get_close_received(c->ws));
+  if (c->close_code) return 1;
+  return c->ws &&
+         (wslay_event_get_close_sent(c->ws) || wslay_event_get_close_received(c->ws));
 }
 
 void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
-  if (!c->ws || cc_gw_session_closing(c)) return;
+  if (c->state != CONN_WS || cc_gw_session_closing(c)) return;
+  if (ensure_ws(c) != 0) {
+    cc_gw_abort(c);
+    return;
+  }
   c->close_code = code;
   size_t rlen = reason ? strlen(reason) : 0;
   if (rlen > 123) rlen = 123;
@@ -187,8 +250,13 @@ void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
 }
 
 void cc_gw_session_ping(cc_conn *c) {
-  struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-  if (wslay_event_queue_msg(c->ws, &ping) != 0 || flush_wslay(c) != 0) cc_gw_abort(c);
+  cc_buf *ping;
+  int rv = cc_gw_frame_build(&ping, WSLAY_PING, NULL, 0, &c->gw->mem);
+  if (rv == 0) {
+    rv = cc_gw_enqueue(c, ping, 0);
+    cc_buf_unref(ping);
+  }
+  if (rv != 0) cc_gw_abort(c);
   c->last_ping_ns = cc_gw_now(c->gw);
 }
 

@@ -2,8 +2,8 @@
 
 #include <chatcore/error.h>
 
+#include "core/utf8.h"
 #include "protocol/pbjson.h"
-#include "protocol/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,12 +3,12 @@
 
 #include <chatcore/error.h>
 
+#include "core/json.h"
 #include "core/mem.h"
+#include "core/utf8.h"
 #include "protocol/base64.h"
-#include "protocol/utf8.h"
 
 #include <float.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -543,36 +543,26 @@ static void jd_free(jd_ctx *c, void *p) {
   if (p) c->alloc->free(c->alloc->allocator_data, p);
 }
 
-static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const json_t *obj,
+static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const cJSON *obj,
                       ProtobufCMessage **out, unsigned depth);
 
 /* An integral JSON value (number, integral real, or decimal string) as sign and
- * magnitude. */
-static int jd_integral(jd_ctx *c, const json_t *v, int *neg, uint64_t *mag) {
-  if (json_is_integer(v)) {
-    json_int_t x = json_integer_value(v);
-    *neg = x < 0;
-    *mag = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+ * magnitude, exactly: numbers through their literal (core/json.h), so
+ * -9223372036854775807 is not read as the double -2^63. Numbers stop at the
+ * int64 range (docs/protocol.md); strings reach the whole uint64 range. */
+static int jd_integral(jd_ctx *c, const cJSON *v, int *neg, uint64_t *mag) {
+  if (cJSON_IsNumber(v)) {
+    int rv = cc_json_integer(v, neg, mag);
+    if (rv == CC_JSON_NOT_INTEGER)
+      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an integer");
+    if (rv != 0 || *mag > (*neg ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1))
+      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE,
+                             "integer out of range (send 64-bit values as strings)");
     return 0;
   }
-  if (json_is_real(v)) {
-    double d = json_real_value(v);
-    if (!isfinite(d))
-      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an integer");
-    if (d >= 18446744073709551616.0 || d < -9223372036854775808.0)
-      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "integer out of range");
-    /* Doubles of magnitude 2^52 and more are all integral; below that the
-     * int64 round trip tells (and needs no libm, which we do not link). */
-    double ad = d < 0 ? -d : d;
-    if (ad < 4503599627370496.0 && (double)(int64_t)d != d)
-      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an integer");
-    *neg = d < 0;
-    *mag = (uint64_t)(d < 0 ? -d : d);
-    return 0;
-  }
-  if (json_is_string(v)) {
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v), i = 0;
+  if (cJSON_IsString(v)) {
+    const char *s = v->valuestring;
+    size_t len = strlen(s), i = 0;
     *neg = 0;
     if (i < len && s[i] == '-') {
       *neg = 1;
@@ -595,7 +585,7 @@ static int jd_integral(jd_ctx *c, const json_t *v, int *neg, uint64_t *mag) {
   return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an integer");
 }
 
-static int jd_signed(jd_ctx *c, const json_t *v, uint64_t max_pos, int64_t *out) {
+static int jd_signed(jd_ctx *c, const cJSON *v, uint64_t max_pos, int64_t *out) {
   int neg;
   uint64_t mag;
   int rv = jd_integral(c, v, &neg, &mag);
@@ -606,7 +596,7 @@ static int jd_signed(jd_ctx *c, const json_t *v, uint64_t max_pos, int64_t *out)
   return 0;
 }
 
-static int jd_unsigned(jd_ctx *c, const json_t *v, uint64_t max, uint64_t *out) {
+static int jd_unsigned(jd_ctx *c, const cJSON *v, uint64_t max, uint64_t *out) {
   int neg;
   uint64_t mag;
   int rv = jd_integral(c, v, &neg, &mag);
@@ -619,12 +609,12 @@ static int jd_unsigned(jd_ctx *c, const json_t *v, uint64_t max, uint64_t *out) 
   return 0;
 }
 
-static int jd_float(jd_ctx *c, const json_t *v, int is_float, double *out) {
+static int jd_float(jd_ctx *c, const cJSON *v, int is_float, double *out) {
   double d;
-  if (json_is_number(v)) {
-    d = json_number_value(v);
-  } else if (json_is_string(v)) {
-    const char *s = json_string_value(v);
+  if (cJSON_IsNumber(v)) {
+    d = v->valuedouble; /* finite: cc_json_parse refuses overflowing literals */
+  } else if (cJSON_IsString(v)) {
+    const char *s = v->valuestring;
     if (strcmp(s, "NaN") == 0) {
       d = NAN;
     } else if (strcmp(s, "Infinity") == 0) {
@@ -633,7 +623,7 @@ static int jd_float(jd_ctx *c, const json_t *v, int is_float, double *out) {
       d = -INFINITY;
     } else {
       char *end;
-      size_t len = json_string_length(v);
+      size_t len = strlen(s);
       /* strtod also takes hex floats, "inf", leading space: refuse those. */
       if (len == 0 || strspn(s, "0123456789+-.eE") != len)
         return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected a number");
@@ -653,14 +643,14 @@ static int jd_float(jd_ctx *c, const json_t *v, int is_float, double *out) {
 /* Decodes one value of field f into the storage at p (a singular field or an
  * element of a repeated one). Returns 1 (not 0) when an unknown enum name is
  * skipped in lenient mode. */
-static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *v,
-                    void *p, unsigned depth) {
+static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const cJSON *v, void *p,
+                    unsigned depth) {
   int rv;
   switch (f->type) {
   case PROTOBUF_C_TYPE_INT32:
   case PROTOBUF_C_TYPE_SINT32:
   case PROTOBUF_C_TYPE_SFIXED32: {
-    int64_t x;
+    int64_t x = 0;
     if ((rv = jd_signed(c, v, INT32_MAX, &x))) return rv;
     *(int32_t *)p = (int32_t)x;
     return 0;
@@ -668,21 +658,21 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *
   case PROTOBUF_C_TYPE_INT64:
   case PROTOBUF_C_TYPE_SINT64:
   case PROTOBUF_C_TYPE_SFIXED64: {
-    int64_t x;
+    int64_t x = 0;
     if ((rv = jd_signed(c, v, INT64_MAX, &x))) return rv;
     *(int64_t *)p = x;
     return 0;
   }
   case PROTOBUF_C_TYPE_UINT32:
   case PROTOBUF_C_TYPE_FIXED32: {
-    uint64_t x;
+    uint64_t x = 0;
     if ((rv = jd_unsigned(c, v, UINT32_MAX, &x))) return rv;
     *(uint32_t *)p = (uint32_t)x;
     return 0;
   }
   case PROTOBUF_C_TYPE_UINT64:
   case PROTOBUF_C_TYPE_FIXED64: {
-    uint64_t x;
+    uint64_t x = 0;
     if ((rv = jd_unsigned(c, v, UINT64_MAX, &x))) return rv;
     *(uint64_t *)p = x;
     return 0;
@@ -698,15 +688,15 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *
     return 0;
   }
   case PROTOBUF_C_TYPE_BOOL:
-    if (!json_is_boolean(v))
+    if (!cJSON_IsBool(v))
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected true or false");
-    *(protobuf_c_boolean *)p = json_is_true(v);
+    *(protobuf_c_boolean *)p = cJSON_IsTrue(v);
     return 0;
   case PROTOBUF_C_TYPE_ENUM: {
     const ProtobufCEnumDescriptor *ed = f->descriptor;
-    if (json_is_string(v)) {
+    if (cJSON_IsString(v)) {
       const ProtobufCEnumValue *ev =
-          protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+          protobuf_c_enum_descriptor_get_value_by_name(ed, v->valuestring);
       if (!ev) {
         if (c->lim->allow_unknown) return 1;
         return cc_wire_err_set(c->err, CC_ERR_PROTO_UNKNOWN, "unknown %s value",
@@ -715,31 +705,31 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *
       *(int *)p = ev->value;
       return 0;
     }
-    if (!json_is_number(v))
+    if (!cJSON_IsNumber(v))
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE,
                              "expected an enum name or number");
-    int64_t x;
+    int64_t x = 0;
     if ((rv = jd_signed(c, v, INT32_MAX, &x))) return rv;
     *(int *)p = (int)x;
     return 0;
   }
   case PROTOBUF_C_TYPE_STRING: {
-    if (!json_is_string(v))
+    if (!cJSON_IsString(v))
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected a string");
-    size_t len = json_string_length(v);
+    size_t len = strlen(v->valuestring); /* no NUL inside: cc_json_parse */
     if (len > c->lim->max_field)
       return cc_wire_err_set(c->err, CC_ERR_TOO_LARGE, "string longer than %zu bytes",
                              c->lim->max_field);
     char *s = jd_alloc(c, len + 1);
     if (!s) return cc_wire_err_set(c->err, CC_ERR_NOMEM, "out of memory");
-    memcpy(s, json_string_value(v), len + 1);
+    memcpy(s, v->valuestring, len + 1);
     *(char **)p = s;
     return 0;
   }
   case PROTOBUF_C_TYPE_BYTES: {
-    if (!json_is_string(v))
+    if (!cJSON_IsString(v))
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected a base64 string");
-    size_t len = json_string_length(v);
+    size_t len = strlen(v->valuestring);
     if (len / 4 * 3 > c->lim->max_field + 2)
       return cc_wire_err_set(c->err, CC_ERR_TOO_LARGE, "bytes longer than %zu",
                              c->lim->max_field);
@@ -752,7 +742,7 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *
     uint8_t *data = jd_alloc(c, cc_base64_decoded_max(len));
     if (!data) return cc_wire_err_set(c->err, CC_ERR_NOMEM, "out of memory");
     size_t n;
-    if (cc_base64_decode(data, &n, json_string_value(v), len) != 0) {
+    if (cc_base64_decode(data, &n, v->valuestring, len) != 0) {
       jd_free(c, data);
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "invalid base64");
     }
@@ -779,11 +769,13 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *
   return cc_wire_err_set(c->err, CC_ERR_INTERNAL, "unsupported field type");
 }
 
-static int jd_repeated(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_t *v,
+static int jd_repeated(jd_ctx *c, const ProtobufCFieldDescriptor *f, const cJSON *v,
                        char *base, unsigned depth) {
-  if (!json_is_array(v))
+  if (!cJSON_IsArray(v))
     return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an array");
-  size_t n = json_array_size(v);
+  size_t n = 0;
+  for (const cJSON *e = v->child; e; e = e->next)
+    n++;
   if (n > c->lim->max_repeated)
     return cc_wire_err_set(c->err, CC_ERR_TOO_LARGE, "more than %zu elements",
                            c->lim->max_repeated);
@@ -795,9 +787,9 @@ static int jd_repeated(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_
   size_t *count = (size_t *)(base + f->quantifier_offset);
   *(char **)(base + f->offset) = arr;
   *count = 0; /* grows element by element, so a failure frees what was built */
-  for (size_t i = 0; i < n; i++) {
-    const json_t *e = json_array_get(v, i);
-    if (json_is_null(e)) {
+  size_t i = 0;
+  for (const cJSON *e = v->child; e; e = e->next, i++) {
+    if (cJSON_IsNull(e)) {
       cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "null in an array");
       cc_wire_err_push(c->err, "", (long)i);
       return CC_ERR_PROTO_TYPE;
@@ -813,9 +805,9 @@ static int jd_repeated(jd_ctx *c, const ProtobufCFieldDescriptor *f, const json_
   return 0;
 }
 
-static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const json_t *obj,
+static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const cJSON *obj,
                       ProtobufCMessage **out, unsigned depth) {
-  if (!json_is_object(obj))
+  if (!cJSON_IsObject(obj))
     return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "expected an object");
   if (depth > c->lim->max_depth)
     return cc_wire_err_set(c->err, CC_ERR_TOO_LARGE, "nested deeper than %u",
@@ -844,10 +836,9 @@ static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const json
   }
 
   int rv = 0;
-  const char *key;
-  json_t *v;
   const char *errname = NULL;
-  json_object_foreach((json_t *)obj, key, v) {
+  for (const cJSON *v = obj->child; v; v = v->next) {
+    const char *key = v->string;
     int idx = field_lookup(d, nc, key);
     if (idx < 0) {
       if (c->lim->allow_unknown) continue;
@@ -862,7 +853,7 @@ static int jd_message(jd_ctx *c, const ProtobufCMessageDescriptor *d, const json
       break;
     }
     seen[idx / 64] |= UINT64_C(1) << (idx % 64);
-    if (json_is_null(v)) continue; /* null: the field is absent */
+    if (cJSON_IsNull(v)) continue; /* null: the field is absent */
     void *p = base + f->offset;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
       if ((rv = jd_repeated(c, f, v, base, depth))) break;
@@ -927,7 +918,7 @@ static void std_free(void *ud, void *p) {
 static ProtobufCAllocator std_allocator = {std_alloc, std_free, NULL};
 
 int cc_pbjson_decode_value(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,
-                           const json_t *value, const cc_wire_limits *lim,
+                           const cJSON *value, const cc_wire_limits *lim,
                            ProtobufCAllocator *alloc, cc_wire_err *err) {
   if (!out || !desc || !value || !lim)
     return cc_wire_err_set(err, CC_ERR_INVALID, "invalid argument");
@@ -938,17 +929,12 @@ int cc_pbjson_decode_value(ProtobufCMessage **out, const ProtobufCMessageDescrip
   return rv;
 }
 
-int cc_pbjson_jansson_error(int code) {
-  switch (code) {
-  case json_error_out_of_memory:
-    return CC_ERR_NOMEM;
-  case json_error_stack_overflow:
-    return CC_ERR_TOO_LARGE;
-  case json_error_numeric_overflow:
-    return CC_ERR_PROTO_TYPE;
-  default:
-    return CC_ERR_PROTO;
-  }
+/* JSON nesting that a message within lim->max_depth can need: each level an
+ * object, with an array between levels for repeated fields. Deeper text can only
+ * be inside unknown fields; refusing it early bounds the parse. */
+static size_t json_depth(const cc_wire_limits *lim) {
+  size_t d = (size_t)lim->max_depth * 2 + 1;
+  return d < CC_JSON_MAX_DEPTH ? d : CC_JSON_MAX_DEPTH;
 }
 
 int cc_pbjson_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,
@@ -959,16 +945,16 @@ int cc_pbjson_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *d
   if (len > lim->max_frame)
     return cc_wire_err_set(err, CC_ERR_TOO_LARGE, "frame larger than %zu bytes",
                            lim->max_frame);
-  json_error_t jerr;
-  /* Without JSON_DECODE_ANY the text must be an object or an array; without
-   * JSON_ALLOW_NUL "\u0000" is refused; invalid UTF-8 is always refused. */
-  json_t *root = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
-  if (!root) {
-    int code = cc_pbjson_jansson_error(json_error_code(&jerr));
-    return cc_wire_err_set(err, code, "invalid JSON: %s (offset %d)", jerr.text,
-                           jerr.position);
+  cJSON *root = NULL;
+  cc_json_err jerr;
+  int rv = cc_json_parse(&root, data, len, json_depth(lim), &jerr);
+  if (rv) {
+    if (jerr.offset == SIZE_MAX)
+      return cc_wire_err_set(err, rv, "invalid JSON: %s", jerr.reason);
+    return cc_wire_err_set(err, rv, "invalid JSON: %s (offset %zu)", jerr.reason,
+                           jerr.offset);
   }
-  int rv = cc_pbjson_decode_value(out, desc, root, lim, alloc, err);
-  json_decref(root);
+  rv = cc_pbjson_decode_value(out, desc, root, lim, alloc, err);
+  cJSON_Delete(root);
   return rv;
 }

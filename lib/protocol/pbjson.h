@@ -9,7 +9,8 @@
  *     required fields are written whenever present, even when zero;
  *   - int32/uint32/sint32/fixed32/sfixed32: numbers; the 64-bit kinds: decimal
  *     strings. Input accepts numbers, integral reals (1e3) and decimal strings for
- *     every integer kind, range-checked;
+ *     every integer kind, range-checked and exact (a number's literal is read,
+ *     not its double: -9223372036854775807 stays itself);
  *   - float/double: numbers, or "NaN", "Infinity", "-Infinity";
  *   - enums: the value's name; input also accepts the number (open enums);
  *   - bytes: standard base64 with padding; input also accepts base64url and
@@ -25,7 +26,9 @@
  * kind or out of range is CC_ERR_PROTO_TYPE; syntax errors, invalid UTF-8,
  * duplicate keys (also via the two names of one field), two members of one
  * oneof, missing proto2 required fields are CC_ERR_PROTO; a limit exceeded is
- * CC_ERR_TOO_LARGE. JSON text is parsed by jansson. */
+ * CC_ERR_TOO_LARGE. JSON text is parsed by cc_json_parse (core/json.h: cJSON
+ * under strict checks); the tree it builds comes from malloc, not from `alloc`,
+ * and lives only during the call. */
 #ifndef CC_PROTOCOL_PBJSON_H
 #define CC_PROTOCOL_PBJSON_H
 
@@ -34,7 +37,7 @@
 
 #include "protocol/limits.h"
 
-struct json_t;
+struct cJSON;
 
 /* A growable output buffer. It starts in caller storage (`stack`, may be NULL)
  * and moves to memory from `mem` when that is full. */
@@ -67,17 +70,15 @@ int cc_pbjson_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *d
                      const uint8_t *data, size_t len, const cc_wire_limits *lim,
                      ProtobufCAllocator *alloc, cc_wire_err *err);
 
-/* As cc_pbjson_decode, from a jansson value already parsed (borrowed). The
- * max_frame limit does not apply. */
+/* As cc_pbjson_decode, from a tree cc_json_parse built (borrowed; that is where
+ * duplicate keys, escapes and exact numbers are taken care of). The max_frame
+ * limit does not apply. */
 int cc_pbjson_decode_value(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,
-                           const struct json_t *value, const cc_wire_limits *lim,
+                           const struct cJSON *value, const cc_wire_limits *lim,
                            ProtobufCAllocator *alloc, cc_wire_err *err);
 
 /* The JSON (lowerCamelCase) name of desc->fields[index], NUL-terminated, from a
  * process-wide cache built at first use (thread-safe); NULL when out of memory. */
 const char *cc_pbjson_field_name(const ProtobufCMessageDescriptor *desc, unsigned index);
-
-/* Maps a jansson error code (enum json_error_code) to a CC_ERR_*. */
-int cc_pbjson_jansson_error(int json_error_code);
 
 #endif

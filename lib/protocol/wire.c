@@ -3,11 +3,11 @@
 
 #include <chatcore/error.h>
 
+#include "core/json.h"
 #include "core/mem.h"
 #include "protocol/pbcheck.h"
 #include "protocol/pbjson.h"
 
-#include <jansson.h>
 #include <string.h>
 
 /* The public mirror of ErrorCode must match the schema. */
@@ -268,18 +268,21 @@ int cc_wire_peek_request_id(cc_encoding enc, const uint8_t *data, size_t len,
   }
   if (enc != CC_ENCODING_JSON) return CC_ERR_INVALID;
   if (len > cc_wire_limits_server.max_frame) return CC_ERR_NOT_FOUND;
-  json_t *root = json_loadb((const char *)data, len, 0, NULL);
-  if (!root) return CC_ERR_NOT_FOUND;
-  json_t *v = json_object_get(root, "requestId");
-  if (!v) v = json_object_get(root, "request_id");
+  /* The strict parse: a frame with duplicate keys gives no id to trust. */
+  cJSON *root = NULL;
+  if (cc_json_parse(&root, data, len, CC_JSON_MAX_DEPTH, NULL) != 0)
+    return CC_ERR_NOT_FOUND;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "requestId");
+  if (!v) v = cJSON_GetObjectItemCaseSensitive(root, "request_id");
   int rv = CC_ERR_NOT_FOUND;
-  if (json_is_integer(v) && json_integer_value(v) >= 0) {
-    *out = (uint64_t)json_integer_value(v);
+  int neg;
+  uint64_t x = 0;
+  if (cJSON_IsNumber(v) && cc_json_integer(v, &neg, &x) == 0 && (!neg || x == 0)) {
+    *out = x;
     rv = 0;
-  } else if (json_is_string(v)) {
-    const char *s = json_string_value(v);
-    uint64_t x = 0;
-    size_t i = 0, n = json_string_length(v);
+  } else if (cJSON_IsString(v)) {
+    const char *s = v->valuestring;
+    size_t i = 0, n = strlen(s);
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
       unsigned d = (unsigned)(s[i] - '0');
       if (x > (UINT64_MAX - d) / 10) break;
@@ -290,7 +293,7 @@ int cc_wire_peek_request_id(cc_encoding enc, const uint8_t *data, size_t len,
       rv = 0;
     }
   }
-  json_decref(root);
+  cJSON_Delete(root);
   return rv;
 }
 

@@ -1,4 +1,4 @@
-#include "protocol/utf8.h"
+#include "core/utf8.h"
 
 #include <string.h>
 

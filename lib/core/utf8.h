@@ -1,7 +1,7 @@
 /* UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above
  * U+10FFFF). Used on every string that crosses the wire. */
-#ifndef CC_PROTOCOL_UTF8_H
-#define CC_PROTOCOL_UTF8_H
+#ifndef CC_CORE_UTF8_H
+#define CC_CORE_UTF8_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,166 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: chatcore-server [flags]\n"
+    "  --listen HOST:PORT          address to serve on (default 127.0.0.1:8080)\n"
+    "  --jwt-secret SECRET         HMAC secret for client tokens (>= 32 bytes)\n"
+    "  --jwt-public-key PEM_FILE   public key for client tokens (with --jwt-alg)\n"
+    "  --jwt-alg ALG               HS256|HS384|HS512 with a secret, RS256|ES256 with a "
+    "key\n"
+    "  --allowed-origin ORIGIN     accept browser pages from ORIGIN (repeatable;\n"
+    "                              default: any)\n"
+    "  --tls-cert FILE --tls-key FILE   serve TLS (wss://)\n"
+    "  --max-message-bytes N       largest client message (default 65536)\n"
+    "  --drain-timeout-ms N        on SIGTERM, how long to wait for clients (default "
+    "10000)\n"
+    "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
+    "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
+    "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
+    "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS. Flags win.\n";
+
+static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
+                      uint64_t *out, char *error, size_t cap) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (!*v || *end || errno || v[0] == '-' || n < min || n > max) {
+    snprintf(error, cap, "%s: expected a whole number in %llu..%llu, got '%s'", name,
+             (unsigned long long)min, (unsigned long long)max, v);
+    return 2;
+  }
+  *out = n;
+  return 0;
+}
+
+static int add_origin(server_config *cfg, const char *origin, char *error, size_t cap) {
+  if (cfg->n_origins == CONFIG_MAX_ORIGINS) {
+    snprintf(error, cap, "--allowed-origin: at most %d origins", CONFIG_MAX_ORIGINS);
+    return 2;
+  }
+  cfg->origins[cfg->n_origins++] = origin;
+  return 0;
+}
+
+/* CHATCORE_ALLOWED_ORIGINS is split in place of a copy we keep for the process. */
+static int origins_from_env(server_config *cfg, const char *list, char *error,
+                            size_t cap) {
+  static char copy[4096];
+  if (strlen(list) >= sizeof copy) {
+    snprintf(error, cap, "CHATCORE_ALLOWED_ORIGINS: longer than %zu bytes",
+             sizeof copy - 1);
+    return 2;
+  }
+  strcpy(copy, list);
+  for (char *save = NULL, *o = strtok_r(copy, ",", &save); o;
+       o = strtok_r(NULL, ",", &save))
+    if (*o && add_origin(cfg, o, error, cap)) return 2;
+  return 0;
+}
+
+static int apply(server_config *cfg, const char *name, const char *v, char *error,
+                 size_t cap) {
+  uint64_t n;
+  if (strcmp(name, "--listen") == 0) {
+    cfg->listen = v;
+  } else if (strcmp(name, "--jwt-secret") == 0) {
+    cfg->jwt_secret = v;
+  } else if (strcmp(name, "--jwt-public-key") == 0) {
+    cfg->jwt_public_key = v;
+  } else if (strcmp(name, "--jwt-alg") == 0) {
+    cfg->jwt_alg = v;
+  } else if (strcmp(name, "--allowed-origin") == 0) {
+    return add_origin(cfg, v, error, cap);
+  } else if (strcmp(name, "--tls-cert") == 0) {
+    cfg->tls_cert = v;
+  } else if (strcmp(name, "--tls-key") == 0) {
+    cfg->tls_key = v;
+  } else if (strcmp(name, "--max-message-bytes") == 0) {
+    if (parse_size(name, v, 125, 16u << 20, &n, error, cap)) return 2;
+    cfg->max_message_bytes = (size_t)n;
+  } else if (strcmp(name, "--drain-timeout-ms") == 0) {
+    if (parse_size(name, v, 0, 3600000, &n, error, cap)) return 2;
+    cfg->drain_timeout_ms = n;
+  } else {
+    snprintf(error, cap, "%s: unknown flag (see --help)", name);
+    return 2;
+  }
+  return 0;
+}
+
+int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t cap) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->listen = "127.0.0.1:8080";
+  cfg->drain_timeout_ms = 10000;
+  static const struct {
+    const char *env, *flag;
+  } envs[] = {
+      {"CHATCORE_LISTEN", "--listen"},
+      {"CHATCORE_JWT_SECRET", "--jwt-secret"},
+      {"CHATCORE_JWT_PUBLIC_KEY", "--jwt-public-key"},
+      {"CHATCORE_JWT_ALG", "--jwt-alg"},
+      {"CHATCORE_TLS_CERT", "--tls-cert"},
+      {"CHATCORE_TLS_KEY", "--tls-key"},
+      {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes"},
+      {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms"},
+  };
+  for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+    const char *v = getenv(envs[i].env);
+    if (v && *v && apply(cfg, envs[i].flag, v, error, cap)) {
+      /* Name the variable, not the flag it stands for. */
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s%s", envs[i].env, strchr(error, ':'));
+      snprintf(error, cap, "%s", msg);
+      return 2;
+    }
+  }
+  const char *origins = getenv("CHATCORE_ALLOWED_ORIGINS");
+  if (origins && *origins && origins_from_env(cfg, origins, error, cap)) return 2;
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      fputs(usage, stdout);
+      return 1;
+    }
+    const char *eq = strchr(arg, '=');
+    char name[64];
+    const char *value;
+    if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof name) {
+      memcpy(name, arg, (size_t)(eq - arg));
+      name[eq - arg] = '\0';
+      value = eq + 1;
+    } else {
+      snprintf(name, sizeof name, "%s", arg);
+      if (strncmp(arg, "--", 2) != 0) {
+        snprintf(error, cap, "%s: unexpected argument (flags start with --; see --help)",
+                 arg);
+        return 2;
+      }
+      if (i + 1 >= argc) {
+        snprintf(error, cap, "%s: missing value", arg);
+        return 2;
+      }
+      value = argv[++i];
+    }
+    if (apply(cfg, name, value, error, cap)) return 2;
+  }
+  if (!cfg->jwt_secret && !cfg->jwt_public_key) {
+    snprintf(error, cap, "--jwt-secret or --jwt-public-key is required");
+    return 2;
+  }
+  if (cfg->jwt_secret && cfg->jwt_public_key) {
+    snprintf(error, cap, "--jwt-secret and --jwt-public-key: give one, not both");
+    return 2;
+  }
+  if (!cfg->tls_cert != !cfg->tls_key) {
+    snprintf(error, cap, "%s: needs %s too", cfg->tls_cert ? "--tls-cert" : "--tls-key",
+             cfg->tls_cert ? "--tls-key" : "--tls-cert");
+    return 2;
+  }
+  return 0;
+}

@@ -1,0 +1,30 @@
+/* chatcore-server's configuration: command-line flags over CHATCORE_* environment
+ * variables over defaults. */
+#ifndef CHATCORE_SERVER_CONFIG_H
+#define CHATCORE_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_ORIGINS 32
+
+typedef struct server_config {
+  const char *listen;         /* HOST:PORT */
+  const char *jwt_secret;     /* HMAC secret, or NULL */
+  const char *jwt_public_key; /* PEM file, or NULL */
+  const char *jwt_alg;        /* "HS256" (default with a secret), "RS256", "ES256", ... */
+  const char *origins[CONFIG_MAX_ORIGINS];
+  size_t n_origins;
+  const char *tls_cert, *tls_key;
+  size_t max_message_bytes; /* 0: the gateway's default */
+  uint64_t drain_timeout_ms;
+} server_config;
+
+/* Fills `cfg` from the environment and then `argv`. On a bad flag or value,
+ * writes a one-line message naming it into `error` and returns 2 (the exit
+ * status); returns 1 after printing --help; 0 when the server should run. The
+ * strings in `cfg` point into argv or the environment. */
+int config_parse(server_config *cfg, int argc, char **argv, char *error,
+                 size_t error_cap);
+
+#endif

@@ -1,0 +1,132 @@
+"""Fixtures for the integration tests: a real chatcore-server on a private
+loopback port, tokens minted with Debian's python3-jwt (an implementation nobody
+here wrote), and raw sockets for what well-behaved clients never send."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import jwt
+import pytest
+
+SECRET = "integration-secret-0123456789abcdef"
+
+
+def server_binary():
+    path = os.environ.get("CHATCORE_SERVER")
+    if not path:
+        pytest.exit("CHATCORE_SERVER must point at the chatcore-server binary", 2)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def token(sub="alice", ttl=600, secret=SECRET, **claims):
+    body = {"sub": sub, "exp": int(time.time()) + ttl}
+    body.update(claims)
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+class Server:
+    """A chatcore-server process; stops itself at the end of the test."""
+
+    def __init__(self, *extra, env=None, scheme="ws"):
+        self.port = free_port()
+        self.scheme = scheme
+        args = [server_binary(), "--listen", f"127.0.0.1:{self.port}",
+                "--jwt-secret", SECRET, *extra]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.output())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("server did not start: " + self.output())
+
+    @property
+    def url(self):
+        return f"{self.scheme}://127.0.0.1:{self.port}/ws"
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_server():
+    started = []
+
+    def make(*extra, **kw):
+        s = Server(*extra, **kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def raw_request(port, request: bytes, timeout=5.0) -> bytes:
+    """Sends raw bytes, returns everything the server sends until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def upgrade_request(path="/ws", headers=None, key="dGhlIHNhbXBsZSBub25jZQ==",
+                    version="13", tok=None):
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket",
+             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+             f"Sec-WebSocket-Version: {version}"]
+    if tok:
+        lines.append(f"Authorization: Bearer {tok}")
+    lines += headers or []
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])

@@ -1,0 +1,318 @@
+"""The gateway and the server over real sockets, with clients nobody here wrote
+(Debian's python3-websockets) and raw sockets for the rules they never break."""
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+import websockets
+
+from conftest import (SECRET, Server, raw_request, server_binary, status_of, token,
+                      upgrade_request)
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def masked_frame(opcode, payload: bytes, fin=True, rsv=0, mask=True):
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = b"\x11\x22\x33\x44"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def parse_frames(data: bytes):
+    frames = []
+    while len(data) >= 2:
+        opcode, n = data[0] & 0x0F, data[1] & 0x7F
+        off = 2
+        if n == 126:
+            n, off = struct.unpack("!H", data[2:4])[0], 4
+        elif n == 127:
+            n, off = struct.unpack("!Q", data[2:10])[0], 10
+        frames.append((opcode, data[off:off + n]))
+        data = data[off + n:]
+    return frames
+
+
+def session_exchange(port, frames: bytes, user="mallory"):
+    """Upgrades a raw socket, sends `frames`, returns the server's frames."""
+    resp = raw_request(port, upgrade_request(tok=token(user)) + frames, timeout=3)
+    head, _, rest = resp.partition(b"\r\n\r\n")
+    assert status_of(head) == 101, head
+    return parse_frames(rest)
+
+
+def close_code(frames):
+    closes = [p for op, p in frames if op == 8]
+    assert closes, frames
+    return struct.unpack("!H", closes[-1][:2])[0]
+
+
+# ---- plain HTTP on the same port -------------------------------------------------
+
+def test_health_ready_metrics_and_other_paths(server):
+    r = raw_request(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(r) == 200
+    assert status_of(raw_request(server.port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")) == 200
+    r = raw_request(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(r) == 200
+    assert b"Content-Type: text/plain; version=0.0.4" in r
+    for series in (b"cc_gateway_open_connections", b"cc_gateway_handshakes_total",
+                   b"cc_gateway_frames_total", b"cc_gateway_bytes_total",
+                   b"cc_gateway_messages_delivered_total", b"cc_gateway_send_queue_bytes",
+                   b"cc_gateway_handshake_latency_seconds_bucket",
+                   b"cc_gateway_delivery_latency_seconds_bucket"):
+        assert series in r, series
+    assert status_of(raw_request(server.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
+    assert status_of(raw_request(server.port, b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
+    assert status_of(raw_request(server.port, b"BLAH\r\n\r\n")) == 400
+
+
+# ---- sessions with a real client ------------------------------------------------
+
+def test_json_session(server):
+    async def go():
+        async with websockets.connect(server.url, subprotocols=["chatcore.v1.json"],
+                                      extra_headers={"Authorization": "Bearer " + token("alice")}) as ws:
+            assert ws.subprotocol == "chatcore.v1.json"
+            hello = json.loads(await ws.recv())
+            assert hello["event"]["hello"]["userId"] == "alice"
+            await ws.send(json.dumps({"requestId": "17", "ping": {"clientTimeMs": "42"}}))
+            reply = json.loads(await ws.recv())
+            assert reply["reply"]["requestId"] == "17"
+            assert reply["reply"]["ping"]["clientTimeMs"] == "42"
+            # A protocol ping (RFC 6455) is answered too.
+            pong = await ws.ping(b"heartbeat")
+            await asyncio.wait_for(pong, 5)
+            await ws.close(1000)
+            assert ws.close_code == 1000
+    run(go())
+
+
+def test_protobuf_session(server):
+    async def go():
+        async with websockets.connect(server.url, subprotocols=["chatcore.v1.proto"],
+                                      extra_headers={"Authorization": "Bearer " + token("bob")}) as ws:
+            assert ws.subprotocol == "chatcore.v1.proto"
+            hello = await ws.recv()
+            assert isinstance(hello, bytes) and b"bob" in hello
+            # ClientFrame{request_id: 300, ping: {client_time_ms: 5}}, encoded by hand:
+            # field 1 varint 300, field 22 length-delimited {field 1 varint 5}.
+            await ws.send(b"\x08\xac\x02" + b"\xb2\x01\x02\x08\x05")
+            reply = await ws.recv()
+            assert isinstance(reply, bytes)
+            # ServerFrame.reply (field 1) { request_id (field 1) = 300, ping (22) {...} }
+            assert b"\x08\xac\x02" in reply and b"\xb2\x01" in reply
+    run(go())
+
+
+def test_no_subprotocol_means_json_and_no_header(server):
+    async def go():
+        async with websockets.connect(server.url + "?access_token=" + token("carol")) as ws:
+            assert ws.subprotocol is None
+            hello = json.loads(await ws.recv())
+            assert hello["event"]["hello"]["userId"] == "carol"
+    run(go())
+    r = raw_request(server.port, upgrade_request(tok=token("carol")), timeout=1)
+    assert status_of(r) == 101
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in r
+    assert b"Sec-WebSocket-Protocol" not in r
+
+
+# ---- the handshake's refusals --------------------------------------------------
+
+def test_handshake_refusals(server):
+    p = server.port
+    r = raw_request(p, upgrade_request())
+    assert status_of(r) == 401 and b"WWW-Authenticate: Bearer" in r
+    r = raw_request(p, upgrade_request(tok="abc.def.ghi"))
+    assert status_of(r) == 401 and b'error="invalid_token"' in r
+    assert status_of(raw_request(p, upgrade_request(tok=token(ttl=-60)))) == 401
+    assert status_of(raw_request(p, upgrade_request(tok=token(secret="x" * 40)))) == 401
+    r = raw_request(p, upgrade_request(tok=token(), version="8"))
+    assert status_of(r) == 426 and b"Sec-WebSocket-Version: 13" in r
+    assert status_of(raw_request(p, upgrade_request(tok=token(), key="c2hvcnQ="))) == 400
+    r = raw_request(p, upgrade_request(tok=token(), headers=["Sec-WebSocket-Protocol: mqtt"]))
+    assert status_of(r) == 400 and b"chatcore.v1.json" in r
+    r = raw_request(p, upgrade_request(tok=token(), headers=["X-Big: " + "a" * 9000]))
+    assert status_of(r) == 431
+    r = raw_request(p, b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert status_of(r) == 405
+    r = raw_request(p, b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status_of(r) == 426
+
+
+def test_origin_allow_list(make_server):
+    s = make_server("--allowed-origin", "https://chat.example")
+    bad = raw_request(s.port, upgrade_request(tok=token(), headers=["Origin: https://evil.example"]))
+    assert status_of(bad) == 403
+    good = raw_request(s.port, upgrade_request(tok=token(), headers=["Origin: https://chat.example"]), timeout=1)
+    assert status_of(good) == 101
+
+
+def test_handshake_rate_per_ip(server):
+    async def burst():
+        async def one(i):
+            r, w = await asyncio.open_connection("127.0.0.1", server.port)
+            w.write(upgrade_request(tok=token(f"u{i}")))
+            head = await r.readuntil(b"\r\n\r\n")
+            w.close()
+            return head
+        return await asyncio.gather(*(one(i) for i in range(60)))
+    heads = run(burst())
+    statuses = [status_of(h) for h in heads]
+    # The default burst is 40 per address; a few may refill while we send.
+    assert statuses.count(101) >= 40 and statuses.count(429) >= 10, statuses
+    assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
+
+
+# ---- strict RFC 6455 -----------------------------------------------------------
+
+@pytest.mark.parametrize("frame,code", [
+    (masked_frame(1, b"hi", mask=False), 1002),            # unmasked client frame
+    (masked_frame(1, b"hi", rsv=4), 1002),                 # reserved bit
+    (masked_frame(3, b"hi"), 1002),                        # reserved opcode
+    (masked_frame(9, b"x" * 126), 1002),                   # control frame over 125
+    (masked_frame(9, b"hi", fin=False), 1002),             # fragmented control
+    (masked_frame(0, b"hi"), 1002),                        # continuation, no start
+    (masked_frame(1, b"a\xff\xfeb"), 1007),                 # invalid UTF-8 text
+    (masked_frame(8, struct.pack("!H", 999)), 1002),       # invalid close code
+])
+def test_protocol_violations(server, frame, code):
+    assert close_code(session_exchange(server.port, frame)) == code
+
+
+def test_message_too_big(make_server):
+    s = make_server("--max-message-bytes", "1000")
+    frames = session_exchange(s.port, masked_frame(2, b"z" * 1001))
+    assert close_code(frames) == 1009
+
+
+def test_ping_gets_pong_with_same_payload_and_close_is_echoed(server):
+    frames = session_exchange(server.port, masked_frame(9, b"beat") +
+                              masked_frame(8, struct.pack("!H", 1000) + b"bye"))
+    assert (10, b"beat") in frames
+    assert close_code(frames) == 1000
+
+
+# ---- TLS -------------------------------------------------------------------------
+
+def test_tls_round_trip(make_server, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    s = make_server("--tls-cert", str(cert), "--tls-key", str(key), scheme="wss")
+    ctx = ssl.create_default_context(cafile=str(cert))
+
+    async def go():
+        async with websockets.connect(s.url, ssl=ctx, subprotocols=["chatcore.v1.json"],
+                                      extra_headers={"Authorization": "Bearer " + token("tls")}) as ws:
+            hello = json.loads(await ws.recv())
+            assert hello["event"]["hello"]["userId"] == "tls"
+            await ws.send(json.dumps({"requestId": "1", "ping": {}}))
+            assert json.loads(await ws.recv())["reply"]["requestId"] == "1"
+    run(go())
+    # Plain HTTP on a TLS port is not served.
+    with pytest.raises((ConnectionError, OSError, websockets.exceptions.InvalidMessage,
+                        asyncio.TimeoutError)):
+        async def plain():
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws", open_timeout=3):
+                pass
+        run(plain())
+
+
+# ---- drain and flags -----------------------------------------------------------
+
+def test_sigterm_drains_with_1001(make_server):
+    s = make_server()
+
+    async def go():
+        async with websockets.connect(s.url, extra_headers={"Authorization": "Bearer " + token("d")}) as ws:
+            await ws.recv()
+            s.proc.send_signal(signal.SIGTERM)
+            with pytest.raises(websockets.exceptions.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1001
+    run(go())
+    assert s.proc.wait(timeout=15) == 0
+    assert "draining" in s.output()
+
+
+@pytest.mark.parametrize("args,needle", [
+    ([], "--jwt-secret or --jwt-public-key is required"),
+    (["--jwt-secret", "short"], "--jwt-secret"),
+    (["--jwt-secret", SECRET, "--listen", "localhost"], "--listen"),
+    (["--jwt-secret", SECRET, "--frobnicate"], "--frobnicate"),
+    (["--jwt-secret", SECRET, "--max-message-bytes", "-5"], "--max-message-bytes"),
+    (["--jwt-public-key", "/nonexistent.pem", "--jwt-alg", "RS256"], "/nonexistent.pem"),
+    (["--jwt-secret", SECRET, "--jwt-alg", "none"], "--jwt-alg"),
+    (["--jwt-secret", SECRET, "--tls-cert", "/nonexistent.pem", "--tls-key", "/x"], "/nonexistent.pem"),
+    (["--jwt-secret", SECRET, "--tls-cert", "/a.pem"], "--tls-key"),
+])
+def test_bad_flags_exit_2(args, needle):
+    p = subprocess.run([server_binary(), *args], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2
+    assert needle in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_address_in_use_exits_2(server):
+    p = subprocess.run([server_binary(), "--jwt-secret", SECRET, "--listen",
+                        f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "in use" in p.stderr
+
+
+# ---- memory stays bounded --------------------------------------------------------
+
+def test_10k_connections_open_and_close_memory_bounded(server):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    tokens = [token(f"user{i}") for i in range(2000)]
+
+    async def one_round():
+        async def session(i):
+            # Spread over loopback sources so the per-IP handshake limit allows it.
+            src = f"127.0.{1 + i // 250}.{1 + i % 250}"
+            r, w = await asyncio.open_connection("127.0.0.1", server.port, local_addr=(src, 0))
+            w.write(upgrade_request(tok=tokens[i]))
+            head = await r.readuntil(b"\r\n\r\n")
+            assert status_of(head) == 101, head
+            return r, w
+        conns = await asyncio.gather(*(session(i) for i in range(2000)))
+        for r, w in conns:
+            w.close()
+        await asyncio.gather(*(w.wait_closed() for _, w in conns), return_exceptions=True)
+
+    rss = []
+    for _ in range(5):  # 10,000 connections in all, 2,000 at a time
+        run(one_round())
+        time.sleep(1.2)  # let the per-IP buckets refill and the server close them all
+        rss.append(server.rss_kib())
+    # The first round sizes the allocator's pools; later rounds must not add to it.
+    assert rss[-1] - rss[0] < 4096, rss
+    r = raw_request(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"cc_gateway_open_sessions 0\n" in r
