@@ -113,7 +113,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
     if (v && *v && apply(cfg, envs[i].flag, v, error, cap)) {
       /* Name the variable, not the flag it stands for. */
       char msg[512];
-      snprintf(msg, sizeof msg, "%s%s", envs[i].env, strchr(error, ':'));
+      const char *why = strchr(error, ':');
+      snprintf(msg, sizeof msg, "%s%s", envs[i].env, why ? why : ": invalid value");
       snprintf(error, cap, "%s", msg);
       return 2;
     }
@@ -127,27 +128,29 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       fputs(usage, stdout);
       return 1;
     }
+    /* "--flag value" or "--flag=value". */
+    if (strncmp(arg, "--", 2) != 0) {
+      snprintf(error, cap, "%s: unexpected argument (flags start with --; see --help)",
+               arg);
+      return 2;
+    }
     const char *eq = strchr(arg, '=');
     char name[64];
-    const char *value;
-    if (strncmp(arg, "--", 2) == 0 && eq && (size_t)(eq - arg) < sizeof name) {
-      memcpy(name, arg, (size_t)(eq - arg));
-      name[eq - arg] = '\0';
+    const char *flag = arg, *value;
+    if (eq) {
+      size_t n = (size_t)(eq - arg);
+      if (n >= sizeof name) n = sizeof name - 1;
+      memcpy(name, arg, n);
+      name[n] = '\0';
+      flag = name;
       value = eq + 1;
-    } else {
-      snprintf(name, sizeof name, "%s", arg);
-      if (strncmp(arg, "--", 2) != 0) {
-        snprintf(error, cap, "%s: unexpected argument (flags start with --; see --help)",
-                 arg);
-        return 2;
-      }
-      if (i + 1 >= argc) {
-        snprintf(error, cap, "%s: missing value", arg);
-        return 2;
-      }
+    } else if (i + 1 < argc) {
       value = argv[++i];
+    } else {
+      snprintf(error, cap, "%s: missing value", arg);
+      return 2;
     }
-    if (apply(cfg, name, value, error, cap)) return 2;
+    if (apply(cfg, flag, value, error, cap)) return 2;
   }
   if (!cfg->jwt_secret && !cfg->jwt_public_key) {
     snprintf(error, cap, "--jwt-secret or --jwt-public-key is required");

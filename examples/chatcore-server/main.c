@@ -153,6 +153,32 @@ static void on_signal(uv_signal_t *h, int signum) {
   cc_uv_server_drain(s->listener, s->drain_timeout_ms, on_drained, s);
 }
 
+static void cleanup(server *s) {
+  cc_gateway_free(s->gateway);
+  cc_service_free(s->service);
+  cc_metrics_free(s->metrics);
+  cc_jwt_verifier_free(s->verifier);
+}
+
+/* Opens the listener; exit status 2 with a message naming the flag on failure. */
+static int listen_on(server *s, const server_config *cfg) {
+  cc_uv_options *uo;
+  char error[512];
+  if (cc_uv_options_new(&uo) != 0) return fail("out of memory", NULL);
+  int rv = 0;
+  if (cc_uv_options_set_listen_address(uo, cfg->listen) != 0)
+    rv = fail("--listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:8080)",
+              cfg->listen);
+  else if (cfg->tls_cert && cc_uv_options_set_tls(uo, cfg->tls_cert, cfg->tls_key, error,
+                                                  sizeof error) != 0)
+    rv = fail("--tls-cert/--tls-key", error);
+  else if (cc_uv_server_new(&s->listener, s->loop, s->gateway, uo, NULL, error,
+                            sizeof error) != 0)
+    rv = fail("--listen", error);
+  cc_uv_options_free(uo);
+  return rv;
+}
+
 int main(int argc, char **argv) {
   server_config cfg;
   char error[512];
@@ -171,20 +197,14 @@ int main(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   s.loop = uv_default_loop();
   s.drain_timeout_ms = cfg.drain_timeout_ms;
-  if ((rv = make_verifier(&cfg, &s.verifier)) != 0) return rv;
-  if ((rv = make_gateway(&s, &cfg)) != 0) return rv;
-
-  cc_uv_options *uo;
-  if (cc_uv_options_new(&uo) != 0) return fail("out of memory", NULL);
-  if (cc_uv_options_set_listen_address(uo, cfg.listen) != 0)
-    return fail("--listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:8080)",
-                cfg.listen);
-  if (cfg.tls_cert &&
-      cc_uv_options_set_tls(uo, cfg.tls_cert, cfg.tls_key, error, sizeof error) != 0)
-    return fail("--tls-cert/--tls-key", error);
-  rv = cc_uv_server_new(&s.listener, s.loop, s.gateway, uo, NULL, error, sizeof error);
-  cc_uv_options_free(uo);
-  if (rv != 0) return fail("--listen", error);
+  rv = make_verifier(&cfg, &s.verifier);
+  if (rv == 0) rv = make_gateway(&s, &cfg);
+  if (rv == 0) rv = listen_on(&s, &cfg);
+  if (rv != 0) {
+    cleanup(&s);
+    uv_loop_close(s.loop);
+    return rv;
+  }
 
   uv_signal_init(s.loop, &s.sigterm);
   uv_signal_init(s.loop, &s.sigint);
@@ -197,9 +217,6 @@ int main(int argc, char **argv) {
 
   uv_run(s.loop, UV_RUN_DEFAULT);
   uv_loop_close(s.loop);
-  cc_gateway_free(s.gateway);
-  cc_service_free(s.service);
-  cc_metrics_free(s.metrics);
-  cc_jwt_verifier_free(s.verifier);
+  cleanup(&s);
   return 0;
 }

@@ -313,6 +313,9 @@ def test_10k_connections_open_and_close_memory_bounded(server):
         time.sleep(1.2)  # let the per-IP buckets refill and the server close them all
         rss.append(server.rss_kib())
     # The first round sizes the allocator's pools; later rounds must not add to it.
-    assert rss[-1] - rss[0] < 4096, rss
+    # (AddressSanitizer's quarantine holds freed memory on purpose: no bound there;
+    # its leak check at exit covers that build.)
+    if os.environ.get("CHATCORE_SANITIZE", "none") == "none":
+        assert rss[-1] - rss[0] < 4096, rss
     r = raw_request(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b"cc_gateway_open_sessions 0\n" in r
