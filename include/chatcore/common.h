@@ -30,6 +30,14 @@ typedef struct cc_mem {
   void *(*realloc)(void *ptr, size_t size, void *user_data);
 } cc_mem;
 
+/* A borrowed byte string: `len` bytes at `ptr` (not NUL-terminated, may be
+ * empty; `ptr` may be NULL only when `len` is 0). Who owns the bytes and for how
+ * long is said wherever one is passed or returned. */
+typedef struct cc_str {
+  const char *ptr;
+  size_t len;
+} cc_str;
+
 /* The allocator used when NULL is passed: the C library's. Never NULL. */
 CC_EXTERN const cc_mem *cc_mem_default(void);
 

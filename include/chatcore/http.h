@@ -16,12 +16,6 @@ extern "C" {
 
 typedef struct cc_http_request cc_http_request;
 
-/* A borrowed byte string: `len` bytes at `ptr` (not NUL-terminated, may be empty). */
-typedef struct cc_str {
-  const char *ptr;
-  size_t len;
-} cc_str;
-
 /* The method as a string ("GET", "POST", ...). */
 CC_EXTERN cc_str cc_http_request_method(const cc_http_request *req);
 /* The path, percent-encoding left as sent ("/v1/chats/abc/messages"). */

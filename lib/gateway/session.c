@@ -146,19 +146,30 @@ static void release_ws_if_idle(cc_conn *c) {
   c->ws = NULL;
 }
 
-/* Moves what wslay has queued (pongs, closes, pings) into the output queue. */
+/* Moves what wslay has queued (pongs, the echo of a client's close) into the
+ * output queue. Never once we sent our own close: nothing may follow it. */
 static int flush_wslay(cc_conn *c) {
-  /* Not from inside wslay_event_recv: cc_gw_session_recv flushes after it. */
-  if (c->in_wslay || !wslay_event_want_write(c->ws)) return 0;
+  if (c->close_code || !wslay_event_want_write(c->ws)) return 0;
   return wslay_event_send(c->ws) == 0 ? 0 : CC_ERR_NOMEM;
 }
 
-/* Ends the session once both closes crossed, or ours went out after a failure
- * (wslay stops reading then). */
+/* The session is over: remember the code that ended it, drop the wslay context
+ * (nothing more will be read), flush what is queued and close. */
+static void finish(cc_conn *c) {
+  c->close_code = cc_gw_session_end_code(c);
+  if (c->ws) wslay_event_context_free(c->ws);
+  c->ws = NULL;
+  cc_gw_finish(c);
+}
+
+/* After a read: ends the session once closes crossed (ours and theirs, or theirs
+ * echoed), or when wslay stopped reading after a violation. */
 static void check_finished(cc_conn *c) {
-  if (!wslay_event_get_close_sent(c->ws)) return;
+  int ours = c->close_code != 0;
+  int sent = ours || wslay_event_get_close_sent(c->ws);
+  if (!sent) return;
   if (wslay_event_get_close_received(c->ws) || !wslay_event_get_read_enabled(c->ws))
-    cc_gw_finish(c);
+    finish(c);
 }
 
 int cc_gw_session_start(cc_conn *c) {
@@ -172,28 +183,36 @@ int cc_gw_session_start(cc_conn *c) {
   return 0;
 }
 
-/* Answers a protocol violation with close 1002 and ends the session at once.
- * For malformed frame headers (a control frame over 125 bytes or fragmented)
- * wslay stops with a close frame without a code; we send ours instead and
- * never flush what wslay queued. */
-static int fail_protocol(cc_conn *c) {
-  /* Only one close frame per connection (RFC 6455 5.5.1): if ours is out, the
-   * session just ends. */
-  if (c->close_code || wslay_event_get_close_sent(c->ws)) {
-    cc_gw_finish(c);
-    return 0;
-  }
+/* Queues our close frame. The server's closes are written here, never by
+ * wslay, so an idle session needs no wslay context to be closed (a drain closes
+ * every session at once). */
+static int send_own_close(cc_conn *c, uint16_t code, const char *reason) {
+  uint8_t body[125];
+  size_t rlen = reason ? strlen(reason) : 0;
+  if (rlen > 123) rlen = 123;
+  body[0] = (uint8_t)(code >> 8);
+  body[1] = (uint8_t)code;
+  if (rlen) memcpy(body + 2, reason, rlen);
   cc_buf *b;
-  static const uint8_t code[2] = {CC_CLOSE_PROTOCOL_ERROR >> 8,
-                                  CC_CLOSE_PROTOCOL_ERROR & 0xff};
-  int rv = cc_gw_frame_build(&b, WSLAY_CONNECTION_CLOSE, code, sizeof code, &c->gw->mem);
+  int rv = cc_gw_frame_build(&b, WSLAY_CONNECTION_CLOSE, body, 2 + rlen, &c->gw->mem);
   if (rv == 0) {
     rv = cc_gw_enqueue(c, b, 0);
     cc_buf_unref(b);
   }
-  c->close_code = CC_CLOSE_PROTOCOL_ERROR;
+  c->close_code = code;
   c->close_sent_ns = cc_gw_now(c->gw);
-  cc_gw_finish(c);
+  return rv;
+}
+
+/* Answers a protocol violation with close 1002 and ends the session at once.
+ * For malformed frame headers (a control frame over 125 bytes or fragmented)
+ * wslay stops with a close frame without a code; ours replaces it. Only one close
+ * frame per connection (RFC 6455 5.5.1): if ours is out, the session just ends. */
+static int fail_protocol(cc_conn *c) {
+  int rv = 0;
+  if (!c->close_code && !wslay_event_get_close_sent(c->ws))
+    rv = send_own_close(c, CC_CLOSE_PROTOCOL_ERROR, NULL);
+  finish(c);
   return rv;
 }
 
@@ -207,13 +226,14 @@ int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
   c->in_wslay = 0;
   c->in = NULL;
   c->in_len = 0;
-  /* Our recv callback never fails, so a callback failure here is wslay giving up
-   * on a malformed frame. */
   cc_buf *pong = c->pending_pong;
   c->pending_pong = NULL;
-  if (pong && wslay_event_get_close_received(c->ws) && !wslay_event_get_close_sent(c->ws))
+  if (pong && !c->close_code && wslay_event_get_close_received(c->ws) &&
+      !wslay_event_get_close_sent(c->ws))
     cc_gw_enqueue(c, pong, 0);
   cc_buf_unref(pong);
+  /* Our recv callback never fails, so a callback failure here is wslay giving up
+   * on a malformed frame. */
   if (c->proto_error || rv == WSLAY_ERR_CALLBACK_FAILURE) return fail_protocol(c);
   if (rv != 0) return rv == WSLAY_ERR_NOMEM ? CC_ERR_NOMEM : CC_ERR_IO;
   if (flush_wslay(c) != 0) return CC_ERR_NOMEM;
@@ -230,22 +250,11 @@ int cc_gw_session_closing(const cc_conn *c) {
 
 void cc_gw_session_close(cc_conn *c, uint16_t code, const char *reason) {
   if (c->state != CONN_WS || cc_gw_session_closing(c)) return;
-  if (ensure_ws(c) != 0) {
+  if (send_own_close(c, code, reason) != 0) {
     cc_gw_abort(c);
     return;
   }
-  c->close_code = code;
-  size_t rlen = reason ? strlen(reason) : 0;
-  if (rlen > 123) rlen = 123;
-  if (wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, rlen) != 0 ||
-      flush_wslay(c) != 0) {
-    cc_gw_abort(c);
-    return;
-  }
-  c->close_sent_ns = cc_gw_now(c->gw);
-  check_finished(c);
-  /* The deadline moved (and output is pending, unless the close is still inside
-   * wslay's queue): tell the driver either way. */
+  /* The deadline moved to the close timeout: tell the driver. */
   if (c->gw->notify) c->gw->notify(c->gw->driver_data, c);
 }
 
