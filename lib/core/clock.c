@@ -1,4 +1,4 @@
-#include <chatcore/common.h>
+#include "core/clock.h"
 
 #include <time.h>
 
@@ -14,4 +14,14 @@ uint64_t cc_clock_monotonic_ns(void) {
 
 uint64_t cc_clock_realtime_ns(void) {
   return read_clock(CLOCK_REALTIME);
+}
+
+uint64_t cc_clock_monotonic_hook(void *user_data) {
+  (void)user_data;
+  return cc_clock_monotonic_ns();
+}
+
+uint64_t cc_clock_realtime_hook(void *user_data) {
+  (void)user_data;
+  return cc_clock_realtime_ns();
 }

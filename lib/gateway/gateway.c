@@ -4,15 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "gateway/gateway_internal.h"
 
 #define MS 1000000ull
-
-static uint64_t default_clock(void *ud) {
-  (void)ud;
-  return cc_clock_monotonic_ns();
-}
 
 int cc_gateway_options_new(cc_gateway_options **out) {
   if (!out) return CC_ERR_INVALID;
@@ -31,7 +27,7 @@ int cc_gateway_options_new(cc_gateway_options **out) {
   o->ping_ns = 25000 * MS;
   o->idle_timeout_ns = 60000 * MS;
   o->handshake_timeout_ns = 10000 * MS;
-  o->clock = default_clock;
+  o->clock = cc_clock_monotonic_hook;
   *out = o;
   return 0;
 }
@@ -137,7 +133,7 @@ int cc_gateway_options_set_handshake_timeout(cc_gateway_options *opt, uint64_t m
 int cc_gateway_options_set_clock(cc_gateway_options *opt, cc_clock_fn fn,
                                  void *user_data) {
   if (!opt) return CC_ERR_INVALID;
-  opt->clock = fn ? fn : default_clock;
+  opt->clock = fn ? fn : cc_clock_monotonic_hook;
   opt->clock_data = fn ? user_data : NULL;
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <chatcore/error.h>
 
 #include "core/json.h"
+#include "core/clock.h"
 #include "core/mem.h"
 
 #include <openssl/bio.h>
@@ -438,11 +439,6 @@ int cc_jwt_options_set_max_token_len(cc_jwt_options *opt, size_t len) {
 
 /* ---- verifier ---- */
 
-static uint64_t realtime_clock(void *ud) {
-  (void)ud;
-  return cc_clock_realtime_ns();
-}
-
 void cc_jwt_verifier_free(cc_jwt_verifier *v) {
   if (!v) return;
   cc_mem m = v->mem;
@@ -472,7 +468,7 @@ int cc_jwt_verifier_new(cc_jwt_verifier **out, const cc_jwt_options *opt,
   v->alg_name = alg_table[opt->alg].name;
   v->max_len = opt->max_len;
   v->leeway = opt->leeway;
-  v->clock = opt->clock ? opt->clock : realtime_clock;
+  v->clock = opt->clock ? opt->clock : cc_clock_realtime_hook;
   v->clock_ud = opt->clock_ud;
   int rv = CC_ERR_NOMEM;
   if (opt->iss && !(v->iss = cc_strndup(&m, opt->iss, opt->iss_len))) goto fail;

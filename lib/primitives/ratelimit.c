@@ -8,6 +8,7 @@
 #include <chatcore/error.h>
 #include <chatcore/ratelimit.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "core/table.h"
 
@@ -40,17 +41,12 @@ struct cc_ratelimit {
   cc_table keys;
 };
 
-static uint64_t default_clock(void *ud) {
-  (void)ud;
-  return cc_clock_monotonic_ns();
-}
-
 static void options_defaults(cc_ratelimit_options *o) {
   o->events = 10;
   o->period_ms = 1000;
   o->burst = 20;
   o->max_keys = 1000000;
-  o->clock = default_clock;
+  o->clock = cc_clock_monotonic_hook;
   o->clock_data = NULL;
 }
 
@@ -96,7 +92,7 @@ int cc_ratelimit_options_set_max_keys(cc_ratelimit_options *opt, size_t max_keys
 int cc_ratelimit_options_set_clock(cc_ratelimit_options *opt, cc_clock_fn fn,
                                    void *user_data) {
   if (!opt) return CC_ERR_INVALID;
-  opt->clock = fn ? fn : default_clock;
+  opt->clock = fn ? fn : cc_clock_monotonic_hook;
   opt->clock_data = fn ? user_data : NULL;
   return 0;
 }

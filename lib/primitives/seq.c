@@ -3,6 +3,7 @@
 #include <chatcore/error.h>
 #include <chatcore/seq.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "core/table.h"
 
@@ -30,15 +31,10 @@ struct cc_seq {
 
 #define MAX_CHAT_ID_LEN 65535u
 
-static uint64_t default_clock(void *ud) {
-  (void)ud;
-  return cc_clock_monotonic_ns();
-}
-
 static void options_defaults(cc_seq_options *o) {
   o->max_chats = 1000000;
   o->min_idle_ns = 60ull * 1000000000ull;
-  o->clock = default_clock;
+  o->clock = cc_clock_monotonic_hook;
   o->clock_data = NULL;
 }
 
@@ -69,7 +65,7 @@ int cc_seq_options_set_min_idle_ms(cc_seq_options *opt, uint64_t ms) {
 
 int cc_seq_options_set_clock(cc_seq_options *opt, cc_clock_fn fn, void *user_data) {
   if (!opt) return CC_ERR_INVALID;
-  opt->clock = fn ? fn : default_clock;
+  opt->clock = fn ? fn : cc_clock_monotonic_hook;
   opt->clock_data = fn ? user_data : NULL;
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "protocol/wire.h"
 
@@ -18,15 +19,10 @@ struct cc_service {
   cc_service_options opt;
 };
 
-static uint64_t realtime(void *ud) {
-  (void)ud;
-  return cc_clock_realtime_ns();
-}
-
 static void options_defaults(cc_service_options *o) {
   o->max_frame_bytes = 65536;
   o->heartbeat_ms = 25000;
-  o->clock = realtime;
+  o->clock = cc_clock_realtime_hook;
   o->clock_data = NULL;
 }
 
@@ -55,7 +51,7 @@ int cc_service_options_set_client_limits(cc_service_options *opt,
 int cc_service_options_set_clock(cc_service_options *opt, cc_clock_fn fn,
                                  void *user_data) {
   if (!opt) return CC_ERR_INVALID;
-  opt->clock = fn ? fn : realtime;
+  opt->clock = fn ? fn : cc_clock_realtime_hook;
   opt->clock_data = fn ? user_data : NULL;
   return 0;
 }
@@ -86,29 +82,30 @@ static int64_t now_ms(const cc_service *svc) {
 
 /* ---- sending ---- */
 
-/* Encodes `frame` in the connection's encoding, wraps it as a WebSocket frame in
- * place and queues it. A connection that cannot take it is being closed by the
- * gateway already; nothing else to do. */
+/* Wraps an encoded server frame (with headroom) as a WebSocket frame in place and
+ * queues it; drops our reference. A connection that cannot take it is being
+ * closed by the gateway already: nothing else to do. */
+static void send_encoded(cc_conn *conn, cc_buf *b) {
+  int opcode = cc_conn_encoding(conn) == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT;
+  if (cc_ws_frame_wrap(b, opcode) == 0) cc_conn_send(conn, b);
+  cc_buf_unref(b);
+}
+
+/* Encodes `frame` in the connection's encoding and sends it. */
 static void send_frame(cc_service *svc, cc_conn *conn,
                        const Chatcore__V1__ServerFrame *frame) {
-  cc_encoding enc = cc_conn_encoding(conn);
   cc_buf *b;
-  if (cc_wire_encode_server(&b, frame, enc, CC_WS_MAX_HEADER, &svc->mem) != 0) return;
-  if (cc_ws_frame_wrap(b, enc == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT) == 0)
-    cc_conn_send(conn, b);
-  cc_buf_unref(b);
+  if (cc_wire_encode_server(&b, frame, cc_conn_encoding(conn), CC_WS_MAX_HEADER,
+                            &svc->mem) == 0)
+    send_encoded(conn, b);
 }
 
 static void send_error(cc_service *svc, cc_conn *conn, uint64_t request_id,
                        Chatcore__V1__ErrorCode code, const char *message) {
-  cc_encoding enc = cc_conn_encoding(conn);
   cc_buf *b;
-  if (cc_wire_encode_error_reply(&b, enc, request_id, code, message, 0, CC_WS_MAX_HEADER,
-                                 &svc->mem) != 0)
-    return;
-  if (cc_ws_frame_wrap(b, enc == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT) == 0)
-    cc_conn_send(conn, b);
-  cc_buf_unref(b);
+  if (cc_wire_encode_error_reply(&b, cc_conn_encoding(conn), request_id, code, message, 0,
+                                 CC_WS_MAX_HEADER, &svc->mem) == 0)
+    send_encoded(conn, b);
 }
 
 /* ---- commands ---- */
