@@ -15,6 +15,7 @@
 #include <chatcore/metrics.h>
 #include <chatcore/protocol.h>
 #include <chatcore/service.h>
+#include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
 #include <chatcore/uv.h>
 
