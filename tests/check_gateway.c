@@ -34,6 +34,7 @@ typedef struct app {
   int echo;             /* send every message back */
   int flood_on_open;    /* send this many 1000-byte frames from on_open */
   int send_on_close_rv; /* what cc_conn_send_message returned inside on_close */
+  int last_send_rv;     /* what the last echo's send returned */
   int http_closed;      /* on_close calls with code 0 (HTTP requests) */
 } app;
 
@@ -54,7 +55,7 @@ static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
   memcpy(a->last_msg, data, len);
   a->last_len = len;
   a->last_binary = binary;
-  if (a->echo) ck_assert_int_eq(cc_conn_send_message(c, data, len), 0);
+  if (a->echo) a->last_send_rv = cc_conn_send_message(c, data, len);
 }
 
 static void on_close(void *ud, cc_conn *c, uint16_t code) {
@@ -535,6 +536,7 @@ START_TEST(messages_reach_the_application) {
   cc_conn *c = open_session_as("alice", NULL);
   the_app.echo = 1;
   send_frame(c, 1, 0, 1, "{\"ping\":{}}", 11, 1);
+  ck_assert_int_eq(the_app.last_send_rv, 0);
   ck_assert_int_eq(the_app.messages, 1);
   ck_assert_int_eq(the_app.last_binary, 0);
   ck_assert_mem_eq(the_app.last_msg, "{\"ping\":{}}", 11);
@@ -1079,6 +1081,30 @@ START_TEST(idle_sessions_hold_no_wslay_context) {
 }
 END_TEST
 
+START_TEST(slow_consumer_cut_from_inside_a_read) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates); /* send queue cap 8 KiB */
+  cc_conn *c = open_session_as("echoer", NULL);
+  the_app.echo = 1;
+  static uint8_t payload[3000], stream[4 * 3100];
+  memset(payload, 'e', sizeof payload);
+  size_t n = 0;
+  for (int i = 0; i < 4; i++)
+    n += client_frame(stream + n, 1, 0, 2, payload, sizeof payload, 1);
+  /* Four messages in one read; each echo is queued from inside wslay's read loop
+   * and the client reads nothing: the third passes the cap. */
+  ck_assert_int_eq(cc_conn_recv(c, stream, n), 0);
+  ck_assert_int_eq(the_app.messages, 3);
+  ck_assert_int_eq(the_app.last_send_rv, CC_ERR_CLOSED);
+  ck_assert_uint_lt(cc_conn_out_bytes(c), 8192);
+  expect_close(c, 4009);
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, 4009);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -1117,6 +1143,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, slow_consumer_closed_and_freed);
   tcase_add_test(tc, many_connections_open_and_close);
   tcase_add_test(tc, exposed_output_survives_slow_consumer_cut);
+  tcase_add_test(tc, slow_consumer_cut_from_inside_a_read);
   tcase_add_test(tc, backlog_from_on_open_keeps_the_101);
   tcase_add_test(tc, nothing_can_be_sent_from_on_close);
   tcase_add_test(tc, ping_flood_from_a_non_reader_is_bounded);

@@ -314,7 +314,7 @@ int cc_conn_send(cc_conn *c, cc_buf *frame) {
   if (cc_gw_enqueue(c, frame, 1) != 0) return CC_ERR_NOMEM;
   cc_metric_add(gw->m.frames_out, 1);
   cc_metric_add(gw->m.messages_delivered, 1);
-  if (c->out.bytes > gw->opt.send_queue_bytes && !c->in_wslay) {
+  if (c->out.bytes > gw->opt.send_queue_bytes) {
     cut_slow_consumer(c);
     return CC_ERR_CLOSED;
   }

@@ -242,7 +242,6 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
   gw->cb = *callbacks;
   gw->user_data = user_data;
   gw->opt = *opt;
-  gw->next_id = 1;
   /* The origin strings belong to the caller's options: copy them. */
   gw->opt.n_origins = 0;
   int rv = 0;

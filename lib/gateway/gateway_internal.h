@@ -59,7 +59,6 @@ struct cc_gateway {
   void *driver_data;
   cc_conn *conns; /* doubly linked list of live connections */
   size_t n_conns;
-  uint64_t next_id;
   int draining;
 };
 
@@ -94,8 +93,6 @@ struct cc_conn {
   unsigned opened : 1;       /* on_open ran: on_close is owed */
   unsigned counted_user : 1; /* counted in gw->users */
   unsigned aborted : 1;      /* drop now, without flushing */
-  unsigned in_callback : 1;  /* inside on_http */
-  unsigned in_wslay : 1;     /* inside wslay_event_recv */
   unsigned proto_error : 1;  /* a violation wslay does not answer with 1002 itself */
   uint16_t close_code;       /* the code that ended the session, once known */
   uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;

@@ -297,9 +297,7 @@ void cc_gw_handle_request(cc_conn *c, const cc_http_request *req) {
   } else if (gw->cb.on_http) {
     c->state = CONN_HTTP_WAIT;
     c->seen_http = 1;
-    c->in_callback = 1;
     gw->cb.on_http(gw->user_data, c, req);
-    c->in_callback = 0;
   } else {
     respond_text(c, 404, "not found\n", NULL);
   }

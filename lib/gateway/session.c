@@ -221,9 +221,7 @@ int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
   c->ws_fed += len;
   c->in = data;
   c->in_len = len;
-  c->in_wslay = 1;
   int rv = wslay_event_recv(c->ws);
-  c->in_wslay = 0;
   c->in = NULL;
   c->in_len = 0;
   cc_buf *pong = c->pending_pong;
