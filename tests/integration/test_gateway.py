@@ -179,10 +179,11 @@ def test_handshake_rate_per_ip(server):
             head = await r.readuntil(b"\r\n\r\n")
             w.close()
             return head
-        return await asyncio.gather(*(one(i) for i in range(60)))
+        return await asyncio.gather(*(one(i) for i in range(120)))
     heads = run(burst())
     statuses = [status_of(h) for h in heads]
-    # The default burst is 40 per address; a few may refill while we send.
+    # The default is a burst of 40 per address, refilling at 20/s: however slow
+    # this machine (a sanitizer build), 120 at once cannot all pass.
     assert statuses.count(101) >= 40 and statuses.count(429) >= 10, statuses
     assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
 
