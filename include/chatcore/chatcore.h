@@ -13,7 +13,9 @@
 #include <chatcore/jwt.h>
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
+#include <chatcore/presence.h>
 #include <chatcore/protocol.h>
+#include <chatcore/queue.h>
 #include <chatcore/service.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>

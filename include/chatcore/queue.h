@@ -1,0 +1,152 @@
+/* libchatcore — the queue interface: hand messages between processes (durable
+ * hand-off to workers, routing between gateways).
+ *
+ * Messages are bytes published to a subject. Subjects follow NATS: tokens
+ * separated by '.', e.g. "chat.42.msg". A token is 1 or more bytes, none of
+ * them '.', '*', '>', NUL, space, tab, CR or LF. Subscriptions take a pattern:
+ * a subject whose tokens may also be "*" (any one token) or, last, ">" (one or
+ * more tokens: the rest). "chat.*.msg" matches "chat.42.msg"; "chat.>"
+ * matches "chat.42" and "chat.42.msg" but not "chat".
+ *
+ * Subscribers without a group each get every matching message. Subscribers
+ * that share a (non-empty) group form a consumer group: each message goes to
+ * one member of the group whose pattern matches it, spread over them. Group
+ * names are 1 to 255 bytes without NUL, space, tab, CR or LF.
+ *
+ * Delivery: the handler gets a cc_queue_msg, which stays valid until the
+ * subscriber acks it with `ack` (exactly once per delivered message; from
+ * inside the handler or later). What an unacked message means is the
+ * backend's: at-most-once backends (the in-process one) deliver each message
+ * at most once and `ack` only releases it; durable backends (JetStream)
+ * redeliver what was not acked in time. Per subscriber, messages from one
+ * publisher to one subject arrive in publish order. Subscribers receive
+ * messages published after subscribe returned; whether they also receive
+ * older ones is the backend's.
+ *
+ * A publish may carry a dedupe id: a publish whose id was already published
+ * within the backend's dedupe window is not delivered again and is reported as
+ * a duplicate. Ids are scoped to the queue, not to a subject: make them unique
+ * across subjects.
+ *
+ * A backend is a struct that begins with `const cc_queue_methods *methods` (as
+ * cc_storage). The caller checks `version >= N && slot != NULL` before using a
+ * slot added in version N. Calls complete through a callback, which a backend
+ * may call before returning or later, from the thread that made the call;
+ * handlers also run on that thread. Pointers passed in are borrowed for the
+ * duration of the call only. Handlers and callbacks may call the queue again
+ * (even its `free`).
+ *
+ * Every backend passes tests/conformance/queue_conformance (one suite for all
+ * of them). */
+#ifndef CHATCORE_QUEUE_H
+#define CHATCORE_QUEUE_H
+
+#include <chatcore/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cc_queue cc_queue;
+
+/* A delivered message. Read-only for the subscriber; a backend's own message
+ * struct begins with it (fields may be appended in later versions: the backend
+ * allocates it). Valid from the handler call until it is acked. */
+typedef struct cc_queue_msg {
+  cc_str subject;      /* the subject it was published to */
+  const uint8_t *data; /* the bytes published (not NULL, even when len is 0) */
+  size_t len;
+} cc_queue_msg;
+
+/* duplicate: 1 if the dedupe id was seen within the window (nothing was
+ * delivered), else 0. Always 0 when err is not 0. */
+typedef void (*cc_queue_publish_cb)(void *user_data, int err, int duplicate);
+/* One message for one subscription; ack it exactly once. */
+typedef void (*cc_queue_handler_fn)(void *user_data, cc_queue_msg *m);
+
+typedef struct cc_queue_methods {
+  int version; /* 1 */
+
+  /* Publishes `len` bytes at `data` (copied; NULL only when len is 0) to
+   * `subject` (no wildcards). `dedupe_id` (empty: none; at most 65535 bytes)
+   * makes the publish idempotent within the backend's dedupe window. The
+   * callback reports the message accepted (durable backends: stored), or a
+   * duplicate.
+   * Errors: CC_ERR_INVALID (a bad subject or dedupe id, data NULL with len > 0),
+   * CC_ERR_TOO_LARGE (over the backend's size limits), CC_ERR_NOMEM,
+   * CC_ERR_BACKEND, CC_ERR_CLOSED. `cb` may be NULL. */
+  void (*publish)(cc_queue *q, cc_str subject, const uint8_t *data, size_t len,
+                  cc_str dedupe_id, cc_queue_publish_cb cb, void *user_data);
+
+  /* Subscribes `handler` to the subjects `pattern` matches, alone (`group`
+   * empty) or as a member of consumer group `group`. *out_id (if out_id is not
+   * NULL): an id (>= 1, never reused by this queue) for unsubscribe.
+   * Returns 0, CC_ERR_INVALID (a bad pattern or group, handler NULL),
+   * CC_ERR_NOMEM, CC_ERR_BACKEND or CC_ERR_CLOSED; *out_id untouched on error. */
+  int (*subscribe)(cc_queue *q, cc_str pattern, cc_str group, cc_queue_handler_fn handler,
+                   void *user_data, uint64_t *out_id);
+
+  /* Stops subscription `id`: once this returns its handler is not called again
+   * (also when called from inside that handler). Messages already delivered
+   * must still be acked. 0, or CC_ERR_NOT_FOUND for an id not subscribed. */
+  int (*unsubscribe)(cc_queue *q, uint64_t id);
+
+  /* Acknowledges and releases message `m` delivered by this queue; `m` is
+   * invalid afterwards. Exactly once per delivered message; NULL is a no-op. */
+  void (*ack)(cc_queue *q, cc_queue_msg *m);
+
+  /* Releases the backend and every message not yet acked. Calls already made
+   * complete first (with CC_ERR_CLOSED if they could not run). NULL is a
+   * no-op. */
+  void (*free)(cc_queue *q);
+} cc_queue_methods;
+
+struct cc_queue {
+  const cc_queue_methods *methods;
+};
+
+/* ---- the memory backend ---- */
+
+/* A queue inside one process: at-most-once, nothing survives the process.
+ * Not thread-safe.
+ *
+ * A publish delivers to every matching subscription before its callback runs.
+ * Deliveries go through one FIFO drained in a loop, so a handler that
+ * publishes does not recurse: a publish made from inside a handler is
+ * delivered after the handler returns, behind what was already queued, and
+ * its callback runs before that. So every subscriber receives messages in the
+ * order they were published, whoever published them. Consumer groups pick
+ * their member round-robin. Publishing costs one hash lookup plus a match
+ * against each wildcard subscription.
+ *
+ * Dedupe ids are remembered for `dedupe_window_ms` after their first publish
+ * (a duplicate does not extend it), and at most `max_dedupe_ids` of them (the
+ * oldest forgotten first). Subjects and dedupe ids are at most 65535 bytes. */
+typedef struct cc_queue_memory_options cc_queue_memory_options;
+
+/* Options with defaults: dedupe window 120,000 ms, max_dedupe_ids 1,000,000,
+ * the system's monotonic clock. 0 or CC_ERR_NOMEM; *out untouched on error. */
+CC_EXTERN int cc_queue_memory_options_new(cc_queue_memory_options **out);
+/* NULL is a no-op. */
+CC_EXTERN void cc_queue_memory_options_free(cc_queue_memory_options *opt);
+/* How long a dedupe id is remembered, in ms (>= 1), else CC_ERR_INVALID. */
+CC_EXTERN int cc_queue_memory_options_set_dedupe_window_ms(cc_queue_memory_options *opt,
+                                                           uint64_t ms);
+/* How many dedupe ids are remembered at most (>= 1), else CC_ERR_INVALID. */
+CC_EXTERN int cc_queue_memory_options_set_max_dedupe_ids(cc_queue_memory_options *opt,
+                                                         size_t max_ids);
+/* Monotonic clock in ns, for the dedupe window; fn NULL restores the default. */
+CC_EXTERN int cc_queue_memory_options_set_clock(cc_queue_memory_options *opt,
+                                                cc_clock_fn fn, void *user_data);
+
+/* Makes an empty memory queue. `opt` copied (NULL: defaults); `mem` copied
+ * (NULL: default). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error.
+ * Free with out->methods->free(out). */
+CC_EXTERN int cc_queue_memory_new(cc_queue **out, const cc_queue_memory_options *opt,
+                                  const cc_mem *mem);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHATCORE_QUEUE_H */
