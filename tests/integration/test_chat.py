@@ -1,0 +1,996 @@
+"""The chat service over real WebSockets: chatcore-server with its SQLite database,
+driven by the client in chatclient.py (Debian's python3-websockets underneath).
+Every rule checked here is a sentence of docs/protocol.md; the comments cite it.
+
+Most tests share one server per module (each with its own users and chats, so they
+stay independent); those that need other flags, a restart or a kill start their own.
+"""
+import asyncio
+import secrets
+import time
+
+import pytest
+import websockets
+
+from chatclient import (SCALE, TIMEOUT, ChatClient, Clients, ServerFactory, direct_chat_id,
+                        json_decode, one_of, read_log, replies, result_of, run, unique)
+from conftest import token
+
+# The shared server lifts the message rate limit so that tests which send hundreds
+# of messages do not measure it; test_rate_limits checks the limiter on its own.
+NO_RATE_LIMIT = ("--message-rate", "1000000", "--message-burst", "1000000")
+
+
+@pytest.fixture(scope="module")
+def servers():
+    f = ServerFactory()
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def chat(servers):
+    return servers.start("--dev-login", *NO_RATE_LIMIT)
+
+
+@pytest.fixture
+def own_servers():
+    f = ServerFactory()
+    yield f
+    f.close()
+
+
+def ms_now():
+    return int(time.time() * 1000)
+
+
+async def quiet(seconds=0.3):
+    """A short bounded window in which something must NOT happen."""
+    await asyncio.sleep(seconds * SCALE)
+
+
+async def group_with(owner, members, title="crew"):
+    r = await owner.call("createGroup", title=title, memberIds=members)
+    return r["chat"]["chatId"]
+
+
+def messages_of(entries):
+    return [e for k, e in entries if k == "message"]
+
+
+# ---- 1. one-to-one -------------------------------------------------------------------
+
+@pytest.mark.parametrize("alice_enc,bob_enc",
+                         [("json", "json"), ("proto", "proto"), ("json", "proto")])
+def test_direct_chat_send_and_receive(chat, alice_enc, bob_enc):
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice, alice_enc)
+            b = await cs.connect(bob, bob_enc)
+            assert a.hello["maxFrameBytes"] == 65536 and a.hello["heartbeatMs"] > 0, a.hello
+            assert a.hello["connectionId"] and a.hello["connectionId"] != b.hello["connectionId"]
+
+            # Its id is direct_chat_id(you, peerId); created is false when it existed.
+            chat_id = direct_chat_id(alice, bob)
+            r = await a.call("createDirectChat", peerId=bob)
+            assert r["created"] is True, r
+            c = r["chat"]
+            assert c["chatId"] == chat_id
+            assert c["kind"] == "CHAT_KIND_DIRECT"
+            assert sorted(c["memberIds"]) == sorted([alice, bob]) and c["memberCount"] == 2, c
+            assert c["peerId"] == bob and c["createdAtMs"] > 0, c
+            r = await a.call("createDirectChat", peerId=bob)
+            assert r["created"] is False and r["chat"]["chatId"] == chat_id, r
+            r = await b.call("createDirectChat", peerId=alice)
+            assert r["created"] is False and r["chat"]["chatId"] == chat_id, r
+            assert r["chat"]["peerId"] == alice, r
+
+            # A direct chat's log starts empty: the first message is seq 1.
+            acks = []
+            for n in range(3):
+                ack = await a.send(chat_id, f"hello {n} ü", cmid=f"a-{n}")
+                assert ack["chatId"] == chat_id and ack["seq"] == n + 1, ack
+                assert ack["messageId"] and ack["sentAtMs"] > 0 and ack["duplicate"] is False, ack
+                acks.append(ack)
+            assert len({x["messageId"] for x in acks}) == 3
+
+            # Every member's connections, the sender's included, get the message event.
+            for who in (b, a):
+                for n, ack in enumerate(acks):
+                    ev = await who.wait_event("message", chatId=chat_id, seq=ack["seq"])
+                    assert ev["senderId"] == alice and ev["text"] == f"hello {n} ü", ev
+                    assert ev["clientMsgId"] == f"a-{n}" and ev["messageId"] == ack["messageId"]
+                    assert ev["sentAtMs"] == ack["sentAtMs"] and ev["updatedSeq"] == ack["seq"], ev
+                assert who.entries_seen(chat_id) == [1, 2, 3]
+
+            # Bob answers with a payload only (bytes survive both encodings).
+            blob = bytes(range(256))
+            ack = await b.call("sendMessage", chatId=chat_id, clientMsgId="b-1", payload=blob)
+            assert ack["seq"] == 4, ack
+            for who in (a, b):
+                ev = await who.wait_event("message", chatId=chat_id, seq=4)
+                assert ev["payload"] == blob and ev["text"] == "" and ev["senderId"] == bob, ev
+    run(go())
+
+
+def test_direct_chat_id_orders_bytewise(chat):
+    # "min/max compare the user ids bytewise ... "Bob" < "alice""
+    upper, lower = unique("Bob", "alice")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(lower)
+            r = await a.call("createDirectChat", peerId=upper)
+            assert r["chat"]["chatId"] == f"d:{upper}:{lower}", r
+    run(go())
+
+
+# ---- 2. groups -----------------------------------------------------------------------
+
+def test_group_of_five(chat):
+    owner, m1, m2, m3, m4, dave, outsider = unique("owner", "m1", "m2", "m3", "m4", "dave",
+                                                   "outsider")
+
+    async def go():
+        async with Clients(chat) as cs:
+            o = await cs.connect(owner)
+            members = [o] + [await cs.connect(u) for u in (m1, m2, m3, m4)]
+            d = await cs.connect(dave)
+            x = await cs.connect(outsider)
+
+            r = await o.call("createGroup", title="Five", memberIds=[m1, m2, m3, m4])
+            g = r["chat"]
+            chat_id = g["chatId"]
+            assert r["created"] is True and g["kind"] == "CHAT_KIND_GROUP", r
+            assert not chat_id.startswith("d:"), chat_id
+            assert g["title"] == "Five" and g["memberCount"] == 5, g
+            assert sorted(g["memberIds"]) == sorted([owner, m1, m2, m3, m4]), g
+            # "The group's log starts with a membershipChanged entry (seq 1) adding everyone."
+            assert g["lastSeq"] == 1, g
+            for c in members:
+                ev = await c.wait_event("membershipChanged", chatId=chat_id)
+                assert ev["seq"] == 1 and ev["byUserId"] == owner, ev
+                assert {m1, m2, m3, m4} <= set(ev["addedUserIds"]) <= {owner, m1, m2, m3, m4}
+
+            # Each of the five sends three, all at once.
+            async def send3(c):
+                return [await c.send(chat_id, f"{c.user} #{n}", cmid=f"{c.user}-{n}")
+                        for n in range(3)]
+            acks = [a for batch in await asyncio.gather(*(send3(c) for c in members))
+                    for a in batch]
+            assert sorted(a["seq"] for a in acks) == list(range(2, 17)), acks
+            by_seq = {a["seq"]: a for a in acks}
+            for c in members:
+                evs = await c.collect("message", 15, chatId=chat_id)
+                # "on one connection, a chat's entries arrive in seq order", gap-free.
+                assert [e["seq"] for e in evs] == list(range(2, 17)), (c.user, evs)
+                for e in evs:
+                    assert e["messageId"] == by_seq[e["seq"]]["messageId"], e
+                    assert e["text"] == f"{e['senderId']} #{e['clientMsgId'][-1]}", e
+            await d.ping()
+            assert d.entries_seen(chat_id) == [], "dave is no member yet"
+
+            # Someone outside the chat cannot add anyone (NOT_MEMBER: "Commands on a
+            # chat require membership"; FORBIDDEN: addMembers "only members may add").
+            r = await x.request("addMembers", chatId=chat_id, userIds=[outsider])
+            assert r.get("error", {}).get("code") in ("ERROR_CODE_NOT_MEMBER",
+                                                      "ERROR_CODE_FORBIDDEN"), r
+
+            # addMembers: one entry, to every member including the added one.
+            r = await o.call("addMembers", chatId=chat_id, userIds=[dave])
+            assert r["seq"] == 17 and r["addedUserIds"] == [dave] and r["byUserId"] == owner, r
+            for c in members + [d]:
+                ev = await c.wait_event("membershipChanged", chatId=chat_id, seq=17)
+                assert ev["addedUserIds"] == [dave] and ev["removedUserIds"] == [], ev
+            # Users already in the group are left out; nobody added: no seq, no entry.
+            r = await o.call("addMembers", chatId=chat_id, userIds=[m1, dave])
+            assert r["seq"] == 0 and r["addedUserIds"] == [], r
+
+            # removeMembers: the removed user gets it too, as the last event of the chat.
+            r = await o.call("removeMembers", chatId=chat_id, userIds=[m4])
+            assert r["seq"] == 18 and r["removedUserIds"] == [m4] and r["byUserId"] == owner, r
+            for c in members + [d]:
+                ev = await c.wait_event("membershipChanged", chatId=chat_id, seq=18)
+                assert ev["removedUserIds"] == [m4], ev
+            await members[4].fails("NOT_MEMBER", "sendMessage", chatId=chat_id,
+                                   clientMsgId="late", text="still here?")
+
+            # leaveChat: byUserId equal to the removed user.
+            r = await members[3].call("leaveChat", chatId=chat_id)
+            assert r["seq"] == 19 and r["removedUserIds"] == [m3] and r["byUserId"] == m3, r
+            for c in members[:4] + [d]:
+                ev = await c.wait_event("membershipChanged", chatId=chat_id, seq=19)
+                assert ev["removedUserIds"] == [m3] and ev["byUserId"] == m3, ev
+            await members[3].fails("NOT_MEMBER", "getHistory", chatId=chat_id)
+
+            ack = await d.send(chat_id, "hi all, dave here")
+            assert ack["seq"] == 20, ack
+            for c in (o, members[1], members[2], d):
+                await c.wait_event("message", chatId=chat_id, seq=20)
+            await members[3].ping()
+            await members[4].ping()
+            await quiet()
+            # Everyone saw a gap-free run of the entries while they were members; the
+            # removed and the leaving users nothing after their removal.
+            for c in (o, members[1], members[2]):
+                assert c.entries_seen(chat_id) == list(range(1, 21)), (c.user, c.entries_seen(chat_id))
+            assert d.entries_seen(chat_id) == [17, 18, 19, 20]
+            assert members[4].entries_seen(chat_id) == list(range(1, 19))
+            assert members[3].entries_seen(chat_id) == list(range(1, 20))
+            assert x.entries_seen(chat_id) == []
+
+            # The log holds each change once, in order.
+            log = await read_log(o, chat_id)
+            assert [e["seq"] for _, e in log] == list(range(1, 21))
+            assert [k for k, _ in log if k == "membershipChanged"] == ["membershipChanged"] * 4
+    run(go())
+
+
+# ---- 3. history paging ---------------------------------------------------------------
+
+def test_history_paging(chat):
+    alice, bob = unique("alice", "bob")
+    N = 250
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            futs = [await (a if n % 2 else b).submit(
+                        "sendMessage", chatId=chat_id, clientMsgId=f"h-{n}", text=f"msg {n}")
+                    for n in range(N)]
+            acks = [result_of("sendMessage", r) for r in await replies(futs)]
+            cmid_at = {ack["seq"]: f"h-{n}" for n, ack in enumerate(acks)}
+            assert sorted(cmid_at) == list(range(1, N + 1))
+
+            def seqs(page):
+                s = [one_of(e)[1]["seq"] for e in page["entries"]]
+                assert s == sorted(s), f"entries come in ascending seq order: {s}"
+                for e in page["entries"]:
+                    kind, m = one_of(e)
+                    assert kind == "message" and m["clientMsgId"] == cmid_at[m["seq"]], m
+                return s
+
+            # Newest page first, then scroll back with beforeSeq = nextSeq.
+            page = await a.call("getHistory", chatId=chat_id, limit=50)
+            assert page["chatId"] == chat_id and page["firstSeq"] == 1 and page["lastSeq"] == N
+            got, sizes = [], []
+            while True:
+                s = seqs(page)
+                got = s + got
+                sizes.append(len(s))
+                if not page["hasMore"]:
+                    break
+                page = await a.call("getHistory", chatId=chat_id, beforeSeq=page["nextSeq"],
+                                    limit=50)
+            assert got == list(range(1, N + 1)), "every seq exactly once"
+            assert sizes == [50] * 5, sizes
+            assert seqs(await a.call("getHistory", chatId=chat_id, beforeSeq=251, limit=50)) \
+                == list(range(201, 251))
+
+            # Forward with afterSeq: the oldest `limit` entries of the range.
+            got, after = [], 10
+            while True:
+                page = await b.call("getHistory", chatId=chat_id, afterSeq=after, limit=60)
+                s = seqs(page)
+                assert s and s[0] == after + 1, (after, s)
+                got += s
+                if not page["hasMore"]:
+                    break
+                after = page["nextSeq"]
+            assert got == list(range(11, N + 1))
+
+            # Both bounds, exclusive.
+            page = await a.call("getHistory", chatId=chat_id, afterSeq=10, beforeSeq=20)
+            assert seqs(page) == list(range(11, 20)) and not page["hasMore"], page
+            page = await a.call("getHistory", chatId=chat_id, afterSeq=N)
+            assert page["entries"] == [] and not page["hasMore"] and page["lastSeq"] == N
+
+            # limit: 0 means 50; capped at 200.
+            assert seqs(await a.call("getHistory", chatId=chat_id)) == list(range(201, 251))
+            page = await a.call("getHistory", chatId=chat_id, limit=1000)
+            assert seqs(page) == list(range(51, 251)) and page["hasMore"], "capped at 200"
+            page = await a.call("getHistory", chatId=chat_id, afterSeq=3, limit=1000)
+            assert seqs(page) == list(range(4, 204)) and page["hasMore"]
+
+            # "if both are set, afterSeq < beforeSeq"
+            await a.fails("BAD_REQUEST", "getHistory", chatId=chat_id, afterSeq=20, beforeSeq=20)
+            await a.fails("BAD_REQUEST", "getHistory", chatId=chat_id, afterSeq=30, beforeSeq=20)
+
+            # sync from 0 reads the chat from its first entry; its limit caps a chat.
+            r = await a.call("sync", chats=[{"chatId": chat_id}], limit=100)
+            (res,) = r["chats"]
+            assert res["error"] == "ERROR_CODE_UNSPECIFIED" and res["hasMore"], res
+            assert [one_of(e)[1]["seq"] for e in res["entries"]] == list(range(1, 101))
+            await a.ping()
+    run(go())
+
+
+# ---- 4. idempotent sends -------------------------------------------------------------
+
+def test_idempotent_retry(chat):
+    alice, bob, carol = unique("alice", "bob", "carol")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            first = await a.send(chat_id, "once", cmid="retry-1")
+            again = await a.send(chat_id, "once", cmid="retry-1")
+            assert first["duplicate"] is False and again["duplicate"] is True, (first, again)
+            for k in ("seq", "messageId", "sentAtMs", "chatId"):
+                assert again[k] == first[k], (k, first, again)
+
+            # Two copies in flight at once: still one message.
+            f1 = await a.submit("sendMessage", chatId=chat_id, clientMsgId="retry-2", text="twice")
+            f2 = await a.submit("sendMessage", chatId=chat_id, clientMsgId="retry-2", text="twice")
+            r1, r2 = [result_of("sendMessage", r) for r in await replies([f1, f2])]
+            assert r1["seq"] == r2["seq"] == first["seq"] + 1, (r1, r2)
+            assert sorted([r1["duplicate"], r2["duplicate"]]) == [False, True], (r1, r2)
+
+            # "Reusing a clientMsgId for a different message is answered with CONFLICT."
+            await a.fails("CONFLICT", "sendMessage", chatId=chat_id, clientMsgId="retry-1",
+                          text="something else")
+            # The server remembers (sender, clientMsgId): another chat is another message.
+            other = (await a.call("createDirectChat", peerId=carol))["chat"]["chatId"]
+            await a.fails("CONFLICT", "sendMessage", chatId=other, clientMsgId="retry-1",
+                          text="once")
+            # Another sender's ids are their own.
+            mine = await b.send(chat_id, "once", cmid="retry-1")
+            assert mine["duplicate"] is False and mine["seq"] == first["seq"] + 2, mine
+
+            # Bob saw each message once; the log holds each once.
+            evs = await b.collect("message", 3, chatId=chat_id)
+            assert [e["seq"] for e in evs] == [1, 2, 3], evs
+            await b.ping()
+            await quiet()
+            assert b.entries_seen(chat_id) == [1, 2, 3]
+            log = await read_log(a, chat_id)
+            assert [(e["seq"], e["senderId"], e["clientMsgId"]) for e in messages_of(log)] == \
+                [(1, alice, "retry-1"), (2, alice, "retry-2"), (3, bob, "retry-1")]
+    run(go())
+
+
+# ---- 5. resume -----------------------------------------------------------------------
+
+def test_resume_with_sync(chat):
+    alice, bob, carol = unique("alice", "bob", "carol")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            await a.send(chat_id, "one")
+            await b.send(chat_id, "two")
+            await b.wait_event("message", chatId=chat_id, seq=2)
+            applied = 2
+            await b.close()
+
+            sent = [await a.send(chat_id, f"while away {n}", cmid=f"away-{n}") for n in range(10)]
+            assert [s["seq"] for s in sent] == list(range(3, 13))
+            c = await cs.connect(carol)
+            other = await group_with(c, [alice])  # bob is not in it
+
+            b = await cs.connect(bob)
+            r = await b.call("sync", chats=[
+                {"chatId": chat_id, "lastSeenSeq": applied},
+                {"chatId": other, "lastSeenSeq": 0},
+                {"chatId": "g:no-such-chat-" + secrets.token_hex(4), "lastSeenSeq": 0},
+            ])
+            mine, not_mine, unknown = r["chats"]  # "one entry per requested chat, in order"
+            assert mine["chatId"] == chat_id and mine["error"] == "ERROR_CODE_UNSPECIFIED", mine
+            got = [one_of(e) for e in mine["entries"]]
+            assert [(k, e["seq"], e["clientMsgId"], e["text"]) for k, e in got] == \
+                [("message", n + 3, f"away-{n}", f"while away {n}") for n in range(10)]
+            assert mine["lastSeq"] == 12 and not mine["hasMore"] and mine["firstSeq"] == 1, mine
+            assert not_mine["chatId"] == other and not_mine["error"] == "ERROR_CODE_NOT_MEMBER"
+            assert not_mine["entries"] == [], not_mine
+            assert unknown["error"] == "ERROR_CODE_NOT_FOUND" and unknown["entries"] == [], unknown
+
+            # Up to date: nothing to replay. A small limit: hasMore, then getHistory.
+            r = await b.call("sync", chats=[{"chatId": chat_id, "lastSeenSeq": 12}])
+            assert r["chats"][0]["entries"] == [] and not r["chats"][0]["hasMore"], r
+            r = await b.call("sync", chats=[{"chatId": chat_id, "lastSeenSeq": applied}], limit=4)
+            (res,) = r["chats"]
+            assert [one_of(e)[1]["seq"] for e in res["entries"]] == [3, 4, 5, 6] and res["hasMore"]
+            page = await b.call("getHistory", chatId=chat_id, afterSeq=6)
+            assert [one_of(e)[1]["seq"] for e in page["entries"]] == list(range(7, 13))
+
+            # Live events flow again after the reconnect.
+            await a.send(chat_id, "welcome back")
+            await b.wait_event("message", chatId=chat_id, seq=13)
+    run(go())
+
+
+# ---- 6. several devices --------------------------------------------------------------
+
+def test_multi_device(chat):
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a1 = await cs.connect(alice)
+            a2 = await cs.connect(alice, "proto")
+            b = await cs.connect(bob)
+            chat_id = (await a1.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            for n in range(3):
+                await a1.send(chat_id, f"from device 1: {n}", cmid=f"d1-{n}")
+            for c in (a1, a2, b):
+                evs = await c.collect("message", 3, chatId=chat_id)
+                assert [(e["seq"], e["clientMsgId"]) for e in evs] == \
+                    [(1, "d1-0"), (2, "d1-1"), (3, "d1-2")], (c.user, evs)
+
+            # markRead on one device: a receipt for the other device and for bob.
+            r = await a2.call("markRead", chatId=chat_id, seq=3)
+            assert r["readSeq"] == 3 and r["unreadCount"] == 0, r
+            for c in (a1, b):
+                ev = await c.wait_event("receipt", chatId=chat_id, userId=alice)
+                assert ev["readSeq"] == 3 and ev["readAtMs"] > 0, ev
+
+            # Bob read one of alice's three: two unread; alice's devices learn it.
+            r = await b.call("markRead", chatId=chat_id, seq=1)
+            assert r["readSeq"] == 1 and r["unreadCount"] == 2, r
+            for c in (a1, a2):
+                ev = await c.wait_event("receipt", chatId=chat_id, userId=bob)
+                assert ev["readSeq"] == 1, ev
+            # "The pointer never moves backwards."
+            await b.call("markRead", chatId=chat_id, seq=3)
+            r = await b.call("markRead", chatId=chat_id, seq=2)
+            assert r["readSeq"] == 3 and r["unreadCount"] == 0, r
+
+            # A send from the second device reaches the first, with its clientMsgId.
+            await a2.send(chat_id, "from device 2", cmid="d2-0")
+            ev = await a1.wait_event("message", chatId=chat_id, clientMsgId="d2-0")
+            assert ev["seq"] == 4 and ev["senderId"] == alice, ev
+            await b.wait_event("message", chatId=chat_id, seq=4)
+    run(go())
+
+
+# ---- 7. an offline member catches up -------------------------------------------------
+
+def test_offline_member_catches_up(chat):
+    alice, bob, carol = unique("alice", "bob", "carol")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            group = await group_with(a, [bob, carol], title="Away team")
+            for n in range(3):
+                await a.send(group, f"a{n}")
+                await b.send(group, f"b{n}")
+            direct = (await a.call("createDirectChat", peerId=carol))["chat"]["chatId"]
+            await a.send(direct, "are you there?")
+            await a.send(direct, "carol?")
+            await a.call("markRead", chatId=group, seq=7)
+
+            c = await cs.connect(carol)  # her first connection ever
+            r = await c.call("listChats")
+            by_id = {ch["chatId"]: ch for ch in r["chats"]}
+            assert set(by_id) == {group, direct}, r
+            assert not r["hasMore"] and r["nextCursor"] == "", r
+            # "most recently active first"
+            assert [ch["chatId"] for ch in r["chats"]] == [direct, group], r
+            g = by_id[group]
+            assert g["kind"] == "CHAT_KIND_GROUP" and g["title"] == "Away team", g
+            assert g["lastSeq"] == 7 and g["readSeq"] == 0 and g["unreadCount"] == 6, g
+            assert g["memberCount"] == 3, g
+            assert g["lastMessage"] and g["lastMessage"]["text"] == "b2", g
+            d = by_id[direct]
+            assert d["kind"] == "CHAT_KIND_DIRECT" and d["peerId"] == alice, d
+            assert d["lastSeq"] == 2 and d["unreadCount"] == 2, d
+
+            # Paged: one chat a page.
+            p1 = await c.call("listChats", limit=1)
+            assert [ch["chatId"] for ch in p1["chats"]] == [direct] and p1["hasMore"], p1
+            assert p1["nextCursor"], p1
+            p2 = await c.call("listChats", limit=1, cursor=p1["nextCursor"])
+            assert [ch["chatId"] for ch in p2["chats"]] == [group] and not p2["hasMore"], p2
+
+            # Alice read everything in the group but sees her count of bob's messages.
+            mine = {ch["chatId"]: ch for ch in (await a.call("listChats"))["chats"]}
+            assert mine[group]["readSeq"] == 7 and mine[group]["unreadCount"] == 0, mine
+
+            log = await read_log(c, group)
+            assert [k for k, _ in log] == ["membershipChanged"] + ["message"] * 6
+            assert [e["text"] for e in messages_of(log)] == ["a0", "b0", "a1", "b1", "a2", "b2"]
+            r = await c.call("sync", chats=[{"chatId": group}, {"chatId": direct}])
+            assert [[one_of(e)[1]["seq"] for e in ch["entries"]] for ch in r["chats"]] == \
+                [list(range(1, 8)), [1, 2]], r
+
+            r = await c.call("markRead", chatId=group, seq=7)
+            assert r["unreadCount"] == 0, r
+    run(go())
+
+
+# ---- 8. refusals ---------------------------------------------------------------------
+
+def test_refusals_keep_the_connection_open(chat):
+    alice, bob, mallory = unique("alice", "bob", "mallory")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            m = await cs.connect(mallory)
+            direct = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            await a.send(direct, "private")
+            group = await group_with(a, [bob])
+            unknown = "g:unknown-" + secrets.token_hex(4)
+
+            async def refused(client, code, command, **body):
+                await client.fails(code, command, **body)
+                await client.ping()  # the connection stays open and serving
+
+            for chat_id in (direct, group):
+                await refused(m, "NOT_MEMBER", "sendMessage", chatId=chat_id,
+                              clientMsgId="m-1", text="let me in")
+                await refused(m, "NOT_MEMBER", "getHistory", chatId=chat_id)
+                await refused(m, "NOT_MEMBER", "markRead", chatId=chat_id, seq=1)
+                await refused(m, "NOT_MEMBER", "setTyping", chatId=chat_id,
+                              state="TYPING_STATE_STARTED")
+                await refused(m, "NOT_MEMBER", "editMessage", chatId=chat_id, seq=1, text="x")
+                await refused(m, "NOT_MEMBER", "deleteMessage", chatId=chat_id, seq=1)
+            await refused(m, "NOT_MEMBER", "leaveChat", chatId=group)
+
+            for command, body in [
+                    ("sendMessage", dict(clientMsgId="m-2", text="anyone?")),
+                    ("getHistory", {}), ("markRead", dict(seq=1)),
+                    ("setTyping", dict(state="TYPING_STATE_STARTED")),
+                    ("editMessage", dict(seq=1, text="x")), ("deleteMessage", dict(seq=1)),
+                    ("addMembers", dict(userIds=[bob])), ("leaveChat", {})]:
+                await refused(m, "NOT_FOUND", command, chatId=unknown, **body)
+            await refused(m, "NOT_FOUND", "sendMessage", chatId="g:" + "x" * 158,
+                          clientMsgId="m-3", text="longest id")  # 160 bytes: valid syntax
+            await refused(a, "NOT_FOUND", "editMessage", chatId=direct, seq=999, text="x")
+
+            ok = dict(chatId=direct, clientMsgId="ok-id", text="fine")
+            for change in [dict(chatId=""), dict(chatId="bad chat id"), dict(chatId="g:a/b"),
+                           dict(chatId="g:" + "x" * 159), dict(clientMsgId=""),
+                           dict(clientMsgId="a/b"), dict(clientMsgId="x" * 65),
+                           dict(text="")]:
+                await refused(a, "BAD_REQUEST", "sendMessage", **{**ok, **change})
+            for peer in ("", alice, "has:colon", "has space", "x" * 65):
+                await refused(a, "BAD_REQUEST", "createDirectChat", peerId=peer)
+            await refused(a, "BAD_REQUEST", "createGroup", title="t" * 257)
+            await refused(a, "BAD_REQUEST", "createGroup", memberIds=["bad user"])
+            await refused(a, "BAD_REQUEST", "getHistory", chatId="bad id")
+            await refused(a, "BAD_REQUEST", "editMessage", chatId=direct, seq=1, text="")
+            await refused(a, "BAD_REQUEST", "addMembers", chatId=group, userIds=[])
+            await refused(a, "BAD_REQUEST", "setTyping", chatId=direct)  # no state
+
+            # 16 KiB per string or bytes field, counted in bytes.
+            assert (await a.send(direct, "x" * 16384))["seq"] > 0
+            assert (await a.send(direct, "é" * 8192))["seq"] > 0
+            await refused(a, "TOO_LARGE", "sendMessage", **{**ok, "text": "x" * 16385})
+            await refused(a, "TOO_LARGE", "sendMessage", **{**ok, "text": "é" * 8193})
+            await refused(a, "TOO_LARGE", "sendMessage", chatId=direct, clientMsgId="big",
+                          payload=b"\0" * 16385)
+            await refused(a, "TOO_LARGE", "createGroup",
+                          memberIds=[f"u{n}" for n in range(1025)])
+
+            # Direct chats have fixed members (FORBIDDEN; see the report: "chatId:
+            # required, a group" reads as BAD_REQUEST too).
+            r = await a.request("addMembers", chatId=direct, userIds=[mallory])
+            assert r.get("error", {}).get("code") in ("ERROR_CODE_FORBIDDEN",
+                                                      "ERROR_CODE_BAD_REQUEST"), r
+            assert (await a.call("getHistory", chatId=direct))["lastSeq"] == 3
+
+            # Nothing refused was stored, and nothing reached mallory.
+            log = await read_log(a, direct)
+            assert [e["text"][:7] for e in messages_of(log)] == ["private", "x" * 7, "é" * 7]
+            assert m.log == [] and not m.closed and not a.closed
+    run(go())
+
+
+# ---- 9. edit and delete --------------------------------------------------------------
+
+def test_edit_and_delete(chat):
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            group = await group_with(a, [bob])
+            s = (await a.send(group, "Meeting at 2pm", cmid="meeting"))["seq"]
+            assert s == 2
+
+            r = await a.call("editMessage", chatId=group, seq=s, text="Meeting moved to 3pm")
+            assert r["seq"] == s + 1 and r["targetSeq"] == s and r["editedAtMs"] > 0, r
+            for c in (a, b):
+                ev = await c.wait_event("messageEdited", chatId=group, seq=s + 1)
+                assert ev["targetSeq"] == s and ev["editorId"] == alice, ev
+                assert ev["text"] == "Meeting moved to 3pm" and ev["editedAtMs"] == r["editedAtMs"]
+
+            # Not your message: FORBIDDEN, and nothing appended.
+            await b.fails("FORBIDDEN", "editMessage", chatId=group, seq=s, text="mine now")
+            await b.fails("FORBIDDEN", "deleteMessage", chatId=group, seq=s)
+
+            r = await a.call("deleteMessage", chatId=group, seq=s)
+            assert r["seq"] == s + 2 and r["targetSeq"] == s and r["deletedAtMs"] > 0, r
+            for c in (a, b):
+                ev = await c.wait_event("messageDeleted", chatId=group, seq=s + 2)
+                assert ev["targetSeq"] == s and ev["deletedBy"] == alice, ev
+            # "Deleting a deleted message succeeds again with the original deletion's seq."
+            again = await a.call("deleteMessage", chatId=group, seq=s)
+            assert again["seq"] == s + 2 and again["targetSeq"] == s, again
+            # Editing a deleted message: CONFLICT.
+            await a.fails("CONFLICT", "editMessage", chatId=group, seq=s, text="undelete?")
+
+            # Another message edited twice: the history gives its current state.
+            t = (await a.send(group, "v1"))["seq"]
+            assert t == s + 3, "no entry was appended for the refused commands"
+            await a.call("editMessage", chatId=group, seq=t, text="v2")
+            last = await a.call("editMessage", chatId=group, seq=t, text="v3")
+
+            log = await read_log(b, group)
+            assert [e["seq"] for _, e in log] == list(range(1, last["seq"] + 1))
+            kinds = {e["seq"]: (k, e) for k, e in log}
+            k, tomb = kinds[s]
+            assert k == "message" and tomb["deleted"] is True, tomb
+            assert tomb["text"] == "" and tomb["payload"] == b"", tomb
+            assert tomb["updatedSeq"] == s + 2 and tomb["editedAtMs"] > 0, tomb
+            assert tomb["clientMsgId"] == "meeting" and tomb["senderId"] == alice, tomb
+            assert kinds[s + 1][0] == "messageEdited" and kinds[s + 1][1]["targetSeq"] == s
+            assert kinds[s + 2][0] == "messageDeleted" and kinds[s + 2][1]["targetSeq"] == s
+            k, cur = kinds[t]
+            assert cur["text"] == "v3" and cur["updatedSeq"] == last["seq"], cur
+            assert cur["deleted"] is False and cur["editedAtMs"] > 0, cur
+    run(go())
+
+
+# ---- 10. typing ----------------------------------------------------------------------
+
+def test_typing(chat):
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            await a.send(chat_id, "hi")
+
+            r = await a.call("setTyping", chatId=chat_id, state="TYPING_STATE_STARTED")
+            assert r == {}, r
+            ev = await b.wait_event("typing", chatId=chat_id)
+            assert ev == {"chatId": chat_id, "userId": alice, "state": "TYPING_STATE_STARTED"}
+            await a.call("setTyping", chatId=chat_id, state="TYPING_STATE_STOPPED")
+            ev = await b.wait_event("typing", chatId=chat_id)
+            assert ev["state"] == "TYPING_STATE_STOPPED", ev
+
+            # A burst: each reply is an Ack or RATE_LIMITED (with retryAfterMs); a
+            # refused one is not fanned out; the connection stays open.
+            futs = [await a.submit("setTyping", chatId=chat_id, state="TYPING_STATE_STARTED")
+                    for _ in range(60)]
+            answers = await replies(futs)
+            acked = [r for r in answers if "setTyping" in r]
+            limited = [r["error"] for r in answers if "error" in r]
+            assert all(e["code"] == "ERROR_CODE_RATE_LIMITED" and e["retryAfterMs"] > 0
+                       for e in limited), limited
+            await a.ping()
+            await b.ping()
+            await quiet()
+            got = [e for k, e in b.events if k == "typing"]
+            assert all(e["userId"] == alice and e["chatId"] == chat_id for e in got), got
+            # Limited either way: refused with RATE_LIMITED or acked and dropped.
+            assert len(got) <= len(acked) and len(got) < 60, (len(got), len(acked))
+            print(f"typing burst of 60: {len(acked)} acked, {len(limited)} RATE_LIMITED, "
+                  f"{len(got)} delivered")
+
+            # Not stored: the log still holds the one message.
+            page = await b.call("getHistory", chatId=chat_id)
+            assert page["lastSeq"] == 1 and len(page["entries"]) == 1, page
+            r = await b.call("sync", chats=[{"chatId": chat_id, "lastSeenSeq": 1}])
+            assert r["chats"][0]["entries"] == [], r
+    run(go())
+
+
+# ---- 11. presence --------------------------------------------------------------------
+
+def test_presence(chat):
+    alice, bob, stranger = unique("alice", "bob", "stranger")
+
+    async def go():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice)
+            await a.call("createDirectChat", peerId=bob)
+            s = await cs.connect(stranger)  # shares no chat with alice
+
+            b1 = await cs.connect(bob)
+            ev = await a.wait_event("presence", userId=bob)
+            assert ev["state"] == "PRESENCE_STATE_ONLINE", ev
+            b2 = await cs.connect(bob, "proto")
+
+            # One of two connections closes: bob is still online.
+            await b1.close()
+            await b2.ping()
+            await quiet()
+            offline = [e for k, e in a.events if k == "presence" and
+                       e["userId"] == bob and e["state"] == "PRESENCE_STATE_OFFLINE"]
+            assert offline == [], "bob still has a connection"
+
+            # His last connection closes: OFFLINE with lastSeenMs.
+            before = ms_now()
+            await b2.close()
+            ev = await a.wait_event("presence", userId=bob, state="PRESENCE_STATE_OFFLINE")
+            assert before - 5000 <= ev["lastSeenMs"] <= ms_now() + 5000, (before, ev)
+
+            await s.close()
+            await a.ping()
+            await quiet()
+            assert [e for k, e in a.log if k == "presence" and e["userId"] == stranger] == [], \
+                "presence goes to related users (by default: direct chat peers)"
+    run(go())
+
+
+# ---- 12. message rate limit ----------------------------------------------------------
+
+def test_rate_limits(own_servers):
+    s = own_servers.start("--message-rate", "5", "--message-burst", "5")
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(s) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            t0 = time.monotonic()
+            futs = [await a.submit("sendMessage", chatId=chat_id, clientMsgId=f"r-{n}",
+                                   text=f"{n}") for n in range(20)]
+            answers = await replies(futs)
+            elapsed = time.monotonic() - t0
+            acked = [r["sendMessage"] for r in answers if "sendMessage" in r]
+            limited = [(n, r["error"]) for n, r in enumerate(answers) if "error" in r]
+            assert all(e["code"] == "ERROR_CODE_RATE_LIMITED" for _, e in limited), limited
+            assert all(0 < e["retryAfterMs"] <= 60000 for _, e in limited), limited
+            assert limited, "20 sends against a burst of 5 must hit the limit"
+            assert 5 <= len(acked) <= 5 + 5 * elapsed + 1, (len(acked), elapsed)
+            assert sorted(x["seq"] for x in acked) == list(range(1, len(acked) + 1))
+            await a.ping()
+
+            # Per user: bob is not limited by alice's sends.
+            assert (await b.send(chat_id, "my own budget"))["duplicate"] is False
+
+            # After retryAfterMs, the refused send (same clientMsgId) goes through.
+            n, err = limited[-1]
+            await asyncio.sleep(err["retryAfterMs"] / 1000 + 0.05)
+            r = await a.send(chat_id, f"{n}", cmid=f"r-{n}")
+            assert r["duplicate"] is False, r
+
+            log = await read_log(a, chat_id)
+            assert len(messages_of(log)) == len(acked) + 2, "refused sends are not stored"
+    run(go())
+
+    # The defaults: 20/s with bursts of 40.
+    d = own_servers.start()
+    carol, dave = unique("carol", "dave")
+
+    async def defaults():
+        async with Clients(d) as cs:
+            c = await cs.connect(carol)
+            chat_id = (await c.call("createDirectChat", peerId=dave))["chat"]["chatId"]
+            t0 = time.monotonic()
+            futs = [await c.submit("sendMessage", chatId=chat_id, clientMsgId=f"x-{n}",
+                                   text="x") for n in range(100)]
+            answers = await replies(futs)
+            elapsed = time.monotonic() - t0
+            ok = sum("sendMessage" in r for r in answers)
+            assert all(r["error"]["code"] == "ERROR_CODE_RATE_LIMITED"
+                       for r in answers if "error" in r), answers
+            assert 40 <= ok <= 40 + 20 * elapsed + 1 and ok < 100, (ok, elapsed)
+    run(defaults())
+
+
+# ---- 13. restart ---------------------------------------------------------------------
+
+def test_restart_keeps_everything(own_servers):
+    s = own_servers.start()
+    alice, bob = unique("alice", "bob")
+
+    async def before():
+        async with Clients(s) as cs:
+            a = await cs.connect(alice)
+            await cs.connect(bob)
+            direct = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            group = await group_with(a, [bob], title="Durable")
+            for n in range(5):
+                await a.send(direct, f"d{n}", cmid=f"d-{n}")
+                await a.send(group, f"g{n}", cmid=f"g-{n}")
+            await a.call("editMessage", chatId=group, seq=2, text="g0 edited")
+            await a.call("deleteMessage", chatId=group, seq=3)
+            await a.call("markRead", chatId=direct, seq=5)
+            return direct, group, await read_log(a, direct), await read_log(a, group)
+    direct, group, direct_log, group_log = run(before())
+    assert [e["seq"] for _, e in group_log] == list(range(1, 9))
+
+    s.proc.terminate()  # SIGTERM: drain and exit
+    assert s.proc.wait(timeout=15 * SCALE) == 0, s.output()
+    s2 = own_servers.restart(s)
+
+    async def after():
+        async with Clients(s2) as cs:
+            a = await cs.connect(alice)
+            b = await cs.connect(bob)
+            assert await read_log(a, direct) == direct_log
+            assert await read_log(b, group) == group_log
+            chats = {c["chatId"]: c for c in (await a.call("listChats"))["chats"]}
+            assert set(chats) == {direct, group}, chats
+            assert chats[direct]["readSeq"] == 5 and chats[group]["title"] == "Durable"
+            assert (await a.call("createDirectChat", peerId=bob))["created"] is False
+            # The next entry gets the next seq; nothing is reused.
+            assert (await a.send(direct, "after restart"))["seq"] == 6
+            assert (await b.send(group, "after restart"))["seq"] == 9
+            # Idempotency survives too.
+            r = await a.send(direct, "d2", cmid="d-2")
+            assert r["duplicate"] is True and r["seq"] == 3, r
+    run(after())
+
+
+# ---- 14. kill -9 under load ----------------------------------------------------------
+
+def test_kill9_under_load_loses_no_acked_message(own_servers):
+    s = own_servers.start(*NO_RATE_LIMIT)
+    users = unique(*[f"u{n}" for n in range(6)])
+    WINDOW = 16  # sends in flight per client
+
+    async def setup():
+        async with Clients(s) as cs:
+            c0 = await cs.connect(users[0])
+            c2 = await cs.connect(users[2])
+            d1 = (await c0.call("createDirectChat", peerId=users[1]))["chat"]["chatId"]
+            d2 = (await c2.call("createDirectChat", peerId=users[3]))["chat"]["chatId"]
+            g = await group_with(c0, users[1:])
+            return [d1, d1, d2, d2, g, g]
+    chat_of = run(setup())  # the chat each user sends to
+
+    sent = {}    # (user, cmid) -> (chat, text)
+    acked = {}   # (user, cmid) -> (chat, seq)
+
+    async def load():
+        clients = [await ChatClient.connect(s.url, u) for u in users]
+        stop = asyncio.Event()
+
+        async def sender(c, chat_id):
+            inflight = set()
+            n = 0
+            try:
+                while not stop.is_set():
+                    while len(inflight) < WINDOW:
+                        cmid, text = f"{c.user}-{n}", f"load {n}"
+                        n += 1
+                        sent[(c.user, cmid)] = (chat_id, text)
+                        fut = await c.submit("sendMessage", chatId=chat_id,
+                                             clientMsgId=cmid, text=text)
+                        fut.key = (c.user, cmid)
+                        inflight.add(fut)
+                    done, inflight = await asyncio.wait(
+                        inflight, return_when=asyncio.FIRST_COMPLETED)
+                    for f in done:
+                        # A failed send (connection gone, or UNAVAILABLE under load)
+                        # stays unacked: it is resent after the restart.
+                        if not f.exception() and "sendMessage" in f.result():
+                            acked[f.key] = (chat_id, f.result()["sendMessage"]["seq"])
+                    if any(f.exception() for f in done):
+                        return
+            except (ConnectionError, OSError, websockets.ConnectionClosed):
+                return
+
+        tasks = [asyncio.create_task(sender(c, chat_of[i])) for i, c in enumerate(clients)]
+        await asyncio.sleep(2.0)
+        s.kill9()  # mid-stream: every client has sends in flight
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
+        for c in clients:
+            await c.close()
+    run(load())
+    assert len(acked) >= 200, f"only {len(acked)} sends were acked before the kill"
+    assert len(sent) > len(acked), "the kill came after every send was acked"
+
+    s2 = own_servers.restart(s)
+
+    async def verify():
+        async with Clients(s2) as cs:
+            reader = {u: await cs.connect(u) for u in users}
+            logs = {}
+            for chat_id in set(chat_of):
+                member = users[chat_of.index(chat_id)]
+                log = await read_log(reader[member], chat_id)
+                seqs = [e["seq"] for _, e in log]
+                assert seqs == list(range(1, len(seqs) + 1)), \
+                    f"{chat_id}: seqs must be gap-free 1..last without duplicates"
+                logs[chat_id] = {e["seq"]: e for k, e in log if k == "message"}
+            stored = {}
+            for chat_id, msgs in logs.items():
+                for seq, m in msgs.items():
+                    key = (m["senderId"], m["clientMsgId"])
+                    assert key not in stored, f"{key} stored twice"
+                    stored[key] = (chat_id, seq)
+            lost = [(k, v) for k, v in acked.items() if stored.get(k) != v]
+            assert not lost, f"{len(lost)} acked messages lost or moved, e.g. {lost[:5]}"
+            for key, (chat_id, seq) in acked.items():
+                assert logs[chat_id][seq]["text"] == sent[key][1]
+
+            # Resending what was never acked: a duplicate at the stored seq, or stored now.
+            unacked = [k for k in sent if k not in acked]
+            for user, cmid in unacked:
+                chat_id, text = sent[(user, cmid)]
+                r = await reader[user].send(chat_id, text, cmid=cmid)
+                if (user, cmid) in stored:
+                    assert r["duplicate"] is True and (chat_id, r["seq"]) == stored[(user, cmid)], r
+                else:
+                    assert r["duplicate"] is False, r
+            for chat_id in set(chat_of):
+                member = users[chat_of.index(chat_id)]
+                log = await read_log(reader[member], chat_id)
+                assert [e["seq"] for _, e in log] == list(range(1, len(log) + 1))
+                keys = [(e["senderId"], e["clientMsgId"]) for k, e in log if k == "message"]
+                assert len(keys) == len(set(keys)) == \
+                    sum(1 for v in sent.values() if v[0] == chat_id), chat_id
+            print(f"kill -9: {len(sent)} sent, {len(acked)} acked, {len(unacked)} in flight; "
+                  f"{sum(1 for k in unacked if k in stored)} of those were stored")
+    run(verify())
+
+
+# ---- 15. REST ------------------------------------------------------------------------
+
+def test_rest(chat, own_servers):
+    alice, bob, mallory = unique("alice", "bob", "mallory")
+
+    # POST /v1/login, only with --dev-login.
+    status, body = chat.http("POST", "/v1/login", {"user": alice})
+    assert status == 200, (status, body)
+    assert body["userId"] == alice and body["token"], body
+    assert int(body["expiresAtMs"]) > ms_now(), body
+    for bad in ({"user": "has space"}, {"user": ""}, {"user": "a:b"}, {}, "not json"):
+        status, _ = chat.http("POST", "/v1/login", bad)
+        assert status == 400, (bad, status)
+    plain = own_servers.start()
+    assert plain.http("POST", "/v1/login", {"user": alice})[0] == 404
+
+    async def setup():
+        async with Clients(chat) as cs:
+            a = await cs.connect(alice, tok=body["token"])  # the login token works
+            b = await cs.connect(bob, in_query=True)
+            direct = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
+            for n in range(7):
+                await a.send(direct, f"m{n}")
+            await b.call("markRead", chatId=direct, seq=2)
+            return direct
+    direct = run(setup())
+
+    tb, tm = token(bob), token(mallory)
+    status, raw = chat.http("GET", "/v1/chats", tok=tb)
+    assert status == 200, (status, raw)
+    chats = json_decode("ChatList", raw)
+    (c,) = chats["chats"]
+    assert c["chatId"] == direct and c["lastSeq"] == 7, c
+    assert c["readSeq"] == 2 and c["unreadCount"] == 5, c
+    status, raw = chat.http("GET", "/v1/chats", tok=tm)
+    assert status == 200 and json_decode("ChatList", raw)["chats"] == [], raw
+
+    path = f"/v1/chats/{direct}/messages"
+    status, raw = chat.http("GET", path + "?limit=3", tok=tb)
+    assert status == 200, (status, raw)
+    page = json_decode("HistoryPage", raw)
+    assert [one_of(e)[1]["seq"] for e in page["entries"]] == [5, 6, 7] and page["hasMore"]
+    status, raw = chat.http("GET", f"{path}?before={page['nextSeq']}&limit=3", tok=tb)
+    assert [one_of(e)[1]["seq"] for e in json_decode("HistoryPage", raw)["entries"]] == [2, 3, 4]
+    status, raw = chat.http("GET", f"{path}?after=1&limit=2", tok=tb)
+    assert [one_of(e)[1]["seq"] for e in json_decode("HistoryPage", raw)["entries"]] == [2, 3]
+    status, raw = chat.http("GET", f"{path}?after=2&before=5", tok=tb)
+    page = json_decode("HistoryPage", raw)
+    assert [one_of(e)[1]["text"] for e in page["entries"]] == ["m2", "m3"] and not page["hasMore"]
+
+    for tok in (None, "abc.def.ghi", token(bob, ttl=-60)):
+        assert chat.http("GET", "/v1/chats", tok=tok)[0] == 401, tok
+        assert chat.http("GET", path, tok=tok)[0] == 401, tok
+    assert chat.http("GET", path, tok=tm)[0] == 403
+    assert chat.http("GET", "/v1/chats/g:no-such-chat/messages", tok=tb)[0] == 404
+    for q in ("?limit=abc", "?before=-1", "?after=x", "?after=5&before=5", "?after=6&before=2"):
+        assert chat.http("GET", path + q, tok=tb)[0] == 400, q
