@@ -18,10 +18,17 @@ static const char usage[] =
     "  --max-message-bytes N       largest client message (default 65536)\n"
     "  --drain-timeout-ms N        on SIGTERM, how long to wait for clients (default "
     "10000)\n"
+    "  --db PATH                   SQLite database for chats and history (default\n"
+    "                              ./chatcore.db; :memory: keeps nothing)\n"
+    "  --message-rate N            messages per second per user (default 20)\n"
+    "  --message-burst N           burst of messages per user (default 40)\n"
+    "  --dev-login                 serve POST /v1/login {\"user\": NAME}, which hands\n"
+    "                              anyone a token: for demos only\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
-    "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS. Flags win.\n";
+    "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
+    "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_DEV_LOGIN (1). Flags win.\n";
 
 static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
                       uint64_t *out, char *error, size_t cap) {
@@ -85,6 +92,24 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--drain-timeout-ms") == 0) {
     if (parse_size(name, v, 0, 3600000, &n, error, cap)) return 2;
     cfg->drain_timeout_ms = n;
+  } else if (strcmp(name, "--db") == 0) {
+    if (!*v) {
+      snprintf(error, cap, "--db: expected a file path");
+      return 2;
+    }
+    cfg->db = v;
+  } else if (strcmp(name, "--message-rate") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->message_rate = (uint32_t)n;
+  } else if (strcmp(name, "--message-burst") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->message_burst = (uint32_t)n;
+  } else if (strcmp(name, "--dev-login") == 0) {
+    if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+      snprintf(error, cap, "--dev-login: expected no value, 1 or 0, got '%s'", v);
+      return 2;
+    }
+    cfg->dev_login = v[0] == '1';
   } else {
     snprintf(error, cap, "%s: unknown flag (see --help)", name);
     return 2;
@@ -96,6 +121,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   memset(cfg, 0, sizeof *cfg);
   cfg->listen = "127.0.0.1:8080";
   cfg->drain_timeout_ms = 10000;
+  cfg->db = "chatcore.db";
   static const struct {
     const char *env, *flag;
   } envs[] = {
@@ -107,6 +133,10 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_TLS_KEY", "--tls-key"},
       {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes"},
       {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms"},
+      {"CHATCORE_DB", "--db"},
+      {"CHATCORE_MESSAGE_RATE", "--message-rate"},
+      {"CHATCORE_MESSAGE_BURST", "--message-burst"},
+      {"CHATCORE_DEV_LOGIN", "--dev-login"},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
@@ -144,6 +174,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       name[n] = '\0';
       flag = name;
       value = eq + 1;
+    } else if (strcmp(arg, "--dev-login") == 0) { /* a switch: no value follows */
+      value = "1";
     } else if (i + 1 < argc) {
       value = argv[++i];
     } else {

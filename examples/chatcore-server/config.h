@@ -18,6 +18,10 @@ typedef struct server_config {
   const char *tls_cert, *tls_key;
   size_t max_message_bytes; /* 0: the gateway's default */
   uint64_t drain_timeout_ms;
+  const char *db;             /* SQLite file (default ./chatcore.db); ":memory:" */
+  int dev_login;              /* serve POST /v1/login (demos only) */
+  uint32_t message_rate;      /* messages per second per user (0: default) */
+  uint32_t message_burst;     /* (0: default) */
 } server_config;
 
 /* Fills `cfg` from the environment and then `argv`. On a bad flag or value,

@@ -1,25 +1,38 @@
-/* chatcore-server: the reference server. A WebSocket gateway (JWT at the
- * handshake, RFC 6455 sessions, limits, /healthz /readyz /metrics) in front of the
- * chat service, on one libuv loop. Built only from libchatcore's public API.
+/* chatcore-server: the all-in-one reference server. A WebSocket gateway (JWT at
+ * the handshake, RFC 6455 sessions, limits, /healthz /readyz /metrics) in front of
+ * the chat service, over SQLite storage and in-process presence, on one libuv
+ * loop; plus the HTTP API, the browser client at / and (for demos) a login that
+ * hands out tokens. Built only from libchatcore's public API.
  *
- *   chatcore-server --jwt-secret SECRET [--listen 127.0.0.1:8080] ...   (--help)
+ *   chatcore-server --jwt-secret SECRET [--listen 127.0.0.1:8080] [--db FILE]
+ *                   [--dev-login] ...   (--help)
  *
  * SIGTERM or SIGINT drains: no new connections, open sessions are closed with
  * 1001, and the process exits once they are gone or the drain timeout passes. */
+#include <cjson/cJSON.h>
 #include <chatcore/chatcore.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "config.h"
+#include "static.h"
+
+#define DEV_TOKEN_SECONDS 86400
 
 typedef struct server {
   uv_loop_t *loop;
   uv_signal_t sigterm, sigint;
+  const server_config *cfg;
+  cc_jwt_alg alg;
   cc_jwt_verifier *verifier;
+  cc_storage *storage;
+  cc_presence *presence;
+  uv_timer_t presence_timer;
   cc_metrics *metrics;
   cc_service *service;
   cc_gateway *gateway;
@@ -99,7 +112,101 @@ static int make_verifier(const server_config *cfg, cc_jwt_verifier **out) {
   }
   rv = cc_jwt_verifier_new(out, o, NULL);
   cc_jwt_options_free(o);
+  if (rv == 0 && cfg->dev_login && !cfg->jwt_secret) {
+    cc_jwt_verifier_free(*out);
+    *out = NULL;
+    return fail("--dev-login needs --jwt-secret (it signs the tokens it hands out)", NULL);
+  }
   return rv == 0 ? 0 : fail("--jwt-secret/--jwt-public-key", cc_strerror(rv));
+}
+
+/* POST /v1/login {"user": NAME} -> {"token", "userId", "expiresAtMs"}: a token for
+ * anyone who asks, signed with --jwt-secret. Only with --dev-login. */
+static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
+  static const char json[] = "application/json";
+  cc_str method = cc_http_request_method(req);
+  if (method.len != 4 || memcmp(method.ptr, "POST", 4) != 0) {
+    static const char body[] = "{\"error\":\"use POST\"}\n";
+    cc_conn_http_respond(conn, 405, json, (const uint8_t *)body, sizeof body - 1,
+                         "Allow: POST\r\n");
+    return;
+  }
+  cc_str b = cc_http_request_body(req);
+  cJSON *root = cJSON_ParseWithLength(b.ptr ? b.ptr : "", b.len);
+  const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
+  const char *name = cJSON_IsString(user) ? user->valuestring : NULL;
+  if (!name || cc_protocol_check_user_id(name, strlen(name)) != 0) {
+    static const char body[] =
+        "{\"error\":\"expected {\\\"user\\\": NAME}, NAME 1-64 bytes of "
+        "A-Z a-z 0-9 . _ @ -\"}\n";
+    cc_conn_http_respond(conn, 400, json, (const uint8_t *)body, sizeof body - 1, NULL);
+    cJSON_Delete(root);
+    return;
+  }
+  char claims[256], token[1024], body[1400];
+  long long now = (long long)time(NULL), exp = now + DEV_TOKEN_SECONDS;
+  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
+                   name, now, exp);
+  size_t len;
+  int rv = cc_jwt_sign_hmac(s->alg, (const uint8_t *)s->cfg->jwt_secret,
+                            strlen(s->cfg->jwt_secret), claims, (size_t)n, token,
+                            sizeof token, &len);
+  if (rv != 0) {
+    static const char err[] = "{\"error\":\"could not sign a token\"}\n";
+    cc_conn_http_respond(conn, 500, json, (const uint8_t *)err, sizeof err - 1, NULL);
+  } else {
+    n = snprintf(body, sizeof body,
+                 "{\"token\":\"%s\",\"userId\":\"%s\",\"expiresAtMs\":%lld}\n", token,
+                 name, exp * 1000);
+    cc_conn_http_respond(conn, 200, json, (const uint8_t *)body, (size_t)n,
+                         "Cache-Control: no-store\r\n");
+  }
+  cJSON_Delete(root);
+}
+
+/* Requests the gateway does not answer itself: the HTTP API, the browser
+ * client, the dev login, else 404. */
+static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) {
+  server *s = user_data;
+  if (cc_service_http(s->service, conn, req) || static_serve(conn, req)) return;
+  cc_str path = cc_http_request_path(req);
+  if (s->cfg->dev_login && path.len == 9 && memcmp(path.ptr, "/v1/login", 9) == 0) {
+    dev_login(s, conn, req);
+    return;
+  }
+  static const char body[] = "not found\n";
+  cc_conn_http_respond(conn, 404, "text/plain", (const uint8_t *)body, sizeof body - 1,
+                       NULL);
+}
+
+/* The gateway's callbacks: the service's, with on_http routed through here.
+ * The gateway hands every callback the server; these forward to the service. */
+static cc_gateway_callbacks service_cb;
+
+static void fwd_open(void *ud, cc_conn *c) {
+  service_cb.on_open(((server *)ud)->service, c);
+}
+static void fwd_message(void *ud, cc_conn *c, const uint8_t *d, size_t n, int binary) {
+  service_cb.on_message(((server *)ud)->service, c, d, n, binary);
+}
+static void fwd_close(void *ud, cc_conn *c, uint16_t code) {
+  service_cb.on_close(((server *)ud)->service, c, code);
+}
+
+static int open_backends(server *s, const server_config *cfg) {
+  cc_sqlite_options *so;
+  char error[512];
+  if (cc_sqlite_options_new(&so) != 0) return fail("out of memory", NULL);
+  int rv = cc_sqlite_options_set_path(so, cfg->db);
+  if (rv == 0)
+    rv = cc_storage_sqlite_open(&s->storage, s->loop, so, NULL, error, sizeof error);
+  else
+    snprintf(error, sizeof error, "%s", cc_strerror(rv));
+  cc_sqlite_options_free(so);
+  if (rv != 0) return fail("--db", error);
+  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
+    return fail("out of memory", NULL);
+  return 0;
 }
 
 static int make_gateway(server *s, const server_config *cfg) {
@@ -120,21 +227,41 @@ static int make_gateway(server *s, const server_config *cfg) {
   if (rv == 0) {
     rv = cc_service_options_set_client_limits(
         so, cfg->max_message_bytes ? (uint32_t)cfg->max_message_bytes : 65536, 25000);
+    if (rv == 0) rv = cc_service_options_set_storage(so, s->storage);
+    if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
+    if (rv == 0) rv = cc_service_options_set_jwt(so, s->verifier);
+    if (rv == 0 && (cfg->message_rate || cfg->message_burst))
+      rv = cc_service_options_set_message_rate(
+          so, cfg->message_rate ? cfg->message_rate : 20,
+          cfg->message_burst ? cfg->message_burst
+                             : (cfg->message_rate ? 2 * cfg->message_rate : 40));
     if (rv == 0) rv = cc_service_new(&s->service, so, NULL);
     cc_service_options_free(so);
   }
-  cc_gateway_callbacks cb = {0};
-  cc_service_gateway_callbacks(&cb);
+  cc_service_gateway_callbacks(&service_cb);
+  cc_gateway_callbacks cb = {.version = 1,
+                             .on_open = fwd_open,
+                             .on_message = fwd_message,
+                             .on_close = fwd_close,
+                             .on_http = on_http};
   if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
-  if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s->service, o, s->metrics, NULL);
+  if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s, o, s->metrics, NULL);
   cc_gateway_options_free(o);
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));
+}
+
+/* Devices of connections that vanished without a close (none in one process,
+ * but the presence contract has TTLs) expire here. */
+static void on_presence_timer(uv_timer_t *t) {
+  server *s = t->data;
+  cc_presence_memory_expire(s->presence);
 }
 
 static void on_closed(void *ud) {
   server *s = ud;
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->presence_timer, NULL);
 }
 
 static void on_drained(void *ud) {
@@ -153,9 +280,16 @@ static void on_signal(uv_signal_t *h, int signum) {
   cc_uv_server_drain(s->listener, s->drain_timeout_ms, on_drained, s);
 }
 
+/* The service goes before its backends; SQLite finishes its calls and then
+ * needs the loop to run once more to release its handle. */
 static void cleanup(server *s) {
   cc_gateway_free(s->gateway);
   cc_service_free(s->service);
+  if (s->storage) {
+    cc_storage_sqlite_free(s->storage, NULL, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+  }
+  if (s->presence) s->presence->methods->free(s->presence);
   cc_metrics_free(s->metrics);
   cc_jwt_verifier_free(s->verifier);
 }
@@ -197,7 +331,11 @@ int main(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   s.loop = uv_default_loop();
   s.drain_timeout_ms = cfg.drain_timeout_ms;
+  s.cfg = &cfg;
+  s.alg = CC_JWT_HS256;
+  if (cfg.jwt_alg) cc_jwt_alg_from_name(cfg.jwt_alg, &s.alg);
   rv = make_verifier(&cfg, &s.verifier);
+  if (rv == 0) rv = open_backends(&s, &cfg);
   if (rv == 0) rv = make_gateway(&s, &cfg);
   if (rv == 0) rv = listen_on(&s, &cfg);
   if (rv != 0) {
@@ -211,8 +349,13 @@ int main(int argc, char **argv) {
   s.sigterm.data = s.sigint.data = &s;
   uv_signal_start(&s.sigterm, on_signal, SIGTERM);
   uv_signal_start(&s.sigint, on_signal, SIGINT);
-  printf("chatcore-server %s listening on %s://%s (WebSocket at /ws)\n",
-         cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen);
+  uv_timer_init(s.loop, &s.presence_timer);
+  s.presence_timer.data = &s;
+  uv_timer_start(&s.presence_timer, on_presence_timer, 10000, 10000);
+  uv_unref((uv_handle_t *)&s.presence_timer);
+  printf("chatcore-server %s listening on %s://%s (WebSocket at /ws, database %s%s)\n",
+         cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, cfg.db,
+         cfg.dev_login ? ", dev login on" : "");
   fflush(stdout);
 
   uv_run(s.loop, UV_RUN_DEFAULT);

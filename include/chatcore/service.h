@@ -9,16 +9,22 @@
  * A new session first receives a `hello` event (who the token says the user is,
  * the connection id, server time and the limits the client must respect).
  *
- * This release answers `ping`; the chat commands need storage, queue and
- * presence backends, which the next release plugs in here: until then they are
- * answered with ERROR_CODE_UNAVAILABLE.
+ * The service runs over the backend interfaces alone: a storage (chats, logs,
+ * read pointers; required for every command but ping) and optionally a
+ * presence (online/offline of direct-chat peers). Each message is acked to its
+ * sender once the storage reports it durable, then encoded once per encoding
+ * and fanned out by reference to every open connection of every member
+ * (docs/architecture.md follows one message through).
  *
- * Threads: a service belongs to the gateway's thread (one event loop). */
+ * Threads: a service belongs to the gateway's thread (one event loop). Backends
+ * complete their calls on that thread. */
 #ifndef CHATCORE_SERVICE_H
 #define CHATCORE_SERVICE_H
 
 #include <chatcore/common.h>
 #include <chatcore/gateway.h>
+#include <chatcore/presence.h>
+#include <chatcore/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,17 +48,63 @@ CC_EXTERN int cc_service_options_set_client_limits(cc_service_options *opt,
 CC_EXTERN int cc_service_options_set_clock(cc_service_options *opt, cc_clock_fn fn,
                                            void *user_data);
 
+/* Monotonic clock in ns for rate limits (tests inject one); NULL restores the
+ * default. */
+CC_EXTERN int cc_service_options_set_monotonic_clock(cc_service_options *opt,
+                                                     cc_clock_fn fn, void *user_data);
+/* The chat storage (borrowed: it must outlive the service, and be freed after
+ * it). NULL (the default): only ping is served, other commands get UNAVAILABLE.
+ * CC_ERR_INVALID for a storage without a methods table. */
+CC_EXTERN int cc_service_options_set_storage(cc_service_options *opt,
+                                             cc_storage *storage);
+/* Presence (borrowed, freed after the service): each open connection is a
+ * device of its user on gateway `gateway_id` (1..63 bytes, copied), set with a
+ * TTL of `ttl_ms` (>= 1000) and refreshed while the client sends frames.
+ * Connections follow the presence of their user's direct-chat peers. NULL
+ * (the default): no presence events. */
+CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
+                                              cc_presence *presence,
+                                              const char *gateway_id, uint32_t ttl_ms);
+/* The token verifier for the HTTP API's Bearer tokens (borrowed; usually the
+ * gateway's). NULL (the default): the HTTP API answers 503. */
+CC_EXTERN int cc_service_options_set_jwt(cc_service_options *opt,
+                                         const cc_jwt_verifier *verifier);
+/* sendMessage and editMessage per user: `per_second` sustained, bursts of
+ * `burst` (both >= 1); default 20/s, burst 40. Over it: RATE_LIMITED with
+ * retryAfterMs, the connection stays open. */
+CC_EXTERN int cc_service_options_set_message_rate(cc_service_options *opt,
+                                                  uint32_t per_second, uint32_t burst);
+/* setTyping per user; default 2/s, burst 10. */
+CC_EXTERN int cc_service_options_set_typing_rate(cc_service_options *opt,
+                                                 uint32_t per_second, uint32_t burst);
+/* Members of one group, 2..100000; default 1000. Over it: TOO_LARGE. */
+CC_EXTERN int cc_service_options_set_max_group_members(cc_service_options *opt,
+                                                       uint32_t n);
+
 /* Makes a service. `opt` copied (NULL: defaults), `mem` copied (NULL: default).
  * 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
 CC_EXTERN int cc_service_new(cc_service **out, const cc_service_options *opt,
                              const cc_mem *mem);
-/* Frees the service. Free the gateway's connections first. NULL is a no-op. */
+/* Frees the service. Free the gateway's connections first, and the backends
+ * after the service: a service with backend calls in flight is released when
+ * the last of them completes (backends complete pending calls when freed).
+ * NULL is a no-op. */
 CC_EXTERN void cc_service_free(cc_service *svc);
 
 /* Fills `cb` with the callbacks that route a gateway to a service: create the
  * gateway with these and the service as user_data. `is_ready` and `on_http` are
  * left as they were (NULL, or the caller's). */
 CC_EXTERN void cc_service_gateway_callbacks(cc_gateway_callbacks *cb);
+
+/* The HTTP API, for a gateway's on_http: answers
+ *   GET /v1/chats[?limit=&cursor=]                       the caller's chats (ChatList)
+ *   GET /v1/chats/{chatId}/messages[?before=&after=&limit=]  a page (HistoryPage)
+ * as proto3 JSON, with `Authorization: Bearer <JWT>` (401 without a valid one,
+ * 403 not a member, 404 unknown chat, 400 bad parameters, 405 other methods,
+ * 503 storage unavailable). Returns 1 if the request is for one of these paths
+ * (answered now or once the storage completes), 0 if not (the caller answers
+ * it). */
+CC_EXTERN int cc_service_http(cc_service *svc, cc_conn *conn, const cc_http_request *req);
 
 #ifdef __cplusplus
 }

@@ -1,29 +1,34 @@
-/* The chat service: decoding, dispatch and replies (include/chatcore/service.h). */
-#include <chatcore/error.h>
-#include <chatcore/service.h>
+/* The chat service: options, connections and users, frame intake and dispatch
+ * (include/chatcore/service.h; the design is in service_impl.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
-#include "core/mem.h"
-#include "protocol/wire.h"
+#include "service/service_impl.h"
 
-struct cc_service_options {
-  uint32_t max_frame_bytes, heartbeat_ms;
-  cc_clock_fn clock;
-  void *clock_data;
-};
+/* Frames a connection may send before it is ready (its user's chat list is
+ * still loading); more get UNAVAILABLE. */
+#define SVC_MAX_HELD 64
+/* Chats one user's connections subscribe to; a user in more sees the rest only
+ * through listChats and sync. */
+#define SVC_MAX_USER_CHATS 100000
+#define SVC_LOAD_PAGE 1000
 
-struct cc_service {
-  cc_mem mem;
-  cc_service_options opt;
-};
+/* ---- options ---- */
 
 static void options_defaults(cc_service_options *o) {
+  memset(o, 0, sizeof *o);
   o->max_frame_bytes = 65536;
   o->heartbeat_ms = 25000;
   o->clock = cc_clock_realtime_hook;
-  o->clock_data = NULL;
+  o->mono = cc_clock_monotonic_hook;
+  o->msg_rate = 20;
+  o->msg_burst = 40;
+  o->typing_rate = 2;
+  o->typing_burst = 10;
+  o->max_members = 1000;
+  o->presence_ttl_ms = 120000;
+  strcpy(o->gateway_id, "local");
 }
 
 int cc_service_options_new(cc_service_options **out) {
@@ -56,6 +61,101 @@ int cc_service_options_set_clock(cc_service_options *opt, cc_clock_fn fn,
   return 0;
 }
 
+int cc_service_options_set_monotonic_clock(cc_service_options *opt, cc_clock_fn fn,
+                                           void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->mono = fn ? fn : cc_clock_monotonic_hook;
+  opt->mono_data = fn ? user_data : NULL;
+  return 0;
+}
+
+int cc_service_options_set_storage(cc_service_options *opt, cc_storage *storage) {
+  if (!opt || (storage && (!storage->methods || storage->methods->version < 1)))
+    return CC_ERR_INVALID;
+  opt->storage = storage;
+  return 0;
+}
+
+int cc_service_options_set_presence(cc_service_options *opt, cc_presence *presence,
+                                    const char *gateway_id, uint32_t ttl_ms) {
+  if (!opt || (presence && (!presence->methods || presence->methods->version < 1)))
+    return CC_ERR_INVALID;
+  if (presence && (!gateway_id || !gateway_id[0] ||
+                   strlen(gateway_id) >= sizeof opt->gateway_id || ttl_ms < 1000))
+    return CC_ERR_INVALID;
+  opt->presence = presence;
+  if (presence) {
+    strcpy(opt->gateway_id, gateway_id);
+    opt->presence_ttl_ms = ttl_ms;
+  }
+  return 0;
+}
+
+int cc_service_options_set_jwt(cc_service_options *opt, const cc_jwt_verifier *verifier) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->verifier = verifier;
+  return 0;
+}
+
+int cc_service_options_set_message_rate(cc_service_options *opt, uint32_t per_second,
+                                        uint32_t burst) {
+  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
+  opt->msg_rate = per_second;
+  opt->msg_burst = burst;
+  return 0;
+}
+
+int cc_service_options_set_typing_rate(cc_service_options *opt, uint32_t per_second,
+                                       uint32_t burst) {
+  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
+  opt->typing_rate = per_second;
+  opt->typing_burst = burst;
+  return 0;
+}
+
+int cc_service_options_set_max_group_members(cc_service_options *opt, uint32_t n) {
+  if (!opt || n < 2 || n > 100000) return CC_ERR_INVALID;
+  opt->max_members = n;
+  return 0;
+}
+
+/* ---- the service ---- */
+
+int64_t svc_now_ms(const cc_service *svc) {
+  return (int64_t)(svc->opt.clock(svc->opt.clock_data) / 1000000u);
+}
+
+static void deliver(void *user_data, uint64_t handle, cc_buf *frame) {
+  cc_service *svc = user_data;
+  svc_conn *sc = (svc_conn *)(uintptr_t)handle;
+  if (sc->conn && sc->user != svc->skip_user && sc != svc->skip_conn)
+    cc_conn_send(sc->conn, frame);
+}
+
+static int make_limiter(cc_service *svc, cc_ratelimit **out, uint32_t rate,
+                        uint32_t burst) {
+  cc_ratelimit_options *o;
+  int rv = cc_ratelimit_options_new(&o);
+  if (rv != 0) return rv;
+  rv = cc_ratelimit_options_set_rate(o, rate, 1000);
+  if (rv == 0) rv = cc_ratelimit_options_set_burst(o, burst);
+  if (rv == 0) rv = cc_ratelimit_options_set_clock(o, svc->opt.mono, svc->opt.mono_data);
+  if (rv == 0) rv = cc_ratelimit_new(out, o, &svc->mem);
+  cc_ratelimit_options_free(o);
+  return rv;
+}
+
+static void service_destroy(cc_service *svc) {
+  svc_presence_stop(svc);
+  cc_fanout_free(svc->fanout[0]);
+  cc_fanout_free(svc->fanout[1]);
+  cc_ratelimit_free(svc->msg_limit);
+  cc_ratelimit_free(svc->typing_limit);
+  cc_table_destroy(&svc->users);
+  cc_mem m = svc->mem;
+  cc_free(&m, svc);
+}
+
 int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem *mem) {
   cc_mem m;
   if (!out || cc_mem_copy(&m, mem) != 0) return CC_ERR_INVALID;
@@ -66,109 +166,423 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
     svc->opt = *opt;
   else
     options_defaults(&svc->opt);
+  int rv = cc_table_init(&svc->users, &svc->mem);
+  if (rv == 0) rv = cc_fanout_new(&svc->fanout[0], deliver, svc, &svc->mem);
+  if (rv == 0) rv = cc_fanout_new(&svc->fanout[1], deliver, svc, &svc->mem);
+  if (rv == 0)
+    rv = make_limiter(svc, &svc->msg_limit, svc->opt.msg_rate, svc->opt.msg_burst);
+  if (rv == 0)
+    rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing_rate,
+                      svc->opt.typing_burst);
+  if (rv == 0) rv = svc_presence_start(svc);
+  if (rv != 0) {
+    service_destroy(svc);
+    return rv;
+  }
   *out = svc;
   return 0;
 }
 
 void cc_service_free(cc_service *svc) {
   if (!svc) return;
-  cc_mem m = svc->mem;
-  cc_free(&m, svc);
-}
-
-static int64_t now_ms(const cc_service *svc) {
-  return (int64_t)(svc->opt.clock(svc->opt.clock_data) / 1000000u);
-}
-
-/* ---- sending ---- */
-
-/* Wraps an encoded server frame (with headroom) as a WebSocket frame in place and
- * queues it; drops our reference. A connection that cannot take it is being
- * closed by the gateway already: nothing else to do. */
-static void send_encoded(cc_conn *conn, cc_buf *b) {
-  int opcode = cc_conn_encoding(conn) == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT;
-  if (cc_ws_frame_wrap(b, opcode) == 0) cc_conn_send(conn, b);
-  cc_buf_unref(b);
-}
-
-/* Encodes `frame` in the connection's encoding and sends it. */
-static void send_frame(cc_service *svc, cc_conn *conn,
-                       const Chatcore__V1__ServerFrame *frame) {
-  cc_buf *b;
-  if (cc_wire_encode_server(&b, frame, cc_conn_encoding(conn), CC_WS_MAX_HEADER,
-                            &svc->mem) == 0)
-    send_encoded(conn, b);
-}
-
-static void send_error(cc_service *svc, cc_conn *conn, uint64_t request_id,
-                       Chatcore__V1__ErrorCode code, const char *message) {
-  cc_buf *b;
-  if (cc_wire_encode_error_reply(&b, cc_conn_encoding(conn), request_id, code, message, 0,
-                                 CC_WS_MAX_HEADER, &svc->mem) == 0)
-    send_encoded(conn, b);
-}
-
-/* ---- commands ---- */
-
-static void on_ping(cc_service *svc, cc_conn *conn, const Chatcore__V1__ClientFrame *f) {
-  Chatcore__V1__Pong pong = CHATCORE__V1__PONG__INIT;
-  pong.client_time_ms = f->ping->client_time_ms;
-  pong.server_time_ms = now_ms(svc);
-  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
-  reply.request_id = f->request_id;
-  reply.result_case = CHATCORE__V1__REPLY__RESULT_PING;
-  reply.ping = &pong;
-  Chatcore__V1__ServerFrame frame = CHATCORE__V1__SERVER_FRAME__INIT;
-  frame.frame_case = CHATCORE__V1__SERVER_FRAME__FRAME_REPLY;
-  frame.reply = &reply;
-  send_frame(svc, conn, &frame);
-}
-
-static void dispatch(cc_service *svc, cc_conn *conn, const Chatcore__V1__ClientFrame *f) {
-  switch (f->command_case) {
-  case CHATCORE__V1__CLIENT_FRAME__COMMAND_PING:
-    on_ping(svc, conn, f);
-    return;
-  default:
-    send_error(svc, conn, f->request_id, CHATCORE__V1__ERROR_CODE__ERROR_CODE_UNAVAILABLE,
-               "this server runs without chat storage: only ping is served");
+  if (svc->inflight > 0) {
+    svc->dying = 1; /* the last completion frees it */
     return;
   }
+  service_destroy(svc);
+}
+
+void svc_op_begin(cc_service *svc) {
+  svc->inflight++;
+}
+
+void svc_op_end(cc_service *svc) {
+  if (--svc->inflight == 0 && svc->dying) service_destroy(svc);
+}
+
+/* ---- users ---- */
+
+svc_user *svc_user_find(cc_service *svc, const char *id, size_t len) {
+  cc_tnode *n = cc_table_find(&svc->users, cc_table_hash(&svc->users, id, len), id, len);
+  return (svc_user *)n;
+}
+
+static svc_user *user_get(cc_service *svc, cc_str id) {
+  svc_user *u = svc_user_find(svc, id.ptr, id.len);
+  if (u) return u;
+  u = cc_calloc(&svc->mem, 1, sizeof *u + id.len + 1);
+  if (!u) return NULL;
+  memcpy(u->id, id.ptr, id.len);
+  u->id_len = id.len;
+  u->node.key = (const uint8_t *)u->id;
+  u->node.key_len = (uint32_t)id.len;
+  u->node.hash = cc_table_hash(&svc->users, id.ptr, id.len);
+  if (cc_table_init(&u->chats, &svc->mem) != 0 || cc_table_insert(&svc->users, &u->node)) {
+    cc_table_destroy(&u->chats);
+    cc_free(&svc->mem, u);
+    return NULL;
+  }
+  return u;
+}
+
+static void user_unref(cc_service *svc, svc_user *u) {
+  if (--u->refs > 0) return;
+  cc_table_remove(&svc->users, &u->node);
+  cc_tnode *n;
+  while ((n = cc_table_oldest(&u->chats)) != NULL) {
+    cc_table_remove(&u->chats, n);
+    cc_free(&svc->mem, n);
+  }
+  cc_table_destroy(&u->chats);
+  cc_free(&svc->mem, u);
+}
+
+int svc_user_has_chat(const svc_user *u, const char *chat, size_t len) {
+  return cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len) != NULL;
+}
+
+static int user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len) {
+  uint64_t h = cc_table_hash(&u->chats, chat, len);
+  if (cc_table_find(&u->chats, h, chat, len)) return 0;
+  if (u->chats.count >= SVC_MAX_USER_CHATS) return CC_ERR_TOO_LARGE;
+  svc_chat_ref *r = cc_malloc(&svc->mem, sizeof *r + len + 1);
+  if (!r) return CC_ERR_NOMEM;
+  memcpy(r->id, chat, len);
+  r->id[len] = '\0';
+  r->len = (uint16_t)len;
+  r->node.key = (const uint8_t *)r->id;
+  r->node.key_len = (uint32_t)len;
+  r->node.hash = h;
+  if (cc_table_insert(&u->chats, &r->node) != 0) {
+    cc_free(&svc->mem, r);
+    return CC_ERR_NOMEM;
+  }
+  return 1;
+}
+
+int svc_is_group_id(const char *chat) {
+  return !(chat[0] == 'd' && chat[1] == ':');
+}
+
+int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer) {
+  const char *lo, *hi;
+  size_t lo_len, hi_len;
+  if (cc_protocol_parse_direct_chat_id(chat, len, &lo, &lo_len, &hi, &hi_len) != 0)
+    return 0;
+  int me_lo = lo_len == me.len && memcmp(lo, me.ptr, lo_len) == 0;
+  *peer = me_lo ? (cc_str){hi, hi_len} : (cc_str){lo, lo_len};
+  return 1;
+}
+
+/* Subscribes a ready connection to one chat (and for a direct chat, to the
+ * peer's presence). */
+static void conn_join(svc_conn *sc, const char *chat, size_t len) {
+  cc_service *svc = sc->svc;
+  cc_fanout *fo = svc->fanout[sc->enc == CC_ENCODING_PROTOBUF];
+  cc_fanout_join(fo, chat, len, (uint64_t)(uintptr_t)sc);
+  char key[CC_PROTOCOL_USER_ID_MAX + 16];
+  cc_str peer, me = {sc->user->id, sc->user->id_len};
+  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, me, &peer)) {
+    size_t kl = svc_presence_key(key, sizeof key, peer.ptr, peer.len);
+    cc_fanout_join(fo, key, kl, (uint64_t)(uintptr_t)sc);
+  }
+}
+
+void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
+  if (!u || user_add_chat(svc, u, chat, len) <= 0) return;
+  for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
+    if (sc->ready) conn_join(sc, chat, len);
+}
+
+void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
+  if (!u) return;
+  cc_tnode *n = cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len);
+  if (!n) return;
+  cc_table_remove(&u->chats, n);
+  cc_free(&svc->mem, n);
+  for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
+    if (sc->ready)
+      cc_fanout_leave(svc->fanout[sc->enc == CC_ENCODING_PROTOBUF], chat, len,
+                      (uint64_t)(uintptr_t)sc);
+}
+
+/* ---- connections ---- */
+
+void svc_conn_ref(svc_conn *sc) {
+  sc->refs++;
+}
+
+static void held_free(cc_service *svc, svc_conn *sc) {
+  while (sc->held) {
+    svc_held *h = sc->held;
+    sc->held = h->next;
+    cc_free(&svc->mem, h);
+  }
+  sc->held_tail = NULL;
+  sc->n_held = 0;
+}
+
+void svc_conn_unref(svc_conn *sc) {
+  if (--sc->refs > 0) return;
+  cc_service *svc = sc->svc;
+  held_free(svc, sc);
+  if (sc->user) user_unref(svc, sc->user);
+  cc_free(&svc->mem, sc);
+}
+
+static void handle_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
+                         int binary);
+
+static void send_hello(svc_conn *sc) {
+  cc_service *svc = sc->svc;
+  char conn_id[24];
+  snprintf(conn_id, sizeof conn_id, "%llu", (unsigned long long)cc_conn_id(sc->conn));
+  cc_str user = cc_conn_user(sc->conn);
+  char *user_id = cc_strndup(&svc->mem, user.ptr, user.len);
+  if (!user_id) return;
+  Chatcore__V1__Hello hello = CHATCORE__V1__HELLO__INIT;
+  hello.user_id = user_id;
+  hello.connection_id = conn_id;
+  hello.server_time_ms = svc_now_ms(svc);
+  hello.max_frame_bytes = svc->opt.max_frame_bytes;
+  hello.heartbeat_ms = svc->opt.heartbeat_ms;
+  Chatcore__V1__Event event = CHATCORE__V1__EVENT__INIT;
+  event.event_case = CHATCORE__V1__EVENT__EVENT_HELLO;
+  event.hello = &hello;
+  svc_send_event(sc, &event);
+  cc_free(&svc->mem, user_id);
+}
+
+/* Subscribes the connection to its user's chats, says hello, then runs the
+ * frames it sent meanwhile. */
+static void conn_ready(svc_conn *sc) {
+  cc_service *svc = sc->svc;
+  if (sc->ready || !sc->conn) return;
+  sc->ready = 1;
+  for (cc_tnode *n = cc_table_oldest(&sc->user->chats); n;
+       n = cc_table_newer(&sc->user->chats, n)) {
+    const svc_chat_ref *r = (const svc_chat_ref *)n;
+    conn_join(sc, r->id, r->len);
+  }
+  send_hello(sc);
+  svc_presence_online(sc);
+  svc_presence_snapshot(sc);
+  svc_conn_ref(sc);
+  while (sc->held && sc->conn) {
+    svc_held *h = sc->held;
+    sc->held = h->next;
+    if (!sc->held) sc->held_tail = NULL;
+    sc->n_held--;
+    handle_frame(svc, sc, h->data, h->len, h->binary);
+    cc_free(&svc->mem, h);
+  }
+  svc_conn_unref(sc);
+}
+
+/* Loading a user's chat set, page by page. */
+typedef struct user_load {
+  cc_service *svc;
+  svc_user *user;
+  char after[CC_PROTOCOL_CHAT_ID_MAX + 1];
+} user_load;
+
+static void load_page(user_load *ld);
+
+static void load_finish(user_load *ld, int err) {
+  cc_service *svc = ld->svc;
+  svc_user *u = ld->user;
+  u->loading = 0;
+  if (err == 0) u->loaded = 1;
+  u->refs++;
+  for (svc_conn *sc = u->conns, *next; sc; sc = next) {
+    next = sc->next_of_user;
+    if (err == 0)
+      conn_ready(sc);
+    else if (sc->conn)
+      cc_conn_close(sc->conn, CC_CLOSE_INTERNAL, "chat storage unavailable");
+  }
+  user_unref(svc, u);
+  user_unref(svc, u); /* the load's reference */
+  cc_free(&svc->mem, ld);
+  svc_op_end(svc);
+}
+
+static void on_load_page(void *ud, int err, const cc_chat_summary *chats, size_t n,
+                         int has_more) {
+  user_load *ld = ud;
+  if (err != 0) {
+    load_finish(ld, err);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cc_str id = chats[i].chat.chat_id;
+    if (user_add_chat(ld->svc, ld->user, id.ptr, id.len) < 0) {
+      has_more = 0;
+      break;
+    }
+  }
+  if (has_more && n > 0) {
+    cc_str last = chats[n - 1].chat.chat_id;
+    memcpy(ld->after, last.ptr, last.len);
+    ld->after[last.len] = '\0';
+    svc_op_end(ld->svc);
+    load_page(ld);
+    return;
+  }
+  load_finish(ld, 0);
+}
+
+static void load_page(user_load *ld) {
+  cc_storage *st = ld->svc->opt.storage;
+  svc_op_begin(ld->svc);
+  cc_str user = {ld->user->id, ld->user->id_len};
+  cc_str after = {ld->after, strlen(ld->after)};
+  st->methods->list_chats(st, user, after, SVC_LOAD_PAGE, on_load_page, ld);
+}
+
+static void user_load_start(cc_service *svc, svc_user *u) {
+  user_load *ld = cc_calloc(&svc->mem, 1, sizeof *ld);
+  if (!ld) {
+    for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
+      if (sc->conn) cc_conn_close(sc->conn, CC_CLOSE_INTERNAL, "out of memory");
+    return;
+  }
+  ld->svc = svc;
+  ld->user = u;
+  u->refs++;
+  u->loading = 1;
+  load_page(ld);
 }
 
 /* ---- gateway callbacks ---- */
 
 static void on_open(void *user_data, cc_conn *conn) {
   cc_service *svc = user_data;
-  char conn_id[24];
-  snprintf(conn_id, sizeof conn_id, "%llu", (unsigned long long)cc_conn_id(conn));
-  cc_str user = cc_conn_user(conn);
-  char *user_id = cc_strndup(&svc->mem, user.ptr, user.len);
-  if (!user_id) return;
-  Chatcore__V1__Hello hello = CHATCORE__V1__HELLO__INIT;
-  hello.user_id = user_id;
-  hello.connection_id = conn_id;
-  hello.server_time_ms = now_ms(svc);
-  hello.max_frame_bytes = svc->opt.max_frame_bytes;
-  hello.heartbeat_ms = svc->opt.heartbeat_ms;
-  Chatcore__V1__Event event = CHATCORE__V1__EVENT__INIT;
-  event.event_case = CHATCORE__V1__EVENT__EVENT_HELLO;
-  event.hello = &hello;
-  Chatcore__V1__ServerFrame frame = CHATCORE__V1__SERVER_FRAME__INIT;
-  frame.frame_case = CHATCORE__V1__SERVER_FRAME__FRAME_EVENT;
-  frame.event = &event;
-  send_frame(svc, conn, &frame);
-  cc_free(&svc->mem, user_id);
+  svc_conn *sc = cc_calloc(&svc->mem, 1, sizeof *sc);
+  svc_user *u = sc ? user_get(svc, cc_conn_user(conn)) : NULL;
+  if (!u) {
+    cc_free(&svc->mem, sc);
+    cc_conn_close(conn, CC_CLOSE_INTERNAL, "out of memory");
+    return;
+  }
+  sc->kind = SVC_KIND_WS;
+  sc->svc = svc;
+  sc->conn = conn;
+  sc->user = u;
+  sc->refs = 1;
+  sc->enc = cc_conn_encoding(conn);
+  snprintf(sc->device_id, sizeof sc->device_id, "%llu",
+           (unsigned long long)cc_conn_id(conn));
+  u->refs++;
+  sc->next_of_user = u->conns;
+  u->conns = sc;
+  u->n_conns++;
+  cc_conn_set_user_data(conn, sc);
+  if (!svc->opt.storage || u->loaded)
+    conn_ready(sc);
+  else if (!u->loading)
+    user_load_start(svc, u);
 }
 
-static void on_message(void *user_data, cc_conn *conn, const uint8_t *data, size_t len,
+static void hold_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
                        int binary) {
-  cc_service *svc = user_data;
-  cc_encoding enc = cc_conn_encoding(conn);
+  svc_held *h = sc->n_held < SVC_MAX_HELD ? cc_malloc(&svc->mem, sizeof *h + len) : NULL;
+  if (!h) {
+    uint64_t request_id = 0;
+    cc_wire_peek_request_id(sc->enc, data, len, &request_id);
+    svc_send_error(sc, request_id, SVC_E(UNAVAILABLE),
+                   "too many requests before the session was ready", 1000);
+    return;
+  }
+  h->next = NULL;
+  h->len = len;
+  h->binary = binary;
+  memcpy(h->data, data, len);
+  if (sc->held_tail)
+    sc->held_tail->next = h;
+  else
+    sc->held = h;
+  sc->held_tail = h;
+  sc->n_held++;
+}
+
+static void on_ping(svc_conn *sc, const Chatcore__V1__ClientFrame *f) {
+  Chatcore__V1__Pong pong = CHATCORE__V1__PONG__INIT;
+  pong.client_time_ms = f->ping->client_time_ms;
+  pong.server_time_ms = svc_now_ms(sc->svc);
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_PING;
+  reply.ping = &pong;
+  svc_send_reply(sc, &reply);
+}
+
+/* Runs one decoded, checked command; takes ownership of `f`. */
+static void dispatch(cc_service *svc, svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  if (f->command_case == CHATCORE__V1__CLIENT_FRAME__COMMAND_PING) {
+    on_ping(sc, f);
+    cc_wire_free_client(f, &svc->mem);
+    return;
+  }
+  if (!svc->opt.storage) {
+    svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE),
+                   "this server runs without chat storage: only ping is served", 0);
+    cc_wire_free_client(f, &svc->mem);
+    return;
+  }
+  switch (f->command_case) {
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_SEND_MESSAGE:
+    svc_cmd_send(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_EDIT_MESSAGE:
+    svc_cmd_edit(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_DELETE_MESSAGE:
+    svc_cmd_delete(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_CREATE_DIRECT_CHAT:
+    svc_cmd_create_direct(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_CREATE_GROUP:
+    svc_cmd_create_group(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_ADD_MEMBERS:
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_REMOVE_MEMBERS:
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_LEAVE_CHAT:
+    svc_cmd_members(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_GET_HISTORY:
+    svc_cmd_history(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_SYNC:
+    svc_cmd_sync(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_MARK_READ:
+    svc_cmd_mark_read(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_SET_TYPING:
+    svc_cmd_typing(sc, f);
+    break;
+  case CHATCORE__V1__CLIENT_FRAME__COMMAND_LIST_CHATS:
+    svc_cmd_list_chats(sc, f);
+    break;
+  default:
+    svc_send_error(sc, f->request_id, SVC_E(UNKNOWN_COMMAND), "unknown command", 0);
+    cc_wire_free_client(f, &svc->mem);
+    break;
+  }
+}
+
+static void handle_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
+                         int binary) {
+  cc_encoding enc = sc->enc;
   if (binary != (enc == CC_ENCODING_PROTOBUF)) {
-    send_error(svc, conn, 0, CHATCORE__V1__ERROR_CODE__ERROR_CODE_MALFORMED,
-               binary ? "binary frame on a chatcore.v1.json connection: send text"
-                      : "text frame on a chatcore.v1.proto connection: send binary");
+    svc_send_error(sc, 0, SVC_E(MALFORMED),
+                   binary ? "binary frame on a chatcore.v1.json connection: send text"
+                          : "text frame on a chatcore.v1.proto connection: send binary",
+                   0);
     return;
   }
   Chatcore__V1__ClientFrame *f = NULL;
@@ -181,18 +595,51 @@ static void on_message(void *user_data, cc_conn *conn, const uint8_t *data, size
     if (!f) cc_wire_peek_request_id(enc, data, len, &request_id);
     char message[200];
     cc_wire_err_format(&err, message, sizeof message);
-    send_error(svc, conn, request_id, cc_wire_error_code(rv),
-               message[0] ? message : cc_strerror(rv));
-  } else {
-    dispatch(svc, conn, f);
+    svc_send_error(sc, request_id, cc_wire_error_code(rv),
+                   message[0] ? message : cc_strerror(rv), 0);
+    cc_wire_free_client(f, &svc->mem);
+    return;
   }
-  cc_wire_free_client(f, &svc->mem);
+  svc_presence_refresh(sc);
+  dispatch(svc, sc, f);
+}
+
+static void on_message(void *user_data, cc_conn *conn, const uint8_t *data, size_t len,
+                       int binary) {
+  cc_service *svc = user_data;
+  svc_conn *sc = cc_conn_get_user_data(conn);
+  if (!sc || sc->kind != SVC_KIND_WS) return;
+  if (!sc->ready)
+    hold_frame(svc, sc, data, len, binary);
+  else
+    handle_frame(svc, sc, data, len, binary);
 }
 
 static void on_close(void *user_data, cc_conn *conn, uint16_t code) {
-  (void)user_data;
-  (void)conn;
+  cc_service *svc = user_data;
   (void)code;
+  svc_conn *sc = cc_conn_get_user_data(conn);
+  if (!sc) return;
+  cc_conn_set_user_data(conn, NULL);
+  if (sc->kind == SVC_KIND_HTTP) {
+    svc_http_closed(sc);
+    return;
+  }
+  if (sc->ready) {
+    cc_fanout_drop_conn(svc->fanout[sc->enc == CC_ENCODING_PROTOBUF],
+                        (uint64_t)(uintptr_t)sc);
+    svc_presence_offline(sc);
+  }
+  sc->conn = NULL;
+  svc_user *u = sc->user;
+  for (svc_conn **p = &u->conns; *p; p = &(*p)->next_of_user)
+    if (*p == sc) {
+      *p = sc->next_of_user;
+      break;
+    }
+  u->n_conns--;
+  held_free(svc, sc);
+  svc_conn_unref(sc);
 }
 
 void cc_service_gateway_callbacks(cc_gateway_callbacks *cb) {
@@ -201,4 +648,65 @@ void cc_service_gateway_callbacks(cc_gateway_callbacks *cb) {
   cb->on_open = on_open;
   cb->on_message = on_message;
   cb->on_close = on_close;
+}
+
+/* ---- commands: shared plumbing ---- */
+
+void *svc_cmd_new(svc_conn *sc, Chatcore__V1__ClientFrame *f, size_t size) {
+  cc_service *svc = sc->svc;
+  svc_cmd *cmd = cc_calloc(&svc->mem, 1, size);
+  if (!cmd) {
+    svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
+    cc_wire_free_client(f, &svc->mem);
+    return NULL;
+  }
+  cmd->svc = svc;
+  cmd->sc = sc;
+  cmd->f = f;
+  svc_conn_ref(sc);
+  svc_op_begin(svc);
+  return cmd;
+}
+
+void svc_cmd_free(void *p) {
+  svc_cmd *cmd = p;
+  cc_service *svc = cmd->svc;
+  cc_wire_free_client(cmd->f, &svc->mem);
+  svc_conn_unref(cmd->sc);
+  cc_free(&svc->mem, cmd);
+  svc_op_end(svc);
+}
+
+static void on_membership_probe(void *ud, int err, const cc_chat *chat,
+                                const cc_member *members, size_t n) {
+  svc_cmd *cmd = ud;
+  svc_conn *sc = cmd->sc;
+  int member = 0;
+  for (size_t i = 0; err == 0 && i < n; i++)
+    if (members[i].user_id.len == sc->user->id_len &&
+        memcmp(members[i].user_id.ptr, sc->user->id, sc->user->id_len) == 0)
+      member = 1;
+  if (err == CC_ERR_NOT_FOUND)
+    svc_send_error(sc, cmd->f->request_id, SVC_E(NOT_FOUND), "no such chat", 0);
+  else if (err != 0)
+    svc_send_backend_error(sc, cmd->f->request_id, err, "chat lookup");
+  else if (!member)
+    svc_send_error(sc, cmd->f->request_id, SVC_E(NOT_MEMBER), "not a member of this chat",
+                   0);
+  else { /* a membership this server had not seen yet: learn it, then retry */
+    cc_str user = {sc->user->id, sc->user->id_len};
+    svc_member_joined(cmd->svc, user, chat->chat_id.ptr, chat->chat_id.len);
+    svc_send_error(sc, cmd->f->request_id, SVC_E(UNAVAILABLE),
+                   "membership was being updated: retry", 0);
+  }
+  svc_cmd_free(cmd);
+}
+
+int svc_require_member(svc_cmd *cmd, const char *chat) {
+  svc_conn *sc = cmd->sc;
+  if (svc_user_has_chat(sc->user, chat, strlen(chat))) return 1;
+  cc_storage *st = cmd->svc->opt.storage;
+  cc_str id = {chat, strlen(chat)};
+  st->methods->get_chat(st, id, on_membership_probe, cmd);
+  return 0;
 }

@@ -1,0 +1,316 @@
+/* sendMessage, editMessage, deleteMessage: appends to a chat's log, acked after
+ * the storage reports them durable, then fanned out to the chat's members. */
+#include <stdio.h>
+#include <string.h>
+
+#include "service/service_impl.h"
+
+typedef struct msg_cmd {
+  svc_cmd base;
+  int64_t at_ms;
+  uint64_t seq; /* the entry appended (or found, for a duplicate) */
+} msg_cmd;
+
+static cc_str str_of(const char *s) {
+  return (cc_str){s, strlen(s)};
+}
+
+static cc_str user_of(const svc_conn *sc) {
+  return (cc_str){sc->user->id, sc->user->id_len};
+}
+
+/* Reads the one entry at `seq` of `chat` and hands it to `cb`. */
+static void fetch_one(msg_cmd *cmd, const char *chat, uint64_t seq, cc_storage_entries_cb cb) {
+  cc_storage *st = cmd->base.svc->opt.storage;
+  st->methods->fetch(st, str_of(chat), seq - 1, seq + 1, 1, 0, cb, cmd);
+}
+
+/* The single entry a fetch_one found, or NULL (and an error reply sent). */
+static const cc_entry *found_entry(msg_cmd *cmd, int err, const cc_entry *e, size_t n,
+                                   uint64_t seq, const char *what) {
+  svc_conn *sc = cmd->base.sc;
+  uint64_t rid = cmd->base.f->request_id;
+  if (err != 0) {
+    svc_send_backend_error(sc, rid, err, what);
+    return NULL;
+  }
+  if (n != 1 || e->seq != seq || e->kind != CC_ENTRY_MESSAGE) {
+    svc_send_error(sc, rid, SVC_E(NOT_FOUND), "no message at that seq", 0);
+    return NULL;
+  }
+  return e;
+}
+
+static int is_author(const svc_conn *sc, const cc_entry *e) {
+  return e->sender_id.len == sc->user->id_len &&
+         memcmp(e->sender_id.ptr, sc->user->id, e->sender_id.len) == 0;
+}
+
+/* ---- sendMessage ---- */
+
+static void send_result(msg_cmd *cmd, int64_t sent_at_ms, int duplicate) {
+  const Chatcore__V1__SendMessage *c = cmd->base.f->send_message;
+  char message_id[CC_PROTOCOL_CHAT_ID_MAX + 24];
+  snprintf(message_id, sizeof message_id, "%s/%llu", c->chat_id,
+           (unsigned long long)cmd->seq);
+  Chatcore__V1__SendMessageResult r = CHATCORE__V1__SEND_MESSAGE_RESULT__INIT;
+  r.chat_id = c->chat_id;
+  r.seq = cmd->seq;
+  r.message_id = message_id;
+  r.sent_at_ms = sent_at_ms;
+  r.duplicate = duplicate != 0;
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = cmd->base.f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_SEND_MESSAGE;
+  reply.send_message = &r;
+  svc_send_reply(cmd->base.sc, &reply);
+}
+
+static void on_sent_original(void *ud, int err, const cc_entry *e, size_t n, int more) {
+  (void)more;
+  msg_cmd *cmd = ud;
+  const cc_entry *m = found_entry(cmd, err, e, n, cmd->seq, "reading the stored message");
+  if (m) send_result(cmd, m->at_ms, 1);
+  svc_cmd_free(cmd);
+}
+
+static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
+  msg_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__SendMessage *c = cmd->base.f->send_message;
+  if (err == CC_ERR_EXISTS) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT),
+                   "clientMsgId was already used for a different message", 0);
+  } else if (err != 0) {
+    svc_send_backend_error(sc, cmd->base.f->request_id, err, "storing the message");
+  } else if (duplicate) {
+    cmd->seq = seq;
+    fetch_one(cmd, c->chat_id, seq, on_sent_original);
+    return;
+  } else {
+    cmd->seq = seq;
+    cc_entry e = {.kind = CC_ENTRY_MESSAGE,
+                  .chat_id = str_of(c->chat_id),
+                  .seq = seq,
+                  .sender_id = user_of(sc),
+                  .client_msg_id = str_of(c->client_msg_id),
+                  .text = str_of(c->text),
+                  .payload = {(const char *)c->payload.data, c->payload.len},
+                  .at_ms = cmd->at_ms,
+                  .updated_seq = seq};
+    svc_arena a;
+    svc_arena_init(&a, &cmd->base.svc->mem);
+    Chatcore__V1__Event *ev = svc_entry_event(&a, &e);
+    if (ev) svc_publish(cmd->base.svc, e.chat_id.ptr, e.chat_id.len, ev, NULL);
+    svc_arena_free(&a);
+    send_result(cmd, cmd->at_ms, 0);
+  }
+  svc_cmd_free(cmd);
+}
+
+/* Takes one message from the user's budget; 0, or an error reply was sent. */
+static int take_message_budget(svc_conn *sc, uint64_t request_id) {
+  uint64_t retry_ns = 0;
+  int rv = cc_ratelimit_take(sc->svc->msg_limit, sc->user->id, sc->user->id_len, 1,
+                             &retry_ns);
+  if (rv == 0) return 0;
+  if (rv == CC_ERR_RATE_LIMITED) {
+    uint64_t ms = (retry_ns + 999999u) / 1000000u;
+    svc_send_error(sc, request_id, SVC_E(RATE_LIMITED), "too many messages: slow down",
+                   (uint32_t)(ms ? ms : 1));
+  } else {
+    svc_send_backend_error(sc, request_id, rv, "rate limit");
+  }
+  return rv;
+}
+
+void svc_cmd_send(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  msg_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__SendMessage *c = f->send_message;
+  if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  if (take_message_budget(sc, f->request_id) != 0) {
+    svc_cmd_free(cmd);
+    return;
+  }
+  cmd->at_ms = svc_now_ms(sc->svc);
+  cc_entry e = {.kind = CC_ENTRY_MESSAGE,
+                .chat_id = str_of(c->chat_id),
+                .sender_id = user_of(sc),
+                .client_msg_id = str_of(c->client_msg_id),
+                .text = str_of(c->text),
+                .payload = {(const char *)c->payload.data, c->payload.len},
+                .at_ms = cmd->at_ms};
+  cc_storage *st = sc->svc->opt.storage;
+  st->methods->append(st, &e, on_sent, cmd);
+}
+
+/* ---- editMessage ---- */
+
+static void on_edited(void *ud, int err, uint64_t seq, int duplicate) {
+  (void)duplicate;
+  msg_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__EditMessage *c = cmd->base.f->edit_message;
+  uint64_t rid = cmd->base.f->request_id;
+  if (err == CC_ERR_STATE) {
+    svc_send_error(sc, rid, SVC_E(CONFLICT), "the message is deleted", 0);
+  } else if (err != 0) {
+    svc_send_backend_error(sc, rid, err, "storing the edit");
+  } else {
+    Chatcore__V1__MessageEdited m = CHATCORE__V1__MESSAGE_EDITED__INIT;
+    m.chat_id = c->chat_id;
+    m.seq = seq;
+    m.target_seq = c->seq;
+    m.editor_id = sc->user->id;
+    m.text = c->text;
+    m.edited_at_ms = cmd->at_ms;
+    Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+    ev.event_case = CHATCORE__V1__EVENT__EVENT_MESSAGE_EDITED;
+    ev.message_edited = &m;
+    svc_publish(cmd->base.svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
+    Chatcore__V1__EditMessageResult r = CHATCORE__V1__EDIT_MESSAGE_RESULT__INIT;
+    r.chat_id = c->chat_id;
+    r.seq = seq;
+    r.target_seq = c->seq;
+    r.edited_at_ms = cmd->at_ms;
+    Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+    reply.request_id = rid;
+    reply.result_case = CHATCORE__V1__REPLY__RESULT_EDIT_MESSAGE;
+    reply.edit_message = &r;
+    svc_send_reply(sc, &reply);
+  }
+  svc_cmd_free(cmd);
+}
+
+static void on_edit_target(void *ud, int err, const cc_entry *e, size_t n, int more) {
+  (void)more;
+  msg_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__EditMessage *c = cmd->base.f->edit_message;
+  const cc_entry *m = found_entry(cmd, err, e, n, c->seq, "reading the message");
+  if (m && !is_author(sc, m)) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(FORBIDDEN),
+                   "only the author may edit a message", 0);
+    m = NULL;
+  } else if (m && m->deleted) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT), "the message is deleted",
+                   0);
+    m = NULL;
+  }
+  if (!m) {
+    svc_cmd_free(cmd);
+    return;
+  }
+  cmd->at_ms = svc_now_ms(sc->svc);
+  cc_entry edit = {.kind = CC_ENTRY_EDIT,
+                   .chat_id = str_of(c->chat_id),
+                   .sender_id = user_of(sc),
+                   .text = str_of(c->text),
+                   .target_seq = c->seq,
+                   .at_ms = cmd->at_ms};
+  cc_storage *st = sc->svc->opt.storage;
+  st->methods->append(st, &edit, on_edited, cmd);
+}
+
+void svc_cmd_edit(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  msg_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__EditMessage *c = f->edit_message;
+  if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  if (take_message_budget(sc, f->request_id) != 0) {
+    svc_cmd_free(cmd);
+    return;
+  }
+  fetch_one(cmd, c->chat_id, c->seq, on_edit_target);
+}
+
+/* ---- deleteMessage ---- */
+
+static void delete_result(msg_cmd *cmd, int64_t at_ms) {
+  const Chatcore__V1__DeleteMessage *c = cmd->base.f->delete_message;
+  Chatcore__V1__DeleteMessageResult r = CHATCORE__V1__DELETE_MESSAGE_RESULT__INIT;
+  r.chat_id = c->chat_id;
+  r.seq = cmd->seq;
+  r.target_seq = c->seq;
+  r.deleted_at_ms = at_ms;
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = cmd->base.f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_DELETE_MESSAGE;
+  reply.delete_message = &r;
+  svc_send_reply(cmd->base.sc, &reply);
+}
+
+static void on_first_deletion(void *ud, int err, const cc_entry *e, size_t n, int more) {
+  (void)more;
+  msg_cmd *cmd = ud;
+  if (err != 0 || n != 1 || e->kind != CC_ENTRY_DELETE)
+    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id,
+                           err ? err : CC_ERR_INTERNAL, "reading the deletion");
+  else
+    delete_result(cmd, e->at_ms);
+  svc_cmd_free(cmd);
+}
+
+static void on_deleted(void *ud, int err, uint64_t seq, int duplicate) {
+  msg_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__DeleteMessage *c = cmd->base.f->delete_message;
+  if (err != 0) {
+    svc_send_backend_error(sc, cmd->base.f->request_id, err, "storing the deletion");
+    svc_cmd_free(cmd);
+    return;
+  }
+  cmd->seq = seq;
+  if (duplicate) { /* deleted before: answer with that deletion */
+    cc_storage *st = sc->svc->opt.storage;
+    st->methods->fetch(st, str_of(c->chat_id), seq - 1, seq + 1, 1, 0, on_first_deletion,
+                       cmd);
+    return;
+  }
+  Chatcore__V1__MessageDeleted m = CHATCORE__V1__MESSAGE_DELETED__INIT;
+  m.chat_id = c->chat_id;
+  m.seq = seq;
+  m.target_seq = c->seq;
+  m.deleted_by = sc->user->id;
+  m.deleted_at_ms = cmd->at_ms;
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  ev.event_case = CHATCORE__V1__EVENT__EVENT_MESSAGE_DELETED;
+  ev.message_deleted = &m;
+  svc_publish(cmd->base.svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
+  delete_result(cmd, cmd->at_ms);
+  svc_cmd_free(cmd);
+}
+
+static void on_delete_target(void *ud, int err, const cc_entry *e, size_t n, int more) {
+  (void)more;
+  msg_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__DeleteMessage *c = cmd->base.f->delete_message;
+  const cc_entry *m = found_entry(cmd, err, e, n, c->seq, "reading the message");
+  if (m && !is_author(sc, m)) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(FORBIDDEN),
+                   "only the author may delete a message", 0);
+    m = NULL;
+  }
+  if (!m) {
+    svc_cmd_free(cmd);
+    return;
+  }
+  cmd->at_ms = svc_now_ms(sc->svc);
+  cc_entry del = {.kind = CC_ENTRY_DELETE,
+                  .chat_id = str_of(c->chat_id),
+                  .sender_id = user_of(sc),
+                  .target_seq = c->seq,
+                  .at_ms = cmd->at_ms};
+  cc_storage *st = sc->svc->opt.storage;
+  st->methods->append(st, &del, on_deleted, cmd);
+}
+
+void svc_cmd_delete(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  msg_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__DeleteMessage *c = f->delete_message;
+  if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  fetch_one(cmd, c->chat_id, c->seq, on_delete_target);
+}

@@ -1,0 +1,226 @@
+/* What is said about a chat without being stored in its log: read receipts
+ * (markRead; the read pointer itself is stored), typing, presence. */
+#include <string.h>
+
+#include "service/service_impl.h"
+
+#define SNAPSHOT_MAX_PEERS 1000
+
+static cc_str str_of(const char *s) {
+  return (cc_str){s, strlen(s)};
+}
+
+static cc_str user_of(const svc_conn *sc) {
+  return (cc_str){sc->user->id, sc->user->id_len};
+}
+
+/* ---- markRead ---- */
+
+typedef struct read_cmd {
+  svc_cmd base;
+  int64_t at_ms;
+} read_cmd;
+
+static void on_marked(void *ud, int err, uint64_t read_seq, uint64_t unread) {
+  read_cmd *cmd = ud;
+  svc_conn *sc = cmd->base.sc;
+  const Chatcore__V1__MarkRead *c = cmd->base.f->mark_read;
+  if (err != 0) {
+    svc_send_backend_error(sc, cmd->base.f->request_id, err, "moving the read pointer");
+    svc_cmd_free(cmd);
+    return;
+  }
+  Chatcore__V1__MarkReadResult r = CHATCORE__V1__MARK_READ_RESULT__INIT;
+  r.chat_id = c->chat_id;
+  r.read_seq = read_seq;
+  r.unread_count = unread;
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = cmd->base.f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_MARK_READ;
+  reply.mark_read = &r;
+  svc_send_reply(sc, &reply);
+  /* The other members and the reader's other devices hear of it. */
+  Chatcore__V1__Receipt receipt = CHATCORE__V1__RECEIPT__INIT;
+  receipt.chat_id = c->chat_id;
+  receipt.user_id = sc->user->id;
+  receipt.read_seq = read_seq;
+  receipt.read_at_ms = cmd->at_ms;
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  ev.event_case = CHATCORE__V1__EVENT__EVENT_RECEIPT;
+  ev.receipt = &receipt;
+  cc_service *svc = cmd->base.svc;
+  svc->skip_conn = sc;
+  svc_publish(svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
+  svc->skip_conn = NULL;
+  svc_cmd_free(cmd);
+}
+
+void svc_cmd_mark_read(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  read_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__MarkRead *c = f->mark_read;
+  if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  cmd->at_ms = svc_now_ms(sc->svc);
+  cc_storage *st = sc->svc->opt.storage;
+  st->methods->mark_read(st, user_of(sc), str_of(c->chat_id), c->seq, on_marked, cmd);
+}
+
+/* ---- setTyping ---- */
+
+void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  svc_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__SetTyping *c = f->set_typing;
+  if (!svc_require_member(cmd, c->chat_id)) return;
+  cc_service *svc = sc->svc;
+  uint64_t retry_ns = 0;
+  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1, &retry_ns) !=
+      0) {
+    uint64_t ms = (retry_ns + 999999u) / 1000000u;
+    svc_send_error(sc, f->request_id, SVC_E(RATE_LIMITED), "too many typing signals",
+                   (uint32_t)(ms ? ms : 1));
+    svc_cmd_free(cmd);
+    return;
+  }
+  Chatcore__V1__Typing typing = CHATCORE__V1__TYPING__INIT;
+  typing.chat_id = c->chat_id;
+  typing.user_id = sc->user->id;
+  typing.state = c->state;
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  ev.event_case = CHATCORE__V1__EVENT__EVENT_TYPING;
+  ev.typing = &typing;
+  svc_publish(svc, c->chat_id, strlen(c->chat_id), &ev, sc->user);
+  Chatcore__V1__Ack ack = CHATCORE__V1__ACK__INIT;
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_SET_TYPING;
+  reply.set_typing = &ack;
+  svc_send_reply(sc, &reply);
+  svc_cmd_free(cmd);
+}
+
+/* ---- presence ---- */
+
+static void presence_event(Chatcore__V1__Presence *p, Chatcore__V1__Event *ev, char *user,
+                           int online, int64_t last_seen_ms) {
+  p->user_id = user;
+  p->state = online ? CHATCORE__V1__PRESENCE_STATE__PRESENCE_STATE_ONLINE
+                    : CHATCORE__V1__PRESENCE_STATE__PRESENCE_STATE_OFFLINE;
+  p->last_seen_ms = online ? 0 : last_seen_ms;
+  ev->event_case = CHATCORE__V1__EVENT__EVENT_PRESENCE;
+  ev->presence = p;
+}
+
+/* A user went online or offline (here or on another gateway): tell the
+ * connections following them. */
+static void on_presence_change(void *ud, cc_str user, int online, int64_t last_seen_ms) {
+  cc_service *svc = ud;
+  char key[CC_PROTOCOL_USER_ID_MAX + 16], id[CC_PROTOCOL_USER_ID_MAX + 1];
+  if (user.len > CC_PROTOCOL_USER_ID_MAX) return;
+  memcpy(id, user.ptr, user.len);
+  id[user.len] = '\0';
+  size_t kl = svc_presence_key(key, sizeof key, user.ptr, user.len);
+  Chatcore__V1__Presence p = CHATCORE__V1__PRESENCE__INIT;
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  presence_event(&p, &ev, id, online, last_seen_ms);
+  svc_publish(svc, key, kl, &ev, NULL);
+}
+
+int svc_presence_start(cc_service *svc) {
+  cc_presence *pr = svc->opt.presence;
+  if (!pr) return 0;
+  int rv = pr->methods->subscribe(pr, on_presence_change, svc, &svc->presence_sub);
+  if (rv == 0) svc->presence_subscribed = 1;
+  return rv;
+}
+
+void svc_presence_stop(cc_service *svc) {
+  cc_presence *pr = svc->opt.presence;
+  if (pr && svc->presence_subscribed) pr->methods->unsubscribe(pr, svc->presence_sub);
+  svc->presence_subscribed = 0;
+}
+
+static void on_presence_done(void *ud, int err) {
+  (void)err; /* presence is advisory: a failed update shows up as a stale state */
+  svc_op_end(ud);
+}
+
+static void presence_call(svc_conn *sc, int set) {
+  cc_service *svc = sc->svc;
+  cc_presence *pr = svc->opt.presence;
+  if (!pr) return;
+  cc_presence_device d = {user_of(sc), str_of(sc->device_id), str_of(svc->opt.gateway_id)};
+  svc_op_begin(svc);
+  if (set) {
+    sc->presence_set_ms = svc_now_ms(svc);
+    pr->methods->set(pr, &d, svc->opt.presence_ttl_ms, on_presence_done, svc);
+  } else {
+    pr->methods->clear(pr, &d, on_presence_done, svc);
+  }
+}
+
+void svc_presence_online(svc_conn *sc) {
+  presence_call(sc, 1);
+}
+
+void svc_presence_offline(svc_conn *sc) {
+  presence_call(sc, 0);
+}
+
+void svc_presence_refresh(svc_conn *sc) {
+  cc_service *svc = sc->svc;
+  if (svc->opt.presence &&
+      svc_now_ms(svc) - sc->presence_set_ms > (int64_t)svc->opt.presence_ttl_ms / 4)
+    presence_call(sc, 1);
+}
+
+typedef struct snapshot {
+  svc_conn *sc;
+  cc_service *svc;
+} snapshot;
+
+static void on_snapshot(void *ud, int err, const cc_presence_status *users, size_t n) {
+  snapshot *s = ud;
+  cc_service *svc = s->svc;
+  for (size_t i = 0; err == 0 && i < n && s->sc->conn; i++) {
+    char id[CC_PROTOCOL_USER_ID_MAX + 1];
+    if (users[i].user_id.len > CC_PROTOCOL_USER_ID_MAX) continue;
+    memcpy(id, users[i].user_id.ptr, users[i].user_id.len);
+    id[users[i].user_id.len] = '\0';
+    Chatcore__V1__Presence p = CHATCORE__V1__PRESENCE__INIT;
+    Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+    presence_event(&p, &ev, id, users[i].online, users[i].last_seen_ms);
+    svc_send_event(s->sc, &ev);
+  }
+  svc_conn_unref(s->sc);
+  cc_free(&svc->mem, s);
+  svc_op_end(svc);
+}
+
+void svc_presence_snapshot(svc_conn *sc) {
+  cc_service *svc = sc->svc;
+  cc_presence *pr = svc->opt.presence;
+  if (!pr) return;
+  cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
+  snapshot *s = cc_malloc(&svc->mem, sizeof *s);
+  if (!peers || !s) {
+    cc_free(&svc->mem, peers);
+    cc_free(&svc->mem, s);
+    return;
+  }
+  size_t n = 0;
+  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t && n < SNAPSHOT_MAX_PEERS;
+       t = cc_table_newer(&sc->user->chats, t)) {
+    const svc_chat_ref *r = (const svc_chat_ref *)t;
+    if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
+  }
+  s->sc = sc;
+  s->svc = svc;
+  svc_conn_ref(sc);
+  svc_op_begin(svc);
+  if (n > 0)
+    pr->methods->lookup(pr, peers, n, on_snapshot, s);
+  else
+    on_snapshot(s, 0, NULL, 0);
+  cc_free(&svc->mem, peers);
+}
