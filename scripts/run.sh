@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The run command (README): installs what it needs on a fresh Debian 12 machine,
-# builds chatcore-server, and starts it on 127.0.0.1:8080 with a fresh secret.
-# It prints the URL and a token for a demo user.
+# builds chatcore-server, and starts it on 127.0.0.1:8080 with a fresh secret,
+# the dev login on and its database in ./chatcore.db (kept across runs). It prints
+# the URL of the browser client.
 #   CHATCORE_SKIP_APT=1   skip apt-get (packages already installed)
 #   CHATCORE_LISTEN       address to serve on (default 127.0.0.1:8080)
+#   CHATCORE_DB           database file (default ./chatcore.db)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,11 +20,10 @@ fi
 meson compile -C build-run chatcore-server
 
 listen=${CHATCORE_LISTEN:-127.0.0.1:8080}
+db=${CHATCORE_DB:-chatcore.db}
 secret=$(openssl rand -hex 32)
-token=$(/usr/bin/python3 -c 'import sys, time, jwt
-print(jwt.encode({"sub": "alice", "exp": int(time.time()) + 86400}, sys.argv[1], algorithm="HS256"))' "$secret")
-echo "chatcore-server on ws://$listen/ws  (health: http://$listen/healthz, metrics: http://$listen/metrics)"
-echo "a token for user 'alice', valid 24 h:"
-echo "  $token"
-echo "try: /usr/bin/python3 -m websockets ws://$listen/ws?access_token=$token"
-exec build-run/examples/chatcore-server/chatcore-server --listen "$listen" --jwt-secret "$secret"
+echo "chatcore-server: open http://$listen/ in a browser and log in as any name"
+echo "  (WebSocket at ws://$listen/ws, health http://$listen/healthz, metrics http://$listen/metrics,"
+echo "   a token: curl -s -X POST -d '{\"user\":\"alice\"}' http://$listen/v1/login)"
+exec build-run/examples/chatcore-server/chatcore-server --listen "$listen" \
+  --jwt-secret "$secret" --db "$db" --dev-login
