@@ -288,11 +288,19 @@ static void conn_join(svc_conn *sc, const char *chat, size_t len) {
   }
 }
 
+/* A ready connection follows a chat it was not in (a new chat, or added). */
+static void conn_follow(svc_conn *sc, const char *chat, size_t len) {
+  conn_join(sc, chat, len);
+  cc_str peer, me = {sc->user->id, sc->user->id_len};
+  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, me, &peer))
+    svc_presence_follow(sc, peer);
+}
+
 void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
   if (!u || user_add_chat(svc, u, chat, len) <= 0) return;
   for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
-    if (sc->ready) conn_join(sc, chat, len);
+    if (sc->ready) conn_follow(sc, chat, len);
 }
 
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {

@@ -227,7 +227,9 @@ void svc_presence_offline(svc_conn *sc); /* an open connection closed */
 void svc_presence_refresh(svc_conn *sc); /* a frame arrived */
 int svc_presence_start(cc_service *svc);
 void svc_presence_stop(cc_service *svc);
-/* Sends `sc` the current presence of its user's direct peers. */
+/* Sends `sc` the current presence of its user's direct peers / of one peer it
+ * starts following. */
 void svc_presence_snapshot(svc_conn *sc);
+void svc_presence_follow(svc_conn *sc, cc_str peer);
 
 #endif

@@ -197,23 +197,12 @@ static void on_snapshot(void *ud, int err, const cc_presence_status *users, size
   svc_op_end(svc);
 }
 
-void svc_presence_snapshot(svc_conn *sc) {
+/* Looks up `peers` (borrowed for the call) and sends `sc` their states. */
+static void snapshot_send(svc_conn *sc, const cc_str *peers, size_t n) {
   cc_service *svc = sc->svc;
   cc_presence *pr = svc->opt.presence;
-  if (!pr) return;
-  cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
   snapshot *s = cc_malloc(&svc->mem, sizeof *s);
-  if (!peers || !s) {
-    cc_free(&svc->mem, peers);
-    cc_free(&svc->mem, s);
-    return;
-  }
-  size_t n = 0;
-  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t && n < SNAPSHOT_MAX_PEERS;
-       t = cc_table_newer(&sc->user->chats, t)) {
-    const svc_chat_ref *r = (const svc_chat_ref *)t;
-    if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
-  }
+  if (!s) return;
   s->sc = sc;
   s->svc = svc;
   svc_conn_ref(sc);
@@ -222,5 +211,23 @@ void svc_presence_snapshot(svc_conn *sc) {
     pr->methods->lookup(pr, peers, n, on_snapshot, s);
   else
     on_snapshot(s, 0, NULL, 0);
+}
+
+void svc_presence_snapshot(svc_conn *sc) {
+  cc_service *svc = sc->svc;
+  if (!svc->opt.presence) return;
+  cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
+  if (!peers) return;
+  size_t n = 0;
+  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t && n < SNAPSHOT_MAX_PEERS;
+       t = cc_table_newer(&sc->user->chats, t)) {
+    const svc_chat_ref *r = (const svc_chat_ref *)t;
+    if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
+  }
+  snapshot_send(sc, peers, n);
   cc_free(&svc->mem, peers);
+}
+
+void svc_presence_follow(svc_conn *sc, cc_str peer) {
+  if (sc->svc->opt.presence) snapshot_send(sc, &peer, 1);
 }
