@@ -1,6 +1,6 @@
 /* chatcore-server: the all-in-one reference server. A WebSocket gateway (JWT at
  * the handshake, RFC 6455 sessions, limits, /healthz /readyz /metrics) in front of
- * the chat service, over SQLite storage and in-process presence, on one libuv
+ * the chat service, over SQLite storage and in-process queue and presence, on one libuv
  * loop; plus the HTTP API, the browser client at / and (for demos) a login that
  * hands out tokens. Built only from libchatcore's public API.
  *
@@ -32,6 +32,7 @@ typedef struct server {
   cc_jwt_verifier *verifier;
   cc_storage *storage;
   cc_presence *presence;
+  cc_queue *queue;
   uv_timer_t presence_timer;
   cc_metrics *metrics;
   cc_service *service;
@@ -204,7 +205,8 @@ static int open_backends(server *s, const server_config *cfg) {
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_sqlite_options_free(so);
   if (rv != 0) return fail("--db", error);
-  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
+  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0 ||
+      cc_queue_memory_new(&s->queue, NULL, NULL) != 0)
     return fail("out of memory", NULL);
   return 0;
 }
@@ -229,6 +231,7 @@ static int make_gateway(server *s, const server_config *cfg) {
         so, cfg->max_message_bytes ? (uint32_t)cfg->max_message_bytes : 65536, 25000);
     if (rv == 0) rv = cc_service_options_set_storage(so, s->storage);
     if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
+    if (rv == 0) rv = cc_service_options_set_queue(so, s->queue);
     if (rv == 0) rv = cc_service_options_set_jwt(so, s->verifier);
     if (rv == 0 && (cfg->message_rate || cfg->message_burst))
       rv = cc_service_options_set_message_rate(
@@ -290,6 +293,7 @@ static void cleanup(server *s) {
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
   if (s->presence) s->presence->methods->free(s->presence);
+  if (s->queue) s->queue->methods->free(s->queue);
   cc_metrics_free(s->metrics);
   cc_jwt_verifier_free(s->verifier);
 }

@@ -11,7 +11,8 @@
  *
  * The service runs over the backend interfaces alone: a storage (chats, logs,
  * read pointers; required for every command but ping) and optionally a
- * presence (online/offline of direct-chat peers). Each message is acked to its
+ * presence (online/offline of direct-chat peers) and a queue (log entries
+ * travel through it to the connections). Each message is acked to its
  * sender once the storage reports it durable, then encoded once per encoding
  * and fanned out by reference to every open connection of every member
  * (docs/architecture.md follows one message through).
@@ -24,6 +25,7 @@
 #include <chatcore/common.h>
 #include <chatcore/gateway.h>
 #include <chatcore/presence.h>
+#include <chatcore/queue.h>
 #include <chatcore/storage.h>
 
 #ifdef __cplusplus
@@ -65,6 +67,12 @@ CC_EXTERN int cc_service_options_set_storage(cc_service_options *opt,
 CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
                                               cc_presence *presence,
                                               const char *gateway_id, uint32_t ttl_ms);
+/* The queue (borrowed, freed after the service): every log entry stored is
+ * published as a protobuf Event on "chatcore.chat.<chat id>" (with '.' in the
+ * chat id written '~'; dedupe id "<chat id>/<seq>"), and the service delivers
+ * to its connections what it receives on "chatcore.chat.>". NULL (the
+ * default): entries go straight to the connections here. */
+CC_EXTERN int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue);
 /* The token verifier for the HTTP API's Bearer tokens (borrowed; usually the
  * gateway's). NULL (the default): the HTTP API answers 503. */
 CC_EXTERN int cc_service_options_set_jwt(cc_service_options *opt,

@@ -149,7 +149,7 @@ static void announce_membership(chat_cmd *cmd) {
     Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
     ev.event_case = CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED;
     ev.membership_changed = m;
-    svc_publish(svc, cmd->chat_id, len, &ev, NULL);
+    svc_deliver_entry(svc, &ev, cmd->seq);
   }
   svc_arena_free(&a);
   for (size_t i = 0; i < cmd->n_removed; i++)

@@ -101,7 +101,7 @@ static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
     svc_arena a;
     svc_arena_init(&a, &cmd->base.svc->mem);
     Chatcore__V1__Event *ev = svc_entry_event(&a, &e);
-    if (ev) svc_publish(cmd->base.svc, e.chat_id.ptr, e.chat_id.len, ev, NULL);
+    if (ev) svc_deliver_entry(cmd->base.svc, ev, seq);
     svc_arena_free(&a);
     send_result(cmd, cmd->at_ms, 0);
   }
@@ -168,7 +168,7 @@ static void on_edited(void *ud, int err, uint64_t seq, int duplicate) {
     Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
     ev.event_case = CHATCORE__V1__EVENT__EVENT_MESSAGE_EDITED;
     ev.message_edited = &m;
-    svc_publish(cmd->base.svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
+    svc_deliver_entry(cmd->base.svc, &ev, seq);
     Chatcore__V1__EditMessageResult r = CHATCORE__V1__EDIT_MESSAGE_RESULT__INIT;
     r.chat_id = c->chat_id;
     r.seq = seq;
@@ -277,7 +277,7 @@ static void on_deleted(void *ud, int err, uint64_t seq, int duplicate) {
   Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
   ev.event_case = CHATCORE__V1__EVENT__EVENT_MESSAGE_DELETED;
   ev.message_deleted = &m;
-  svc_publish(cmd->base.svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
+  svc_deliver_entry(cmd->base.svc, &ev, seq);
   delete_result(cmd, cmd->at_ms);
   svc_cmd_free(cmd);
 }

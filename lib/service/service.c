@@ -91,6 +91,13 @@ int cc_service_options_set_presence(cc_service_options *opt, cc_presence *presen
   return 0;
 }
 
+int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue) {
+  if (!opt || (queue && (!queue->methods || queue->methods->version < 1)))
+    return CC_ERR_INVALID;
+  opt->queue = queue;
+  return 0;
+}
+
 int cc_service_options_set_jwt(cc_service_options *opt, const cc_jwt_verifier *verifier) {
   if (!opt) return CC_ERR_INVALID;
   opt->verifier = verifier;
@@ -147,6 +154,7 @@ static int make_limiter(cc_service *svc, cc_ratelimit **out, uint32_t rate,
 
 static void service_destroy(cc_service *svc) {
   svc_presence_stop(svc);
+  svc_relay_stop(svc);
   cc_fanout_free(svc->fanout[0]);
   cc_fanout_free(svc->fanout[1]);
   cc_ratelimit_free(svc->msg_limit);
@@ -175,6 +183,7 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
     rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing_rate,
                       svc->opt.typing_burst);
   if (rv == 0) rv = svc_presence_start(svc);
+  if (rv == 0) rv = svc_relay_start(svc);
   if (rv != 0) {
     service_destroy(svc);
     return rv;

@@ -8,6 +8,7 @@
  *   history.c   getHistory, sync
  *   signals.c   markRead (receipts), setTyping, presence
  *   rest.c      the HTTP API (GET /v1/chats, GET /v1/chats/{id}/messages)
+ *   relay.c     log entries to connections, through the queue when there is one
  *
  * Delivery. Each open connection of a user is subscribed (cc_fanout, one table
  * per encoding) to every chat the user is a member of, and to the presence key
@@ -27,6 +28,7 @@
 #include <chatcore/error.h>
 #include <chatcore/fanout.h>
 #include <chatcore/presence.h>
+#include <chatcore/queue.h>
 #include <chatcore/ratelimit.h>
 #include <chatcore/service.h>
 #include <chatcore/storage.h>
@@ -46,6 +48,7 @@ struct cc_service_options {
   void *mono_data;
   cc_storage *storage;   /* borrowed; NULL: only ping is served */
   cc_presence *presence; /* borrowed; may be NULL */
+  cc_queue *queue;       /* borrowed; may be NULL (entries go straight to fan-out) */
   const cc_jwt_verifier *verifier; /* borrowed; for the HTTP API */
   uint32_t msg_rate, msg_burst;       /* messages per second per user */
   uint32_t typing_rate, typing_burst; /* typing signals per second per user */
@@ -109,6 +112,8 @@ struct cc_service {
   cc_ratelimit *msg_limit, *typing_limit;
   uint64_t presence_sub;
   int presence_subscribed;
+  uint64_t relay_sub;
+  int relay_subscribed;
   const svc_user *skip_user; /* during a publish: recipients to leave out */
   const svc_conn *skip_conn;
   size_t inflight;           /* operations waiting for a backend */
@@ -215,6 +220,13 @@ int svc_is_group_id(const char *chat);
 /* The other member of direct chat `chat` as seen by `me` (pointing into `chat`);
  * 0 if `chat` is not a direct chat id. */
 int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer);
+
+/* ---- relay.c ---- */
+/* Delivers a stored log entry (`seq` in its chat) to every connection following
+ * its chat: through the queue if the service has one, else directly. */
+void svc_deliver_entry(cc_service *svc, Chatcore__V1__Event *ev, uint64_t seq);
+int svc_relay_start(cc_service *svc);
+void svc_relay_stop(cc_service *svc);
 
 /* ---- rest.c ---- */
 /* The client of a pending HTTP API request went away (`user_data` is the
