@@ -194,6 +194,7 @@ static void on_group_logged(void *ud, int err, uint64_t seq, int duplicate) {
     return;
   }
   cmd->seq = seq;
+  cmd->created = 1;
   announce_membership(cmd);
   const Chatcore__V1__CreateGroup *c = cmd->base.f->create_group;
   cc_member *members = cc_calloc(&cmd->base.svc->mem, cmd->n_added, sizeof *members);
