@@ -441,7 +441,8 @@ function noteNewEntry(chat, entry) {
   const m = entry.message;
   if (!m) return;
   chat.lastMessage = m;
-  if (m.senderId !== session.userId && seq > chat.readSeq) chat.unreadCount++;
+  // Unread, unless the user is looking at it (markReadIfVisible reports it read).
+  if (m.senderId !== session.userId && seq > chat.readSeq && !isBeingRead(chat)) chat.unreadCount++;
 }
 
 // Opens a chat's log: the newest page; older pages on demand (loadOlder).
@@ -758,10 +759,12 @@ function setReadSeq(chat, seq, unreadCount) {
 
 // The open chat is read when the page is visible: move the read pointer to its
 // newest entry (one request at a time).
+const isBeingRead = (chat) =>
+  chat.chatId === ui.openChatId && chat.applied !== null && document.visibilityState === 'visible';
+
 function markReadIfVisible() {
   const chat = chats.get(ui.openChatId);
-  if (!chat || chat.applied === null || conn.state !== 'connected') return;
-  if (document.visibilityState !== 'visible') return;
+  if (!chat || !isBeingRead(chat) || conn.state !== 'connected') return;
   const seq = chat.applied;
   if (seq <= chat.readSeq || chat.markingRead) return;
   chat.markingRead = seq;
