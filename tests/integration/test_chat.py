@@ -178,15 +178,21 @@ def test_group_of_five(chat):
             assert r.get("error", {}).get("code") in ("ERROR_CODE_NOT_MEMBER",
                                                       "ERROR_CODE_FORBIDDEN"), r
 
-            # addMembers: one entry, to every member including the added one.
-            r = await o.call("addMembers", chatId=chat_id, userIds=[dave])
-            assert r["seq"] == 17 and r["addedUserIds"] == [dave] and r["byUserId"] == owner, r
+            # addMembers: "Any member may add members"; one entry, to every member
+            # including the added one.
+            r = await members[1].call("addMembers", chatId=chat_id, userIds=[dave])
+            assert r["seq"] == 17 and r["addedUserIds"] == [dave] and r["byUserId"] == m1, r
             for c in members + [d]:
                 ev = await c.wait_event("membershipChanged", chatId=chat_id, seq=17)
                 assert ev["addedUserIds"] == [dave] and ev["removedUserIds"] == [], ev
             # Users already in the group are left out; nobody added: no seq, no entry.
             r = await o.call("addMembers", chatId=chat_id, userIds=[m1, dave])
             assert r["seq"] == 0 and r["addedUserIds"] == [], r
+
+            # "only the owner (or an admin) may remove others, and the owner cannot be
+            # removed by anyone else"
+            await members[1].fails("FORBIDDEN", "removeMembers", chatId=chat_id, userIds=[m2])
+            await members[1].fails("FORBIDDEN", "removeMembers", chatId=chat_id, userIds=[owner])
 
             # removeMembers: the removed user gets it too, as the last event of the chat.
             r = await o.call("removeMembers", chatId=chat_id, userIds=[m4])
@@ -335,10 +341,11 @@ def test_idempotent_retry(chat):
             # "Reusing a clientMsgId for a different message is answered with CONFLICT."
             await a.fails("CONFLICT", "sendMessage", chatId=chat_id, clientMsgId="retry-1",
                           text="something else")
-            # The server remembers (sender, clientMsgId): another chat is another message.
+            # The server remembers (chat, sender, clientMsgId): the same id in another
+            # chat is another message.
             other = (await a.call("createDirectChat", peerId=carol))["chat"]["chatId"]
-            await a.fails("CONFLICT", "sendMessage", chatId=other, clientMsgId="retry-1",
-                          text="once")
+            r = await a.send(other, "once", cmid="retry-1")
+            assert r["seq"] == 1 and r["duplicate"] is False, r
             # Another sender's ids are their own.
             mine = await b.send(chat_id, "once", cmid="retry-1")
             assert mine["duplicate"] is False and mine["seq"] == first["seq"] + 2, mine
@@ -460,13 +467,13 @@ def test_offline_member_catches_up(chat):
         async with Clients(chat) as cs:
             a = await cs.connect(alice)
             b = await cs.connect(bob)
+            direct = (await a.call("createDirectChat", peerId=carol))["chat"]["chatId"]
+            await a.send(direct, "are you there?")
+            await a.send(direct, "carol?")
             group = await group_with(a, [bob, carol], title="Away team")
             for n in range(3):
                 await a.send(group, f"a{n}")
                 await b.send(group, f"b{n}")
-            direct = (await a.call("createDirectChat", peerId=carol))["chat"]["chatId"]
-            await a.send(direct, "are you there?")
-            await a.send(direct, "carol?")
             await a.call("markRead", chatId=group, seq=7)
 
             c = await cs.connect(carol)  # her first connection ever
@@ -474,7 +481,7 @@ def test_offline_member_catches_up(chat):
             by_id = {ch["chatId"]: ch for ch in r["chats"]}
             assert set(by_id) == {group, direct}, r
             assert not r["hasMore"] and r["nextCursor"] == "", r
-            # "most recently active first"
+            # "ordered by chat id (bytewise)" (the group is the more recently active)
             assert [ch["chatId"] for ch in r["chats"]] == [direct, group], r
             g = by_id[group]
             assert g["kind"] == "CHAT_KIND_GROUP" and g["title"] == "Away team", g
@@ -491,6 +498,9 @@ def test_offline_member_catches_up(chat):
             assert p1["nextCursor"], p1
             p2 = await c.call("listChats", limit=1, cursor=p1["nextCursor"])
             assert [ch["chatId"] for ch in p2["chats"]] == [group] and not p2["hasMore"], p2
+            assert p2["nextCursor"] == "", "non-empty exactly when hasMore"
+            # "anything else is BAD_REQUEST"
+            await c.fails("BAD_REQUEST", "listChats", cursor="not-a-cursor")
 
             # Alice read everything in the group but sees her count of bob's messages.
             mine = {ch["chatId"]: ch for ch in (await a.call("listChats"))["chats"]}
@@ -573,11 +583,11 @@ def test_refusals_keep_the_connection_open(chat):
             await refused(a, "TOO_LARGE", "createGroup",
                           memberIds=[f"u{n}" for n in range(1025)])
 
-            # Direct chats have fixed members (FORBIDDEN; see the report: "chatId:
-            # required, a group" reads as BAD_REQUEST too).
-            r = await a.request("addMembers", chatId=direct, userIds=[mallory])
-            assert r.get("error", {}).get("code") in ("ERROR_CODE_FORBIDDEN",
-                                                      "ERROR_CODE_BAD_REQUEST"), r
+            # "Direct chats have fixed members: addMembers, removeMembers and leaveChat
+            # on them are FORBIDDEN."
+            await refused(a, "FORBIDDEN", "addMembers", chatId=direct, userIds=[mallory])
+            await refused(a, "FORBIDDEN", "removeMembers", chatId=direct, userIds=[bob])
+            await refused(a, "FORBIDDEN", "leaveChat", chatId=direct)
             assert (await a.call("getHistory", chatId=direct))["lastSeq"] == 3
 
             # Nothing refused was stored, and nothing reached mallory.
@@ -700,12 +710,20 @@ def test_presence(chat):
         async with Clients(chat) as cs:
             a = await cs.connect(alice)
             await a.call("createDirectChat", peerId=bob)
+            # "one for the peer of a direct chat created later": his current state.
+            ev = await a.wait_event("presence", userId=bob)
+            assert ev["state"] == "PRESENCE_STATE_OFFLINE", ev
             s = await cs.connect(stranger)  # shares no chat with alice
 
             b1 = await cs.connect(bob)
+            # Right after hello, one presence event per direct-chat peer.
+            ev = await b1.wait_event("presence", userId=alice)
+            assert ev["state"] == "PRESENCE_STATE_ONLINE", ev
             ev = await a.wait_event("presence", userId=bob)
             assert ev["state"] == "PRESENCE_STATE_ONLINE", ev
             b2 = await cs.connect(bob, "proto")
+            ev = await b2.wait_event("presence", userId=alice)
+            assert ev["state"] == "PRESENCE_STATE_ONLINE", ev
 
             # One of two connections closes: bob is still online.
             await b1.close()
@@ -720,6 +738,11 @@ def test_presence(chat):
             await b2.close()
             ev = await a.wait_event("presence", userId=bob, state="PRESENCE_STATE_OFFLINE")
             assert before - 5000 <= ev["lastSeenMs"] <= ms_now() + 5000, (before, ev)
+
+            # A new connection of alice hears bob's current state right after hello.
+            a2 = await cs.connect(alice)
+            ev = await a2.wait_event("presence", userId=bob)
+            assert ev["state"] == "PRESENCE_STATE_OFFLINE" and ev["lastSeenMs"] > 0, ev
 
             await s.close()
             await a.ping()
