@@ -109,6 +109,8 @@ async function freshToken() {
 
 const REQUEST_TIMEOUT_MS = 15_000;
 const PING_TIMEOUT_MS = 10_000;
+const HELLO_TIMEOUT_MS = 10_000; // from opening the socket to the hello event
+const STABLE_MS = 10_000; // a connection up this long resets the backoff
 
 const conn = {
   ws: null,
@@ -116,9 +118,11 @@ const conn = {
   stopped: true, // logged out: stay disconnected
   nextRequestId: 1,
   pending: new Map(), // requestId -> {command, resolve, reject, timer}
-  attempt: 0, // reconnects since the last hello, for the backoff
+  attempt: 0, // failed attempts since the last stable connection, for the backoff
   retryTimer: 0,
   retryAt: 0,
+  helloTimer: 0,
+  connectedAt: 0,
   heartbeatTimer: 0,
   heartbeatMs: 30_000,
   lastSentAt: 0,
@@ -143,6 +147,8 @@ async function connect() {
   url.searchParams.set('access_token', token);
   const ws = new WebSocket(url, 'chatcore.v1.json');
   conn.ws = ws;
+  conn.nextRequestId = 1; // request ids count per connection
+  conn.helloTimer = setTimeout(dropConnection, HELLO_TIMEOUT_MS);
   ws.onmessage = (ev) => {
     if (conn.ws !== ws) return;
     let frame;
@@ -164,7 +170,11 @@ async function connect() {
 
 function onClosed(code) {
   conn.ws = null;
+  clearTimeout(conn.helloTimer);
   clearInterval(conn.heartbeatTimer);
+  // A server that accepts and then drops us at once must not get a tight loop.
+  if (conn.connectedAt && Date.now() - conn.connectedAt >= STABLE_MS) conn.attempt = 0;
+  conn.connectedAt = 0;
   for (const p of conn.pending.values()) {
     clearTimeout(p.timer);
     p.reject(new RequestError('DISCONNECTED', 'the connection was lost'));
@@ -202,8 +212,9 @@ function dropConnection() {
 }
 
 function onHello(hello) {
+  clearTimeout(conn.helloTimer);
   conn.state = 'connected';
-  conn.attempt = 0;
+  conn.connectedAt = Date.now();
   conn.heartbeatMs = hello.heartbeatMs || 30_000;
   conn.lastSentAt = Date.now();
   clearInterval(conn.heartbeatTimer);
@@ -294,8 +305,9 @@ function onDisconnected() {
 // just update the chat list (last message, unread count).
 
 const HISTORY_PAGE = 50;
-const ENTRY_KINDS = ['message', 'messageEdited', 'messageDeleted', 'membershipChanged'];
-const entryBody = (entry) => entry[ENTRY_KINDS.find((k) => entry[k])];
+// An entry is an Event with one field. Kinds this client does not know (the
+// server may add some within v1) still take their seq: they apply as no-ops.
+const entryBody = (entry) => Object.values(entry)[0] || {};
 const seqOf = (entry) => num(entryBody(entry).seq);
 
 const chats = new Map(); // chatId -> chat (newChat below)
@@ -363,7 +375,10 @@ function ensureChat(chatId) {
 }
 
 function onLogEntry(chatId, entry) {
-  receiveEntries(ensureChat(chatId), [entry]);
+  const chat = ensureChat(chatId);
+  receiveEntries(chat, [entry]);
+  // Removed from a group (or left it): this was its last event for us.
+  if (entry.membershipChanged?.removedUserIds?.includes(session.userId)) dropChat(chat);
 }
 
 function receiveEntries(chat, entries) {
@@ -507,7 +522,8 @@ async function catchUp(chat) {
         return;
       }
       receiveEntries(chat, entries); // applies them and the held entries they reach
-      if (!entries.length || chat.applied === null) break;
+      // Done when the chat is whole again; stop too when a page brought nothing new.
+      if (chat.applied === null || chat.applied === after) break;
       if (!page.hasMore && !chat.held.size) break;
     }
   } catch (err) {
@@ -769,13 +785,16 @@ function markReadIfVisible() {
   if (seq <= chat.readSeq || chat.markingRead) return;
   chat.markingRead = seq;
   request('markRead', { chatId: chat.chatId, seq: String(seq) })
-    .then((r) => setReadSeq(chat, num(r.readSeq), num(r.unreadCount)))
-    .catch(ignoreDisconnect)
-    .finally(() => {
+    .then((r) => {
       chat.markingRead = 0;
-      render();
-      if (chat.applied > chat.readSeq) setTimeout(markReadIfVisible, 500);
-    });
+      setReadSeq(chat, num(r.readSeq), num(r.unreadCount));
+      markReadIfVisible(); // entries that arrived meanwhile
+    })
+    .catch((err) => {
+      chat.markingRead = 0;
+      ignoreDisconnect(err);
+    })
+    .finally(render);
 }
 
 // Presence of related users (the peers of our direct chats). Only known while
