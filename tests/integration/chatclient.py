@@ -26,6 +26,7 @@ import pathlib
 import re
 import secrets
 import signal
+import subprocess
 import tempfile
 from typing import NamedTuple, Optional
 
@@ -536,12 +537,34 @@ class ChatServer(Server):
         assert self.proc.poll() is not None
         return ChatServer(self.db_dir, *self.extra)
 
+    killed = False
+
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self.killed = True
+
+    def shut_down(self):
+        """SIGTERM, then what went wrong: a non-zero exit (a sanitizer's leak
+        report exits 1) or a sanitizer's runtime report; None if nothing."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15 * SCALE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return "did not exit within the drain timeout after SIGTERM"
+        out = self.output()
+        if not self.killed and self.proc.returncode != 0:
+            return f"exited with {self.proc.returncode}: {out[-3000:]}"
+        if "runtime error:" in out or "Sanitizer" in out:
+            return f"sanitizer report: {out[-3000:]}"
+        return None
 
     def http(self, method, path, body=None, tok=None, headers=None):
-        """One HTTP request; returns (status, parsed JSON body or raw bytes)."""
+        """One HTTP request; returns an HttpResponse (the body parsed as JSON when
+        it is JSON, else raw bytes)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
         try:
             h = dict(headers or {})
@@ -554,11 +577,24 @@ class ChatServer(Server):
             resp = conn.getresponse()
             data = resp.read()
             try:
-                return resp.status, json.loads(data)
+                data = json.loads(data)
             except ValueError:
-                return resp.status, data
+                pass
+            return HttpResponse(resp.status, data, resp.headers)
         finally:
             conn.close()
+
+
+class HttpResponse(NamedTuple):
+    status: int
+    body: object
+    headers: object  # http.client.HTTPMessage
+
+    def error_code(self):
+        """The code of the API's error body {"error": {"code", "message"}}."""
+        assert isinstance(self.body, dict) and isinstance(self.body.get("error"), dict), \
+            f"HTTP {self.status}: expected an error body, got {self.body!r}"
+        return self.body["error"]["code"].removeprefix("ERROR_CODE_")
 
 
 class ServerFactory:
@@ -585,7 +621,13 @@ class ServerFactory:
         return s
 
     def close(self):
+        """Stops every server; fails if one of them ended badly."""
+        problems = []
         for s in self.servers:
+            problem = s.shut_down()
+            if problem:
+                problems.append(f"chatcore-server on port {s.port}: {problem}")
             s.stop()
         for d in self.dirs:
             d.cleanup()
+        assert not problems, "\n".join(problems)
