@@ -662,6 +662,7 @@ def test_typing(chat):
     async def go():
         async with Clients(chat) as cs:
             a = await cs.connect(alice)
+            a2 = await cs.connect(alice)
             b = await cs.connect(bob)
             chat_id = (await a.call("createDirectChat", peerId=bob))["chat"]["chatId"]
             await a.send(chat_id, "hi")
@@ -670,6 +671,10 @@ def test_typing(chat):
             assert r == {}, r
             ev = await b.wait_event("typing", chatId=chat_id)
             assert ev == {"chatId": chat_id, "userId": alice, "state": "TYPING_STATE_STARTED"}
+            # "(not to your own other connections)"
+            await a2.ping()
+            await quiet()
+            assert [e for k, e in a2.log if k == "typing"] == []
             await a.call("setTyping", chatId=chat_id, state="TYPING_STATE_STOPPED")
             ev = await b.wait_event("typing", chatId=chat_id)
             assert ev["state"] == "TYPING_STATE_STOPPED", ev
@@ -788,6 +793,13 @@ def test_rate_limits(own_servers):
 
             log = await read_log(a, chat_id)
             assert len(messages_of(log)) == len(acked) + 2, "refused sends are not stored"
+
+            # "sendMessage + editMessage per user": edits draw on the same budget.
+            futs = [await a.submit("editMessage", chatId=chat_id, seq=1, text=f"edit {n}")
+                    for n in range(10)]
+            codes = [r["error"]["code"] if "error" in r else "ok" for r in await replies(futs)]
+            assert set(codes) <= {"ok", "ERROR_CODE_RATE_LIMITED"}, codes
+            assert codes.count("ok") <= 6 and "ERROR_CODE_RATE_LIMITED" in codes, codes
     run(go())
 
     # The defaults: 20/s with bursts of 40.
