@@ -1,7 +1,8 @@
 """End to end: the browser client that chatcore-server serves at /, in headless
 Chromium, against a real server with SQLite. Two browsers (alice, bob) chat; the
 server is killed and restarted under them; a third user (carol) is a protocol
-client written here, to fill a group with more history than one page."""
+client written here (python3-websockets), to fill a group with more history than
+one page and to edit and delete."""
 import asyncio
 import itertools
 import json
@@ -138,9 +139,10 @@ def test_two_users_chat_through_a_restart(server, browsers):
 
 # ---- a group with more than one page of history ----------------------------------
 
-def post_as(server, user, chat_id, texts):
-    """Logs in `user` with the dev login and sends `texts` to `chat_id` over the
-    protocol (python3-websockets), honouring RATE_LIMITED."""
+def as_user(server, user, commands):
+    """Logs `user` in with the dev login and sends `commands` ([(name, args)]) in
+    order over the protocol with python3-websockets; returns the results. A
+    RATE_LIMITED reply is retried after its retryAfterMs; other errors fail."""
     import websockets
 
     status, _, body = server.http("POST", "/v1/login", body={"user": user})
@@ -157,20 +159,22 @@ def post_as(server, user, chat_id, texts):
                 return frame["reply"]
 
     async def run():
+        results = []
         url = f"ws://127.0.0.1:{server.port}/ws?access_token={token}"
         async with websockets.connect(url, subprotocols=["chatcore.v1.json"]) as ws:
             assert "hello" in json.loads(await ws.recv())["event"]
-            for i, text in enumerate(texts):
+            for command, args in commands:
                 while True:
-                    reply = await call(ws, "sendMessage", {
-                        "chatId": chat_id, "clientMsgId": f"{user}-{i}", "text": text})
+                    reply = await call(ws, command, args)
                     err = reply.get("error")
                     if not err:
+                        results.append(reply[command])
                         break
-                    assert err["code"] == "ERROR_CODE_RATE_LIMITED", reply
+                    assert err["code"] == "ERROR_CODE_RATE_LIMITED", (command, reply)
                     await asyncio.sleep(max(err.get("retryAfterMs", 100), 50) / 1000)
+        return results
 
-    asyncio.run(asyncio.wait_for(run(), WAIT_S * 2))
+    return asyncio.run(asyncio.wait_for(run(), WAIT_S * 2))
 
 
 def test_group_and_scroll_back(server, browsers):
@@ -188,21 +192,30 @@ def test_group_and_scroll_back(server, browsers):
     wait_until(lambda: any("carol" in e and "bob" in e for e in alice.system_entries()),
                "alice: the membership entry adding bob and carol")
 
-    # carol writes 70 messages: more than one page (50) of history.
+    # carol writes 70 messages (more than one page of history: 50), then edits the
+    # last one and deletes the one before.
     texts = [f"carol {i}" for i in range(1, 71)]
-    post_as(server, "carol", group, texts)
+    sent = as_user(server, "carol", [
+        ("sendMessage", {"chatId": group, "clientMsgId": f"carol-{i}", "text": t})
+        for i, t in enumerate(texts)])
+    as_user(server, "carol", [
+        ("editMessage", {"chatId": group, "seq": sent[69]["seq"], "text": "carol 70, edited"}),
+        ("deleteMessage", {"chatId": group, "seq": sent[68]["seq"]})])
+    final = texts[:68] + ["message deleted", "carol 70, edited"]
+    wait_until(lambda: alice.texts() == final,
+               "alice (group open): all 70 live, in order, with the edit and the deletion")
     wait_until(lambda: bob.chat_items().get(group) == {
         "name": "Release crew", "unread": 70, "presence": None},
         "bob: the group in his list with 70 unread")
-    wait_until(lambda: alice.texts() == texts, "alice (group open): all 70 live, in order")
 
-    # bob opens it: the newest page; scrolling back loads the rest.
+    # bob opens it: the newest page (entries 24-73: 48 messages, the edit, the
+    # deletion), then scrolling back loads the rest.
     bob.open_chat(group)
-    wait_until(lambda: bob.texts() == texts[20:], "bob: the newest 50 messages")
+    wait_until(lambda: bob.texts() == final[22:], "bob: the newest page, in its current state")
     wait_until(lambda: bob.chat_items()[group]["unread"] == 0, "bob: all read")
     wait_until(lambda: bob.el("load-older").is_displayed(), "bob: 'Load older messages'")
     bob.js('document.getElementById("messages").scrollTop = 0;')  # the user scrolls up
-    wait_until(lambda: bob.texts() == texts, "bob: all 70 after scrolling back")
+    wait_until(lambda: bob.texts() == final, "bob: all 70 after scrolling back")
     wait_until(lambda: not bob.el("load-older").is_displayed(), "bob: nothing older left")
     assert bob.first_entry() == "system-entry", "bob: the group's first entry (members)"
     assert any("carol" in e for e in bob.system_entries())

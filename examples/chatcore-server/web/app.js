@@ -439,12 +439,18 @@ function applyEntry(chat, entry) {
       target.text = '';
       target.hasPayload = false;
     }
+    if (num(chat.lastMessage?.seq) === target.seq) {
+      chat.lastMessage = { ...chat.lastMessage, text: target.text, deleted: target.deleted };
+    }
   } else if (entry.membershipChanged) {
     const x = entry.membershipChanged;
     const added = x.addedUserIds || [];
     const removed = x.removedUserIds || [];
-    chat.items.set(num(x.seq), { type: 'membership', seq: num(x.seq), added, removed, by: x.byUserId || '' });
-    chat.memberIds = [...new Set([...chat.memberIds, ...added])].filter((u) => !removed.includes(u));
+    const seq = num(x.seq);
+    chat.items.set(seq, { type: 'membership', seq, added, removed, by: x.byUserId || '' });
+    const members = new Set([...chat.memberIds, ...added]);
+    for (const u of removed) members.delete(u);
+    chat.memberIds = [...members];
   }
 }
 
@@ -514,7 +520,11 @@ async function catchUp(chat) {
   try {
     for (;;) {
       const after = chat.applied;
-      const page = await request('getHistory', { chatId: chat.chatId, afterSeq: String(after), limit: 200 });
+      const page = await request('getHistory', {
+        chatId: chat.chatId,
+        afterSeq: String(after),
+        limit: 200,
+      });
       const entries = page.entries || [];
       // The entries right after `applied` no longer exist (retention): reload.
       if (num(page.firstSeq) > after + 1 || (entries.length && seqOf(entries[0]) > after + 1)) {
@@ -717,7 +727,9 @@ function onComposerInput() {
   if (typing.chatId !== chat.chatId || now - typing.sentAt >= TYPING_REFRESH_MS) {
     typing.chatId = chat.chatId;
     typing.sentAt = now;
-    request('setTyping', { chatId: chat.chatId, state: 'TYPING_STATE_STARTED' }).catch(ignoreDisconnect);
+    request('setTyping', { chatId: chat.chatId, state: 'TYPING_STATE_STARTED' }).catch(
+      ignoreDisconnect,
+    );
   }
   clearTimeout(typing.idleTimer);
   typing.idleTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
@@ -814,7 +826,7 @@ function onPresence(p) {
 // State changes call render(); the page is redrawn once per turn of the event
 // loop, from the state above.
 
-const ui = { openChatId: null, scrollToBottom: false };
+const ui = { openChatId: null, scrollToBottom: false, shown: '' };
 
 let renderQueued = false;
 function render() {
@@ -854,7 +866,8 @@ function presenceText(userId) {
   const p = presence.get(userId);
   if (!p) return { state: 'unknown', text: '' };
   if (p.online) return { state: 'online', text: 'online' };
-  return { state: 'offline', text: p.lastSeenMs ? `offline, last seen ${timeOf(p.lastSeenMs)}` : 'offline' };
+  const seen = p.lastSeenMs ? `, last seen ${timeOf(p.lastSeenMs)}` : '';
+  return { state: 'offline', text: `offline${seen}` };
 }
 
 function lastActivity(chat) {
@@ -879,7 +892,9 @@ function drawChatList() {
           class: chat.chatId === ui.openChatId ? 'active' : '',
           tabindex: 0,
         },
-        direct ? el('span', { class: 'dot', 'data-presence': presenceText(chat.peerId).state }) : null,
+        direct
+          ? el('span', { class: 'dot', 'data-presence': presenceText(chat.peerId).state })
+          : null,
         el('span', { class: 'chat-name', 'data-testid': 'chat-name' }, chatName(chat)),
         el('span', { class: 'preview' }, preview),
         chat.unreadCount
@@ -901,29 +916,39 @@ function drawOpenChat() {
   if (!chat) return;
 
   $('chat-title').textContent = chatName(chat);
-  const pres = chat.kind === 'CHAT_KIND_DIRECT' ? presenceText(chat.peerId) : { state: 'group', text: '' };
-  $('peer-presence').textContent =
-    chat.kind === 'CHAT_KIND_DIRECT' ? pres.text : `${chat.memberIds.length || ''} members`;
-  $('peer-presence').dataset.state = pres.state;
-
-  const box = $('messages');
-  const fromBottom = box.scrollHeight - box.scrollTop - box.clientHeight;
-
-  const rows = [...chat.items.values()].sort((a, b) => a.seq - b.seq).map(drawItem);
-  for (const item of outbox) {
-    if (item.chatId !== chat.chatId) continue;
-    if (item.state === 'acked' && chat.applied !== null && item.seq <= chat.applied) continue;
-    rows.push(drawPending(item));
+  if (chat.kind === 'CHAT_KIND_DIRECT') {
+    const pres = presenceText(chat.peerId);
+    $('peer-presence').textContent = pres.text;
+    $('peer-presence').dataset.state = pres.state;
+  } else {
+    const n = chat.memberIds.length;
+    $('peer-presence').textContent = n ? `${n} members` : '';
+    $('peer-presence').dataset.state = 'group';
   }
-  $('message-list').replaceChildren(...rows);
+
+  // The list is rebuilt only when what it shows changed, so that typing and
+  // presence events leave the user's selection and scroll position alone.
+  const items = [...chat.items.values()].sort((a, b) => a.seq - b.seq);
+  const pending = outbox.filter(
+    (item) =>
+      item.chatId === chat.chatId &&
+      !(item.state === 'acked' && chat.applied !== null && item.seq <= chat.applied),
+  );
+  const shown = JSON.stringify([chat.chatId, items, pending]);
+  const box = $('messages');
+  if (shown !== ui.shown) {
+    ui.shown = shown;
+    const fromBottom = box.scrollHeight - box.scrollTop - box.clientHeight;
+    $('message-list').replaceChildren(...items.map(drawItem), ...pending.map(drawPending));
+    // Stay at the bottom when we were there; otherwise keep what the user looks
+    // at in place, also when older messages were added above.
+    if (fromBottom < 40) box.scrollTop = box.scrollHeight;
+    else box.scrollTop = box.scrollHeight - box.clientHeight - fromBottom;
+  }
+  if (ui.scrollToBottom) box.scrollTop = box.scrollHeight; // just opened, or sent
+  ui.scrollToBottom = false;
   $('message-list').dataset.loaded = chat.applied === null ? 'false' : 'true';
   $('load-older').hidden = !chat.hasOlder;
-
-  // Stay at the bottom when we were there (or just sent / opened); otherwise keep
-  // what the user looks at in place, also when older messages were added above.
-  if (ui.scrollToBottom || fromBottom < 40) box.scrollTop = box.scrollHeight;
-  else box.scrollTop = box.scrollHeight - box.clientHeight - fromBottom;
-  ui.scrollToBottom = false;
 
   $('read-by').textContent = readByText(chat);
   const typists = [...chat.typing.keys()];
@@ -943,10 +968,13 @@ function drawItem(item) {
           : `${item.by} removed ${item.removed.join(', ')}`,
       );
     }
-    return el('li', { class: 'system', 'data-testid': 'system-entry', 'data-seq': item.seq }, parts.join('; '));
+    const attrs = { class: 'system', 'data-testid': 'system-entry', 'data-seq': item.seq };
+    return el('li', attrs, parts.join('; '));
   }
   const mine = item.senderId === session.userId;
-  const text = item.deleted ? 'message deleted' : item.text || (item.hasPayload ? '(attachment)' : '');
+  let text = item.text || (item.hasPayload ? '(attachment)' : '');
+  if (item.deleted) text = 'message deleted';
+  const edited = item.editedAtMs && !item.deleted ? ' (edited)' : '';
   return el(
     'li',
     {
@@ -958,12 +986,17 @@ function drawItem(item) {
     },
     el('span', { class: 'sender', 'data-testid': 'message-sender' }, item.senderId),
     el('span', { class: 'text', 'data-testid': 'message-text' }, text),
-    el('span', { class: 'time' }, timeOf(item.sentAtMs) + (item.editedAtMs && !item.deleted ? ' (edited)' : '')),
+    el('span', { class: 'time' }, timeOf(item.sentAtMs) + edited),
   );
 }
 
 function drawPending(item) {
-  const status = { queued: 'waiting to send', sending: 'sending…', acked: 'sent', failed: `not sent: ${item.error}` };
+  const status = {
+    queued: 'waiting to send',
+    sending: 'sending…',
+    acked: 'sent',
+    failed: `not sent: ${item.error}`,
+  };
   return el(
     'li',
     {
@@ -983,7 +1016,9 @@ function drawPending(item) {
 function readByText(chat) {
   let newestMine = 0;
   for (const item of chat.items.values()) {
-    if (item.type === 'message' && item.senderId === session.userId) newestMine = Math.max(newestMine, item.seq);
+    if (item.type === 'message' && item.senderId === session.userId) {
+      newestMine = Math.max(newestMine, item.seq);
+    }
   }
   if (!newestMine) return '';
   const readers = [...chat.readBy].filter(([, seq]) => seq >= newestMine).map(([user]) => user);
