@@ -10,14 +10,16 @@
  * Subscribers hear of TRANSITIONS only: a user going online (their first
  * device) or offline (their last device cleared or expired), from any gateway
  * sharing the backend; never of a refresh or of a second device. Each
- * subscriber hears the transitions of one user in the order they happened.
+ * subscriber hears the transitions made through one presence instance in the
+ * order they happened.
  *
  * A backend is a struct that begins with `const cc_presence_methods *methods`
  * (as cc_storage). The caller checks `version >= N && slot != NULL` before using
  * a slot added in version N.
  *
- * Calls complete through a callback, which a backend may call before returning
- * (the memory backend does) or later, from the thread that made the call.
+ * Calls take effect in the order they are made, and complete through a
+ * callback, which a backend may call before returning (the memory backend
+ * does) or later, from the thread that made the call.
  * Pointers passed in are borrowed for the duration of the call only. Pointers
  * passed to a callback are valid only during that callback. Callbacks may call
  * the presence again (even its `free`).
@@ -123,9 +125,10 @@ struct cc_presence {
  * change callback, whose transitions are heard once that callback returns
  * (so a subscriber that reacts by calling in never recurses). Not thread-safe.
  *
- * Expiry is checked at the start of every call (with the monotonic clock), and
- * by cc_presence_memory_expire(), which the owner calls from a timer so that
- * subscribers hear of expired users without waiting for the next call.
+ * Expiry is checked (with the monotonic clock) at the start of every set,
+ * clear and lookup, and by cc_presence_memory_expire(), which the owner calls
+ * from a timer so that subscribers hear of expired users without waiting for
+ * the next call.
  * Offline users' last_seen_ms is remembered for the `max_offline_users` that
  * went offline most recently; older ones are forgotten (reported as 0). */
 typedef struct cc_presence_memory_options cc_presence_memory_options;
@@ -137,15 +140,15 @@ CC_EXTERN int cc_presence_memory_options_new(cc_presence_memory_options **out);
 CC_EXTERN void cc_presence_memory_options_free(cc_presence_memory_options *opt);
 /* How many offline users' last_seen_ms to remember (0: none). CC_ERR_INVALID
  * if opt is NULL. */
-CC_EXTERN int cc_presence_memory_options_set_max_offline_users(
-    cc_presence_memory_options *opt, size_t max_offline_users);
+CC_EXTERN int
+cc_presence_memory_options_set_max_offline_users(cc_presence_memory_options *opt,
+                                                 size_t max_offline_users);
 /* Monotonic clock in ns, for TTLs; fn NULL restores the default. */
 CC_EXTERN int cc_presence_memory_options_set_clock(cc_presence_memory_options *opt,
                                                    cc_clock_fn fn, void *user_data);
 /* Unix-time clock in ns, for last_seen_ms; fn NULL restores the default. */
 CC_EXTERN int cc_presence_memory_options_set_wall_clock(cc_presence_memory_options *opt,
-                                                        cc_clock_fn fn,
-                                                        void *user_data);
+                                                        cc_clock_fn fn, void *user_data);
 
 /* Makes an empty memory presence. `opt` copied (NULL: defaults); `mem` copied
  * (NULL: default). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error.

@@ -30,8 +30,9 @@
  *
  * A backend is a struct that begins with `const cc_queue_methods *methods` (as
  * cc_storage). The caller checks `version >= N && slot != NULL` before using a
- * slot added in version N. Calls complete through a callback, which a backend
- * may call before returning or later, from the thread that made the call;
+ * slot added in version N. Calls take effect in the order they are made, and
+ * complete through a callback, which a backend may call before returning or
+ * later, from the thread that made the call;
  * handlers also run on that thread. Pointers passed in are borrowed for the
  * duration of the call only. Handlers and callbacks may call the queue again
  * (even its `free`).

@@ -1,0 +1,632 @@
+/* The memory queue backend (contract: include/chatcore/queue.h).
+ *
+ * Layout:
+ *  - subscriptions by id (a table), and by pattern: a literal pattern is an
+ *    entry of the `literals` table (subject -> its subscriptions), so a publish
+ *    finds them with one lookup; patterns with wildcards are on one list that
+ *    every publish matches against.
+ *  - groups: a table name -> group, shared by its members, holding the
+ *    round-robin counter.
+ *  - a publish copies subject and data once into a reference-counted payload;
+ *    each delivery is a small struct pointing at it, queued on one FIFO that the
+ *    outermost call drains. A delivered message sits on the `outstanding` list
+ *    until acked, so free can release what was never acked.
+ *  - dedupe ids: a table in first-publish order (its LRU list, never touched),
+ *    so the expired and the surplus ones are at its oldest end.
+ *
+ * Every publish allocates all it needs (payload, deliveries, dedupe entry)
+ * before it changes anything, so a CC_ERR_NOMEM delivers nothing and leaves no
+ * dedupe id behind. Handlers and callbacks may call back in (even free the
+ * queue: the release then waits for the outermost call to return). */
+#include <chatcore/error.h>
+#include <chatcore/queue.h>
+
+#include "core/clock.h"
+#include "core/mem.h"
+#include "core/table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SUBJECT_LEN 65535u
+#define MAX_DEDUPE_LEN 65535u
+#define MAX_GROUP_LEN 255u
+#define NS_PER_MS 1000000u
+
+struct cc_queue_memory_options {
+  uint64_t window_ms;
+  size_t max_ids;
+  cc_clock_fn clock;
+  void *clock_data;
+};
+
+typedef struct payload {
+  size_t refs; /* deliveries not yet acked or dropped */
+  size_t subject_len, len;
+  char bytes[]; /* subject, then data */
+} payload;
+
+typedef struct delivery {
+  cc_queue_msg msg;             /* first: what the handler gets */
+  struct delivery *prev, *next; /* the FIFO (next only), then `outstanding` */
+  payload *pl;
+  uint64_t sub_id;
+} delivery;
+
+typedef struct group {
+  cc_tnode node; /* in mqueue.groups; key = name */
+  size_t members;
+  uint64_t turn; /* round-robin counter */
+  char name[];
+} group;
+
+/* Subscriptions in subscription order. */
+typedef struct sublist {
+  struct sub *head, *tail;
+} sublist;
+
+typedef struct literal {
+  cc_tnode node; /* in mqueue.literals; key = subject */
+  sublist subs;
+  char subject[];
+} literal;
+
+typedef struct sub {
+  cc_tnode node; /* in mqueue.subs; key = &id */
+  uint64_t id;
+  cc_queue_handler_fn handler;
+  void *user_data;
+  group *group;            /* NULL: gets every message */
+  literal *literal;        /* NULL: a wildcard pattern, on mqueue.wild */
+  struct sub *prev, *next; /* in literal->subs or mqueue.wild */
+  size_t pattern_len;
+  char pattern[];
+} sub;
+
+typedef struct dedupe {
+  cc_tnode node; /* in mqueue.dedupe; key = id */
+  uint64_t expires_ns;
+  char id[];
+} dedupe;
+
+typedef struct mqueue {
+  cc_queue base; /* first: the cc_queue * handed out is this struct */
+  cc_mem mem;
+  cc_queue_memory_options opt;
+  cc_table subs;
+  cc_table literals;
+  cc_table groups;
+  cc_table dedupe;
+  sublist wild;
+  uint64_t next_id;
+  delivery *head, *tail; /* to deliver */
+  delivery outstanding;  /* sentinel of the delivered, unacked list */
+  sub **match;           /* scratch: the subscriptions one publish matches */
+  size_t match_cap;
+  unsigned depth; /* calls and callbacks running */
+  int closing;    /* free was called during a callback */
+} mqueue;
+
+/* ---- options ---- */
+
+static void options_defaults(cc_queue_memory_options *o) {
+  o->window_ms = 120000;
+  o->max_ids = 1000000;
+  o->clock = cc_clock_monotonic_hook;
+  o->clock_data = NULL;
+}
+
+int cc_queue_memory_options_new(cc_queue_memory_options **out) {
+  if (!out) return CC_ERR_INVALID;
+  cc_queue_memory_options *o = cc_malloc(cc_mem_default(), sizeof *o);
+  if (!o) return CC_ERR_NOMEM;
+  options_defaults(o);
+  *out = o;
+  return 0;
+}
+
+void cc_queue_memory_options_free(cc_queue_memory_options *opt) {
+  cc_free(cc_mem_default(), opt);
+}
+
+int cc_queue_memory_options_set_dedupe_window_ms(cc_queue_memory_options *opt,
+                                                 uint64_t ms) {
+  if (!opt || ms < 1 || ms > UINT64_MAX / NS_PER_MS / 2) return CC_ERR_INVALID;
+  opt->window_ms = ms;
+  return 0;
+}
+
+int cc_queue_memory_options_set_max_dedupe_ids(cc_queue_memory_options *opt,
+                                               size_t max_ids) {
+  if (!opt || max_ids < 1) return CC_ERR_INVALID;
+  opt->max_ids = max_ids;
+  return 0;
+}
+
+int cc_queue_memory_options_set_clock(cc_queue_memory_options *opt, cc_clock_fn fn,
+                                      void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->clock = fn ? fn : cc_clock_monotonic_hook;
+  opt->clock_data = fn ? user_data : NULL;
+  return 0;
+}
+
+/* ---- subjects ---- */
+
+static int bad_byte(char c) {
+  return c == '.' || c == '*' || c == '>' || c == '\0' || c == ' ' || c == '\t' ||
+         c == '\r' || c == '\n';
+}
+
+/* 1 if `s` is a valid subject (wild 0) or pattern (wild 1), see queue.h. With
+ * a pattern, *is_literal says whether it has no wildcard. */
+static int valid_subject(cc_str s, int wild, int *is_literal) {
+  if (!s.ptr || s.len == 0 || s.len > MAX_SUBJECT_LEN) return 0;
+  int lit = 1;
+  size_t start = 0;
+  for (size_t i = 0; i <= s.len; i++) {
+    if (i < s.len && s.ptr[i] != '.') continue;
+    size_t n = i - start;
+    const char *t = s.ptr + start;
+    if (n == 0) return 0;
+    if (wild && n == 1 && (*t == '*' || *t == '>')) {
+      if (*t == '>' && i != s.len) return 0; /* '>' only last */
+      lit = 0;
+    } else {
+      for (size_t j = 0; j < n; j++)
+        if (bad_byte(t[j])) return 0;
+    }
+    start = i + 1;
+  }
+  if (is_literal) *is_literal = lit;
+  return 1;
+}
+
+static int valid_group(cc_str g) {
+  if (g.len == 0) return 1;
+  if (!g.ptr || g.len > MAX_GROUP_LEN) return 0;
+  for (size_t i = 0; i < g.len; i++) {
+    char c = g.ptr[i];
+    if (c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n') return 0;
+  }
+  return 1;
+}
+
+/* Whether pattern `p` matches subject `s` (both valid). */
+static int matches(const char *p, size_t pl, const char *s, size_t sl) {
+  size_t i = 0, j = 0;
+  for (;;) {
+    size_t pe = i, se = j;
+    while (pe < pl && p[pe] != '.')
+      pe++;
+    if (pe - i == 1 && p[i] == '>') return 1; /* the rest: at least one token */
+    while (se < sl && s[se] != '.')
+      se++;
+    int star = pe - i == 1 && p[i] == '*';
+    if (!star && (pe - i != se - j || memcmp(p + i, s + j, pe - i) != 0)) return 0;
+    if (pe == pl || se == sl) return pe == pl && se == sl;
+    i = pe + 1;
+    j = se + 1;
+  }
+}
+
+/* ---- deliveries ---- */
+
+static void release(mqueue *q, delivery *d) {
+  if (--d->pl->refs == 0) cc_free(&q->mem, d->pl);
+  cc_free(&q->mem, d);
+}
+
+static sub *find_sub(const mqueue *q, uint64_t id) {
+  uint64_t h = cc_table_hash(&q->subs, &id, sizeof id);
+  return (sub *)cc_table_find(&q->subs, h, &id, sizeof id);
+}
+
+/* Delivers queued messages until none is left or the queue is being freed. */
+static void drain(mqueue *q) {
+  while (q->head && !q->closing) {
+    delivery *d = q->head;
+    q->head = d->next;
+    if (!q->head) q->tail = NULL;
+    const sub *s = find_sub(q, d->sub_id);
+    if (!s) { /* unsubscribed since: at-most-once, so it is dropped */
+      release(q, d);
+      continue;
+    }
+    d->prev = &q->outstanding;
+    d->next = q->outstanding.next;
+    q->outstanding.next->prev = d;
+    q->outstanding.next = d;
+    q->depth++;
+    s->handler(s->user_data, &d->msg);
+    q->depth--;
+  }
+}
+
+static void destroy(mqueue *q);
+
+/* Every method that calls out runs between enter() and leave(). The outermost
+ * leave delivers what was published from callbacks and handlers, then
+ * releases the queue if free was called meanwhile. Nothing may touch `q`
+ * after leave(). */
+static void enter(mqueue *q) {
+  q->depth++;
+}
+
+static void leave(mqueue *q) {
+  if (q->depth > 1) {
+    q->depth--;
+    return;
+  }
+  drain(q);
+  q->depth = 0;
+  if (q->closing) destroy(q);
+}
+
+/* ---- publish ---- */
+
+static uint64_t now_ns(const mqueue *q) {
+  return q->opt.clock(q->opt.clock_data);
+}
+
+/* Forgets the dedupe ids whose window has passed, and the oldest ones beyond
+ * `keep`. */
+static void forget_old_ids(mqueue *q, uint64_t now, size_t keep) {
+  for (;;) {
+    dedupe *d = (dedupe *)cc_table_oldest(&q->dedupe);
+    if (!d || (d->expires_ns > now && q->dedupe.count <= keep)) return;
+    cc_table_remove(&q->dedupe, &d->node);
+    cc_free(&q->mem, d);
+  }
+}
+
+/* Appends `s` to the scratch match list at *n. 0 or CC_ERR_NOMEM. */
+static int add_match(mqueue *q, size_t *n, sub *s) {
+  if (*n == q->match_cap) {
+    size_t cap = q->match_cap ? q->match_cap * 2 : 16;
+    sub **a = cc_realloc(&q->mem, q->match, cap * sizeof *a);
+    if (!a) return CC_ERR_NOMEM;
+    q->match = a;
+    q->match_cap = cap;
+  }
+  q->match[(*n)++] = s;
+  return 0;
+}
+
+/* Members of one group together, in subscription order within it. */
+static int by_group(const void *a, const void *b) {
+  const sub *x = *(const sub *const *)a, *y = *(const sub *const *)b;
+  if (x->group != y->group) return (uintptr_t)x->group < (uintptr_t)y->group ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Fills q->match[0..*n) with the subscriptions that receive a message on
+ * `subject`: every one without a group, and one member of each group (not yet
+ * advancing its turn). 0 or CC_ERR_NOMEM. */
+static int recipients(mqueue *q, cc_str subject, size_t *out_n) {
+  size_t n = 0, grouped = 0;
+  uint64_t h = cc_table_hash(&q->literals, subject.ptr, subject.len);
+  const literal *lit =
+      (const literal *)cc_table_find(&q->literals, h, subject.ptr, subject.len);
+  for (sub *s = lit ? lit->subs.head : NULL; s; s = s->next)
+    if (add_match(q, &n, s) != 0) return CC_ERR_NOMEM;
+  for (sub *s = q->wild.head; s; s = s->next)
+    if (matches(s->pattern, s->pattern_len, subject.ptr, subject.len) &&
+        add_match(q, &n, s) != 0)
+      return CC_ERR_NOMEM;
+  /* Plain subscriptions first, then the grouped ones, grouped. */
+  size_t plain = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (q->match[i]->group) continue;
+    sub *t = q->match[plain];
+    q->match[plain++] = q->match[i];
+    q->match[i] = t;
+  }
+  grouped = n - plain;
+  if (grouped > 1) qsort(q->match + plain, grouped, sizeof *q->match, by_group);
+  size_t k = plain;
+  for (size_t i = plain; i < n;) {
+    size_t j = i;
+    while (j < n && q->match[j]->group == q->match[i]->group)
+      j++;
+    q->match[k++] = q->match[i + (size_t)(q->match[i]->group->turn % (j - i))];
+    i = j;
+  }
+  *out_n = k;
+  return 0;
+}
+
+static int do_publish(mqueue *q, cc_str subject, const uint8_t *data, size_t len,
+                      cc_str dedupe_id, int *dup) {
+  if (!valid_subject(subject, 0, NULL) || (len && !data) ||
+      (dedupe_id.len && !dedupe_id.ptr) || dedupe_id.len > MAX_DEDUPE_LEN)
+    return CC_ERR_INVALID;
+  if (q->closing) return CC_ERR_CLOSED;
+  if (len > SIZE_MAX - sizeof(payload) - subject.len) return CC_ERR_TOO_LARGE;
+  uint64_t now = now_ns(q), h = 0;
+  if (dedupe_id.len) {
+    forget_old_ids(q, now, SIZE_MAX);
+    h = cc_table_hash(&q->dedupe, dedupe_id.ptr, dedupe_id.len);
+    if (cc_table_find(&q->dedupe, h, dedupe_id.ptr, dedupe_id.len)) {
+      *dup = 1;
+      return 0;
+    }
+  }
+  size_t n;
+  if (recipients(q, subject, &n) != 0) return CC_ERR_NOMEM;
+  payload *pl = NULL;
+  delivery *first = NULL, *last = NULL;
+  dedupe *dd = NULL;
+  if (n) {
+    pl = cc_malloc(&q->mem, sizeof *pl + subject.len + len);
+    if (!pl) goto fail;
+    pl->refs = n;
+    pl->subject_len = subject.len;
+    pl->len = len;
+    memcpy(pl->bytes, subject.ptr, subject.len);
+    if (len) memcpy(pl->bytes + subject.len, data, len);
+    for (size_t i = 0; i < n; i++) {
+      delivery *d = cc_malloc(&q->mem, sizeof *d);
+      if (!d) goto fail;
+      d->msg.subject.ptr = pl->bytes;
+      d->msg.subject.len = subject.len;
+      d->msg.data = (const uint8_t *)pl->bytes + subject.len;
+      d->msg.len = len;
+      d->pl = pl;
+      d->sub_id = q->match[i]->id;
+      d->prev = NULL;
+      d->next = NULL;
+      if (last)
+        last->next = d;
+      else
+        first = d;
+      last = d;
+    }
+  }
+  if (dedupe_id.len) {
+    dd = cc_malloc(&q->mem, sizeof *dd + dedupe_id.len);
+    if (!dd) goto fail;
+    memcpy(dd->id, dedupe_id.ptr, dedupe_id.len);
+    dd->node.key = (const uint8_t *)dd->id;
+    dd->node.key_len = (uint32_t)dedupe_id.len;
+    dd->node.hash = h;
+    dd->expires_ns = now + q->opt.window_ms * NS_PER_MS;
+    if (cc_table_insert(&q->dedupe, &dd->node) != 0) goto fail;
+    forget_old_ids(q, now, q->opt.max_ids); /* the oldest, if over the cap */
+  }
+  for (size_t i = 0; i < n; i++)
+    if (q->match[i]->group) q->match[i]->group->turn++;
+  if (last) {
+    if (q->tail)
+      q->tail->next = first;
+    else
+      q->head = first;
+    q->tail = last;
+  }
+  return 0;
+fail:
+  while (first) {
+    delivery *d = first;
+    first = d->next;
+    cc_free(&q->mem, d);
+  }
+  cc_free(&q->mem, pl);
+  cc_free(&q->mem, dd);
+  return CC_ERR_NOMEM;
+}
+
+static void m_publish(cc_queue *base, cc_str subject, const uint8_t *data, size_t len,
+                      cc_str dedupe_id, cc_queue_publish_cb cb, void *user_data) {
+  mqueue *q = (mqueue *)base;
+  int dup = 0;
+  enter(q);
+  int rv = do_publish(q, subject, data, len, dedupe_id, &dup);
+  if (q->depth == 1) drain(q); /* the outermost call delivers before completing */
+  if (cb) {
+    q->depth++;
+    cb(user_data, rv, rv == 0 && dup);
+    q->depth--;
+  }
+  leave(q);
+}
+
+/* ---- subscriptions ---- */
+
+/* Finds or makes group `name`, one member more. NULL: out of memory. */
+static group *join_group(mqueue *q, cc_str name) {
+  uint64_t h = cc_table_hash(&q->groups, name.ptr, name.len);
+  group *g = (group *)cc_table_find(&q->groups, h, name.ptr, name.len);
+  if (!g) {
+    g = cc_calloc(&q->mem, 1, sizeof *g + name.len);
+    if (!g) return NULL;
+    memcpy(g->name, name.ptr, name.len);
+    g->node.key = (const uint8_t *)g->name;
+    g->node.key_len = (uint32_t)name.len;
+    g->node.hash = h;
+    if (cc_table_insert(&q->groups, &g->node) != 0) {
+      cc_free(&q->mem, g);
+      return NULL;
+    }
+  }
+  g->members++;
+  return g;
+}
+
+static void leave_group(mqueue *q, group *g) {
+  if (!g || --g->members) return;
+  cc_table_remove(&q->groups, &g->node);
+  cc_free(&q->mem, g);
+}
+
+/* Finds or makes the entry of literal subject `s`. NULL: out of memory. */
+static literal *get_literal(mqueue *q, cc_str s) {
+  uint64_t h = cc_table_hash(&q->literals, s.ptr, s.len);
+  literal *l = (literal *)cc_table_find(&q->literals, h, s.ptr, s.len);
+  if (l) return l;
+  l = cc_calloc(&q->mem, 1, sizeof *l + s.len);
+  if (!l) return NULL;
+  memcpy(l->subject, s.ptr, s.len);
+  l->node.key = (const uint8_t *)l->subject;
+  l->node.key_len = (uint32_t)s.len;
+  l->node.hash = h;
+  if (cc_table_insert(&q->literals, &l->node) != 0) {
+    cc_free(&q->mem, l);
+    return NULL;
+  }
+  return l;
+}
+
+/* Takes `s` off its pattern list (dropping an emptied literal entry) and out of
+ * its group. */
+static void unlink_sub(mqueue *q, sub *s) {
+  sublist *l = s->literal ? &s->literal->subs : &q->wild;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    l->head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    l->tail = s->prev;
+  if (s->literal && !s->literal->subs.head) {
+    cc_table_remove(&q->literals, &s->literal->node);
+    cc_free(&q->mem, s->literal);
+  }
+  leave_group(q, s->group);
+}
+
+static int m_subscribe(cc_queue *base, cc_str pattern, cc_str group_name,
+                       cc_queue_handler_fn handler, void *user_data, uint64_t *out_id) {
+  mqueue *q = (mqueue *)base;
+  int lit;
+  if (!handler || !valid_subject(pattern, 1, &lit) || !valid_group(group_name))
+    return CC_ERR_INVALID;
+  if (q->closing) return CC_ERR_CLOSED;
+  sub *s = cc_calloc(&q->mem, 1, sizeof *s + pattern.len);
+  if (!s) return CC_ERR_NOMEM;
+  s->id = q->next_id;
+  s->handler = handler;
+  s->user_data = user_data;
+  s->pattern_len = pattern.len;
+  memcpy(s->pattern, pattern.ptr, pattern.len);
+  s->node.key = (const uint8_t *)&s->id;
+  s->node.key_len = sizeof s->id;
+  s->node.hash = cc_table_hash(&q->subs, &s->id, sizeof s->id);
+  if (group_name.len && !(s->group = join_group(q, group_name))) goto fail;
+  if (lit && !(s->literal = get_literal(q, pattern))) goto fail;
+  if (cc_table_insert(&q->subs, &s->node) != 0) goto fail;
+  sublist *l = s->literal ? &s->literal->subs : &q->wild;
+  s->prev = l->tail;
+  if (l->tail)
+    l->tail->next = s;
+  else
+    l->head = s;
+  l->tail = s;
+  q->next_id++;
+  if (out_id) *out_id = s->id;
+  return 0;
+fail:
+  if (s->literal && !s->literal->subs.head) {
+    cc_table_remove(&q->literals, &s->literal->node);
+    cc_free(&q->mem, s->literal);
+  }
+  leave_group(q, s->group);
+  cc_free(&q->mem, s);
+  return CC_ERR_NOMEM;
+}
+
+static int m_unsubscribe(cc_queue *base, uint64_t id) {
+  mqueue *q = (mqueue *)base;
+  sub *s = find_sub(q, id);
+  if (!s) return CC_ERR_NOT_FOUND;
+  cc_table_remove(&q->subs, &s->node);
+  unlink_sub(q, s);
+  cc_free(&q->mem, s);
+  return 0;
+}
+
+static void m_ack(cc_queue *base, cc_queue_msg *m) {
+  mqueue *q = (mqueue *)base;
+  if (!m) return;
+  delivery *d = (delivery *)m;
+  d->prev->next = d->next;
+  d->next->prev = d->prev;
+  release(q, d);
+}
+
+static void destroy(mqueue *q) {
+  while (q->head) {
+    delivery *d = q->head;
+    q->head = d->next;
+    release(q, d);
+  }
+  while (q->outstanding.next != &q->outstanding) {
+    delivery *d = q->outstanding.next;
+    q->outstanding.next = d->next;
+    release(q, d);
+  }
+  cc_tnode *n, *next;
+  for (n = cc_table_oldest(&q->subs); n; n = next) {
+    next = cc_table_newer(&q->subs, n);
+    cc_free(&q->mem, n);
+  }
+  cc_table *owned[] = {&q->literals, &q->groups, &q->dedupe};
+  for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+    for (n = cc_table_oldest(owned[i]); n; n = next) {
+      next = cc_table_newer(owned[i], n);
+      cc_free(&q->mem, n);
+    }
+    cc_table_destroy(owned[i]);
+  }
+  cc_table_destroy(&q->subs);
+  cc_free(&q->mem, q->match);
+  cc_mem mem = q->mem;
+  cc_free(&mem, q);
+}
+
+/* Every call completes before it returns, so none is pending here. From inside
+ * a handler or callback the release waits for the outermost call to return;
+ * calls made meanwhile get CC_ERR_CLOSED. */
+static void m_free(cc_queue *base) {
+  mqueue *q = (mqueue *)base;
+  if (!q) return;
+  if (q->depth)
+    q->closing = 1;
+  else
+    destroy(q);
+}
+
+static const cc_queue_methods memory_methods = {
+    .version = 1,
+    .publish = m_publish,
+    .subscribe = m_subscribe,
+    .unsubscribe = m_unsubscribe,
+    .ack = m_ack,
+    .free = m_free,
+};
+
+int cc_queue_memory_new(cc_queue **out, const cc_queue_memory_options *opt,
+                        const cc_mem *mem) {
+  cc_mem m;
+  if (!out || cc_mem_copy(&m, mem) != 0) return CC_ERR_INVALID;
+  mqueue *q = cc_calloc(&m, 1, sizeof *q);
+  if (!q) return CC_ERR_NOMEM;
+  q->mem = m;
+  q->base.methods = &memory_methods;
+  if (opt)
+    q->opt = *opt;
+  else
+    options_defaults(&q->opt);
+  q->next_id = 1;
+  q->outstanding.next = q->outstanding.prev = &q->outstanding;
+  cc_table *tables[] = {&q->subs, &q->literals, &q->groups, &q->dedupe};
+  for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+    if (cc_table_init(tables[i], &q->mem) == 0) continue;
+    while (i--)
+      cc_table_destroy(tables[i]);
+    cc_free(&m, q);
+    return CC_ERR_NOMEM;
+  }
+  *out = &q->base;
+  return 0;
+}

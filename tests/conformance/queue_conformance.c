@@ -1,0 +1,885 @@
+/* The queue conformance suite (see queue_conformance.h). One tcase per area of
+ * include/chatcore/queue.h; every test asserts behaviour a backend could get
+ * wrong. Only the public interface is used. */
+#include "queue_conformance.h"
+
+#include <chatcore/error.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Check records every passing ck_assert; the scale tests check hundreds of
+ * thousands of values, so hot paths use these, which cost nothing until they
+ * fail. */
+#define FAIL_UNLESS(cond, ...)                                                           \
+  do {                                                                                   \
+    if (!(cond)) ck_abort_msg(__VA_ARGS__);                                              \
+  } while (0)
+#define SAME_UINT(a, b)                                                                  \
+  do {                                                                                   \
+    uintmax_t x_ = (uintmax_t)(a), y_ = (uintmax_t)(b);                                  \
+    FAIL_UNLESS(x_ == y_, "%s == %ju, expected %s == %ju", #a, x_, #b, y_);              \
+  } while (0)
+
+enum { MAX_BACKENDS = 16, MAX_SINKS = 8 };
+static queue_conformance_backend backends[MAX_BACKENDS];
+static int n_backends;
+
+static const char MARKER[] = "~marker";
+
+/* ---- sinks: subscriptions that record what they get ---- */
+
+typedef struct got {
+  char *subject; /* NUL-terminated copies */
+  uint8_t *data;
+  size_t len;
+} got;
+
+typedef struct ctx ctx;
+
+typedef struct sink {
+  ctx *c;
+  uint64_t id; /* 0: not subscribed */
+  got *v;      /* messages, markers not included */
+  size_t n, cap;
+  size_t markers;
+  int hold; /* keep messages unacked in `held` */
+  cc_queue_msg **held;
+  size_t n_held;
+  int record; /* 0: only count (scale tests) */
+  /* Called after recording (may call the queue). */
+  void (*then)(struct sink *s, const cc_queue_msg *m);
+  void *arg;
+} sink;
+
+struct ctx {
+  const queue_conformance_backend *b;
+  cc_queue *q;
+  sink sinks[MAX_SINKS];
+};
+
+static cc_str S(const char *s) {
+  cc_str r = {s, strlen(s)};
+  return r;
+}
+
+static int is_marker(const cc_queue_msg *m) {
+  return m->len == sizeof MARKER - 1 && memcmp(m->data, MARKER, m->len) == 0;
+}
+
+static void on_msg(void *ud, cc_queue_msg *m) {
+  sink *s = ud;
+  FAIL_UNLESS(m != NULL, "a NULL message");
+  FAIL_UNLESS(m->data != NULL, "data NULL (len %zu)", m->len);
+  FAIL_UNLESS(m->subject.ptr != NULL && m->subject.len > 0, "no subject");
+  if (is_marker(m)) {
+    s->markers++;
+  } else if (s->record) {
+    if (s->n == s->cap) {
+      s->cap = s->cap ? s->cap * 2 : 64;
+      s->v = realloc(s->v, s->cap * sizeof *s->v);
+      ck_assert_ptr_nonnull(s->v);
+    }
+    got *g = &s->v[s->n++];
+    g->subject = malloc(m->subject.len + 1);
+    g->data = malloc(m->len ? m->len : 1);
+    ck_assert(g->subject && g->data);
+    memcpy(g->subject, m->subject.ptr, m->subject.len);
+    g->subject[m->subject.len] = '\0';
+    if (m->len) memcpy(g->data, m->data, m->len);
+    g->len = m->len;
+  } else {
+    s->n++;
+  }
+  if (s->then) s->then(s, m);
+  if (s->hold && !is_marker(m)) {
+    s->held = realloc(s->held, (s->n_held + 1) * sizeof *s->held);
+    ck_assert_ptr_nonnull(s->held);
+    s->held[s->n_held++] = m;
+  } else {
+    s->c->q->methods->ack(s->c->q, m);
+  }
+}
+
+static void sink_reset(sink *s) {
+  for (size_t i = 0; s->record && i < s->n; i++) {
+    free(s->v[i].subject);
+    free(s->v[i].data);
+  }
+  s->n = 0;
+  s->markers = 0;
+}
+
+static void ack_held(ctx *c, sink *s) {
+  for (size_t i = 0; i < s->n_held; i++)
+    c->q->methods->ack(c->q, s->held[i]);
+  s->n_held = 0;
+}
+
+/* ---- per-test context ---- */
+
+static void ctx_open(ctx *c, int backend) {
+  ck_assert_int_lt(backend, n_backends);
+  memset(c, 0, sizeof *c);
+  c->b = &backends[backend];
+  c->q = c->b->make(c->b->arg);
+  ck_assert_msg(c->q != NULL, "the backend's make() failed");
+  ck_assert_ptr_nonnull(c->q->methods);
+  ck_assert_int_ge(c->q->methods->version, 1);
+  for (int i = 0; i < MAX_SINKS; i++) {
+    c->sinks[i].c = c;
+    c->sinks[i].record = 1;
+  }
+}
+
+static void ctx_close(ctx *c) {
+  /* Messages still held are released by free (queue.h). */
+  if (c->b->destroy)
+    c->b->destroy(c->q, c->b->arg);
+  else
+    c->q->methods->free(c->q);
+  for (int i = 0; i < MAX_SINKS; i++) {
+    sink_reset(&c->sinks[i]);
+    free(c->sinks[i].v);
+    free(c->sinks[i].held);
+  }
+}
+
+/* A test on a fresh queue of the backend given by Check's loop index (each
+ * backend's suite adds its tests as a one-iteration loop). */
+#define QUEUE_TEST(name)                                                                 \
+  static void name##_body(ctx *c);                                                       \
+  START_TEST(name) {                                                                     \
+    ctx c_;                                                                              \
+    ctx_open(&c_, _i);                                                                   \
+    name##_body(&c_);                                                                    \
+    ctx_close(&c_);                                                                      \
+  }                                                                                      \
+  END_TEST                                                                               \
+  static void name##_body(ctx *c)
+
+static unsigned max_pumps(const ctx *c) {
+  return c->b->max_pumps ? c->b->max_pumps : 1000000u;
+}
+
+static void pump_until(ctx *c, const size_t *count, size_t want) {
+  unsigned max = max_pumps(c);
+  for (unsigned i = 0; *count < want && c->b->pump && i < max; i++)
+    c->b->pump(c->b->arg);
+}
+
+/* ---- calls ---- */
+
+static int sub_raw(ctx *c, sink *s, cc_str pattern, cc_str group) {
+  uint64_t id = 0;
+  int rv = c->q->methods->subscribe(c->q, pattern, group, on_msg, s, &id);
+  if (rv == 0) {
+    FAIL_UNLESS(id >= 1, "subscription id 0");
+    s->id = id;
+  } else {
+    SAME_UINT(id, 0); /* untouched */
+  }
+  return rv;
+}
+
+/* Subscribes sink `i` to `pattern` in `group` ("" or NULL: none). */
+static sink *sub(ctx *c, int i, const char *pattern, const char *group) {
+  sink *s = &c->sinks[i];
+  ck_assert_int_eq(sub_raw(c, s, S(pattern), S(group ? group : "")), 0);
+  return s;
+}
+
+static void unsub(ctx *c, sink *s) {
+  ck_assert_int_eq(c->q->methods->unsubscribe(c->q, s->id), 0);
+  s->id = 0;
+}
+
+typedef struct pub {
+  size_t calls;
+  int err, dup;
+} pub;
+
+static void on_pub(void *ud, int err, int dup) {
+  pub *p = ud;
+  p->calls++;
+  p->err = err;
+  p->dup = dup;
+  FAIL_UNLESS(dup == 0 || dup == 1, "duplicate is %d", dup);
+  FAIL_UNLESS(err == 0 || dup == 0, "duplicate set with error %d", err);
+}
+
+static pub publish_raw(ctx *c, cc_str subject, const void *data, size_t len,
+                       cc_str dedupe) {
+  pub p = {0, 0, 0};
+  c->q->methods->publish(c->q, subject, (const uint8_t *)data, len, dedupe, on_pub, &p);
+  pump_until(c, &p.calls, 1);
+  FAIL_UNLESS(p.calls == 1, "the publish callback fired %zu times", p.calls);
+  return p;
+}
+
+/* Publishes text `data` to `subject` with `dedupe` (NULL: none); 0 or the
+ * error, and 1 for a duplicate. */
+static int publish(ctx *c, const char *subject, const char *data, const char *dedupe) {
+  pub p = publish_raw(c, S(subject), data, strlen(data), S(dedupe ? dedupe : ""));
+  return p.err ? p.err : p.dup;
+}
+
+/* Publishes a marker to `subject` and waits until sink `s` has it: whatever
+ * was published to it before has then been delivered. */
+static void barrier(ctx *c, sink *s, const char *subject) {
+  size_t want = s->markers + 1;
+  ck_assert_int_eq(publish(c, subject, MARKER, NULL), 0);
+  pump_until(c, &s->markers, want);
+  ck_assert_msg(s->markers == want, "the marker on %s did not arrive", subject);
+}
+
+static void await(ctx *c, sink *s, size_t n) {
+  pump_until(c, &s->n, n);
+  ck_assert_msg(s->n == n, "%zu messages arrived, expected %zu", s->n, n);
+}
+
+static void expect_msg(const sink *s, size_t i, const char *subject, const char *data) {
+  ck_assert_uint_gt(s->n, i);
+  ck_assert_str_eq(s->v[i].subject, subject);
+  ck_assert_uint_eq(s->v[i].len, strlen(data));
+  ck_assert_int_eq(memcmp(s->v[i].data, data, s->v[i].len), 0);
+}
+
+/* The subjects sink `s` got, space-separated. */
+static void subjects(const sink *s, char *out, size_t cap) {
+  size_t k = 0;
+  out[0] = '\0';
+  for (size_t i = 0; i < s->n; i++) {
+    int w = snprintf(out + k, cap - k, "%s%s", k ? " " : "", s->v[i].subject);
+    ck_assert(w > 0 && (size_t)w < cap - k);
+    k += (size_t)w;
+  }
+}
+
+static void expect_subjects(const sink *s, const char *want) {
+  char have[1024];
+  subjects(s, have, sizeof have);
+  ck_assert_msg(strcmp(have, want) == 0, "got \"%s\", expected \"%s\"", have, want);
+}
+
+/* ================= basics ================= */
+
+QUEUE_TEST(publish_reaches_subscriber) {
+  sink *s = sub(c, 0, "orders.new", NULL);
+  pub p = publish_raw(c, S("orders.new"), "hello", 5, S(""));
+  ck_assert_int_eq(p.err, 0);
+  ck_assert_int_eq(p.dup, 0);
+  await(c, s, 1);
+  expect_msg(s, 0, "orders.new", "hello");
+}
+END_TEST
+
+QUEUE_TEST(fanout_to_every_plain_subscriber) {
+  for (int i = 0; i < 3; i++)
+    sub(c, i, "room.1", NULL);
+  sink *other = sub(c, 3, "room.2", NULL);
+  ck_assert(c->sinks[0].id != c->sinks[1].id && c->sinks[1].id != c->sinks[2].id &&
+            c->sinks[0].id != c->sinks[2].id);
+  const char *texts[] = {"a", "b", "c", "d", "e"};
+  for (int k = 0; k < 5; k++)
+    ck_assert_int_eq(publish(c, "room.1", texts[k], NULL), 0);
+  for (int i = 0; i < 3; i++) {
+    await(c, &c->sinks[i], 5);
+    for (int k = 0; k < 5; k++)
+      expect_msg(&c->sinks[i], (size_t)k, "room.1", texts[k]);
+  }
+  barrier(c, other, "room.2");
+  ck_assert_uint_eq(other->n, 0);
+}
+END_TEST
+
+QUEUE_TEST(only_matching_subjects) {
+  sink *s = sub(c, 0, "a.b", NULL);
+  const char *miss[] = {"a", "a.b.c", "a.c", "b.a", "A.b", "a.bb", "aa.b", "b"};
+  for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
+    ck_assert_int_eq(publish(c, miss[i], "x", NULL), 0);
+  barrier(c, s, "a.b");
+  ck_assert_uint_eq(s->n, 0);
+}
+END_TEST
+
+QUEUE_TEST(payload_bytes_exact) {
+  sink *s = sub(c, 0, "bin", NULL);
+  uint8_t bytes[] = {0, 1, 0, 255, '.', '*', '>', 0};
+  uint8_t buf[sizeof bytes];
+  memcpy(buf, bytes, sizeof bytes);
+  ck_assert_int_eq(publish_raw(c, S("bin"), buf, sizeof buf, S("")).err, 0);
+  memset(buf, 'x', sizeof buf); /* copied at publish */
+  ck_assert_int_eq(publish_raw(c, S("bin"), NULL, 0, S("")).err, 0);
+  ck_assert_int_eq(publish_raw(c, S("bin"), "", 0, S("")).err, 0);
+  size_t big = 256 * 1024;
+  uint8_t *large = malloc(big);
+  ck_assert_ptr_nonnull(large);
+  for (size_t i = 0; i < big; i++)
+    large[i] = (uint8_t)(i * 131 + 7);
+  ck_assert_int_eq(publish_raw(c, S("bin"), large, big, S("")).err, 0);
+  await(c, s, 4);
+  ck_assert_uint_eq(s->v[0].len, sizeof bytes);
+  ck_assert_int_eq(memcmp(s->v[0].data, bytes, sizeof bytes), 0);
+  ck_assert_uint_eq(s->v[1].len, 0);
+  ck_assert_uint_eq(s->v[2].len, 0);
+  ck_assert_uint_eq(s->v[3].len, big);
+  ck_assert_int_eq(memcmp(s->v[3].data, large, big), 0);
+  free(large);
+}
+END_TEST
+
+QUEUE_TEST(subjects_are_bytes) {
+  sink *s = sub(c, 0, "chat.h\xc3\xa9llo.*", NULL);
+  ck_assert_int_eq(publish(c, "chat.h\xc3\xa9llo.\xe2\x9c\x93", "utf8", NULL), 0);
+  ck_assert_int_eq(publish(c, "chat.hello.x", "other", NULL), 0);
+  barrier(c, s, "chat.h\xc3\xa9llo.m");
+  ck_assert_uint_eq(s->n, 1);
+  expect_msg(s, 0, "chat.h\xc3\xa9llo.\xe2\x9c\x93", "utf8");
+}
+END_TEST
+
+QUEUE_TEST(publish_without_subscribers) {
+  pub p = publish_raw(c, S("nobody.listens"), "x", 1, S(""));
+  ck_assert_int_eq(p.err, 0);
+  ck_assert_int_eq(p.dup, 0);
+  /* A later subscriber does not break on it either way (older messages are
+   * the backend's), and gets what comes next. */
+  sink *s = sub(c, 0, "nobody.listens", NULL);
+  barrier(c, s, "nobody.listens");
+}
+END_TEST
+
+/* ================= wildcards ================= */
+
+/* Subscribes sink 0 to `pattern`, publishes each of the space-separated
+ * subjects in `subjects`, and expects exactly those in `want` to arrive. */
+static void expect_matches(ctx *c, const char *pattern, const char *subjects_list,
+                           const char *want, const char *marker_subject) {
+  sink *s = sub(c, 0, pattern, NULL);
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", subjects_list);
+  for (char *save = NULL, *t = strtok_r(buf, " ", &save); t;
+       t = strtok_r(NULL, " ", &save))
+    ck_assert_int_eq(publish(c, t, "m", NULL), 0);
+  barrier(c, s, marker_subject);
+  expect_subjects(s, want);
+}
+
+QUEUE_TEST(star_matches_one_token) {
+  expect_matches(c, "chat.*.msg",
+                 "chat.1.msg chat.1.2.msg chat.msg chat.abc.msg chat.1.msgs xchat.1.msg",
+                 "chat.1.msg chat.abc.msg", "chat.m.msg");
+}
+END_TEST
+
+QUEUE_TEST(star_alone) {
+  expect_matches(c, "*", "x x.y y", "x y", "m");
+}
+END_TEST
+
+QUEUE_TEST(gt_matches_the_rest) {
+  expect_matches(c, "chat.>", "chat chat.1 chats.1 chat.1.msg chat.a.b.c x.chat.1",
+                 "chat.1 chat.1.msg chat.a.b.c", "chat.m");
+}
+END_TEST
+
+QUEUE_TEST(gt_alone) {
+  expect_matches(c, ">", "x x.y a.b.c.d", "x x.y a.b.c.d", "m");
+}
+END_TEST
+
+QUEUE_TEST(mixed_wildcards) {
+  expect_matches(c, "*.b.>", "a.b a.b.c x.b.c.d a.c.c b.b.b", "a.b.c x.b.c.d b.b.b",
+                 "m.b.m");
+}
+END_TEST
+
+QUEUE_TEST(one_message_per_matching_subscription) {
+  sink *exact = sub(c, 0, "a.b", NULL);
+  sink *star = sub(c, 1, "a.*", NULL);
+  sink *rest = sub(c, 2, "a.>", NULL);
+  sink *all = sub(c, 3, ">", NULL);
+  ck_assert_int_eq(publish(c, "a.b", "one", NULL), 0);
+  sink *list[] = {exact, star, rest, all};
+  for (int i = 0; i < 4; i++) {
+    await(c, list[i], 1);
+    expect_msg(list[i], 0, "a.b", "one");
+    barrier(c, list[i], "a.b");
+    ck_assert_uint_eq(list[i]->n, 1);
+  }
+}
+END_TEST
+
+/* ================= consumer groups ================= */
+
+/* Publishes messages "<first>" .. "<first + n - 1>" to `subject`. */
+static void publish_numbered(ctx *c, const char *subject, size_t first, size_t n) {
+  char text[32];
+  for (size_t k = first; k < first + n; k++) {
+    snprintf(text, sizeof text, "%zu", k);
+    FAIL_UNLESS(publish(c, subject, text, NULL) == 0, "publish %zu failed", k);
+  }
+}
+
+static size_t total(const ctx *c, int from, int to) {
+  size_t n = 0;
+  for (int i = from; i < to; i++)
+    n += c->sinks[i].n;
+  return n;
+}
+
+/* Waits until sinks [from, to) hold `want` messages between them, then checks
+ * that messages "0".."n-1" each arrived exactly once among them. */
+static void expect_once_each(ctx *c, int from, int to, size_t n) {
+  unsigned max = max_pumps(c);
+  for (unsigned i = 0; total(c, from, to) < n && c->b->pump && i < max; i++)
+    c->b->pump(c->b->arg);
+  unsigned char *seen = calloc(n ? n : 1, 1);
+  ck_assert_ptr_nonnull(seen);
+  for (int i = from; i < to; i++)
+    for (size_t k = 0; k < c->sinks[i].n; k++) {
+      const got *g = &c->sinks[i].v[k];
+      char text[32];
+      ck_assert_uint_lt(g->len, sizeof text);
+      memcpy(text, g->data, g->len);
+      text[g->len] = '\0';
+      size_t idx = (size_t)strtoull(text, NULL, 10);
+      FAIL_UNLESS(idx < n, "message %s out of range", text);
+      FAIL_UNLESS(!seen[idx], "message %zu delivered twice in the group", idx);
+      seen[idx] = 1;
+    }
+  for (size_t k = 0; k < n; k++)
+    FAIL_UNLESS(seen[k], "message %zu never delivered in the group", k);
+  free(seen);
+  SAME_UINT(total(c, from, to), n);
+}
+
+QUEUE_TEST(group_gets_each_message_once) {
+  for (int i = 0; i < 3; i++)
+    sub(c, i, "jobs", "workers");
+  sink *plain = sub(c, 3, "jobs", NULL);
+  publish_numbered(c, "jobs", 0, 300);
+  await(c, plain, 300);
+  expect_once_each(c, 0, 3, 300);
+  for (int i = 0; i < 3; i++) /* spread: nobody is starved */
+    ck_assert_msg(c->sinks[i].n > 0, "member %d got nothing of 300", i);
+}
+END_TEST
+
+QUEUE_TEST(every_group_gets_every_message) {
+  sub(c, 0, "jobs", "g1");
+  sub(c, 1, "jobs", "g1");
+  sub(c, 2, "jobs", "g2");
+  sub(c, 3, "jobs.*", "g2");
+  sub(c, 4, "jobs", "g3");
+  publish_numbered(c, "jobs", 0, 100);
+  expect_once_each(c, 0, 2, 100);
+  expect_once_each(c, 2, 4, 100); /* "jobs.*" does not match: all to sink 2 */
+  ck_assert_uint_eq(c->sinks[3].n, 0);
+  expect_once_each(c, 4, 5, 100);
+}
+END_TEST
+
+QUEUE_TEST(group_members_with_other_patterns) {
+  sink *wide = sub(c, 0, "x.*", "g");
+  sink *narrow = sub(c, 1, "x.y", "g");
+  publish_numbered(c, "x.z", 0, 50); /* only `wide` matches */
+  await(c, wide, 50);
+  ck_assert_uint_eq(narrow->n, 0);
+  sink_reset(wide);
+  publish_numbered(c, "x.y", 0, 60); /* both match: each once */
+  expect_once_each(c, 0, 2, 60);
+  ck_assert_msg(wide->n > 0 && narrow->n > 0, "x.y went to one member only (%zu, %zu)",
+                wide->n, narrow->n);
+}
+END_TEST
+
+QUEUE_TEST(group_after_member_leaves) {
+  sub(c, 0, "jobs", "workers");
+  sink *stays = sub(c, 1, "jobs", "workers");
+  unsub(c, &c->sinks[0]);
+  publish_numbered(c, "jobs", 0, 20);
+  await(c, stays, 20);
+  ck_assert_uint_eq(c->sinks[0].n, 0);
+  /* Rejoining (a new subscription) shares again. */
+  sub(c, 0, "jobs", "workers");
+  publish_numbered(c, "jobs", 20, 40);
+  expect_once_each(c, 0, 2, 60);
+  ck_assert_uint_gt(c->sinks[0].n, 0);
+}
+END_TEST
+
+/* ================= unsubscribe ================= */
+
+QUEUE_TEST(unsubscribe_stops_delivery) {
+  sink *a = sub(c, 0, "s", NULL);
+  sink *b = sub(c, 1, "s", NULL);
+  sink *w = sub(c, 2, "s.>", NULL);
+  uint64_t a_id = a->id;
+  unsub(c, a);
+  unsub(c, w);
+  ck_assert_int_eq(c->q->methods->unsubscribe(c->q, a_id), CC_ERR_NOT_FOUND);
+  ck_assert_int_eq(c->q->methods->unsubscribe(c->q, 0), CC_ERR_NOT_FOUND);
+  ck_assert_int_eq(c->q->methods->unsubscribe(c->q, b->id + 1000), CC_ERR_NOT_FOUND);
+  publish_numbered(c, "s", 0, 3);
+  ck_assert_int_eq(publish(c, "s.x", "w", NULL), 0);
+  barrier(c, b, "s");
+  ck_assert_uint_eq(b->n, 3);
+  ck_assert_uint_eq(a->n + a->markers, 0);
+  ck_assert_uint_eq(w->n, 0);
+  /* A new subscription gets a new id. */
+  sub(c, 3, "s", NULL);
+  ck_assert(c->sinks[3].id != a_id && c->sinks[3].id != b->id);
+}
+END_TEST
+
+static void unsub_self(sink *s, const cc_queue_msg *m) {
+  (void)m;
+  if (s->id) unsub(s->c, s);
+}
+
+QUEUE_TEST(unsubscribe_inside_handler) {
+  sink *once = sub(c, 0, "t", NULL);
+  once->then = unsub_self;
+  sink *all = sub(c, 1, "t", NULL);
+  publish_numbered(c, "t", 0, 5);
+  await(c, all, 5);
+  barrier(c, all, "t");
+  ck_assert_uint_eq(once->n, 1);
+  ck_assert_uint_eq(once->id, 0);
+}
+END_TEST
+
+/* ================= dedupe ================= */
+
+QUEUE_TEST(duplicate_not_delivered) {
+  sink *s = sub(c, 0, "d", NULL);
+  ck_assert_int_eq(publish(c, "d", "first", "id-1"), 0);
+  ck_assert_int_eq(publish(c, "d", "first", "id-1"), 1);
+  ck_assert_int_eq(publish(c, "d", "changed", "id-1"), 1); /* the id decides */
+  ck_assert_int_eq(publish(c, "d", "second", "id-2"), 0);
+  ck_assert_int_eq(publish(c, "d", "second", "id-2"), 1);
+  barrier(c, s, "d");
+  ck_assert_uint_eq(s->n, 2);
+  expect_msg(s, 0, "d", "first");
+  expect_msg(s, 1, "d", "second");
+}
+END_TEST
+
+QUEUE_TEST(no_dedupe_without_id) {
+  sink *s = sub(c, 0, "d", NULL);
+  ck_assert_int_eq(publish(c, "d", "same", NULL), 0);
+  ck_assert_int_eq(publish(c, "d", "same", NULL), 0);
+  ck_assert_int_eq(publish(c, "d", "same", ""), 0);
+  await(c, s, 3);
+}
+END_TEST
+
+QUEUE_TEST(dedupe_ids_are_bytes) {
+  sink *s = sub(c, 0, "d", NULL);
+  cc_str a = {"x\0a", 3}, b = {"x\0b", 3}, x = {"x", 1};
+  ck_assert_int_eq(publish_raw(c, S("d"), "1", 1, a).dup, 0);
+  ck_assert_int_eq(publish_raw(c, S("d"), "2", 1, b).dup, 0);
+  ck_assert_int_eq(publish_raw(c, S("d"), "3", 1, x).dup, 0);
+  ck_assert_int_eq(publish_raw(c, S("d"), "4", 1, a).dup, 1);
+  barrier(c, s, "d");
+  ck_assert_uint_eq(s->n, 3);
+}
+END_TEST
+
+QUEUE_TEST(duplicate_reaches_no_group_member) {
+  sub(c, 0, "d", "g");
+  sub(c, 1, "d", "g");
+  sink *plain = sub(c, 2, "d", NULL);
+  ck_assert_int_eq(publish(c, "d", "0", "k"), 0);
+  ck_assert_int_eq(publish(c, "d", "0", "k"), 1);
+  ck_assert_int_eq(publish(c, "d", "1", "k2"), 0);
+  await(c, plain, 2);
+  barrier(c, plain, "d");
+  expect_once_each(c, 0, 2, 2);
+}
+END_TEST
+
+/* ================= order ================= */
+
+static void expect_in_order(const sink *s, size_t n) {
+  SAME_UINT(s->n, n);
+  char text[32];
+  for (size_t k = 0; k < n; k++) {
+    int w = snprintf(text, sizeof text, "%zu", k);
+    FAIL_UNLESS(s->v[k].len == (size_t)w && memcmp(s->v[k].data, text, (size_t)w) == 0,
+                "message %zu is not \"%s\"", k, text);
+  }
+}
+
+QUEUE_TEST(order_per_subscriber) {
+  sub(c, 0, "o.x", NULL);
+  sub(c, 1, "o.*", NULL);
+  sub(c, 2, ">", NULL);
+  publish_numbered(c, "o.x", 0, 1000);
+  for (int i = 0; i < 3; i++) {
+    await(c, &c->sinks[i], 1000);
+    expect_in_order(&c->sinks[i], 1000);
+  }
+}
+END_TEST
+
+/* ================= handlers calling in ================= */
+
+typedef struct chain {
+  size_t limit;
+  size_t published, callbacks;
+} chain;
+
+static void on_chain_pub(void *ud, int err, int dup) {
+  chain *ch = ud;
+  FAIL_UNLESS(err == 0 && dup == 0, "a nested publish failed: %d %d", err, dup);
+  ch->callbacks++;
+}
+
+/* Republishes message k as k + 1, up to the limit. */
+static void relay(sink *s, const cc_queue_msg *m) {
+  chain *ch = s->arg;
+  char text[32];
+  FAIL_UNLESS(m->len < sizeof text, "long message");
+  memcpy(text, m->data, m->len);
+  text[m->len] = '\0';
+  size_t k = (size_t)strtoull(text, NULL, 10);
+  if (k + 1 >= ch->limit) return;
+  int w = snprintf(text, sizeof text, "%zu", k + 1);
+  ch->published++;
+  s->c->q->methods->publish(s->c->q, S("chain"), (const uint8_t *)text, (size_t)w, S(""),
+                            on_chain_pub, ch);
+}
+
+QUEUE_TEST(handler_publishes) {
+  /* Each delivery publishes the next: a long chain must neither recurse
+   * without bound nor lose or reorder anything. */
+  chain ch = {c->b->many ? c->b->many / 10 : 10000, 0, 0};
+  if (ch.limit < 10) ch.limit = 10;
+  sink *s = sub(c, 0, "chain", NULL);
+  s->record = 0;
+  s->then = relay;
+  s->arg = &ch;
+  sink *watch = sub(c, 1, "chain", NULL);
+  ck_assert_int_eq(publish(c, "chain", "0", NULL), 0);
+  await(c, watch, ch.limit);
+  expect_in_order(watch, ch.limit);
+  pump_until(c, &ch.callbacks, ch.published);
+  ck_assert_uint_eq(ch.callbacks, ch.limit - 1);
+  ck_assert_uint_eq(s->n, ch.limit);
+}
+END_TEST
+
+static void reply(sink *s, const cc_queue_msg *m) {
+  char subject[64];
+  int w =
+      snprintf(subject, sizeof subject, "pong.%.*s", (int)m->len, (const char *)m->data);
+  ck_assert(w > 0 && (size_t)w < sizeof subject);
+  s->c->q->methods->publish(s->c->q, S(subject), m->data, m->len, S(""), NULL, NULL);
+}
+
+QUEUE_TEST(handler_replies_elsewhere) {
+  sink *ping = sub(c, 0, "ping", NULL);
+  ping->then = reply;
+  sink *pong = sub(c, 1, "pong.*", NULL);
+  publish_numbered(c, "ping", 0, 3);
+  await(c, pong, 3);
+  expect_subjects(pong, "pong.0 pong.1 pong.2");
+}
+END_TEST
+
+QUEUE_TEST(ack_later) {
+  sink *s = sub(c, 0, "held", NULL);
+  s->hold = 1;
+  publish_numbered(c, "held", 0, 100);
+  await(c, s, 100);
+  ck_assert_uint_eq(s->n_held, 100);
+  /* Unacked messages stay readable while others come and go. */
+  sink *other = sub(c, 1, "held", NULL);
+  publish_numbered(c, "held", 100, 50);
+  await(c, other, 50);
+  char text[32];
+  for (size_t k = 0; k < 100; k++) {
+    int w = snprintf(text, sizeof text, "%zu", k);
+    const cc_queue_msg *m = s->held[k];
+    FAIL_UNLESS(m->len == (size_t)w && memcmp(m->data, text, m->len) == 0,
+                "held message %zu changed", k);
+    FAIL_UNLESS(m->subject.len == 4 && memcmp(m->subject.ptr, "held", 4) == 0,
+                "held subject %zu changed", k);
+  }
+  ack_held(c, s);
+  c->q->methods->ack(c->q, NULL); /* a no-op */
+}
+END_TEST
+
+QUEUE_TEST(free_releases_unacked) {
+  sink *s = sub(c, 0, "held", NULL);
+  s->hold = 1;
+  publish_numbered(c, "held", 0, 10);
+  await(c, s, 10);
+  /* ctx_close frees the queue with ten messages unacked: the leak checkers
+   * (ASan, valgrind) hold the backend to queue.h's promise. */
+}
+END_TEST
+
+/* ================= bad input ================= */
+
+QUEUE_TEST(bad_subjects) {
+  sink *s = sub(c, 0, ">", NULL);
+  const char *bad[] = {"",    ".",    "a.",   ".a",   "a..b", "a.*", "a.>",  "*",  ">",
+                       "a b", "a\tb", "a\nb", "a\rb", "a*b",  "a>b", "a.b*", "*a", ">a"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(publish(c, bad[i], "x", NULL) == CC_ERR_INVALID, "published to \"%s\"",
+                  bad[i]);
+  cc_str nul_inside = {"a\0b", 3}, null_ptr = {NULL, 3};
+  ck_assert_int_eq(publish_raw(c, nul_inside, "x", 1, S("")).err, CC_ERR_INVALID);
+  ck_assert_int_eq(publish_raw(c, null_ptr, "x", 1, S("")).err, CC_ERR_INVALID);
+  ck_assert_int_eq(publish_raw(c, S("ok"), NULL, 1, S("")).err, CC_ERR_INVALID);
+  cc_str bad_id = {NULL, 2};
+  pub p = publish_raw(c, S("ok"), "x", 1, bad_id);
+  ck_assert_int_eq(p.err, CC_ERR_INVALID);
+  ck_assert_int_eq(p.dup, 0);
+  barrier(c, s, "ok");
+  ck_assert_uint_eq(s->n, 0);
+}
+END_TEST
+
+QUEUE_TEST(bad_patterns_and_groups) {
+  sink *s = &c->sinks[0];
+  const char *bad[] = {"",   "a.",   ".a",  "a..b", "a.>.b", ">.a", "a*",
+                       "*a", "a.b>", "a b", "a\tb", "**",    ">>",  "a.*b"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(sub_raw(c, s, S(bad[i]), S("")) == CC_ERR_INVALID,
+                  "subscribed to \"%s\"", bad[i]);
+  cc_str null_ptr = {NULL, 1};
+  ck_assert_int_eq(sub_raw(c, s, null_ptr, S("")), CC_ERR_INVALID);
+  char long_group[257];
+  memset(long_group, 'g', 256);
+  long_group[256] = '\0';
+  const char *bad_groups[] = {"a b", "g\n", "\t", long_group};
+  for (size_t i = 0; i < sizeof bad_groups / sizeof bad_groups[0]; i++)
+    ck_assert_int_eq(sub_raw(c, s, S("ok"), S(bad_groups[i])), CC_ERR_INVALID);
+  cc_str null_group = {NULL, 2};
+  ck_assert_int_eq(sub_raw(c, s, S("ok"), null_group), CC_ERR_INVALID);
+  uint64_t id = 99;
+  ck_assert_int_eq(c->q->methods->subscribe(c->q, S("ok"), S(""), NULL, NULL, &id),
+                   CC_ERR_INVALID);
+  ck_assert_uint_eq(id, 99);
+  ck_assert_uint_eq(s->id, 0);
+  /* 255 bytes is a group; out_id may be NULL. */
+  long_group[255] = '\0';
+  ck_assert_int_eq(sub_raw(c, s, S("ok"), S(long_group)), 0);
+  ck_assert_int_eq(
+      c->q->methods->subscribe(c->q, S("ok"), S(""), on_msg, &c->sinks[1], NULL), 0);
+  ck_assert_int_eq(publish(c, "ok", "x", NULL), 0);
+  await(c, s, 1);
+  await(c, &c->sinks[1], 1);
+}
+END_TEST
+
+/* ================= scale ================= */
+
+static size_t many(const ctx *c) {
+  return c->b->many ? c->b->many : 100000;
+}
+
+QUEUE_TEST(scale_many_messages) {
+  const size_t N = many(c);
+  sink *s = sub(c, 0, "bulk", NULL);
+  for (int i = 1; i <= 4; i++)
+    sub(c, i, "bulk", "workers");
+  publish_numbered(c, "bulk", 0, N);
+  await(c, s, N);
+  expect_in_order(s, N);
+  expect_once_each(c, 1, 5, N);
+  for (int i = 1; i <= 4; i++)
+    ck_assert_uint_gt(c->sinks[i].n, N / 8); /* spread, roughly */
+}
+END_TEST
+
+QUEUE_TEST(scale_many_subscriptions) {
+  /* One subscription per user subject, as a gateway makes for its users: each
+   * gets its own messages only. */
+  const size_t U = many(c) / 100 ? many(c) / 100 : 10;
+  sink *counts = calloc(U, sizeof *counts);
+  ck_assert_ptr_nonnull(counts);
+  char subject[48];
+  for (size_t u = 0; u < U; u++) {
+    counts[u].c = c;
+    counts[u].record = 1;
+    snprintf(subject, sizeof subject, "user.%zu.inbox", u);
+    ck_assert_int_eq(sub_raw(c, &counts[u], S(subject), S("")), 0);
+  }
+  sink *any = sub(c, 0, "user.*.inbox", NULL);
+  any->record = 0;
+  for (size_t u = 0; u < U; u++) {
+    snprintf(subject, sizeof subject, "user.%zu.inbox", u);
+    for (size_t k = 0; k <= u % 3; k++)
+      FAIL_UNLESS(publish(c, subject, "m", NULL) == 0, "publish failed");
+  }
+  size_t want = 0;
+  for (size_t u = 0; u < U; u++)
+    want += u % 3 + 1;
+  await(c, any, want);
+  for (size_t u = 0; u < U; u++) {
+    FAIL_UNLESS(counts[u].n == u % 3 + 1, "user %zu got %zu", u, counts[u].n);
+    snprintf(subject, sizeof subject, "user.%zu.inbox", u);
+    FAIL_UNLESS(strcmp(counts[u].v[0].subject, subject) == 0, "user %zu got %s", u,
+                counts[u].v[0].subject);
+  }
+  for (size_t u = 0; u < U; u++) {
+    if (u % 2) ck_assert_int_eq(c->q->methods->unsubscribe(c->q, counts[u].id), 0);
+    sink_reset(&counts[u]);
+    free(counts[u].v);
+  }
+  free(counts);
+}
+END_TEST
+
+/* ================= the suite ================= */
+
+typedef struct area {
+  const char *name;
+  const TTest *const *tests;
+  size_t n;
+} area;
+
+#define QUEUE_AREA(name, ...)                                                            \
+  const TTest *const name##_tests[] = {__VA_ARGS__};                                     \
+  const area name##_area = {#name, name##_tests, sizeof name##_tests / sizeof(TTest *)}
+
+Suite *queue_conformance_suite(const queue_conformance_backend *b) {
+  if (!b || !b->make || n_backends == MAX_BACKENDS) return NULL;
+  int idx = n_backends++;
+  backends[idx] = *b;
+  QUEUE_AREA(basics, publish_reaches_subscriber, fanout_to_every_plain_subscriber,
+             only_matching_subjects, payload_bytes_exact, subjects_are_bytes,
+             publish_without_subscribers);
+  QUEUE_AREA(wildcards, star_matches_one_token, star_alone, gt_matches_the_rest, gt_alone,
+             mixed_wildcards, one_message_per_matching_subscription);
+  QUEUE_AREA(groups, group_gets_each_message_once, every_group_gets_every_message,
+             group_members_with_other_patterns, group_after_member_leaves);
+  QUEUE_AREA(unsubscribe, unsubscribe_stops_delivery, unsubscribe_inside_handler);
+  QUEUE_AREA(dedupe, duplicate_not_delivered, no_dedupe_without_id, dedupe_ids_are_bytes,
+             duplicate_reaches_no_group_member);
+  QUEUE_AREA(order, order_per_subscriber);
+  QUEUE_AREA(handlers, handler_publishes, handler_replies_elsewhere, ack_later,
+             free_releases_unacked);
+  QUEUE_AREA(bad_input, bad_subjects, bad_patterns_and_groups);
+  QUEUE_AREA(scale, scale_many_messages, scale_many_subscriptions);
+  const area *areas[] = {&basics_area,      &wildcards_area, &groups_area,
+                         &unsubscribe_area, &dedupe_area,    &order_area,
+                         &handlers_area,    &bad_input_area, &scale_area};
+  Suite *s = suite_create(b->name ? b->name : "queue");
+  for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
+    TCase *tc = tcase_create(areas[a]->name);
+    for (size_t t = 0; t < areas[a]->n; t++)
+      tcase_add_loop_test(tc, areas[a]->tests[t], idx, idx + 1);
+    suite_add_tcase(s, tc);
+  }
+  return s;
+}
