@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -127,12 +128,14 @@ def server(tmp_path):
     s = ChatServer(binary, str(tmp_path))
     s.start()
     yield s
+    running = s.proc.poll() is None  # not if the test failed while it was killed
     s.stop()
     log = s.output()
     print("---- server log ----\n" + log)
     # What the browsers made the server do must not trip it up (nor, in the
     # sanitizer build, ASan or UBSan).
-    assert s.proc.returncode == 0, f"chatcore-server exited with {s.proc.returncode}"
+    if running:
+        assert s.proc.returncode == 0, f"chatcore-server exited with {s.proc.returncode}"
     for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
         assert marker not in log, f"chatcore-server: {marker} (see the server log)"
 
@@ -298,9 +301,20 @@ class Browser:
         except Exception as err:  # the browser may be gone already
             self.console.append(f"(logs unavailable: {err})")
 
+    def page_state(self):
+        try:
+            return json.dumps({"status": self.status(), "chat": self.text("chat-title"),
+                               "messages": self.messages(), "chats": self.chat_items(),
+                               "typing": self.text("typing"), "readBy": self.text("read-by"),
+                               "presence": self.text("peer-presence")}, indent=1)
+        except Exception as err:
+            return f"(page unavailable: {err})"
+
     def report(self):
+        state = self.page_state()
         self.collect_logs()
-        return (f"---- {self.name}: console ----\n" + "\n".join(self.console[-100:]) +
+        return (f"---- {self.name}: page ----\n{state}\n"
+                f"---- {self.name}: console ----\n" + "\n".join(self.console[-100:]) +
                 f"\n---- {self.name}: WebSocket frames (last 150) ----\n" +
                 "\n".join(self.frames[-150:]))
 
