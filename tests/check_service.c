@@ -1,10 +1,21 @@
 /* The chat service behind a gateway, over the in-memory transport: what a client
- * sees on the wire, in both encodings. */
+ * sees on the wire, in both encodings.
+ *
+ * Test case "wire": a service without storage (only ping is served).
+ * Test cases "chat" and "deferred": the chat commands of docs/protocol.md over
+ * the memory storage (directly, or behind a wrapper that completes calls only
+ * when the test pumps) and the memory presence, with injected clocks; and the
+ * HTTP API (cc_service_http) through the gateway's on_http. */
 #include <check.h>
 #include <chatcore/error.h>
 #include <chatcore/memnet.h>
 #include <chatcore/service.h>
+#include <chatcore/presence.h>
+#include <chatcore/protocol.h>
+#include <chatcore/storage.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -213,6 +224,1296 @@ START_TEST(bad_frames_get_error_replies) {
 }
 END_TEST
 
+
+/* ======================================================================== *
+ * The service with chat storage and presence: the memory storage (or a
+ * wrapper that completes its calls later, from pump()), the memory presence,
+ * and injected clocks, so rate limits and TTLs are deterministic.
+ * ======================================================================== */
+
+#define MS 1000000ull          /* ns */
+#define T0_MS 1700000000000ull /* the wall clock's start (Unix ms) */
+#define PRESENCE_TTL_MS 60000u
+#define MAX_MEMBERS 5u
+#define MSG_RATE 5u /* per second, burst 5 */
+#define TYPING_RATE 2u
+#define TYPING_BURST 3u
+
+typedef Chatcore__V1__ServerFrame server_frame;
+#define RC(NAME) CHATCORE__V1__REPLY__RESULT_##NAME
+#define EV(NAME) CHATCORE__V1__EVENT__EVENT_##NAME
+#define CODE(NAME) CHATCORE__V1__ERROR_CODE__ERROR_CODE_##NAME
+#define ONLINE CHATCORE__V1__PRESENCE_STATE__PRESENCE_STATE_ONLINE
+#define OFFLINE CHATCORE__V1__PRESENCE_STATE__PRESENCE_STATE_OFFLINE
+
+/* ---- clocks ---- */
+
+static uint64_t wall_ns;   /* Unix time: the service's timestamps, presence lastSeen */
+static uint64_t mono_ns;   /* the service's rate limits */
+static uint64_t pmono_ns;  /* the presence's TTLs */
+static int auto_tick;      /* cli_cmd moves mono_ns 1 s first (rate budgets refill) */
+
+static uint64_t read_clock(void *ud) {
+  return *(const uint64_t *)ud;
+}
+
+static int64_t now_ms(void) {
+  return (int64_t)(wall_ns / MS);
+}
+
+/* ---- test clients ---- */
+
+typedef struct client {
+  cc_memclient *mc; /* NULL once closed */
+  cc_encoding enc;
+  char user[32];
+  uint64_t next_rid;
+  int keep_presence; /* else presence events are skipped when reading */
+} client;
+
+#define MAX_CLIENTS 48
+static client clients[MAX_CLIENTS];
+static int n_clients;
+
+/* ---- a counting allocator for the service: all of it comes back ---- */
+
+static long svc_live; /* blocks the service holds */
+
+static void *count_malloc(size_t n, void *ud) {
+  (void)ud;
+  void *p = malloc(n);
+  if (p) svc_live++;
+  return p;
+}
+static void count_free(void *p, void *ud) {
+  (void)ud;
+  if (p) svc_live--;
+  free(p);
+}
+static void *count_calloc(size_t n, size_t size, void *ud) {
+  (void)ud;
+  void *p = calloc(n, size);
+  if (p) svc_live++;
+  return p;
+}
+static void *count_realloc(void *p, size_t n, void *ud) {
+  (void)ud;
+  if (n == 0) {
+    count_free(p, NULL);
+    return NULL;
+  }
+  void *q = realloc(p, n);
+  if (q && !p) svc_live++;
+  return q;
+}
+static const cc_mem counting_mem = {NULL, count_malloc, count_free, count_calloc,
+                                    count_realloc};
+
+/* ---- decoded messages live until the end of the test ---- */
+
+static ProtobufCMessage **kept;
+static size_t n_kept, cap_kept;
+
+static void *keep(void *m) {
+  if (n_kept == cap_kept) {
+    cap_kept = cap_kept ? 2 * cap_kept : 256;
+    kept = realloc(kept, cap_kept * sizeof *kept);
+    ck_assert_ptr_nonnull(kept);
+  }
+  kept[n_kept++] = m;
+  return m;
+}
+
+static void free_kept(void) {
+  for (size_t i = 0; i < n_kept; i++) cc_wire_free(kept[i], NULL);
+  free(kept);
+  kept = NULL;
+  n_kept = cap_kept = 0;
+}
+
+/* A message as JSON, for failure messages. */
+static const char *describe(const void *m) {
+  static char text[8192];
+  cc_buf *b;
+  if (!m) return "(nothing)";
+  if (cc_wire_encode(&b, m, CC_ENCODING_JSON, 0, NULL) != 0) return "(unencodable)";
+  snprintf(text, sizeof text, "%.*s", (int)cc_buf_len(b), (const char *)cc_buf_cdata(b));
+  cc_buf_unref(b);
+  return text;
+}
+
+/* ---- a storage that completes calls later, from pump() ----
+ * Each call runs at once on the memory storage underneath; its result is copied
+ * and its callback queued, to run (in call order) when the test pumps. The
+ * copies are freed after the callback returns, so a service that keeps a
+ * callback's pointers fails under ASan (the idea of check_storage_memory.c). */
+
+typedef struct blk {
+  struct blk *next;
+  _Alignas(16) unsigned char data[];
+} blk;
+
+typedef enum { J_DONE, J_APPEND, J_ENTRIES, J_CHAT, J_CHATS, J_READ } job_type;
+
+typedef struct job {
+  struct job *next;
+  blk *blocks;
+  job_type type;
+  void *cb, *ud;
+  int err, flag;
+  uint64_t a, b;
+  cc_entry *entries;
+  size_t n;
+  cc_chat chat;
+  cc_member *members;
+  cc_chat_summary *chats;
+} job;
+
+typedef struct lagging {
+  cc_storage base;
+  cc_storage *inner;
+  job *head, *tail;
+  size_t queued;
+} lagging;
+
+static void *job_alloc(job *j, size_t n) {
+  blk *b = malloc(sizeof *b + (n ? n : 1));
+  ck_assert_ptr_nonnull(b);
+  b->next = j->blocks;
+  j->blocks = b;
+  return b->data;
+}
+
+static cc_str job_str(job *j, cc_str s) {
+  char *p = job_alloc(j, s.len);
+  if (s.len) memcpy(p, s.ptr, s.len);
+  return (cc_str){p, s.len};
+}
+
+static const cc_str *job_strs(job *j, const cc_str *v, size_t n) {
+  if (!n) return NULL;
+  cc_str *out = job_alloc(j, n * sizeof *out);
+  for (size_t i = 0; i < n; i++) out[i] = job_str(j, v[i]);
+  return out;
+}
+
+static void job_entry(job *j, cc_entry *dst, const cc_entry *src) {
+  *dst = *src;
+  dst->chat_id = job_str(j, src->chat_id);
+  dst->sender_id = job_str(j, src->sender_id);
+  dst->client_msg_id = job_str(j, src->client_msg_id);
+  dst->text = job_str(j, src->text);
+  dst->payload = job_str(j, src->payload);
+  dst->added = job_strs(j, src->added, src->n_added);
+  dst->removed = job_strs(j, src->removed, src->n_removed);
+}
+
+static void job_chat(job *j, cc_chat *dst, const cc_chat *src) {
+  *dst = *src;
+  dst->chat_id = job_str(j, src->chat_id);
+  dst->title = job_str(j, src->title);
+  dst->created_by = job_str(j, src->created_by);
+}
+
+static job *job_new(lagging *d, job_type type, void *cb, void *ud) {
+  job *j = calloc(1, sizeof *j);
+  ck_assert_ptr_nonnull(j);
+  j->type = type;
+  j->cb = cb;
+  j->ud = ud;
+  if (d->tail)
+    d->tail->next = j;
+  else
+    d->head = j;
+  d->tail = j;
+  d->queued++;
+  return j;
+}
+
+static void job_free(job *j) {
+  while (j->blocks) {
+    blk *b = j->blocks;
+    j->blocks = b->next;
+    free(b);
+  }
+  free(j);
+}
+
+/* Runs the oldest queued completion; 0 if none was queued. */
+static int lag_pump_one(lagging *d) {
+  job *j = d->head;
+  if (!j) return 0;
+  d->head = j->next;
+  if (!d->head) d->tail = NULL;
+  d->queued--;
+  switch (j->type) {
+  case J_DONE:
+    ((cc_storage_done_cb)j->cb)(j->ud, j->err);
+    break;
+  case J_APPEND:
+    ((cc_storage_append_cb)j->cb)(j->ud, j->err, j->a, j->flag);
+    break;
+  case J_ENTRIES:
+    ((cc_storage_entries_cb)j->cb)(j->ud, j->err, j->entries, j->n, j->flag);
+    break;
+  case J_CHAT:
+    ((cc_storage_chat_cb)j->cb)(j->ud, j->err, j->err ? NULL : &j->chat, j->members, j->n);
+    break;
+  case J_CHATS:
+    ((cc_storage_chats_cb)j->cb)(j->ud, j->err, j->chats, j->n, j->flag);
+    break;
+  case J_READ:
+    ((cc_storage_read_cb)j->cb)(j->ud, j->err, j->a, j->b);
+    break;
+  }
+  job_free(j);
+  return 1;
+}
+
+static void q_done(void *ud, int err) {
+  ((job *)ud)->err = err;
+}
+static void q_append(void *ud, int err, uint64_t seq, int dup) {
+  job *j = ud;
+  j->err = err;
+  j->a = seq;
+  j->flag = dup;
+}
+static void q_entries(void *ud, int err, const cc_entry *e, size_t n, int more) {
+  job *j = ud;
+  j->err = err;
+  j->n = n;
+  j->flag = more;
+  j->entries = n ? job_alloc(j, n * sizeof *e) : NULL;
+  for (size_t i = 0; i < n; i++) job_entry(j, &j->entries[i], &e[i]);
+}
+static void q_chat(void *ud, int err, const cc_chat *chat, const cc_member *m, size_t n) {
+  job *j = ud;
+  j->err = err;
+  if (err) return;
+  job_chat(j, &j->chat, chat);
+  j->n = n;
+  j->members = n ? job_alloc(j, n * sizeof *m) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    j->members[i] = m[i];
+    j->members[i].user_id = job_str(j, m[i].user_id);
+  }
+}
+static void q_chats(void *ud, int err, const cc_chat_summary *c, size_t n, int more) {
+  job *j = ud;
+  j->err = err;
+  j->n = n;
+  j->flag = more;
+  j->chats = n ? job_alloc(j, n * sizeof *c) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    j->chats[i] = c[i];
+    job_chat(j, &j->chats[i].chat, &c[i].chat);
+    job_entry(j, &j->chats[i].last_message, &c[i].last_message);
+  }
+}
+static void q_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
+  job *j = ud;
+  j->err = err;
+  j->a = read_seq;
+  j->b = unread;
+}
+
+static void lag_create_chat(cc_storage *s, const cc_chat *chat, const cc_member *m,
+                            size_t n, cc_storage_done_cb cb, void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->create_chat(d->inner, chat, m, n, q_done,
+                                 job_new(d, J_DONE, (void *)cb, ud));
+}
+static void lag_get_chat(cc_storage *s, cc_str id, cc_storage_chat_cb cb, void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->get_chat(d->inner, id, q_chat, job_new(d, J_CHAT, (void *)cb, ud));
+}
+static void lag_append(cc_storage *s, const cc_entry *e, cc_storage_append_cb cb,
+                       void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->append(d->inner, e, q_append, job_new(d, J_APPEND, (void *)cb, ud));
+}
+static void lag_fetch(cc_storage *s, cc_str id, uint64_t after, uint64_t before,
+                      uint32_t limit, int newest, cc_storage_entries_cb cb, void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->fetch(d->inner, id, after, before, limit, newest, q_entries,
+                           job_new(d, J_ENTRIES, (void *)cb, ud));
+}
+static void lag_list_chats(cc_storage *s, cc_str user, cc_str after, uint32_t limit,
+                           cc_storage_chats_cb cb, void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->list_chats(d->inner, user, after, limit, q_chats,
+                                job_new(d, J_CHATS, (void *)cb, ud));
+}
+static void lag_mark_read(cc_storage *s, cc_str user, cc_str chat, uint64_t seq,
+                          cc_storage_read_cb cb, void *ud) {
+  lagging *d = (lagging *)s;
+  d->inner->methods->mark_read(d->inner, user, chat, seq, q_read,
+                               job_new(d, J_READ, (void *)cb, ud));
+}
+static void lag_free(cc_storage *s) {
+  lagging *d = (lagging *)s;
+  while (lag_pump_one(d)) { /* calls already made complete first */
+  }
+  d->inner->methods->free(d->inner);
+  free(d);
+}
+
+static const cc_storage_methods lagging_methods = {
+    .version = 1,
+    .create_chat = lag_create_chat,
+    .get_chat = lag_get_chat,
+    .append = lag_append,
+    .fetch = lag_fetch,
+    .list_chats = lag_list_chats,
+    .mark_read = lag_mark_read,
+    .free = lag_free,
+};
+
+/* ---- the fixture ---- */
+
+static cc_storage *store;     /* what the service uses */
+static cc_storage *mem_store; /* the memory storage (under the wrapper, if any) */
+static lagging *lag;          /* the wrapper, in the "deferred" test case */
+static cc_presence *presence;
+
+static void on_http(void *ud, cc_conn *conn, const cc_http_request *req) {
+  if (!cc_service_http(ud, conn, req))
+    cc_conn_http_respond(conn, 404, "text/plain", (const uint8_t *)"not here\n", 9, NULL);
+}
+
+static void start_chat_service(int deferred) {
+  wall_ns = T0_MS * MS;
+  mono_ns = 1000 * 1000 * MS;
+  pmono_ns = 5000 * 1000 * MS;
+  auto_tick = 1;
+  svc_live = 0;
+  n_clients = 0;
+  cc_jwt_options *jo;
+  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
+  ck_assert_int_eq(
+      cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET, 32), 0);
+  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
+  cc_jwt_options_free(jo);
+
+  ck_assert_int_eq(cc_storage_memory_new(&mem_store, NULL), 0);
+  store = mem_store;
+  lag = NULL;
+  if (deferred) {
+    lag = calloc(1, sizeof *lag);
+    ck_assert_ptr_nonnull(lag);
+    lag->base.methods = &lagging_methods;
+    lag->inner = mem_store;
+    store = &lag->base;
+  }
+  cc_presence_memory_options *po;
+  ck_assert_int_eq(cc_presence_memory_options_new(&po), 0);
+  ck_assert_int_eq(cc_presence_memory_options_set_clock(po, read_clock, &pmono_ns), 0);
+  ck_assert_int_eq(cc_presence_memory_options_set_wall_clock(po, read_clock, &wall_ns), 0);
+  ck_assert_int_eq(cc_presence_memory_new(&presence, po, NULL), 0);
+  cc_presence_memory_options_free(po);
+
+  cc_service_options *so;
+  ck_assert_int_eq(cc_service_options_new(&so), 0);
+  ck_assert_int_eq(cc_service_options_set_clock(so, read_clock, &wall_ns), 0);
+  ck_assert_int_eq(cc_service_options_set_monotonic_clock(so, read_clock, &mono_ns), 0);
+  ck_assert_int_eq(cc_service_options_set_client_limits(so, 65536, 20000), 0);
+  ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
+  ck_assert_int_eq(cc_service_options_set_presence(so, presence, "gw1", PRESENCE_TTL_MS), 0);
+  ck_assert_int_eq(cc_service_options_set_message_rate(so, MSG_RATE, MSG_RATE), 0);
+  ck_assert_int_eq(cc_service_options_set_typing_rate(so, TYPING_RATE, TYPING_BURST), 0);
+  ck_assert_int_eq(cc_service_options_set_max_group_members(so, MAX_MEMBERS), 0);
+  ck_assert_int_eq(cc_service_options_set_jwt(so, verifier), 0);
+  ck_assert_int_eq(cc_service_new(&svc, so, &counting_mem), 0);
+  cc_service_options_free(so);
+
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
+  ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 100000), 0);
+  ck_assert_int_eq(cc_gateway_options_set_handshake_rate(o, 100000, 100000), 0);
+  cc_gateway_callbacks cb = {0};
+  cc_service_gateway_callbacks(&cb);
+  cb.on_http = on_http;
+  ck_assert_int_eq(cc_gateway_new(&gw, &cb, svc, o, NULL, NULL), 0);
+  cc_gateway_options_free(o);
+  ck_assert_int_eq(cc_memnet_new(&net, gw, NULL), 0);
+}
+
+static void setup_chat(void) {
+  start_chat_service(0);
+}
+
+static void setup_deferred(void) {
+  start_chat_service(1);
+}
+
+/* Frees in the documented order: connections, gateway, service, then the
+ * backends (which complete what is still in flight), and checks that the
+ * service gave back every block it took. A test may do it itself (net NULL). */
+static void stop_chat_service(void) {
+  if (net) {
+    cc_memnet_free(net);
+    cc_gateway_free(gw);
+    cc_service_free(svc);
+    store->methods->free(store);
+    presence->methods->free(presence);
+    cc_jwt_verifier_free(verifier);
+    net = NULL;
+  }
+  ck_assert_int_eq(svc_live, 0);
+  free_kept();
+}
+
+/* ---- direct access to the memory storage (it completes before returning) ---- */
+
+static void st_done(void *ud, int err) {
+  *(int *)ud = err;
+}
+
+static void store_chat(const char *id, cc_chat_kind kind, const char *const *members,
+                       size_t n) {
+  cc_member m[8];
+  ck_assert_uint_le(n, 8);
+  for (size_t i = 0; i < n; i++) {
+    m[i].user_id = (cc_str){members[i], strlen(members[i])};
+    m[i].role = i == 0 && kind == CC_CHAT_GROUP ? CC_ROLE_OWNER : CC_ROLE_MEMBER;
+  }
+  cc_chat c = {.chat_id = {id, strlen(id)},
+               .kind = kind,
+               .created_by = m[0].user_id,
+               .created_at_ms = now_ms()};
+  int err = -1;
+  mem_store->methods->create_chat(mem_store, &c, m, n, st_done, &err);
+  ck_assert_int_eq(err, 0);
+}
+
+static void st_appended(void *ud, int err, uint64_t seq, int dup) {
+  ck_assert_int_eq(err, 0);
+  ck_assert(!dup);
+  *(uint64_t *)ud = seq;
+}
+
+static uint64_t store_message(const char *chat, const char *sender, const char *cmid,
+                              const char *text) {
+  cc_entry e = {.kind = CC_ENTRY_MESSAGE,
+                .chat_id = {chat, strlen(chat)},
+                .sender_id = {sender, strlen(sender)},
+                .client_msg_id = {cmid, strlen(cmid)},
+                .text = {text, strlen(text)},
+                .at_ms = now_ms()};
+  uint64_t seq = 0;
+  mem_store->methods->append(mem_store, &e, st_appended, &seq);
+  ck_assert_uint_gt(seq, 0);
+  return seq;
+}
+
+/* ---- test clients ---- */
+
+/* The upgrade request of `user` (a fresh token) in the given encoding. */
+static int upgrade_request_for(char *req, size_t cap, const char *user, cc_encoding enc) {
+  char claims[128], tok[512];
+  size_t len;
+  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
+                   (long)time(NULL) + 600);
+  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
+                                    (size_t)n, tok, sizeof tok, &len),
+                   0);
+  n = snprintf(
+      req, cap,
+      "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+      "Authorization: Bearer %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+      tok, enc == CC_ENCODING_PROTOBUF ? "chatcore.v1.proto" : "chatcore.v1.json");
+  ck_assert_int_lt(n, (int)cap);
+  return n;
+}
+
+/* Reads the 101 head off `cl`, leaving the frames. */
+static void skip_upgrade_head(cc_memclient *cl) {
+  char c, head[1024];
+  size_t h = 0;
+  while (h < 4 || memcmp(head + h - 4, "\r\n\r\n", 4) != 0) {
+    ck_assert_uint_eq(cc_memclient_read(cl, (uint8_t *)&c, 1), 1);
+    ck_assert_uint_lt(h, sizeof head);
+    head[h++] = c;
+  }
+  ck_assert(strncmp(head, "HTTP/1.1 101", 12) == 0);
+}
+
+/* A client frame (masked with a zero key) of any length. */
+static size_t ws_client_frame(uint8_t *out, size_t cap, int opcode, const void *data,
+                              size_t len) {
+  size_t h = 0;
+  ck_assert_uint_le(len + 14, cap);
+  out[h++] = (uint8_t)(0x80 | opcode);
+  if (len < 126) {
+    out[h++] = (uint8_t)(0x80 | len);
+  } else if (len < 65536) {
+    out[h++] = 0x80 | 126;
+    out[h++] = (uint8_t)(len >> 8);
+    out[h++] = (uint8_t)len;
+  } else {
+    out[h++] = 0x80 | 127;
+    for (int i = 7; i >= 0; i--) out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+  }
+  memset(out + h, 0, 4);
+  h += 4;
+  memcpy(out + h, data, len);
+  return h + len;
+}
+
+/* Reads one server frame; its opcode (1 text, 2 binary, 8 close). */
+static int read_ws_frame(cc_memclient *cl, uint8_t **out, size_t *out_len) {
+  uint8_t first, h[8];
+  ck_assert_uint_eq(cc_memclient_read(cl, &first, 1), 1);
+  ck_assert_uint_eq(cc_memclient_read(cl, h, 1), 1);
+  uint64_t len = h[0] & 0x7f;
+  if (len == 126) {
+    ck_assert_uint_eq(cc_memclient_read(cl, h, 2), 2);
+    len = (uint64_t)h[0] << 8 | h[1];
+  } else if (len == 127) {
+    ck_assert_uint_eq(cc_memclient_read(cl, h, 8), 8);
+    len = 0;
+    for (int i = 0; i < 8; i++) len = len << 8 | h[i];
+  }
+  uint8_t *p = malloc(len + 1);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(cc_memclient_read(cl, p, len), len);
+  p[len] = 0;
+  *out = p;
+  *out_len = len;
+  return first & 0x0f;
+}
+
+/* Opens a WebSocket session for `user`; the caller reads hello (or not yet). */
+static client *cli_connect(const char *user, cc_encoding enc) {
+  ck_assert_int_lt(n_clients, MAX_CLIENTS);
+  client *c = &clients[n_clients++];
+  memset(c, 0, sizeof *c);
+  snprintf(c->user, sizeof c->user, "%s", user);
+  c->enc = enc;
+  char req[2048];
+  int n = upgrade_request_for(req, sizeof req, user, enc);
+  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &c->mc), 0);
+  ck_assert_int_eq(cc_memclient_write(c->mc, (const uint8_t *)req, (size_t)n), 0);
+  skip_upgrade_head(c->mc);
+  return c;
+}
+
+/* The next server frame, decoded in the client's encoding (and sent in the
+ * matching WebSocket frame type), or NULL if nothing is waiting. Presence events
+ * are skipped unless the client keeps them. */
+static server_frame *cli_try_next(client *c) {
+  ck_assert_ptr_nonnull(c->mc);
+  for (;;) {
+    cc_memnet_flush(net);
+    if (cc_memclient_pending(c->mc) == 0) return NULL;
+    uint8_t *data;
+    size_t len;
+    int opcode = read_ws_frame(c->mc, &data, &len);
+    ck_assert_msg(opcode == (c->enc == CC_ENCODING_PROTOBUF ? 2 : 1),
+                  "%s: a frame with opcode %d (close code %d) on a %s connection", c->user,
+                  opcode, len >= 2 ? data[0] << 8 | data[1] : 0,
+                  c->enc == CC_ENCODING_PROTOBUF ? "protobuf" : "JSON");
+    server_frame *f = NULL;
+    cc_wire_err err;
+    memset(&err, 0, sizeof err);
+    int rv = cc_wire_decode_server(&f, c->enc, data, len, NULL, NULL, &err);
+    ck_assert_msg(rv == 0, "%s: undecodable server frame (%d): %.200s", c->user, rv,
+                  c->enc == CC_ENCODING_JSON ? (const char *)data : "(binary)");
+    free(data);
+    keep(f);
+    if (!c->keep_presence && f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT &&
+        f->event->event_case == EV(PRESENCE))
+      continue;
+    return f;
+  }
+}
+
+static server_frame *cli_next(client *c) {
+  server_frame *f = cli_try_next(c);
+  ck_assert_msg(f != NULL, "%s: expected a frame, nothing came", c->user);
+  return f;
+}
+
+/* Nothing more for this client, and its connection is still open. */
+static void expect_nothing(client *c) {
+  server_frame *f = cli_try_next(c);
+  ck_assert_msg(f == NULL, "%s: expected nothing, got %s", c->user, describe(f));
+  ck_assert_msg(!cc_memclient_closed(c->mc), "%s: the connection was closed", c->user);
+}
+
+/* Nothing more for any open client of this test. */
+static void expect_quiet(void) {
+  for (int i = 0; i < n_clients; i++)
+    if (clients[i].mc) expect_nothing(&clients[i]);
+}
+
+/* Reads and drops everything waiting. */
+static void drain(client *c) {
+  while (cli_try_next(c)) {
+  }
+}
+
+/* The next frame is the reply to `rid` with result `rc`. */
+static Chatcore__V1__Reply *expect_reply(client *c, uint64_t rid,
+                                         Chatcore__V1__Reply__ResultCase rc) {
+  server_frame *f = cli_next(c);
+  ck_assert_msg(f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_REPLY &&
+                    f->reply->request_id == rid && f->reply->result_case == rc,
+                "%s: expected the reply to %llu (result %d), got %s", c->user,
+                (unsigned long long)rid, (int)rc, describe(f));
+  return f->reply;
+}
+#define REPLY(c, rid, NAME, field) (expect_reply((c), (rid), RC(NAME))->field)
+
+/* The next frame is an error reply to `rid` with `code`. */
+static Chatcore__V1__Error *expect_error_reply(client *c, uint64_t rid,
+                                               Chatcore__V1__ErrorCode code) {
+  Chatcore__V1__Error *e = REPLY(c, rid, ERROR, error);
+  ck_assert_msg(e->code == code, "%s: expected error %s, got %s (%s)", c->user,
+                cc_wire_error_code_name(code), cc_wire_error_code_name(e->code),
+                e->message);
+  return e;
+}
+#define ERR(c, rid, NAME) expect_error_reply((c), (rid), CODE(NAME))
+
+/* The next frame is an event of kind `ec`. */
+static Chatcore__V1__Event *expect_event(client *c, Chatcore__V1__Event__EventCase ec) {
+  server_frame *f = cli_next(c);
+  ck_assert_msg(f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT &&
+                    f->event->event_case == ec,
+                "%s: expected an event of kind %d, got %s", c->user, (int)ec, describe(f));
+  return f->event;
+}
+#define EVENT(c, NAME, field) (expect_event((c), EV(NAME))->field)
+
+static void expect_hello(client *c) {
+  Chatcore__V1__Hello *h = EVENT(c, HELLO, hello);
+  ck_assert_str_eq(h->user_id, c->user);
+  ck_assert_int_eq(h->server_time_ms, now_ms());
+  ck_assert_uint_eq(h->max_frame_bytes, 65536);
+}
+
+/* Connects and reads hello. */
+static client *cli_open(const char *user, cc_encoding enc) {
+  client *c = cli_connect(user, enc);
+  expect_hello(c);
+  return c;
+}
+
+static client *cli_json(const char *user) {
+  return cli_open(user, CC_ENCODING_JSON);
+}
+
+static client *cli_proto(const char *user) {
+  return cli_open(user, CC_ENCODING_PROTOBUF);
+}
+
+static void cli_close(client *c) {
+  cc_memclient_close(c->mc);
+  c->mc = NULL;
+  cc_memnet_flush(net);
+}
+
+/* Sends a client frame given as JSON (transcoded for protobuf clients). */
+static void cli_send_json(client *c, const char *json, size_t len) {
+  static uint8_t frame[70000];
+  size_t n;
+  if (c->enc == CC_ENCODING_PROTOBUF) {
+    cc_buf *b;
+    char why[200];
+    int rv = cc_protocol_transcode(&b, CC_PROTOCOL_CLIENT_FRAME, CC_ENCODING_JSON,
+                                   (const uint8_t *)json, len, CC_ENCODING_PROTOBUF, NULL,
+                                   NULL, why, sizeof why);
+    ck_assert_msg(rv == 0, "not a client frame (%s): %s", why, json);
+    n = ws_client_frame(frame, sizeof frame, 2, cc_buf_cdata(b), cc_buf_len(b));
+    cc_buf_unref(b);
+  } else {
+    n = ws_client_frame(frame, sizeof frame, 1, json, len);
+  }
+  ck_assert_int_eq(cc_memclient_write(c->mc, frame, n), 0);
+}
+
+/* Sends {"requestId": <next>, <command>}; returns the request id. */
+__attribute__((format(printf, 2, 3))) static uint64_t cli_cmd(client *c, const char *fmt, ...);
+static uint64_t cli_cmd(client *c, const char *fmt, ...) {
+  static char body[60000], json[61000];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(body, sizeof body, fmt, ap);
+  va_end(ap);
+  uint64_t rid = ++c->next_rid;
+  int n = snprintf(json, sizeof json, "{\"requestId\":\"%llu\",%s}", (unsigned long long)rid,
+                   body);
+  if (auto_tick) mono_ns += 1000 * MS;
+  cli_send_json(c, json, (size_t)n);
+  return rid;
+}
+
+/* ---- commands ---- */
+
+static uint64_t send_text(client *c, const char *chat, const char *cmid, const char *text) {
+  return cli_cmd(c, "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"%s\",\"text\":\"%s\"}",
+                 chat, cmid, text);
+}
+
+/* Sends a message; reads the sender's own event, then the reply (in that order,
+ * with equal seqs); returns the seq. Other connections are the caller's. */
+static uint64_t say(client *c, const char *chat, const char *cmid, const char *text) {
+  uint64_t rid = send_text(c, chat, cmid, text);
+  Chatcore__V1__Message *m = EVENT(c, MESSAGE, message);
+  Chatcore__V1__SendMessageResult *r = REPLY(c, rid, SEND_MESSAGE, send_message);
+  ck_assert_str_eq(m->chat_id, chat);
+  ck_assert_str_eq(m->text, text);
+  ck_assert_str_eq(m->client_msg_id, cmid);
+  ck_assert_uint_eq(m->seq, r->seq);
+  ck_assert(!r->duplicate);
+  return r->seq;
+}
+
+/* The next event is message `seq` of `chat` from `sender` with `text`. */
+static Chatcore__V1__Message *expect_message(client *c, const char *chat, uint64_t seq,
+                                             const char *sender, const char *text) {
+  Chatcore__V1__Message *m = EVENT(c, MESSAGE, message);
+  ck_assert_str_eq(m->chat_id, chat);
+  ck_assert_uint_eq(m->seq, seq);
+  ck_assert_str_eq(m->sender_id, sender);
+  ck_assert_str_eq(m->text, text);
+  return m;
+}
+
+/* createDirectChat from `c` with `peer`; returns the chat id. */
+static const char *direct_chat(client *c, const char *peer) {
+  uint64_t rid = cli_cmd(c, "\"createDirectChat\":{\"peerId\":\"%s\"}", peer);
+  Chatcore__V1__ChatCreated *r = REPLY(c, rid, CREATE_DIRECT_CHAT, create_direct_chat);
+  return r->chat->chat_id;
+}
+
+/* createGroup from `c` with `members` (a JSON list body, e.g. "\"bob\",\"carol\"");
+ * reads c's membershipChanged event and the reply; returns the group id. */
+static const char *group_chat(client *c, const char *title, const char *members) {
+  uint64_t rid =
+      cli_cmd(c, "\"createGroup\":{\"title\":\"%s\",\"memberIds\":[%s]}", title, members);
+  Chatcore__V1__MembershipChanged *m = EVENT(c, MEMBERSHIP_CHANGED, membership_changed);
+  Chatcore__V1__ChatCreated *r = REPLY(c, rid, CREATE_GROUP, create_group);
+  ck_assert_str_eq(m->chat_id, r->chat->chat_id);
+  return r->chat->chat_id;
+}
+
+static int has_str(char **list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i], s) == 0) return 1;
+  return 0;
+}
+
+static uint64_t get_history(client *c, const char *chat, uint64_t before, uint64_t after,
+                            uint32_t limit) {
+  return cli_cmd(c,
+                 "\"getHistory\":{\"chatId\":\"%s\",\"beforeSeq\":\"%llu\",\"afterSeq\":"
+                 "\"%llu\",\"limit\":%u}",
+                 chat, (unsigned long long)before, (unsigned long long)after, limit);
+}
+
+/* The seq of a log entry as an Event. */
+static uint64_t entry_seq(const Chatcore__V1__Event *e) {
+  switch (e->event_case) {
+  case EV(MESSAGE):
+    return e->message->seq;
+  case EV(MESSAGE_EDITED):
+    return e->message_edited->seq;
+  case EV(MESSAGE_DELETED):
+    return e->message_deleted->seq;
+  case EV(MEMBERSHIP_CHANGED):
+    return e->membership_changed->seq;
+  default:
+    ck_abort_msg("not a log entry: %s", describe(e));
+    return 0;
+  }
+}
+
+/* The entries of a page hold exactly seqs from..to, ascending. */
+static void expect_seqs(Chatcore__V1__Event **e, size_t n, uint64_t from, uint64_t to) {
+  ck_assert_uint_eq(n, to >= from ? to - from + 1 : 0);
+  for (size_t i = 0; i < n; i++) ck_assert_uint_eq(entry_seq(e[i]), from + i);
+}
+
+/* ---- direct chats and messages ---- */
+
+START_TEST(direct_chat_create_and_send) {
+  client *a1 = cli_json("alice"), *a2 = cli_json("alice"), *b = cli_json("bob");
+  uint64_t rid = cli_cmd(a1, "\"createDirectChat\":{\"peerId\":\"bob\"}");
+  Chatcore__V1__ChatCreated *cr = REPLY(a1, rid, CREATE_DIRECT_CHAT, create_direct_chat);
+  ck_assert(cr->created);
+  Chatcore__V1__Chat *ch = cr->chat;
+  ck_assert_str_eq(ch->chat_id, "d:alice:bob");
+  ck_assert_int_eq(ch->kind, CHATCORE__V1__CHAT_KIND__CHAT_KIND_DIRECT);
+  ck_assert_uint_eq(ch->member_count, 2);
+  ck_assert_uint_eq(ch->n_member_ids, 2);
+  ck_assert(has_str(ch->member_ids, 2, "alice") && has_str(ch->member_ids, 2, "bob"));
+  ck_assert_str_eq(ch->peer_id, "bob");
+  ck_assert_int_eq(ch->created_at_ms, now_ms());
+  ck_assert_uint_eq(ch->last_seq, 0);
+  /* Again, from the other side: the same chat, not created. */
+  rid = cli_cmd(b, "\"createDirectChat\":{\"peerId\":\"alice\"}");
+  cr = REPLY(b, rid, CREATE_DIRECT_CHAT, create_direct_chat);
+  ck_assert(!cr->created);
+  ck_assert_str_eq(cr->chat->chat_id, "d:alice:bob");
+  ck_assert_str_eq(cr->chat->peer_id, "alice");
+  expect_nothing(a1);
+  expect_nothing(a2);
+  expect_nothing(b);
+
+  /* Three sends: the event reaches every connection of both users, the sender's
+   * before its reply; seqs 1, 2, 3. */
+  for (uint64_t i = 1; i <= 3; i++) {
+    char cmid[16], text[32];
+    snprintf(cmid, sizeof cmid, "m%llu", (unsigned long long)i);
+    snprintf(text, sizeof text, "hello %llu", (unsigned long long)i);
+    wall_ns += 10 * MS;
+    rid = send_text(a1, "d:alice:bob", cmid, text);
+    Chatcore__V1__Message *m = expect_message(a1, "d:alice:bob", i, "alice", text);
+    ck_assert_str_eq(m->client_msg_id, cmid);
+    ck_assert_int_eq(m->sent_at_ms, now_ms());
+    ck_assert_uint_eq(m->updated_seq, i);
+    char mid[32];
+    snprintf(mid, sizeof mid, "d:alice:bob/%llu", (unsigned long long)i);
+    ck_assert_str_eq(m->message_id, mid);
+    Chatcore__V1__SendMessageResult *r = REPLY(a1, rid, SEND_MESSAGE, send_message);
+    ck_assert_str_eq(r->chat_id, "d:alice:bob");
+    ck_assert_uint_eq(r->seq, i);
+    ck_assert_str_eq(r->message_id, mid);
+    ck_assert_int_eq(r->sent_at_ms, now_ms());
+    ck_assert(!r->duplicate);
+    expect_message(a2, "d:alice:bob", i, "alice", text);
+    m = expect_message(b, "d:alice:bob", i, "alice", text);
+    ck_assert_str_eq(m->message_id, mid);
+    expect_nothing(a1);
+    expect_nothing(a2);
+    expect_nothing(b);
+  }
+  /* Bob answers: seq 4, to all three connections. */
+  ck_assert_uint_eq(say(b, "d:alice:bob", "b1", "hi alice"), 4);
+  expect_message(a1, "d:alice:bob", 4, "bob", "hi alice");
+  expect_message(a2, "d:alice:bob", 4, "bob", "hi alice");
+  expect_nothing(a1);
+  expect_nothing(b);
+  /* Talking to yourself is not a chat. */
+  rid = cli_cmd(a1, "\"createDirectChat\":{\"peerId\":\"alice\"}");
+  ERR(a1, rid, BAD_REQUEST);
+}
+END_TEST
+
+START_TEST(idempotent_send_and_conflict) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  int64_t t0 = now_ms();
+  ck_assert_uint_eq(say(a, chat, "uuid-1", "first"), 1);
+  expect_message(b, chat, 1, "alice", "first");
+  /* A retry later: the original seq, id and time, duplicate, and no event. */
+  wall_ns += 5000 * MS;
+  uint64_t rid = send_text(a, chat, "uuid-1", "first");
+  Chatcore__V1__SendMessageResult *r = REPLY(a, rid, SEND_MESSAGE, send_message);
+  ck_assert(r->duplicate);
+  ck_assert_uint_eq(r->seq, 1);
+  ck_assert_str_eq(r->message_id, "d:alice:bob/1");
+  ck_assert_int_eq(r->sent_at_ms, t0);
+  expect_nothing(a);
+  expect_nothing(b);
+  /* The same clientMsgId for different content: CONFLICT, nothing stored. */
+  rid = send_text(a, chat, "uuid-1", "something else");
+  ERR(a, rid, CONFLICT);
+  expect_nothing(b);
+  /* The log stays gap-free. */
+  ck_assert_uint_eq(say(a, chat, "uuid-2", "second"), 2);
+  expect_message(b, chat, 2, "alice", "second");
+  /* Idempotency is per sender: bob may use the same clientMsgId. */
+  ck_assert_uint_eq(say(b, chat, "uuid-1", "bob's own"), 3);
+  expect_message(a, chat, 3, "bob", "bob's own");
+  expect_nothing(a);
+  expect_nothing(b);
+}
+END_TEST
+
+START_TEST(json_and_protobuf_in_one_chat) {
+  client *aj = cli_json("alice"), *ap = cli_proto("alice"), *bp = cli_proto("bob");
+  client *bj = cli_json("bob");
+  const char *chat = direct_chat(ap, "bob"); /* a protobuf command and reply */
+  ck_assert_str_eq(chat, "d:alice:bob");
+  /* Each connection receives each message once, in its own encoding (cli_next
+   * checks the frame type and decodes in the connection's encoding). */
+  ck_assert_uint_eq(say(bp, chat, "p1", "from protobuf"), 1);
+  Chatcore__V1__Message *m1 = expect_message(aj, chat, 1, "bob", "from protobuf");
+  Chatcore__V1__Message *m2 = expect_message(ap, chat, 1, "bob", "from protobuf");
+  Chatcore__V1__Message *m3 = expect_message(bj, chat, 1, "bob", "from protobuf");
+  ck_assert_int_eq(m1->sent_at_ms, m2->sent_at_ms);
+  ck_assert_int_eq(m1->sent_at_ms, m3->sent_at_ms);
+  ck_assert_str_eq(m1->message_id, m2->message_id);
+  ck_assert_str_eq(m1->client_msg_id, "p1");
+  ck_assert_uint_eq(say(aj, chat, "j1", "from JSON"), 2);
+  expect_message(ap, chat, 2, "alice", "from JSON");
+  expect_message(bp, chat, 2, "alice", "from JSON");
+  expect_message(bj, chat, 2, "alice", "from JSON");
+  /* Bytes survive both encodings. */
+  uint64_t rid = cli_cmd(bp, "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"p2\","
+                             "\"payload\":\"AAEC/w==\"}",
+                         chat);
+  Chatcore__V1__Message *pm = EVENT(bp, MESSAGE, message);
+  ck_assert_uint_eq(REPLY(bp, rid, SEND_MESSAGE, send_message)->seq, 3);
+  ck_assert_uint_eq(pm->payload.len, 4);
+  pm = EVENT(aj, MESSAGE, message);
+  ck_assert_uint_eq(pm->payload.len, 4);
+  ck_assert(memcmp(pm->payload.data, "\x00\x01\x02\xff", 4) == 0);
+  ck_assert_str_eq(pm->text, "");
+  pm = EVENT(ap, MESSAGE, message);
+  ck_assert(memcmp(pm->payload.data, "\x00\x01\x02\xff", 4) == 0);
+  expect_event(bj, EV(MESSAGE));
+  expect_quiet();
+}
+END_TEST
+
+/* ---- who may do what ---- */
+
+START_TEST(non_member_and_unknown_chat) {
+  client *a = cli_json("alice"), *b = cli_json("bob"), *c = cli_proto("carol");
+  const char *chat = direct_chat(a, "bob");
+  say(a, chat, "m1", "private");
+  expect_message(b, chat, 1, "alice", "private");
+  const char *group = group_chat(a, "inner", "\"bob\"");
+  expect_event(b, EV(MEMBERSHIP_CHANGED));
+
+  const char *chats[] = {chat, group};
+  for (int i = 0; i < 2; i++) {
+    const char *id = chats[i];
+    uint64_t rid = send_text(c, id, "c1", "let me in");
+    ERR(c, rid, NOT_MEMBER);
+    rid = get_history(c, id, 0, 0, 0);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
+                  id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", id);
+    ERR(c, rid, NOT_MEMBER);
+    rid = cli_cmd(c, "\"leaveChat\":{\"chatId\":\"%s\"}", id);
+    ERR(c, rid, NOT_MEMBER);
+  }
+  /* Chats that do not exist. */
+  const char *unknown[] = {"g:nope", "d:bob:carol"};
+  for (int i = 0; i < 2; i++) {
+    const char *id = unknown[i];
+    uint64_t rid = send_text(c, id, "c2", "anyone?");
+    ERR(c, rid, NOT_FOUND);
+    rid = get_history(c, id, 0, 0, 0);
+    ERR(c, rid, NOT_FOUND);
+    rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
+    ERR(c, rid, NOT_FOUND);
+    rid = cli_cmd(c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
+                  id);
+    ERR(c, rid, NOT_FOUND);
+    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", id);
+    ERR(c, rid, NOT_FOUND);
+    rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
+    ERR(c, rid, NOT_FOUND);
+    rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", id);
+    ERR(c, rid, NOT_FOUND);
+  }
+  /* Nothing leaked to the members, nothing was stored, carol is still here. */
+  expect_nothing(a);
+  expect_nothing(b);
+  expect_nothing(c);
+  uint64_t rid = get_history(a, chat, 0, 0, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 1);
+  ck_assert_str_eq(p->entries[0]->message->text, "private");
+  rid = cli_cmd(c, "\"ping\":{\"clientTimeMs\":\"5\"}");
+  ck_assert_int_eq(REPLY(c, rid, PING, ping)->client_time_ms, 5);
+}
+END_TEST
+
+/* ---- groups ---- */
+
+START_TEST(group_membership) {
+  client *a = cli_json("alice"), *a2 = cli_proto("alice"), *b = cli_json("bob");
+  client *c = cli_proto("carol"), *d = cli_json("dave");
+  /* createGroup: seq 1 adds everyone (the owner first, bob once). */
+  uint64_t rid = cli_cmd(
+      a, "\"createGroup\":{\"title\":\"crew\",\"memberIds\":[\"bob\",\"carol\",\"bob\"]}");
+  Chatcore__V1__MembershipChanged *mc = EVENT(a, MEMBERSHIP_CHANGED, membership_changed);
+  Chatcore__V1__ChatCreated *cr = REPLY(a, rid, CREATE_GROUP, create_group);
+  ck_assert(cr->created);
+  const char *g = cr->chat->chat_id;
+  ck_assert(strncmp(g, "g:", 2) == 0);
+  ck_assert_int_eq(cr->chat->kind, CHATCORE__V1__CHAT_KIND__CHAT_KIND_GROUP);
+  ck_assert_str_eq(cr->chat->title, "crew");
+  ck_assert_uint_eq(cr->chat->member_count, 3);
+  ck_assert_uint_eq(cr->chat->n_member_ids, 3);
+  ck_assert_str_eq(cr->chat->member_ids[0], "alice");
+  ck_assert(has_str(cr->chat->member_ids, 3, "bob") &&
+            has_str(cr->chat->member_ids, 3, "carol"));
+  ck_assert_uint_eq(cr->chat->last_seq, 1);
+  ck_assert_str_eq(cr->chat->peer_id, "");
+  ck_assert_str_eq(mc->chat_id, g);
+  ck_assert_uint_eq(mc->seq, 1);
+  ck_assert_uint_eq(mc->n_added_user_ids, 3);
+  ck_assert_str_eq(mc->by_user_id, "alice");
+  ck_assert_int_eq(mc->at_ms, now_ms());
+  client *members[] = {a2, b, c};
+  for (int i = 0; i < 3; i++) {
+    Chatcore__V1__MembershipChanged *m =
+        EVENT(members[i], MEMBERSHIP_CHANGED, membership_changed);
+    ck_assert_str_eq(m->chat_id, g);
+    ck_assert_uint_eq(m->seq, 1);
+    ck_assert_uint_eq(m->n_added_user_ids, 3);
+  }
+  expect_nothing(d);
+
+  /* Any member adds; users already in are left out; the added hear it too. */
+  rid = cli_cmd(b, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\",\"dave\"]}", g);
+  expect_event(b, EV(MEMBERSHIP_CHANGED));
+  mc = REPLY(b, rid, ADD_MEMBERS, add_members);
+  ck_assert_uint_eq(mc->seq, 2);
+  ck_assert_uint_eq(mc->n_added_user_ids, 1);
+  ck_assert_str_eq(mc->added_user_ids[0], "dave");
+  ck_assert_str_eq(mc->by_user_id, "bob");
+  client *all[] = {a, a2, c, d};
+  for (int i = 0; i < 4; i++) {
+    Chatcore__V1__MembershipChanged *m = EVENT(all[i], MEMBERSHIP_CHANGED, membership_changed);
+    ck_assert_uint_eq(m->seq, 2);
+    ck_assert_str_eq(m->added_user_ids[0], "dave");
+    expect_nothing(all[i]);
+  }
+  /* Nobody new: a reply without seq, nothing logged, nobody told. */
+  rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\",\"alice\"]}", g);
+  mc = REPLY(c, rid, ADD_MEMBERS, add_members);
+  ck_assert_str_eq(mc->chat_id, g);
+  ck_assert_uint_eq(mc->seq, 0);
+  ck_assert_uint_eq(mc->n_added_user_ids, 0);
+  ck_assert_uint_eq(mc->n_removed_user_ids, 0);
+  expect_quiet();
+
+  /* A plain member removes nobody else; nobody removes the owner. */
+  rid = cli_cmd(b, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
+  ERR(b, rid, FORBIDDEN);
+  rid = cli_cmd(b, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"alice\"]}", g);
+  ERR(b, rid, FORBIDDEN);
+  expect_quiet();
+
+  /* The owner removes carol: she hears it, then nothing more of the chat. */
+  rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  mc = REPLY(a, rid, REMOVE_MEMBERS, remove_members);
+  ck_assert_uint_eq(mc->seq, 3);
+  ck_assert_uint_eq(mc->n_removed_user_ids, 1);
+  ck_assert_str_eq(mc->removed_user_ids[0], "carol");
+  ck_assert_uint_eq(mc->n_added_user_ids, 0);
+  ck_assert_str_eq(mc->by_user_id, "alice");
+  client *heard[] = {a2, b, c, d};
+  for (int i = 0; i < 4; i++) {
+    Chatcore__V1__MembershipChanged *m =
+        EVENT(heard[i], MEMBERSHIP_CHANGED, membership_changed);
+    ck_assert_uint_eq(m->seq, 3);
+    ck_assert_str_eq(m->removed_user_ids[0], "carol");
+  }
+  ck_assert_uint_eq(say(a, g, "a1", "carol is gone"), 4);
+  expect_message(a2, g, 4, "alice", "carol is gone");
+  expect_message(b, g, 4, "alice", "carol is gone");
+  expect_message(d, g, 4, "alice", "carol is gone");
+  rid = cli_cmd(a, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", g);
+  expect_reply(a, rid, RC(SET_TYPING));
+  expect_event(b, EV(TYPING));
+  expect_event(d, EV(TYPING));
+  expect_nothing(c);
+  rid = send_text(c, g, "c1", "still here?");
+  ERR(c, rid, NOT_MEMBER);
+  rid = get_history(c, g, 0, 0, 0);
+  ERR(c, rid, NOT_MEMBER);
+
+  /* dave leaves: by himself, his last event of the chat. */
+  rid = cli_cmd(d, "\"leaveChat\":{\"chatId\":\"%s\"}", g);
+  mc = EVENT(d, MEMBERSHIP_CHANGED, membership_changed);
+  ck_assert_uint_eq(mc->seq, 5);
+  mc = REPLY(d, rid, LEAVE_CHAT, leave_chat);
+  ck_assert_uint_eq(mc->seq, 5);
+  ck_assert_uint_eq(mc->n_removed_user_ids, 1);
+  ck_assert_str_eq(mc->removed_user_ids[0], "dave");
+  ck_assert_str_eq(mc->by_user_id, "dave");
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  expect_event(a2, EV(MEMBERSHIP_CHANGED));
+  expect_event(b, EV(MEMBERSHIP_CHANGED));
+  /* bob removes himself with removeMembers: allowed (anyone may leave). */
+  rid = cli_cmd(b, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", g);
+  expect_event(b, EV(MEMBERSHIP_CHANGED));
+  mc = REPLY(b, rid, REMOVE_MEMBERS, remove_members);
+  ck_assert_uint_eq(mc->seq, 6);
+  ck_assert_str_eq(mc->removed_user_ids[0], "bob");
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  expect_event(a2, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(say(a, g, "a2", "alone"), 7);
+  expect_message(a2, g, 7, "alice", "alone");
+  expect_quiet();
+  /* The log holds all of it. */
+  rid = get_history(a, g, 0, 0, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 7);
+  ck_assert_int_eq(p->entries[4]->event_case, EV(MEMBERSHIP_CHANGED));
+  ck_assert_str_eq(p->entries[4]->membership_changed->by_user_id, "dave");
+}
+END_TEST
+
+START_TEST(group_member_cap_and_fixed_direct_chats) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  /* Six members with the owner: over the cap of five. */
+  uint64_t rid = cli_cmd(a, "\"createGroup\":{\"title\":\"big\",\"memberIds\":"
+                            "[\"u1\",\"u2\",\"u3\",\"u4\",\"u5\"]}");
+  ERR(a, rid, TOO_LARGE);
+  expect_nothing(a);
+  /* Five fit; one more does not. */
+  const char *g = group_chat(a, "five", "\"u1\",\"u2\",\"u3\",\"alice\",\"u4\"");
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", g);
+  ERR(a, rid, TOO_LARGE);
+  /* Users already in do not count. */
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u1\"]}", g);
+  ck_assert_uint_eq(REPLY(a, rid, ADD_MEMBERS, add_members)->seq, 0);
+  /* After someone leaves, there is room again. */
+  rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u4\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(REPLY(a, rid, REMOVE_MEMBERS, remove_members)->seq, 2);
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(REPLY(a, rid, ADD_MEMBERS, add_members)->seq, 3);
+  expect_event(b, EV(MEMBERSHIP_CHANGED));
+
+  /* A direct chat's members are fixed. */
+  const char *d = direct_chat(a, "bob");
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", d);
+  ERR(a, rid, FORBIDDEN);
+  rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", d);
+  ERR(a, rid, FORBIDDEN);
+  rid = cli_cmd(b, "\"leaveChat\":{\"chatId\":\"%s\"}", d);
+  ERR(b, rid, FORBIDDEN);
+  /* ... and it is intact. */
+  ck_assert_uint_eq(say(b, d, "b1", "still both here"), 1);
+  expect_message(a, d, 1, "bob", "still both here");
+  expect_nothing(a);
+  expect_nothing(b);
+}
+END_TEST
+
+/* ---- edit and delete ---- */
+
+START_TEST(edit_and_delete) {
+  client *a = cli_json("alice"), *b = cli_proto("bob");
+  const char *chat = direct_chat(a, "bob");
+  int64_t t_sent = now_ms();
+  ck_assert_uint_eq(say(a, chat, "a1", "v1"), 1);
+  expect_message(b, chat, 1, "alice", "v1");
+  ck_assert_uint_eq(say(b, chat, "b1", "bob's"), 2);
+  expect_message(a, chat, 2, "bob", "bob's");
+
+  /* Only the author edits or deletes. */
+  uint64_t rid = cli_cmd(b, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", chat);
+  ERR(b, rid, FORBIDDEN);
+  rid = cli_cmd(b, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  ERR(b, rid, FORBIDDEN);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"2\",\"text\":\"x\"}", chat);
+  ERR(a, rid, FORBIDDEN);
+  /* No message at that seq. */
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"99\",\"text\":\"x\"}", chat);
+  ERR(a, rid, NOT_FOUND);
+  rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"99\"}", chat);
+  ERR(a, rid, NOT_FOUND);
+  expect_nothing(a);
+  expect_nothing(b);
+
+  /* An edit: its own seq, an event to both. */
+  wall_ns += 1000 * MS;
+  int64_t t_edit = now_ms();
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v2\"}", chat);
+  Chatcore__V1__MessageEdited *me = EVENT(a, MESSAGE_EDITED, message_edited);
+  ck_assert_uint_eq(me->seq, 3);
+  ck_assert_uint_eq(me->target_seq, 1);
+  ck_assert_str_eq(me->editor_id, "alice");
+  ck_assert_str_eq(me->text, "v2");
+  ck_assert_int_eq(me->edited_at_ms, t_edit);
+  Chatcore__V1__EditMessageResult *er = REPLY(a, rid, EDIT_MESSAGE, edit_message);
+  ck_assert_str_eq(er->chat_id, chat);
+  ck_assert_uint_eq(er->seq, 3);
+  ck_assert_uint_eq(er->target_seq, 1);
+  ck_assert_int_eq(er->edited_at_ms, t_edit);
+  me = EVENT(b, MESSAGE_EDITED, message_edited);
+  ck_assert_uint_eq(me->seq, 3);
+  ck_assert_str_eq(me->text, "v2");
+  /* An edit entry is not a message. */
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"x\"}", chat);
+  ERR(a, rid, NOT_FOUND);
+
+  /* A delete. */
+  wall_ns += 1000 * MS;
+  int64_t t_del = now_ms();
+  rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  Chatcore__V1__MessageDeleted *md = EVENT(a, MESSAGE_DELETED, message_deleted);
+  ck_assert_uint_eq(md->seq, 4);
+  ck_assert_uint_eq(md->target_seq, 1);
+  ck_assert_str_eq(md->deleted_by, "alice");
+  ck_assert_int_eq(md->deleted_at_ms, t_del);
+  Chatcore__V1__DeleteMessageResult *dr = REPLY(a, rid, DELETE_MESSAGE, delete_message);
+  ck_assert_uint_eq(dr->seq, 4);
+  ck_assert_uint_eq(dr->target_seq, 1);
+  ck_assert_int_eq(dr->deleted_at_ms, t_del);
+  md = EVENT(b, MESSAGE_DELETED, message_deleted);
+  ck_assert_uint_eq(md->seq, 4);
+
+  /* Editing a deleted message: CONFLICT. Deleting it again: the same deletion. */
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v3\"}", chat);
+  ERR(a, rid, CONFLICT);
+  wall_ns += 1000 * MS;
+  rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  dr = REPLY(a, rid, DELETE_MESSAGE, delete_message);
+  ck_assert_uint_eq(dr->seq, 4);
+  ck_assert_uint_eq(dr->target_seq, 1);
+  ck_assert_int_eq(dr->deleted_at_ms, t_del);
+  /* Still not bob's to delete. */
+  rid = cli_cmd(b, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  ERR(b, rid, FORBIDDEN);
+  expect_nothing(a);
+  expect_nothing(b);
+
+  /* History: the tombstone with updatedSeq, then the entries that made it. */
+  rid = get_history(b, chat, 0, 0, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(b, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 4);
+  Chatcore__V1__Message *tomb = p->entries[0]->message;
+  ck_assert_int_eq(p->entries[0]->event_case, EV(MESSAGE));
+  ck_assert(tomb->deleted);
+  ck_assert_str_eq(tomb->text, "");
+  ck_assert_uint_eq(tomb->updated_seq, 4);
+  ck_assert_str_eq(tomb->sender_id, "alice");
+  ck_assert_int_eq(tomb->sent_at_ms, t_sent);
+  ck_assert_int_eq(tomb->edited_at_ms, t_edit);
+  ck_assert_str_eq(p->entries[1]->message->text, "bob's");
+  ck_assert(!p->entries[1]->message->deleted);
+  ck_assert_uint_eq(p->entries[1]->message->updated_seq, 2);
+  ck_assert_int_eq(p->entries[2]->event_case, EV(MESSAGE_EDITED));
+  ck_assert_str_eq(p->entries[2]->message_edited->text, "v2");
+  ck_assert_int_eq(p->entries[3]->event_case, EV(MESSAGE_DELETED));
+  ck_assert_uint_eq(p->first_seq, 1);
+  ck_assert_uint_eq(p->last_seq, 4);
+  ck_assert(!p->has_more);
+}
+END_TEST
+__attribute__((unused)) static void unused_for_now(void) {
+  (void)cli_close; (void)drain; (void)store_message; (void)store_chat; (void)setup_deferred;
+}
+
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
   TCase *tc = tcase_create("wire");
@@ -220,6 +1521,17 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, hello_then_ping_in_json);
   tcase_add_test(tc, ping_in_protobuf);
   tcase_add_test(tc, bad_frames_get_error_replies);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("chat");
+  tcase_add_checked_fixture(tc, setup_chat, stop_chat_service);
+  tcase_add_test(tc, direct_chat_create_and_send);
+  tcase_add_test(tc, idempotent_send_and_conflict);
+  tcase_add_test(tc, json_and_protobuf_in_one_chat);
+  tcase_add_test(tc, non_member_and_unknown_chat);
+  tcase_add_test(tc, group_membership);
+  tcase_add_test(tc, group_member_cap_and_fixed_direct_chats);
+  tcase_add_test(tc, edit_and_delete);
   suite_add_tcase(s, tc);
   return s;
 }
