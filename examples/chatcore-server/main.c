@@ -205,8 +205,15 @@ static int open_backends(server *s, const server_config *cfg) {
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_sqlite_options_free(so);
   if (rv != 0) return fail("--db", error);
-  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0 ||
-      cc_queue_memory_new(&s->queue, NULL, NULL) != 0)
+  /* The service never publishes an entry twice, so the in-process queue need
+   * not remember dedupe ids for long (each costs ~100 bytes). */
+  cc_queue_memory_options *qo;
+  rv = cc_queue_memory_options_new(&qo);
+  if (rv == 0) rv = cc_queue_memory_options_set_dedupe_window_ms(qo, 10000);
+  if (rv == 0) rv = cc_queue_memory_options_set_max_dedupe_ids(qo, 65536);
+  if (rv == 0) rv = cc_queue_memory_new(&s->queue, qo, NULL);
+  cc_queue_memory_options_free(qo);
+  if (rv != 0 || cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
     return fail("out of memory", NULL);
   return 0;
 }
@@ -225,6 +232,7 @@ static int make_gateway(server *s, const server_config *cfg) {
   if (rv == 0 && cfg->max_message_bytes)
     rv = cc_gateway_options_set_max_message_bytes(o, cfg->max_message_bytes);
   cc_service_options *so;
+  if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_service_options_new(&so);
   if (rv == 0) {
     rv = cc_service_options_set_client_limits(
@@ -233,6 +241,7 @@ static int make_gateway(server *s, const server_config *cfg) {
     if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
     if (rv == 0) rv = cc_service_options_set_queue(so, s->queue);
     if (rv == 0) rv = cc_service_options_set_jwt(so, s->verifier);
+    if (rv == 0) rv = cc_service_options_set_metrics(so, s->metrics);
     if (rv == 0 && (cfg->message_rate || cfg->message_burst))
       rv = cc_service_options_set_message_rate(
           so, cfg->message_rate ? cfg->message_rate : 20,
@@ -247,7 +256,6 @@ static int make_gateway(server *s, const server_config *cfg) {
                              .on_message = fwd_message,
                              .on_close = fwd_close,
                              .on_http = on_http};
-  if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s, o, s->metrics, NULL);
   cc_gateway_options_free(o);
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));

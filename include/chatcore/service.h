@@ -24,6 +24,7 @@
 
 #include <chatcore/common.h>
 #include <chatcore/gateway.h>
+#include <chatcore/metrics.h>
 #include <chatcore/presence.h>
 #include <chatcore/queue.h>
 #include <chatcore/storage.h>
@@ -73,6 +74,12 @@ CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
  * to its connections what it receives on "chatcore.chat.>". NULL (the
  * default): entries go straight to the connections here. */
 CC_EXTERN int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue);
+/* The metrics registry (borrowed; usually the gateway's, so /metrics shows
+ * both) where the service registers its cc_service_* series: messages stored
+ * and duplicates, entries relayed, error replies by code, append latency, users
+ * connected. NULL (the default): the service keeps a registry of its own. */
+CC_EXTERN int cc_service_options_set_metrics(cc_service_options *opt,
+                                             cc_metrics *metrics);
 /* The token verifier for the HTTP API's Bearer tokens (borrowed; usually the
  * gateway's). NULL (the default): the HTTP API answers 503. */
 CC_EXTERN int cc_service_options_set_jwt(cc_service_options *opt,

@@ -220,6 +220,7 @@ void svc_send_event(svc_conn *sc, Chatcore__V1__Event *ev) {
 
 void svc_send_error(svc_conn *sc, uint64_t request_id, svc_code code, const char *message,
                     uint32_t retry_after_ms) {
+  if ((int)code > 0 && (int)code < 14) cc_metric_add(sc->svc->m.errors[code], 1);
   if (!sc->conn) return;
   cc_buf *b;
   if (cc_wire_encode_error_reply(&b, sc->enc, request_id, code, message, retry_after_ms,

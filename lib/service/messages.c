@@ -8,6 +8,7 @@
 typedef struct msg_cmd {
   svc_cmd base;
   int64_t at_ms;
+  uint64_t started_ns; /* monotonic, when the append was made */
   uint64_t seq; /* the entry appended (or found, for a duplicate) */
 } msg_cmd;
 
@@ -77,7 +78,11 @@ static void on_sent_original(void *ud, int err, const cc_entry *e, size_t n, int
 static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
   msg_cmd *cmd = ud;
   svc_conn *sc = cmd->base.sc;
+  cc_service *svc = cmd->base.svc;
   const Chatcore__V1__SendMessage *c = cmd->base.f->send_message;
+  cc_metric_observe(svc->m.append_seconds,
+                    (double)(svc_mono_ns(svc) - cmd->started_ns) / 1e9);
+  if (err == 0) cc_metric_add(duplicate ? svc->m.messages_duplicate : svc->m.messages_stored, 1);
   if (err == CC_ERR_EXISTS) {
     svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT),
                    "clientMsgId was already used for a different message", 0);
@@ -134,6 +139,7 @@ void svc_cmd_send(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   cmd->at_ms = svc_now_ms(sc->svc);
+  cmd->started_ns = svc_mono_ns(sc->svc);
   cc_entry e = {.kind = CC_ENTRY_MESSAGE,
                 .chat_id = str_of(c->chat_id),
                 .sender_id = user_of(sc),

@@ -51,6 +51,7 @@ void svc_deliver_entry(cc_service *svc, Chatcore__V1__Event *ev, uint64_t seq) {
   const char *chat = entry_chat(ev);
   cc_queue *q = svc->opt.queue;
   if (!chat) return;
+  cc_metric_add(svc->m.entries_relayed, 1);
   if (!q) {
     svc_publish(svc, chat, strlen(chat), ev, NULL);
     return;

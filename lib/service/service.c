@@ -98,6 +98,12 @@ int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue) {
   return 0;
 }
 
+int cc_service_options_set_metrics(cc_service_options *opt, cc_metrics *metrics) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->metrics = metrics;
+  return 0;
+}
+
 int cc_service_options_set_jwt(cc_service_options *opt, const cc_jwt_verifier *verifier) {
   if (!opt) return CC_ERR_INVALID;
   opt->verifier = verifier;
@@ -132,6 +138,46 @@ int64_t svc_now_ms(const cc_service *svc) {
   return (int64_t)(svc->opt.clock(svc->opt.clock_data) / 1000000u);
 }
 
+uint64_t svc_mono_ns(const cc_service *svc) {
+  return svc->opt.mono(svc->opt.mono_data);
+}
+
+static int register_metrics(cc_service *svc) {
+  static const double seconds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                   0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5};
+  svc_metrics *m = &svc->m;
+  cc_metrics *r = svc->metrics;
+  int rv = cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_messages_stored_total",
+                          "Messages stored (acked to their senders as new)", NULL, NULL,
+                          0, &m->messages_stored);
+  if (rv == 0)
+    rv = cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_messages_duplicate_total",
+                        "Sends recognised as retries of a stored message", NULL, NULL, 0,
+                        &m->messages_duplicate);
+  if (rv == 0)
+    rv = cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_entries_relayed_total",
+                        "Log entries handed to fan-out (messages, edits, deletions, "
+                        "membership changes)",
+                        NULL, NULL, 0, &m->entries_relayed);
+  if (rv == 0)
+    rv = cc_metrics_add(r, CC_METRIC_HISTOGRAM, "cc_service_append_seconds",
+                        "sendMessage: from the storage append to its durable completion",
+                        NULL, seconds, sizeof seconds / sizeof seconds[0],
+                        &m->append_seconds);
+  if (rv == 0)
+    rv = cc_metrics_add(r, CC_METRIC_GAUGE, "cc_service_users",
+                        "Users with at least one connection to this service", NULL, NULL,
+                        0, &m->users);
+  for (int code = 1; rv == 0 && code < 14; code++) {
+    char labels[64];
+    const char *name = cc_wire_error_code_name((svc_code)code);
+    snprintf(labels, sizeof labels, "code=\"%s\"", name ? name + 11 : "?");
+    rv = cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_errors_total",
+                        "Error replies, by error code", labels, NULL, 0, &m->errors[code]);
+  }
+  return rv;
+}
+
 static void deliver(void *user_data, uint64_t handle, cc_buf *frame) {
   cc_service *svc = user_data;
   svc_conn *sc = (svc_conn *)(uintptr_t)handle;
@@ -160,6 +206,7 @@ static void service_destroy(cc_service *svc) {
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
   cc_table_destroy(&svc->users);
+  if (svc->owns_metrics) cc_metrics_free(svc->metrics);
   cc_mem m = svc->mem;
   cc_free(&m, svc);
 }
@@ -174,7 +221,14 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
     svc->opt = *opt;
   else
     options_defaults(&svc->opt);
-  int rv = cc_table_init(&svc->users, &svc->mem);
+  int rv = 0;
+  svc->metrics = svc->opt.metrics;
+  if (!svc->metrics) {
+    rv = cc_metrics_new(&svc->metrics, &svc->mem);
+    svc->owns_metrics = rv == 0;
+  }
+  if (rv == 0) rv = register_metrics(svc);
+  if (rv == 0) rv = cc_table_init(&svc->users, &svc->mem);
   if (rv == 0) rv = cc_fanout_new(&svc->fanout[0], deliver, svc, &svc->mem);
   if (rv == 0) rv = cc_fanout_new(&svc->fanout[1], deliver, svc, &svc->mem);
   if (rv == 0)
@@ -231,12 +285,14 @@ static svc_user *user_get(cc_service *svc, cc_str id) {
     cc_free(&svc->mem, u);
     return NULL;
   }
+  cc_metric_set(svc->m.users, (int64_t)svc->users.count);
   return u;
 }
 
 static void user_unref(cc_service *svc, svc_user *u) {
   if (--u->refs > 0) return;
   cc_table_remove(&svc->users, &u->node);
+  cc_metric_set(svc->m.users, (int64_t)svc->users.count);
   cc_tnode *n;
   while ((n = cc_table_oldest(&u->chats)) != NULL) {
     cc_table_remove(&u->chats, n);

@@ -55,7 +55,16 @@ struct cc_service_options {
   uint32_t max_members;
   uint32_t presence_ttl_ms;
   char gateway_id[64];
+  cc_metrics *metrics; /* borrowed; NULL: the service keeps its own */
 };
+
+/* The service's Prometheus series (cc_service_*). */
+typedef struct svc_metrics {
+  cc_metric *messages_stored, *messages_duplicate, *entries_relayed;
+  cc_metric *errors[14]; /* error replies by ErrorCode */
+  cc_metric *append_seconds; /* sendMessage: storage append until durable */
+  cc_metric *users;          /* users with a connection here */
+} svc_metrics;
 
 typedef struct svc_user svc_user;
 
@@ -107,6 +116,9 @@ struct svc_user {
 struct cc_service {
   cc_mem mem;
   cc_service_options opt;
+  cc_metrics *metrics; /* opt.metrics, or our own when owns_metrics */
+  int owns_metrics;
+  svc_metrics m;
   cc_table users;
   cc_fanout *fanout[2]; /* [0] JSON connections, [1] protobuf connections */
   cc_ratelimit *msg_limit, *typing_limit;
@@ -123,6 +135,7 @@ struct cc_service {
 
 /* ---- service.c ---- */
 int64_t svc_now_ms(const cc_service *svc);
+uint64_t svc_mono_ns(const cc_service *svc);
 svc_user *svc_user_find(cc_service *svc, const char *id, size_t len);
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len);
 /* Records that `user_id` joined / left `chat` and (un)subscribes their open
