@@ -75,6 +75,12 @@ static void on_http(void *ud, cc_conn *c, const cc_http_request *req) {
   cc_str path = cc_http_request_path(req);
   char body[128];
   int n = snprintf(body, sizeof body, "you asked for %.*s", (int)path.len, path.ptr);
+  if (path.len == 7 && memcmp(path.ptr, "/cached", 7) == 0) { /* a body it must drop */
+    ck_assert_int_eq(cc_conn_http_respond(c, 304, NULL, (const uint8_t *)body, (size_t)n,
+                                          "ETag: \"1\"\r\n"),
+                     0);
+    return;
+  }
   ck_assert_int_eq(cc_conn_http_respond(c, 200, "text/plain", (const uint8_t *)body,
                                         (size_t)n, "X-Test: 1\r\n"),
                    0);
@@ -506,6 +512,19 @@ START_TEST(plain_http_endpoints) {
   ck_assert_ptr_nonnull(strstr(response, "X-Test: 1\r\n"));
   ck_assert_ptr_nonnull(strstr(response, "you asked for /v1/things"));
   ck_assert_int_eq(the_app.http_calls, 1);
+  cc_conn_free(c);
+  /* HEAD: the GET's Content-Length, no body (RFC 9110 9.3.2). */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "HEAD /v1/things HTTP/1.1\r\n\r\n")), 200);
+  ck_assert_ptr_nonnull(strstr(response, "Content-Length: 24\r\n"));
+  ck_assert_str_eq(strstr(response, "\r\n\r\n"), "\r\n\r\n");
+  cc_conn_free(c);
+  /* 304: neither a body nor a Content-Length (RFC 9110 15.4.5). */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  ck_assert_int_eq(status_of(exchange(c, "GET /cached HTTP/1.1\r\n\r\n")), 304);
+  ck_assert_ptr_null(strstr(response, "Content-Length"));
+  ck_assert_ptr_nonnull(strstr(response, "ETag: \"1\"\r\n"));
+  ck_assert_str_eq(strstr(response, "\r\n\r\n"), "\r\n\r\n");
   cc_conn_free(c);
 }
 END_TEST

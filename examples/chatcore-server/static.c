@@ -56,8 +56,7 @@ int static_serve(cc_conn *conn, const cc_http_request *req) {
   const static_asset *a = find_asset(cc_http_request_path(req));
   if (!a) return 0;
   cc_str method = cc_http_request_method(req);
-  int head = str_is(method, "HEAD");
-  if (!head && !str_is(method, "GET")) {
+  if (!str_is(method, "HEAD") && !str_is(method, "GET")) {
     static const char text[] = "method not allowed\n";
     cc_conn_http_respond(conn, 405, "text/plain; charset=utf-8", (const uint8_t *)text,
                          sizeof text - 1, "Allow: GET, HEAD\r\n");
@@ -71,9 +70,7 @@ int static_serve(cc_conn *conn, const cc_http_request *req) {
     cc_conn_http_respond(conn, 304, NULL, NULL, 0, headers);
     return 1;
   }
-  /* cc_conn_http_respond sends Content-Length for the body it is given: a HEAD
-   * answer therefore says 0 rather than the size a GET would send. */
-  cc_conn_http_respond(conn, 200, a->content_type, head ? NULL : a->data,
-                       head ? 0 : a->len, headers);
+  /* For HEAD the gateway sends the headers (Content-Length included) only. */
+  cc_conn_http_respond(conn, 200, a->content_type, a->data, a->len, headers);
   return 1;
 }

@@ -265,8 +265,10 @@ CC_EXTERN int cc_conn_close(cc_conn *conn, uint16_t code, const char *reason);
 
 /* Answers an HTTP request handed to on_http. `status` 200..599; `content_type`
  * NULL for none; `body` (may be NULL if `body_len` is 0) and `extra_headers`
- * (NULL, or complete "Name: value\r\n" lines) are copied. CC_ERR_STATE if no
- * request is waiting for an answer. */
+ * (NULL, or complete "Name: value\r\n" lines) are copied. The answer to a HEAD
+ * request carries the body's Content-Length but not the body (pass what a GET
+ * would send); a 304 carries neither. CC_ERR_STATE if no request is waiting for
+ * an answer. */
 CC_EXTERN int cc_conn_http_respond(cc_conn *conn, int status, const char *content_type,
                                    const uint8_t *body, size_t body_len,
                                    const char *extra_headers);

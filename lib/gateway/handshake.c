@@ -27,12 +27,17 @@ int cc_gw_respond(cc_conn *c, int status, const char *content_type, const uint8_
   cc_gateway *gw = c->gw;
   cc_strbuf sb;
   cc_strbuf_init(&sb, &gw->mem);
+  /* RFC 9110: a 304 carries no body and no Content-Length; a HEAD answer says
+   * how long the GET body would be, and sends none. */
+  const cc_http_request *req = c->http ? cc_http_reader_request(c->http) : NULL;
+  int head = req && req->method == HTTP_HEAD;
   cc_strbuf_printf(&sb, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
   if (content_type) cc_strbuf_printf(&sb, "Content-Type: %s\r\n", content_type);
-  cc_strbuf_printf(&sb, "Content-Length: %zu\r\nConnection: close\r\n", body_len);
+  if (status != 304) cc_strbuf_printf(&sb, "Content-Length: %zu\r\n", body_len);
+  cc_strbuf_puts(&sb, "Connection: close\r\n");
   if (extra_headers) cc_strbuf_puts(&sb, extra_headers);
   cc_strbuf_puts(&sb, "\r\n");
-  cc_strbuf_append(&sb, body, body_len);
+  if (!head && status != 304) cc_strbuf_append(&sb, body, body_len);
   cc_buf *b = NULL;
   int rv = sb.failed ? CC_ERR_NOMEM
                      : cc_buf_new_copy(&b, (const uint8_t *)sb.data, sb.len, &gw->mem);

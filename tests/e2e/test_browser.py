@@ -43,11 +43,13 @@ def test_static_assets(server, path, name, content_type):
         status, headers304, body = server.http("GET", path, headers={"If-None-Match": tag})
         assert status == 304 and body == b"", (tag, status)
         assert headers304["ETag"] == etag
+        assert "Content-Length" not in headers304, "a 304 has no body length (RFC 9110)"
     status, _, body = server.http("GET", path, headers={"If-None-Match": '"other"'})
     assert status == 200 and body == source
 
     status, headers, body = server.http("HEAD", path)
     assert status == 200 and body == b"" and headers["ETag"] == etag
+    assert headers["Content-Length"] == str(len(source)), "HEAD says the GET's length"
     status, headers, _ = server.http("POST", path, body={})
     assert status == 405 and headers["Allow"] == "GET, HEAD"
 
