@@ -47,6 +47,24 @@ static int is_author(const svc_conn *sc, const cc_entry *e) {
          memcmp(e->sender_id.ptr, sc->user->id, e->sender_id.len) == 0;
 }
 
+/* The caller's own message at `seq` from a fetch_one, or NULL (and an error
+ * reply sent: NOT_FOUND, FORBIDDEN, or CONFLICT when `live` and it is deleted). */
+static const cc_entry *own_message(msg_cmd *cmd, int err, const cc_entry *e, size_t n,
+                                   uint64_t seq, int live, const char *forbidden) {
+  svc_conn *sc = cmd->base.sc;
+  const cc_entry *m = found_entry(cmd, err, e, n, seq, "reading the message");
+  if (m && !is_author(sc, m)) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(FORBIDDEN), forbidden, 0);
+    return NULL;
+  }
+  if (m && live && m->deleted) {
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT), "the message is deleted",
+                   0);
+    return NULL;
+  }
+  return m;
+}
+
 /* ---- sendMessage ---- */
 
 static void send_result(msg_cmd *cmd, int64_t sent_at_ms, int duplicate) {
@@ -194,17 +212,7 @@ static void on_edit_target(void *ud, int err, const cc_entry *e, size_t n, int m
   msg_cmd *cmd = ud;
   svc_conn *sc = cmd->base.sc;
   const Chatcore__V1__EditMessage *c = cmd->base.f->edit_message;
-  const cc_entry *m = found_entry(cmd, err, e, n, c->seq, "reading the message");
-  if (m && !is_author(sc, m)) {
-    svc_send_error(sc, cmd->base.f->request_id, SVC_E(FORBIDDEN),
-                   "only the author may edit a message", 0);
-    m = NULL;
-  } else if (m && m->deleted) {
-    svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT), "the message is deleted",
-                   0);
-    m = NULL;
-  }
-  if (!m) {
+  if (!own_message(cmd, err, e, n, c->seq, 1, "only the author may edit a message")) {
     svc_cmd_free(cmd);
     return;
   }
@@ -293,13 +301,7 @@ static void on_delete_target(void *ud, int err, const cc_entry *e, size_t n, int
   msg_cmd *cmd = ud;
   svc_conn *sc = cmd->base.sc;
   const Chatcore__V1__DeleteMessage *c = cmd->base.f->delete_message;
-  const cc_entry *m = found_entry(cmd, err, e, n, c->seq, "reading the message");
-  if (m && !is_author(sc, m)) {
-    svc_send_error(sc, cmd->base.f->request_id, SVC_E(FORBIDDEN),
-                   "only the author may delete a message", 0);
-    m = NULL;
-  }
-  if (!m) {
+  if (!own_message(cmd, err, e, n, c->seq, 0, "only the author may delete a message")) {
     svc_cmd_free(cmd);
     return;
   }

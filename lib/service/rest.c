@@ -80,48 +80,44 @@ void svc_http_closed(void *user_data) {
   ((rest_req *)user_data)->conn = NULL;
 }
 
+/* Ends a request: answers the backend's error `err`, or `m` (built in `a`; NULL:
+ * out of memory), unless the client went away; then frees `a` and the request. */
+static void finish(rest_req *r, svc_arena *a, int err, const ProtobufCMessage *m) {
+  if (!r->conn)
+    ;
+  else if (err != 0)
+    respond_backend_error(r->conn, err);
+  else if (!m)
+    respond_error(r->conn, 503, SVC_E(UNAVAILABLE), "out of memory", NULL);
+  else
+    respond_message(r->svc, r->conn, m);
+  svc_arena_free(a);
+  req_free(r);
+}
+
 /* ---- GET /v1/chats ---- */
 
 static void on_rest_chats(void *ud, int err, const cc_chat_summary *chats, size_t n,
                           int has_more) {
   rest_req *r = ud;
-  if (r->conn) {
-    if (err != 0) {
-      respond_backend_error(r->conn, err);
-    } else {
-      svc_arena a;
-      svc_arena_init(&a, &r->svc->mem);
-      Chatcore__V1__ChatList *list = svc_chat_list(&a, chats, n, has_more, str_of(r->user));
-      if (list)
-        respond_message(r->svc, r->conn, &list->base);
-      else
-        respond_error(r->conn, 503, SVC_E(UNAVAILABLE), "out of memory", NULL);
-      svc_arena_free(&a);
-    }
-  }
-  req_free(r);
+  svc_arena a;
+  svc_arena_init(&a, &r->svc->mem);
+  Chatcore__V1__ChatList *list =
+      err ? NULL : svc_chat_list(&a, chats, n, has_more, str_of(r->user));
+  finish(r, &a, err, list ? &list->base : NULL);
 }
 
 /* ---- GET /v1/chats/{id}/messages ---- */
 
 static void on_rest_entries(void *ud, int err, const cc_entry *e, size_t n, int has_more) {
   rest_req *r = ud;
-  if (r->conn) {
-    if (err != 0) {
-      respond_backend_error(r->conn, err);
-    } else {
-      svc_arena a;
-      svc_arena_init(&a, &r->svc->mem);
-      Chatcore__V1__HistoryPage *page = svc_history_page(
-          &a, r->chat_id, e, n, has_more, r->after == 0, r->first_seq, r->last_seq);
-      if (page)
-        respond_message(r->svc, r->conn, &page->base);
-      else
-        respond_error(r->conn, 503, SVC_E(UNAVAILABLE), "out of memory", NULL);
-      svc_arena_free(&a);
-    }
-  }
-  req_free(r);
+  svc_arena a;
+  svc_arena_init(&a, &r->svc->mem);
+  Chatcore__V1__HistoryPage *page =
+      err ? NULL
+          : svc_history_page(&a, r->chat_id, e, n, has_more, r->after == 0, r->first_seq,
+                             r->last_seq);
+  finish(r, &a, err, page ? &page->base : NULL);
 }
 
 static void on_rest_chat(void *ud, int err, const cc_chat *chat, const cc_member *m,
