@@ -1510,9 +1510,1052 @@ START_TEST(edit_and_delete) {
   ck_assert(!p->has_more);
 }
 END_TEST
-__attribute__((unused)) static void unused_for_now(void) {
-  (void)cli_close; (void)drain; (void)store_message; (void)store_chat; (void)setup_deferred;
+
+/* ---- reading the log ---- */
+
+START_TEST(history_paging) {
+  client *a = cli_json("alice");
+  const char *chat = direct_chat(a, "bob");
+  for (int i = 1; i <= 120; i++) {
+    char cmid[16], text[16];
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    snprintf(text, sizeof text, "n%d", i);
+    ck_assert_uint_eq(say(a, chat, cmid, text), (uint64_t)i);
+  }
+  /* Scrolling back from the newest in pages of 50 (the default) covers 1..120
+   * once, each page ascending. */
+  int seen[121] = {0};
+  uint64_t before = 0;
+  int pages = 0;
+  for (;;) {
+    uint64_t rid = get_history(a, chat, before, 0, 0);
+    Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+    ck_assert_str_eq(p->chat_id, chat);
+    ck_assert_uint_eq(p->first_seq, 1);
+    ck_assert_uint_eq(p->last_seq, 120);
+    uint64_t hi = before ? before - 1 : 120, lo = hi > 50 ? hi - 49 : 1;
+    expect_seqs(p->entries, p->n_entries, lo, hi);
+    for (size_t i = 0; i < p->n_entries; i++) {
+      Chatcore__V1__Message *m = p->entries[i]->message;
+      char text[16];
+      snprintf(text, sizeof text, "n%llu", (unsigned long long)m->seq);
+      ck_assert_str_eq(m->text, text);
+      seen[m->seq]++;
+    }
+    pages++;
+    if (!p->has_more) {
+      ck_assert_uint_eq(p->next_seq, 0);
+      break;
+    }
+    ck_assert_uint_eq(p->next_seq, lo);
+    before = p->next_seq;
+  }
+  ck_assert_int_eq(pages, 3);
+  for (int i = 1; i <= 120; i++) ck_assert_int_eq(seen[i], 1);
+
+  /* Catching up with afterSeq: the oldest of the range first. */
+  uint64_t after = 10;
+  pages = 0;
+  for (;;) {
+    uint64_t rid = get_history(a, chat, 0, after, 50);
+    Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+    uint64_t lo = after + 1, hi = after + 50 < 120 ? after + 50 : 120;
+    expect_seqs(p->entries, p->n_entries, lo, hi);
+    pages++;
+    if (!p->has_more) break;
+    ck_assert_uint_eq(p->next_seq, hi);
+    after = p->next_seq;
+  }
+  ck_assert_int_eq(pages, 3); /* 11..60, 61..110, 111..120 */
+
+  /* Both bounds, exclusive; a small limit takes the newest of the range. */
+  uint64_t rid = get_history(a, chat, 9, 5, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 6, 8);
+  ck_assert(!p->has_more);
+  rid = get_history(a, chat, 20, 0, 3);
+  p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 17, 19);
+  ck_assert(p->has_more);
+  ck_assert_uint_eq(p->next_seq, 17);
+  /* An empty range is a page without entries. */
+  rid = get_history(a, chat, 0, 120, 0);
+  p = REPLY(a, rid, GET_HISTORY, get_history);
+  ck_assert_uint_eq(p->n_entries, 0);
+  ck_assert(!p->has_more);
+  ck_assert_uint_eq(p->last_seq, 120);
+  /* afterSeq must be below beforeSeq. */
+  rid = get_history(a, chat, 5, 5, 0);
+  ERR(a, rid, BAD_REQUEST);
+
+  /* The limit is capped at 200. */
+  for (int i = 121; i <= 250; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "s%d", i);
+    ck_assert_uint_eq(store_message(chat, "bob", cmid, "more"), (uint64_t)i);
+  }
+  rid = get_history(a, chat, 0, 0, 1000);
+  p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 51, 250);
+  ck_assert(p->has_more);
+  ck_assert_uint_eq(p->next_seq, 51);
+  ck_assert_uint_eq(p->last_seq, 250);
+  rid = get_history(a, chat, 0, 3, 1000);
+  p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 4, 203);
+  ck_assert(p->has_more);
+  ck_assert_uint_eq(p->next_seq, 203);
+  expect_nothing(a);
 }
+END_TEST
+
+START_TEST(sync_per_chat) {
+  client *a = cli_json("alice"), *b = cli_json("bob"), *c = cli_json("carol");
+  const char *chat = direct_chat(a, "bob");
+  for (int i = 1; i <= 5; i++) {
+    char cmid[8];
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    say(i % 2 ? a : b, chat, cmid, i % 2 ? "from alice" : "from bob");
+    drain(i % 2 ? b : a);
+  }
+  const char *theirs = group_chat(b, "without alice", "\"carol\"");
+  drain(c);
+  const char *empty = direct_chat(a, "carol");
+  /* Edits show up in sync too, as the current message and the edit entry. */
+  uint64_t rid =
+      cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"fixed\"}", chat);
+  expect_event(a, EV(MESSAGE_EDITED));
+  expect_reply(a, rid, RC(EDIT_MESSAGE)); /* seq 6 */
+  drain(b);
+
+  rid = cli_cmd(a,
+                "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"2\"},"
+                "{\"chatId\":\"g:nope\",\"lastSeenSeq\":\"0\"},"
+                "{\"chatId\":\"%s\",\"lastSeenSeq\":\"0\"},"
+                "{\"chatId\":\"%s\",\"lastSeenSeq\":\"6\"},"
+                "{\"chatId\":\"%s\",\"lastSeenSeq\":\"0\"},"
+                "{\"chatId\":\"%s\"}]}",
+                chat, theirs, chat, empty, chat);
+  Chatcore__V1__SyncResult *s = REPLY(a, rid, SYNC, sync);
+  ck_assert_uint_eq(s->n_chats, 6);
+  /* [0] what came after 2, in order: 3 (edited), 4, 5, 6 (the edit). */
+  Chatcore__V1__SyncChatResult *r = s->chats[0];
+  ck_assert_str_eq(r->chat_id, chat);
+  ck_assert_int_eq(r->error, CODE(UNSPECIFIED));
+  expect_seqs(r->entries, r->n_entries, 3, 6);
+  ck_assert_str_eq(r->entries[0]->message->text, "fixed");
+  ck_assert_uint_eq(r->entries[0]->message->updated_seq, 6);
+  ck_assert_str_eq(r->entries[1]->message->sender_id, "bob");
+  ck_assert_int_eq(r->entries[3]->event_case, EV(MESSAGE_EDITED));
+  ck_assert(!r->has_more);
+  ck_assert_uint_eq(r->first_seq, 1);
+  ck_assert_uint_eq(r->last_seq, 6);
+  /* [1] no such chat, [2] not a member: in the same reply. */
+  ck_assert_str_eq(s->chats[1]->chat_id, "g:nope");
+  ck_assert_int_eq(s->chats[1]->error, CODE(NOT_FOUND));
+  ck_assert_uint_eq(s->chats[1]->n_entries, 0);
+  ck_assert_str_eq(s->chats[2]->chat_id, theirs);
+  ck_assert_int_eq(s->chats[2]->error, CODE(NOT_MEMBER));
+  ck_assert_uint_eq(s->chats[2]->n_entries, 0);
+  ck_assert_uint_eq(s->chats[2]->last_seq, 0); /* nothing about it leaks */
+  /* [3] up to date: no entries, no error. */
+  ck_assert_int_eq(s->chats[3]->error, CODE(UNSPECIFIED));
+  ck_assert_uint_eq(s->chats[3]->n_entries, 0);
+  ck_assert(!s->chats[3]->has_more);
+  ck_assert_uint_eq(s->chats[3]->last_seq, 6);
+  /* [4] a chat with an empty log. */
+  ck_assert_str_eq(s->chats[4]->chat_id, empty);
+  ck_assert_int_eq(s->chats[4]->error, CODE(UNSPECIFIED));
+  ck_assert_uint_eq(s->chats[4]->n_entries, 0);
+  /* [5] from the start. */
+  expect_seqs(s->chats[5]->entries, s->chats[5]->n_entries, 1, 6);
+
+  /* A limit per chat: hasMore, continue with getHistory afterSeq. */
+  rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"1\"}],"
+                   "\"limit\":2}",
+                chat);
+  s = REPLY(a, rid, SYNC, sync);
+  expect_seqs(s->chats[0]->entries, s->chats[0]->n_entries, 2, 3);
+  ck_assert(s->chats[0]->has_more);
+  rid = get_history(a, chat, 0, 3, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 4, 6);
+  /* An empty sync is answered too. */
+  rid = cli_cmd(a, "\"sync\":{}");
+  ck_assert_uint_eq(REPLY(a, rid, SYNC, sync)->n_chats, 0);
+  expect_quiet();
+}
+END_TEST
+
+/* ---- listChats ---- */
+
+START_TEST(list_chats_unread_and_paging) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *ab = direct_chat(a, "bob");
+  const char *ac = direct_chat(a, "carol");
+  const char *g = group_chat(a, "crew", "\"dave\"");
+  say(b, ab, "b1", "one");
+  say(b, ab, "b2", "two");
+  say(b, ab, "b3", "three");
+  drain(a);
+  wall_ns += 1000 * MS;
+  int64_t t_last = now_ms();
+  say(a, ab, "a1", "mine");
+  drain(a);
+  drain(b);
+
+  uint64_t rid = cli_cmd(a, "\"listChats\":{}");
+  Chatcore__V1__ChatList *l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 3);
+  ck_assert(!l->has_more);
+  ck_assert_str_eq(l->next_cursor, "");
+  /* Ordered by chat id: d:alice:bob < d:alice:carol < g:... */
+  Chatcore__V1__Chat *c0 = l->chats[0], *c1 = l->chats[1], *c2 = l->chats[2];
+  ck_assert_str_eq(c0->chat_id, ab);
+  ck_assert_str_eq(c1->chat_id, ac);
+  ck_assert_str_eq(c2->chat_id, g);
+  ck_assert_int_eq(c0->kind, CHATCORE__V1__CHAT_KIND__CHAT_KIND_DIRECT);
+  ck_assert_str_eq(c0->peer_id, "bob");
+  ck_assert_uint_eq(c0->member_count, 2);
+  ck_assert_uint_eq(c0->last_seq, 4);
+  ck_assert_uint_eq(c0->read_seq, 0);
+  ck_assert_uint_eq(c0->unread_count, 3); /* bob's three, not alice's own */
+  ck_assert_ptr_nonnull(c0->last_message);
+  ck_assert_uint_eq(c0->last_message->seq, 4);
+  ck_assert_str_eq(c0->last_message->text, "mine");
+  ck_assert_str_eq(c0->last_message->sender_id, "alice");
+  ck_assert_int_eq(c0->last_message->sent_at_ms, t_last);
+  ck_assert_str_eq(c1->peer_id, "carol");
+  ck_assert_uint_eq(c1->last_seq, 0);
+  ck_assert_uint_eq(c1->unread_count, 0);
+  ck_assert_ptr_null(c1->last_message);
+  ck_assert_int_eq(c2->kind, CHATCORE__V1__CHAT_KIND__CHAT_KIND_GROUP);
+  ck_assert_str_eq(c2->title, "crew");
+  ck_assert_uint_eq(c2->member_count, 2);
+  ck_assert_uint_eq(c2->last_seq, 1);
+  ck_assert_ptr_null(c2->last_message); /* a membership entry is not a message */
+  ck_assert_str_eq(c2->peer_id, "");
+
+  /* Bob's side of the same chat. */
+  rid = cli_cmd(b, "\"listChats\":{}");
+  l = REPLY(b, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert_str_eq(l->chats[0]->peer_id, "alice");
+  ck_assert_uint_eq(l->chats[0]->unread_count, 1);
+
+  /* Reading moves the count. */
+  rid = cli_cmd(a, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"2\"}", ab);
+  expect_reply(a, rid, RC(MARK_READ));
+  drain(b);
+
+  /* Pages of two, then the rest with the cursor. */
+  rid = cli_cmd(a, "\"listChats\":{\"limit\":2}");
+  l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 2);
+  ck_assert(l->has_more);
+  ck_assert_str_ne(l->next_cursor, "");
+  ck_assert_uint_eq(l->chats[0]->read_seq, 2);
+  ck_assert_uint_eq(l->chats[0]->unread_count, 1);
+  ck_assert_str_eq(l->chats[1]->chat_id, ac);
+  rid = cli_cmd(a, "\"listChats\":{\"limit\":2,\"cursor\":\"%s\"}", l->next_cursor);
+  l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert_str_eq(l->chats[0]->chat_id, g);
+  ck_assert(!l->has_more);
+  ck_assert_str_eq(l->next_cursor, "");
+
+  /* A cursor the server did not give. */
+  rid = cli_cmd(a, "\"listChats\":{\"cursor\":\"bogus\"}");
+  ERR(a, rid, BAD_REQUEST);
+  rid = cli_cmd(a, "\"listChats\":{\"cursor\":\"c1:not a chat\"}");
+  ERR(a, rid, BAD_REQUEST);
+  /* Someone in no chat gets an empty list. */
+  client *z = cli_json("zed");
+  rid = cli_cmd(z, "\"listChats\":{}");
+  l = REPLY(z, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 0);
+  ck_assert(!l->has_more);
+  expect_quiet();
+}
+END_TEST
+
+/* ---- receipts and typing ---- */
+
+START_TEST(mark_read_receipts) {
+  client *a1 = cli_json("alice"), *a2 = cli_proto("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a1, "bob");
+  for (int i = 1; i <= 3; i++) {
+    char cmid[8];
+    snprintf(cmid, sizeof cmid, "b%d", i);
+    say(b, chat, cmid, "news");
+  }
+  drain(a1);
+  drain(a2);
+  wall_ns += 1000 * MS;
+  uint64_t rid = cli_cmd(a1, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"2\"}", chat);
+  Chatcore__V1__MarkReadResult *r = REPLY(a1, rid, MARK_READ, mark_read);
+  ck_assert_str_eq(r->chat_id, chat);
+  ck_assert_uint_eq(r->read_seq, 2);
+  ck_assert_uint_eq(r->unread_count, 1);
+  /* The receipt: to the other member and to the reader's other device, not to
+   * the connection that read. */
+  client *told[] = {b, a2};
+  for (int i = 0; i < 2; i++) {
+    Chatcore__V1__Receipt *rc = EVENT(told[i], RECEIPT, receipt);
+    ck_assert_str_eq(rc->chat_id, chat);
+    ck_assert_str_eq(rc->user_id, "alice");
+    ck_assert_uint_eq(rc->read_seq, 2);
+    ck_assert_int_eq(rc->read_at_ms, now_ms());
+  }
+  expect_quiet();
+  /* The pointer never moves back, and stops at the end of the log. */
+  rid = cli_cmd(a2, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  r = REPLY(a2, rid, MARK_READ, mark_read);
+  ck_assert_uint_eq(r->read_seq, 2);
+  ck_assert_uint_eq(r->unread_count, 1);
+  drain(a1);
+  drain(b);
+  rid = cli_cmd(a2, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"99\"}", chat);
+  r = REPLY(a2, rid, MARK_READ, mark_read);
+  ck_assert_uint_eq(r->read_seq, 3);
+  ck_assert_uint_eq(r->unread_count, 0);
+  Chatcore__V1__Receipt *rc = EVENT(a1, RECEIPT, receipt);
+  ck_assert_uint_eq(rc->read_seq, 3);
+  rc = EVENT(b, RECEIPT, receipt);
+  ck_assert_uint_eq(rc->read_seq, 3);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(typing_events_and_rate_limit) {
+  client *a1 = cli_json("alice"), *a2 = cli_proto("alice");
+  client *b1 = cli_json("bob"), *b2 = cli_proto("bob");
+  const char *chat = direct_chat(a1, "bob");
+  auto_tick = 0;
+  mono_ns += 10000 * MS; /* a full budget: TYPING_BURST */
+  const char *fmt = "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"%s\"}";
+  uint64_t rid = cli_cmd(a1, fmt, chat, "TYPING_STATE_STARTED");
+  expect_reply(a1, rid, RC(SET_TYPING));
+  client *others[] = {b1, b2};
+  for (int i = 0; i < 2; i++) {
+    Chatcore__V1__Typing *t = EVENT(others[i], TYPING, typing);
+    ck_assert_str_eq(t->chat_id, chat);
+    ck_assert_str_eq(t->user_id, "alice");
+    ck_assert_int_eq(t->state, CHATCORE__V1__TYPING_STATE__TYPING_STATE_STARTED);
+  }
+  expect_nothing(a1);
+  expect_nothing(a2); /* not to the typist's own connections */
+  /* The burst is per user (both of alice's devices draw on it). */
+  rid = cli_cmd(a2, fmt, chat, "TYPING_STATE_STOPPED");
+  expect_reply(a2, rid, RC(SET_TYPING));
+  rid = cli_cmd(a1, fmt, chat, "TYPING_STATE_STARTED");
+  expect_reply(a1, rid, RC(SET_TYPING));
+  for (int i = 0; i < 2; i++) {
+    ck_assert_int_eq(EVENT(others[i], TYPING, typing)->state,
+                     CHATCORE__V1__TYPING_STATE__TYPING_STATE_STOPPED);
+    ck_assert_int_eq(EVENT(others[i], TYPING, typing)->state,
+                     CHATCORE__V1__TYPING_STATE__TYPING_STATE_STARTED);
+  }
+  rid = cli_cmd(a1, fmt, chat, "TYPING_STATE_STOPPED");
+  Chatcore__V1__Error *e = ERR(a1, rid, RATE_LIMITED);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  ck_assert_uint_le(e->retry_after_ms, 1000 / TYPING_RATE);
+  expect_quiet(); /* nothing fanned out */
+  /* Bob's budget is his own. */
+  rid = cli_cmd(b1, fmt, chat, "TYPING_STATE_STARTED");
+  expect_reply(b1, rid, RC(SET_TYPING));
+  expect_event(a1, EV(TYPING));
+  expect_event(a2, EV(TYPING));
+  /* Once the wait is over, alice may type again. */
+  mono_ns += (uint64_t)e->retry_after_ms * MS;
+  rid = cli_cmd(a1, fmt, chat, "TYPING_STATE_STOPPED");
+  expect_reply(a1, rid, RC(SET_TYPING));
+  expect_event(b1, EV(TYPING));
+  expect_event(b2, EV(TYPING));
+  expect_quiet();
+}
+END_TEST
+
+/* ---- the message rate limit ---- */
+
+START_TEST(message_rate_limit) {
+  client *a = cli_json("alice"), *a2 = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  auto_tick = 0;
+  mono_ns += 10000 * MS;
+  /* Five in one instant pass; the sixth waits ~1/5 s. */
+  for (int i = 1; i <= 5; i++) {
+    char cmid[8];
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    ck_assert_uint_eq(say(a, chat, cmid, "burst"), (uint64_t)i);
+    expect_message(b, chat, (uint64_t)i, "alice", "burst");
+  }
+  drain(a2);
+  uint64_t rid = send_text(a, chat, "m6", "one too many");
+  Chatcore__V1__Error *e = ERR(a, rid, RATE_LIMITED);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  ck_assert_uint_le(e->retry_after_ms, 1000 / MSG_RATE);
+  /* The budget is the user's, on every device; edits draw on it too. */
+  rid = send_text(a2, chat, "m6", "one too many");
+  ERR(a2, rid, RATE_LIMITED);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", chat);
+  ERR(a, rid, RATE_LIMITED);
+  expect_quiet(); /* nothing stored, nothing sent */
+  /* Bob is not limited by alice's sends. */
+  ck_assert_uint_eq(say(b, chat, "b1", "me?"), 6);
+  expect_message(a, chat, 6, "bob", "me?");
+  expect_message(a2, chat, 6, "bob", "me?");
+  /* After the wait the retry goes through, as the next seq. */
+  mono_ns += (uint64_t)e->retry_after_ms * MS;
+  ck_assert_uint_eq(say(a, chat, "m6", "one too many"), 7);
+  expect_message(b, chat, 7, "alice", "one too many");
+  rid = send_text(a, chat, "m7", "and again");
+  ERR(a, rid, RATE_LIMITED);
+  mono_ns += 1000 * MS; /* a second refills the whole burst */
+  for (int i = 0; i < 5; i++) {
+    char cmid[8];
+    snprintf(cmid, sizeof cmid, "r%d", i);
+    ck_assert_uint_eq(say(a, chat, cmid, "refilled"), (uint64_t)(8 + i));
+  }
+  drain(a2);
+  drain(b);
+  expect_quiet();
+}
+END_TEST
+
+/* ---- presence ---- */
+
+static Chatcore__V1__Presence *expect_presence(client *c, const char *user,
+                                               Chatcore__V1__PresenceState state,
+                                               int64_t last_seen_ms) {
+  Chatcore__V1__Presence *p = EVENT(c, PRESENCE, presence);
+  ck_assert_str_eq(p->user_id, user);
+  ck_assert_int_eq(p->state, state);
+  ck_assert_int_eq(p->last_seen_ms, last_seen_ms);
+  return p;
+}
+
+static client *cli_open_watching(const char *user, cc_encoding enc) {
+  client *c = cli_connect(user, enc);
+  c->keep_presence = 1;
+  expect_hello(c);
+  return c;
+}
+
+START_TEST(presence_online_offline) {
+  client *a = cli_open_watching("alice", CC_ENCODING_JSON);
+  expect_nothing(a); /* no direct peers yet: no snapshot events */
+  /* A new direct chat: alice hears where bob is (never seen), then the reply. */
+  uint64_t rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"bob\"}");
+  expect_presence(a, "bob", OFFLINE, 0);
+  expect_reply(a, rid, RC(CREATE_DIRECT_CHAT));
+  expect_nothing(a);
+  /* bob connects: alice hears he is online; bob hears of alice after hello. */
+  client *b1 = cli_open_watching("bob", CC_ENCODING_PROTOBUF);
+  expect_presence(b1, "alice", ONLINE, 0);
+  expect_presence(a, "bob", ONLINE, 0);
+  expect_nothing(a);
+  expect_nothing(b1);
+  /* A second device changes nothing for alice. */
+  wall_ns += 1000 * MS;
+  client *b2 = cli_open_watching("bob", CC_ENCODING_JSON);
+  expect_presence(b2, "alice", ONLINE, 0);
+  expect_nothing(a);
+  expect_nothing(b1);
+  /* One device goes: still online. The last goes: offline, last seen now. */
+  wall_ns += 1000 * MS;
+  cli_close(b1);
+  expect_nothing(a);
+  wall_ns += 7000 * MS;
+  int64_t gone = now_ms();
+  cli_close(b2);
+  expect_presence(a, "bob", OFFLINE, gone);
+  expect_nothing(a);
+  /* Back again. */
+  wall_ns += 60000 * MS;
+  client *b3 = cli_open_watching("bob", CC_ENCODING_JSON);
+  expect_presence(b3, "alice", ONLINE, 0);
+  expect_presence(a, "bob", ONLINE, 0);
+  /* alice leaves: bob hears it. */
+  wall_ns += 1000 * MS;
+  cli_close(a);
+  expect_presence(b3, "alice", OFFLINE, now_ms());
+  expect_nothing(b3);
+}
+END_TEST
+
+START_TEST(presence_snapshot_after_hello) {
+  /* alice's chats: direct with bob (online), carol (seen at t1), erin (never
+   * connected); a group with dave (online), whose presence she does not follow. */
+  client *b = cli_json("bob");
+  direct_chat(b, "alice");
+  client *c = cli_json("carol");
+  direct_chat(c, "alice");
+  client *e = cli_json("erin");
+  direct_chat(e, "alice");
+  cli_close(e);
+  client *d = cli_json("dave");
+  group_chat(d, "team", "\"alice\"");
+  wall_ns += 3000 * MS;
+  int64_t t1 = now_ms();
+  cli_close(c);
+  /* Erin was online briefly (before t1): her last-seen is when she left. */
+  wall_ns += 3000 * MS;
+
+  client *a = cli_open_watching("alice", CC_ENCODING_PROTOBUF);
+  /* After hello: one presence event per direct peer, in any order. */
+  int seen_bob = 0, seen_carol = 0, seen_erin = 0;
+  for (int i = 0; i < 3; i++) {
+    Chatcore__V1__Presence *p = EVENT(a, PRESENCE, presence);
+    if (strcmp(p->user_id, "bob") == 0) {
+      seen_bob++;
+      ck_assert_int_eq(p->state, ONLINE);
+      ck_assert_int_eq(p->last_seen_ms, 0);
+    } else if (strcmp(p->user_id, "carol") == 0) {
+      seen_carol++;
+      ck_assert_int_eq(p->state, OFFLINE);
+      ck_assert_int_eq(p->last_seen_ms, t1);
+    } else if (strcmp(p->user_id, "erin") == 0) {
+      seen_erin++;
+      ck_assert_int_eq(p->state, OFFLINE);
+      ck_assert_int_eq(p->last_seen_ms, T0_MS);
+    } else {
+      ck_abort_msg("presence of %s, who is no direct peer", p->user_id);
+    }
+  }
+  ck_assert(seen_bob == 1 && seen_carol == 1 && seen_erin == 1);
+  expect_nothing(a);
+  /* And dave's comings and goings stay unheard; bob's do not. */
+  cli_close(d);
+  expect_nothing(a);
+  cli_close(b);
+  expect_presence(a, "bob", OFFLINE, now_ms());
+}
+END_TEST
+
+START_TEST(presence_ttl_and_refresh) {
+  client *a = cli_open_watching("alice", CC_ENCODING_JSON);
+  uint64_t rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"bob\"}");
+  expect_presence(a, "bob", OFFLINE, 0);
+  expect_reply(a, rid, RC(CREATE_DIRECT_CHAT));
+  client *b = cli_open_watching("bob", CC_ENCODING_JSON);
+  expect_presence(b, "alice", ONLINE, 0);
+  expect_presence(a, "bob", ONLINE, 0);
+  /* Both devices were set now, with a TTL. More than a quarter of it later,
+   * bob sends a frame: his device is set again (refreshed); alice's is not. */
+  pmono_ns += 50000 * MS;
+  wall_ns += 50000 * MS;
+  int64_t bob_refreshed = now_ms();
+  rid = cli_cmd(b, "\"ping\":{}");
+  expect_reply(b, rid, RC(PING));
+  expect_nothing(a); /* a refresh is no transition */
+  /* Past alice's TTL: she expires, bob hears it (last seen: her last set). */
+  pmono_ns += 20000 * MS;
+  ck_assert_int_eq(cc_presence_memory_expire(presence), 1);
+  expect_presence(b, "alice", OFFLINE, (int64_t)T0_MS);
+  expect_nothing(a);
+  /* Past bob's refreshed TTL: he expires too. */
+  pmono_ns += 50000 * MS;
+  ck_assert_int_eq(cc_presence_memory_expire(presence), 1);
+  expect_presence(a, "bob", OFFLINE, bob_refreshed);
+  /* alice's next frame brings her back. */
+  wall_ns += 1000 * MS;
+  rid = cli_cmd(a, "\"ping\":{}");
+  expect_reply(a, rid, RC(PING));
+  expect_presence(b, "alice", ONLINE, 0);
+  expect_quiet();
+}
+END_TEST
+
+/* ---- before hello ---- */
+
+START_TEST(frames_pipelined_with_the_handshake) {
+  /* The upgrade request and two frames in one write: hello still comes first. */
+  client *c = &clients[n_clients++];
+  memset(c, 0, sizeof *c);
+  strcpy(c->user, "alice");
+  c->enc = CC_ENCODING_JSON;
+  static uint8_t buf[8192];
+  size_t n = (size_t)upgrade_request_for((char *)buf, sizeof buf, "alice", CC_ENCODING_JSON);
+  const char *f1 = "{\"requestId\":\"1\",\"listChats\":{}}";
+  const char *f2 = "{\"requestId\":\"2\",\"ping\":{\"clientTimeMs\":\"9\"}}";
+  n += ws_client_frame(buf + n, sizeof buf - n, 1, f1, strlen(f1));
+  n += ws_client_frame(buf + n, sizeof buf - n, 1, f2, strlen(f2));
+  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &c->mc), 0);
+  ck_assert_int_eq(cc_memclient_write(c->mc, buf, n), 0);
+  skip_upgrade_head(c->mc);
+  expect_hello(c);
+  ck_assert_uint_eq(REPLY(c, 1, LIST_CHATS, list_chats)->n_chats, 0);
+  ck_assert_int_eq(REPLY(c, 2, PING, ping)->client_time_ms, 9);
+  expect_nothing(c);
+}
+END_TEST
+
+START_TEST(membership_learned_from_storage) {
+  client *a = cli_json("alice");
+  /* A chat made behind the service's back (another server, say). */
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  store_message("d:alice:bob", "bob", "x1", "hi from elsewhere");
+  /* The service learns the membership on the first command, asks to retry. */
+  uint64_t rid = send_text(a, "d:alice:bob", "a1", "hello?");
+  Chatcore__V1__Error *e = ERR(a, rid, UNAVAILABLE);
+  (void)e;
+  /* The retry works, and alice now follows the chat. */
+  ck_assert_uint_eq(say(a, "d:alice:bob", "a1", "hello?"), 2);
+  client *b = cli_json("bob"); /* loads his chats from the storage */
+  ck_assert_uint_eq(say(b, "d:alice:bob", "b2", "there you are"), 3);
+  expect_message(a, "d:alice:bob", 3, "bob", "there you are");
+  expect_quiet();
+}
+END_TEST
+
+/* ---- the HTTP API, through the gateway's on_http ---- */
+
+static char *token_for(const char *user) {
+  static char tok[512];
+  char claims[128];
+  size_t len;
+  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
+                   (long)time(NULL) + 600);
+  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
+                                    (size_t)n, tok, sizeof tok, &len),
+                   0);
+  return tok;
+}
+
+typedef struct http_resp {
+  int status;
+  char head[2048];
+  const char *body;
+  size_t body_len;
+} http_resp;
+
+static char http_raw[1 << 20];
+
+/* Splits a complete response (connection closed by the server). */
+static void http_parse(http_resp *r, size_t len) {
+  http_raw[len] = '\0';
+  ck_assert_int_eq(sscanf(http_raw, "HTTP/1.1 %d", &r->status), 1);
+  const char *end = strstr(http_raw, "\r\n\r\n");
+  ck_assert_ptr_nonnull(end);
+  size_t hl = (size_t)(end - http_raw) + 2;
+  ck_assert_uint_lt(hl, sizeof r->head);
+  memcpy(r->head, http_raw, hl);
+  r->head[hl] = '\0';
+  r->body = end + 4;
+  r->body_len = len - (size_t)(r->body - http_raw);
+}
+
+/* Reads what the server sent on `cl` until it closed the connection. */
+static size_t http_read_all(cc_memclient *cl) {
+  size_t len = 0, n;
+  cc_memnet_flush(net);
+  while ((n = cc_memclient_read(cl, (uint8_t *)http_raw + len, sizeof http_raw - 1 - len)) >
+         0)
+    len += n;
+  ck_assert_msg(cc_memclient_closed(cl), "the HTTP response is not complete");
+  return len;
+}
+
+/* Writes `method target` with the given extra header lines; returns the client. */
+static cc_memclient *http_send(const char *method, const char *target, const char *headers) {
+  char req[2048];
+  int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, target,
+                   headers ? headers : "");
+  ck_assert_int_lt(n, (int)sizeof req);
+  cc_memclient *cl;
+  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &cl), 0);
+  ck_assert_int_eq(cc_memclient_write(cl, (const uint8_t *)req, (size_t)n), 0);
+  return cl;
+}
+
+/* One request, answered at once; `user` NULL: no Authorization header. */
+static http_resp *http(const char *method, const char *target, const char *user) {
+  static http_resp r;
+  char auth[700] = "";
+  if (user) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for(user));
+  cc_memclient *cl = http_send(method, target, auth);
+  http_parse(&r, http_read_all(cl));
+  cc_memclient_close(cl);
+  return &r;
+}
+
+static int has_header(const http_resp *r, const char *line) {
+  return strstr(r->head, line) != NULL;
+}
+
+/* The body is {"error":{"code":<code>,...}}. */
+static void expect_http_error(const http_resp *r, int status, const char *code) {
+  ck_assert_msg(r->status == status, "status %d, not %d: %s", r->status, status, r->body);
+  ck_assert(has_header(r, "Content-Type: application/json"));
+  char want[64];
+  snprintf(want, sizeof want, "{\"error\":{\"code\":\"%s\"", code);
+  ck_assert_msg(strncmp(r->body, want, strlen(want)) == 0, "%s not in %s", want, r->body);
+}
+
+static void *http_decode(const http_resp *r, const ProtobufCMessageDescriptor *d) {
+  ck_assert_msg(r->status == 200, "status %d: %s", r->status, r->body);
+  ck_assert(has_header(r, "Content-Type: application/json"));
+  ProtobufCMessage *m = NULL;
+  int rv = cc_wire_decode(&m, d, CC_ENCODING_JSON, (const uint8_t *)r->body, r->body_len,
+                          &cc_wire_limits_server, NULL, NULL);
+  ck_assert_msg(rv == 0, "not a %s (%d): %s", d->name, rv, r->body);
+  return keep(m);
+}
+#define CHAT_LIST(r) ((Chatcore__V1__ChatList *)http_decode((r), &chatcore__v1__chat_list__descriptor))
+#define HISTORY_PAGE(r) \
+  ((Chatcore__V1__HistoryPage *)http_decode((r), &chatcore__v1__history_page__descriptor))
+
+START_TEST(http_list_chats) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *ab = direct_chat(a, "bob");
+  const char *g = group_chat(a, "crew", "\"bob\",\"carol\"");
+  drain(b);
+  say(b, ab, "b1", "one");
+  say(b, ab, "b2", "two");
+  drain(a);
+  drain(b);
+  Chatcore__V1__ChatList *l = CHAT_LIST(http("GET", "/v1/chats", "alice"));
+  ck_assert_uint_eq(l->n_chats, 2);
+  ck_assert(!l->has_more);
+  ck_assert_str_eq(l->chats[0]->chat_id, ab);
+  ck_assert_str_eq(l->chats[0]->peer_id, "bob");
+  ck_assert_uint_eq(l->chats[0]->unread_count, 2);
+  ck_assert_uint_eq(l->chats[0]->last_seq, 2);
+  ck_assert_str_eq(l->chats[0]->last_message->text, "two");
+  ck_assert_str_eq(l->chats[1]->chat_id, g);
+  ck_assert_str_eq(l->chats[1]->title, "crew");
+  ck_assert_uint_eq(l->chats[1]->member_count, 3);
+  /* Pages. */
+  l = CHAT_LIST(http("GET", "/v1/chats?limit=1", "alice"));
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert(l->has_more);
+  char target[256];
+  snprintf(target, sizeof target, "/v1/chats?limit=1&cursor=%s", l->next_cursor);
+  l = CHAT_LIST(http("GET", target, "alice"));
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert_str_eq(l->chats[0]->chat_id, g);
+  ck_assert(!l->has_more);
+  /* Carol's view; someone in no chat. */
+  l = CHAT_LIST(http("GET", "/v1/chats", "carol"));
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert_str_eq(l->chats[0]->chat_id, g);
+  l = CHAT_LIST(http("GET", "/v1/chats", "zed"));
+  ck_assert_uint_eq(l->n_chats, 0);
+  /* Bad parameters. */
+  expect_http_error(http("GET", "/v1/chats?cursor=bogus", "alice"), 400,
+                    "ERROR_CODE_BAD_REQUEST");
+  expect_http_error(http("GET", "/v1/chats?limit=ten", "alice"), 400,
+                    "ERROR_CODE_BAD_REQUEST");
+  expect_http_error(http("GET", "/v1/chats?limit=-1", "alice"), 400,
+                    "ERROR_CODE_BAD_REQUEST");
+  /* The WebSocket sessions saw none of it. */
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(http_history_paging) {
+  client *a = cli_json("alice");
+  const char *chat = direct_chat(a, "bob");
+  for (int i = 1; i <= 120; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    store_message(chat, i % 3 ? "alice" : "bob", cmid, "x");
+  }
+  /* Newest page, then back with before=nextSeq: 1..120 once. */
+  int seen[121] = {0};
+  char target[256] = "/v1/chats/d:alice:bob/messages";
+  int pages = 0;
+  for (;;) {
+    Chatcore__V1__HistoryPage *p = HISTORY_PAGE(http("GET", target, "bob"));
+    ck_assert_str_eq(p->chat_id, chat);
+    ck_assert_uint_eq(p->first_seq, 1);
+    ck_assert_uint_eq(p->last_seq, 120);
+    ck_assert_uint_gt(p->n_entries, 0);
+    for (size_t i = 0; i < p->n_entries; i++) {
+      uint64_t s = entry_seq(p->entries[i]);
+      if (i > 0) ck_assert_uint_eq(s, entry_seq(p->entries[i - 1]) + 1);
+      seen[s]++;
+    }
+    pages++;
+    if (!p->has_more) break;
+    ck_assert_uint_eq(p->next_seq, entry_seq(p->entries[0]));
+    snprintf(target, sizeof target, "/v1/chats/d:alice:bob/messages?before=%llu",
+             (unsigned long long)p->next_seq);
+  }
+  ck_assert_int_eq(pages, 3);
+  for (int i = 1; i <= 120; i++) ck_assert_int_eq(seen[i], 1);
+  /* Forward, with a limit; the id percent-encoded. */
+  Chatcore__V1__HistoryPage *p =
+      HISTORY_PAGE(http("GET", "/v1/chats/d%3Aalice%3Abob/messages?after=100&limit=10", "alice"));
+  expect_seqs(p->entries, p->n_entries, 101, 110);
+  ck_assert(p->has_more);
+  ck_assert_uint_eq(p->next_seq, 110);
+  p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?after=110&limit=10", "alice"));
+  expect_seqs(p->entries, p->n_entries, 111, 120);
+  ck_assert(!p->has_more);
+  p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?after=2&before=6", "alice"));
+  expect_seqs(p->entries, p->n_entries, 3, 5);
+  /* The limit is capped at 200 (here: all 120). */
+  p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?limit=5000", "alice"));
+  expect_seqs(p->entries, p->n_entries, 1, 120);
+  ck_assert(!p->has_more);
+  ck_assert_str_eq(p->entries[2]->message->sender_id, "bob");
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(http_errors) {
+  client *a = cli_json("alice");
+  const char *chat = direct_chat(a, "bob");
+  say(a, chat, "m1", "hi");
+  const char *path = "/v1/chats/d:alice:bob/messages";
+  /* No token, a bad one, another scheme: 401 with a Bearer challenge. */
+  http_resp *r = http("GET", "/v1/chats", NULL);
+  expect_http_error(r, 401, "ERROR_CODE_UNAUTHORIZED");
+  ck_assert(has_header(r, "WWW-Authenticate: Bearer"));
+  r = http("GET", path, NULL);
+  expect_http_error(r, 401, "ERROR_CODE_UNAUTHORIZED");
+  ck_assert(has_header(r, "WWW-Authenticate: Bearer"));
+  static char line[800];
+  snprintf(line, sizeof line, "Authorization: Bearer %sX\r\n", token_for("alice"));
+  cc_memclient *cl = http_send("GET", "/v1/chats", line);
+  r = &(http_resp){0};
+  http_parse(r, http_read_all(cl));
+  cc_memclient_close(cl);
+  expect_http_error(r, 401, "ERROR_CODE_UNAUTHORIZED");
+  ck_assert(has_header(r, "WWW-Authenticate: Bearer"));
+  cl = http_send("GET", "/v1/chats", "Authorization: Basic YWxpY2U6cHc=\r\n");
+  http_parse(r, http_read_all(cl));
+  cc_memclient_close(cl);
+  expect_http_error(r, 401, "ERROR_CODE_UNAUTHORIZED");
+  /* Not a member; no such chat; not a chat id. */
+  expect_http_error(http("GET", path, "carol"), 403, "ERROR_CODE_NOT_MEMBER");
+  expect_http_error(http("GET", "/v1/chats/g:nope/messages", "alice"), 404,
+                    "ERROR_CODE_NOT_FOUND");
+  expect_http_error(http("GET", "/v1/chats/bad%20id/messages", "alice"), 400,
+                    "ERROR_CODE_BAD_REQUEST");
+  /* Bad numbers. */
+  const char *bad[] = {"?limit=abc", "?before=x", "?after=-3", "?after=5&before=3",
+                       "?after=4&before=4", "?limit=99999999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char target[256];
+    snprintf(target, sizeof target, "%s%s", path, bad[i]);
+    expect_http_error(http("GET", target, "alice"), 400, "ERROR_CODE_BAD_REQUEST");
+  }
+  /* Only GET. */
+  r = http("POST", "/v1/chats", "alice");
+  ck_assert_int_eq(r->status, 405);
+  ck_assert(has_header(r, "Allow: GET"));
+  ck_assert_int_eq(http("DELETE", path, "alice")->status, 405);
+  /* Paths the API does not have. */
+  ck_assert_int_eq(http("GET", "/v1/chats/d:alice:bob", "alice")->status, 404);
+  ck_assert_int_eq(http("GET", "/v1/chats/d:alice:bob/messages/1", "alice")->status, 404);
+  ck_assert_int_eq(http("GET", "/v1/chatsx", "alice")->status, 404); /* not the API's */
+  /* Nothing changed: the history is intact and alice's session untouched. */
+  Chatcore__V1__HistoryPage *p = HISTORY_PAGE(http("GET", path, "bob"));
+  expect_seqs(p->entries, p->n_entries, 1, 1);
+  expect_quiet();
+}
+END_TEST
+
+/* ---- with a storage that completes later ---- */
+
+static void pump_all(void) {
+  while (lag_pump_one(lag)) {
+  }
+  cc_memnet_flush(net);
+}
+
+START_TEST(hello_waits_for_the_chat_list) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  store_message("d:alice:bob", "bob", "b1", "waiting for you");
+  client *a1 = cli_connect("alice", CC_ENCODING_JSON);
+  ck_assert_uint_eq(lag->queued, 1); /* the chat list load */
+  expect_nothing(a1);                /* no hello before it completes */
+  /* A second device while the load is in flight: no second load. */
+  client *a2 = cli_connect("alice", CC_ENCODING_PROTOBUF);
+  ck_assert_uint_eq(lag->queued, 1);
+  expect_nothing(a2);
+  ck_assert(lag_pump_one(lag));
+  cc_memnet_flush(net);
+  expect_hello(a1);
+  expect_hello(a2);
+  /* Subscribed before hello: a message now reaches both. */
+  client *b = cli_connect("bob", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(b);
+  uint64_t rid = send_text(b, "d:alice:bob", "b2", "now?");
+  expect_nothing(b); /* the append is in flight */
+  pump_all();
+  expect_message(b, "d:alice:bob", 2, "bob", "now?");
+  ck_assert_uint_eq(REPLY(b, rid, SEND_MESSAGE, send_message)->seq, 2);
+  expect_message(a1, "d:alice:bob", 2, "bob", "now?");
+  expect_message(a2, "d:alice:bob", 2, "bob", "now?");
+  /* A user who is already loaded gets hello at once. */
+  client *a3 = cli_connect("alice", CC_ENCODING_JSON);
+  ck_assert_uint_eq(lag->queued, 0);
+  expect_hello(a3);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(frames_before_hello_are_held) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  store_message("d:alice:bob", "bob", "b1", "first");
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  uint64_t r1 = send_text(a, "d:alice:bob", "a1", "held one");
+  uint64_t r2 = send_text(a, "d:alice:bob", "a2", "held two");
+  uint64_t r3 = cli_cmd(a, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"3\"}");
+  uint64_t r4 = cli_cmd(a, "\"listChats\":{}");
+  expect_nothing(a);
+  ck_assert_uint_eq(lag->queued, 1); /* only the load: the frames wait */
+  pump_all();
+  /* hello first, then the held frames, answered in the order sent. */
+  expect_hello(a);
+  expect_message(a, "d:alice:bob", 2, "alice", "held one");
+  ck_assert_uint_eq(REPLY(a, r1, SEND_MESSAGE, send_message)->seq, 2);
+  expect_message(a, "d:alice:bob", 3, "alice", "held two");
+  ck_assert_uint_eq(REPLY(a, r2, SEND_MESSAGE, send_message)->seq, 3);
+  Chatcore__V1__MarkReadResult *mr = REPLY(a, r3, MARK_READ, mark_read);
+  ck_assert_uint_eq(mr->read_seq, 3);
+  ck_assert_uint_eq(mr->unread_count, 0);
+  Chatcore__V1__ChatList *l = REPLY(a, r4, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 1);
+  ck_assert_uint_eq(l->chats[0]->last_seq, 3);
+  ck_assert_str_eq(l->chats[0]->last_message->text, "held two");
+  expect_nothing(a);
+  /* A getHistory and a sync take two storage calls each; both complete. */
+  uint64_t r5 = get_history(a, "d:alice:bob", 0, 0, 0);
+  uint64_t r6 = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"d:alice:bob\"},"
+                           "{\"chatId\":\"g:nope\"},{\"chatId\":\"d:alice:bob\","
+                           "\"lastSeenSeq\":\"2\"}]}");
+  pump_all();
+  Chatcore__V1__HistoryPage *p = REPLY(a, r5, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 3);
+  Chatcore__V1__SyncResult *s = REPLY(a, r6, SYNC, sync);
+  ck_assert_uint_eq(s->n_chats, 3);
+  expect_seqs(s->chats[0]->entries, s->chats[0]->n_entries, 1, 3);
+  ck_assert_int_eq(s->chats[1]->error, CODE(NOT_FOUND));
+  expect_seqs(s->chats[2]->entries, s->chats[2]->n_entries, 3, 3);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(too_many_frames_before_hello) {
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  /* 64 frames wait; the 65th is refused at once, and the session goes on. */
+  for (int i = 0; i < 64; i++) cli_cmd(a, "\"ping\":{}");
+  expect_nothing(a);
+  uint64_t rid = cli_cmd(a, "\"ping\":{}");
+  Chatcore__V1__Error *e = ERR(a, rid, UNAVAILABLE);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  pump_all();
+  expect_hello(a);
+  for (uint64_t i = 1; i <= 64; i++) expect_reply(a, i, RC(PING));
+  expect_nothing(a);
+}
+END_TEST
+
+START_TEST(close_with_operations_in_flight) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  expect_hello(b);
+  /* alice sends and hangs up before the storage answers: the message is
+   * stored and delivered to bob all the same. */
+  send_text(a, "d:alice:bob", "a1", "fire and forget");
+  get_history(a, "d:alice:bob", 0, 0, 0);
+  cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"d:alice:bob\"},{\"chatId\":\"g:x\"}]}");
+  cli_cmd(a, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\"}");
+  cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"bob\"]}");
+  cli_cmd(a, "\"editMessage\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\",\"text\":\"x\"}");
+  ck_assert_uint_gt(lag->queued, 4);
+  cli_close(a);
+  pump_all();
+  expect_message(b, "d:alice:bob", 1, "alice", "fire and forget");
+  ck_assert_str_eq(EVENT(b, RECEIPT, receipt)->user_id, "alice");
+  Chatcore__V1__MembershipChanged *mc = EVENT(b, MEMBERSHIP_CHANGED, membership_changed);
+  ck_assert_uint_eq(mc->n_added_user_ids, 2);
+  expect_event(b, EV(MESSAGE_EDITED));
+  expect_nothing(b);
+  /* A session closed while its chat list loads. */
+  client *c = cli_connect("carol", CC_ENCODING_JSON);
+  cli_cmd(c, "\"ping\":{}");
+  cli_close(c);
+  pump_all();
+  /* An HTTP request whose client went away before the storage answered. */
+  char auth[700];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("bob"));
+  cc_memclient *hc = http_send("GET", "/v1/chats", auth);
+  cc_memclient *hc2 = http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
+  ck_assert_uint_eq(lag->queued, 2);
+  cc_memclient_close(hc);
+  cc_memclient_close(hc2);
+  pump_all();
+  /* Everyone comes back fine. */
+  client *a2 = cli_connect("alice", CC_ENCODING_PROTOBUF);
+  pump_all();
+  expect_hello(a2);
+  uint64_t rid = get_history(a2, "d:alice:bob", 0, 0, 0);
+  pump_all();
+  Chatcore__V1__HistoryPage *p = REPLY(a2, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 2);
+  ck_assert_str_eq(p->entries[0]->message->text, "x");
+  /* And an HTTP answer that waits for the storage arrives once it does. */
+  hc = http_send("GET", "/v1/chats", auth);
+  cc_memnet_flush(net);
+  ck_assert_uint_eq(cc_memclient_pending(hc), 0);
+  pump_all();
+  http_resp r;
+  http_parse(&r, http_read_all(hc));
+  cc_memclient_close(hc);
+  Chatcore__V1__ChatList *l = CHAT_LIST(&r);
+  ck_assert_uint_eq(l->n_chats, 2);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(free_service_with_operations_in_flight) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_PROTOBUF);
+  pump_all();
+  expect_hello(a);
+  expect_hello(b);
+  /* Everything in flight at once. */
+  send_text(a, "d:alice:bob", "a1", "in flight");
+  get_history(b, "d:alice:bob", 0, 0, 0);
+  cli_cmd(b, "\"sync\":{\"chats\":[{\"chatId\":\"d:alice:bob\"},{\"chatId\":\"g:x\"}]}");
+  cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"carol\"}");
+  cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"bob\"]}");
+  cli_cmd(b, "\"listChats\":{}");
+  cli_cmd(b, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\"}");
+  client *c = cli_connect("carol", CC_ENCODING_JSON); /* a load in flight */
+  cli_cmd(c, "\"ping\":{}");
+  char auth[700];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("bob"));
+  http_send("GET", "/v1/chats", auth);
+  http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
+  ck_assert_uint_ge(lag->queued, 10);
+  /* The documented order: connections and gateway, the service, then the
+   * backends. The service lives on until the storage completes its calls. */
+  cc_memnet_free(net);
+  cc_gateway_free(gw);
+  cc_service_free(svc);
+  ck_assert_int_gt(svc_live, 0);
+  store->methods->free(store); /* completes everything in flight */
+  ck_assert_int_eq(svc_live, 0);
+  presence->methods->free(presence);
+  cc_jwt_verifier_free(verifier);
+  net = NULL;
+}
+END_TEST
 
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
@@ -1532,6 +2575,29 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, group_membership);
   tcase_add_test(tc, group_member_cap_and_fixed_direct_chats);
   tcase_add_test(tc, edit_and_delete);
+  tcase_add_test(tc, history_paging);
+  tcase_add_test(tc, sync_per_chat);
+  tcase_add_test(tc, list_chats_unread_and_paging);
+  tcase_add_test(tc, mark_read_receipts);
+  tcase_add_test(tc, typing_events_and_rate_limit);
+  tcase_add_test(tc, message_rate_limit);
+  tcase_add_test(tc, presence_online_offline);
+  tcase_add_test(tc, presence_snapshot_after_hello);
+  tcase_add_test(tc, presence_ttl_and_refresh);
+  tcase_add_test(tc, frames_pipelined_with_the_handshake);
+  tcase_add_test(tc, membership_learned_from_storage);
+  tcase_add_test(tc, http_list_chats);
+  tcase_add_test(tc, http_history_paging);
+  tcase_add_test(tc, http_errors);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("deferred");
+  tcase_add_checked_fixture(tc, setup_deferred, stop_chat_service);
+  tcase_add_test(tc, hello_waits_for_the_chat_list);
+  tcase_add_test(tc, frames_before_hello_are_held);
+  tcase_add_test(tc, too_many_frames_before_hello);
+  tcase_add_test(tc, close_with_operations_in_flight);
+  tcase_add_test(tc, free_service_with_operations_in_flight);
   suite_add_tcase(s, tc);
   return s;
 }
