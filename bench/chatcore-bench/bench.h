@@ -15,14 +15,21 @@
 
 #include "hist.h"
 
-/* Scenarios. Later work adds the chat ones (direct, group, broadcast, persist)
- * here and in scenario.c; the skeleton (workers, connections, phases, reports)
- * stays as it is. */
+/* Scenarios: the gateway's (scenario.c) and the chat ones (chat.c). */
 typedef enum bench_scenario {
   BENCH_HANDSHAKE = 1, /* connect, upgrade, hello, close 1000, again */
   BENCH_IDLE = 2,      /* open N sessions, hold them answering pings */
-  BENCH_PINGPONG = 3   /* round trips: WebSocket ping/pong or the ping command */
+  BENCH_PINGPONG = 3,  /* round trips: WebSocket ping/pong or the ping command */
+  BENCH_DIRECT = 4,    /* pairs in direct chats, both sending at --rate */
+  BENCH_GROUP = 5,     /* groups of --room-size, every member sending at --rate */
+  BENCH_BROADCAST = 6, /* groups of --room-size, the first member sending at --rate */
+  BENCH_PERSIST = 7    /* pairs in direct chats, each sending as acks come back */
 } bench_scenario;
+
+/* The chat scenarios send messages and check what they receive. */
+static inline int bench_is_chat(int s) {
+  return s >= BENCH_DIRECT;
+}
 
 typedef struct bench_config {
   bench_scenario scenario;
@@ -36,7 +43,8 @@ typedef struct bench_config {
   const uint8_t *secret;
   size_t secret_len;
   uint32_t connections;
-  double rate;               /* new connections per second, all workers; 0: no cap */
+  double rate;               /* new connections per second, all workers; 0: no cap
+                                (--rate, or --connect-rate in the chat scenarios) */
   double duration;           /* seconds of the measured phase */
   int proto;                 /* 0: chatcore.v1.json, 1: chatcore.v1.proto */
   int tls;                   /* --tls or wss:// */
@@ -46,6 +54,11 @@ typedef struct bench_config {
   const char *csv;           /* --csv FILE or NULL */
   int app_ping;              /* pingpong: the protocol's ping command, not WS pings */
   uint32_t ping_interval_ms; /* pingpong: at most one ping per connection per this */
+  /* Chat scenarios. */
+  double msg_rate;    /* --rate: messages per second per sender (persist: the cap) */
+  uint32_t room_size; /* --room-size: members per chat (direct, persist: 2) */
+  uint32_t msg_size;  /* --size: bytes of message text */
+  uint32_t inflight;  /* --inflight: persist's window of unacked sends per connection */
   /* Derived: loopback source addresses 127.0.0.2.. (see srcaddr_ip). */
   uint32_t src_count;
 } bench_config;
@@ -66,10 +79,12 @@ typedef struct bench_config {
   X(CLOSE_1001, "close_1001", "server closed the session: going away")                   \
   X(CLOSE_4000, "close_4000", "server closed the session: idle timeout")                 \
   X(CLOSE_4008, "close_4008", "server closed the session: frame rate limit")             \
+  X(CLOSE_4009, "close_4009", "server closed the session: slow consumer (we fell behind)") \
   X(CLOSE_4029, "close_4029", "server closed the session: too many per user")            \
   X(CLOSE_OTHER, "close_other", "server closed the session with another code")           \
   X(PONG_TIMEOUT, "pong_timeout", "no answer to our ping within 10 s")                   \
-  X(APP_ERROR, "app_error", "the ping command was answered with an error")               \
+  X(APP_ERROR, "app_error", "a command was answered with an error (chat: see by code)")  \
+  X(SETUP, "setup", "a chat could not be created (its members stay idle)")               \
   X(CLOSE_TIMEOUT, "close_timeout", "our close was not answered within 5 s")             \
   X(WRITE, "write", "a socket write failed")
 
@@ -98,6 +113,18 @@ typedef struct bench_counters {
   uint64_t src_throttled;       /* connects delayed: every source address at its rate */
   uint64_t bytes_in, bytes_out; /* on the socket (TLS: ciphertext) */
   uint64_t errors[BENCH_ERR_COUNT];
+  /* Chat scenarios; inside the measured phase, except `chats`. */
+  uint64_t chats;        /* chats set up (created, or found) */
+  uint64_t sent;         /* sendMessage frames written */
+  uint64_t acked;        /* sendMessage replies with a result */
+  uint64_t delivered;    /* message events carrying a bench send time */
+  uint64_t checked;      /* log-entry events whose seq was checked */
+  uint64_t violations;   /* events breaking the per-chat seq order (the next three) */
+  uint64_t missing;      /* seqs skipped (a gap of k counts k, one violation) */
+  uint64_t duplicates;   /* an event with the seq just seen */
+  uint64_t out_of_order; /* an event with a seq below the one just seen */
+  uint64_t other_chat;   /* entries of a chat this connection is not measuring */
+  uint64_t error_codes[16]; /* error replies by ERROR_CODE_* number (15: others) */
 } bench_counters;
 
 uint64_t bench_counters_errors(const bench_counters *c);
@@ -118,7 +145,9 @@ typedef struct bench_msg_header {
 typedef struct bench_final {
   bench_counters counters;
   hist connect_latency;    /* TCP connect start to hello, every session */
-  hist latency;            /* the scenario's: handshake latency or round-trip time */
+  hist latency;            /* the scenario's: handshake latency, round-trip time, or
+                              (chat) send to delivery of a message event */
+  hist ack_latency;        /* chat: send to the sendMessage reply */
   size_t conn_state_bytes; /* sizeof one client connection in the worker */
   double cpu_run_s;      /* the worker's CPU time (user + system) in the measured phase */
   char first_error[160]; /* the first error seen, with detail ("" if none) */

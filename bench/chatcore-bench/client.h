@@ -69,11 +69,19 @@ typedef struct scenario_ops {
   /* The connection's timer fired while it is open. */
   void (*on_timer)(worker *w, bconn *c, uint64_t now);
   void (*on_go)(worker *w, uint64_t now);
+  /* Every slot opened or failed in the connect phase: set up what the measured
+   * phase needs (the chat scenarios create their chats). The worker reports
+   * ready only after worker_setup_done(). NULL: ready at once. */
+  void (*on_connected)(worker *w, uint64_t now);
   /* Before the worker closes every open session (the default stop). */
   void (*on_stop)(worker *w, uint64_t now);
 } scenario_ops;
 
 const scenario_ops *scenario_ops_for(bench_scenario s);
+/* chat.c: the chat scenarios' table, and their state (allocated by the
+ * worker before it connects; 0 or -1 out of memory). */
+const scenario_ops *chat_ops_for(bench_scenario s);
+int chat_init(worker *w);
 
 enum worker_phase { PH_CONNECT, PH_RUN, PH_STOP };
 
@@ -92,6 +100,8 @@ struct worker {
   int phase;
   int window; /* inside the measured phase: count handshakes, round trips */
   int ready_sent, final_sent;
+  int setup_started, setup_pending; /* on_connected called / not yet done */
+  struct chat_state *chat;          /* the chat scenarios' state (chat.c) */
   double cpu_at_go; /* own CPU seconds when the measured phase began */
   uint64_t now_cached;
   /* Start rate (GCRA reservations): one start per interval. */
@@ -133,6 +143,8 @@ void worker_error(worker *w, int kind, const char *detail);
 int worker_pick_src(worker *w, uint64_t now, uint32_t *ip);
 /* The user's token for slot `i` into `out` (NUL-terminated); its length or -1. */
 int worker_token(worker *w, uint32_t i, char *out, size_t cap);
+/* The scenario's setup (on_connected) is finished. */
+void worker_setup_done(worker *w);
 /* conn.c tells: a session reached hello / a slot became free. */
 void worker_on_open(worker *w, bconn *c);
 void worker_on_free(worker *w, bconn *c, int was_open);

@@ -364,6 +364,8 @@ static int close_kind(uint16_t code) {
     return BENCH_ERR_CLOSE_4000;
   case 4008:
     return BENCH_ERR_CLOSE_4008;
+  case 4009:
+    return BENCH_ERR_CLOSE_4009;
   case 4029:
     return BENCH_ERR_CLOSE_4029;
   default:

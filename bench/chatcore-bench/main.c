@@ -2,7 +2,8 @@
  * libchatcore's public API (it mints its tokens with cc_jwt_sign_hmac) plus
  * libuv and OpenSSL.
  *
- *   chatcore-bench handshake|idle|pingpong --url ws://127.0.0.1:8080/ws
+ *   chatcore-bench handshake|idle|pingpong|direct|group|broadcast|persist
+ *                  --url ws://127.0.0.1:8080/ws
  *                  --jwt-secret SECRET [flags]                      (--help)
  *
  * This file is the parent process: it forks the workers (bench.h), runs the
@@ -154,6 +155,9 @@ static void progress(run *r, const char *phase) {
   /* Rates over less than half a second (the last line) say little: 0. */
   double hs = dt < 0.5 ? 0 : (double)(s.handshakes - r->prev.handshakes) / dt;
   double rt = dt < 0.5 ? 0 : (double)(s.round_trips - r->prev.round_trips) / dt;
+  double sent = dt < 0.5 ? 0 : (double)(s.sent - r->prev.sent) / dt;
+  double acked = dt < 0.5 ? 0 : (double)(s.acked - r->prev.acked) / dt;
+  double dlv = dt < 0.5 ? 0 : (double)(s.delivered - r->prev.delivered) / dt;
   int64_t rss = -1;
   double cpu_pct = -1;
   if (r->cfg->server_pid) {
@@ -169,15 +173,22 @@ static void progress(run *r, const char *phase) {
   if (rss >= 0)
     snprintf(server, sizeof server, "  server rss %.1f MiB cpu %.0f%%",
              (double)rss / (1 << 20), cpu_pct < 0 ? 0 : cpu_pct);
-  fprintf(stderr,
-          "[%6.1fs] %-7s open %" PRIu64 "  est %" PRIu64
-          "  hs/s %.0f  rt/s %.0f  err %" PRIu64 "  drop %" PRIu64 "%s\n",
-          t - r->t_start, phase, s.open, s.established, hs, rt, bench_counters_errors(&s),
-          s.dropped, server);
+  if (bench_is_chat(r->cfg->scenario))
+    fprintf(stderr,
+            "[%6.1fs] %-7s open %" PRIu64 "  chats %" PRIu64
+            "  sent/s %.0f  acked/s %.0f  dlv/s %.0f  viol %" PRIu64 "  err %" PRIu64
+            "  drop %" PRIu64 "%s\n",
+            t - r->t_start, phase, s.open, s.chats, sent, acked, dlv, s.violations,
+            bench_counters_errors(&s), s.dropped, server);
+  else
+    fprintf(stderr,
+            "[%6.1fs] %-7s open %" PRIu64 "  est %" PRIu64
+            "  hs/s %.0f  rt/s %.0f  err %" PRIu64 "  drop %" PRIu64 "%s\n",
+            t - r->t_start, phase, s.open, s.established, hs, rt,
+            bench_counters_errors(&s), s.dropped, server);
   if (r->csv) {
-    csv_row row = {
-        r->run_id, r->cfg->scenario_name, t - r->t_start, phase, &s, hs, rt, rss, cpu_pct,
-        tcp_mem};
+    csv_row row = {r->run_id, r->cfg->scenario_name, t - r->t_start, phase, &s, hs, rt,
+                   sent, acked, dlv, rss, cpu_pct, tcp_mem};
     report_csv_row(r->csv, &row);
   }
   r->prev = s;
@@ -249,6 +260,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "chatcore-bench: %s\n", error);
     return 2;
   }
+  if (bench_is_chat(cfg.scenario) && cfg.msg_rate > 190)
+    fprintf(stderr,
+            "chatcore-bench: warning: --rate %.0f per connection is over 190/s; the "
+            "gateway closes connections sending more than 200 frames/s (4008)\n",
+            cfg.msg_rate);
   signal(SIGPIPE, SIG_IGN);
   struct rlimit nofile;
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
@@ -278,6 +294,7 @@ int main(int argc, char **argv) {
   res.cpu_percent = -1;
   hist_init(&res.connect_latency);
   hist_init(&res.latency);
+  hist_init(&res.ack_latency);
   /* The baseline: before any connection of ours exists. */
   if (cfg.server_pid) res.rss_baseline = procstat_rss(cfg.server_pid);
   res.tcp_mem_baseline = procstat_tcp_mem();
@@ -340,6 +357,7 @@ int main(int argc, char **argv) {
     if (k->done) {
       hist_merge(&res.connect_latency, &k->final.connect_latency);
       hist_merge(&res.latency, &k->final.latency);
+      hist_merge(&res.ack_latency, &k->final.ack_latency);
       res.conn_state_bytes = k->final.conn_state_bytes;
       if (res.window_s > 0)
         res.bench_cpu_percent += k->final.cpu_run_s / res.window_s * 100;

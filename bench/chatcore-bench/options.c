@@ -27,6 +27,17 @@ const char options_usage[] =
     "  pingpong    opens --connections sessions, then each sends a WebSocket ping (or\n"
     "              with --app-ping the protocol's ping command), waits for the answer\n"
     "              and repeats, for --duration: round trips per second and RTT\n"
+    "  direct      pairs of connections in direct chats, both sending --rate messages\n"
+    "              per second: sent/acked/delivered per second, delivery and ack\n"
+    "              latency, and every delivered seq checked (gaps, duplicates, order)\n"
+    "  group       chats of --room-size members, every member sending at --rate\n"
+    "  broadcast   chats of --room-size members, the first one sending at --rate\n"
+    "  persist     pairs in direct chats, each connection keeping --inflight sends\n"
+    "              unacknowledged (acks are durable with a file --db), at most --rate\n"
+    "              per second per connection\n"
+    "  The chat scenarios need a server run with a high message rate, e.g.\n"
+    "  chatcore-server --message-rate 1000000 --message-burst 1000000 (the default\n"
+    "  20/s per user answers RATE_LIMITED, counted under errors by code).\n"
     "\n"
     "Flags:\n"
     "  --url URL              ws:// or wss:// URL of the server's WebSocket path; the\n"
@@ -35,10 +46,17 @@ const char options_usage[] =
     "  --jwt-secret SECRET    the server's HS256 secret (>= 32 bytes): the bench mints\n"
     "                         one token per connection, user bench-<worker>-<i>\n"
     "  --connections N        concurrent connections (default: handshake 64, idle 1000,\n"
-    "                         pingpong 100; at most 1000000)\n"
-    "  --rate R               new connections per second, all workers together "
-    "(default:\n"
-    "                         1000; handshake: no cap)\n"
+    "                         pingpong 100, chat scenarios 1000; at most 1000000)\n"
+    "  --rate R               handshake, idle, pingpong: new connections per second,\n"
+    "                         all workers together (default 1000; handshake: no cap).\n"
+    "                         Chat scenarios: messages per second per sender (default\n"
+    "                         10; persist: the cap per connection, default 190). The\n"
+    "                         gateway closes connections sending over 200 frames/s\n"
+    "  --connect-rate R       chat scenarios: new connections per second (default 2000)\n"
+    "  --room-size S          group, broadcast: members per chat (default 100, 2..1000)\n"
+    "  --size BYTES           chat scenarios: message text length (default 100; the\n"
+    "                         text is \"t=<send time ns> \" padded with 'x')\n"
+    "  --inflight W           persist: unacknowledged sends per connection (default 16)\n"
     "  --duration SECONDS     length of the measured phase (default 10)\n"
     "  --proto json|proto     subprotocol chatcore.v1.json (default) or "
     "chatcore.v1.proto\n"
@@ -158,7 +176,10 @@ static unsigned long long fd_hard_limit(void) {
 
 int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t cap) {
   memset(cfg, 0, sizeof *cfg);
-  if (argc < 2) return fail(error, cap, "missing scenario (handshake, idle, pingpong)");
+  if (argc < 2)
+    return fail(error, cap,
+                "missing scenario (handshake, idle, pingpong, direct, group, broadcast, "
+                "persist)");
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fputs(options_usage, stdout);
     return 1;
@@ -167,7 +188,10 @@ int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t 
     const char *name;
     bench_scenario s;
   } scenarios[] = {
-      {"handshake", BENCH_HANDSHAKE}, {"idle", BENCH_IDLE}, {"pingpong", BENCH_PINGPONG}};
+      {"handshake", BENCH_HANDSHAKE}, {"idle", BENCH_IDLE},
+      {"pingpong", BENCH_PINGPONG},   {"direct", BENCH_DIRECT},
+      {"group", BENCH_GROUP},         {"broadcast", BENCH_BROADCAST},
+      {"persist", BENCH_PERSIST}};
   for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
     if (strcmp(argv[1], scenarios[i].name) == 0) {
       cfg->scenario = scenarios[i].s;
@@ -175,14 +199,19 @@ int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t 
     }
   if (!cfg->scenario)
     return fail(error, cap,
-                argv[1][0] == '-' ? "%s: the scenario comes first (handshake, idle, "
-                                    "pingpong)"
-                                  : "%s: unknown scenario (handshake, idle, pingpong)",
+                argv[1][0] == '-'
+                    ? "%s: the scenario comes first (handshake, idle, pingpong, direct, "
+                      "group, broadcast, persist)"
+                    : "%s: unknown scenario (handshake, idle, pingpong, direct, group, "
+                      "broadcast, persist)",
                 argv[1]);
 
   const char *url = NULL, *secret = NULL;
   unsigned long long n;
   int have_connections = 0, have_rate = 0, have_interval = 0;
+  int have_room = 0, have_size = 0, have_inflight = 0, have_connect_rate = 0;
+  double rate = 0, connect_rate = 0;
+  const int chat = bench_is_chat(cfg->scenario);
   cfg->duration = 10;
   cfg->ping_interval_ms = 6;
   for (int i = 2; i < argc; i++) {
@@ -214,8 +243,10 @@ int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t 
       continue;
     }
     static const char *const valued[] = {
-        "--url",   "--jwt-secret", "--connections", "--rate", "--duration",
-        "--proto", "--server-pid", "--workers",     "--csv",  "--ping-interval-ms"};
+        "--url",       "--jwt-secret", "--connections", "--rate",
+        "--duration",  "--proto",      "--server-pid",  "--workers",
+        "--csv",       "--ping-interval-ms", "--room-size", "--size",
+        "--inflight",  "--connect-rate"};
     int known = 0;
     for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
       known |= strcmp(name, valued[k]) == 0;
@@ -233,8 +264,23 @@ int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t 
       cfg->connections = (uint32_t)n;
       have_connections = 1;
     } else if (strcmp(name, "--rate") == 0) {
-      if (parse_double(name, v, 1e6, &cfg->rate, error, cap)) return 2;
+      if (parse_double(name, v, 1e6, &rate, error, cap)) return 2;
       have_rate = 1;
+    } else if (strcmp(name, "--connect-rate") == 0) {
+      if (parse_double(name, v, 1e6, &connect_rate, error, cap)) return 2;
+      have_connect_rate = 1;
+    } else if (strcmp(name, "--room-size") == 0) {
+      if (parse_uint(name, v, 2, 1000, &n, error, cap)) return 2;
+      cfg->room_size = (uint32_t)n;
+      have_room = 1;
+    } else if (strcmp(name, "--size") == 0) {
+      if (parse_uint(name, v, 1, 16000, &n, error, cap)) return 2;
+      cfg->msg_size = (uint32_t)n;
+      have_size = 1;
+    } else if (strcmp(name, "--inflight") == 0) {
+      if (parse_uint(name, v, 1, 10000, &n, error, cap)) return 2;
+      cfg->inflight = (uint32_t)n;
+      have_inflight = 1;
     } else if (strcmp(name, "--duration") == 0) {
       if (parse_double(name, v, 86400, &cfg->duration, error, cap)) return 2;
     } else if (strcmp(name, "--proto") == 0) {
@@ -284,12 +330,32 @@ int options_parse(bench_config *cfg, int argc, char **argv, char *error, size_t 
     return fail(error, cap, "--app-ping: only for the pingpong scenario");
   if (have_interval && cfg->scenario != BENCH_PINGPONG)
     return fail(error, cap, "--ping-interval-ms: only for the pingpong scenario");
+  if (have_connect_rate && !chat)
+    return fail(error, cap, "--connect-rate: only for the chat scenarios (else --rate)");
+  if ((have_size && !chat))
+    return fail(error, cap, "--size: only for the chat scenarios");
+  if (have_room && cfg->scenario != BENCH_GROUP && cfg->scenario != BENCH_BROADCAST)
+    return fail(error, cap,
+                "--room-size: only for group and broadcast (direct chats have 2)");
+  if (have_inflight && cfg->scenario != BENCH_PERSIST)
+    return fail(error, cap, "--inflight: only for the persist scenario");
+  if (chat) {
+    cfg->rate = have_connect_rate ? connect_rate : 2000;
+    cfg->msg_rate = have_rate ? rate : cfg->scenario == BENCH_PERSIST ? 190 : 10;
+    if (!have_room)
+      cfg->room_size =
+          cfg->scenario == BENCH_GROUP || cfg->scenario == BENCH_BROADCAST ? 100 : 2;
+    if (!have_size) cfg->msg_size = 100;
+    if (!have_inflight) cfg->inflight = 16;
+  } else if (have_rate) {
+    cfg->rate = rate;
+  }
 
   if (!have_connections)
-    cfg->connections = cfg->scenario == BENCH_HANDSHAKE ? 64
-                       : cfg->scenario == BENCH_IDLE    ? 1000
-                                                        : 100;
-  if (!have_rate) cfg->rate = cfg->scenario == BENCH_HANDSHAKE ? 0 : 1000;
+    cfg->connections = cfg->scenario == BENCH_HANDSHAKE  ? 64
+                       : cfg->scenario == BENCH_PINGPONG ? 100
+                                                         : 1000;
+  if (!have_rate && !chat) cfg->rate = cfg->scenario == BENCH_HANDSHAKE ? 0 : 1000;
 
   /* Each worker may hold hard-limit descriptors, less a few for itself. */
   unsigned long long per_process = fd_hard_limit();

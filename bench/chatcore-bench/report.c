@@ -3,6 +3,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "chatwire.h"
+
 static double us(uint64_t ns) {
   return (double)ns / 1000.0;
 }
@@ -18,6 +20,10 @@ static double scenario_rate(const run_result *r) {
   uint64_t n =
       r->cfg->scenario == BENCH_HANDSHAKE ? r->total.handshakes : r->total.round_trips;
   return (double)n / r->window_s;
+}
+
+static double per_sec(const run_result *r, uint64_t n) {
+  return r->window_s > 0 ? (double)n / r->window_s : 0;
 }
 
 /* (full - baseline) / established, or -1. */
@@ -79,6 +85,37 @@ void report_summary(FILE *out, const run_result *r) {
     fprintf(out, "  %-18s %.0f /s (%" PRIu64 " %s)\n", "round trips", scenario_rate(r),
             t->round_trips, cfg->app_ping ? "ping commands" : "WebSocket pings");
     latency_line(out, "round-trip time", &r->latency);
+    latency_line(out, "connect latency", &r->connect_latency);
+  } else if (bench_is_chat(cfg->scenario)) {
+    if (cfg->scenario == BENCH_PERSIST)
+      fprintf(out, "  %-18s %" PRIu64 " direct chats; up to %u unacked sends per "
+              "connection, at most %.0f/s each; %u-byte texts\n", "chats", t->chats,
+              cfg->inflight, cfg->msg_rate, cfg->msg_size);
+    else
+      fprintf(out, "  %-18s %" PRIu64 " %s chats of %u; %s at %.1f msg/s each; %u-byte "
+              "texts\n", "chats", t->chats,
+              cfg->scenario == BENCH_DIRECT ? "direct" : "group", cfg->room_size,
+              cfg->scenario == BENCH_BROADCAST ? "one sender per chat" : "every member",
+              cfg->msg_rate, cfg->msg_size);
+    fprintf(out, "  %-18s %.0f /s (%" PRIu64 ")\n", "sent", per_sec(r, t->sent), t->sent);
+    fprintf(out, "  %-18s %.0f /s (%" PRIu64 ")\n", "acked", per_sec(r, t->acked),
+            t->acked);
+    fprintf(out, "  %-18s %.0f /s (%" PRIu64 " message events)\n", "delivered",
+            per_sec(r, t->delivered), t->delivered);
+    latency_line(out, "delivery latency", &r->latency);
+    latency_line(out, "ack latency", &r->ack_latency);
+    fprintf(out,
+            "  %-18s %" PRIu64 " entries checked, %" PRIu64 " violations (%" PRIu64
+            " seqs missing, %" PRIu64 " duplicates, %" PRIu64 " out of order)\n",
+            "seq order", t->checked, t->violations, t->missing, t->duplicates,
+            t->out_of_order);
+    if (t->other_chat)
+      fprintf(out, "  %-18s %" PRIu64 " entries of chats not measured (earlier runs)\n",
+              "other chats", t->other_chat);
+    for (int i = 0; i < 16; i++)
+      if (t->error_codes[i])
+        fprintf(out, "  error reply %-12s %" PRIu64 "\n",
+                i < 15 ? chatwire_error_name(i) : "OTHER", t->error_codes[i]);
     latency_line(out, "connect latency", &r->connect_latency);
   } else {
     latency_line(out, "connect latency", &r->connect_latency);
@@ -177,6 +214,28 @@ void report_json(FILE *out, const run_result *r) {
       first = 0;
     }
   fprintf(out, "}");
+  if (bench_is_chat(cfg->scenario)) {
+    fprintf(out, ",\"errors_by_code\":{");
+    for (int i = 0, first = 1; i < 16; i++)
+      if (t->error_codes[i]) {
+        fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",",
+                i < 15 ? chatwire_error_name(i) : "OTHER", t->error_codes[i]);
+        first = 0;
+      }
+    fprintf(out,
+            "},\"disconnects\":%" PRIu64 ",\"room_size\":%u,\"msg_rate\":%.1f,"
+            "\"msg_size\":%u,\"inflight\":%u,\"chats\":%" PRIu64 ",\"sent\":%" PRIu64
+            ",\"acked\":%" PRIu64 ",\"delivered\":%" PRIu64
+            ",\"sent_per_sec\":%.1f,\"acked_per_sec\":%.1f,\"delivered_per_sec\":%.1f,"
+            "\"checked\":%" PRIu64 ",\"violations\":%" PRIu64 ",\"missing\":%" PRIu64
+            ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%" PRIu64
+            ",\"other_chat_entries\":%" PRIu64 ",",
+            t->dropped, cfg->room_size, cfg->msg_rate, cfg->msg_size, cfg->inflight,
+            t->chats, t->sent, t->acked, t->delivered, per_sec(r, t->sent),
+            per_sec(r, t->acked), per_sec(r, t->delivered), t->checked, t->violations,
+            t->missing, t->duplicates, t->out_of_order, t->other_chat);
+    json_latency(out, "ack_latency_us", &r->ack_latency);
+  }
   const char *rate = scenario_rate_name(cfg);
   if (rate) fprintf(out, ",\"%s\":%.1f", rate, scenario_rate(r));
   if (cfg->scenario == BENCH_PINGPONG)
@@ -219,7 +278,9 @@ void report_csv_row(FILE *f, const csv_row *row) {
   if (ftell(f) == 0)
     fprintf(f, "run_id,scenario,time_s,phase,open,established,attempts,handshakes,"
                "round_trips,errors,dropped,handshakes_per_s,round_trips_per_s,bytes_in,"
-               "bytes_out,server_rss_bytes,server_cpu_percent,kernel_tcp_mem_bytes\n");
+               "bytes_out,server_rss_bytes,server_cpu_percent,kernel_tcp_mem_bytes,sent,"
+               "acked,delivered,checked,violations,sent_per_s,acked_per_s,"
+               "delivered_per_s\n");
   const bench_counters *c = row->c;
   fprintf(f,
           "%lld,%s,%.1f,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
@@ -233,6 +294,8 @@ void report_csv_row(FILE *f, const csv_row *row) {
   if (row->server_cpu_percent >= 0) fprintf(f, "%.2f", row->server_cpu_percent);
   fputc(',', f);
   if (row->tcp_mem >= 0) fprintf(f, "%" PRId64, row->tcp_mem);
-  fputc('\n', f);
+  fprintf(f, ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f,%.1f,%.1f\n",
+          c->sent, c->acked, c->delivered, c->checked, c->violations, row->sent_per_s,
+          row->acked_per_s, row->delivered_per_s);
   fflush(f);
 }

@@ -11,6 +11,7 @@ typedef struct run_result {
   const bench_config *cfg;
   bench_counters total; /* summed over workers */
   hist connect_latency, latency;
+  hist ack_latency; /* chat scenarios */
   double connect_phase_s; /* start to every worker ready */
   double window_s;        /* the measured phase: 'G' to 'S' */
   int connect_incomplete; /* the connect phase ran out of time */
@@ -38,6 +39,7 @@ typedef struct csv_row {
   const char *phase; /* connect, run, stop */
   const bench_counters *c;
   double handshakes_per_s, round_trips_per_s;
+  double sent_per_s, acked_per_s, delivered_per_s; /* chat scenarios */
   int64_t server_rss;
   double server_cpu_percent; /* over the last second; -1 unknown */
   int64_t tcp_mem;

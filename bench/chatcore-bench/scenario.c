@@ -8,9 +8,8 @@
  *              waits for the matching answer, and sends the next one no sooner
  *              than --ping-interval-ms after the previous.
  *
- * The chat scenarios (direct, group, broadcast, persist) will be further
- * tables here: they send commands from on_go/on_timer and read events in
- * on_message, on the same connection engine. */
+ * The chat scenarios (direct, group, broadcast, persist) are in chat.c, on the
+ * same connection engine. */
 #include <chatcore/chatcore.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,6 +248,11 @@ const scenario_ops *scenario_ops_for(bench_scenario s) {
     return &idle_ops;
   case BENCH_PINGPONG:
     return &pingpong_ops;
+  case BENCH_DIRECT:
+  case BENCH_GROUP:
+  case BENCH_BROADCAST:
+  case BENCH_PERSIST:
+    return chat_ops_for(s);
   }
   return &idle_ops;
 }

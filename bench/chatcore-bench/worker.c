@@ -70,6 +70,12 @@ static void send_msg(worker *w, uint32_t type, const void *payload, uint32_t len
 static void check_ready(worker *w) {
   if (w->ready_sent || w->phase != PH_CONNECT) return;
   if (!w->sc->cycling && w->resolved < w->n) return;
+  if (w->sc->on_connected && !w->setup_started) {
+    w->setup_started = 1;
+    w->setup_pending = 1;
+    w->sc->on_connected(w, worker_now(w)); /* may call worker_setup_done */
+  }
+  if (w->setup_pending || w->ready_sent) return;
   w->ready_sent = 1;
   send_msg(w, BENCH_MSG_READY, &w->final.counters, sizeof w->final.counters);
 }
@@ -197,6 +203,11 @@ static void schedule_start(worker *w, bconn *c) {
   }
 }
 
+void worker_setup_done(worker *w) {
+  w->setup_pending = 0;
+  check_ready(w);
+}
+
 void worker_on_open(worker *w, bconn *c) {
   if (!w->sc->cycling) w->resolved++;
   if (w->sc->on_open) w->sc->on_open(w, c, worker_now(w));
@@ -322,6 +333,11 @@ int worker_main(const bench_config *cfg, uint32_t index, int result_fd, int cont
     w->wheel[i] = NIL;
   hist_init(&w->final.connect_latency);
   hist_init(&w->final.latency);
+  hist_init(&w->final.ack_latency);
+  if (bench_is_chat(cfg->scenario) && chat_init(w) != 0) {
+    fprintf(stderr, "chatcore-bench: worker %u: out of memory\n", index);
+    return 1;
+  }
   w->prng = (uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ index) | 1;
   w->key_seed = worker_rand(w);
   if (cfg->tls) {
