@@ -274,6 +274,7 @@ typedef struct client {
 #define MAX_CLIENTS 48
 static client clients[MAX_CLIENTS];
 static int n_clients;
+static size_t last_frame_len; /* the payload size of the last frame read */
 
 /* ---- a counting allocator for the service: all of it comes back ---- */
 
@@ -374,6 +375,7 @@ typedef struct lagging {
   cc_storage *inner;
   job *head, *tail;
   size_t queued;
+  int fail_err; /* non-zero: the next call fails with it (the storage untouched) */
 } lagging;
 
 static void *job_alloc(job *j, size_t n) {
@@ -470,6 +472,14 @@ static int lag_pump_one(lagging *d) {
   return 1;
 }
 
+/* Queues a failure instead of calling the storage, if one was asked for. */
+static int lag_fails(lagging *d, job_type type, void *cb, void *ud) {
+  if (!d->fail_err) return 0;
+  job_new(d, type, cb, ud)->err = d->fail_err;
+  d->fail_err = 0;
+  return 1;
+}
+
 static void q_done(void *ud, int err) {
   ((job *)ud)->err = err;
 }
@@ -521,33 +531,39 @@ static void q_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
 static void lag_create_chat(cc_storage *s, const cc_chat *chat, const cc_member *m,
                             size_t n, cc_storage_done_cb cb, void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_DONE, (void *)cb, ud)) return;
   d->inner->methods->create_chat(d->inner, chat, m, n, q_done,
                                  job_new(d, J_DONE, (void *)cb, ud));
 }
 static void lag_get_chat(cc_storage *s, cc_str id, cc_storage_chat_cb cb, void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_CHAT, (void *)cb, ud)) return;
   d->inner->methods->get_chat(d->inner, id, q_chat, job_new(d, J_CHAT, (void *)cb, ud));
 }
 static void lag_append(cc_storage *s, const cc_entry *e, cc_storage_append_cb cb,
                        void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_APPEND, (void *)cb, ud)) return;
   d->inner->methods->append(d->inner, e, q_append, job_new(d, J_APPEND, (void *)cb, ud));
 }
 static void lag_fetch(cc_storage *s, cc_str id, uint64_t after, uint64_t before,
                       uint32_t limit, int newest, cc_storage_entries_cb cb, void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_ENTRIES, (void *)cb, ud)) return;
   d->inner->methods->fetch(d->inner, id, after, before, limit, newest, q_entries,
                            job_new(d, J_ENTRIES, (void *)cb, ud));
 }
 static void lag_list_chats(cc_storage *s, cc_str user, cc_str after, uint32_t limit,
                            cc_storage_chats_cb cb, void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_CHATS, (void *)cb, ud)) return;
   d->inner->methods->list_chats(d->inner, user, after, limit, q_chats,
                                 job_new(d, J_CHATS, (void *)cb, ud));
 }
 static void lag_mark_read(cc_storage *s, cc_str user, cc_str chat, uint64_t seq,
                           cc_storage_read_cb cb, void *ud) {
   lagging *d = (lagging *)s;
+  if (lag_fails(d, J_READ, (void *)cb, ud)) return;
   d->inner->methods->mark_read(d->inner, user, chat, seq, q_read,
                                job_new(d, J_READ, (void *)cb, ud));
 }
@@ -812,9 +828,15 @@ static server_frame *cli_try_next(client *c) {
     uint8_t *data;
     size_t len;
     int opcode = read_ws_frame(c->mc, &data, &len);
+    if (opcode == 8) {
+      char why[128];
+      int code = len >= 2 ? data[0] << 8 | data[1] : 0;
+      snprintf(why, sizeof why, "%.*s", len > 2 ? (int)len - 2 : 0, (const char *)data + 2);
+      free(data);
+      ck_abort_msg("%s: the server closed the connection with %d (%s)", c->user, code, why);
+    }
     ck_assert_msg(opcode == (c->enc == CC_ENCODING_PROTOBUF ? 2 : 1),
-                  "%s: a frame with opcode %d (close code %d) on a %s connection", c->user,
-                  opcode, len >= 2 ? data[0] << 8 | data[1] : 0,
+                  "%s: a frame with opcode %d on a %s connection", c->user, opcode,
                   c->enc == CC_ENCODING_PROTOBUF ? "protobuf" : "JSON");
     server_frame *f = NULL;
     cc_wire_err err;
@@ -824,6 +846,7 @@ static server_frame *cli_try_next(client *c) {
                   c->enc == CC_ENCODING_JSON ? (const char *)data : "(binary)");
     free(data);
     keep(f);
+    last_frame_len = len;
     if (!c->keep_presence && f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT &&
         f->event->event_case == EV(PRESENCE))
       continue;
@@ -2557,6 +2580,264 @@ START_TEST(free_service_with_operations_in_flight) {
 }
 END_TEST
 
+/* ---- server frames stay under 1 MiB ---- */
+
+#define FRAME_CAP (1024 * 1024)
+#define BIG_TEXT 16384 /* the longest text a client may send */
+
+/* A text of BIG_TEXT bytes of `c`. */
+static const char *big_text(char c) {
+  static char text[BIG_TEXT + 1];
+  memset(text, c, BIG_TEXT);
+  text[BIG_TEXT] = '\0';
+  return text;
+}
+
+/* Sends a message through a protobuf connection, built without JSON (the text
+ * may be anything a client may send). */
+static uint64_t send_proto_text(client *c, const char *chat, const char *cmid,
+                                const char *text) {
+  ck_assert_int_eq(c->enc, CC_ENCODING_PROTOBUF);
+  Chatcore__V1__SendMessage sm = CHATCORE__V1__SEND_MESSAGE__INIT;
+  sm.chat_id = (char *)chat;
+  sm.client_msg_id = (char *)cmid;
+  sm.text = (char *)text;
+  Chatcore__V1__ClientFrame cf = CHATCORE__V1__CLIENT_FRAME__INIT;
+  cf.request_id = ++c->next_rid;
+  cf.command_case = CHATCORE__V1__CLIENT_FRAME__COMMAND_SEND_MESSAGE;
+  cf.send_message = &sm;
+  cc_buf *b;
+  ck_assert_int_eq(cc_wire_encode_client(&b, &cf, CC_ENCODING_PROTOBUF, 0, NULL), 0);
+  static uint8_t frame[70000];
+  size_t n = ws_client_frame(frame, sizeof frame, 2, cc_buf_cdata(b), cc_buf_len(b));
+  cc_buf_unref(b);
+  if (auto_tick) mono_ns += 1000 * MS;
+  ck_assert_int_eq(cc_memclient_write(c->mc, frame, n), 0);
+  return cf.request_id;
+}
+
+/* Messages of control characters (each one six bytes in JSON: \u0001) are
+ * legal text; a JSON client's history page must still fit in 1 MiB. */
+START_TEST(history_frame_under_1mib_with_escaped_text) {
+  client *bp = cli_proto("bob");
+  const char *chat = direct_chat(bp, "alice");
+  uint64_t rid = send_proto_text(bp, chat, "b0", big_text('\x01'));
+  expect_event(bp, EV(MESSAGE));
+  ck_assert_uint_eq(REPLY(bp, rid, SEND_MESSAGE, send_message)->seq, 1);
+  for (int i = 2; i <= 60; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "b%d", i);
+    store_message(chat, "bob", cmid, big_text('\x01'));
+  }
+  client *a = cli_json("alice");
+  uint64_t seen = 0, before = 0;
+  for (int pages = 0; pages < 60; pages++) {
+    rid = get_history(a, chat, before, 0, 200);
+    Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
+    ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte history frame", last_frame_len);
+    ck_assert_uint_gt(p->n_entries, 0);
+    ck_assert_uint_eq(strlen(p->entries[0]->message->text), BIG_TEXT);
+    seen += p->n_entries;
+    if (!p->has_more) break;
+    before = p->next_seq;
+  }
+  ck_assert_uint_eq(seen, 60);
+  expect_nothing(a);
+}
+END_TEST
+
+START_TEST(sync_frame_under_1mib_with_escaped_text) {
+  client *a = cli_json("alice");
+  const char *chat = direct_chat(a, "bob");
+  for (int i = 1; i <= 60; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "b%d", i);
+    store_message(chat, "bob", cmid, big_text('\x02'));
+  }
+  uint64_t rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"%s\"}],\"limit\":500}", chat);
+  Chatcore__V1__SyncResult *s = REPLY(a, rid, SYNC, sync);
+  ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte sync frame", last_frame_len);
+  ck_assert_uint_gt(s->chats[0]->n_entries, 0);
+  ck_assert(s->chats[0]->has_more);
+  expect_nothing(a);
+}
+END_TEST
+
+START_TEST(chat_list_frame_under_1mib_with_escaped_text) {
+  for (int i = 0; i < 40; i++) {
+    char peer[16], chat[40];
+    snprintf(peer, sizeof peer, "p%02d", i);
+    snprintf(chat, sizeof chat, "d:alice:%s", peer);
+    const char *who[] = {"alice", peer};
+    store_chat(chat, CC_CHAT_DIRECT, who, 2);
+    store_message(chat, peer, "m1", big_text('\x03'));
+  }
+  client *a = cli_json("alice");
+  uint64_t rid = cli_cmd(a, "\"listChats\":{\"limit\":500}");
+  Chatcore__V1__ChatList *l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte chat list frame", last_frame_len);
+  ck_assert_uint_gt(l->n_chats, 0);
+  ck_assert(l->has_more);
+  expect_nothing(a);
+}
+END_TEST
+
+/* ---- many chats ---- */
+
+/* A user's chat set loads in pages (of 1000): chats on the second page are
+ * followed as well as the first. */
+START_TEST(chat_list_loads_in_pages) {
+  for (int i = 0; i <= 1000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "g:load-%04d", i);
+    const char *who[] = {"owner", "alice"};
+    store_chat(id, CC_CHAT_GROUP, who, 2);
+  }
+  client *a = cli_json("alice"), *o = cli_json("owner");
+  ck_assert_uint_eq(say(o, "g:load-1000", "m1", "last page"), 1);
+  expect_message(a, "g:load-1000", 1, "owner", "last page");
+  ck_assert_uint_eq(say(o, "g:load-0000", "m1", "first page"), 1);
+  expect_message(a, "g:load-0000", 1, "owner", "first page");
+  ck_assert_uint_eq(say(a, "g:load-0999", "m1", "mine"), 1);
+  expect_message(o, "g:load-0999", 1, "alice", "mine");
+  expect_quiet();
+}
+END_TEST
+
+/* docs/protocol.md: "Right after hello, the server sends one presence event per
+ * direct-chat peer with their current state". */
+START_TEST(presence_snapshot_covers_every_direct_peer) {
+  for (int i = 0; i <= 1000; i++) {
+    char peer[16], id[32];
+    snprintf(peer, sizeof peer, "p%04d", i);
+    snprintf(id, sizeof id, "d:alice:%s", peer);
+    const char *who[] = {"alice", peer};
+    store_chat(id, CC_CHAT_DIRECT, who, 2);
+  }
+  client *a = cli_open_watching("alice", CC_ENCODING_PROTOBUF);
+  static char seen[1001];
+  memset(seen, 0, sizeof seen);
+  int n = 0;
+  server_frame *f;
+  while ((f = cli_try_next(a)) != NULL) {
+    ck_assert_int_eq(f->frame_case, CHATCORE__V1__SERVER_FRAME__FRAME_EVENT);
+    ck_assert_int_eq(f->event->event_case, EV(PRESENCE));
+    int i = atoi(f->event->presence->user_id + 1);
+    ck_assert(i >= 0 && i <= 1000 && !seen[i]);
+    seen[i] = 1;
+    n++;
+  }
+  ck_assert_msg(n == 1001, "presence events for %d of 1001 direct peers", n);
+}
+END_TEST
+
+/* ---- storage failures ---- */
+
+/* Reads the close frame the server sent; its code. */
+static int expect_close(client *c) {
+  cc_memnet_flush(net);
+  uint8_t *data;
+  size_t len;
+  int opcode = read_ws_frame(c->mc, &data, &len);
+  ck_assert_msg(opcode == 8, "%s: expected a close, got opcode %d", c->user, opcode);
+  ck_assert_uint_ge(len, 2);
+  int code = data[0] << 8 | data[1];
+  free(data);
+  return code;
+}
+
+START_TEST(storage_errors) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  /* The chat list does not load: the session ends (1011) and its held frames
+   * with it; the next session loads again. */
+  lag->fail_err = CC_ERR_BACKEND;
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  cli_cmd(a, "\"ping\":{}");
+  pump_all();
+  ck_assert_int_eq(expect_close(a), 1011);
+  cli_close(a);
+  a = cli_connect("alice", CC_ENCODING_JSON);
+  client *b = cli_connect("bob", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  expect_hello(b);
+
+  /* A failed append: UNAVAILABLE with a retry time, nothing delivered; the
+   * retry with the same clientMsgId is stored once. */
+  lag->fail_err = CC_ERR_BACKEND;
+  uint64_t rid = send_text(a, "d:alice:bob", "m1", "hello");
+  pump_all();
+  Chatcore__V1__Error *e = ERR(a, rid, UNAVAILABLE);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  expect_quiet();
+  rid = send_text(a, "d:alice:bob", "m1", "hello");
+  pump_all();
+  expect_message(a, "d:alice:bob", 1, "alice", "hello");
+  ck_assert_uint_eq(REPLY(a, rid, SEND_MESSAGE, send_message)->seq, 1);
+  expect_message(b, "d:alice:bob", 1, "alice", "hello");
+
+  /* Reads and read pointers. */
+  lag->fail_err = CC_ERR_IO;
+  rid = get_history(a, "d:alice:bob", 0, 0, 0);
+  pump_all();
+  ERR(a, rid, UNAVAILABLE);
+  lag->fail_err = CC_ERR_CLOSED;
+  rid = cli_cmd(b, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\"}");
+  pump_all();
+  ERR(b, rid, UNAVAILABLE);
+  expect_nothing(a); /* no receipt */
+  lag->fail_err = CC_ERR_BACKEND;
+  rid = cli_cmd(a, "\"listChats\":{}");
+  pump_all();
+  ERR(a, rid, UNAVAILABLE);
+  lag->fail_err = CC_ERR_BACKEND;
+  rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"carol\"}");
+  pump_all();
+  ERR(a, rid, UNAVAILABLE);
+  lag->fail_err = CC_ERR_BACKEND;
+  rid = cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"bob\"]}");
+  pump_all();
+  ERR(a, rid, UNAVAILABLE);
+  expect_nothing(b);
+  /* In a sync, the failure is the one chat's. */
+  lag->fail_err = CC_ERR_BACKEND;
+  rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"d:alice:bob\"},"
+                   "{\"chatId\":\"d:alice:bob\"}]}");
+  pump_all();
+  Chatcore__V1__SyncResult *s = REPLY(a, rid, SYNC, sync);
+  ck_assert_uint_eq(s->n_chats, 2);
+  ck_assert_int_eq(s->chats[0]->error, CODE(UNAVAILABLE));
+  ck_assert_uint_eq(s->chats[0]->n_entries, 0);
+  ck_assert_int_eq(s->chats[1]->error, CODE(UNSPECIFIED));
+  expect_seqs(s->chats[1]->entries, s->chats[1]->n_entries, 1, 1);
+  /* The HTTP API: 503 with Retry-After. */
+  char auth[700];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("alice"));
+  lag->fail_err = CC_ERR_BACKEND;
+  cc_memclient *hc = http_send("GET", "/v1/chats", auth);
+  pump_all();
+  http_resp r;
+  http_parse(&r, http_read_all(hc));
+  cc_memclient_close(hc);
+  expect_http_error(&r, 503, "ERROR_CODE_UNAVAILABLE");
+  ck_assert(has_header(&r, "Retry-After: "));
+  lag->fail_err = CC_ERR_BACKEND;
+  hc = http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
+  pump_all();
+  http_parse(&r, http_read_all(hc));
+  cc_memclient_close(hc);
+  expect_http_error(&r, 503, "ERROR_CODE_UNAVAILABLE");
+  /* And all is well after. */
+  rid = send_text(b, "d:alice:bob", "b1", "ok?");
+  pump_all();
+  expect_message(b, "d:alice:bob", 2, "bob", "ok?");
+  expect_reply(b, rid, RC(SEND_MESSAGE));
+  expect_message(a, "d:alice:bob", 2, "bob", "ok?");
+  expect_quiet();
+}
+END_TEST
+
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
   TCase *tc = tcase_create("wire");
@@ -2589,6 +2870,11 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, http_list_chats);
   tcase_add_test(tc, http_history_paging);
   tcase_add_test(tc, http_errors);
+  tcase_add_test(tc, history_frame_under_1mib_with_escaped_text);
+  tcase_add_test(tc, sync_frame_under_1mib_with_escaped_text);
+  tcase_add_test(tc, chat_list_frame_under_1mib_with_escaped_text);
+  tcase_add_test(tc, chat_list_loads_in_pages);
+  tcase_add_test(tc, presence_snapshot_covers_every_direct_peer);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deferred");
@@ -2598,6 +2884,7 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, too_many_frames_before_hello);
   tcase_add_test(tc, close_with_operations_in_flight);
   tcase_add_test(tc, free_service_with_operations_in_flight);
+  tcase_add_test(tc, storage_errors);
   suite_add_tcase(s, tc);
   return s;
 }
