@@ -46,7 +46,8 @@ static int json_uint(const uint8_t **q, const uint8_t *end, uint64_t *v) {
 /* The value after `key` (a quoted key with its colon, e.g. "\"seq\":"), or NULL. */
 static const uint8_t *json_after(const uint8_t *p, const uint8_t *end, const char *key) {
   size_t kl = strlen(key);
-  const uint8_t *k = p < end ? memmem(p, (size_t)(end - p), key, kl) : NULL;
+  if (!p || p >= end) return NULL;
+  const uint8_t *k = memmem(p, (size_t)(end - p), key, kl);
   return k ? k + kl : NULL;
 }
 

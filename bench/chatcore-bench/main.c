@@ -369,6 +369,9 @@ int main(int argc, char **argv) {
   res.rss_peak = r.rss_peak;
   if (r.csv) fclose(r.csv);
 
+  for (uint32_t i = 0; i < r.n; i++)
+    free(r.kids[i].buf);
+  free(r.kids);
   report_summary(cfg.json ? stderr : stdout, &res);
   if (cfg.json) report_json(stdout, &res);
   return res.total.established ? 0 : 1;
