@@ -2838,6 +2838,75 @@ START_TEST(storage_errors) {
 }
 END_TEST
 
+/* service.h: free the connections and the gateway, then the service, then the
+ * backends. Nothing says in which order the backends go: here the presence
+ * goes first, while storage calls are in flight. */
+START_TEST(free_presence_before_storage_with_operations_in_flight) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  expect_hello(b);
+  send_text(a, "d:alice:bob", "a1", "in flight");
+  get_history(b, "d:alice:bob", 0, 0, 0);
+  ck_assert_uint_gt(lag->queued, 0);
+  cc_memnet_free(net);
+  cc_gateway_free(gw);
+  cc_service_free(svc);
+  presence->methods->free(presence);
+  store->methods->free(store); /* the last completion releases the service */
+  ck_assert_int_eq(svc_live, 0);
+  cc_jwt_verifier_free(verifier);
+  net = NULL;
+}
+END_TEST
+
+/* The service is freed while a user's chat list is loading, with more than one
+ * page to load: the storage completes the first page when it is freed. */
+START_TEST(free_service_during_a_paged_chat_list_load) {
+  for (int i = 0; i <= 1000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "g:load-%04d", i);
+    const char *who[] = {"owner", "alice"};
+    store_chat(id, CC_CHAT_GROUP, who, 2);
+  }
+  cli_connect("alice", CC_ENCODING_JSON);
+  ck_assert_uint_eq(lag->queued, 1);
+  cc_memnet_free(net);
+  cc_gateway_free(gw);
+  cc_service_free(svc);
+  ck_assert_int_gt(svc_live, 0);
+  store->methods->free(store);
+  ck_assert_int_eq(svc_live, 0);
+  presence->methods->free(presence);
+  cc_jwt_verifier_free(verifier);
+  net = NULL;
+}
+END_TEST
+
+/* The same load, completed normally: the second page is asked for and the
+ * session becomes ready. */
+START_TEST(paged_chat_list_load_completes) {
+  for (int i = 0; i <= 1000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "g:load-%04d", i);
+    const char *who[] = {"owner", "alice"};
+    store_chat(id, CC_CHAT_GROUP, who, 2);
+  }
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  ck_assert(lag_pump_one(lag));
+  expect_nothing(a);
+  ck_assert_uint_eq(lag->queued, 1); /* the second page */
+  pump_all();
+  expect_hello(a);
+  uint64_t rid = send_text(a, "g:load-1000", "m1", "hi");
+  pump_all();
+  expect_message(a, "g:load-1000", 1, "alice", "hi");
+  expect_reply(a, rid, RC(SEND_MESSAGE));
+}
+END_TEST
+
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
   TCase *tc = tcase_create("wire");
@@ -2885,6 +2954,9 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, close_with_operations_in_flight);
   tcase_add_test(tc, free_service_with_operations_in_flight);
   tcase_add_test(tc, storage_errors);
+  tcase_add_test(tc, paged_chat_list_load_completes);
+  tcase_add_test(tc, free_presence_before_storage_with_operations_in_flight);
+  tcase_add_test(tc, free_service_during_a_paged_chat_list_load);
   suite_add_tcase(s, tc);
   return s;
 }
