@@ -2907,6 +2907,125 @@ START_TEST(paged_chat_list_load_completes) {
 }
 END_TEST
 
+/* The HTTP API's pages are the same as getHistory's: under 1 MiB too. */
+START_TEST(http_history_under_1mib_with_escaped_text) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  for (int i = 1; i <= 60; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "b%d", i);
+    store_message("d:alice:bob", "bob", cmid, big_text('\x04'));
+  }
+  char auth[700];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("alice"));
+  const char *req = "GET /v1/chats/d:alice:bob/messages?limit=200 HTTP/1.1\r\nHost: t\r\n";
+  char head[1024];
+  int n = snprintf(head, sizeof head, "%s%s\r\n", req, auth);
+  cc_memclient *hc;
+  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &hc), 0);
+  int rv = cc_memclient_write(hc, (const uint8_t *)head, (size_t)n);
+  size_t len = http_read_all(hc);
+  cc_memclient_close(hc);
+  ck_assert_msg(rv == 0 && len > 0, "the connection was dropped (%s), %zu bytes came",
+                cc_strerror(rv), len);
+  http_resp r;
+  http_parse(&r, len);
+  ck_assert_msg(r.body_len <= FRAME_CAP, "a %zu-byte page", r.body_len);
+  Chatcore__V1__HistoryPage *p = HISTORY_PAGE(&r);
+  ck_assert_uint_gt(p->n_entries, 0);
+  ck_assert(p->has_more);
+}
+END_TEST
+
+/* A direct chat made while both users are online: each hears the other's
+ * presence (once: creating it again changes nothing). */
+START_TEST(presence_of_a_new_direct_peer) {
+  client *a = cli_open_watching("alice", CC_ENCODING_JSON);
+  client *b = cli_open_watching("bob", CC_ENCODING_PROTOBUF);
+  expect_nothing(a);
+  expect_nothing(b);
+  uint64_t rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"bob\"}");
+  expect_presence(a, "bob", ONLINE, 0);
+  expect_reply(a, rid, RC(CREATE_DIRECT_CHAT));
+  expect_presence(b, "alice", ONLINE, 0);
+  rid = cli_cmd(b, "\"createDirectChat\":{\"peerId\":\"alice\"}");
+  expect_reply(b, rid, RC(CREATE_DIRECT_CHAT));
+  expect_nothing(a);
+  expect_nothing(b);
+  /* Group members' presence is not followed. */
+  rid = cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"carol\"]}");
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  expect_reply(a, rid, RC(CREATE_GROUP));
+  client *c = cli_open_watching("carol", CC_ENCODING_JSON);
+  expect_nothing(c);
+  expect_nothing(a);
+  /* Ids compare bytewise: "Bob" sorts before "alice". */
+  rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"Bob\"}");
+  expect_presence(a, "Bob", OFFLINE, 0);
+  Chatcore__V1__ChatCreated *cr = REPLY(a, rid, CREATE_DIRECT_CHAT, create_direct_chat);
+  ck_assert_str_eq(cr->chat->chat_id, "d:Bob:alice");
+  ck_assert_str_eq(cr->chat->peer_id, "Bob");
+  expect_quiet();
+}
+END_TEST
+
+/* Removed, then added back: events flow again. */
+START_TEST(removed_member_added_back) {
+  client *a = cli_json("alice"), *c = cli_json("carol");
+  const char *g = group_chat(a, "g", "\"carol\"");
+  expect_event(c, EV(MEMBERSHIP_CHANGED));
+  uint64_t rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  expect_reply(a, rid, RC(REMOVE_MEMBERS));
+  expect_event(c, EV(MEMBERSHIP_CHANGED));
+  say(a, g, "a1", "not for carol");
+  expect_nothing(c);
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  expect_reply(a, rid, RC(ADD_MEMBERS));
+  Chatcore__V1__MembershipChanged *mc = EVENT(c, MEMBERSHIP_CHANGED, membership_changed);
+  ck_assert_uint_eq(mc->seq, 4);
+  ck_assert_str_eq(mc->added_user_ids[0], "carol");
+  ck_assert_uint_eq(say(a, g, "a2", "welcome back"), 5);
+  expect_message(c, g, 5, "alice", "welcome back");
+  ck_assert_uint_eq(say(c, g, "c1", "thanks"), 6);
+  expect_message(a, g, 6, "carol", "thanks");
+  /* Her history has it all (reading is not limited to her membership spans). */
+  rid = get_history(c, g, 0, 0, 0);
+  Chatcore__V1__HistoryPage *p = REPLY(c, rid, GET_HISTORY, get_history);
+  expect_seqs(p->entries, p->n_entries, 1, 6);
+  expect_quiet();
+}
+END_TEST
+
+/* listChats caps its limit at 500, the HTTP API too. */
+START_TEST(list_chats_limit_cap) {
+  for (int i = 0; i <= 600; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "g:cap-%04d", i);
+    const char *who[] = {"owner", "alice"};
+    store_chat(id, CC_CHAT_GROUP, who, 2);
+  }
+  client *a = cli_json("alice");
+  uint64_t rid = cli_cmd(a, "\"listChats\":{\"limit\":100000}");
+  Chatcore__V1__ChatList *l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 500);
+  ck_assert(l->has_more);
+  ck_assert_str_eq(l->chats[499]->chat_id, "g:cap-0499");
+  rid = cli_cmd(a, "\"listChats\":{\"cursor\":\"%s\"}", l->next_cursor);
+  l = REPLY(a, rid, LIST_CHATS, list_chats);
+  ck_assert_uint_eq(l->n_chats, 100); /* the default page */
+  ck_assert_str_eq(l->chats[0]->chat_id, "g:cap-0500");
+  ck_assert(l->has_more);
+  rid = cli_cmd(a, "\"listChats\":{}");
+  ck_assert_uint_eq(REPLY(a, rid, LIST_CHATS, list_chats)->n_chats, 100);
+  l = CHAT_LIST(http("GET", "/v1/chats?limit=100000", "alice"));
+  ck_assert_uint_eq(l->n_chats, 500);
+  ck_assert(l->has_more);
+  expect_quiet();
+}
+END_TEST
+
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
   TCase *tc = tcase_create("wire");
@@ -2944,6 +3063,10 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, chat_list_frame_under_1mib_with_escaped_text);
   tcase_add_test(tc, chat_list_loads_in_pages);
   tcase_add_test(tc, presence_snapshot_covers_every_direct_peer);
+  tcase_add_test(tc, http_history_under_1mib_with_escaped_text);
+  tcase_add_test(tc, presence_of_a_new_direct_peer);
+  tcase_add_test(tc, removed_member_added_back);
+  tcase_add_test(tc, list_chats_limit_cap);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deferred");
