@@ -224,7 +224,6 @@ START_TEST(bad_frames_get_error_replies) {
 }
 END_TEST
 
-
 /* ======================================================================== *
  * The service with chat storage and presence: the memory storage (or a
  * wrapper that completes its calls later, from pump()), the memory presence,
@@ -248,10 +247,10 @@ typedef Chatcore__V1__ServerFrame server_frame;
 
 /* ---- clocks ---- */
 
-static uint64_t wall_ns;   /* Unix time: the service's timestamps, presence lastSeen */
-static uint64_t mono_ns;   /* the service's rate limits */
-static uint64_t pmono_ns;  /* the presence's TTLs */
-static int auto_tick;      /* cli_cmd moves mono_ns 1 s first (rate budgets refill) */
+static uint64_t wall_ns;  /* Unix time: the service's timestamps, presence lastSeen */
+static uint64_t mono_ns;  /* the service's rate limits */
+static uint64_t pmono_ns; /* the presence's TTLs */
+static int auto_tick;     /* cli_cmd moves mono_ns 1 s first (rate budgets refill) */
 
 static uint64_t read_clock(void *ud) {
   return *(const uint64_t *)ud;
@@ -326,7 +325,8 @@ static void *keep(void *m) {
 }
 
 static void free_kept(void) {
-  for (size_t i = 0; i < n_kept; i++) cc_wire_free(kept[i], NULL);
+  for (size_t i = 0; i < n_kept; i++)
+    cc_wire_free(kept[i], NULL);
   free(kept);
   kept = NULL;
   n_kept = cap_kept = 0;
@@ -395,7 +395,8 @@ static cc_str job_str(job *j, cc_str s) {
 static const cc_str *job_strs(job *j, const cc_str *v, size_t n) {
   if (!n) return NULL;
   cc_str *out = job_alloc(j, n * sizeof *out);
-  for (size_t i = 0; i < n; i++) out[i] = job_str(j, v[i]);
+  for (size_t i = 0; i < n; i++)
+    out[i] = job_str(j, v[i]);
   return out;
 }
 
@@ -459,7 +460,8 @@ static int lag_pump_one(lagging *d) {
     ((cc_storage_entries_cb)j->cb)(j->ud, j->err, j->entries, j->n, j->flag);
     break;
   case J_CHAT:
-    ((cc_storage_chat_cb)j->cb)(j->ud, j->err, j->err ? NULL : &j->chat, j->members, j->n);
+    ((cc_storage_chat_cb)j->cb)(j->ud, j->err, j->err ? NULL : &j->chat, j->members,
+                                j->n);
     break;
   case J_CHATS:
     ((cc_storage_chats_cb)j->cb)(j->ud, j->err, j->chats, j->n, j->flag);
@@ -495,7 +497,8 @@ static void q_entries(void *ud, int err, const cc_entry *e, size_t n, int more) 
   j->n = n;
   j->flag = more;
   j->entries = n ? job_alloc(j, n * sizeof *e) : NULL;
-  for (size_t i = 0; i < n; i++) job_entry(j, &j->entries[i], &e[i]);
+  for (size_t i = 0; i < n; i++)
+    job_entry(j, &j->entries[i], &e[i]);
 }
 static void q_chat(void *ud, int err, const cc_chat *chat, const cc_member *m, size_t n) {
   job *j = ud;
@@ -625,7 +628,8 @@ static void start_chat_service(int deferred) {
   cc_presence_memory_options *po;
   ck_assert_int_eq(cc_presence_memory_options_new(&po), 0);
   ck_assert_int_eq(cc_presence_memory_options_set_clock(po, read_clock, &pmono_ns), 0);
-  ck_assert_int_eq(cc_presence_memory_options_set_wall_clock(po, read_clock, &wall_ns), 0);
+  ck_assert_int_eq(cc_presence_memory_options_set_wall_clock(po, read_clock, &wall_ns),
+                   0);
   ck_assert_int_eq(cc_presence_memory_new(&presence, po, NULL), 0);
   cc_presence_memory_options_free(po);
 
@@ -635,7 +639,8 @@ static void start_chat_service(int deferred) {
   ck_assert_int_eq(cc_service_options_set_monotonic_clock(so, read_clock, &mono_ns), 0);
   ck_assert_int_eq(cc_service_options_set_client_limits(so, 65536, 20000), 0);
   ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
-  ck_assert_int_eq(cc_service_options_set_presence(so, presence, "gw1", PRESENCE_TTL_MS), 0);
+  ck_assert_int_eq(cc_service_options_set_presence(so, presence, "gw1", PRESENCE_TTL_MS),
+                   0);
   ck_assert_int_eq(cc_service_options_set_message_rate(so, MSG_RATE, MSG_RATE), 0);
   ck_assert_int_eq(cc_service_options_set_typing_rate(so, TYPING_RATE, TYPING_BURST), 0);
   ck_assert_int_eq(cc_service_options_set_max_group_members(so, MAX_MEMBERS), 0);
@@ -771,7 +776,8 @@ static size_t ws_client_frame(uint8_t *out, size_t cap, int opcode, const void *
     out[h++] = (uint8_t)len;
   } else {
     out[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--) out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    for (int i = 7; i >= 0; i--)
+      out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
   }
   memset(out + h, 0, 4);
   h += 4;
@@ -791,7 +797,8 @@ static int read_ws_frame(cc_memclient *cl, uint8_t **out, size_t *out_len) {
   } else if (len == 127) {
     ck_assert_uint_eq(cc_memclient_read(cl, h, 8), 8);
     len = 0;
-    for (int i = 0; i < 8; i++) len = len << 8 | h[i];
+    for (int i = 0; i < 8; i++)
+      len = len << 8 | h[i];
   }
   uint8_t *p = malloc(len + 1);
   ck_assert_ptr_nonnull(p);
@@ -831,9 +838,11 @@ static server_frame *cli_try_next(client *c) {
     if (opcode == 8) {
       char why[128];
       int code = len >= 2 ? data[0] << 8 | data[1] : 0;
-      snprintf(why, sizeof why, "%.*s", len > 2 ? (int)len - 2 : 0, (const char *)data + 2);
+      snprintf(why, sizeof why, "%.*s", len > 2 ? (int)len - 2 : 0,
+               (const char *)data + 2);
       free(data);
-      ck_abort_msg("%s: the server closed the connection with %d (%s)", c->user, code, why);
+      ck_abort_msg("%s: the server closed the connection with %d (%s)", c->user, code,
+                   why);
     }
     ck_assert_msg(opcode == (c->enc == CC_ENCODING_PROTOBUF ? 2 : 1),
                   "%s: a frame with opcode %d on a %s connection", c->user, opcode,
@@ -907,7 +916,8 @@ static Chatcore__V1__Event *expect_event(client *c, Chatcore__V1__Event__EventCa
   server_frame *f = cli_next(c);
   ck_assert_msg(f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT &&
                     f->event->event_case == ec,
-                "%s: expected an event of kind %d, got %s", c->user, (int)ec, describe(f));
+                "%s: expected an event of kind %d, got %s", c->user, (int)ec,
+                describe(f));
   return f->event;
 }
 #define EVENT(c, NAME, field) (expect_event((c), EV(NAME))->field)
@@ -960,7 +970,8 @@ static void cli_send_json(client *c, const char *json, size_t len) {
 }
 
 /* Sends {"requestId": <next>, <command>}; returns the request id. */
-__attribute__((format(printf, 2, 3))) static uint64_t cli_cmd(client *c, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) static uint64_t cli_cmd(client *c, const char *fmt,
+                                                              ...);
 static uint64_t cli_cmd(client *c, const char *fmt, ...) {
   static char body[60000], json[61000];
   va_list ap;
@@ -968,8 +979,8 @@ static uint64_t cli_cmd(client *c, const char *fmt, ...) {
   vsnprintf(body, sizeof body, fmt, ap);
   va_end(ap);
   uint64_t rid = ++c->next_rid;
-  int n = snprintf(json, sizeof json, "{\"requestId\":\"%llu\",%s}", (unsigned long long)rid,
-                   body);
+  int n = snprintf(json, sizeof json, "{\"requestId\":\"%llu\",%s}",
+                   (unsigned long long)rid, body);
   if (auto_tick) mono_ns += 1000 * MS;
   cli_send_json(c, json, (size_t)n);
   return rid;
@@ -977,9 +988,11 @@ static uint64_t cli_cmd(client *c, const char *fmt, ...) {
 
 /* ---- commands ---- */
 
-static uint64_t send_text(client *c, const char *chat, const char *cmid, const char *text) {
-  return cli_cmd(c, "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"%s\",\"text\":\"%s\"}",
-                 chat, cmid, text);
+static uint64_t send_text(client *c, const char *chat, const char *cmid,
+                          const char *text) {
+  return cli_cmd(
+      c, "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"%s\",\"text\":\"%s\"}",
+      chat, cmid, text);
 }
 
 /* Sends a message; reads the sender's own event, then the reply (in that order,
@@ -1059,7 +1072,8 @@ static uint64_t entry_seq(const Chatcore__V1__Event *e) {
 /* The entries of a page hold exactly seqs from..to, ascending. */
 static void expect_seqs(Chatcore__V1__Event **e, size_t n, uint64_t from, uint64_t to) {
   ck_assert_uint_eq(n, to >= from ? to - from + 1 : 0);
-  for (size_t i = 0; i < n; i++) ck_assert_uint_eq(entry_seq(e[i]), from + i);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_uint_eq(entry_seq(e[i]), from + i);
 }
 
 /* ---- direct chats and messages ---- */
@@ -1179,8 +1193,9 @@ START_TEST(json_and_protobuf_in_one_chat) {
   expect_message(bp, chat, 2, "alice", "from JSON");
   expect_message(bj, chat, 2, "alice", "from JSON");
   /* Bytes survive both encodings. */
-  uint64_t rid = cli_cmd(bp, "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"p2\","
-                             "\"payload\":\"AAEC/w==\"}",
+  uint64_t rid = cli_cmd(bp,
+                         "\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"p2\","
+                         "\"payload\":\"AAEC/w==\"}",
                          chat);
   Chatcore__V1__Message *pm = EVENT(bp, MESSAGE, message);
   ck_assert_uint_eq(REPLY(bp, rid, SEND_MESSAGE, send_message)->seq, 3);
@@ -1215,10 +1230,11 @@ START_TEST(non_member_and_unknown_chat) {
     ERR(c, rid, NOT_MEMBER);
     rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
     ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
-                  id);
+    rid = cli_cmd(
+        c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", id);
     ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", id);
+    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
+                  id);
     ERR(c, rid, NOT_MEMBER);
     rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
     ERR(c, rid, NOT_MEMBER);
@@ -1239,10 +1255,11 @@ START_TEST(non_member_and_unknown_chat) {
     ERR(c, rid, NOT_FOUND);
     rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
     ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
-                  id);
+    rid = cli_cmd(
+        c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", id);
     ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", id);
+    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
+                  id);
     ERR(c, rid, NOT_FOUND);
     rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
     ERR(c, rid, NOT_FOUND);
@@ -1269,7 +1286,8 @@ START_TEST(group_membership) {
   client *c = cli_proto("carol"), *d = cli_json("dave");
   /* createGroup: seq 1 adds everyone (the owner first, bob once). */
   uint64_t rid = cli_cmd(
-      a, "\"createGroup\":{\"title\":\"crew\",\"memberIds\":[\"bob\",\"carol\",\"bob\"]}");
+      a,
+      "\"createGroup\":{\"title\":\"crew\",\"memberIds\":[\"bob\",\"carol\",\"bob\"]}");
   Chatcore__V1__MembershipChanged *mc = EVENT(a, MEMBERSHIP_CHANGED, membership_changed);
   Chatcore__V1__ChatCreated *cr = REPLY(a, rid, CREATE_GROUP, create_group);
   ck_assert(cr->created);
@@ -1300,7 +1318,8 @@ START_TEST(group_membership) {
   expect_nothing(d);
 
   /* Any member adds; users already in are left out; the added hear it too. */
-  rid = cli_cmd(b, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\",\"dave\"]}", g);
+  rid = cli_cmd(b, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\",\"dave\"]}",
+                g);
   expect_event(b, EV(MEMBERSHIP_CHANGED));
   mc = REPLY(b, rid, ADD_MEMBERS, add_members);
   ck_assert_uint_eq(mc->seq, 2);
@@ -1309,13 +1328,15 @@ START_TEST(group_membership) {
   ck_assert_str_eq(mc->by_user_id, "bob");
   client *all[] = {a, a2, c, d};
   for (int i = 0; i < 4; i++) {
-    Chatcore__V1__MembershipChanged *m = EVENT(all[i], MEMBERSHIP_CHANGED, membership_changed);
+    Chatcore__V1__MembershipChanged *m =
+        EVENT(all[i], MEMBERSHIP_CHANGED, membership_changed);
     ck_assert_uint_eq(m->seq, 2);
     ck_assert_str_eq(m->added_user_ids[0], "dave");
     expect_nothing(all[i]);
   }
   /* Nobody new: a reply without seq, nothing logged, nobody told. */
-  rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\",\"alice\"]}", g);
+  rid =
+      cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\",\"alice\"]}", g);
   mc = REPLY(c, rid, ADD_MEMBERS, add_members);
   ck_assert_str_eq(mc->chat_id, g);
   ck_assert_uint_eq(mc->seq, 0);
@@ -1350,7 +1371,8 @@ START_TEST(group_membership) {
   expect_message(a2, g, 4, "alice", "carol is gone");
   expect_message(b, g, 4, "alice", "carol is gone");
   expect_message(d, g, 4, "alice", "carol is gone");
-  rid = cli_cmd(a, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", g);
+  rid = cli_cmd(a, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
+                g);
   expect_reply(a, rid, RC(SET_TYPING));
   expect_event(b, EV(TYPING));
   expect_event(d, EV(TYPING));
@@ -1443,14 +1465,17 @@ START_TEST(edit_and_delete) {
   expect_message(a, chat, 2, "bob", "bob's");
 
   /* Only the author edits or deletes. */
-  uint64_t rid = cli_cmd(b, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", chat);
+  uint64_t rid = cli_cmd(
+      b, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", chat);
   ERR(b, rid, FORBIDDEN);
   rid = cli_cmd(b, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
   ERR(b, rid, FORBIDDEN);
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"2\",\"text\":\"x\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"2\",\"text\":\"x\"}",
+                chat);
   ERR(a, rid, FORBIDDEN);
   /* No message at that seq. */
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"99\",\"text\":\"x\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"99\",\"text\":\"x\"}",
+                chat);
   ERR(a, rid, NOT_FOUND);
   rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"99\"}", chat);
   ERR(a, rid, NOT_FOUND);
@@ -1460,7 +1485,8 @@ START_TEST(edit_and_delete) {
   /* An edit: its own seq, an event to both. */
   wall_ns += 1000 * MS;
   int64_t t_edit = now_ms();
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v2\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v2\"}",
+                chat);
   Chatcore__V1__MessageEdited *me = EVENT(a, MESSAGE_EDITED, message_edited);
   ck_assert_uint_eq(me->seq, 3);
   ck_assert_uint_eq(me->target_seq, 1);
@@ -1476,7 +1502,8 @@ START_TEST(edit_and_delete) {
   ck_assert_uint_eq(me->seq, 3);
   ck_assert_str_eq(me->text, "v2");
   /* An edit entry is not a message. */
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"x\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"x\"}",
+                chat);
   ERR(a, rid, NOT_FOUND);
 
   /* A delete. */
@@ -1496,7 +1523,8 @@ START_TEST(edit_and_delete) {
   ck_assert_uint_eq(md->seq, 4);
 
   /* Editing a deleted message: CONFLICT. Deleting it again: the same deletion. */
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v3\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"v3\"}",
+                chat);
   ERR(a, rid, CONFLICT);
   wall_ns += 1000 * MS;
   rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
@@ -1574,7 +1602,8 @@ START_TEST(history_paging) {
     before = p->next_seq;
   }
   ck_assert_int_eq(pages, 3);
-  for (int i = 1; i <= 120; i++) ck_assert_int_eq(seen[i], 1);
+  for (int i = 1; i <= 120; i++)
+    ck_assert_int_eq(seen[i], 1);
 
   /* Catching up with afterSeq: the oldest of the range first. */
   uint64_t after = 10;
@@ -1645,8 +1674,8 @@ START_TEST(sync_per_chat) {
   drain(c);
   const char *empty = direct_chat(a, "carol");
   /* Edits show up in sync too, as the current message and the edit entry. */
-  uint64_t rid =
-      cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"fixed\"}", chat);
+  uint64_t rid = cli_cmd(
+      a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"3\",\"text\":\"fixed\"}", chat);
   expect_event(a, EV(MESSAGE_EDITED));
   expect_reply(a, rid, RC(EDIT_MESSAGE)); /* seq 6 */
   drain(b);
@@ -1694,8 +1723,9 @@ START_TEST(sync_per_chat) {
   expect_seqs(s->chats[5]->entries, s->chats[5]->n_entries, 1, 6);
 
   /* A limit per chat: hasMore, continue with getHistory afterSeq. */
-  rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"1\"}],"
-                   "\"limit\":2}",
+  rid = cli_cmd(a,
+                "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"1\"}],"
+                "\"limit\":2}",
                 chat);
   s = REPLY(a, rid, SYNC, sync);
   expect_seqs(s->chats[0]->entries, s->chats[0]->n_entries, 2, 3);
@@ -1921,7 +1951,8 @@ START_TEST(message_rate_limit) {
   /* The budget is the user's, on every device; edits draw on it too. */
   rid = send_text(a2, chat, "m6", "one too many");
   ERR(a2, rid, RATE_LIMITED);
-  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}", chat);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
+                chat);
   ERR(a, rid, RATE_LIMITED);
   expect_quiet(); /* nothing stored, nothing sent */
   /* Bob is not limited by alice's sends. */
@@ -2099,7 +2130,8 @@ START_TEST(frames_pipelined_with_the_handshake) {
   strcpy(c->user, "alice");
   c->enc = CC_ENCODING_JSON;
   static uint8_t buf[8192];
-  size_t n = (size_t)upgrade_request_for((char *)buf, sizeof buf, "alice", CC_ENCODING_JSON);
+  size_t n =
+      (size_t)upgrade_request_for((char *)buf, sizeof buf, "alice", CC_ENCODING_JSON);
   const char *f1 = "{\"requestId\":\"1\",\"listChats\":{}}";
   const char *f2 = "{\"requestId\":\"2\",\"ping\":{\"clientTimeMs\":\"9\"}}";
   n += ws_client_frame(buf + n, sizeof buf - n, 1, f1, strlen(f1));
@@ -2175,14 +2207,16 @@ static size_t http_read_all(cc_memclient *cl) {
   size_t len = 0, n;
   cc_memnet_flush(net);
   while (cc_memclient_pending(cl) > 0 &&
-         (n = cc_memclient_read(cl, (uint8_t *)http_raw + len, sizeof http_raw - 1 - len)) > 0)
+         (n = cc_memclient_read(cl, (uint8_t *)http_raw + len,
+                                sizeof http_raw - 1 - len)) > 0)
     len += n;
   ck_assert_msg(cc_memclient_closed(cl), "the HTTP response is not complete");
   return len;
 }
 
 /* Writes `method target` with the given extra header lines; returns the client. */
-static cc_memclient *http_send(const char *method, const char *target, const char *headers) {
+static cc_memclient *http_send(const char *method, const char *target,
+                               const char *headers) {
   char req[2048];
   int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n", method, target,
                    headers ? headers : "");
@@ -2226,8 +2260,9 @@ static void *http_decode(const http_resp *r, const ProtobufCMessageDescriptor *d
   ck_assert_msg(rv == 0, "not a %s (%d): %s", d->name, rv, r->body);
   return keep(m);
 }
-#define CHAT_LIST(r) ((Chatcore__V1__ChatList *)http_decode((r), &chatcore__v1__chat_list__descriptor))
-#define HISTORY_PAGE(r) \
+#define CHAT_LIST(r)                                                                     \
+  ((Chatcore__V1__ChatList *)http_decode((r), &chatcore__v1__chat_list__descriptor))
+#define HISTORY_PAGE(r)                                                                  \
   ((Chatcore__V1__HistoryPage *)http_decode((r), &chatcore__v1__history_page__descriptor))
 
 START_TEST(http_list_chats) {
@@ -2308,17 +2343,20 @@ START_TEST(http_history_paging) {
              (unsigned long long)p->next_seq);
   }
   ck_assert_int_eq(pages, 3);
-  for (int i = 1; i <= 120; i++) ck_assert_int_eq(seen[i], 1);
+  for (int i = 1; i <= 120; i++)
+    ck_assert_int_eq(seen[i], 1);
   /* Forward, with a limit; the id percent-encoded. */
-  Chatcore__V1__HistoryPage *p =
-      HISTORY_PAGE(http("GET", "/v1/chats/d%3Aalice%3Abob/messages?after=100&limit=10", "alice"));
+  Chatcore__V1__HistoryPage *p = HISTORY_PAGE(
+      http("GET", "/v1/chats/d%3Aalice%3Abob/messages?after=100&limit=10", "alice"));
   expect_seqs(p->entries, p->n_entries, 101, 110);
   ck_assert(p->has_more);
   ck_assert_uint_eq(p->next_seq, 110);
-  p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?after=110&limit=10", "alice"));
+  p = HISTORY_PAGE(
+      http("GET", "/v1/chats/d:alice:bob/messages?after=110&limit=10", "alice"));
   expect_seqs(p->entries, p->n_entries, 111, 120);
   ck_assert(!p->has_more);
-  p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?after=2&before=6", "alice"));
+  p = HISTORY_PAGE(
+      http("GET", "/v1/chats/d:alice:bob/messages?after=2&before=6", "alice"));
   expect_seqs(p->entries, p->n_entries, 3, 5);
   /* The limit is capped at 200 (here: all 120). */
   p = HISTORY_PAGE(http("GET", "/v1/chats/d:alice:bob/messages?limit=5000", "alice"));
@@ -2360,7 +2398,8 @@ START_TEST(http_errors) {
   expect_http_error(http("GET", "/v1/chats/bad%20id/messages", "alice"), 400,
                     "ERROR_CODE_BAD_REQUEST");
   /* Bad numbers. */
-  const char *bad[] = {"?limit=abc", "?before=x", "?after=-3", "?after=5&before=3",
+  const char *bad[] = {"?limit=abc",        "?before=x",
+                       "?after=-3",         "?after=5&before=3",
                        "?after=4&before=4", "?limit=99999999999999999999999"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     char target[256];
@@ -2470,15 +2509,31 @@ END_TEST
 
 START_TEST(too_many_frames_before_hello) {
   client *a = cli_connect("alice", CC_ENCODING_JSON);
-  /* 64 frames wait; the 65th is refused at once, and the session goes on. */
-  for (int i = 0; i < 64; i++) cli_cmd(a, "\"ping\":{}");
-  expect_nothing(a);
-  uint64_t rid = cli_cmd(a, "\"ping\":{}");
-  Chatcore__V1__Error *e = ERR(a, rid, UNAVAILABLE);
-  ck_assert_uint_gt(e->retry_after_ms, 0);
+  /* 64 frames wait for the session; the 65th is refused (UNAVAILABLE, with a
+   * retry time), and the session goes on. */
+  for (int i = 0; i < 65; i++)
+    cli_cmd(a, "\"ping\":{}");
   pump_all();
-  expect_hello(a);
-  for (uint64_t i = 1; i <= 64; i++) expect_reply(a, i, RC(PING));
+  int hello_at = -1, refused = 0;
+  uint64_t next_ping = 1;
+  for (int i = 0; i < 66; i++) {
+    server_frame *f = cli_next(a);
+    if (f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT) {
+      ck_assert_int_eq(f->event->event_case, EV(HELLO));
+      hello_at = i;
+    } else if (f->reply->result_case == RC(ERROR)) {
+      ck_assert_uint_eq(f->reply->request_id, 65);
+      ck_assert_int_eq(f->reply->error->code, CODE(UNAVAILABLE));
+      ck_assert_uint_gt(f->reply->error->retry_after_ms, 0);
+      refused++;
+    } else {
+      ck_assert_msg(hello_at >= 0, "a reply before hello: %s", describe(f));
+      ck_assert_int_eq(f->reply->result_case, RC(PING));
+      ck_assert_uint_eq(f->reply->request_id, next_ping++);
+    }
+  }
+  ck_assert_int_eq(refused, 1);
+  ck_assert_uint_eq(next_ping, 65);
   expect_nothing(a);
 }
 END_TEST
@@ -2486,7 +2541,8 @@ END_TEST
 START_TEST(close_with_operations_in_flight) {
   const char *who[] = {"alice", "bob"};
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_JSON);
+  client *a = cli_connect("alice", CC_ENCODING_JSON),
+         *b = cli_connect("bob", CC_ENCODING_JSON);
   pump_all();
   expect_hello(a);
   expect_hello(b);
@@ -2547,7 +2603,8 @@ END_TEST
 START_TEST(free_service_with_operations_in_flight) {
   const char *who[] = {"alice", "bob"};
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_PROTOBUF);
+  client *a = cli_connect("alice", CC_ENCODING_JSON),
+         *b = cli_connect("bob", CC_ENCODING_PROTOBUF);
   pump_all();
   expect_hello(a);
   expect_hello(b);
@@ -2634,7 +2691,8 @@ START_TEST(history_frame_under_1mib_with_escaped_text) {
   for (int pages = 0; pages < 60; pages++) {
     rid = get_history(a, chat, before, 0, 200);
     Chatcore__V1__HistoryPage *p = REPLY(a, rid, GET_HISTORY, get_history);
-    ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte history frame", last_frame_len);
+    ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte history frame",
+                  last_frame_len);
     ck_assert_uint_gt(p->n_entries, 0);
     ck_assert_uint_eq(strlen(p->entries[0]->message->text), BIG_TEXT);
     seen += p->n_entries;
@@ -2654,7 +2712,8 @@ START_TEST(sync_frame_under_1mib_with_escaped_text) {
     snprintf(cmid, sizeof cmid, "b%d", i);
     store_message(chat, "bob", cmid, big_text('\x02'));
   }
-  uint64_t rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"%s\"}],\"limit\":500}", chat);
+  uint64_t rid =
+      cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"%s\"}],\"limit\":500}", chat);
   Chatcore__V1__SyncResult *s = REPLY(a, rid, SYNC, sync);
   ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte sync frame", last_frame_len);
   ck_assert_uint_gt(s->chats[0]->n_entries, 0);
@@ -2675,7 +2734,8 @@ START_TEST(chat_list_frame_under_1mib_with_escaped_text) {
   client *a = cli_json("alice");
   uint64_t rid = cli_cmd(a, "\"listChats\":{\"limit\":500}");
   Chatcore__V1__ChatList *l = REPLY(a, rid, LIST_CHATS, list_chats);
-  ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte chat list frame", last_frame_len);
+  ck_assert_msg(last_frame_len <= FRAME_CAP, "a %zu-byte chat list frame",
+                last_frame_len);
   ck_assert_uint_gt(l->n_chats, 0);
   ck_assert(l->has_more);
   expect_nothing(a);
@@ -2844,7 +2904,8 @@ END_TEST
 START_TEST(free_presence_before_storage_with_operations_in_flight) {
   const char *who[] = {"alice", "bob"};
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON), *b = cli_connect("bob", CC_ENCODING_JSON);
+  client *a = cli_connect("alice", CC_ENCODING_JSON),
+         *b = cli_connect("bob", CC_ENCODING_JSON);
   pump_all();
   expect_hello(a);
   expect_hello(b);
@@ -2918,7 +2979,8 @@ START_TEST(http_history_under_1mib_with_escaped_text) {
   }
   char auth[700];
   snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("alice"));
-  const char *req = "GET /v1/chats/d:alice:bob/messages?limit=200 HTTP/1.1\r\nHost: t\r\n";
+  const char *req =
+      "GET /v1/chats/d:alice:bob/messages?limit=200 HTTP/1.1\r\nHost: t\r\n";
   char head[1024];
   int n = snprintf(head, sizeof head, "%s%s\r\n", req, auth);
   cc_memclient *hc;
@@ -2974,7 +3036,8 @@ START_TEST(removed_member_added_back) {
   client *a = cli_json("alice"), *c = cli_json("carol");
   const char *g = group_chat(a, "g", "\"carol\"");
   expect_event(c, EV(MEMBERSHIP_CHANGED));
-  uint64_t rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
+  uint64_t rid =
+      cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", g);
   expect_event(a, EV(MEMBERSHIP_CHANGED));
   expect_reply(a, rid, RC(REMOVE_MEMBERS));
   expect_event(c, EV(MEMBERSHIP_CHANGED));
@@ -3062,8 +3125,11 @@ START_TEST(slow_consumer_dropped_mid_chat) {
   ck_assert_uint_eq(say(a, chat, "m101", "still there?"), 101);
   expect_message(b2, chat, 101, "alice", "still there?");
   client *b3 = cli_json("bob");
-  uint64_t rid = cli_cmd(b3, "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"0\"}],"
-                             "\"limit\":500}", chat);
+  uint64_t rid =
+      cli_cmd(b3,
+              "\"sync\":{\"chats\":[{\"chatId\":\"%s\",\"lastSeenSeq\":\"0\"}],"
+              "\"limit\":500}",
+              chat);
   Chatcore__V1__SyncResult *s = REPLY(b3, rid, SYNC, sync);
   Chatcore__V1__SyncChatResult *r = s->chats[0];
   ck_assert_uint_gt(r->n_entries, 0);
