@@ -75,7 +75,15 @@ typedef struct blk {
   _Alignas(16) unsigned char data[];
 } blk;
 
-typedef enum { J_DONE, J_APPEND, J_ENTRIES, J_CHAT, J_CHATS, J_READ } job_type;
+typedef enum {
+  J_DONE,
+  J_APPEND,
+  J_ENTRIES,
+  J_CHAT,
+  J_CHATS,
+  J_READ,
+  J_MEMBERSHIP
+} job_type;
 
 typedef struct job {
   struct job *next;
@@ -185,6 +193,10 @@ static void deliver(job *j) {
   case J_READ:
     ((cc_storage_read_cb)j->cb)(j->ud, j->err, j->a, j->b);
     break;
+  case J_MEMBERSHIP: /* a: read_seq, b: role, n: member count */
+    ((cc_storage_membership_cb)j->cb)(j->ud, j->err, j->err ? NULL : &j->chat,
+                                      (uint32_t)j->n, (cc_member_role)j->b, j->a);
+    break;
   }
 }
 
@@ -248,6 +260,16 @@ static void q_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
   j->b = unread;
 }
 
+static void q_membership(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                         cc_member_role role, uint64_t read_seq) {
+  job *j = ud;
+  j->err = err;
+  j->n = member_count;
+  j->b = (uint64_t)role;
+  j->a = read_seq;
+  if (!err) job_chat(j, &j->chat, chat);
+}
+
 static void d_create_chat(cc_storage *s, const cc_chat *chat, const cc_member *m,
                           size_t n, cc_storage_done_cb cb, void *ud) {
   deferred *d = (deferred *)s;
@@ -281,6 +303,12 @@ static void d_mark_read(cc_storage *s, cc_str user, cc_str chat, uint64_t seq,
   d->inner->methods->mark_read(d->inner, user, chat, seq, q_read,
                                job_new(d, J_READ, (void *)cb, ud));
 }
+static void d_get_membership(cc_storage *s, cc_str chat, cc_str user,
+                             cc_storage_membership_cb cb, void *ud) {
+  deferred *d = (deferred *)s;
+  d->inner->methods->get_membership(d->inner, chat, user, q_membership,
+                                    job_new(d, J_MEMBERSHIP, (void *)cb, ud));
+}
 static void d_free(cc_storage *s) {
   deferred *d = (deferred *)s;
   while (d->head)
@@ -291,7 +319,7 @@ static void d_free(cc_storage *s) {
 }
 
 static const cc_storage_methods deferred_methods = {
-    .version = 1,
+    .version = 2,
     .create_chat = d_create_chat,
     .get_chat = d_get_chat,
     .append = d_append,
@@ -299,6 +327,7 @@ static const cc_storage_methods deferred_methods = {
     .list_chats = d_list_chats,
     .mark_read = d_mark_read,
     .free = d_free,
+    .get_membership = d_get_membership,
 };
 
 static cc_storage *make_deferred(void *arg) {

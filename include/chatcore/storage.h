@@ -69,7 +69,10 @@ typedef struct cc_entry {
 } cc_entry;
 
 typedef enum cc_chat_kind { CC_CHAT_DIRECT = 1, CC_CHAT_GROUP = 2 } cc_chat_kind;
+/* A member's role. CC_ROLE_NONE is no role: what get_membership reports for a
+ * user who is not a member; it is never stored, and create_chat refuses it. */
 typedef enum cc_member_role {
+  CC_ROLE_NONE = 0,
   CC_ROLE_MEMBER = 1,
   CC_ROLE_ADMIN = 2,
   CC_ROLE_OWNER = 3
@@ -118,16 +121,22 @@ typedef void (*cc_storage_chats_cb)(void *user_data, int err,
                                     const cc_chat_summary *chats, size_t n, int has_more);
 typedef void (*cc_storage_read_cb)(void *user_data, int err, uint64_t read_seq,
                                    uint64_t unread_count);
+/* get_membership (version 2). On error `chat` is NULL, member_count and
+ * read_seq 0 and role CC_ROLE_NONE. */
+typedef void (*cc_storage_membership_cb)(void *user_data, int err, const cc_chat *chat,
+                                         uint32_t member_count, cc_member_role role,
+                                         uint64_t read_seq);
 
 typedef struct cc_storage_methods {
-  int version; /* 1 */
+  int version; /* 2; version 1 ends at `free`. New slots are appended. */
 
   /* Creates a chat with its first members (at least one; ids unique and
    * non-empty; each with its role), with an empty log. Their read pointers
    * start at 0.
    * Errors: CC_ERR_EXISTS (a chat with this id exists: nothing changed),
    * CC_ERR_INVALID (empty chat id, no members, an empty or repeated member id,
-   * an unknown kind or role), CC_ERR_NOMEM, CC_ERR_BACKEND, CC_ERR_CLOSED.
+   * an unknown kind or role, CC_ROLE_NONE), CC_ERR_NOMEM, CC_ERR_BACKEND,
+   * CC_ERR_CLOSED.
    * In every method, CC_ERR_INVALID is reported before any other error, and a
    * cc_str with a NULL `ptr` and a non-zero `len` is invalid. */
   void (*create_chat)(cc_storage *s, const cc_chat *chat, const cc_member *members,
@@ -194,6 +203,17 @@ typedef struct cc_storage_methods {
   /* Releases the backend. Calls already made complete first (with
    * CC_ERR_CLOSED if they could not run). */
   void (*free)(cc_storage *s);
+
+  /* Version 2. The chat (as get_chat: with first_seq and last_seq), its member
+   * count, and `user_id`'s membership: its role and read pointer, or role
+   * CC_ROLE_NONE (0) and read_seq 0 when the user is not a member — without
+   * listing the members. A member count above UINT32_MAX is reported as
+   * UINT32_MAX.
+   * Errors: CC_ERR_INVALID (empty chat or user id), CC_ERR_NOT_FOUND (unknown
+   * chat; a known chat with a non-member is not an error), CC_ERR_NOMEM,
+   * CC_ERR_BACKEND, CC_ERR_CLOSED. */
+  void (*get_membership)(cc_storage *s, cc_str chat_id, cc_str user_id,
+                         cc_storage_membership_cb cb, void *user_data);
 } cc_storage_methods;
 
 struct cc_storage {

@@ -127,7 +127,9 @@ typedef struct res {
   cc_member *members;
   size_t n_members;
   cc_chat_summary *chats;    /* list_chats */
-  uint64_t read_seq, unread; /* mark_read */
+  uint64_t read_seq, unread; /* mark_read; read_seq: get_membership too */
+  uint32_t member_count;     /* get_membership (and its chat in `chat`) */
+  int role;
 } res;
 
 static cc_str S(const char *s) {
@@ -244,6 +246,25 @@ static void on_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
   r->err = err;
   r->read_seq = read_seq;
   r->unread = unread;
+}
+
+static void on_membership(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                          cc_member_role role, uint64_t read_seq) {
+  res *r = ud;
+  r->calls++;
+  r->err = err;
+  r->member_count = member_count;
+  r->role = (int)role;
+  r->read_seq = read_seq;
+  if (err) {
+    EXPECT_MSG(!chat && member_count == 0 && role == CC_ROLE_NONE && read_seq == 0,
+               "get_membership failed (%s) but reported a chat, a count, a role or a "
+               "read pointer",
+               cc_err_name(err));
+    return;
+  }
+  EXPECT_PTR(chat);
+  keep_chat(r->c, &r->chat, chat);
 }
 
 static void res_init(ctx *c, res *r) {
@@ -419,6 +440,19 @@ static res mark_read(ctx *c, const char *user, const char *chat, uint64_t seq) {
   c->s->methods->mark_read(c->s, S(user), S(chat), seq, on_read, &r);
   wait_res(c, &r);
   return r;
+}
+
+static res membership_raw(ctx *c, cc_str chat, cc_str user) {
+  res r;
+  res_init(c, &r);
+  c->s->methods->get_membership(c->s, chat, user, on_membership, &r);
+  wait_res(c, &r);
+  return r;
+}
+
+/* get_membership (version 2; callers check has_get_membership first). */
+static res get_membership(ctx *c, const char *chat, const char *user) {
+  return membership_raw(c, S(chat), S(user));
 }
 
 /* The chat's last_seq, as get_chat reports it. */
@@ -1432,17 +1466,22 @@ CONF_TEST(list_unknown_user) {
 }
 END_TEST
 
-CONF_TEST(list_summary_fields) {
-  cc_member m[3] = {{S("alice"), CC_ROLE_OWNER},
-                    {S("bob"), CC_ROLE_MEMBER},
-                    {S("carol"), CC_ROLE_MEMBER}};
+/* Creates the group "g:1", "Release crew", made by alice at `at_ms`: alice its
+ * owner, bob with `bob_role`, carol a member. */
+static void release_crew(ctx *c, cc_member_role bob_role, int64_t at_ms) {
+  cc_member m[3] = {
+      {S("alice"), CC_ROLE_OWNER}, {S("bob"), bob_role}, {S("carol"), CC_ROLE_MEMBER}};
   cc_chat chat = {0};
   chat.chat_id = S("g:1");
   chat.kind = CC_CHAT_GROUP;
   chat.title = S("Release crew");
   chat.created_by = S("alice");
-  chat.created_at_ms = 1700000000000;
+  chat.created_at_ms = at_ms;
   ASSERT_ERR(create_raw(c, &chat, m, 3).err, 0);
+}
+
+CONF_TEST(list_summary_fields) {
+  release_crew(c, CC_ROLE_MEMBER, 1700000000000);
 
   cc_chat_summary sm = summary_of(c, "bob", "g:1");
   ASSERT_STR(sm.chat.chat_id, "g:1");
@@ -1638,7 +1677,7 @@ CONF_TEST(bad_create) {
                       {S("bob"), CC_ROLE_MEMBER},
                       {S("alice"), CC_ROLE_MEMBER}};
   cc_member empty_id[2] = {{S("alice"), CC_ROLE_OWNER}, {S(""), CC_ROLE_MEMBER}};
-  cc_member bad_role[1] = {{S("alice"), (cc_member_role)0}};
+  cc_member bad_role[1] = {{S("alice"), CC_ROLE_NONE}};
   cc_member bad_role2[1] = {{S("alice"), (cc_member_role)9}};
   cc_member null_id[1] = {{{NULL, 3}, CC_ROLE_OWNER}};
   cc_chat chat = {0};
@@ -1986,7 +2025,344 @@ CONF_TEST(scale_many_chats) {
 }
 END_TEST
 
-/* ================= the suite ================= */
+/* ================= get_membership (version 2) ================= */
+
+/* Whether the backend has get_membership. A version 1 backend has not: its
+ * tests pass after checking that it says version 1 (a version 1 table ends at
+ * `free`, so the slot must not even be read). */
+static int has_get_membership(ctx *c) {
+  const cc_storage_methods *m = c->s->methods;
+  if (m->version < 2) {
+    EXPECT_INT_EQ(m->version, 1);
+    return 0;
+  }
+  EXPECT_MSG(m->get_membership != NULL, "version %d without get_membership", m->version);
+  return 1;
+}
+
+#define NEEDS_GET_MEMBERSHIP(c)                                                          \
+  do {                                                                                   \
+    if (!has_get_membership(c)) return;                                                  \
+  } while (0)
+
+static int same_str(cc_str a, cc_str b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+/* Asserts that get_membership's chat `m` is get_chat's `g`: every field, and its
+ * member count is the number of members get_chat lists. */
+static void expect_same_chat(const res *m, const res *g) {
+  ASSERT_ERR(m->err, 0);
+  ASSERT_ERR(g->err, 0);
+  EXPECT_MSG(same_str(m->chat.chat_id, g->chat.chat_id),
+             "chat id \"%s\", expected \"%s\"", m->chat.chat_id.ptr, g->chat.chat_id.ptr);
+  EXPECT_INT_EQ(m->chat.kind, g->chat.kind);
+  EXPECT_MSG(same_str(m->chat.title, g->chat.title), "title \"%s\", expected \"%s\"",
+             m->chat.title.ptr, g->chat.title.ptr);
+  EXPECT_MSG(same_str(m->chat.created_by, g->chat.created_by),
+             "created_by \"%s\", expected \"%s\"", m->chat.created_by.ptr,
+             g->chat.created_by.ptr);
+  EXPECT_INT_EQ(m->chat.created_at_ms, g->chat.created_at_ms);
+  EXPECT_UINT_EQ(m->chat.first_seq, g->chat.first_seq);
+  EXPECT_UINT_EQ(m->chat.last_seq, g->chat.last_seq);
+  EXPECT_UINT_EQ(m->member_count, g->n_members);
+}
+
+/* Asserts `user`'s role and read pointer in `chat`, and the chat's member count
+ * and seq bounds; returns the result. */
+static res expect_membership(ctx *c, const char *chat, const char *user, int role,
+                             uint64_t read_seq, uint32_t members, uint64_t first,
+                             uint64_t last) {
+  res r = get_membership(c, chat, user);
+  EXPECT_MSG(r.err == 0, "get_membership(%s, %s): %s", chat, user, cc_err_name(r.err));
+  ASSERT_STR(r.chat.chat_id, chat);
+  EXPECT_MSG(r.role == role, "get_membership(%s, %s): role %d, expected %d", chat, user,
+             r.role, role);
+  EXPECT_MSG(r.read_seq == read_seq,
+             "get_membership(%s, %s): read_seq %" PRIu64 ", expected %" PRIu64, chat,
+             user, r.read_seq, read_seq);
+  EXPECT_MSG(r.member_count == members,
+             "get_membership(%s, %s): member_count %" PRIu32 ", expected %" PRIu32, chat,
+             user, r.member_count, members);
+  EXPECT_UINT_EQ(r.chat.first_seq, first);
+  EXPECT_UINT_EQ(r.chat.last_seq, last);
+  return r;
+}
+
+CONF_TEST(gm_member_and_non_member) {
+  NEEDS_GET_MEMBERSHIP(c);
+  release_crew(c, CC_ROLE_ADMIN, 1700000000123);
+  group(c, "g:2", "erin");
+  static const struct {
+    const char *user;
+    int role;
+  } want[] = {
+      {"alice", CC_ROLE_OWNER}, {"bob", CC_ROLE_ADMIN},  {"carol", CC_ROLE_MEMBER},
+      {"dave", CC_ROLE_NONE},   {"erin", CC_ROLE_NONE},  {"alic", CC_ROLE_NONE},
+      {"alice ", CC_ROLE_NONE}, {"ALICE", CC_ROLE_NONE}, {"bobcarol", CC_ROLE_NONE}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    res r = expect_membership(c, "g:1", want[i].user, want[i].role, 0, 3, 0, 0);
+    EXPECT_INT_EQ(r.chat.kind, CC_CHAT_GROUP);
+    ASSERT_STR(r.chat.title, "Release crew");
+    ASSERT_STR(r.chat.created_by, "alice");
+    EXPECT_INT_EQ(r.chat.created_at_ms, 1700000000123);
+  }
+  /* Membership of one chat says nothing about another. */
+  expect_membership(c, "g:2", "erin", CC_ROLE_OWNER, 0, 1, 0, 0);
+  expect_membership(c, "g:2", "alice", CC_ROLE_NONE, 0, 1, 0, 0);
+  /* A direct chat: the helper makes its first member the owner. */
+  ASSERT_ERR(create_chat(c, "d:alice:bob", CC_CHAT_DIRECT, "alice bob"), 0);
+  res d = expect_membership(c, "d:alice:bob", "bob", CC_ROLE_MEMBER, 0, 2, 0, 0);
+  EXPECT_INT_EQ(d.chat.kind, CC_CHAT_DIRECT);
+  ASSERT_STR(d.chat.title, "");
+  expect_membership(c, "d:alice:bob", "alice", CC_ROLE_OWNER, 0, 2, 0, 0);
+  expect_membership(c, "d:alice:bob", "carol", CC_ROLE_NONE, 0, 2, 0, 0);
+}
+END_TEST
+
+CONF_TEST(gm_unknown_chat_and_bad_ids) {
+  NEEDS_GET_MEMBERSHIP(c);
+  ASSERT_ERR(get_membership(c, "nope", "alice").err, CC_ERR_NOT_FOUND);
+  group(c, "g:1", "alice");
+  sent(c, "g:1", "alice", "m1", "x");
+  static const char *unknown[] = {"g:2", "g:", "G:1", "g:1 ", "g:11"};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    ASSERT_ERR(get_membership(c, unknown[i], "alice").err, CC_ERR_NOT_FOUND);
+    ASSERT_ERR(get_membership(c, unknown[i], "nobody").err, CC_ERR_NOT_FOUND);
+  }
+  /* Empty ids are invalid, and invalid comes before NOT_FOUND. */
+  ASSERT_ERR(get_membership(c, "", "alice").err, CC_ERR_INVALID);
+  ASSERT_ERR(get_membership(c, "g:1", "").err, CC_ERR_INVALID);
+  ASSERT_ERR(get_membership(c, "", "").err, CC_ERR_INVALID);
+  ASSERT_ERR(get_membership(c, "g:none", "").err, CC_ERR_INVALID);
+  /* cc_str with a NULL pointer and a length. */
+  cc_str bad = {NULL, 3};
+  ASSERT_ERR(membership_raw(c, bad, S("alice")).err, CC_ERR_INVALID);
+  ASSERT_ERR(membership_raw(c, S("g:1"), bad).err, CC_ERR_INVALID);
+  ASSERT_ERR(membership_raw(c, bad, bad).err, CC_ERR_INVALID);
+  /* Reads only: nothing changed. */
+  res g = get_chat(c, "g:1");
+  EXPECT_UINT_EQ(g.n_members, 1);
+  EXPECT_UINT_EQ(g.chat.last_seq, 1);
+  EXPECT(!in_list(c, "nobody", "g:1"));
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 0, 1, 1, 1);
+}
+END_TEST
+
+CONF_TEST(gm_read_seq) {
+  NEEDS_GET_MEMBERSHIP(c);
+  group(c, "g:1", "alice bob carol");
+  for (int i = 1; i <= 5; i++) {
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "k%d", i);
+    sent(c, "g:1", i % 2 ? "alice" : "bob", cmid, "x");
+  }
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 0, 3, 1, 5);
+  EXPECT_UINT_EQ(mark_read(c, "bob", "g:1", 3).read_seq, 3);
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 3, 3, 1, 5);
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 0, 3, 1, 5);
+  expect_membership(c, "g:1", "carol", CC_ROLE_MEMBER, 0, 3, 1, 5);
+  /* Never backwards; clamped to last_seq. */
+  EXPECT_UINT_EQ(mark_read(c, "bob", "g:1", 1).read_seq, 3);
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 3, 3, 1, 5);
+  EXPECT_UINT_EQ(mark_read(c, "carol", "g:1", 100).read_seq, 5);
+  expect_membership(c, "g:1", "carol", CC_ROLE_MEMBER, 5, 3, 1, 5);
+  EXPECT_UINT_EQ(mark_read(c, "alice", "g:1", UINT64_MAX).read_seq, 5);
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 5, 3, 1, 5);
+  /* New entries do not move read pointers; list_chats agrees. */
+  sent(c, "g:1", "carol", "k6", "y");
+  expect_membership(c, "g:1", "carol", CC_ROLE_MEMBER, 5, 3, 1, 6);
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 3, 3, 1, 6);
+  EXPECT_UINT_EQ(summary_of(c, "bob", "g:1").read_seq, 3);
+  /* A non-member cannot mark_read, and has no read pointer. */
+  ASSERT_ERR(mark_read(c, "dave", "g:1", 4).err, CC_ERR_NOT_FOUND);
+  expect_membership(c, "g:1", "dave", CC_ROLE_NONE, 0, 3, 1, 6);
+}
+END_TEST
+
+CONF_TEST(gm_member_count_and_seqs) {
+  NEEDS_GET_MEMBERSHIP(c);
+  group(c, "g:1", "alice bob");
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 0, 2, 0, 0);
+  sent(c, "g:1", "alice", "k1", "x"); /* 1 */
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 0, 2, 1, 1);
+  ASSERT_ERR(membership(c, "g:1", "alice", "dave erin", NULL).err, 0); /* 2 */
+  expect_membership(c, "g:1", "dave", CC_ROLE_MEMBER, 0, 4, 1, 2);
+  expect_membership(c, "g:1", "erin", CC_ROLE_MEMBER, 0, 4, 1, 2);
+  /* Adding members again changes no count and no role. */
+  ASSERT_ERR(membership(c, "g:1", "alice", "alice bob dave", NULL).err, 0); /* 3 */
+  expect_membership(c, "g:1", "alice", CC_ROLE_OWNER, 0, 4, 1, 3);
+  /* A repeated id counts once. */
+  ASSERT_ERR(membership(c, "g:1", "alice", "frank frank", NULL).err, 0); /* 4 */
+  expect_membership(c, "g:1", "frank", CC_ROLE_MEMBER, 0, 5, 1, 4);
+  /* Adds and removals in one entry. */
+  ASSERT_ERR(membership(c, "g:1", "alice", "gina", "erin zed").err, 0); /* 5 */
+  expect_membership(c, "g:1", "gina", CC_ROLE_MEMBER, 0, 5, 1, 5);
+  expect_membership(c, "g:1", "erin", CC_ROLE_NONE, 0, 5, 1, 5);
+  /* Edits and deletes are entries too. */
+  ASSERT_ERR(edit_msg(c, "g:1", "alice", 1, "y", 10).err, 0); /* 6 */
+  ASSERT_ERR(delete_msg(c, "g:1", "alice", 1, 11).err, 0);    /* 7 */
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 0, 5, 1, 7);
+  /* A duplicate send appends nothing. */
+  sent(c, "g:1", "bob", "k2", "z"); /* 8 */
+  ASSERT_ERR(send_msg(c, "g:1", "bob", "k2", "z").err, 0);
+  res r = expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 0, 5, 1, 8);
+  res g = get_chat(c, "g:1");
+  expect_same_chat(&r, &g);
+  /* A log that starts with a membership entry. */
+  group(c, "g:2", "alice");
+  ASSERT_ERR(membership(c, "g:2", "alice", "bob", NULL).err, 0);
+  expect_membership(c, "g:2", "bob", CC_ROLE_MEMBER, 0, 2, 1, 1);
+}
+END_TEST
+
+CONF_TEST(gm_after_removal) {
+  NEEDS_GET_MEMBERSHIP(c);
+  group(c, "g:1", "alice bob carol");
+  sent(c, "g:1", "alice", "k1", "x");
+  sent(c, "g:1", "bob", "k2", "y");
+  EXPECT_UINT_EQ(mark_read(c, "carol", "g:1", 2).read_seq, 2);
+  expect_membership(c, "g:1", "carol", CC_ROLE_MEMBER, 2, 3, 1, 2);
+  ASSERT_ERR(membership(c, "g:1", "alice", NULL, "carol").err, 0); /* 3 */
+  expect_membership(c, "g:1", "carol", CC_ROLE_NONE, 0, 2, 1, 3);
+  /* The owner can be removed too. */
+  ASSERT_ERR(membership(c, "g:1", "alice", NULL, "alice").err, 0); /* 4 */
+  expect_membership(c, "g:1", "alice", CC_ROLE_NONE, 0, 1, 1, 4);
+  expect_membership(c, "g:1", "bob", CC_ROLE_MEMBER, 0, 1, 1, 4);
+  /* Removing a non-member changes nothing. */
+  ASSERT_ERR(membership(c, "g:1", "bob", NULL, "zed").err, 0); /* 5 */
+  expect_membership(c, "g:1", "zed", CC_ROLE_NONE, 0, 1, 1, 5);
+  /* Back again: a plain member, read pointer from 0. */
+  ASSERT_ERR(membership(c, "g:1", "bob", "carol alice", NULL).err, 0); /* 6 */
+  expect_membership(c, "g:1", "carol", CC_ROLE_MEMBER, 0, 3, 1, 6);
+  expect_membership(c, "g:1", "alice", CC_ROLE_MEMBER, 0, 3, 1, 6);
+  /* Everyone leaves: the chat stays, with no members. */
+  ASSERT_ERR(membership(c, "g:1", "bob", NULL, "alice bob carol").err, 0); /* 7 */
+  res r = expect_membership(c, "g:1", "bob", CC_ROLE_NONE, 0, 0, 1, 7);
+  res g = get_chat(c, "g:1");
+  expect_same_chat(&r, &g);
+}
+END_TEST
+
+/* A group of 1000: the count, and any member's role, without the list. */
+CONF_TEST(gm_large_group) {
+  NEEDS_GET_MEMBERSHIP(c);
+  enum { N = 1000 };
+  cc_member *m = arena_alloc(c, N * sizeof *m);
+  char id[32];
+  for (size_t i = 0; i < N; i++) {
+    snprintf(id, sizeof id, "user%04zu", i);
+    m[i].user_id = keep_str(c, S(id));
+    m[i].role = i == 0 ? CC_ROLE_OWNER : i % 100 == 0 ? CC_ROLE_ADMIN : CC_ROLE_MEMBER;
+  }
+  cc_chat chat = {0};
+  chat.chat_id = S("g:big");
+  chat.kind = CC_CHAT_GROUP;
+  chat.created_by = S("user0000");
+  ASSERT_ERR(create_raw(c, &chat, m, N).err, 0);
+  sent(c, "g:big", "user0007", "k1", "hello");
+  EXPECT_UINT_EQ(mark_read(c, "user0500", "g:big", 1).read_seq, 1);
+  expect_membership(c, "g:big", "user0000", CC_ROLE_OWNER, 0, N, 1, 1);
+  expect_membership(c, "g:big", "user0500", CC_ROLE_ADMIN, 1, N, 1, 1);
+  expect_membership(c, "g:big", "user0999", CC_ROLE_MEMBER, 0, N, 1, 1);
+  expect_membership(c, "g:big", "user1000", CC_ROLE_NONE, 0, N, 1, 1);
+  ASSERT_ERR(membership(c, "g:big", "user0000", NULL, "user0500 user0501").err, 0);
+  res r = expect_membership(c, "g:big", "user0500", CC_ROLE_NONE, 0, N - 2, 1, 2);
+  res g = get_chat(c, "g:big");
+  expect_same_chat(&r, &g);
+}
+END_TEST
+
+CONF_TEST(gm_strings_copied) {
+  NEEDS_GET_MEMBERSHIP(c);
+  group(c, "g:1", "alice bob");
+  char chat[] = "g:1", user[] = "bob";
+  res r;
+  res_init(c, &r);
+  c->s->methods->get_membership(c->s, S(chat), S(user), on_membership, &r);
+  /* The call has returned: the storage may not read these any more. */
+  memset(chat, 'X', 3);
+  memset(user, 'X', 3);
+  wait_res(c, &r);
+  ASSERT_ERR(r.err, 0);
+  EXPECT_INT_EQ(r.role, CC_ROLE_MEMBER);
+  ASSERT_STR(r.chat.chat_id, "g:1");
+  EXPECT_UINT_EQ(r.member_count, 2);
+}
+END_TEST
+
+/* Random chats, members, roles, messages, membership changes and read
+ * pointers; then every (chat, user) pair must agree with get_chat (the chat,
+ * the member count, the role) and with list_chats (the read pointer). */
+CONF_TEST(gm_matches_get_chat_random) {
+  NEEDS_GET_MEMBERSHIP(c);
+  enum { CHATS = 6, USERS = 10, OPS = 480, CHECK_EVERY = 60 };
+  static const cc_member_role roles[3] = {CC_ROLE_MEMBER, CC_ROLE_ADMIN, CC_ROLE_OWNER};
+  char chats[CHATS][16], users[USERS][16];
+  for (int u = 0; u < USERS; u++)
+    snprintf(users[u], sizeof users[u], "u%d", u);
+  uint64_t st = 2024;
+  for (int i = 0; i < CHATS; i++) {
+    snprintf(chats[i], sizeof chats[i], i % 3 ? "g:%d" : "d:%d", i);
+    cc_member m[USERS];
+    size_t n = 0;
+    for (int u = 0; u < USERS; u++)
+      if (u == i || rnd(&st) % 3 == 0) {
+        m[n].user_id = S(users[u]);
+        m[n].role = roles[rnd(&st) % 3];
+        n++;
+      }
+    cc_chat chat = {0};
+    chat.chat_id = S(chats[i]);
+    chat.kind = i % 3 ? CC_CHAT_GROUP : CC_CHAT_DIRECT;
+    chat.title = S(i % 3 ? "a group" : "");
+    chat.created_by = S(users[i]);
+    chat.created_at_ms = 1700000000000 + i;
+    ASSERT_ERR(create_raw(c, &chat, m, n).err, 0);
+  }
+  for (int op = 1; op <= OPS; op++) {
+    const char *chat = chats[rnd(&st) % CHATS];
+    const char *user = users[rnd(&st) % USERS];
+    const char *other = users[rnd(&st) % USERS];
+    unsigned kind = (unsigned)(rnd(&st) % 20);
+    if (kind < 9) {
+      char cmid[16];
+      snprintf(cmid, sizeof cmid, "op%d", op);
+      sent(c, chat, user, cmid, "hi");
+    } else if (kind < 12) {
+      ASSERT_ERR(membership(c, chat, user, other, NULL).err, 0);
+    } else if (kind < 14) {
+      ASSERT_ERR(membership(c, chat, user, NULL, other).err, 0);
+    } else {
+      uint64_t last = last_seq(c, chat);
+      int err = mark_read(c, user, chat, rnd(&st) % (last + 3)).err;
+      EXPECT_MSG(err == 0 || err == CC_ERR_NOT_FOUND, "mark_read: %s", cc_err_name(err));
+    }
+    if (op % CHECK_EVERY) continue;
+    for (int i = 0; i < CHATS; i++) {
+      res g = get_chat(c, chats[i]);
+      ASSERT_ERR(g.err, 0);
+      for (int u = 0; u < USERS; u++) {
+        res r = get_membership(c, chats[i], users[u]);
+        expect_same_chat(&r, &g);
+        EXPECT_MSG(r.role == role_of(&g, users[u]), "%s in %s: role %d, get_chat says %d",
+                   users[u], chats[i], r.role, role_of(&g, users[u]));
+        if (r.role == CC_ROLE_NONE) {
+          EXPECT_UINT_EQ(r.read_seq, 0);
+          EXPECT(!in_list(c, users[u], chats[i]));
+        } else {
+          cc_chat_summary sm = summary_of(c, users[u], chats[i]);
+          EXPECT_MSG(r.read_seq == sm.read_seq,
+                     "%s in %s: read_seq %" PRIu64 ", list_chats says %" PRIu64, users[u],
+                     chats[i], r.read_seq, sm.read_seq);
+          EXPECT_UINT_EQ(r.member_count, sm.member_count);
+        }
+      }
+      arena_clear(c);
+    }
+  }
+}
+END_TEST
 
 typedef struct area {
   const char *name;
@@ -2022,10 +2398,13 @@ Suite *storage_conformance_suite(const storage_conformance_backend *b) {
   AREA(bad_input, bad_create, bad_append, bad_reads, unknown_chat_everywhere);
   AREA(callbacks, callback_calls_storage);
   AREA(scale, scale_large_log, scale_many_chats);
+  AREA(get_membership, gm_member_and_non_member, gm_unknown_chat_and_bad_ids, gm_read_seq,
+       gm_member_count_and_seqs, gm_after_removal, gm_large_group, gm_strings_copied,
+       gm_matches_get_chat_random);
   const area *areas[] = {&chats_area,       &append_area,     &idempotency_area,
                          &edit_delete_area, &membership_area, &fetch_area,
                          &list_chats_area,  &read_area,       &bad_input_area,
-                         &callbacks_area,   &scale_area};
+                         &callbacks_area,   &scale_area,      &get_membership_area};
   Suite *s = suite_create(b->name ? b->name : "storage");
   for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
     TCase *tc = tcase_create(areas[a]->name);

@@ -994,6 +994,34 @@ static void m_mark_read(cc_storage *base, cc_str user_id, cc_str chat_id, uint64
   leave(s);
 }
 
+static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
+                             cc_storage_membership_cb cb, void *user_data) {
+  mstore *s = (mstore *)base;
+  int rv = 0;
+  const chat *c = NULL;
+  const member *m = NULL;
+  if (!valid_id(chat_id) || !valid_id(user_id))
+    rv = CC_ERR_INVALID;
+  else if (s->closing)
+    rv = CC_ERR_CLOSED;
+  else if (!(c = find_chat(s, chat_id)))
+    rv = CC_ERR_NOT_FOUND;
+  else
+    m = find_member(c, user_id);
+  enter(s);
+  if (rv == 0) {
+    cc_chat out;
+    fill_chat(c, &out);
+    uint64_t n = c->members.count;
+    if (cb)
+      cb(user_data, 0, &out, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n,
+         m ? m->role : CC_ROLE_NONE, m ? m->read_seq : 0);
+  } else if (cb) {
+    cb(user_data, rv, NULL, 0, CC_ROLE_NONE, 0);
+  }
+  leave(s);
+}
+
 static void destroy(mstore *s) {
   cc_tnode *n, *next;
   for (n = cc_table_oldest(&s->chats); n; n = next) {
@@ -1024,7 +1052,7 @@ static void m_free(cc_storage *base) {
 }
 
 static const cc_storage_methods memory_methods = {
-    .version = 1,
+    .version = 2,
     .create_chat = m_create_chat,
     .get_chat = m_get_chat,
     .append = m_append,
@@ -1032,6 +1060,7 @@ static const cc_storage_methods memory_methods = {
     .list_chats = m_list_chats,
     .mark_read = m_mark_read,
     .free = m_free,
+    .get_membership = m_get_membership,
 };
 
 int cc_storage_memory_new(cc_storage **out, const cc_mem *mem) {

@@ -119,6 +119,7 @@ enum {
   ST_MEMBER_DELETE,
   ST_MEMBERS,
   ST_MEMBER_COUNT,
+  ST_MEMBER_GET,
   ST_READ_GET,
   ST_READ_SET,
   ST_UNREAD,
@@ -154,6 +155,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_MEMBER_DELETE] = "DELETE FROM members WHERE chat_id = ?1 AND user_id = ?2",
     [ST_MEMBERS] = "SELECT user_id, role FROM members WHERE chat_id = ?1",
     [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE chat_id = ?1",
+    [ST_MEMBER_GET] =
+        "SELECT role, read_seq FROM members WHERE chat_id = ?1 AND user_id = ?2",
     [ST_READ_GET] = "SELECT read_seq FROM members WHERE chat_id = ?1 AND user_id = ?2",
     [ST_READ_SET] =
         "UPDATE members SET read_seq = ?3 WHERE chat_id = ?1 AND user_id = ?2",
@@ -187,7 +190,15 @@ static const char *const stmt_sql[ST__COUNT] = {
 
 /* ---- requests ---- */
 
-typedef enum op { OP_CREATE, OP_GET, OP_APPEND, OP_FETCH, OP_LIST, OP_READ } op;
+typedef enum op {
+  OP_CREATE,
+  OP_GET,
+  OP_APPEND,
+  OP_FETCH,
+  OP_LIST,
+  OP_READ,
+  OP_MEMBERSHIP
+} op;
 
 /* Bump allocation for a request's copies (arguments in, results out), freed
  * with the request. Chunks never move, so pointers into them stay valid. */
@@ -216,7 +227,9 @@ typedef struct req {
   /* results */
   uint64_t seq, read_seq, unread;
   int dup, has_more;
-  cc_entry *entries; /* grown array */
+  uint32_t member_count; /* get_membership */
+  cc_member_role role;   /* get_membership */
+  cc_entry *entries;     /* grown array */
   size_t n, cap;
   cc_chat_summary *chats; /* grown array */
 } req;
@@ -774,7 +787,8 @@ static int do_mark_read(store *s, req *r) {
   return count(s, ST_UNREAD, r->chat_id, cur, r->user_id, &r->unread);
 }
 
-static int do_get_chat(store *s, req *r) {
+/* The chat row and its first seq, into r->chat. */
+static int read_chat(store *s, req *r) {
   sqlite3_stmt *st = s->st[ST_CHAT_GET];
   bind_str(st, 1, r->chat_id);
   int rc = sqlite3_step(st), err = 0;
@@ -791,8 +805,13 @@ static int do_get_chat(store *s, req *r) {
   c->last_seq = col_u64(st, 4);
   sqlite3_reset(st);
   if (!err) err = first_seq(s, r->chat_id, &c->first_seq);
+  return err;
+}
+
+static int do_get_chat(store *s, req *r) {
+  int rc, err = read_chat(s, r);
   if (err) return err;
-  st = s->st[ST_MEMBERS];
+  sqlite3_stmt *st = s->st[ST_MEMBERS];
   bind_str(st, 1, r->chat_id);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     err =
@@ -806,6 +825,27 @@ static int do_get_chat(store *s, req *r) {
   sqlite3_reset(st);
   if (!err && rc != SQLITE_DONE) err = sq_err(rc);
   return err;
+}
+
+/* The chat, its member count and one user's role and read pointer, with no
+ * member row copied: the count walks the chat's key range in members (as
+ * summarize does), the user's row is one primary-key lookup. */
+static int do_get_membership(store *s, req *r) {
+  int err = read_chat(s, r);
+  uint64_t members = 0;
+  if (!err) err = count(s, ST_MEMBER_COUNT, r->chat_id, 0, r->chat_id, &members);
+  if (err) return err;
+  r->member_count = members > UINT32_MAX ? UINT32_MAX : (uint32_t)members;
+  sqlite3_stmt *st = s->st[ST_MEMBER_GET];
+  bind_str(st, 1, r->chat_id);
+  bind_str(st, 2, r->user_id);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    r->role = (cc_member_role)sqlite3_column_int(st, 0);
+    r->read_seq = col_u64(st, 1);
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(rc);
 }
 
 static int do_fetch(store *s, req *r) {
@@ -894,6 +934,8 @@ static int do_list(store *s, req *r) {
 static void clear_results(store *s, req *r) {
   r->seq = r->read_seq = r->unread = 0;
   r->dup = r->has_more = 0;
+  r->member_count = 0;
+  r->role = CC_ROLE_NONE;
   r->n = 0;
   if (r->op == OP_GET) r->n_members = 0;
   (void)s;
@@ -917,6 +959,8 @@ static int run_one(store *s, req *r) {
     return do_fetch(s, r);
   case OP_LIST:
     return do_list(s, r);
+  case OP_MEMBERSHIP:
+    return do_get_membership(s, r);
   }
   return CC_ERR_INTERNAL;
 }
@@ -1038,6 +1082,10 @@ static void deliver(req *r) {
     break;
   case OP_READ:
     ((cc_storage_read_cb)r->cb)(r->user_data, err, r->read_seq, r->unread);
+    break;
+  case OP_MEMBERSHIP:
+    ((cc_storage_membership_cb)r->cb)(r->user_data, err, err ? NULL : &r->chat,
+                                      r->member_count, r->role, r->read_seq);
     break;
   }
 }
@@ -1220,6 +1268,20 @@ static void m_mark_read(cc_storage *base, cc_str user_id, cc_str chat_id, uint64
     enqueue(s, r);
 }
 
+static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
+                             cc_storage_membership_cb cb, void *user_data) {
+  BEGIN_CALL(OP_MEMBERSHIP, id_ok(chat_id) && id_ok(user_id) ? 0 : CC_ERR_INVALID);
+  if (!err) {
+    err = ar_str(s, r, chat_id.ptr, chat_id.len, &r->chat_id);
+    if (!err) err = ar_str(s, r, user_id.ptr, user_id.len, &r->user_id);
+    if (err) fail_req(s, r);
+  }
+  if (err)
+    cb(user_data, err, NULL, 0, CC_ROLE_NONE, 0);
+  else
+    enqueue(s, r);
+}
+
 static void close_db(store *s) {
   for (int i = 0; i < ST__COUNT; i++)
     sqlite3_finalize(s->st[i]);
@@ -1268,7 +1330,7 @@ void cc_storage_sqlite_free(cc_storage *base, void (*closed)(void *user_data),
 }
 
 static const cc_storage_methods sqlite_methods = {
-    .version = 1,
+    .version = 2,
     .create_chat = m_create_chat,
     .get_chat = m_get_chat,
     .append = m_append,
@@ -1276,6 +1338,7 @@ static const cc_storage_methods sqlite_methods = {
     .list_chats = m_list_chats,
     .mark_read = m_mark_read,
     .free = m_free,
+    .get_membership = m_get_membership,
 };
 
 /* ---- opening ---- */
