@@ -426,7 +426,8 @@ Chatcore__V1__ChatList *svc_chat_list(svc_arena *a, const cc_chat_summary *chats
   size_t budget = 0;
   for (size_t i = 0; i < n && !a->failed; i++) {
     const cc_chat_summary *s = &chats[i];
-    size_t size = 512 + (s->last_message.seq ? svc_entry_size(&s->last_message) : 0);
+    size_t size = 512 + svc_json_len(s->chat.title) +
+                  (s->last_message.seq ? svc_entry_size(&s->last_message) : 0);
     if (i > 0 && budget + size > SVC_PAGE_BUDGET) {
       has_more = 1;
       break;

@@ -152,9 +152,20 @@ Chatcore__V1__Event *svc_entry_event(svc_arena *a, const cc_entry *e) {
   return a->failed ? NULL : ev;
 }
 
+size_t svc_json_len(cc_str s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.len; i++) {
+    unsigned char c = (unsigned char)s.ptr[i];
+    n += c < 0x20 ? 6 /* \u00XX */ : (c == '"' || c == '\\') ? 2 : 1;
+  }
+  return n;
+}
+
+/* The largest of an entry's two encodings: JSON escapes text (up to 6 bytes for
+ * one), base64 grows payloads by 4/3; ids are plain ASCII. */
 size_t svc_entry_size(const cc_entry *e) {
-  size_t n = 160 + 2 * e->chat_id.len + e->sender_id.len + e->client_msg_id.len +
-             e->text.len * 2 /* JSON escapes */ + e->payload.len * 4 / 3;
+  size_t n = 200 + 2 * e->chat_id.len + e->sender_id.len + e->client_msg_id.len +
+             svc_json_len(e->text) + (e->payload.len + 2) / 3 * 4;
   for (size_t i = 0; i < e->n_added; i++) n += e->added[i].len + 4;
   for (size_t i = 0; i < e->n_removed; i++) n += e->removed[i].len + 4;
   return n;

@@ -7,7 +7,7 @@
 #include "service/service_impl.h"
 
 /* Frames a connection may send before it is ready (its user's chat list is
- * still loading); more get UNAVAILABLE. */
+ * still loading); one more closes it with 1008 (docs/protocol.md). */
 #define SVC_MAX_HELD 64
 /* Chats one user's connections subscribe to; a user in more sees the rest only
  * through listChats and sync. */
@@ -248,6 +248,12 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
 
 void cc_service_free(cc_service *svc) {
   if (!svc) return;
+  /* Nothing reaches the presence or the queue from here on: the caller may free
+   * them before the storage has completed the calls still in flight. */
+  svc_presence_stop(svc);
+  svc_relay_stop(svc);
+  svc->opt.presence = NULL;
+  svc->opt.queue = NULL;
   if (svc->inflight > 0) {
     svc->dying = 1; /* the last completion frees it */
     return;
@@ -500,8 +506,9 @@ static void on_load_page(void *ud, int err, const cc_chat_summary *chats, size_t
     cc_str last = chats[n - 1].chat.chat_id;
     memcpy(ld->after, last.ptr, last.len);
     ld->after[last.len] = '\0';
-    svc_op_end(ld->svc);
-    load_page(ld);
+    cc_service *svc = ld->svc;
+    load_page(ld); /* before ending this call: it may be the service's last */
+    svc_op_end(svc);
     return;
   }
   load_finish(ld, 0);
@@ -562,11 +569,8 @@ static void on_open(void *user_data, cc_conn *conn) {
 static void hold_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
                        int binary) {
   svc_held *h = sc->n_held < SVC_MAX_HELD ? cc_malloc(&svc->mem, sizeof *h + len) : NULL;
-  if (!h) {
-    uint64_t request_id = 0;
-    cc_wire_peek_request_id(sc->enc, data, len, &request_id);
-    svc_send_error(sc, request_id, SVC_E(UNAVAILABLE),
-                   "too many requests before the session was ready", 1000);
+  if (!h) { /* an answer now would come before hello: close instead */
+    cc_conn_close(sc->conn, CC_CLOSE_POLICY, "too many frames before hello");
     return;
   }
   h->next = NULL;

@@ -169,7 +169,9 @@ Chatcore__V1__Event *svc_entry_event(svc_arena *a, const cc_entry *e);
 Chatcore__V1__Chat *svc_chat_message(svc_arena *a, const cc_chat *c, const cc_member *m,
                                      size_t n_members, uint32_t member_count,
                                      const char *viewer, size_t viewer_len);
-/* Rough encoded size of an entry, for keeping pages under the frame cap. */
+/* Upper bounds of encoded sizes, for keeping pages under the frame cap: a
+ * string in JSON, and a whole entry in either encoding. */
+size_t svc_json_len(cc_str s);
 size_t svc_entry_size(const cc_entry *e);
 
 void svc_send_reply(svc_conn *sc, Chatcore__V1__Reply *reply);

@@ -207,24 +207,27 @@ static void snapshot_send(svc_conn *sc, const cc_str *peers, size_t n) {
   s->svc = svc;
   svc_conn_ref(sc);
   svc_op_begin(svc);
-  if (n > 0)
-    pr->methods->lookup(pr, peers, n, on_snapshot, s);
-  else
-    on_snapshot(s, 0, NULL, 0);
+  pr->methods->lookup(pr, peers, n, on_snapshot, s);
 }
 
+/* One lookup per SNAPSHOT_MAX_PEERS peers, so a user with many direct chats
+ * hears of every peer without one huge request. */
 void svc_presence_snapshot(svc_conn *sc) {
   cc_service *svc = sc->svc;
   if (!svc->opt.presence) return;
   cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
   if (!peers) return;
   size_t n = 0;
-  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t && n < SNAPSHOT_MAX_PEERS;
+  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t;
        t = cc_table_newer(&sc->user->chats, t)) {
     const svc_chat_ref *r = (const svc_chat_ref *)t;
     if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
+    if (n == SNAPSHOT_MAX_PEERS) {
+      snapshot_send(sc, peers, n);
+      n = 0;
+    }
   }
-  snapshot_send(sc, peers, n);
+  if (n > 0) snapshot_send(sc, peers, n);
   cc_free(&svc->mem, peers);
 }
 

@@ -143,7 +143,7 @@ size_t cc_memclient_read(cc_memclient *cl, uint8_t *buf, size_t cap) {
   if (!cl || !buf) return 0;
   size_t n = cl->inbox.len - cl->read_off;
   if (n > cap) n = cap;
-  memcpy(buf, cl->inbox.data + cl->read_off, n);
+  if (n) memcpy(buf, cl->inbox.data + cl->read_off, n);
   cl->read_off += n;
   if (cl->read_off == cl->inbox.len) {
     cl->inbox.len = 0;
