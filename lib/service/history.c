@@ -95,12 +95,18 @@ static void on_history_entries(void *ud, int err, const cc_entry *e, size_t n,
   svc_cmd_free(cmd);
 }
 
-static void on_history_chat(void *ud, int err, const cc_chat *chat, const cc_member *m,
-                            size_t n) {
-  (void)m;
-  (void)n;
+static void on_history_chat(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                            cc_member_role role, uint64_t read_seq) {
+  (void)member_count;
+  (void)read_seq;
   history_cmd *cmd = ud;
   const Chatcore__V1__GetHistory *c = cmd->base.f->get_history;
+  if (err == 0 && role == CC_ROLE_NONE) {
+    svc_send_error(cmd->base.sc, cmd->base.f->request_id, SVC_E(NOT_MEMBER),
+                   "not a member of this chat", 0);
+    svc_cmd_free(cmd);
+    return;
+  }
   if (err != 0) {
     svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err, "reading the chat");
     svc_cmd_free(cmd);
@@ -125,8 +131,8 @@ void svc_cmd_history(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   if (!cmd) return;
   const char *chat = f->get_history->chat_id;
   if (!svc_require_member(&cmd->base, chat)) return;
-  cc_storage *st = sc->svc->opt.storage;
-  st->methods->get_chat(st, str_of(chat), on_history_chat, cmd);
+  cc_str user = {sc->user->id, sc->user->id_len};
+  svc_get_membership(sc->svc, str_of(chat), user, on_history_chat, cmd);
 }
 
 /* ---- sync: one chat after another ---- */
@@ -179,10 +185,11 @@ static void on_sync_entries(void *ud, int err, const cc_entry *e, size_t n, int 
   sync_advance(cmd);
 }
 
-static void on_sync_chat(void *ud, int err, const cc_chat *chat, const cc_member *m,
-                         size_t n) {
+static void on_sync_chat(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                         cc_member_role role, uint64_t read_seq) {
+  (void)member_count;
+  (void)read_seq;
   sync_cmd *cmd = ud;
-  svc_conn *sc = cmd->base.sc;
   Chatcore__V1__SyncChatResult *r = sync_current(cmd);
   const Chatcore__V1__SyncPosition *pos = cmd->base.f->sync->chats[cmd->next];
   if (err != 0) {
@@ -190,10 +197,7 @@ static void on_sync_chat(void *ud, int err, const cc_chat *chat, const cc_member
     sync_advance(cmd);
     return;
   }
-  int member = 0;
-  for (size_t i = 0; i < n && !member; i++)
-    member = m[i].user_id.len == sc->user->id_len &&
-             memcmp(m[i].user_id.ptr, sc->user->id, sc->user->id_len) == 0;
+  int member = role != CC_ROLE_NONE;
   r->first_seq = chat->first_seq;
   r->last_seq = chat->last_seq;
   if (!member) {
@@ -238,11 +242,12 @@ static void sync_step(sync_cmd *cmd) {
       sync_finish(cmd);
       return;
     }
-    cc_storage *st = cmd->base.svc->opt.storage;
     const char *chat = cmd->base.f->sync->chats[cmd->next]->chat_id;
+    svc_conn *sc = cmd->base.sc;
     cmd->again = 0;
     cmd->stepping = 1;
-    st->methods->get_chat(st, str_of(chat), on_sync_chat, cmd);
+    svc_get_membership(cmd->base.svc, str_of(chat), (cc_str){sc->user->id, sc->user->id_len},
+                       on_sync_chat, cmd);
     cmd->stepping = 0;
     if (!cmd->again) return; /* completes later, and calls sync_step again */
   }

@@ -120,13 +120,12 @@ static void on_rest_entries(void *ud, int err, const cc_entry *e, size_t n, int 
   finish(r, &a, err, page ? &page->base : NULL);
 }
 
-static void on_rest_chat(void *ud, int err, const cc_chat *chat, const cc_member *m,
-                         size_t n) {
+static void on_rest_chat(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                         cc_member_role role, uint64_t read_seq) {
+  (void)member_count;
+  (void)read_seq;
   rest_req *r = ud;
-  int member = 0;
-  for (size_t i = 0; err == 0 && i < n && !member; i++)
-    member = m[i].user_id.len == strlen(r->user) &&
-             memcmp(m[i].user_id.ptr, r->user, m[i].user_id.len) == 0;
+  int member = role != CC_ROLE_NONE;
   if (!r->conn) {
     req_free(r);
   } else if (err != 0) {
@@ -288,7 +287,7 @@ int cc_service_http(cc_service *svc, cc_conn *conn, const cc_http_request *req) 
     r->before = before;
     r->after = after;
     r->limit = svc_history_limit((uint32_t)limit);
-    st->methods->get_chat(st, str_of(r->chat_id), on_rest_chat, r);
+    svc_get_membership(svc, str_of(r->chat_id), str_of(r->user), on_rest_chat, r);
   }
   return 1;
 }

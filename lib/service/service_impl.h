@@ -227,6 +227,12 @@ typedef struct svc_cmd {
 void *svc_cmd_new(svc_conn *sc, Chatcore__V1__ClientFrame *f, size_t size);
 void svc_cmd_free(void *cmd);
 
+/* The chat (with first/last seq), its member count and `user`'s role in it
+ * (CC_ROLE_NONE: not a member): the storage's get_membership (version 2), or
+ * get_chat on a version-1 storage (read_seq 0 then). */
+void svc_get_membership(cc_service *svc, cc_str chat, cc_str user,
+                        cc_storage_membership_cb cb, void *user_data);
+
 /* Checks that the caller is a member of `chat`. 1: yes. 0: no — an error reply
  * (NOT_MEMBER or NOT_FOUND, asked of the storage) is on its way and `cmd` will
  * be freed. */
