@@ -286,8 +286,7 @@ static svc_user *user_get(cc_service *svc, cc_str id) {
   u->node.key = (const uint8_t *)u->id;
   u->node.key_len = (uint32_t)id.len;
   u->node.hash = cc_table_hash(&svc->users, id.ptr, id.len);
-  if (cc_table_init(&u->chats, &svc->mem) != 0 || cc_table_insert(&svc->users, &u->node)) {
-    cc_table_destroy(&u->chats);
+  if (cc_table_insert(&svc->users, &u->node) != 0) {
     cc_free(&svc->mem, u);
     return NULL;
   }
@@ -300,7 +299,7 @@ static void user_unref(cc_service *svc, svc_user *u) {
   cc_table_remove(&svc->users, &u->node);
   cc_metric_set(svc->m.users, (int64_t)svc->users.count);
   cc_tnode *n;
-  while ((n = cc_table_oldest(&u->chats)) != NULL) {
+  while (u->chats.slots && (n = cc_table_oldest(&u->chats)) != NULL) {
     cc_table_remove(&u->chats, n);
     cc_free(&svc->mem, n);
   }
@@ -309,10 +308,14 @@ static void user_unref(cc_service *svc, svc_user *u) {
 }
 
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len) {
-  return cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len) != NULL;
+  return u->chats.slots &&
+         cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len) != NULL;
 }
 
 static int user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len) {
+  /* The set's table is made with its first chat: an idle user in no chat costs
+   * no slots. */
+  if (!u->chats.slots && cc_table_init(&u->chats, &svc->mem) != 0) return CC_ERR_NOMEM;
   uint64_t h = cc_table_hash(&u->chats, chat, len);
   if (cc_table_find(&u->chats, h, chat, len)) return 0;
   if (u->chats.count >= SVC_MAX_USER_CHATS) return CC_ERR_TOO_LARGE;
@@ -377,7 +380,9 @@ void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
   if (!u) return;
-  cc_tnode *n = cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len);
+  cc_tnode *n = u->chats.slots ? cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len),
+                                              chat, len)
+                               : NULL;
   if (!n) return;
   cc_table_remove(&u->chats, n);
   cc_free(&svc->mem, n);
