@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Runs the chat measurements of docs/benchmarks-chat.md, each against a freshly
+# started chatcore-server (pinned to one CPU, the bench to the other), loopback
+# only, every run bounded by `timeout`.
+#
+#   bench/chatcore-bench/run-chat-benchmarks.sh [BUILD_DIR] [OUT_DIR] [NAME...]
+#
+# BUILD_DIR defaults to build-bench-rel (meson setup build-bench-rel
+# -Dbuildtype=release), OUT_DIR to /tmp/chatcore-chat-results; NAMEs pick
+# measurements (default: all, see run_one). Each leaves NAME.json (the bench's
+# --json), NAME.log (progress and summary), NAME.csv (a row a second) and the
+# server's log. File databases go to DB_DIR (default OUT_DIR), removed after
+# each run. The server runs with --message-rate 1000000 --message-burst 1000000:
+# the default 20 messages/s per user would answer RATE_LIMITED.
+set -euo pipefail
+
+BUILD=${1:-build-bench-rel}
+OUT=${2:-/tmp/chatcore-chat-results}
+shift $(($# > 2 ? 2 : $#))
+SERVER=$BUILD/examples/chatcore-server/chatcore-server
+BENCH=$BUILD/bench/chatcore-bench/chatcore-bench
+SECRET=bench-secret-0123456789abcdef0123456789
+SERVER_CPU=${SERVER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+DURATION=${DURATION:-10}
+PORT=${PORT_BASE:-18800}
+
+for exe in "$SERVER" "$BENCH"; do
+  [ -x "$exe" ] || { echo "missing $exe: build first (ninja -C $BUILD)" >&2; exit 2; }
+done
+mkdir -p "$OUT"
+DB_DIR=${DB_DIR:-$OUT}
+
+SPID=
+start_server() { # db
+  PORT=$((PORT + 1))
+  timeout 900 taskset -c "$SERVER_CPU" "$SERVER" --listen "127.0.0.1:$PORT" \
+    --jwt-secret "$SECRET" --db "$1" --message-rate 1000000 --message-burst 1000000 \
+    >"$OUT/server-$PORT.log" 2>&1 &
+  SPID=$!
+  for _ in $(seq 50); do
+    grep -q listening "$OUT/server-$PORT.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  grep -q listening "$OUT/server-$PORT.log" || { cat "$OUT/server-$PORT.log" >&2; exit 1; }
+  SPID=$(pgrep -P "$SPID" || echo "$SPID") # `timeout` is the parent
+}
+
+stop_server() {
+  [ -n "$SPID" ] || return 0
+  kill -TERM "$SPID" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SPID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  SPID=
+}
+trap stop_server EXIT
+
+# Waits (at most 70 s) for the last run's TIME_WAIT sockets to go.
+settle() {
+  for _ in $(seq 70); do
+    local tw
+    tw=$(awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "tw") print $(i + 1)}' \
+      /proc/net/sockstat)
+    [ "${tw:-0}" -lt 1000 ] && return
+    sleep 1
+  done
+}
+
+# /proc/stat's busy and total jiffies of CPUs 0 and 1: "b0 t0 b1 t1".
+cpu_sample() {
+  awk '/^cpu[01] / {b = $2 + $3 + $4 + $7 + $8; t = b + $5 + $6; printf "%d %d ", b, t}' \
+    /proc/stat
+}
+
+# Busy % of each CPU between two samples.
+cpu_busy() { # "sample a" "sample b"
+  echo "$1 $2" | awk '{printf "cpu0 %.0f%% cpu1 %.0f%%", 100 * ($5 - $1) / ($6 - $2),
+    100 * ($7 - $3) / ($8 - $4)}'
+}
+
+# Other sessions may share this machine: wait (at most 120 s) until both CPUs
+# have been nearly idle for two seconds, so a run does not start under
+# someone else's build.
+quiet() {
+  for _ in $(seq 60); do
+    local a b
+    a=$(cpu_sample)
+    sleep 2
+    b=$(cpu_sample)
+    echo "$a $b" | awk '{exit !((($5 - $1) / ($6 - $2) < 0.1) && (($7 - $3) / ($8 - $4) < 0.1))}' &&
+      return
+  done
+  echo "   (the machine did not go quiet: $(cpu_busy "$a" "$b") busy)"
+}
+
+measure() { # NAME DB bench args...
+  local name=$1 db=$2
+  shift 2
+  settle
+  quiet
+  [ "$db" = file ] && db="$DB_DIR/chat-$name.db" && rm -f "$db" "$db-wal" "$db-shm"
+  start_server "$db"
+  echo "== $name: taskset -c $BENCH_CPU chatcore-bench $* --duration $DURATION" \
+    "--url ws://127.0.0.1:$PORT/ws --jwt-secret SECRET --server-pid PID --json" \
+    "(server --db $db)"
+  rm -f "$OUT/$name.csv"
+  timeout 600 taskset -c "$BENCH_CPU" "$BENCH" "$@" --duration "$DURATION" \
+    --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --json \
+    --csv "$OUT/$name.csv" >"$OUT/$name.json" 2>"$OUT/$name.log" &
+  local bpid=$!
+  # The whole machine's CPU from the bench's first "run" line (a second into
+  # the measured phase) to its end (the stop phase is short): what the server
+  # and bench figures miss (softirq work, other processes).
+  local a="" b=""
+  while kill -0 "$bpid" 2>/dev/null; do
+    if [ -z "$a" ] && grep -q '] run ' "$OUT/$name.log" 2>/dev/null; then a=$(cpu_sample); fi
+    sleep 0.2
+  done
+  b=$(cpu_sample)
+  wait "$bpid" || echo "   (exit status $?)"
+  if [ -n "$a" ] && [ -n "$b" ]; then
+    echo "   machine busy over the run: $(cpu_busy "$a" "$b")" | tee "$OUT/$name.cpu"
+  fi
+  grep -E '^  (sent|acked|delivered|delivery|ack lat|seq|server CPU|bench CPU|error)' \
+    "$OUT/$name.log" | sed 's/^/   /'
+  stop_server
+  [ "$db" != :memory: ] && rm -f "$db" "$db-wal" "$db-shm"
+  return 0
+}
+
+run_one() {
+  case $1 in
+  # Rooms of 100 (2,000 connections: 20 groups), every member sending.
+  group-mem-*) measure "$1" :memory: group --connections 2000 --room-size 100 \
+    --rate "${1#group-mem-}" ;;
+  group-file-*) measure "$1" file group --connections 2000 --room-size 100 \
+    --rate "${1#group-file-}" ;;
+  group-proto-*) measure "$1" :memory: group --connections 2000 --room-size 100 \
+    --rate "${1#group-proto-}" --proto proto ;;
+  # One sender per room of 100, at up to 190 msg/s (the gateway's frame limit).
+  broadcast-*) measure "$1" :memory: broadcast --connections 2000 --room-size 100 \
+    --rate "${1#broadcast-}" ;;
+  # Direct chats at a fixed rate per sender.
+  direct-file-*) measure "$1" file direct --connections 2000 --rate "${1#direct-file-}" ;;
+  # Durable acks as fast as they come: 2,000 connections, 16 in flight each.
+  persist-file) measure "$1" file persist --connections 2000 --inflight 16 ;;
+  persist-file-proto) measure "$1" file persist --connections 2000 --inflight 16 \
+    --proto proto ;;
+  persist-mem) measure "$1" :memory: persist --connections 2000 --inflight 16 ;;
+  *) echo "unknown measurement $1" >&2; exit 2 ;;
+  esac
+}
+
+measurements=(group-mem-0.25 group-mem-0.5 group-mem-1 group-mem-2 group-mem-3 group-mem-5
+  group-file-0.5 group-file-1 group-file-2
+  group-file-3 group-proto-3 broadcast-50 broadcast-190 direct-file-20 persist-file
+  persist-file-proto persist-mem)
+[ $# -gt 0 ] && measurements=("$@")
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+  "$(uname -r); server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU; ${DURATION}s each"
+for m in "${measurements[@]}"; do
+  run_one "$m"
+done
+echo "results in $OUT"
