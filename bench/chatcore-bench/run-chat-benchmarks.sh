@@ -152,8 +152,8 @@ run_one() {
   esac
 }
 
-measurements=(group-mem-0.1 group-mem-0.25 group-mem-0.5 group-mem-1 group-mem-2 group-mem-3 group-mem-5
-  group-file-0.5 group-file-1 group-file-2
+measurements=(group-mem-0.1 group-mem-0.25 group-mem-0.5 group-mem-1 group-mem-2 group-mem-3
+  group-mem-5 group-file-0.5 group-file-1 group-file-2
   group-file-3 group-proto-3 broadcast-50 broadcast-190 direct-file-20 persist-file
   persist-file-proto persist-mem)
 [ $# -gt 0 ] && measurements=("$@")
