@@ -38,8 +38,9 @@ fi
 SPID=
 start_server() { # extra server flags...
   PORT=$((PORT + 1))
+  rm -f "$OUT/server-$PORT.db"*
   timeout 900 taskset -c "$SERVER_CPU" "$SERVER" --listen "127.0.0.1:$PORT" \
-    --jwt-secret "$SECRET" "$@" >"$OUT/server-$PORT.log" 2>&1 &
+    --jwt-secret "$SECRET" --db "$OUT/server-$PORT.db" "$@" >"$OUT/server-$PORT.log" 2>&1 &
   SPID=$!
   for _ in $(seq 50); do
     grep -q listening "$OUT/server-$PORT.log" 2>/dev/null && break

@@ -306,23 +306,26 @@ static void cleanup(server *s) {
   cc_jwt_verifier_free(s->verifier);
 }
 
-/* Opens the listener; exit status 2 with a message naming the flag on failure. */
-static int listen_on(server *s, const server_config *cfg) {
-  cc_uv_options *uo;
+/* The listener's options from --listen and --tls-*, checked before anything is
+ * opened; exit status 2 with a message naming the flag on a bad value. */
+static int listen_options(const server_config *cfg, cc_uv_options **out) {
   char error[512];
-  if (cc_uv_options_new(&uo) != 0) return fail("out of memory", NULL);
-  int rv = 0;
-  if (cc_uv_options_set_listen_address(uo, cfg->listen) != 0)
-    rv = fail("--listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:8080)",
-              cfg->listen);
-  else if (cfg->tls_cert && cc_uv_options_set_tls(uo, cfg->tls_cert, cfg->tls_key, error,
-                                                  sizeof error) != 0)
-    rv = fail("--tls-cert/--tls-key", error);
-  else if (cc_uv_server_new(&s->listener, s->loop, s->gateway, uo, NULL, error,
-                            sizeof error) != 0)
-    rv = fail("--listen", error);
-  cc_uv_options_free(uo);
-  return rv;
+  if (cc_uv_options_new(out) != 0) return fail("out of memory", NULL);
+  if (cc_uv_options_set_listen_address(*out, cfg->listen) != 0)
+    return fail("--listen: expected HOST:PORT with an IP address (e.g. 127.0.0.1:8080)",
+                cfg->listen);
+  if (cfg->tls_cert &&
+      cc_uv_options_set_tls(*out, cfg->tls_cert, cfg->tls_key, error, sizeof error) != 0)
+    return fail("--tls-cert/--tls-key", error);
+  return 0;
+}
+
+static int listen_on(server *s, const cc_uv_options *uo) {
+  char error[512];
+  if (cc_uv_server_new(&s->listener, s->loop, s->gateway, uo, NULL, error, sizeof error) !=
+      0)
+    return fail("--listen", error);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -346,10 +349,14 @@ int main(int argc, char **argv) {
   s.cfg = &cfg;
   s.alg = CC_JWT_HS256;
   if (cfg.jwt_alg) cc_jwt_alg_from_name(cfg.jwt_alg, &s.alg);
+  /* Every flag is checked before the database is opened or created. */
+  cc_uv_options *uo = NULL;
   rv = make_verifier(&cfg, &s.verifier);
+  if (rv == 0) rv = listen_options(&cfg, &uo);
   if (rv == 0) rv = open_backends(&s, &cfg);
   if (rv == 0) rv = make_gateway(&s, &cfg);
-  if (rv == 0) rv = listen_on(&s, &cfg);
+  if (rv == 0) rv = listen_on(&s, uo);
+  cc_uv_options_free(uo);
   if (rv != 0) {
     cleanup(&s);
     uv_loop_close(s.loop);

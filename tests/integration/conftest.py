@@ -17,7 +17,7 @@ def server_binary():
     path = os.environ.get("CHATCORE_SERVER")
     if not path:
         pytest.exit("CHATCORE_SERVER must point at the chatcore-server binary", 2)
-    return path
+    return os.path.abspath(path)
 
 
 def free_port():
@@ -38,8 +38,11 @@ class Server:
     def __init__(self, *extra, env=None, scheme="ws"):
         self.port = free_port()
         self.scheme = scheme
+        # Each server keeps its chats in its own temporary database.
+        self.dir = tempfile.TemporaryDirectory(prefix="chatcore-it-")
+        db = [] if "--db" in extra else ["--db", os.path.join(self.dir.name, "chat.db")]
         args = [server_binary(), "--listen", f"127.0.0.1:{self.port}",
-                "--jwt-secret", SECRET, *extra]
+                "--jwt-secret", SECRET, *db, *extra]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=env)
@@ -78,6 +81,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        self.dir.cleanup()
 
 
 @pytest.fixture

@@ -273,17 +273,49 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--jwt-alg", "none"], "--jwt-alg"),
     (["--jwt-secret", SECRET, "--tls-cert", "/nonexistent.pem", "--tls-key", "/x"], "/nonexistent.pem"),
     (["--jwt-secret", SECRET, "--tls-cert", "/a.pem"], "--tls-key"),
+    (["--jwt-secret", SECRET, "--db", "/nonexistent/dir/chat.db"], "--db: /nonexistent/dir"),
+    (["--jwt-secret", SECRET, "--db", "/"], "--db: /"),
+    (["--jwt-secret", SECRET, "--db", ""], "--db"),
+    (["--jwt-secret", SECRET, "--message-rate", "0"], "--message-rate"),
+    (["--jwt-secret", SECRET, "--message-burst", "x"], "--message-burst"),
+    (["--jwt-secret", SECRET, "--dev-login=yes"], "--dev-login"),
+    (["--jwt-public-key", "/dev/null", "--jwt-alg", "ES256", "--dev-login"], "--jwt-public-key"),
 ])
-def test_bad_flags_exit_2(args, needle):
-    p = subprocess.run([server_binary(), *args], capture_output=True, text=True, timeout=10)
+def test_bad_flags_exit_2(args, needle, tmp_path):
+    # Run where a stray database would show: no flag error may create one.
+    p = subprocess.run([server_binary(), *args], capture_output=True, text=True, timeout=10,
+                       cwd=tmp_path)
     assert p.returncode == 2
     assert needle in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [], "a failed start left files behind"
 
 
-def test_address_in_use_exits_2(server):
+def test_not_a_database_exits_2(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a SQLite database" * 100)
+    p = subprocess.run([server_binary(), "--jwt-secret", SECRET, "--db", str(junk)],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 2 and "--db" in p.stderr and str(junk) in p.stderr, p.stderr
+    assert junk.read_bytes() == b"this is not a SQLite database" * 100, "left untouched"
+
+
+def test_dev_login_needs_a_secret(tmp_path):
+    key = tmp_path / "ec.pem"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", str(tmp_path / "k.pem")], check=True,
+                   capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(tmp_path / "k.pem"), "-pubout", "-out",
+                    str(key)], check=True, capture_output=True)
+    p = subprocess.run([server_binary(), "--jwt-public-key", str(key), "--jwt-alg", "ES256",
+                        "--dev-login"], capture_output=True, text=True, timeout=10, cwd=tmp_path)
+    assert p.returncode == 2 and "--dev-login needs --jwt-secret" in p.stderr, p.stderr
+
+
+def test_address_in_use_exits_2(server, tmp_path):
     p = subprocess.run([server_binary(), "--jwt-secret", SECRET, "--listen",
-                        f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=10)
+                        f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=10,
+                       cwd=tmp_path)
     assert p.returncode == 2 and "in use" in p.stderr
 
 
