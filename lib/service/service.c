@@ -423,11 +423,8 @@ static void send_hello(svc_conn *sc) {
   cc_service *svc = sc->svc;
   char conn_id[24];
   snprintf(conn_id, sizeof conn_id, "%llu", (unsigned long long)cc_conn_id(sc->conn));
-  cc_str user = cc_conn_user(sc->conn);
-  char *user_id = cc_strndup(&svc->mem, user.ptr, user.len);
-  if (!user_id) return;
   Chatcore__V1__Hello hello = CHATCORE__V1__HELLO__INIT;
-  hello.user_id = user_id;
+  hello.user_id = sc->user->id; /* NUL-terminated (svc_user) */
   hello.connection_id = conn_id;
   hello.server_time_ms = svc_now_ms(svc);
   hello.max_frame_bytes = svc->opt.max_frame_bytes;
@@ -436,7 +433,6 @@ static void send_hello(svc_conn *sc) {
   event.event_case = CHATCORE__V1__EVENT__EVENT_HELLO;
   event.hello = &hello;
   svc_send_event(sc, &event);
-  cc_free(&svc->mem, user_id);
 }
 
 /* Subscribes the connection to its user's chats, says hello, then runs the
