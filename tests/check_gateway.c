@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gateway/gateway_internal.h" /* to watch the wslay context come and go */
+#include "support/runner.h"
+#include "support/ws.h"
 
-#define SECRET "0123456789abcdef0123456789abcdef"
 #define SEC 1000000000ull
 
 static uint64_t fake_now = 1000 * SEC;
@@ -104,13 +104,7 @@ typedef void (*tweak_fn)(cc_gateway_options *);
 static void make_gateway(tweak_fn tweak) {
   memset(&the_app, 0, sizeof the_app);
   the_app.ready = 1;
-  cc_jwt_options *jo;
-  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
-  ck_assert_int_eq(cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET,
-                                               strlen(SECRET)),
-                   0);
-  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
-  cc_jwt_options_free(jo);
+  verifier = ws_verifier_new();
   cc_gateway_options *o;
   ck_assert_int_eq(cc_gateway_options_new(&o), 0);
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
@@ -131,18 +125,6 @@ static void teardown(void) {
   cc_gateway_free(gw);
   cc_metrics_free(metrics);
   cc_jwt_verifier_free(verifier);
-}
-
-static char *token_for(const char *user, long ttl) {
-  static char tok[1024];
-  char claims[256];
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
-                   (long)time(NULL) + ttl);
-  size_t len;
-  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, strlen(SECRET),
-                                    claims, (size_t)n, tok, sizeof tok, &len),
-                   0);
-  return tok;
 }
 
 /* Collects everything the connection has to send, as the driver would write it. */
@@ -180,58 +162,21 @@ static int status_of(const char *resp) {
   return status;
 }
 
-static const char *upgrade_request(char *buf, size_t cap, const char *extra) {
-  snprintf(buf, cap,
-           "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\n%s\r\n",
-           extra);
-  return buf;
-}
-
 static cc_conn *open_session_as(const char *user, const char *extra_headers) {
   cc_conn *c;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
-  char hdr[2048], req[4096];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n%s", token_for(user, 3600),
-           extra_headers ? extra_headers : "");
-  const char *resp = exchange(c, upgrade_request(req, sizeof req, hdr));
+  char req[4096];
+  const char *resp =
+      exchange(c, ws_session_request(req, sizeof req, user, 3600, extra_headers));
   ck_assert_int_eq(status_of(resp), 101);
   return c;
-}
-
-/* A masked client frame. */
-static size_t client_frame(uint8_t *out, int fin, int rsv, int opcode,
-                           const uint8_t *payload, size_t len, int masked) {
-  size_t h = 0;
-  out[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv << 4) | opcode);
-  uint8_t mbit = masked ? 0x80 : 0;
-  if (len < 126) {
-    out[h++] = (uint8_t)(mbit | len);
-  } else if (len <= 0xffff) {
-    out[h++] = mbit | 126;
-    out[h++] = (uint8_t)(len >> 8);
-    out[h++] = (uint8_t)len;
-  } else {
-    out[h++] = mbit | 127;
-    for (int i = 0; i < 8; i++)
-      out[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-  }
-  const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-  if (masked) {
-    memcpy(out + h, mask, 4);
-    h += 4;
-  }
-  for (size_t i = 0; i < len; i++)
-    out[h + i] = masked ? payload[i] ^ mask[i % 4] : payload[i];
-  return h + len;
 }
 
 static uint8_t wire[1 << 18];
 
 static void send_frame(cc_conn *c, int fin, int rsv, int opcode, const void *payload,
                        size_t len, int masked) {
-  size_t n = client_frame(wire, fin, rsv, opcode, payload, len, masked);
+  size_t n = ws_frame_raw(wire, fin, rsv, opcode, payload, len, masked);
   ck_assert_int_eq(cc_conn_recv(c, wire, n), 0);
 }
 
@@ -314,11 +259,10 @@ START_TEST(subprotocol_negotiation) {
   /* Only unknown ones offered: refused with a clear answer. */
   cc_conn *d;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr,
-           "Authorization: Bearer %s\r\nSec-WebSocket-Protocol: mqtt\r\n",
-           token_for("bob", 60));
-  ck_assert_int_eq(status_of(exchange(d, upgrade_request(req, sizeof req, hdr))), 400);
+  char req[2048];
+  const char *mqtt = "Sec-WebSocket-Protocol: mqtt\r\n";
+  ck_assert_int_eq(
+      status_of(exchange(d, ws_session_request(req, sizeof req, "bob", 60, mqtt))), 400);
   ck_assert_int_eq(cc_conn_should_close(d), 1);
   cc_conn_free(d);
 }
@@ -328,7 +272,7 @@ static int refused_with(const char *extra, const char *must_contain) {
   cc_conn *c;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
   char req[4096];
-  int status = status_of(exchange(c, upgrade_request(req, sizeof req, extra)));
+  int status = status_of(exchange(c, ws_upgrade_request(req, sizeof req, extra)));
   if (must_contain)
     ck_assert_msg(strstr(response, must_contain), "missing %s in %s", must_contain,
                   response);
@@ -345,7 +289,7 @@ START_TEST(unauthorized_tokens) {
                    401);
   ck_assert_int_eq(
       refused_with("Authorization: Basic YWxpY2U6cHc=\r\n", "WWW-Authenticate"), 401);
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("eve", -120));
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", ws_token("eve", -120));
   ck_assert_int_eq(refused_with(hdr, "invalid_token"), 401);
   /* Signed with another secret. */
   char tok[512];
@@ -369,7 +313,7 @@ START_TEST(token_in_query_parameter) {
       "GET /ws?x=1&access_token=%s HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
       "Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
       "Sec-WebSocket-Version: 13\r\n\r\n",
-      token_for("carol", 60));
+      ws_token("carol", 60));
   ck_assert_int_eq(status_of(exchange(c, req)), 101);
   ck_assert_str_eq(the_app.last_user, "carol");
   cc_conn_free(c);
@@ -388,7 +332,7 @@ START_TEST(origin_allow_list) {
   char hdr[1200];
   snprintf(hdr, sizeof hdr,
            "Authorization: Bearer %s\r\nOrigin: https://evil.example\r\n",
-           token_for("dave", 60));
+           ws_token("dave", 60));
   ck_assert_int_eq(refused_with(hdr, NULL), 403);
   cc_conn *c = open_session_as("dave", "Origin: https://chat.example\r\n");
   cc_conn_free(c);
@@ -448,9 +392,8 @@ START_TEST(oversized_headers) {
 END_TEST
 
 START_TEST(handshake_rate_per_ip) {
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("flood", 60));
-  upgrade_request(req, sizeof req, hdr);
+  char req[2048];
+  ws_session_request(req, sizeof req, "flood", 60, NULL);
   int ok = 0, limited = 0;
   for (int i = 0; i < 60; i++) {
     cc_conn *c;
@@ -479,9 +422,9 @@ START_TEST(draining_refuses_and_closes) {
   cc_conn_free(c);
   cc_conn *d;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("x", 60));
-  ck_assert_int_eq(status_of(exchange(d, upgrade_request(req, sizeof req, hdr))), 503);
+  char req[2048];
+  ck_assert_int_eq(
+      status_of(exchange(d, ws_session_request(req, sizeof req, "x", 60, NULL))), 503);
   cc_conn_free(d);
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &d), 0);
   ck_assert_int_eq(status_of(exchange(d, "GET /readyz HTTP/1.1\r\n\r\n")), 503);
@@ -579,11 +522,10 @@ END_TEST
 START_TEST(bytes_one_at_a_time) {
   cc_conn *c;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("slowpoke", 60));
-  upgrade_request(req, sizeof req, hdr);
+  char req[2048];
+  ws_session_request(req, sizeof req, "slowpoke", 60, NULL);
   uint8_t buf[4096];
-  size_t fl = client_frame(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
+  size_t fl = ws_frame_raw(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
   /* The request and a frame right behind it, in one stream, one byte per read. */
   size_t rl = strlen(req);
   static uint8_t stream[8192];
@@ -789,9 +731,9 @@ END_TEST
 START_TEST(token_expiry_closes_session) {
   cc_conn *c;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("brief", 5));
-  ck_assert_int_eq(status_of(exchange(c, upgrade_request(req, sizeof req, hdr))), 101);
+  char req[2048];
+  ck_assert_int_eq(
+      status_of(exchange(c, ws_session_request(req, sizeof req, "brief", 5, NULL))), 101);
   uint64_t deadline = cc_conn_deadline(c);
   ck_assert_uint_le(deadline, fake_now + 5 * SEC);
   ck_assert_uint_ge(deadline, fake_now + 3 * SEC);
@@ -834,9 +776,8 @@ START_TEST(app_close_and_send_rules) {
 END_TEST
 
 START_TEST(many_connections_open_and_close) {
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("crowd", 600));
-  upgrade_request(req, sizeof req, hdr);
+  char req[2048];
+  ws_session_request(req, sizeof req, "crowd", 600, NULL);
   enum { N = 10000 };
   cc_conn **conns = calloc(N, sizeof *conns);
   for (int round = 0; round < 2; round++) {
@@ -992,9 +933,8 @@ START_TEST(only_one_close_frame) {
 END_TEST
 
 START_TEST(handshake_limiter_follows_the_gateway_clock) {
-  char hdr[1200], req[2048];
-  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token_for("tick", 60));
-  upgrade_request(req, sizeof req, hdr);
+  char req[2048];
+  ws_session_request(req, sizeof req, "tick", 60, NULL);
   for (int round = 0; round < 2; round++) {
     int limited = 0;
     for (int i = 0; i < 45; i++) {
@@ -1017,7 +957,7 @@ START_TEST(request_shape_rules) {
            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
            "Authorization: Bearer %s\r\n\r\n",
-           token_for("nohost", 60));
+           ws_token("nohost", 60));
   ck_assert_int_eq(status_of(exchange(c, req)), 400);
   ck_assert_ptr_nonnull(strstr(response, "Host"));
   cc_conn_free(c);
@@ -1063,7 +1003,7 @@ START_TEST(idle_sessions_hold_no_wslay_context) {
   cc_conn *c = open_session_as("thrifty", NULL);
   ck_assert_ptr_null(c->ws);
   uint8_t buf[64];
-  size_t n = client_frame(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
+  size_t n = ws_frame_raw(buf, 1, 0, 1, (const uint8_t *)"hello", 5, 1);
   /* Half a frame: wslay must keep what it has read. */
   ck_assert_int_eq(cc_conn_recv(c, buf, 4), 0);
   ck_assert_ptr_nonnull(c->ws);
@@ -1077,8 +1017,8 @@ START_TEST(idle_sessions_hold_no_wslay_context) {
   ck_assert_ptr_null(c->ws);
   ck_assert_mem_eq(the_app.last_msg, "abcd", 4);
   /* Two frames in one read, and a heartbeat ping: still nothing held. */
-  size_t m = client_frame(buf, 1, 0, 1, (const uint8_t *)"x", 1, 1);
-  m += client_frame(buf + m, 1, 0, 10, NULL, 0, 1);
+  size_t m = ws_frame_raw(buf, 1, 0, 1, (const uint8_t *)"x", 1, 1);
+  m += ws_frame_raw(buf + m, 1, 0, 10, NULL, 0, 1);
   ck_assert_int_eq(cc_conn_recv(c, buf, m), 0);
   ck_assert_ptr_null(c->ws);
   fake_now = cc_conn_deadline(c);
@@ -1111,7 +1051,7 @@ START_TEST(slow_consumer_cut_from_inside_a_read) {
   memset(payload, 'e', sizeof payload);
   size_t n = 0;
   for (int i = 0; i < 4; i++)
-    n += client_frame(stream + n, 1, 0, 2, payload, sizeof payload, 1);
+    n += ws_frame_raw(stream + n, 1, 0, 2, payload, sizeof payload, 1);
   /* Four messages in one read; each echo is queued from inside wslay's read loop
    * and the client reads nothing: the third passes the cap. */
   ck_assert_int_eq(cc_conn_recv(c, stream, n), 0);
@@ -1177,9 +1117,5 @@ static Suite *gateway_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(gateway_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  return run_suites(gateway_suite(), NULL);
 }

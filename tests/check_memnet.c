@@ -2,11 +2,11 @@
 #include <check.h>
 #include <chatcore/error.h>
 #include <chatcore/memnet.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
-#define SECRET "0123456789abcdef0123456789abcdef"
+#include "support/runner.h"
+#include "support/ws.h"
+
 #define SEC 1000000000ull
 
 static uint64_t fake_now = 5000 * SEC;
@@ -45,12 +45,7 @@ static cc_memnet *net;
 static void setup(void) {
   opened = closed = 0;
   last_code = 0;
-  cc_jwt_options *jo;
-  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
-  ck_assert_int_eq(
-      cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET, 32), 0);
-  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
-  cc_jwt_options_free(jo);
+  verifier = ws_verifier_new();
   cc_gateway_options *o;
   ck_assert_int_eq(cc_gateway_options_new(&o), 0);
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
@@ -69,44 +64,10 @@ static void teardown(void) {
   cc_jwt_verifier_free(verifier);
 }
 
-static cc_memclient *connect_session(void) {
-  char claims[128], tok[512], req[1024];
-  size_t len;
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"ann\",\"exp\":%ld}",
-                   (long)time(NULL) + 600);
-  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
-                                    (size_t)n, tok, sizeof tok, &len),
-                   0);
-  n = snprintf(
-      req, sizeof req,
-      "GET /ws HTTP/1.1\r\nHost: memnet\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Authorization: Bearer %s\r\n\r\n",
-      tok);
-  cc_memclient *cl;
-  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &cl), 0);
-  ck_assert_int_eq(cc_memclient_write(cl, (const uint8_t *)req, (size_t)n), 0);
-  char resp[512];
-  size_t got = cc_memclient_read(cl, (uint8_t *)resp, sizeof resp - 1);
-  resp[got] = '\0';
-  ck_assert_msg(strncmp(resp, "HTTP/1.1 101 ", 13) == 0, "%s", resp);
-  return cl;
-}
-
-static void write_text(cc_memclient *cl, const char *text) {
-  uint8_t f[256];
-  size_t len = strlen(text);
-  f[0] = 0x81;
-  f[1] = (uint8_t)(0x80 | len);
-  memset(f + 2, 0, 4); /* a zero mask keeps the payload readable */
-  memcpy(f + 6, text, len);
-  ck_assert_int_eq(cc_memclient_write(cl, f, 6 + len), 0);
-}
-
 START_TEST(echo_through_memory) {
-  cc_memclient *cl = connect_session();
+  cc_memclient *cl = ws_memnet_session(net, "ann", NULL);
   ck_assert_int_eq(opened, 1);
-  write_text(cl, "hi");
+  ws_memnet_send(cl, 1, "hi", 2);
   uint8_t buf[64];
   ck_assert_uint_eq(cc_memclient_read(cl, buf, sizeof buf), 12);
   ck_assert_mem_eq(buf, "\x81\x02hi\x81\x02hi\x81\x02hi", 12);
@@ -117,14 +78,14 @@ START_TEST(echo_through_memory) {
 END_TEST
 
 START_TEST(slow_reader_is_cut_off) {
-  cc_memclient *cl = connect_session();
+  cc_memclient *cl = ws_memnet_session(net, "ann", NULL);
   cc_memclient_set_window(cl, 100);
   char text[101];
   memset(text, 'a', 100);
   text[100] = '\0';
   /* Each message queues 3 x 102 bytes that the reader never takes. */
   for (int i = 0; i < 20 && !cc_memclient_closed(cl); i++)
-    write_text(cl, text);
+    ws_memnet_send(cl, 1, text, strlen(text));
   cc_memclient_set_window(cl, 1 << 20);
   cc_memnet_flush(net);
   uint8_t buf[8192];
@@ -145,7 +106,7 @@ START_TEST(slow_reader_is_cut_off) {
 END_TEST
 
 START_TEST(timers_send_pings) {
-  cc_memclient *cl = connect_session();
+  cc_memclient *cl = ws_memnet_session(net, "ann", NULL);
   fake_now += 25 * SEC;
   cc_memnet_run_timers(net);
   uint8_t buf[16];
@@ -173,9 +134,5 @@ static Suite *memnet_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(memnet_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  return run_suites(memnet_suite(), NULL);
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "conformance/presence_conformance.h"
+#include "support/alloc.h"
+#include "support/runner.h"
 
 static cc_str S(const char *s) {
   cc_str r = {s, strlen(s)};
@@ -21,38 +23,9 @@ static cc_str S(const char *s) {
 
 /* ---- an allocator that counts, and fails on request ---- */
 
-static long live_allocs;    /* allocated and not yet freed */
-static long total_allocs;   /* every successful allocation */
-static long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
-
-static int should_fail(void) {
-  return fail_countdown > 0 && --fail_countdown == 0;
-}
-static void *t_malloc(size_t n, void *ud) {
-  (void)ud;
-  void *p = should_fail() ? NULL : malloc(n ? n : 1);
-  if (p) live_allocs++, total_allocs++;
-  return p;
-}
-static void t_free(void *p, void *ud) {
-  (void)ud;
-  if (p) live_allocs--;
-  free(p);
-}
-static void *t_calloc(size_t n, size_t s, void *ud) {
-  (void)ud;
-  void *p = should_fail() ? NULL : calloc(n ? n : 1, s ? s : 1);
-  if (p) live_allocs++, total_allocs++;
-  return p;
-}
-static void *t_realloc(void *p, size_t n, void *ud) {
-  (void)ud;
-  void *q = should_fail() ? NULL : realloc(p, n ? n : 1);
-  if (q && !p) live_allocs++;
-  if (q) total_allocs++;
-  return q;
-}
-static const cc_mem tracking_mem = {NULL, t_malloc, t_free, t_calloc, t_realloc};
+static counting_alloc allocs;
+static const cc_mem tracking_mem = {&allocs, counting_malloc, counting_free,
+                                    counting_calloc, counting_realloc};
 
 /* ---- injected clocks: one state both clocks read ---- */
 
@@ -421,19 +394,19 @@ START_TEST(new_and_options_reject_bad_arguments) {
   cc_presence_memory_options_free(NULL);
   /* Out of memory at each allocation of the constructor: *out untouched. */
   for (long k = 1; k <= 5; k++) {
-    live_allocs = 0;
-    fail_countdown = k;
+    allocs.live = 0;
+    allocs.fail_countdown = k;
     p = sentinel;
     int rv = cc_presence_memory_new(&p, NULL, &tracking_mem);
-    fail_countdown = 0;
+    allocs.fail_countdown = 0;
     if (rv == 0) {
       p->methods->free(p);
-      ck_assert_int_eq(live_allocs, 0);
+      ck_assert_int_eq(allocs.live, 0);
       break;
     }
     ck_assert_int_eq(rv, CC_ERR_NOMEM);
     ck_assert_ptr_eq(p, sentinel);
-    ck_assert_int_eq(live_allocs, 0);
+    ck_assert_int_eq(allocs.live, 0);
   }
   /* A NULL clock restores the system's: a fresh device is online (with a
    * stuck injected clock at 0 it would be too, so check last_seen instead). */
@@ -666,7 +639,7 @@ static void clear_inside(void *ud, int err, const cc_presence_status *st, size_t
 }
 
 START_TEST(lookup_results_outlive_changes_in_callback) {
-  live_allocs = fail_countdown = 0;
+  allocs.live = allocs.fail_countdown = 0;
   clocks k;
   clocks_reset(&k);
   cc_presence *p = make_on(&k, 0, &tracking_mem); /* the user is freed too */
@@ -677,7 +650,7 @@ START_TEST(lookup_results_outlive_changes_in_callback) {
   ck_assert_int_eq(c.calls, 1);
   ck_assert_str_eq(c.seen, "alice/gw-1/conn-1");
   p->methods->free(p);
-  ck_assert_int_eq(live_allocs, 0);
+  ck_assert_int_eq(allocs.live, 0);
 }
 END_TEST
 
@@ -701,7 +674,7 @@ static void free_in_change(void *ud, cc_str user, int online, int64_t seen) {
 }
 
 START_TEST(free_inside_callback) {
-  live_allocs = fail_countdown = 0;
+  allocs.live = allocs.fail_countdown = 0;
   clocks k;
   clocks_reset(&k);
   cc_presence *p = make_on(&k, SIZE_MAX, &tracking_mem);
@@ -712,7 +685,7 @@ START_TEST(free_inside_callback) {
   ck_assert_int_eq(set(p, "alice", "g", "1", 1000), 0);
   ck_assert_int_eq(c.changes, 1); /* the second subscriber is not called */
   ck_assert_int_eq(c.nested_err, CC_ERR_CLOSED);
-  ck_assert_int_eq(live_allocs, 0);
+  ck_assert_int_eq(allocs.live, 0);
 }
 END_TEST
 
@@ -781,8 +754,8 @@ static void workload(cc_presence *p, clocks *k, notes *changes, char *out, size_
    * below does not. */
   RETRY(err, cc_presence_memory_expire(p));
   ck_assert_int_ge(err, 0);
-  long saved = fail_countdown;
-  fail_countdown = 0;
+  long saved = allocs.fail_countdown;
+  allocs.fail_countdown = 0;
   for (int i = 0; i < 60; i++) {
     snprintf(user, sizeof user, "u%d", i);
     rec r = lookup(p, user);
@@ -801,7 +774,7 @@ static void workload(cc_presence *p, clocks *k, notes *changes, char *out, size_
     }
     LOG("\n");
   }
-  fail_countdown = saved;
+  allocs.fail_countdown = saved;
 #undef RETRY
 #undef LOG
 }
@@ -818,13 +791,13 @@ static cc_presence *workload_presence(clocks *k, notes *changes) {
 START_TEST(allocator_used_and_balanced) {
   static char out[32768];
   static notes changes;
-  live_allocs = total_allocs = fail_countdown = 0;
+  counting_alloc_reset(&allocs);
   clocks k;
   cc_presence *p = workload_presence(&k, &changes);
   workload(p, &k, &changes, out, sizeof out, 0);
-  ck_assert_int_gt(live_allocs, 50);
+  ck_assert_int_gt(allocs.live, 50);
   p->methods->free(p);
-  ck_assert_int_eq(live_allocs, 0);
+  ck_assert_int_eq(allocs.live, 0);
 }
 END_TEST
 
@@ -834,24 +807,24 @@ END_TEST
 START_TEST(out_of_memory_is_atomic) {
   static char want[32768], got[32768];
   static notes changes;
-  live_allocs = total_allocs = fail_countdown = 0;
+  counting_alloc_reset(&allocs);
   clocks k;
   cc_presence *p = workload_presence(&k, &changes);
-  long before = total_allocs;
+  long before = allocs.total;
   workload(p, &k, &changes, want, sizeof want, 0);
-  long used = total_allocs - before;
+  long used = allocs.total - before;
   p->methods->free(p);
   ck_assert_int_gt(used, 100);
   for (long n = 1; n <= used; n++) {
-    live_allocs = 0;
+    allocs.live = 0;
     p = workload_presence(&k, &changes);
-    fail_countdown = n;
+    allocs.fail_countdown = n;
     workload(p, &k, &changes, got, sizeof got, 1);
-    fail_countdown = 0;
+    allocs.fail_countdown = 0;
     ck_assert_msg(strcmp(want, got) == 0,
                   "failing allocation %ld changed the result:\n%s", n, got);
     p->methods->free(p);
-    ck_assert_int_eq(live_allocs, 0);
+    ck_assert_int_eq(allocs.live, 0);
   }
 }
 END_TEST
@@ -891,11 +864,8 @@ int main(void) {
                                         .arg = &the_clocks,
                                         .max_pumps = 100000,
                                         .many_users = 500};
-  SRunner *sr = srunner_create(presence_conformance_suite(&memory));
-  srunner_add_suite(sr, presence_conformance_suite(&later));
-  srunner_add_suite(sr, memory_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  /* In turn (arguments have no set order): the direct backend is backend 0. */
+  Suite *direct_suite = presence_conformance_suite(&memory);
+  Suite *deferred_suite = presence_conformance_suite(&later);
+  return run_suites(direct_suite, deferred_suite, memory_suite(), NULL);
 }

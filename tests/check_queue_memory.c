@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "conformance/queue_conformance.h"
+#include "support/alloc.h"
+#include "support/runner.h"
 
 static cc_str S(const char *s) {
   cc_str r = {s, strlen(s)};
@@ -25,38 +27,9 @@ static const uint8_t *B(const char *s) {
 
 /* ---- an allocator that counts, and fails on request ---- */
 
-static long live_allocs;    /* allocated and not yet freed */
-static long total_allocs;   /* every successful allocation */
-static long fail_countdown; /* > 0: the allocation that brings it to 0 fails */
-
-static int should_fail(void) {
-  return fail_countdown > 0 && --fail_countdown == 0;
-}
-static void *t_malloc(size_t n, void *ud) {
-  (void)ud;
-  void *p = should_fail() ? NULL : malloc(n ? n : 1);
-  if (p) live_allocs++, total_allocs++;
-  return p;
-}
-static void t_free(void *p, void *ud) {
-  (void)ud;
-  if (p) live_allocs--;
-  free(p);
-}
-static void *t_calloc(size_t n, size_t s, void *ud) {
-  (void)ud;
-  void *p = should_fail() ? NULL : calloc(n ? n : 1, s ? s : 1);
-  if (p) live_allocs++, total_allocs++;
-  return p;
-}
-static void *t_realloc(void *p, size_t n, void *ud) {
-  (void)ud;
-  void *q = should_fail() ? NULL : realloc(p, n ? n : 1);
-  if (q && !p) live_allocs++;
-  if (q) total_allocs++;
-  return q;
-}
-static const cc_mem tracking_mem = {NULL, t_malloc, t_free, t_calloc, t_realloc};
+static counting_alloc allocs;
+static const cc_mem tracking_mem = {&allocs, counting_malloc, counting_free,
+                                    counting_calloc, counting_realloc};
 
 /* ---- an injected monotonic clock ---- */
 
@@ -359,19 +332,19 @@ START_TEST(new_and_options_reject_bad_arguments) {
   cc_queue_memory_options_free(o);
   cc_queue_memory_options_free(NULL);
   for (long k = 1; k <= 8; k++) {
-    live_allocs = 0;
-    fail_countdown = k;
+    allocs.live = 0;
+    allocs.fail_countdown = k;
     q = sentinel;
     int rv = cc_queue_memory_new(&q, NULL, &tracking_mem);
-    fail_countdown = 0;
+    allocs.fail_countdown = 0;
     if (rv == 0) {
       q->methods->free(q);
-      ck_assert_int_eq(live_allocs, 0);
+      ck_assert_int_eq(allocs.live, 0);
       break;
     }
     ck_assert_int_eq(rv, CC_ERR_NOMEM);
     ck_assert_ptr_eq(q, sentinel);
-    ck_assert_int_eq(live_allocs, 0);
+    ck_assert_int_eq(allocs.live, 0);
   }
   ck_assert_int_eq(cc_queue_memory_new(&q, NULL, NULL), 0);
   const cc_queue_methods *m = q->methods;
@@ -527,7 +500,7 @@ static void free_in_handler(void *ud, cc_queue_msg *m) {
 }
 
 START_TEST(free_inside_handler) {
-  live_allocs = fail_countdown = 0;
+  allocs.live = allocs.fail_countdown = 0;
   cc_queue *q = make_on(0, 0, &tracking_mem);
   closer c = {q, 0, 0, 0};
   ck_assert_int_eq(q->methods->subscribe(q, S("x"), S(""), free_in_handler, &c, NULL), 0);
@@ -537,7 +510,7 @@ START_TEST(free_inside_handler) {
   ck_assert_int_eq(c.calls, 1);
   ck_assert_int_eq(c.nested_err, CC_ERR_CLOSED);
   ck_assert_int_eq(c.nested_sub, CC_ERR_CLOSED);
-  ck_assert_int_eq(live_allocs, 0);
+  ck_assert_int_eq(allocs.live, 0);
 }
 END_TEST
 
@@ -634,12 +607,12 @@ static void workload(cc_queue *q, char *out, size_t cap, int retry) {
 
 START_TEST(allocator_used_and_balanced) {
   static char out[65536];
-  live_allocs = total_allocs = fail_countdown = 0;
+  counting_alloc_reset(&allocs);
   cc_queue *q = make_on(0, 0, &tracking_mem);
   workload(q, out, sizeof out, 0);
-  ck_assert_int_gt(live_allocs, 10);
+  ck_assert_int_gt(allocs.live, 10);
   q->methods->free(q);
-  ck_assert_int_eq(live_allocs, 0);
+  ck_assert_int_eq(allocs.live, 0);
 }
 END_TEST
 
@@ -649,23 +622,23 @@ END_TEST
  * leaks. */
 START_TEST(out_of_memory_is_atomic) {
   static char want[65536], got[65536];
-  live_allocs = total_allocs = fail_countdown = 0;
+  counting_alloc_reset(&allocs);
   cc_queue *q = make_on(0, 0, &tracking_mem);
-  long before = total_allocs;
+  long before = allocs.total;
   workload(q, want, sizeof want, 0);
-  long used = total_allocs - before;
+  long used = allocs.total - before;
   q->methods->free(q);
   ck_assert_int_gt(used, 100);
   for (long n = 1; n <= used; n++) {
-    live_allocs = 0;
+    allocs.live = 0;
     q = make_on(0, 0, &tracking_mem);
-    fail_countdown = n;
+    allocs.fail_countdown = n;
     workload(q, got, sizeof got, 1);
-    fail_countdown = 0;
+    allocs.fail_countdown = 0;
     ck_assert_msg(strcmp(want, got) == 0,
                   "failing allocation %ld changed the result:\n%s", n, got);
     q->methods->free(q);
-    ck_assert_int_eq(live_allocs, 0);
+    ck_assert_int_eq(allocs.live, 0);
   }
 }
 END_TEST
@@ -697,11 +670,8 @@ int main(void) {
                                      .pump = d_pump,
                                      .max_pumps = 100000,
                                      .many = 5000};
-  SRunner *sr = srunner_create(queue_conformance_suite(&memory));
-  srunner_add_suite(sr, queue_conformance_suite(&later));
-  srunner_add_suite(sr, memory_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  /* In turn (arguments have no set order): the direct backend is backend 0. */
+  Suite *direct_suite = queue_conformance_suite(&memory);
+  Suite *deferred_suite = queue_conformance_suite(&later);
+  return run_suites(direct_suite, deferred_suite, memory_suite(), NULL);
 }

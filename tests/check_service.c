@@ -17,11 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "protocol/wire.h"
-
-#define SECRET "0123456789abcdef0123456789abcdef"
+#include "support/alloc.h"
+#include "support/deferred_storage.h"
+#include "support/runner.h"
+#include "support/ws.h"
 
 static uint64_t fixed_wall(void *ud) {
   (void)ud;
@@ -34,12 +35,7 @@ static cc_service *svc;
 static cc_memnet *net;
 
 static void setup(void) {
-  cc_jwt_options *jo;
-  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
-  ck_assert_int_eq(
-      cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET, 32), 0);
-  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
-  cc_jwt_options_free(jo);
+  verifier = ws_verifier_new();
   cc_service_options *so;
   ck_assert_int_eq(cc_service_options_new(&so), 0);
   ck_assert_int_eq(cc_service_options_set_clock(so, fixed_wall, NULL), 0);
@@ -63,82 +59,18 @@ static void teardown(void) {
   cc_jwt_verifier_free(verifier);
 }
 
-static cc_memclient *connect_as(const char *user, const char *subprotocol) {
-  char claims[128], tok[512], req[1024], proto[128] = "";
-  size_t len;
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
-                   (long)time(NULL) + 600);
-  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
-                                    (size_t)n, tok, sizeof tok, &len),
-                   0);
-  if (subprotocol)
-    snprintf(proto, sizeof proto, "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
-  n = snprintf(
-      req, sizeof req,
-      "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Authorization: Bearer %s\r\n%s\r\n",
-      tok, proto);
-  cc_memclient *cl;
-  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &cl), 0);
-  ck_assert_int_eq(cc_memclient_write(cl, (const uint8_t *)req, (size_t)n), 0);
-  /* Skip the 101 head; leave the frames. */
-  char c, head[1024];
-  size_t h = 0;
-  while (h < 4 || memcmp(head + h - 4, "\r\n\r\n", 4) != 0) {
-    ck_assert_uint_eq(cc_memclient_read(cl, (uint8_t *)&c, 1), 1);
-    head[h++] = c;
-  }
-  ck_assert(strncmp(head, "HTTP/1.1 101", 12) == 0);
-  return cl;
-}
-
-/* Sends one client frame (masked with a zero key) of the given opcode. */
-static void send_raw(cc_memclient *cl, int opcode, const void *data, size_t len) {
-  static uint8_t f[70000];
-  size_t h = 0;
-  f[h++] = (uint8_t)(0x80 | opcode);
-  if (len < 126) {
-    f[h++] = (uint8_t)(0x80 | len);
-  } else {
-    f[h++] = 0x80 | 126;
-    f[h++] = (uint8_t)(len >> 8);
-    f[h++] = (uint8_t)len;
-  }
-  memset(f + h, 0, 4);
-  h += 4;
-  memcpy(f + h, data, len);
-  ck_assert_int_eq(cc_memclient_write(cl, f, h + len), 0);
-}
-
-/* Reads one server frame's payload (NUL-terminated); returns its opcode. */
-static int read_frame(cc_memclient *cl, char *out, size_t cap, size_t *out_len) {
-  uint8_t h[4];
-  ck_assert_uint_eq(cc_memclient_read(cl, h, 2), 2);
-  size_t len = h[1] & 0x7f;
-  if (len == 126) {
-    ck_assert_uint_eq(cc_memclient_read(cl, h + 2, 2), 2);
-    len = (size_t)h[2] << 8 | h[3];
-  }
-  ck_assert_uint_lt(len, cap);
-  ck_assert_uint_eq(cc_memclient_read(cl, (uint8_t *)out, len), len);
-  out[len] = '\0';
-  *out_len = len;
-  return h[0] & 0x0f;
-}
-
 START_TEST(hello_then_ping_in_json) {
-  cc_memclient *cl = connect_as("alice", NULL);
+  cc_memclient *cl = ws_memnet_session(net, "alice", NULL);
   char text[4096];
   size_t n;
-  ck_assert_int_eq(read_frame(cl, text, sizeof text, &n), 1);
+  ck_assert_int_eq(ws_memnet_read_frame(cl, text, sizeof text, &n), 1);
   ck_assert_ptr_nonnull(strstr(text, "\"hello\""));
   ck_assert_ptr_nonnull(strstr(text, "\"userId\":\"alice\""));
   ck_assert_ptr_nonnull(strstr(text, "\"maxFrameBytes\":4096"));
   ck_assert_ptr_nonnull(strstr(text, "\"heartbeatMs\":20000"));
   const char *ping = "{\"requestId\":\"7\",\"ping\":{\"clientTimeMs\":\"123\"}}";
-  send_raw(cl, 1, ping, strlen(ping));
-  ck_assert_int_eq(read_frame(cl, text, sizeof text, &n), 1);
+  ws_memnet_send(cl, 1, ping, strlen(ping));
+  ck_assert_int_eq(ws_memnet_read_frame(cl, text, sizeof text, &n), 1);
   ck_assert_ptr_nonnull(strstr(text, "\"requestId\":\"7\""));
   ck_assert_ptr_nonnull(strstr(text, "\"clientTimeMs\":\"123\""));
   ck_assert_ptr_nonnull(strstr(text, "\"serverTimeMs\":\"1700000000123\""));
@@ -147,10 +79,10 @@ START_TEST(hello_then_ping_in_json) {
 END_TEST
 
 START_TEST(ping_in_protobuf) {
-  cc_memclient *cl = connect_as("bob", "chatcore.v1.proto");
+  cc_memclient *cl = ws_memnet_session(net, "bob", "chatcore.v1.proto");
   char buf[4096];
   size_t n;
-  ck_assert_int_eq(read_frame(cl, buf, sizeof buf, &n), 2); /* hello, binary */
+  ck_assert_int_eq(ws_memnet_read_frame(cl, buf, sizeof buf, &n), 2); /* hello, binary */
   Chatcore__V1__ServerFrame *sf;
   ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, (uint8_t *)buf, n,
                                          NULL, NULL, NULL),
@@ -166,9 +98,9 @@ START_TEST(ping_in_protobuf) {
   cf.ping = &ping;
   cc_buf *b;
   ck_assert_int_eq(cc_wire_encode_client(&b, &cf, CC_ENCODING_PROTOBUF, 0, NULL), 0);
-  send_raw(cl, 2, cc_buf_cdata(b), cc_buf_len(b));
+  ws_memnet_send(cl, 2, cc_buf_cdata(b), cc_buf_len(b));
   cc_buf_unref(b);
-  ck_assert_int_eq(read_frame(cl, buf, sizeof buf, &n), 2);
+  ck_assert_int_eq(ws_memnet_read_frame(cl, buf, sizeof buf, &n), 2);
   ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, (uint8_t *)buf, n,
                                          NULL, NULL, NULL),
                    0);
@@ -183,7 +115,7 @@ END_TEST
 static void expect_error(cc_memclient *cl, const char *request_id, const char *code) {
   char text[4096];
   size_t n;
-  ck_assert_int_eq(read_frame(cl, text, sizeof text, &n), 1);
+  ck_assert_int_eq(ws_memnet_read_frame(cl, text, sizeof text, &n), 1);
   ck_assert_msg(strstr(text, code), "%s not in %s", code, text);
   if (request_id) {
     char want[64];
@@ -195,28 +127,28 @@ static void expect_error(cc_memclient *cl, const char *request_id, const char *c
 }
 
 START_TEST(bad_frames_get_error_replies) {
-  cc_memclient *cl = connect_as("carol", NULL);
+  cc_memclient *cl = ws_memnet_session(net, "carol", NULL);
   char text[4096];
   size_t n;
-  read_frame(cl, text, sizeof text, &n); /* hello */
-  send_raw(cl, 2, "\x08\x01", 2);        /* binary on a JSON connection */
+  ws_memnet_read_frame(cl, text, sizeof text, &n); /* hello */
+  ws_memnet_send(cl, 2, "\x08\x01", 2);            /* binary on a JSON connection */
   expect_error(cl, NULL, "ERROR_CODE_MALFORMED");
-  send_raw(cl, 1, "{not json", 9);
+  ws_memnet_send(cl, 1, "{not json", 9);
   expect_error(cl, NULL, "ERROR_CODE_MALFORMED");
   const char *unknown = "{\"requestId\":\"5\",\"teleport\":{}}";
-  send_raw(cl, 1, unknown, strlen(unknown));
+  ws_memnet_send(cl, 1, unknown, strlen(unknown));
   expect_error(cl, "5", "ERROR_CODE_UNKNOWN_COMMAND");
   const char *wrong_type = "{\"requestId\":\"6\",\"ping\":{\"clientTimeMs\":[]}}";
-  send_raw(cl, 1, wrong_type, strlen(wrong_type));
+  ws_memnet_send(cl, 1, wrong_type, strlen(wrong_type));
   expect_error(cl, "6", "ERROR_CODE_BAD_REQUEST");
   const char *bad_id = "{\"requestId\":\"8\",\"sendMessage\":{\"chatId\":\"no spaces\","
                        "\"clientMsgId\":\"m1\",\"text\":\"hi\"}}";
-  send_raw(cl, 1, bad_id, strlen(bad_id));
+  ws_memnet_send(cl, 1, bad_id, strlen(bad_id));
   expect_error(cl, "8", "ERROR_CODE_BAD_REQUEST");
   /* A well-formed chat command, with no storage behind this service yet. */
   const char *send = "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"g:1\","
                      "\"clientMsgId\":\"m1\",\"text\":\"hi\"}}";
-  send_raw(cl, 1, send, strlen(send));
+  ws_memnet_send(cl, 1, send, strlen(send));
   expect_error(cl, "9", "ERROR_CODE_UNAVAILABLE");
   /* The connection survived all of it. */
   ck_assert(!cc_memclient_closed(cl));
@@ -277,37 +209,9 @@ static size_t last_frame_len; /* the payload size of the last frame read */
 
 /* ---- a counting allocator for the service: all of it comes back ---- */
 
-static long svc_live; /* blocks the service holds */
-
-static void *count_malloc(size_t n, void *ud) {
-  (void)ud;
-  void *p = malloc(n);
-  if (p) svc_live++;
-  return p;
-}
-static void count_free(void *p, void *ud) {
-  (void)ud;
-  if (p) svc_live--;
-  free(p);
-}
-static void *count_calloc(size_t n, size_t size, void *ud) {
-  (void)ud;
-  void *p = calloc(n, size);
-  if (p) svc_live++;
-  return p;
-}
-static void *count_realloc(void *p, size_t n, void *ud) {
-  (void)ud;
-  if (n == 0) {
-    count_free(p, NULL);
-    return NULL;
-  }
-  void *q = realloc(p, n);
-  if (q && !p) svc_live++;
-  return q;
-}
-static const cc_mem counting_mem = {NULL, count_malloc, count_free, count_calloc,
-                                    count_realloc};
+static counting_alloc svc_allocs; /* svc_allocs.live: blocks the service holds */
+static const cc_mem counting_mem = {&svc_allocs, counting_malloc, counting_free,
+                                    counting_calloc, counting_realloc};
 
 /* ---- decoded messages live until the end of the test ---- */
 
@@ -343,257 +247,11 @@ static const char *describe(const void *m) {
   return text;
 }
 
-/* ---- a storage that completes calls later, from pump() ----
- * Each call runs at once on the memory storage underneath; its result is copied
- * and its callback queued, to run (in call order) when the test pumps. The
- * copies are freed after the callback returns, so a service that keeps a
- * callback's pointers fails under ASan (the idea of check_storage_memory.c). */
-
-typedef struct blk {
-  struct blk *next;
-  _Alignas(16) unsigned char data[];
-} blk;
-
-typedef enum { J_DONE, J_APPEND, J_ENTRIES, J_CHAT, J_CHATS, J_READ } job_type;
-
-typedef struct job {
-  struct job *next;
-  blk *blocks;
-  job_type type;
-  void *cb, *ud;
-  int err, flag;
-  uint64_t a, b;
-  cc_entry *entries;
-  size_t n;
-  cc_chat chat;
-  cc_member *members;
-  cc_chat_summary *chats;
-} job;
-
-typedef struct lagging {
-  cc_storage base;
-  cc_storage *inner;
-  job *head, *tail;
-  size_t queued;
-  int fail_err; /* non-zero: the next call fails with it (the storage untouched) */
-} lagging;
-
-static void *job_alloc(job *j, size_t n) {
-  blk *b = malloc(sizeof *b + (n ? n : 1));
-  ck_assert_ptr_nonnull(b);
-  b->next = j->blocks;
-  j->blocks = b;
-  return b->data;
-}
-
-static cc_str job_str(job *j, cc_str s) {
-  char *p = job_alloc(j, s.len);
-  if (s.len) memcpy(p, s.ptr, s.len);
-  return (cc_str){p, s.len};
-}
-
-static const cc_str *job_strs(job *j, const cc_str *v, size_t n) {
-  if (!n) return NULL;
-  cc_str *out = job_alloc(j, n * sizeof *out);
-  for (size_t i = 0; i < n; i++)
-    out[i] = job_str(j, v[i]);
-  return out;
-}
-
-static void job_entry(job *j, cc_entry *dst, const cc_entry *src) {
-  *dst = *src;
-  dst->chat_id = job_str(j, src->chat_id);
-  dst->sender_id = job_str(j, src->sender_id);
-  dst->client_msg_id = job_str(j, src->client_msg_id);
-  dst->text = job_str(j, src->text);
-  dst->payload = job_str(j, src->payload);
-  dst->added = job_strs(j, src->added, src->n_added);
-  dst->removed = job_strs(j, src->removed, src->n_removed);
-}
-
-static void job_chat(job *j, cc_chat *dst, const cc_chat *src) {
-  *dst = *src;
-  dst->chat_id = job_str(j, src->chat_id);
-  dst->title = job_str(j, src->title);
-  dst->created_by = job_str(j, src->created_by);
-}
-
-static job *job_new(lagging *d, job_type type, void *cb, void *ud) {
-  job *j = calloc(1, sizeof *j);
-  ck_assert_ptr_nonnull(j);
-  j->type = type;
-  j->cb = cb;
-  j->ud = ud;
-  if (d->tail)
-    d->tail->next = j;
-  else
-    d->head = j;
-  d->tail = j;
-  d->queued++;
-  return j;
-}
-
-static void job_free(job *j) {
-  while (j->blocks) {
-    blk *b = j->blocks;
-    j->blocks = b->next;
-    free(b);
-  }
-  free(j);
-}
-
-/* Runs the oldest queued completion; 0 if none was queued. */
-static int lag_pump_one(lagging *d) {
-  job *j = d->head;
-  if (!j) return 0;
-  d->head = j->next;
-  if (!d->head) d->tail = NULL;
-  d->queued--;
-  switch (j->type) {
-  case J_DONE:
-    ((cc_storage_done_cb)j->cb)(j->ud, j->err);
-    break;
-  case J_APPEND:
-    ((cc_storage_append_cb)j->cb)(j->ud, j->err, j->a, j->flag);
-    break;
-  case J_ENTRIES:
-    ((cc_storage_entries_cb)j->cb)(j->ud, j->err, j->entries, j->n, j->flag);
-    break;
-  case J_CHAT:
-    ((cc_storage_chat_cb)j->cb)(j->ud, j->err, j->err ? NULL : &j->chat, j->members,
-                                j->n);
-    break;
-  case J_CHATS:
-    ((cc_storage_chats_cb)j->cb)(j->ud, j->err, j->chats, j->n, j->flag);
-    break;
-  case J_READ:
-    ((cc_storage_read_cb)j->cb)(j->ud, j->err, j->a, j->b);
-    break;
-  }
-  job_free(j);
-  return 1;
-}
-
-/* Queues a failure instead of calling the storage, if one was asked for. */
-static int lag_fails(lagging *d, job_type type, void *cb, void *ud) {
-  if (!d->fail_err) return 0;
-  job_new(d, type, cb, ud)->err = d->fail_err;
-  d->fail_err = 0;
-  return 1;
-}
-
-static void q_done(void *ud, int err) {
-  ((job *)ud)->err = err;
-}
-static void q_append(void *ud, int err, uint64_t seq, int dup) {
-  job *j = ud;
-  j->err = err;
-  j->a = seq;
-  j->flag = dup;
-}
-static void q_entries(void *ud, int err, const cc_entry *e, size_t n, int more) {
-  job *j = ud;
-  j->err = err;
-  j->n = n;
-  j->flag = more;
-  j->entries = n ? job_alloc(j, n * sizeof *e) : NULL;
-  for (size_t i = 0; i < n; i++)
-    job_entry(j, &j->entries[i], &e[i]);
-}
-static void q_chat(void *ud, int err, const cc_chat *chat, const cc_member *m, size_t n) {
-  job *j = ud;
-  j->err = err;
-  if (err) return;
-  job_chat(j, &j->chat, chat);
-  j->n = n;
-  j->members = n ? job_alloc(j, n * sizeof *m) : NULL;
-  for (size_t i = 0; i < n; i++) {
-    j->members[i] = m[i];
-    j->members[i].user_id = job_str(j, m[i].user_id);
-  }
-}
-static void q_chats(void *ud, int err, const cc_chat_summary *c, size_t n, int more) {
-  job *j = ud;
-  j->err = err;
-  j->n = n;
-  j->flag = more;
-  j->chats = n ? job_alloc(j, n * sizeof *c) : NULL;
-  for (size_t i = 0; i < n; i++) {
-    j->chats[i] = c[i];
-    job_chat(j, &j->chats[i].chat, &c[i].chat);
-    job_entry(j, &j->chats[i].last_message, &c[i].last_message);
-  }
-}
-static void q_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
-  job *j = ud;
-  j->err = err;
-  j->a = read_seq;
-  j->b = unread;
-}
-
-static void lag_create_chat(cc_storage *s, const cc_chat *chat, const cc_member *m,
-                            size_t n, cc_storage_done_cb cb, void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_DONE, (void *)cb, ud)) return;
-  d->inner->methods->create_chat(d->inner, chat, m, n, q_done,
-                                 job_new(d, J_DONE, (void *)cb, ud));
-}
-static void lag_get_chat(cc_storage *s, cc_str id, cc_storage_chat_cb cb, void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_CHAT, (void *)cb, ud)) return;
-  d->inner->methods->get_chat(d->inner, id, q_chat, job_new(d, J_CHAT, (void *)cb, ud));
-}
-static void lag_append(cc_storage *s, const cc_entry *e, cc_storage_append_cb cb,
-                       void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_APPEND, (void *)cb, ud)) return;
-  d->inner->methods->append(d->inner, e, q_append, job_new(d, J_APPEND, (void *)cb, ud));
-}
-static void lag_fetch(cc_storage *s, cc_str id, uint64_t after, uint64_t before,
-                      uint32_t limit, int newest, cc_storage_entries_cb cb, void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_ENTRIES, (void *)cb, ud)) return;
-  d->inner->methods->fetch(d->inner, id, after, before, limit, newest, q_entries,
-                           job_new(d, J_ENTRIES, (void *)cb, ud));
-}
-static void lag_list_chats(cc_storage *s, cc_str user, cc_str after, uint32_t limit,
-                           cc_storage_chats_cb cb, void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_CHATS, (void *)cb, ud)) return;
-  d->inner->methods->list_chats(d->inner, user, after, limit, q_chats,
-                                job_new(d, J_CHATS, (void *)cb, ud));
-}
-static void lag_mark_read(cc_storage *s, cc_str user, cc_str chat, uint64_t seq,
-                          cc_storage_read_cb cb, void *ud) {
-  lagging *d = (lagging *)s;
-  if (lag_fails(d, J_READ, (void *)cb, ud)) return;
-  d->inner->methods->mark_read(d->inner, user, chat, seq, q_read,
-                               job_new(d, J_READ, (void *)cb, ud));
-}
-static void lag_free(cc_storage *s) {
-  lagging *d = (lagging *)s;
-  while (lag_pump_one(d)) { /* calls already made complete first */
-  }
-  d->inner->methods->free(d->inner);
-  free(d);
-}
-
-static const cc_storage_methods lagging_methods = {
-    .version = 1,
-    .create_chat = lag_create_chat,
-    .get_chat = lag_get_chat,
-    .append = lag_append,
-    .fetch = lag_fetch,
-    .list_chats = lag_list_chats,
-    .mark_read = lag_mark_read,
-    .free = lag_free,
-};
-
 /* ---- the fixture ---- */
 
 static cc_storage *store;     /* what the service uses */
 static cc_storage *mem_store; /* the memory storage (under the wrapper, if any) */
-static lagging *lag;          /* the wrapper, in the "deferred" test case */
+static deferred_storage *lag; /* the wrapper, in the "deferred" test case */
 static cc_presence *presence;
 
 static void on_http(void *ud, cc_conn *conn, const cc_http_request *req) {
@@ -606,24 +264,17 @@ static void start_chat_service(int deferred) {
   mono_ns = 1000 * 1000 * MS;
   pmono_ns = 5000 * 1000 * MS;
   auto_tick = 1;
-  svc_live = 0;
+  counting_alloc_reset(&svc_allocs);
   n_clients = 0;
-  cc_jwt_options *jo;
-  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
-  ck_assert_int_eq(
-      cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET, 32), 0);
-  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
-  cc_jwt_options_free(jo);
+  verifier = ws_verifier_new();
 
   ck_assert_int_eq(cc_storage_memory_new(&mem_store, NULL), 0);
   store = mem_store;
   lag = NULL;
-  if (deferred) {
-    lag = calloc(1, sizeof *lag);
+  if (deferred) { /* completes calls only when the test pumps; version 1 */
+    lag = deferred_storage_new(mem_store, 1);
     ck_assert_ptr_nonnull(lag);
-    lag->base.methods = &lagging_methods;
-    lag->inner = mem_store;
-    store = &lag->base;
+    store = deferred_storage_base(lag);
   }
   cc_presence_memory_options *po;
   ck_assert_int_eq(cc_presence_memory_options_new(&po), 0);
@@ -682,7 +333,7 @@ static void stop_chat_service(void) {
     cc_jwt_verifier_free(verifier);
     net = NULL;
   }
-  ck_assert_int_eq(svc_live, 0);
+  ck_assert_int_eq(svc_allocs.live, 0);
   free_kept();
 }
 
@@ -731,82 +382,9 @@ static uint64_t store_message(const char *chat, const char *sender, const char *
 
 /* ---- test clients ---- */
 
-/* The upgrade request of `user` (a fresh token) in the given encoding. */
-static int upgrade_request_for(char *req, size_t cap, const char *user, cc_encoding enc) {
-  char claims[128], tok[512];
-  size_t len;
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
-                   (long)time(NULL) + 600);
-  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
-                                    (size_t)n, tok, sizeof tok, &len),
-                   0);
-  n = snprintf(
-      req, cap,
-      "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-      "Authorization: Bearer %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
-      tok, enc == CC_ENCODING_PROTOBUF ? "chatcore.v1.proto" : "chatcore.v1.json");
-  ck_assert_int_lt(n, (int)cap);
-  return n;
-}
-
-/* Reads the 101 head off `cl`, leaving the frames. */
-static void skip_upgrade_head(cc_memclient *cl) {
-  char c, head[1024];
-  size_t h = 0;
-  while (h < 4 || memcmp(head + h - 4, "\r\n\r\n", 4) != 0) {
-    ck_assert_uint_eq(cc_memclient_read(cl, (uint8_t *)&c, 1), 1);
-    ck_assert_uint_lt(h, sizeof head);
-    head[h++] = c;
-  }
-  ck_assert(strncmp(head, "HTTP/1.1 101", 12) == 0);
-}
-
-/* A client frame (masked with a zero key) of any length. */
-static size_t ws_client_frame(uint8_t *out, size_t cap, int opcode, const void *data,
-                              size_t len) {
-  size_t h = 0;
-  ck_assert_uint_le(len + 14, cap);
-  out[h++] = (uint8_t)(0x80 | opcode);
-  if (len < 126) {
-    out[h++] = (uint8_t)(0x80 | len);
-  } else if (len < 65536) {
-    out[h++] = 0x80 | 126;
-    out[h++] = (uint8_t)(len >> 8);
-    out[h++] = (uint8_t)len;
-  } else {
-    out[h++] = 0x80 | 127;
-    for (int i = 7; i >= 0; i--)
-      out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
-  }
-  memset(out + h, 0, 4);
-  h += 4;
-  memcpy(out + h, data, len);
-  return h + len;
-}
-
-/* Reads one server frame; its opcode (1 text, 2 binary, 8 close). */
-static int read_ws_frame(cc_memclient *cl, uint8_t **out, size_t *out_len) {
-  uint8_t first, h[8];
-  ck_assert_uint_eq(cc_memclient_read(cl, &first, 1), 1);
-  ck_assert_uint_eq(cc_memclient_read(cl, h, 1), 1);
-  uint64_t len = h[0] & 0x7f;
-  if (len == 126) {
-    ck_assert_uint_eq(cc_memclient_read(cl, h, 2), 2);
-    len = (uint64_t)h[0] << 8 | h[1];
-  } else if (len == 127) {
-    ck_assert_uint_eq(cc_memclient_read(cl, h, 8), 8);
-    len = 0;
-    for (int i = 0; i < 8; i++)
-      len = len << 8 | h[i];
-  }
-  uint8_t *p = malloc(len + 1);
-  ck_assert_ptr_nonnull(p);
-  ck_assert_uint_eq(cc_memclient_read(cl, p, len), len);
-  p[len] = 0;
-  *out = p;
-  *out_len = len;
-  return first & 0x0f;
+/* The subprotocol of an encoding. */
+static const char *subprotocol(cc_encoding enc) {
+  return enc == CC_ENCODING_PROTOBUF ? "chatcore.v1.proto" : "chatcore.v1.json";
 }
 
 /* Opens a WebSocket session for `user`; the caller reads hello (or not yet). */
@@ -816,11 +394,7 @@ static client *cli_connect(const char *user, cc_encoding enc) {
   memset(c, 0, sizeof *c);
   snprintf(c->user, sizeof c->user, "%s", user);
   c->enc = enc;
-  char req[2048];
-  int n = upgrade_request_for(req, sizeof req, user, enc);
-  ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &c->mc), 0);
-  ck_assert_int_eq(cc_memclient_write(c->mc, (const uint8_t *)req, (size_t)n), 0);
-  skip_upgrade_head(c->mc);
+  c->mc = ws_memnet_session(net, user, subprotocol(enc));
   return c;
 }
 
@@ -834,7 +408,7 @@ static server_frame *cli_try_next(client *c) {
     if (cc_memclient_pending(c->mc) == 0) return NULL;
     uint8_t *data;
     size_t len;
-    int opcode = read_ws_frame(c->mc, &data, &len);
+    int opcode = ws_memnet_read_frame_alloc(c->mc, &data, &len);
     if (opcode == 8) {
       char why[128];
       int code = len >= 2 ? data[0] << 8 | data[1] : 0;
@@ -952,8 +526,6 @@ static void cli_close(client *c) {
 
 /* Sends a client frame given as JSON (transcoded for protobuf clients). */
 static void cli_send_json(client *c, const char *json, size_t len) {
-  static uint8_t frame[70000];
-  size_t n;
   if (c->enc == CC_ENCODING_PROTOBUF) {
     cc_buf *b;
     char why[200];
@@ -961,12 +533,11 @@ static void cli_send_json(client *c, const char *json, size_t len) {
                                    (const uint8_t *)json, len, CC_ENCODING_PROTOBUF, NULL,
                                    NULL, why, sizeof why);
     ck_assert_msg(rv == 0, "not a client frame (%s): %s", why, json);
-    n = ws_client_frame(frame, sizeof frame, 2, cc_buf_cdata(b), cc_buf_len(b));
+    ws_memnet_send(c->mc, 2, cc_buf_cdata(b), cc_buf_len(b));
     cc_buf_unref(b);
   } else {
-    n = ws_client_frame(frame, sizeof frame, 1, json, len);
+    ws_memnet_send(c->mc, 1, json, len);
   }
-  ck_assert_int_eq(cc_memclient_write(c->mc, frame, n), 0);
 }
 
 /* Sends {"requestId": <next>, <command>}; returns the request id. */
@@ -1213,6 +784,29 @@ END_TEST
 
 /* ---- who may do what ---- */
 
+/* `c` sends each command on `chat` that a member may send (a message with
+ * `cmid` and `text`, then history, markRead, setTyping, editMessage,
+ * deleteMessage, addMembers) and gets error `code` for each. */
+static void chat_commands_refused(client *c, const char *chat, const char *cmid,
+                                  const char *text, Chatcore__V1__ErrorCode code) {
+  uint64_t rid = send_text(c, chat, cmid, text);
+  expect_error_reply(c, rid, code);
+  rid = get_history(c, chat, 0, 0, 0);
+  expect_error_reply(c, rid, code);
+  rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  expect_error_reply(c, rid, code);
+  rid = cli_cmd(c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}",
+                chat);
+  expect_error_reply(c, rid, code);
+  rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
+                chat);
+  expect_error_reply(c, rid, code);
+  rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  expect_error_reply(c, rid, code);
+  rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", chat);
+  expect_error_reply(c, rid, code);
+}
+
 START_TEST(non_member_and_unknown_chat) {
   client *a = cli_json("alice"), *b = cli_json("bob"), *c = cli_proto("carol");
   const char *chat = direct_chat(a, "bob");
@@ -1224,48 +818,17 @@ START_TEST(non_member_and_unknown_chat) {
   const char *chats[] = {chat, group};
   for (int i = 0; i < 2; i++) {
     const char *id = chats[i];
-    uint64_t rid = send_text(c, id, "c1", "let me in");
-    ERR(c, rid, NOT_MEMBER);
-    rid = get_history(c, id, 0, 0, 0);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(
-        c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", id);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
-                  id);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", id);
-    ERR(c, rid, NOT_MEMBER);
-    rid = cli_cmd(c, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", id);
+    chat_commands_refused(c, id, "c1", "let me in", CODE(NOT_MEMBER));
+    uint64_t rid =
+        cli_cmd(c, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}", id);
     ERR(c, rid, NOT_MEMBER);
     rid = cli_cmd(c, "\"leaveChat\":{\"chatId\":\"%s\"}", id);
     ERR(c, rid, NOT_MEMBER);
   }
   /* Chats that do not exist. */
   const char *unknown[] = {"g:nope", "d:bob:carol"};
-  for (int i = 0; i < 2; i++) {
-    const char *id = unknown[i];
-    uint64_t rid = send_text(c, id, "c2", "anyone?");
-    ERR(c, rid, NOT_FOUND);
-    rid = get_history(c, id, 0, 0, 0);
-    ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
-    ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(
-        c, "\"setTyping\":{\"chatId\":\"%s\",\"state\":\"TYPING_STATE_STARTED\"}", id);
-    ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"x\"}",
-                  id);
-    ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", id);
-    ERR(c, rid, NOT_FOUND);
-    rid = cli_cmd(c, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"carol\"]}", id);
-    ERR(c, rid, NOT_FOUND);
-  }
+  for (int i = 0; i < 2; i++)
+    chat_commands_refused(c, unknown[i], "c2", "anyone?", CODE(NOT_FOUND));
   /* Nothing leaked to the members, nothing was stored, carol is still here. */
   expect_nothing(a);
   expect_nothing(b);
@@ -2129,16 +1692,17 @@ START_TEST(frames_pipelined_with_the_handshake) {
   memset(c, 0, sizeof *c);
   strcpy(c->user, "alice");
   c->enc = CC_ENCODING_JSON;
-  static uint8_t buf[8192];
-  size_t n =
-      (size_t)upgrade_request_for((char *)buf, sizeof buf, "alice", CC_ENCODING_JSON);
+  static char buf[8192];
+  ck_assert_ptr_nonnull(ws_session_request(
+      buf, sizeof buf, "alice", 600, "Sec-WebSocket-Protocol: chatcore.v1.json\r\n"));
+  size_t n = strlen(buf);
   const char *f1 = "{\"requestId\":\"1\",\"listChats\":{}}";
   const char *f2 = "{\"requestId\":\"2\",\"ping\":{\"clientTimeMs\":\"9\"}}";
-  n += ws_client_frame(buf + n, sizeof buf - n, 1, f1, strlen(f1));
-  n += ws_client_frame(buf + n, sizeof buf - n, 1, f2, strlen(f2));
+  n += ws_client_frame((uint8_t *)buf + n, 1, f1, strlen(f1));
+  n += ws_client_frame((uint8_t *)buf + n, 1, f2, strlen(f2));
   ck_assert_int_eq(cc_memnet_connect(net, "127.0.0.1", &c->mc), 0);
-  ck_assert_int_eq(cc_memclient_write(c->mc, buf, n), 0);
-  skip_upgrade_head(c->mc);
+  ck_assert_int_eq(cc_memclient_write(c->mc, (const uint8_t *)buf, n), 0);
+  ws_memnet_skip_upgrade(c->mc);
   expect_hello(c);
   ck_assert_uint_eq(REPLY(c, 1, LIST_CHATS, list_chats)->n_chats, 0);
   ck_assert_int_eq(REPLY(c, 2, PING, ping)->client_time_ms, 9);
@@ -2166,18 +1730,6 @@ START_TEST(membership_learned_from_storage) {
 END_TEST
 
 /* ---- the HTTP API, through the gateway's on_http ---- */
-
-static char *token_for(const char *user) {
-  static char tok[512];
-  char claims[128];
-  size_t len;
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
-                   (long)time(NULL) + 600);
-  ck_assert_int_eq(cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, 32, claims,
-                                    (size_t)n, tok, sizeof tok, &len),
-                   0);
-  return tok;
-}
 
 typedef struct http_resp {
   int status;
@@ -2231,7 +1783,8 @@ static cc_memclient *http_send(const char *method, const char *target,
 static http_resp *http(const char *method, const char *target, const char *user) {
   static http_resp r;
   char auth[700] = "";
-  if (user) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for(user));
+  if (user)
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", ws_token(user, 600));
   cc_memclient *cl = http_send(method, target, auth);
   http_parse(&r, http_read_all(cl));
   cc_memclient_close(cl);
@@ -2380,7 +1933,7 @@ START_TEST(http_errors) {
   expect_http_error(r, 401, "ERROR_CODE_UNAUTHORIZED");
   ck_assert(has_header(r, "WWW-Authenticate: Bearer"));
   static char line[800];
-  snprintf(line, sizeof line, "Authorization: Bearer %sX\r\n", token_for("alice"));
+  snprintf(line, sizeof line, "Authorization: Bearer %sX\r\n", ws_token("alice", 600));
   cc_memclient *cl = http_send("GET", "/v1/chats", line);
   r = &(http_resp){0};
   http_parse(r, http_read_all(cl));
@@ -2425,7 +1978,7 @@ END_TEST
 /* ---- with a storage that completes later ---- */
 
 static void pump_all(void) {
-  while (lag_pump_one(lag)) {
+  while (deferred_storage_pump(lag)) {
   }
   cc_memnet_flush(net);
 }
@@ -2435,13 +1988,13 @@ START_TEST(hello_waits_for_the_chat_list) {
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
   store_message("d:alice:bob", "bob", "b1", "waiting for you");
   client *a1 = cli_connect("alice", CC_ENCODING_JSON);
-  ck_assert_uint_eq(lag->queued, 1); /* the chat list load */
-  expect_nothing(a1);                /* no hello before it completes */
+  ck_assert_uint_eq(deferred_storage_queued(lag), 1); /* the chat list load */
+  expect_nothing(a1);                                 /* no hello before it completes */
   /* A second device while the load is in flight: no second load. */
   client *a2 = cli_connect("alice", CC_ENCODING_PROTOBUF);
-  ck_assert_uint_eq(lag->queued, 1);
+  ck_assert_uint_eq(deferred_storage_queued(lag), 1);
   expect_nothing(a2);
-  ck_assert(lag_pump_one(lag));
+  ck_assert(deferred_storage_pump(lag));
   cc_memnet_flush(net);
   expect_hello(a1);
   expect_hello(a2);
@@ -2458,7 +2011,7 @@ START_TEST(hello_waits_for_the_chat_list) {
   expect_message(a2, "d:alice:bob", 2, "bob", "now?");
   /* A user who is already loaded gets hello at once. */
   client *a3 = cli_connect("alice", CC_ENCODING_JSON);
-  ck_assert_uint_eq(lag->queued, 0);
+  ck_assert_uint_eq(deferred_storage_queued(lag), 0);
   expect_hello(a3);
   expect_quiet();
 }
@@ -2474,7 +2027,7 @@ START_TEST(frames_before_hello_are_held) {
   uint64_t r3 = cli_cmd(a, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"3\"}");
   uint64_t r4 = cli_cmd(a, "\"listChats\":{}");
   expect_nothing(a);
-  ck_assert_uint_eq(lag->queued, 1); /* only the load: the frames wait */
+  ck_assert_uint_eq(deferred_storage_queued(lag), 1); /* only the load: the frames wait */
   pump_all();
   /* hello first, then the held frames, answered in the order sent. */
   expect_hello(a);
@@ -2529,14 +2082,21 @@ START_TEST(too_many_frames_before_hello) {
 }
 END_TEST
 
-START_TEST(close_with_operations_in_flight) {
+/* alice and bob (in `bob_enc`), whose direct chat d:alice:bob is in the
+ * storage, connected and greeted once the storage has answered. */
+static void alice_and_bob_greeted(client **a, client **b, cc_encoding bob_enc) {
   const char *who[] = {"alice", "bob"};
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON),
-         *b = cli_connect("bob", CC_ENCODING_JSON);
+  *a = cli_connect("alice", CC_ENCODING_JSON);
+  *b = cli_connect("bob", bob_enc);
   pump_all();
-  expect_hello(a);
-  expect_hello(b);
+  expect_hello(*a);
+  expect_hello(*b);
+}
+
+START_TEST(close_with_operations_in_flight) {
+  client *a, *b;
+  alice_and_bob_greeted(&a, &b, CC_ENCODING_JSON);
   /* alice sends and hangs up before the storage answers: the message is
    * stored and delivered to bob all the same. */
   send_text(a, "d:alice:bob", "a1", "fire and forget");
@@ -2545,7 +2105,7 @@ START_TEST(close_with_operations_in_flight) {
   cli_cmd(a, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\"}");
   cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"bob\"]}");
   cli_cmd(a, "\"editMessage\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\",\"text\":\"x\"}");
-  ck_assert_uint_gt(lag->queued, 4);
+  ck_assert_uint_gt(deferred_storage_queued(lag), 4);
   cli_close(a);
   pump_all();
   expect_message(b, "d:alice:bob", 1, "alice", "fire and forget");
@@ -2561,10 +2121,10 @@ START_TEST(close_with_operations_in_flight) {
   pump_all();
   /* An HTTP request whose client went away before the storage answered. */
   char auth[700];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("bob"));
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", ws_token("bob", 600));
   cc_memclient *hc = http_send("GET", "/v1/chats", auth);
   cc_memclient *hc2 = http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
-  ck_assert_uint_eq(lag->queued, 2);
+  ck_assert_uint_eq(deferred_storage_queued(lag), 2);
   cc_memclient_close(hc);
   cc_memclient_close(hc2);
   pump_all();
@@ -2592,13 +2152,8 @@ START_TEST(close_with_operations_in_flight) {
 END_TEST
 
 START_TEST(free_service_with_operations_in_flight) {
-  const char *who[] = {"alice", "bob"};
-  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON),
-         *b = cli_connect("bob", CC_ENCODING_PROTOBUF);
-  pump_all();
-  expect_hello(a);
-  expect_hello(b);
+  client *a, *b;
+  alice_and_bob_greeted(&a, &b, CC_ENCODING_PROTOBUF);
   /* Everything in flight at once. */
   send_text(a, "d:alice:bob", "a1", "in flight");
   get_history(b, "d:alice:bob", 0, 0, 0);
@@ -2610,18 +2165,18 @@ START_TEST(free_service_with_operations_in_flight) {
   client *c = cli_connect("carol", CC_ENCODING_JSON); /* a load in flight */
   cli_cmd(c, "\"ping\":{}");
   char auth[700];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("bob"));
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", ws_token("bob", 600));
   http_send("GET", "/v1/chats", auth);
   http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
-  ck_assert_uint_ge(lag->queued, 10);
+  ck_assert_uint_ge(deferred_storage_queued(lag), 10);
   /* The documented order: connections and gateway, the service, then the
    * backends. The service lives on until the storage completes its calls. */
   cc_memnet_free(net);
   cc_gateway_free(gw);
   cc_service_free(svc);
-  ck_assert_int_gt(svc_live, 0);
+  ck_assert_int_gt(svc_allocs.live, 0);
   store->methods->free(store); /* completes everything in flight */
-  ck_assert_int_eq(svc_live, 0);
+  ck_assert_int_eq(svc_allocs.live, 0);
   presence->methods->free(presence);
   cc_jwt_verifier_free(verifier);
   net = NULL;
@@ -2656,11 +2211,9 @@ static uint64_t send_proto_text(client *c, const char *chat, const char *cmid,
   cf.send_message = &sm;
   cc_buf *b;
   ck_assert_int_eq(cc_wire_encode_client(&b, &cf, CC_ENCODING_PROTOBUF, 0, NULL), 0);
-  static uint8_t frame[70000];
-  size_t n = ws_client_frame(frame, sizeof frame, 2, cc_buf_cdata(b), cc_buf_len(b));
-  cc_buf_unref(b);
   if (auto_tick) mono_ns += 1000 * MS;
-  ck_assert_int_eq(cc_memclient_write(c->mc, frame, n), 0);
+  ws_memnet_send(c->mc, 2, cc_buf_cdata(b), cc_buf_len(b));
+  cc_buf_unref(b);
   return cf.request_id;
 }
 
@@ -2789,7 +2342,7 @@ static int expect_close(client *c) {
   cc_memnet_flush(net);
   uint8_t *data;
   size_t len;
-  int opcode = read_ws_frame(c->mc, &data, &len);
+  int opcode = ws_memnet_read_frame_alloc(c->mc, &data, &len);
   ck_assert_msg(opcode == 8, "%s: expected a close, got opcode %d", c->user, opcode);
   ck_assert_uint_ge(len, 2);
   int code = data[0] << 8 | data[1];
@@ -2802,7 +2355,7 @@ START_TEST(storage_errors) {
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
   /* The chat list does not load: the session ends (1011) and its held frames
    * with it; the next session loads again. */
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   client *a = cli_connect("alice", CC_ENCODING_JSON);
   cli_cmd(a, "\"ping\":{}");
   pump_all();
@@ -2816,7 +2369,7 @@ START_TEST(storage_errors) {
 
   /* A failed append: UNAVAILABLE with a retry time, nothing delivered; the
    * retry with the same clientMsgId is stored once. */
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   uint64_t rid = send_text(a, "d:alice:bob", "m1", "hello");
   pump_all();
   Chatcore__V1__Error *e = ERR(a, rid, UNAVAILABLE);
@@ -2829,30 +2382,30 @@ START_TEST(storage_errors) {
   expect_message(b, "d:alice:bob", 1, "alice", "hello");
 
   /* Reads and read pointers. */
-  lag->fail_err = CC_ERR_IO;
+  deferred_storage_fail_next(lag, CC_ERR_IO);
   rid = get_history(a, "d:alice:bob", 0, 0, 0);
   pump_all();
   ERR(a, rid, UNAVAILABLE);
-  lag->fail_err = CC_ERR_CLOSED;
+  deferred_storage_fail_next(lag, CC_ERR_CLOSED);
   rid = cli_cmd(b, "\"markRead\":{\"chatId\":\"d:alice:bob\",\"seq\":\"1\"}");
   pump_all();
   ERR(b, rid, UNAVAILABLE);
   expect_nothing(a); /* no receipt */
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   rid = cli_cmd(a, "\"listChats\":{}");
   pump_all();
   ERR(a, rid, UNAVAILABLE);
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"carol\"}");
   pump_all();
   ERR(a, rid, UNAVAILABLE);
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   rid = cli_cmd(a, "\"createGroup\":{\"memberIds\":[\"bob\"]}");
   pump_all();
   ERR(a, rid, UNAVAILABLE);
   expect_nothing(b);
   /* In a sync, the failure is the one chat's. */
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   rid = cli_cmd(a, "\"sync\":{\"chats\":[{\"chatId\":\"d:alice:bob\"},"
                    "{\"chatId\":\"d:alice:bob\"}]}");
   pump_all();
@@ -2864,8 +2417,8 @@ START_TEST(storage_errors) {
   expect_seqs(s->chats[1]->entries, s->chats[1]->n_entries, 1, 1);
   /* The HTTP API: 503 with Retry-After. */
   char auth[700];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("alice"));
-  lag->fail_err = CC_ERR_BACKEND;
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", ws_token("alice", 600));
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   cc_memclient *hc = http_send("GET", "/v1/chats", auth);
   pump_all();
   http_resp r;
@@ -2873,7 +2426,7 @@ START_TEST(storage_errors) {
   cc_memclient_close(hc);
   expect_http_error(&r, 503, "ERROR_CODE_UNAVAILABLE");
   ck_assert(has_header(&r, "Retry-After: "));
-  lag->fail_err = CC_ERR_BACKEND;
+  deferred_storage_fail_next(lag, CC_ERR_BACKEND);
   hc = http_send("GET", "/v1/chats/d:alice:bob/messages", auth);
   pump_all();
   http_parse(&r, http_read_all(hc));
@@ -2893,22 +2446,17 @@ END_TEST
  * backends. Nothing says in which order the backends go: here the presence
  * goes first, while storage calls are in flight. */
 START_TEST(free_presence_before_storage_with_operations_in_flight) {
-  const char *who[] = {"alice", "bob"};
-  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
-  client *a = cli_connect("alice", CC_ENCODING_JSON),
-         *b = cli_connect("bob", CC_ENCODING_JSON);
-  pump_all();
-  expect_hello(a);
-  expect_hello(b);
+  client *a, *b;
+  alice_and_bob_greeted(&a, &b, CC_ENCODING_JSON);
   send_text(a, "d:alice:bob", "a1", "in flight");
   get_history(b, "d:alice:bob", 0, 0, 0);
-  ck_assert_uint_gt(lag->queued, 0);
+  ck_assert_uint_gt(deferred_storage_queued(lag), 0);
   cc_memnet_free(net);
   cc_gateway_free(gw);
   cc_service_free(svc);
   presence->methods->free(presence);
   store->methods->free(store); /* the last completion releases the service */
-  ck_assert_int_eq(svc_live, 0);
+  ck_assert_int_eq(svc_allocs.live, 0);
   cc_jwt_verifier_free(verifier);
   net = NULL;
 }
@@ -2924,13 +2472,13 @@ START_TEST(free_service_during_a_paged_chat_list_load) {
     store_chat(id, CC_CHAT_GROUP, who, 2);
   }
   cli_connect("alice", CC_ENCODING_JSON);
-  ck_assert_uint_eq(lag->queued, 1);
+  ck_assert_uint_eq(deferred_storage_queued(lag), 1);
   cc_memnet_free(net);
   cc_gateway_free(gw);
   cc_service_free(svc);
-  ck_assert_int_gt(svc_live, 0);
+  ck_assert_int_gt(svc_allocs.live, 0);
   store->methods->free(store);
-  ck_assert_int_eq(svc_live, 0);
+  ck_assert_int_eq(svc_allocs.live, 0);
   presence->methods->free(presence);
   cc_jwt_verifier_free(verifier);
   net = NULL;
@@ -2947,9 +2495,9 @@ START_TEST(paged_chat_list_load_completes) {
     store_chat(id, CC_CHAT_GROUP, who, 2);
   }
   client *a = cli_connect("alice", CC_ENCODING_JSON);
-  ck_assert(lag_pump_one(lag));
+  ck_assert(deferred_storage_pump(lag));
   expect_nothing(a);
-  ck_assert_uint_eq(lag->queued, 1); /* the second page */
+  ck_assert_uint_eq(deferred_storage_queued(lag), 1); /* the second page */
   pump_all();
   expect_hello(a);
   uint64_t rid = send_text(a, "g:load-1000", "m1", "hi");
@@ -2969,7 +2517,7 @@ START_TEST(http_history_under_1mib_with_escaped_text) {
     store_message("d:alice:bob", "bob", cmid, big_text('\x04'));
   }
   char auth[700];
-  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token_for("alice"));
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", ws_token("alice", 600));
   const char *req =
       "GET /v1/chats/d:alice:bob/messages?limit=200 HTTP/1.1\r\nHost: t\r\n";
   char head[1024];
@@ -3103,7 +2651,7 @@ START_TEST(slow_consumer_dropped_mid_chat) {
   while (!code && cc_memclient_pending(b->mc) > 0) {
     uint8_t *data;
     size_t len;
-    if (read_ws_frame(b->mc, &data, &len) == 8)
+    if (ws_memnet_read_frame_alloc(b->mc, &data, &len) == 8)
       code = data[0] << 8 | data[1];
     else
       messages++;
@@ -3198,9 +2746,5 @@ static Suite *service_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(service_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  return run_suites(service_suite(), NULL);
 }

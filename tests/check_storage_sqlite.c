@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "conformance/storage_conformance.h"
+#include "support/runner.h"
+#include "support/storage_rec.h"
 
 static cc_str S(const char *s) {
   cc_str r = {s, strlen(s)};
@@ -107,55 +109,7 @@ static void pump(void *arg) {
 
 /* ---- helpers that wait on the loop ---- */
 
-typedef struct rec {
-  int calls, err, dup, has_more;
-  uint64_t seq, read_seq, unread, last_seq;
-  size_t n;
-  char text[64], cmid[64];
-} rec;
-
-static void r_done(void *ud, int err) {
-  rec *r = ud;
-  r->calls++;
-  r->err = err;
-}
-static void r_append(void *ud, int err, uint64_t seq, int dup) {
-  rec *r = ud;
-  r->calls++;
-  r->err = err;
-  r->seq = seq;
-  r->dup = dup;
-}
-static void r_entries(void *ud, int err, const cc_entry *e, size_t n, int more) {
-  rec *r = ud;
-  r->calls++;
-  r->err = err;
-  r->n = n;
-  r->has_more = more;
-  if (n) {
-    snprintf(r->text, sizeof r->text, "%.*s", (int)e[n - 1].text.len, e[n - 1].text.ptr);
-    snprintf(r->cmid, sizeof r->cmid, "%.*s", (int)e[n - 1].client_msg_id.len,
-             e[n - 1].client_msg_id.ptr);
-    r->seq = e[n - 1].seq;
-  }
-}
-static void r_chat(void *ud, int err, const cc_chat *c, const cc_member *m, size_t n) {
-  rec *r = ud;
-  (void)m;
-  r->calls++;
-  r->err = err;
-  r->n = n;
-  if (c) r->last_seq = c->last_seq;
-}
-static void r_read(void *ud, int err, uint64_t read_seq, uint64_t unread) {
-  rec *r = ud;
-  r->calls++;
-  r->err = err;
-  r->read_seq = read_seq;
-  r->unread = unread;
-}
-
-static void wait_rec(rec *r) {
+static void wait_rec(storage_rec *r) {
   for (int i = 0; r->calls == 0 && i < 100000; i++)
     uv_run(the_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(r->calls, 1);
@@ -168,43 +122,44 @@ static int create(cc_storage *s, const char *id, const char *a, const char *b) {
   chat.kind = CC_CHAT_GROUP;
   chat.title = S("title");
   chat.created_by = S(a);
-  rec r = {0};
-  s->methods->create_chat(s, &chat, m, b ? 2 : 1, r_done, &r);
+  storage_rec r = {0};
+  s->methods->create_chat(s, &chat, m, b ? 2 : 1, storage_rec_done, &r);
   wait_rec(&r);
   return r.err;
 }
 
-static rec send_msg(cc_storage *s, const char *chat, const char *who, const char *cmid,
-                    const char *text) {
+static storage_rec send_msg(cc_storage *s, const char *chat, const char *who,
+                            const char *cmid, const char *text) {
   cc_entry e = {0};
   e.kind = CC_ENTRY_MESSAGE;
   e.chat_id = S(chat);
   e.sender_id = S(who);
   e.client_msg_id = S(cmid);
   e.text = S(text);
-  rec r = {0};
-  s->methods->append(s, &e, r_append, &r);
+  storage_rec r = {0};
+  s->methods->append(s, &e, storage_rec_append, &r);
   wait_rec(&r);
   return r;
 }
 
-static rec fetch_all(cc_storage *s, const char *chat) {
-  rec r = {0};
-  s->methods->fetch(s, S(chat), 0, 0, UINT32_MAX, 0, r_entries, &r);
+static storage_rec fetch_all(cc_storage *s, const char *chat) {
+  storage_rec r = {0};
+  s->methods->fetch(s, S(chat), 0, 0, UINT32_MAX, 0, storage_rec_entries, &r);
   wait_rec(&r);
   return r;
 }
 
-static rec get_chat(cc_storage *s, const char *chat) {
-  rec r = {0};
-  s->methods->get_chat(s, S(chat), r_chat, &r);
+static storage_rec get_chat(cc_storage *s, const char *chat) {
+  storage_rec r = {0};
+  s->methods->get_chat(s, S(chat), storage_rec_chat, &r);
   wait_rec(&r);
   return r;
 }
 
-static rec mark_read(cc_storage *s, const char *user, const char *chat, uint64_t seq) {
-  rec r = {0};
-  s->methods->mark_read(s, S(user), S(chat), seq, r_read, &r);
+static storage_rec mark_read(cc_storage *s, const char *user, const char *chat,
+                             uint64_t seq) {
+  storage_rec r = {0};
+  s->methods->mark_read(s, S(user), S(chat), seq, storage_rec_read, &r);
   wait_rec(&r);
   return r;
 }
@@ -392,8 +347,8 @@ START_TEST(reopen_keeps_everything) {
   e.sender_id = S("alice");
   e.target_seq = 1;
   e.text = S("one, edited");
-  rec r = {0};
-  s->methods->append(s, &e, r_append, &r);
+  storage_rec r = {0};
+  s->methods->append(s, &e, storage_rec_append, &r);
   wait_rec(&r);
   ck_assert_uint_eq(r.seq, 3);
   cc_str carol[1] = {S("carol")};
@@ -404,7 +359,7 @@ START_TEST(reopen_keeps_everything) {
   m.added = carol;
   m.n_added = 1;
   memset(&r, 0, sizeof r);
-  s->methods->append(s, &m, r_append, &r);
+  s->methods->append(s, &m, storage_rec_append, &r);
   wait_rec(&r);
   ck_assert_uint_eq(r.seq, 4);
   ck_assert_uint_eq(mark_read(s, "bob", "g:1", 3).read_seq, 3);
@@ -412,21 +367,21 @@ START_TEST(reopen_keeps_everything) {
 
   s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  rec g = get_chat(s, "g:1");
+  storage_rec g = get_chat(s, "g:1");
   ck_assert_int_eq(g.err, 0);
   ck_assert_uint_eq(g.last_seq, 4);
   ck_assert_uint_eq(g.n, 3);
-  rec f = fetch_all(s, "g:1");
+  storage_rec f = fetch_all(s, "g:1");
   ck_assert_uint_eq(f.n, 4);
   /* The edit is kept; an idempotent retry of the original send still is one. */
-  rec d = send_msg(s, "g:1", "alice", "m1", "one");
+  storage_rec d = send_msg(s, "g:1", "alice", "m1", "one");
   ck_assert_int_eq(d.err, 0);
   ck_assert_int_eq(d.dup, 1);
   ck_assert_uint_eq(d.seq, 1);
   ck_assert_int_eq(send_msg(s, "g:1", "alice", "m1", "one, edited").err, CC_ERR_EXISTS);
   /* Seqs continue; read pointers were kept. */
   ck_assert_uint_eq(send_msg(s, "g:1", "carol", "m3", "three").seq, 5);
-  rec rd = mark_read(s, "bob", "g:1", 0);
+  storage_rec rd = mark_read(s, "bob", "g:1", 0);
   ck_assert_uint_eq(rd.read_seq, 3);
   ck_assert_uint_eq(rd.unread, 1);
   ck_assert_int_eq(mark_read(s, "carol", "g:1", 0).err, 0);
@@ -471,8 +426,8 @@ START_TEST(group_commit_keeps_order) {
     s->methods->append(s, &e, in_order, &f);
   }
   /* A read issued after the appends sees all of them. */
-  rec r = {0};
-  s->methods->fetch(s, S("g:1"), 0, 0, 1, 1, r_entries, &r);
+  storage_rec r = {0};
+  s->methods->fetch(s, S("g:1"), 0, 0, 1, 1, storage_rec_entries, &r);
   ck_assert_int_eq(f.done, 0); /* nothing completes inside the calls */
   wait_rec(&r);
   ck_assert_int_eq(f.done, N); /* completions in call order */
@@ -596,8 +551,8 @@ START_TEST(loop_ref_only_while_pending) {
   cc_chat chat = {0};
   chat.chat_id = S("g:1");
   chat.kind = CC_CHAT_GROUP;
-  rec r = {0};
-  s->methods->create_chat(s, &chat, m, 1, r_done, &r);
+  storage_rec r = {0};
+  s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
   uv_run(the_loop(), UV_RUN_DEFAULT); /* runs until the callback came */
   ck_assert_int_eq(r.calls, 1);
   ck_assert_int_eq(r.err, 0);
@@ -734,12 +689,12 @@ START_TEST(kill9_keeps_acked_appends) {
   for (int ch = 0; ch < CRASH_CHATS; ch++) {
     char id[16];
     snprintf(id, sizeof id, "g:%d", ch);
-    rec g = get_chat(s, id);
+    storage_rec g = get_chat(s, id);
     uint64_t last = g.last_seq;
     /* Seqs 1..last, each once, and each message (client id) once. */
     for (uint64_t q = 1; q <= last; q++) {
-      rec r = {0};
-      s->methods->fetch(s, S(id), q - 1, q + 1, 10, 0, r_entries, &r);
+      storage_rec r = {0};
+      s->methods->fetch(s, S(id), q - 1, q + 1, 10, 0, storage_rec_entries, &r);
       wait_rec(&r);
       ck_assert_uint_eq(r.n, 1);
       ck_assert_uint_eq(r.seq, q);
@@ -750,9 +705,9 @@ START_TEST(kill9_keeps_acked_appends) {
     for (size_t i = 0; i < acks; i++) {
       if (acked_chat[i] != ch) continue;
       ck_assert_uint_le(acked_seq[i], last);
-      rec r = {0};
-      s->methods->fetch(s, S(id), acked_seq[i] - 1, acked_seq[i] + 1, 1, 0, r_entries,
-                        &r);
+      storage_rec r = {0};
+      s->methods->fetch(s, S(id), acked_seq[i] - 1, acked_seq[i] + 1, 1, 0,
+                        storage_rec_entries, &r);
       wait_rec(&r);
       char want[32];
       snprintf(want, sizeof want, "m%" PRIu64, acked_n[i]);
@@ -853,8 +808,8 @@ static int run_bench(int argc, char **argv) {
     cc_chat chat = {0};
     chat.chat_id = S(id);
     chat.kind = CC_CHAT_GROUP;
-    rec r = {0};
-    s->methods->create_chat(s, &chat, m, 1, r_done, &r);
+    storage_rec r = {0};
+    s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
     while (!r.calls)
       uv_run(the_loop(), UV_RUN_ONCE);
     if (r.err) return 1;
@@ -906,11 +861,7 @@ int main(int argc, char **argv) {
                                       .pump = pump,
                                       .large_log = 0,
                                       .many_chats = 0};
-  SRunner *sr = srunner_create(storage_conformance_suite(&full));
-  srunner_add_suite(sr, sqlite_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int status = run_suites(storage_conformance_suite(&full), sqlite_suite(), NULL);
   nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  return failed != 0;
+  return status;
 }

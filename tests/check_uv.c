@@ -20,10 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "support/runner.h"
+#include "support/ws.h"
 #include "transport/uv/uv_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -37,7 +38,6 @@
 #define UNDER_ASAN 0
 #endif
 
-#define SECRET "0123456789abcdef0123456789abcdef"
 #define MS 1000000ull
 
 /* ---- the application (loop thread) ---- */
@@ -144,13 +144,7 @@ static void start(gw_tweak gtweak, uv_tweak utweak) {
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   uv_timer_init(&loop, &ticker);
   uv_timer_start(&ticker, noop_timer, 5, 5);
-  cc_jwt_options *jo;
-  ck_assert_int_eq(cc_jwt_options_new(&jo), 0);
-  ck_assert_int_eq(cc_jwt_options_set_hmac_key(jo, CC_JWT_HS256, (const uint8_t *)SECRET,
-                                               strlen(SECRET)),
-                   0);
-  ck_assert_int_eq(cc_jwt_verifier_new(&verifier, jo, NULL), 0);
-  cc_jwt_options_free(jo);
+  verifier = ws_verifier_new();
   gw = new_gateway(gtweak);
   cc_uv_options *uo;
   ck_assert_int_eq(cc_uv_options_new(&uo), 0);
@@ -343,15 +337,6 @@ static void cl_close(cl *c) {
   c->ssl = NULL;
 }
 
-static void token_for(const char *user, char *tok, size_t cap) {
-  char claims[256];
-  int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"exp\":%ld}", user,
-                   (long)time(NULL) + 3600);
-  size_t len;
-  cc_jwt_sign_hmac(CC_JWT_HS256, (const uint8_t *)SECRET, strlen(SECRET), claims,
-                   (size_t)n, tok, cap, &len);
-}
-
 /* Reads a response head (byte by byte, so nothing after it is taken) and
  * returns its status, or -1. */
 static int read_head(cl *c, char *head, size_t cap) {
@@ -368,16 +353,11 @@ static int read_head(cl *c, char *head, size_t cap) {
   return -1;
 }
 
+/* The upgrade request of a JSON session for `user`; returns its length (0: it
+ * could not be made). */
 static int upgrade_request(char *req, size_t cap, const char *user) {
-  char tok[512];
-  token_for(user, tok, sizeof tok);
-  return snprintf(
-      req, cap,
-      "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chatcore.v1.json\r\n"
-      "Authorization: Bearer %s\r\n\r\n",
-      tok);
+  const char *json = "Sec-WebSocket-Protocol: chatcore.v1.json\r\n";
+  return ws_session_request(req, cap, user, 3600, json) ? (int)strlen(req) : 0;
 }
 
 /* Sends the upgrade request in chunks of `chunk` bytes (0: at once); returns the
@@ -393,56 +373,21 @@ static int ws_handshake(cl *c, const char *user, size_t chunk) {
   return read_head(c, head, sizeof head);
 }
 
-/* A masked client frame into `out` (cap at least len + 14); returns its size. */
-static size_t frame(uint8_t *out, int opcode, const void *payload, size_t len) {
-  static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-  size_t h = 0;
-  out[h++] = (uint8_t)(0x80 | opcode);
-  if (len < 126) {
-    out[h++] = (uint8_t)(0x80 | len);
-  } else if (len <= 0xffff) {
-    out[h++] = 0x80 | 126;
-    out[h++] = (uint8_t)(len >> 8);
-    out[h++] = (uint8_t)len;
-  } else {
-    out[h++] = 0x80 | 127;
-    for (int i = 0; i < 8; i++)
-      out[h++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-  }
-  memcpy(out + h, mask, 4);
-  h += 4;
-  const uint8_t *p = payload;
-  for (size_t i = 0; i < len; i++)
-    out[h + i] = p[i] ^ mask[i % 4];
-  return h + len;
-}
-
 static int ws_send(cl *c, int opcode, const void *payload, size_t len) {
-  uint8_t *buf = malloc(len + 14);
-  size_t n = frame(buf, opcode, payload, len);
+  uint8_t *buf = malloc(len + WS_MAX_HEAD);
+  size_t n = ws_client_frame(buf, opcode, payload, len);
   int rv = cl_write(c, buf, n);
   free(buf);
   return rv;
 }
 
+static int read_cl(void *c, void *buf, size_t len) {
+  return cl_read_exact(c, buf, len);
+}
+
 /* Reads one server frame; returns its opcode (-1 on error), payload in `buf`. */
 static int ws_recv(cl *c, uint8_t *buf, size_t cap, size_t *len) {
-  uint8_t h[2];
-  if (cl_read_exact(c, h, 2) != 0) return -1;
-  if (h[1] & 0x80) return -1; /* servers do not mask */
-  uint64_t n = h[1] & 0x7f;
-  if (n == 126 || n == 127) {
-    uint8_t ext[8];
-    size_t k = n == 126 ? 2 : 8;
-    if (cl_read_exact(c, ext, k) != 0) return -1;
-    n = 0;
-    for (size_t i = 0; i < k; i++)
-      n = n << 8 | ext[i];
-  }
-  if (n > cap) return -1;
-  if (n && cl_read_exact(c, buf, (size_t)n) != 0) return -1;
-  *len = (size_t)n;
-  return h[0] & 0x0f;
+  return ws_read_frame(read_cl, c, buf, cap, len);
 }
 
 static int close_code_of(const uint8_t *p, size_t len) {
@@ -525,7 +470,7 @@ static void split_client(job *j) {
   for (size_t i = 0; i < sizeof payload; i++)
     payload[i] = (char)('a' + i % 26);
   uint8_t buf[400];
-  size_t n = frame(buf, 0x1, payload, sizeof payload);
+  size_t n = ws_client_frame(buf, 0x1, payload, sizeof payload);
   for (size_t i = 0; i < n; i++) {
     CHECK(j, cl_write(&c, buf + i, 1) == 0);
     if (i % 16 == 0) usleep(500);
@@ -587,7 +532,7 @@ static void pipelined_client(job *j) {
   for (int i = 0; i < 100; i++) {
     char m[16];
     int k = snprintf(m, sizeof m, "m%d", i);
-    n += frame(buf + n, 0x1, m, (size_t)k);
+    n += ws_client_frame(buf + n, 0x1, m, (size_t)k);
   }
   CHECK(j, cl_write(&c, buf, n) == 0);
   for (int i = 0; i < 100; i++) {
@@ -644,7 +589,7 @@ static void disconnect_client(job *j) {
   CHECK(j, ws_handshake(&c, "ann", 0) == 101);
   uint8_t buf[200];
   char payload[100] = {0};
-  frame(buf, 0x1, payload, sizeof payload);
+  ws_client_frame(buf, 0x1, payload, sizeof payload);
   CHECK(j, cl_write(&c, buf, 5) == 0); /* a header and a bit of the mask */
   cl_close(&c);
   /* And a request cut off halfway. */
@@ -1422,9 +1367,5 @@ static Suite *uv_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(uv_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed != 0;
+  return run_suites(uv_suite(), NULL);
 }

@@ -10,18 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Check records every passing ck_assert; the scale tests check hundreds of
- * thousands of values, so hot loops use these, which cost nothing until they
- * fail. */
-#define FAIL_UNLESS(cond, ...)                                                           \
-  do {                                                                                   \
-    if (!(cond)) ck_abort_msg(__VA_ARGS__);                                              \
-  } while (0)
-#define SAME_INT(a, b)                                                                   \
-  do {                                                                                   \
-    intmax_t x_ = (intmax_t)(a), y_ = (intmax_t)(b);                                     \
-    FAIL_UNLESS(x_ == y_, "%s == %jd, expected %s == %jd", #a, x_, #b, y_);              \
-  } while (0)
+#include "support/conformance.h"
+#include "support/expect.h"
 
 enum { MAX_BACKENDS = 16, MAX_SUBS = 4 };
 static presence_conformance_backend backends[MAX_BACKENDS];
@@ -43,9 +33,9 @@ typedef struct recorder {
 
 static void on_change(void *ud, cc_str user, int online, int64_t last_seen_ms) {
   recorder *r = ud;
-  FAIL_UNLESS(user.ptr && user.len, "a change without a user id");
-  FAIL_UNLESS(online == 0 || online == 1, "online is %d", online);
-  if (online) SAME_INT(last_seen_ms, 0);
+  EXPECT_MSG(user.ptr && user.len, "a change without a user id");
+  EXPECT_MSG(online == 0 || online == 1, "online is %d", online);
+  if (online) EXPECT_INT_EQ(last_seen_ms, 0);
   if (r->n == r->cap) {
     r->cap = r->cap ? r->cap * 2 : 64;
     r->v = realloc(r->v, r->cap * sizeof *r->v);
@@ -114,28 +104,9 @@ static void ctx_close(ctx *c) {
   }
 }
 
-/* A test on a fresh presence of the backend given by Check's loop index (each
- * backend's suite adds its tests as a one-iteration loop). */
-#define PRESENCE_TEST(name)                                                              \
-  static void name##_body(ctx *c);                                                       \
-  START_TEST(name) {                                                                     \
-    ctx c_;                                                                              \
-    ctx_open(&c_, _i);                                                                   \
-    name##_body(&c_);                                                                    \
-    ctx_close(&c_);                                                                      \
-  }                                                                                      \
-  END_TEST                                                                               \
-  static void name##_body(ctx *c)
-
-static unsigned max_pumps(const ctx *c) {
-  return c->b->max_pumps ? c->b->max_pumps : 1000000u;
-}
-
 /* Pumps until *count reaches `want` (a counter a callback bumps). */
 static void pump_until(ctx *c, const size_t *count, size_t want) {
-  unsigned max = max_pumps(c);
-  for (unsigned i = 0; *count < want && c->b->pump && i < max; i++)
-    c->b->pump(c->b->arg);
+  conformance_pump_until(c->b->pump, c->b->arg, c->b->max_pumps, count, want);
 }
 
 /* ---- calls ---- */
@@ -153,7 +124,7 @@ static void on_done(void *ud, int err) {
 
 static int wait_done(ctx *c, done *d) {
   pump_until(c, &d->calls, 1);
-  FAIL_UNLESS(d->calls == 1, "the callback fired %zu times (expected once)", d->calls);
+  EXPECT_MSG(d->calls == 1, "the callback fired %zu times (expected once)", d->calls);
   return d->err;
 }
 
@@ -207,7 +178,7 @@ typedef struct looked {
 } looked;
 
 static cc_str dup_str(cc_str s) {
-  FAIL_UNLESS(s.ptr != NULL || s.len == 0, "a NULL string of length %zu", s.len);
+  EXPECT_MSG(s.ptr != NULL || s.len == 0, "a NULL string of length %zu", s.len);
   char *p = malloc(s.len + 1);
   ck_assert_ptr_nonnull(p);
   if (s.len) memcpy(p, s.ptr, s.len);
@@ -222,10 +193,10 @@ static void on_lookup(void *ud, int err, const cc_presence_status *users, size_t
   l->err = err;
   l->n = n;
   if (err) {
-    SAME_INT(n, 0);
+    EXPECT_INT_EQ(n, 0);
     return;
   }
-  FAIL_UNLESS(n == 0 || users, "statuses NULL for n %zu", n);
+  EXPECT_MSG(n == 0 || users, "statuses NULL for n %zu", n);
   l->st = calloc(n ? n : 1, sizeof *l->st);
   ck_assert_ptr_nonnull(l->st);
   for (size_t i = 0; i < n; i++) {
@@ -234,7 +205,7 @@ static void on_lookup(void *ud, int err, const cc_presence_status *users, size_t
     s->online = users[i].online;
     s->last_seen_ms = users[i].last_seen_ms;
     s->n = users[i].n_devices;
-    FAIL_UNLESS(s->n == 0 || users[i].devices, "devices NULL for %zu", s->n);
+    EXPECT_MSG(s->n == 0 || users[i].devices, "devices NULL for %zu", s->n);
     s->devices = calloc(s->n ? s->n : 1, sizeof *s->devices);
     ck_assert_ptr_nonnull(s->devices);
     for (size_t k = 0; k < s->n; k++) {
@@ -266,7 +237,7 @@ static looked lookup_ids(ctx *c, const cc_str *ids, size_t n) {
   looked l = {0, 0, 0, NULL};
   c->p->methods->lookup(c->p, ids, n, on_lookup, &l);
   pump_until(c, &l.calls, 1);
-  FAIL_UNLESS(l.calls == 1, "the lookup callback fired %zu times", l.calls);
+  EXPECT_MSG(l.calls == 1, "the lookup callback fired %zu times", l.calls);
   return l;
 }
 
@@ -323,7 +294,7 @@ static size_t count(const recorder *r, const char *user, int online) {
 
 /* Waits until `r` holds `want` notifications of user going online/offline. */
 static void await(ctx *c, recorder *r, const char *user, int online, size_t want) {
-  unsigned max = max_pumps(c);
+  unsigned max = conformance_max_pumps(c->b->max_pumps);
   for (unsigned i = 0; count(r, user, online) < want && c->b->pump && i < max; i++)
     c->b->pump(c->b->arg);
   ck_assert_msg(count(r, user, online) == want,
@@ -381,7 +352,7 @@ static void advance(ctx *c, uint64_t ms) {
 
 /* ================= set and lookup ================= */
 
-PRESENCE_TEST(set_makes_online) {
+CONF_TEST(set_makes_online) {
   expect_offline(c, "alice", 0, 0);
   ck_assert_int_eq(set(c, "alice", "gw-1", "conn-1"), 0);
   status s = lookup1(c, "alice");
@@ -394,7 +365,7 @@ PRESENCE_TEST(set_makes_online) {
 }
 END_TEST
 
-PRESENCE_TEST(lookup_order_and_unknown_users) {
+CONF_TEST(lookup_order_and_unknown_users) {
   ck_assert_int_eq(set(c, "bob", "gw-1", "b1"), 0);
   ck_assert_int_eq(set(c, "dave", "gw-2", "d1"), 0);
   ck_assert_int_eq(set(c, "dave", "gw-2", "d2"), 0);
@@ -419,7 +390,7 @@ PRESENCE_TEST(lookup_order_and_unknown_users) {
 }
 END_TEST
 
-PRESENCE_TEST(device_is_user_gateway_and_device) {
+CONF_TEST(device_is_user_gateway_and_device) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "conn"), 0);
   ck_assert_int_eq(set(c, "alice", "gw-2", "conn"), 0); /* same key, other gateway */
   ck_assert_int_eq(set(c, "bob", "gw-1", "conn"), 0);   /* same key, other user */
@@ -438,7 +409,7 @@ PRESENCE_TEST(device_is_user_gateway_and_device) {
 }
 END_TEST
 
-PRESENCE_TEST(ids_copied_and_binary) {
+CONF_TEST(ids_copied_and_binary) {
   /* Ids are bytes: NULs and non-ASCII count, and the caller's buffers may
    * change once a call returns. */
   char user[] = {'u', '\0', '1'}, gw[] = {'g', '\xc3', '\xa9'}, devid[] = {'d', '\0'};
@@ -477,7 +448,7 @@ PRESENCE_TEST(ids_copied_and_binary) {
 }
 END_TEST
 
-PRESENCE_TEST(null_callbacks) {
+CONF_TEST(null_callbacks) {
   cc_presence_device d = dev("alice", "gw-1", "c1");
   c->p->methods->set(c->p, &d, c->ttl, NULL, NULL);
   await(c, &c->main, "alice", 1, 1);
@@ -492,7 +463,7 @@ END_TEST
 
 /* ================= clear ================= */
 
-PRESENCE_TEST(clear_goes_offline) {
+CONF_TEST(clear_goes_offline) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   advance(c, 1000);
   int64_t lo = wall(c);
@@ -506,7 +477,7 @@ PRESENCE_TEST(clear_goes_offline) {
 }
 END_TEST
 
-PRESENCE_TEST(clear_unknown_is_ok) {
+CONF_TEST(clear_unknown_is_ok) {
   ck_assert_int_eq(clear(c, "nobody", "gw-1", "c1"), 0);
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   ck_assert_int_eq(clear(c, "alice", "gw-2", "c1"), 0); /* wrong gateway */
@@ -521,7 +492,7 @@ PRESENCE_TEST(clear_unknown_is_ok) {
 }
 END_TEST
 
-PRESENCE_TEST(clear_one_of_two) {
+CONF_TEST(clear_one_of_two) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   ck_assert_int_eq(set(c, "alice", "gw-2", "c2"), 0);
   ck_assert_int_eq(clear(c, "alice", "gw-1", "c1"), 0);
@@ -535,7 +506,7 @@ END_TEST
 
 /* ================= transitions ================= */
 
-PRESENCE_TEST(online_once_offline_once) {
+CONF_TEST(online_once_offline_once) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "phone"), 0);
   ck_assert_int_eq(set(c, "alice", "gw-2", "laptop"), 0);
   ck_assert_int_eq(set(c, "alice", "gw-1", "phone"), 0); /* refresh */
@@ -556,7 +527,7 @@ PRESENCE_TEST(online_once_offline_once) {
 }
 END_TEST
 
-PRESENCE_TEST(every_subscriber_hears) {
+CONF_TEST(every_subscriber_hears) {
   for (int i = 0; i < 3; i++)
     subscribe(c, &c->extra[i]);
   ck_assert(c->extra[0].id != c->extra[1].id && c->extra[1].id != c->extra[2].id &&
@@ -570,7 +541,7 @@ PRESENCE_TEST(every_subscriber_hears) {
 }
 END_TEST
 
-PRESENCE_TEST(unsubscribe_stops) {
+CONF_TEST(unsubscribe_stops) {
   subscribe(c, &c->extra[0]);
   subscribe(c, &c->extra[1]);
   ck_assert_int_eq(c->p->methods->unsubscribe(c->p, c->extra[0].id), 0);
@@ -591,7 +562,7 @@ PRESENCE_TEST(unsubscribe_stops) {
 }
 END_TEST
 
-PRESENCE_TEST(subscriber_hears_only_later_transitions) {
+CONF_TEST(subscriber_hears_only_later_transitions) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   barrier_main(c);
   subscribe(c, &c->extra[0]);
@@ -602,7 +573,7 @@ PRESENCE_TEST(subscriber_hears_only_later_transitions) {
 }
 END_TEST
 
-PRESENCE_TEST(back_online) {
+CONF_TEST(back_online) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   ck_assert_int_eq(clear(c, "alice", "gw-1", "c1"), 0);
   status s = lookup1(c, "alice");
@@ -641,7 +612,7 @@ static void on_change_react(void *ud, cc_str user, int online, int64_t last_seen
   }
 }
 
-PRESENCE_TEST(subscriber_calls_back_in) {
+CONF_TEST(subscriber_calls_back_in) {
   reactor r;
   memset(&r, 0, sizeof r);
   r.c = c;
@@ -671,7 +642,7 @@ END_TEST
 
 /* ================= expiry ================= */
 
-PRESENCE_TEST(ttl_expires) {
+CONF_TEST(ttl_expires) {
   int64_t lo = wall(c);
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   int64_t hi = wall(c);
@@ -685,7 +656,7 @@ PRESENCE_TEST(ttl_expires) {
 }
 END_TEST
 
-PRESENCE_TEST(refresh_extends_ttl) {
+CONF_TEST(refresh_extends_ttl) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   advance(c, c->ttl * 3 / 4);
   int64_t lo = wall(c);
@@ -700,7 +671,7 @@ PRESENCE_TEST(refresh_extends_ttl) {
 }
 END_TEST
 
-PRESENCE_TEST(refresh_may_shorten_ttl) {
+CONF_TEST(refresh_may_shorten_ttl) {
   ck_assert_int_eq(set_ttl(c, "alice", "gw-1", "c1", c->ttl * 3), 0);
   ck_assert_int_eq(set_ttl(c, "alice", "gw-1", "c1", c->ttl), 0);
   advance(c, c->ttl * 3 / 2);
@@ -710,7 +681,7 @@ PRESENCE_TEST(refresh_may_shorten_ttl) {
 }
 END_TEST
 
-PRESENCE_TEST(expiry_of_one_device) {
+CONF_TEST(expiry_of_one_device) {
   ck_assert_int_eq(set_ttl(c, "alice", "gw-1", "short", c->ttl), 0);
   int64_t lo = wall(c);
   ck_assert_int_eq(set_ttl(c, "alice", "gw-2", "long", c->ttl * 2), 0);
@@ -730,7 +701,7 @@ PRESENCE_TEST(expiry_of_one_device) {
 }
 END_TEST
 
-PRESENCE_TEST(last_seen_is_latest_sign_of_life) {
+CONF_TEST(last_seen_is_latest_sign_of_life) {
   /* A device that expires after a refresh counts from the refresh; one that
    * was cleared earlier does not lower it. */
   ck_assert_int_eq(set_ttl(c, "alice", "gw-1", "a", c->ttl * 3), 0);
@@ -765,7 +736,7 @@ PRESENCE_TEST(last_seen_is_latest_sign_of_life) {
 }
 END_TEST
 
-PRESENCE_TEST(set_after_expiry) {
+CONF_TEST(set_after_expiry) {
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
   advance(c, c->ttl * 2);
   ck_assert_int_eq(set(c, "alice", "gw-1", "c1"), 0);
@@ -777,7 +748,7 @@ END_TEST
 
 /* ================= bad input ================= */
 
-PRESENCE_TEST(bad_set_and_clear) {
+CONF_TEST(bad_set_and_clear) {
   cc_presence_device bad[] = {
       dev("", "gw-1", "c1"),
       dev("alice", "", "c1"),
@@ -799,7 +770,7 @@ PRESENCE_TEST(bad_set_and_clear) {
 }
 END_TEST
 
-PRESENCE_TEST(bad_lookup_and_subscribe) {
+CONF_TEST(bad_lookup_and_subscribe) {
   looked l = lookup_ids(c, NULL, 1);
   ck_assert_int_eq(l.err, CC_ERR_INVALID);
   looked_free(&l);
@@ -846,11 +817,11 @@ static void lookup_users(ctx *c, size_t n, user_check check, void *arg) {
       ids[j] = S(names[j]);
     }
     looked l = lookup_ids(c, ids, k);
-    SAME_INT(l.err, 0);
-    SAME_INT(l.n, k);
+    EXPECT_INT_EQ(l.err, 0);
+    EXPECT_INT_EQ(l.n, k);
     for (size_t j = 0; j < k; j++) {
-      FAIL_UNLESS(strcmp(l.st[j].user.ptr, names[j]) == 0, "status %zu is %s", start + j,
-                  l.st[j].user.ptr);
+      EXPECT_MSG(strcmp(l.st[j].user.ptr, names[j]) == 0, "status %zu is %s", start + j,
+                 l.st[j].user.ptr);
       check(&l.st[j], start + j, arg);
     }
     looked_free(&l);
@@ -867,10 +838,10 @@ typedef struct all_users {
 static void check_all(const status *s, size_t i, void *arg) {
   const all_users *w = arg;
   (void)i;
-  SAME_INT(s->online, w->devices != 0);
-  SAME_INT(s->n, w->devices);
-  FAIL_UNLESS(s->last_seen_ms >= w->lo && s->last_seen_ms <= w->hi,
-              "%s last seen %" PRId64, s->user.ptr, s->last_seen_ms);
+  EXPECT_INT_EQ(s->online, w->devices != 0);
+  EXPECT_INT_EQ(s->n, w->devices);
+  EXPECT_MSG(s->last_seen_ms >= w->lo && s->last_seen_ms <= w->hi,
+             "%s last seen %" PRId64, s->user.ptr, s->last_seen_ms);
 }
 
 static void check_users(ctx *c, size_t n, size_t devices, int64_t lo, int64_t hi) {
@@ -886,21 +857,21 @@ static size_t count_all(const recorder *r, int online) {
 }
 
 static void await_all(ctx *c, const recorder *r, int online, size_t want) {
-  unsigned max = max_pumps(c);
+  unsigned max = conformance_max_pumps(c->b->max_pumps);
   for (unsigned i = 0; count_all(r, online) < want && c->b->pump && i < max; i++)
     c->b->pump(c->b->arg);
-  SAME_INT(count_all(r, online), want);
+  EXPECT_INT_EQ(count_all(r, online), want);
 }
 
-PRESENCE_TEST(scale_many_users) {
+CONF_TEST(scale_many_users) {
   const size_t N = many(c);
   static const char *gws[] = {"gw-0", "gw-1", "gw-2", "gw-3"};
   char name[32], conn[32];
   for (size_t i = 0; i < N; i++) {
     user_name(name, sizeof name, i);
     snprintf(conn, sizeof conn, "c%zu", i);
-    SAME_INT(set(c, name, gws[i % 4], conn), 0);
-    SAME_INT(set(c, name, gws[(i + 1) % 4], conn), 0);
+    EXPECT_INT_EQ(set(c, name, gws[i % 4], conn), 0);
+    EXPECT_INT_EQ(set(c, name, gws[(i + 1) % 4], conn), 0);
   }
   check_users(c, N, 2, 0, 0);
   await_all(c, &c->main, 1, N);
@@ -908,8 +879,8 @@ PRESENCE_TEST(scale_many_users) {
   for (size_t i = 0; i < N; i++) {
     user_name(name, sizeof name, i);
     snprintf(conn, sizeof conn, "c%zu", i);
-    SAME_INT(clear(c, name, gws[i % 4], conn), 0);
-    SAME_INT(clear(c, name, gws[(i + 1) % 4], conn), 0);
+    EXPECT_INT_EQ(clear(c, name, gws[i % 4], conn), 0);
+    EXPECT_INT_EQ(clear(c, name, gws[(i + 1) % 4], conn), 0);
   }
   int64_t hi = wall(c);
   check_users(c, N, 0, lo, hi);
@@ -926,14 +897,14 @@ typedef struct dead_users {
 static void check_dead(const status *s, size_t i, void *arg) {
   dead_users *d = arg;
   int dead = i % 2;
-  SAME_INT(s->online, !dead);
+  EXPECT_INT_EQ(s->online, !dead);
   if (!dead) return;
-  FAIL_UNLESS(s->last_seen_ms >= d->lo && s->last_seen_ms < d->hi, "last seen %" PRId64,
-              s->last_seen_ms);
+  EXPECT_MSG(s->last_seen_ms >= d->lo && s->last_seen_ms < d->hi, "last seen %" PRId64,
+             s->last_seen_ms);
   d->offline++;
 }
 
-PRESENCE_TEST(scale_gateway_dies) {
+CONF_TEST(scale_gateway_dies) {
   /* A gateway's users all expire when it stops refreshing them; the users of
    * the one that keeps refreshing stay. */
   const size_t N = many(c);
@@ -941,57 +912,41 @@ PRESENCE_TEST(scale_gateway_dies) {
   int64_t lo = wall(c);
   for (size_t i = 0; i < N; i++) {
     user_name(name, sizeof name, i);
-    SAME_INT(set(c, name, i % 2 ? "gw-dead" : "gw-live", "conn"), 0);
+    EXPECT_INT_EQ(set(c, name, i % 2 ? "gw-dead" : "gw-live", "conn"), 0);
   }
   advance(c, c->ttl / 2);
   for (size_t i = 0; i < N; i += 2) {
     user_name(name, sizeof name, i);
-    SAME_INT(set(c, name, "gw-live", "conn"), 0);
+    EXPECT_INT_EQ(set(c, name, "gw-live", "conn"), 0);
   }
   advance(c, c->ttl * 3 / 4);
   await_all(c, &c->main, 1, N);
   dead_users d = {lo, wall(c), 0};
   lookup_users(c, N, check_dead, &d);
-  SAME_INT(d.offline, N / 2);
+  EXPECT_INT_EQ(d.offline, N / 2);
   await_all(c, &c->main, 0, N / 2);
 }
 END_TEST
 
 /* ================= the suite ================= */
 
-typedef struct area {
-  const char *name;
-  const TTest *const *tests;
-  size_t n;
-} area;
-
-#define PRESENCE_AREA(name, ...)                                                         \
-  const TTest *const name##_tests[] = {__VA_ARGS__};                                     \
-  const area name##_area = {#name, name##_tests, sizeof name##_tests / sizeof(TTest *)}
-
 Suite *presence_conformance_suite(const presence_conformance_backend *b) {
   if (!b || !b->make || !b->advance || !b->wall_ms || n_backends == MAX_BACKENDS)
     return NULL;
   int idx = n_backends++;
   backends[idx] = *b;
-  PRESENCE_AREA(set_lookup, set_makes_online, lookup_order_and_unknown_users,
-                device_is_user_gateway_and_device, ids_copied_and_binary, null_callbacks);
-  PRESENCE_AREA(clear, clear_goes_offline, clear_unknown_is_ok, clear_one_of_two);
-  PRESENCE_AREA(transitions, online_once_offline_once, every_subscriber_hears,
-                unsubscribe_stops, subscriber_hears_only_later_transitions, back_online,
-                subscriber_calls_back_in);
-  PRESENCE_AREA(expiry, ttl_expires, refresh_extends_ttl, refresh_may_shorten_ttl,
-                expiry_of_one_device, last_seen_is_latest_sign_of_life, set_after_expiry);
-  PRESENCE_AREA(bad_input, bad_set_and_clear, bad_lookup_and_subscribe);
-  PRESENCE_AREA(scale, scale_many_users, scale_gateway_dies);
-  const area *areas[] = {&set_lookup_area, &clear_area,     &transitions_area,
-                         &expiry_area,     &bad_input_area, &scale_area};
-  Suite *s = suite_create(b->name ? b->name : "presence");
-  for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
-    TCase *tc = tcase_create(areas[a]->name);
-    for (size_t t = 0; t < areas[a]->n; t++)
-      tcase_add_loop_test(tc, areas[a]->tests[t], idx, idx + 1);
-    suite_add_tcase(s, tc);
-  }
-  return s;
+  CONF_AREA(set_lookup, set_makes_online, lookup_order_and_unknown_users,
+            device_is_user_gateway_and_device, ids_copied_and_binary, null_callbacks);
+  CONF_AREA(clear, clear_goes_offline, clear_unknown_is_ok, clear_one_of_two);
+  CONF_AREA(transitions, online_once_offline_once, every_subscriber_hears,
+            unsubscribe_stops, subscriber_hears_only_later_transitions, back_online,
+            subscriber_calls_back_in);
+  CONF_AREA(expiry, ttl_expires, refresh_extends_ttl, refresh_may_shorten_ttl,
+            expiry_of_one_device, last_seen_is_latest_sign_of_life, set_after_expiry);
+  CONF_AREA(bad_input, bad_set_and_clear, bad_lookup_and_subscribe);
+  CONF_AREA(scale, scale_many_users, scale_gateway_dies);
+  const conformance_area *areas[] = {&set_lookup_area, &clear_area,     &transitions_area,
+                                     &expiry_area,     &bad_input_area, &scale_area};
+  return conformance_suite(b->name ? b->name : "presence", idx, areas,
+                           sizeof areas / sizeof areas[0]);
 }

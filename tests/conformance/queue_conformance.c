@@ -10,18 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Check records every passing ck_assert; the scale tests check hundreds of
- * thousands of values, so hot paths use these, which cost nothing until they
- * fail. */
-#define FAIL_UNLESS(cond, ...)                                                           \
-  do {                                                                                   \
-    if (!(cond)) ck_abort_msg(__VA_ARGS__);                                              \
-  } while (0)
-#define SAME_UINT(a, b)                                                                  \
-  do {                                                                                   \
-    uintmax_t x_ = (uintmax_t)(a), y_ = (uintmax_t)(b);                                  \
-    FAIL_UNLESS(x_ == y_, "%s == %ju, expected %s == %ju", #a, x_, #b, y_);              \
-  } while (0)
+#include "support/conformance.h"
+#include "support/expect.h"
 
 enum { MAX_BACKENDS = 16, MAX_SINKS = 8 };
 static queue_conformance_backend backends[MAX_BACKENDS];
@@ -71,9 +61,9 @@ static int is_marker(const cc_queue_msg *m) {
 
 static void on_msg(void *ud, cc_queue_msg *m) {
   sink *s = ud;
-  FAIL_UNLESS(m != NULL, "a NULL message");
-  FAIL_UNLESS(m->data != NULL, "data NULL (len %zu)", m->len);
-  FAIL_UNLESS(m->subject.ptr != NULL && m->subject.len > 0, "no subject");
+  EXPECT_MSG(m != NULL, "a NULL message");
+  EXPECT_MSG(m->data != NULL, "data NULL (len %zu)", m->len);
+  EXPECT_MSG(m->subject.ptr != NULL && m->subject.len > 0, "no subject");
   if (is_marker(m)) {
     s->markers++;
   } else if (s->record) {
@@ -147,27 +137,8 @@ static void ctx_close(ctx *c) {
   }
 }
 
-/* A test on a fresh queue of the backend given by Check's loop index (each
- * backend's suite adds its tests as a one-iteration loop). */
-#define QUEUE_TEST(name)                                                                 \
-  static void name##_body(ctx *c);                                                       \
-  START_TEST(name) {                                                                     \
-    ctx c_;                                                                              \
-    ctx_open(&c_, _i);                                                                   \
-    name##_body(&c_);                                                                    \
-    ctx_close(&c_);                                                                      \
-  }                                                                                      \
-  END_TEST                                                                               \
-  static void name##_body(ctx *c)
-
-static unsigned max_pumps(const ctx *c) {
-  return c->b->max_pumps ? c->b->max_pumps : 1000000u;
-}
-
 static void pump_until(ctx *c, const size_t *count, size_t want) {
-  unsigned max = max_pumps(c);
-  for (unsigned i = 0; *count < want && c->b->pump && i < max; i++)
-    c->b->pump(c->b->arg);
+  conformance_pump_until(c->b->pump, c->b->arg, c->b->max_pumps, count, want);
 }
 
 /* ---- calls ---- */
@@ -176,10 +147,10 @@ static int sub_raw(ctx *c, sink *s, cc_str pattern, cc_str group) {
   uint64_t id = 0;
   int rv = c->q->methods->subscribe(c->q, pattern, group, on_msg, s, &id);
   if (rv == 0) {
-    FAIL_UNLESS(id >= 1, "subscription id 0");
+    EXPECT_MSG(id >= 1, "subscription id 0");
     s->id = id;
   } else {
-    SAME_UINT(id, 0); /* untouched */
+    EXPECT_UINT_EQ(id, 0); /* untouched */
   }
   return rv;
 }
@@ -206,8 +177,8 @@ static void on_pub(void *ud, int err, int dup) {
   p->calls++;
   p->err = err;
   p->dup = dup;
-  FAIL_UNLESS(dup == 0 || dup == 1, "duplicate is %d", dup);
-  FAIL_UNLESS(err == 0 || dup == 0, "duplicate set with error %d", err);
+  EXPECT_MSG(dup == 0 || dup == 1, "duplicate is %d", dup);
+  EXPECT_MSG(err == 0 || dup == 0, "duplicate set with error %d", err);
 }
 
 static pub publish_raw(ctx *c, cc_str subject, const void *data, size_t len,
@@ -215,7 +186,7 @@ static pub publish_raw(ctx *c, cc_str subject, const void *data, size_t len,
   pub p = {0, 0, 0};
   c->q->methods->publish(c->q, subject, (const uint8_t *)data, len, dedupe, on_pub, &p);
   pump_until(c, &p.calls, 1);
-  FAIL_UNLESS(p.calls == 1, "the publish callback fired %zu times", p.calls);
+  EXPECT_MSG(p.calls == 1, "the publish callback fired %zu times", p.calls);
   return p;
 }
 
@@ -266,7 +237,7 @@ static void expect_subjects(const sink *s, const char *want) {
 
 /* ================= basics ================= */
 
-QUEUE_TEST(publish_reaches_subscriber) {
+CONF_TEST(publish_reaches_subscriber) {
   sink *s = sub(c, 0, "orders.new", NULL);
   pub p = publish_raw(c, S("orders.new"), "hello", 5, S(""));
   ck_assert_int_eq(p.err, 0);
@@ -276,7 +247,7 @@ QUEUE_TEST(publish_reaches_subscriber) {
 }
 END_TEST
 
-QUEUE_TEST(fanout_to_every_plain_subscriber) {
+CONF_TEST(fanout_to_every_plain_subscriber) {
   for (int i = 0; i < 3; i++)
     sub(c, i, "room.1", NULL);
   sink *other = sub(c, 3, "room.2", NULL);
@@ -295,7 +266,7 @@ QUEUE_TEST(fanout_to_every_plain_subscriber) {
 }
 END_TEST
 
-QUEUE_TEST(only_matching_subjects) {
+CONF_TEST(only_matching_subjects) {
   sink *s = sub(c, 0, "a.b", NULL);
   const char *miss[] = {"a", "a.b.c", "a.c", "b.a", "A.b", "a.bb", "aa.b", "b"};
   for (size_t i = 0; i < sizeof miss / sizeof miss[0]; i++)
@@ -305,7 +276,7 @@ QUEUE_TEST(only_matching_subjects) {
 }
 END_TEST
 
-QUEUE_TEST(payload_bytes_exact) {
+CONF_TEST(payload_bytes_exact) {
   sink *s = sub(c, 0, "bin", NULL);
   uint8_t bytes[] = {0, 1, 0, 255, '.', '*', '>', 0};
   uint8_t buf[sizeof bytes];
@@ -331,7 +302,7 @@ QUEUE_TEST(payload_bytes_exact) {
 }
 END_TEST
 
-QUEUE_TEST(subjects_are_bytes) {
+CONF_TEST(subjects_are_bytes) {
   sink *s = sub(c, 0, "chat.h\xc3\xa9llo.*", NULL);
   ck_assert_int_eq(publish(c, "chat.h\xc3\xa9llo.\xe2\x9c\x93", "utf8", NULL), 0);
   ck_assert_int_eq(publish(c, "chat.hello.x", "other", NULL), 0);
@@ -341,7 +312,7 @@ QUEUE_TEST(subjects_are_bytes) {
 }
 END_TEST
 
-QUEUE_TEST(publish_without_subscribers) {
+CONF_TEST(publish_without_subscribers) {
   pub p = publish_raw(c, S("nobody.listens"), "x", 1, S(""));
   ck_assert_int_eq(p.err, 0);
   ck_assert_int_eq(p.dup, 0);
@@ -368,36 +339,36 @@ static void expect_matches(ctx *c, const char *pattern, const char *subjects_lis
   expect_subjects(s, want);
 }
 
-QUEUE_TEST(star_matches_one_token) {
+CONF_TEST(star_matches_one_token) {
   expect_matches(c, "chat.*.msg",
                  "chat.1.msg chat.1.2.msg chat.msg chat.abc.msg chat.1.msgs xchat.1.msg",
                  "chat.1.msg chat.abc.msg", "chat.m.msg");
 }
 END_TEST
 
-QUEUE_TEST(star_alone) {
+CONF_TEST(star_alone) {
   expect_matches(c, "*", "x x.y y", "x y", "m");
 }
 END_TEST
 
-QUEUE_TEST(gt_matches_the_rest) {
+CONF_TEST(gt_matches_the_rest) {
   expect_matches(c, "chat.>", "chat chat.1 chats.1 chat.1.msg chat.a.b.c x.chat.1",
                  "chat.1 chat.1.msg chat.a.b.c", "chat.m");
 }
 END_TEST
 
-QUEUE_TEST(gt_alone) {
+CONF_TEST(gt_alone) {
   expect_matches(c, ">", "x x.y a.b.c.d", "x x.y a.b.c.d", "m");
 }
 END_TEST
 
-QUEUE_TEST(mixed_wildcards) {
+CONF_TEST(mixed_wildcards) {
   expect_matches(c, "*.b.>", "a.b a.b.c x.b.c.d a.c.c b.b.b", "a.b.c x.b.c.d b.b.b",
                  "m.b.m");
 }
 END_TEST
 
-QUEUE_TEST(one_message_per_matching_subscription) {
+CONF_TEST(one_message_per_matching_subscription) {
   sink *exact = sub(c, 0, "a.b", NULL);
   sink *star = sub(c, 1, "a.*", NULL);
   sink *rest = sub(c, 2, "a.>", NULL);
@@ -420,7 +391,7 @@ static void publish_numbered(ctx *c, const char *subject, size_t first, size_t n
   char text[32];
   for (size_t k = first; k < first + n; k++) {
     snprintf(text, sizeof text, "%zu", k);
-    FAIL_UNLESS(publish(c, subject, text, NULL) == 0, "publish %zu failed", k);
+    EXPECT_MSG(publish(c, subject, text, NULL) == 0, "publish %zu failed", k);
   }
 }
 
@@ -434,7 +405,7 @@ static size_t total(const ctx *c, int from, int to) {
 /* Waits until sinks [from, to) hold `want` messages between them, then checks
  * that messages "0".."n-1" each arrived exactly once among them. */
 static void expect_once_each(ctx *c, int from, int to, size_t n) {
-  unsigned max = max_pumps(c);
+  unsigned max = conformance_max_pumps(c->b->max_pumps);
   for (unsigned i = 0; total(c, from, to) < n && c->b->pump && i < max; i++)
     c->b->pump(c->b->arg);
   unsigned char *seen = calloc(n ? n : 1, 1);
@@ -447,17 +418,17 @@ static void expect_once_each(ctx *c, int from, int to, size_t n) {
       memcpy(text, g->data, g->len);
       text[g->len] = '\0';
       size_t idx = (size_t)strtoull(text, NULL, 10);
-      FAIL_UNLESS(idx < n, "message %s out of range", text);
-      FAIL_UNLESS(!seen[idx], "message %zu delivered twice in the group", idx);
+      EXPECT_MSG(idx < n, "message %s out of range", text);
+      EXPECT_MSG(!seen[idx], "message %zu delivered twice in the group", idx);
       seen[idx] = 1;
     }
   for (size_t k = 0; k < n; k++)
-    FAIL_UNLESS(seen[k], "message %zu never delivered in the group", k);
+    EXPECT_MSG(seen[k], "message %zu never delivered in the group", k);
   free(seen);
-  SAME_UINT(total(c, from, to), n);
+  EXPECT_UINT_EQ(total(c, from, to), n);
 }
 
-QUEUE_TEST(group_gets_each_message_once) {
+CONF_TEST(group_gets_each_message_once) {
   for (int i = 0; i < 3; i++)
     sub(c, i, "jobs", "workers");
   sink *plain = sub(c, 3, "jobs", NULL);
@@ -469,7 +440,7 @@ QUEUE_TEST(group_gets_each_message_once) {
 }
 END_TEST
 
-QUEUE_TEST(every_group_gets_every_message) {
+CONF_TEST(every_group_gets_every_message) {
   sub(c, 0, "jobs", "g1");
   sub(c, 1, "jobs", "g1");
   sub(c, 2, "jobs", "g2");
@@ -483,7 +454,7 @@ QUEUE_TEST(every_group_gets_every_message) {
 }
 END_TEST
 
-QUEUE_TEST(group_members_with_other_patterns) {
+CONF_TEST(group_members_with_other_patterns) {
   sink *wide = sub(c, 0, "x.*", "g");
   sink *narrow = sub(c, 1, "x.y", "g");
   publish_numbered(c, "x.z", 0, 50); /* only `wide` matches */
@@ -497,7 +468,7 @@ QUEUE_TEST(group_members_with_other_patterns) {
 }
 END_TEST
 
-QUEUE_TEST(group_after_member_leaves) {
+CONF_TEST(group_after_member_leaves) {
   sub(c, 0, "jobs", "workers");
   sink *stays = sub(c, 1, "jobs", "workers");
   unsub(c, &c->sinks[0]);
@@ -514,7 +485,7 @@ END_TEST
 
 /* ================= unsubscribe ================= */
 
-QUEUE_TEST(unsubscribe_stops_delivery) {
+CONF_TEST(unsubscribe_stops_delivery) {
   sink *a = sub(c, 0, "s", NULL);
   sink *b = sub(c, 1, "s", NULL);
   sink *w = sub(c, 2, "s.>", NULL);
@@ -541,7 +512,7 @@ static void unsub_self(sink *s, const cc_queue_msg *m) {
   if (s->id) unsub(s->c, s);
 }
 
-QUEUE_TEST(unsubscribe_inside_handler) {
+CONF_TEST(unsubscribe_inside_handler) {
   sink *once = sub(c, 0, "t", NULL);
   once->then = unsub_self;
   sink *all = sub(c, 1, "t", NULL);
@@ -555,7 +526,7 @@ END_TEST
 
 /* ================= dedupe ================= */
 
-QUEUE_TEST(duplicate_not_delivered) {
+CONF_TEST(duplicate_not_delivered) {
   sink *s = sub(c, 0, "d", NULL);
   ck_assert_int_eq(publish(c, "d", "first", "id-1"), 0);
   ck_assert_int_eq(publish(c, "d", "first", "id-1"), 1);
@@ -569,7 +540,7 @@ QUEUE_TEST(duplicate_not_delivered) {
 }
 END_TEST
 
-QUEUE_TEST(no_dedupe_without_id) {
+CONF_TEST(no_dedupe_without_id) {
   sink *s = sub(c, 0, "d", NULL);
   ck_assert_int_eq(publish(c, "d", "same", NULL), 0);
   ck_assert_int_eq(publish(c, "d", "same", NULL), 0);
@@ -578,7 +549,7 @@ QUEUE_TEST(no_dedupe_without_id) {
 }
 END_TEST
 
-QUEUE_TEST(dedupe_ids_are_bytes) {
+CONF_TEST(dedupe_ids_are_bytes) {
   sink *s = sub(c, 0, "d", NULL);
   cc_str a = {"x\0a", 3}, b = {"x\0b", 3}, x = {"x", 1};
   ck_assert_int_eq(publish_raw(c, S("d"), "1", 1, a).dup, 0);
@@ -590,7 +561,7 @@ QUEUE_TEST(dedupe_ids_are_bytes) {
 }
 END_TEST
 
-QUEUE_TEST(duplicate_reaches_no_group_member) {
+CONF_TEST(duplicate_reaches_no_group_member) {
   sub(c, 0, "d", "g");
   sub(c, 1, "d", "g");
   sink *plain = sub(c, 2, "d", NULL);
@@ -606,16 +577,16 @@ END_TEST
 /* ================= order ================= */
 
 static void expect_in_order(const sink *s, size_t n) {
-  SAME_UINT(s->n, n);
+  EXPECT_UINT_EQ(s->n, n);
   char text[32];
   for (size_t k = 0; k < n; k++) {
     int w = snprintf(text, sizeof text, "%zu", k);
-    FAIL_UNLESS(s->v[k].len == (size_t)w && memcmp(s->v[k].data, text, (size_t)w) == 0,
-                "message %zu is not \"%s\"", k, text);
+    EXPECT_MSG(s->v[k].len == (size_t)w && memcmp(s->v[k].data, text, (size_t)w) == 0,
+               "message %zu is not \"%s\"", k, text);
   }
 }
 
-QUEUE_TEST(order_per_subscriber) {
+CONF_TEST(order_per_subscriber) {
   sub(c, 0, "o.x", NULL);
   sub(c, 1, "o.*", NULL);
   sub(c, 2, ">", NULL);
@@ -636,7 +607,7 @@ typedef struct chain {
 
 static void on_chain_pub(void *ud, int err, int dup) {
   chain *ch = ud;
-  FAIL_UNLESS(err == 0 && dup == 0, "a nested publish failed: %d %d", err, dup);
+  EXPECT_MSG(err == 0 && dup == 0, "a nested publish failed: %d %d", err, dup);
   ch->callbacks++;
 }
 
@@ -644,7 +615,7 @@ static void on_chain_pub(void *ud, int err, int dup) {
 static void relay(sink *s, const cc_queue_msg *m) {
   chain *ch = s->arg;
   char text[32];
-  FAIL_UNLESS(m->len < sizeof text, "long message");
+  EXPECT_MSG(m->len < sizeof text, "long message");
   memcpy(text, m->data, m->len);
   text[m->len] = '\0';
   size_t k = (size_t)strtoull(text, NULL, 10);
@@ -655,7 +626,7 @@ static void relay(sink *s, const cc_queue_msg *m) {
                             on_chain_pub, ch);
 }
 
-QUEUE_TEST(handler_publishes) {
+CONF_TEST(handler_publishes) {
   /* Each delivery publishes the next: a long chain must neither recurse
    * without bound nor lose or reorder anything. */
   chain ch = {c->b->many ? c->b->many / 10 : 10000, 0, 0};
@@ -682,7 +653,7 @@ static void reply(sink *s, const cc_queue_msg *m) {
   s->c->q->methods->publish(s->c->q, S(subject), m->data, m->len, S(""), NULL, NULL);
 }
 
-QUEUE_TEST(handler_replies_elsewhere) {
+CONF_TEST(handler_replies_elsewhere) {
   sink *ping = sub(c, 0, "ping", NULL);
   ping->then = reply;
   sink *pong = sub(c, 1, "pong.*", NULL);
@@ -692,7 +663,7 @@ QUEUE_TEST(handler_replies_elsewhere) {
 }
 END_TEST
 
-QUEUE_TEST(ack_later) {
+CONF_TEST(ack_later) {
   sink *s = sub(c, 0, "held", NULL);
   s->hold = 1;
   publish_numbered(c, "held", 0, 100);
@@ -706,17 +677,17 @@ QUEUE_TEST(ack_later) {
   for (size_t k = 0; k < 100; k++) {
     int w = snprintf(text, sizeof text, "%zu", k);
     const cc_queue_msg *m = s->held[k];
-    FAIL_UNLESS(m->len == (size_t)w && memcmp(m->data, text, m->len) == 0,
-                "held message %zu changed", k);
-    FAIL_UNLESS(m->subject.len == 4 && memcmp(m->subject.ptr, "held", 4) == 0,
-                "held subject %zu changed", k);
+    EXPECT_MSG(m->len == (size_t)w && memcmp(m->data, text, m->len) == 0,
+               "held message %zu changed", k);
+    EXPECT_MSG(m->subject.len == 4 && memcmp(m->subject.ptr, "held", 4) == 0,
+               "held subject %zu changed", k);
   }
   ack_held(c, s);
   c->q->methods->ack(c->q, NULL); /* a no-op */
 }
 END_TEST
 
-QUEUE_TEST(free_releases_unacked) {
+CONF_TEST(free_releases_unacked) {
   sink *s = sub(c, 0, "held", NULL);
   s->hold = 1;
   publish_numbered(c, "held", 0, 10);
@@ -728,7 +699,7 @@ END_TEST
 
 /* ================= bad input ================= */
 
-QUEUE_TEST(bad_subjects) {
+CONF_TEST(bad_subjects) {
   sink *s = sub(c, 0, ">", NULL);
   const char *bad[] = {"",    ".",    "a.",   ".a",   "a..b", "a.*", "a.>",  "*",  ">",
                        "a b", "a\tb", "a\nb", "a\rb", "a*b",  "a>b", "a.b*", "*a", ">a"};
@@ -748,7 +719,7 @@ QUEUE_TEST(bad_subjects) {
 }
 END_TEST
 
-QUEUE_TEST(bad_patterns_and_groups) {
+CONF_TEST(bad_patterns_and_groups) {
   sink *s = &c->sinks[0];
   const char *bad[] = {"",   "a.",   ".a",  "a..b", "a.>.b", ">.a", "a*",
                        "*a", "a.b>", "a b", "a\tb", "**",    ">>",  "a.*b"};
@@ -787,7 +758,7 @@ static size_t many(const ctx *c) {
   return c->b->many ? c->b->many : 100000;
 }
 
-QUEUE_TEST(scale_many_messages) {
+CONF_TEST(scale_many_messages) {
   const size_t N = many(c);
   sink *s = sub(c, 0, "bulk", NULL);
   for (int i = 1; i <= 4; i++)
@@ -801,7 +772,7 @@ QUEUE_TEST(scale_many_messages) {
 }
 END_TEST
 
-QUEUE_TEST(scale_many_subscriptions) {
+CONF_TEST(scale_many_subscriptions) {
   /* One subscription per user subject, as a gateway makes for its users: each
    * gets its own messages only. */
   const size_t U = many(c) / 100 ? many(c) / 100 : 10;
@@ -819,17 +790,17 @@ QUEUE_TEST(scale_many_subscriptions) {
   for (size_t u = 0; u < U; u++) {
     snprintf(subject, sizeof subject, "user.%zu.inbox", u);
     for (size_t k = 0; k <= u % 3; k++)
-      FAIL_UNLESS(publish(c, subject, "m", NULL) == 0, "publish failed");
+      EXPECT_MSG(publish(c, subject, "m", NULL) == 0, "publish failed");
   }
   size_t want = 0;
   for (size_t u = 0; u < U; u++)
     want += u % 3 + 1;
   await(c, any, want);
   for (size_t u = 0; u < U; u++) {
-    FAIL_UNLESS(counts[u].n == u % 3 + 1, "user %zu got %zu", u, counts[u].n);
+    EXPECT_MSG(counts[u].n == u % 3 + 1, "user %zu got %zu", u, counts[u].n);
     snprintf(subject, sizeof subject, "user.%zu.inbox", u);
-    FAIL_UNLESS(strcmp(counts[u].v[0].subject, subject) == 0, "user %zu got %s", u,
-                counts[u].v[0].subject);
+    EXPECT_MSG(strcmp(counts[u].v[0].subject, subject) == 0, "user %zu got %s", u,
+               counts[u].v[0].subject);
   }
   for (size_t u = 0; u < U; u++) {
     if (u % 2) ck_assert_int_eq(c->q->methods->unsubscribe(c->q, counts[u].id), 0);
@@ -842,44 +813,28 @@ END_TEST
 
 /* ================= the suite ================= */
 
-typedef struct area {
-  const char *name;
-  const TTest *const *tests;
-  size_t n;
-} area;
-
-#define QUEUE_AREA(name, ...)                                                            \
-  const TTest *const name##_tests[] = {__VA_ARGS__};                                     \
-  const area name##_area = {#name, name##_tests, sizeof name##_tests / sizeof(TTest *)}
-
 Suite *queue_conformance_suite(const queue_conformance_backend *b) {
   if (!b || !b->make || n_backends == MAX_BACKENDS) return NULL;
   int idx = n_backends++;
   backends[idx] = *b;
-  QUEUE_AREA(basics, publish_reaches_subscriber, fanout_to_every_plain_subscriber,
-             only_matching_subjects, payload_bytes_exact, subjects_are_bytes,
-             publish_without_subscribers);
-  QUEUE_AREA(wildcards, star_matches_one_token, star_alone, gt_matches_the_rest, gt_alone,
-             mixed_wildcards, one_message_per_matching_subscription);
-  QUEUE_AREA(groups, group_gets_each_message_once, every_group_gets_every_message,
-             group_members_with_other_patterns, group_after_member_leaves);
-  QUEUE_AREA(unsubscribe, unsubscribe_stops_delivery, unsubscribe_inside_handler);
-  QUEUE_AREA(dedupe, duplicate_not_delivered, no_dedupe_without_id, dedupe_ids_are_bytes,
-             duplicate_reaches_no_group_member);
-  QUEUE_AREA(order, order_per_subscriber);
-  QUEUE_AREA(handlers, handler_publishes, handler_replies_elsewhere, ack_later,
-             free_releases_unacked);
-  QUEUE_AREA(bad_input, bad_subjects, bad_patterns_and_groups);
-  QUEUE_AREA(scale, scale_many_messages, scale_many_subscriptions);
-  const area *areas[] = {&basics_area,      &wildcards_area, &groups_area,
-                         &unsubscribe_area, &dedupe_area,    &order_area,
-                         &handlers_area,    &bad_input_area, &scale_area};
-  Suite *s = suite_create(b->name ? b->name : "queue");
-  for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
-    TCase *tc = tcase_create(areas[a]->name);
-    for (size_t t = 0; t < areas[a]->n; t++)
-      tcase_add_loop_test(tc, areas[a]->tests[t], idx, idx + 1);
-    suite_add_tcase(s, tc);
-  }
-  return s;
+  CONF_AREA(basics, publish_reaches_subscriber, fanout_to_every_plain_subscriber,
+            only_matching_subjects, payload_bytes_exact, subjects_are_bytes,
+            publish_without_subscribers);
+  CONF_AREA(wildcards, star_matches_one_token, star_alone, gt_matches_the_rest, gt_alone,
+            mixed_wildcards, one_message_per_matching_subscription);
+  CONF_AREA(groups, group_gets_each_message_once, every_group_gets_every_message,
+            group_members_with_other_patterns, group_after_member_leaves);
+  CONF_AREA(unsubscribe, unsubscribe_stops_delivery, unsubscribe_inside_handler);
+  CONF_AREA(dedupe, duplicate_not_delivered, no_dedupe_without_id, dedupe_ids_are_bytes,
+            duplicate_reaches_no_group_member);
+  CONF_AREA(order, order_per_subscriber);
+  CONF_AREA(handlers, handler_publishes, handler_replies_elsewhere, ack_later,
+            free_releases_unacked);
+  CONF_AREA(bad_input, bad_subjects, bad_patterns_and_groups);
+  CONF_AREA(scale, scale_many_messages, scale_many_subscriptions);
+  const conformance_area *areas[] = {&basics_area,      &wildcards_area, &groups_area,
+                                     &unsubscribe_area, &dedupe_area,    &order_area,
+                                     &handlers_area,    &bad_input_area, &scale_area};
+  return conformance_suite(b->name ? b->name : "queue", idx, areas,
+                           sizeof areas / sizeof areas[0]);
 }

@@ -11,29 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Check's ck_assert_* macros record every *passing* check with a write to the
- * runner; the scale tests make hundreds of thousands of checks, so the suite
- * uses these, which cost nothing until they fail (then they abort the test with
- * the values, like Check's). */
-#define EXPECT_MSG(cond, ...)                                                            \
-  do {                                                                                   \
-    if (!(cond)) ck_abort_msg(__VA_ARGS__);                                              \
-  } while (0)
-#define EXPECT(cond) EXPECT_MSG(cond, "Assertion '%s' failed", #cond)
-#define EXPECT_CMP_(type, fmt, a, op, b)                                                 \
-  do {                                                                                   \
-    type a_ = (type)(a), b_ = (type)(b);                                                 \
-    if (!(a_ op b_))                                                                     \
-      ck_abort_msg("Assertion '%s " #op " %s' failed: %s == %" fmt ", %s == %" fmt, #a,  \
-                   #b, #a, a_, #b, b_);                                                  \
-  } while (0)
-#define EXPECT_INT_EQ(a, b) EXPECT_CMP_(intmax_t, "jd", a, ==, b)
-#define EXPECT_INT_GE(a, b) EXPECT_CMP_(intmax_t, "jd", a, >=, b)
-#define EXPECT_INT_LT(a, b) EXPECT_CMP_(intmax_t, "jd", a, <, b)
-#define EXPECT_UINT_EQ(a, b) EXPECT_CMP_(uintmax_t, "ju", a, ==, b)
-#define EXPECT_UINT_LT(a, b) EXPECT_CMP_(uintmax_t, "ju", a, <, b)
-#define EXPECT_UINT_GT(a, b) EXPECT_CMP_(uintmax_t, "ju", a, >, b)
-#define EXPECT_PTR(p) EXPECT_MSG((p) != NULL, "%s is NULL", #p)
+#include "support/conformance.h"
+#include "support/expect.h"
 
 /* ---- backends and per-test context ---- */
 
@@ -100,24 +79,12 @@ static void ctx_close(ctx *c) {
   arena_clear(c);
 }
 
-/* Defines a test that runs on a fresh storage of the backend given by Check's
- * loop index (each backend's suite adds its tests as a one-iteration loop). */
-#define CONF_TEST(name)                                                                  \
-  static void name##_body(ctx *c);                                                       \
-  START_TEST(name) {                                                                     \
-    ctx c_;                                                                              \
-    ctx_open(&c_, _i);                                                                   \
-    name##_body(&c_);                                                                    \
-    ctx_close(&c_);                                                                      \
-  }                                                                                      \
-  END_TEST                                                                               \
-  static void name##_body(ctx *c)
-
 /* ---- results: what a callback reported, copied ---- */
 
 typedef struct res {
   ctx *c;
-  int calls, err;
+  size_t calls;
+  int err;
   uint64_t seq; /* append */
   int dup;
   cc_entry *entries; /* fetch */
@@ -274,10 +241,8 @@ static void res_init(ctx *c, res *r) {
 
 /* Pumps until r's callback has fired, then checks it fired exactly once. */
 static void wait_res(ctx *c, res *r) {
-  unsigned max = c->b->max_pumps ? c->b->max_pumps : 1000000u;
-  for (unsigned i = 0; r->calls == 0 && c->b->pump && i < max; i++)
-    c->b->pump(c->b->arg);
-  EXPECT_MSG(r->calls == 1, "the callback fired %d times (expected once)", r->calls);
+  conformance_pump_until(c->b->pump, c->b->arg, c->b->max_pumps, &r->calls, 1);
+  EXPECT_MSG(r->calls == 1, "the callback fired %zu times (expected once)", r->calls);
 }
 
 /* ---- calls: each waits for its callback and returns the copied result ---- */
@@ -1832,7 +1797,7 @@ END_TEST
 
 typedef struct nested {
   ctx *c;
-  int calls;
+  size_t calls;
   cc_entry seen; /* copied after the nested calls were made */
   res edit, send;
 } nested;
@@ -1867,9 +1832,7 @@ CONF_TEST(callback_calls_storage) {
   res_init(c, &t.edit);
   res_init(c, &t.send);
   c->s->methods->fetch(c->s, S("g:1"), 0, 0, 1, 0, on_entries_nested, &t);
-  unsigned max = c->b->max_pumps ? c->b->max_pumps : 1000000u;
-  for (unsigned i = 0; t.calls == 0 && c->b->pump && i < max; i++)
-    c->b->pump(c->b->arg);
+  conformance_pump_until(c->b->pump, c->b->arg, c->b->max_pumps, &t.calls, 1);
   EXPECT_INT_EQ(t.calls, 1);
   ASSERT_STR(t.seen.text, "delivered text");
   wait_res(c, &t.edit);
@@ -2364,53 +2327,37 @@ CONF_TEST(gm_matches_get_chat_random) {
 }
 END_TEST
 
-typedef struct area {
-  const char *name;
-  const TTest *const *tests;
-  size_t n;
-} area;
-
-#define AREA(name, ...)                                                                  \
-  const TTest *const name##_tests[] = {__VA_ARGS__};                                     \
-  const area name##_area = {#name, name##_tests, sizeof name##_tests / sizeof(TTest *)}
-
 Suite *storage_conformance_suite(const storage_conformance_backend *b) {
   if (!b || !b->make || n_backends == MAX_BACKENDS) return NULL;
   int idx = n_backends++;
   backends[idx] = *b;
-  AREA(chats, chats_create_then_get, chats_direct, chats_exists_changes_nothing,
-       chats_unknown, chats_strings_copied, chats_seq_bounds);
-  AREA(append, append_seq_from_one, append_interleaved_gap_free,
-       append_message_round_trip, append_ignores_state_fields, append_unknown_chat,
-       append_strings_copied);
-  AREA(idempotency, idem_duplicate_same_seq, idem_scoped_by_sender_and_chat,
-       idem_reused_id_exists, idem_after_edit_and_delete);
-  AREA(edit_delete, edit_rewrites_target, delete_tombstones, delete_twice_duplicate,
-       edit_deleted_state, edit_delete_bad_target);
-  AREA(membership, membership_add, membership_remove, membership_stored_as_given,
-       membership_add_existing_skipped, membership_readd_resets_read_pointer);
-  AREA(fetch, fetch_empty_chat, fetch_windows, fetch_matches_model, fetch_page_walks,
-       fetch_current_state);
-  AREA(list_chats, list_ordered_bytewise, list_paging, list_cursor_between_ids,
-       list_unknown_user, list_summary_fields, list_only_member_chats);
-  AREA(read, read_unread_counts, read_never_backwards, read_clamps, read_not_member,
-       read_new_member_starts_at_zero);
-  AREA(bad_input, bad_create, bad_append, bad_reads, unknown_chat_everywhere);
-  AREA(callbacks, callback_calls_storage);
-  AREA(scale, scale_large_log, scale_many_chats);
-  AREA(get_membership, gm_member_and_non_member, gm_unknown_chat_and_bad_ids, gm_read_seq,
-       gm_member_count_and_seqs, gm_after_removal, gm_large_group, gm_strings_copied,
-       gm_matches_get_chat_random);
-  const area *areas[] = {&chats_area,       &append_area,     &idempotency_area,
-                         &edit_delete_area, &membership_area, &fetch_area,
-                         &list_chats_area,  &read_area,       &bad_input_area,
-                         &callbacks_area,   &scale_area,      &get_membership_area};
-  Suite *s = suite_create(b->name ? b->name : "storage");
-  for (size_t a = 0; a < sizeof areas / sizeof areas[0]; a++) {
-    TCase *tc = tcase_create(areas[a]->name);
-    for (size_t t = 0; t < areas[a]->n; t++)
-      tcase_add_loop_test(tc, areas[a]->tests[t], idx, idx + 1);
-    suite_add_tcase(s, tc);
-  }
-  return s;
+  CONF_AREA(chats, chats_create_then_get, chats_direct, chats_exists_changes_nothing,
+            chats_unknown, chats_strings_copied, chats_seq_bounds);
+  CONF_AREA(append, append_seq_from_one, append_interleaved_gap_free,
+            append_message_round_trip, append_ignores_state_fields, append_unknown_chat,
+            append_strings_copied);
+  CONF_AREA(idempotency, idem_duplicate_same_seq, idem_scoped_by_sender_and_chat,
+            idem_reused_id_exists, idem_after_edit_and_delete);
+  CONF_AREA(edit_delete, edit_rewrites_target, delete_tombstones, delete_twice_duplicate,
+            edit_deleted_state, edit_delete_bad_target);
+  CONF_AREA(membership, membership_add, membership_remove, membership_stored_as_given,
+            membership_add_existing_skipped, membership_readd_resets_read_pointer);
+  CONF_AREA(fetch, fetch_empty_chat, fetch_windows, fetch_matches_model, fetch_page_walks,
+            fetch_current_state);
+  CONF_AREA(list_chats, list_ordered_bytewise, list_paging, list_cursor_between_ids,
+            list_unknown_user, list_summary_fields, list_only_member_chats);
+  CONF_AREA(read, read_unread_counts, read_never_backwards, read_clamps, read_not_member,
+            read_new_member_starts_at_zero);
+  CONF_AREA(bad_input, bad_create, bad_append, bad_reads, unknown_chat_everywhere);
+  CONF_AREA(callbacks, callback_calls_storage);
+  CONF_AREA(scale, scale_large_log, scale_many_chats);
+  CONF_AREA(get_membership, gm_member_and_non_member, gm_unknown_chat_and_bad_ids,
+            gm_read_seq, gm_member_count_and_seqs, gm_after_removal, gm_large_group,
+            gm_strings_copied, gm_matches_get_chat_random);
+  const conformance_area *areas[] = {
+      &chats_area,      &append_area,    &idempotency_area, &edit_delete_area,
+      &membership_area, &fetch_area,     &list_chats_area,  &read_area,
+      &bad_input_area,  &callbacks_area, &scale_area,       &get_membership_area};
+  return conformance_suite(b->name ? b->name : "storage", idx, areas,
+                           sizeof areas / sizeof areas[0]);
 }

@@ -1,0 +1,25 @@
+/* What the conformance suites share (conformance.h). */
+#include "conformance.h"
+
+Suite *conformance_suite(const char *name, int backend,
+                         const conformance_area *const *areas, size_t n_areas) {
+  Suite *s = suite_create(name);
+  for (size_t a = 0; a < n_areas; a++) {
+    TCase *tc = tcase_create(areas[a]->name);
+    for (size_t t = 0; t < areas[a]->n; t++)
+      tcase_add_loop_test(tc, areas[a]->tests[t], backend, backend + 1);
+    suite_add_tcase(s, tc);
+  }
+  return s;
+}
+
+unsigned conformance_max_pumps(unsigned max_pumps) {
+  return max_pumps ? max_pumps : 1000000u;
+}
+
+void conformance_pump_until(void (*pump)(void *arg), void *arg, unsigned max_pumps,
+                            const size_t *count, size_t want) {
+  unsigned max = conformance_max_pumps(max_pumps);
+  for (unsigned i = 0; *count < want && pump && i < max; i++)
+    pump(arg);
+}

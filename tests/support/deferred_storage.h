@@ -1,0 +1,31 @@
+/* A storage that completes its calls later, as an event-loop backend would:
+ * each call runs at once on the storage underneath; its result is copied and
+ * its callback queued, to run (in call order) when the test pumps. The copies
+ * are freed once the callback returns, so code that keeps a callback's
+ * pointers fails under ASan. */
+#ifndef CC_TESTS_SUPPORT_DEFERRED_STORAGE_H
+#define CC_TESTS_SUPPORT_DEFERRED_STORAGE_H
+
+#include <chatcore/storage.h>
+
+typedef struct deferred_storage deferred_storage;
+
+/* Wraps `inner` (owned from then on: freed with the wrapper), offering
+ * interface `version` (1: without get_membership, or 2). NULL when out of
+ * memory (`inner` untouched then). */
+deferred_storage *deferred_storage_new(cc_storage *inner, int version);
+
+/* The wrapper as a storage; freeing it completes every queued call first. */
+cc_storage *deferred_storage_base(deferred_storage *d);
+
+/* Runs the oldest queued completion; 0 if none was queued. */
+int deferred_storage_pump(deferred_storage *d);
+
+/* Completions queued and not yet run. */
+size_t deferred_storage_queued(const deferred_storage *d);
+
+/* The next call fails with `err` (queued like any result) without reaching
+ * the storage underneath. */
+void deferred_storage_fail_next(deferred_storage *d, int err);
+
+#endif
