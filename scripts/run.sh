@@ -13,7 +13,7 @@ if [ "${CHATCORE_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   # shellcheck disable=SC2046
-  apt-get install -y -q --no-install-recommends $(grep -v '^#' tests/debian-packages.txt)
+  apt-get install -y -q --no-install-recommends $(grep -v '^#' scripts/debian-packages.txt)
 fi
 
 [ -d build-run ] || meson setup build-run -Dbuildtype=release -Dtests=disabled

@@ -10,7 +10,7 @@ if [ "${CHATCORE_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   # shellcheck disable=SC2046
-  apt-get install -y -q --no-install-recommends $(grep -v '^#' tests/debian-packages.txt)
+  apt-get install -y -q --no-install-recommends $(grep -hv '^#' scripts/debian-packages.txt tests/debian-packages.txt)
 fi
 
 rm -rf build-test build-test-san
