@@ -263,7 +263,8 @@ int main(int argc, char **argv) {
   if (bench_is_chat(cfg.scenario) && cfg.msg_rate > 190)
     fprintf(stderr,
             "chatcore-bench: warning: --rate %.0f per connection is over 190/s; the "
-            "gateway closes connections sending more than 200 frames/s (4008)\n",
+            "gateway closes connections sending more than 200 frames/s (4008) unless "
+            "chatcore-server runs with a higher --client-frame-rate\n",
             cfg.msg_rate);
   signal(SIGPIPE, SIG_IGN);
   struct rlimit nofile;

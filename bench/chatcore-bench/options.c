@@ -52,6 +52,7 @@ const char options_usage[] =
     "                         Chat scenarios: messages per second per sender (default\n"
     "                         10; persist: the cap per connection, default 190). The\n"
     "                         gateway closes connections sending over 200 frames/s\n"
+    "                         (chatcore-server --client-frame-rate raises it)\n"
     "  --connect-rate R       chat scenarios: new connections per second (default 2000)\n"
     "  --room-size S          group, broadcast: members per chat (default 100, 2..1000)\n"
     "  --size BYTES           chat scenarios: message text length (default 100; the\n"

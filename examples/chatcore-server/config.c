@@ -22,13 +22,18 @@ static const char usage[] =
     "                              ./chatcore.db; :memory: keeps nothing)\n"
     "  --message-rate N            messages per second per user (default 20)\n"
     "  --message-burst N           burst of messages per user (default 40)\n"
+    "  --client-frame-rate N       frames per second one connection may send, bursts\n"
+    "                              of twice that; over it: close 4008 (default 200)\n"
+    "  --client-byte-rate N        bytes per second one connection may send (default\n"
+    "                              1048576)\n"
     "  --dev-login                 serve POST /v1/login {\"user\": NAME}, which hands\n"
     "                              anyone a token: for demos only\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
-    "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_DEV_LOGIN (1). Flags win.\n";
+    "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CLIENT_FRAME_RATE,\n"
+    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_DEV_LOGIN (1). Flags win.\n";
 
 static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
                       uint64_t *out, char *error, size_t cap) {
@@ -104,6 +109,12 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--message-burst") == 0) {
     if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
     cfg->message_burst = (uint32_t)n;
+  } else if (strcmp(name, "--client-frame-rate") == 0) {
+    if (parse_size(name, v, 1, 10000000, &n, error, cap)) return 2;
+    cfg->client_frame_rate = (uint32_t)n;
+  } else if (strcmp(name, "--client-byte-rate") == 0) {
+    if (parse_size(name, v, 1024, 1u << 30, &n, error, cap)) return 2;
+    cfg->client_byte_rate = (uint32_t)n;
   } else if (strcmp(name, "--dev-login") == 0) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
       snprintf(error, cap, "--dev-login: expected no value, 1 or 0, got '%s'", v);
@@ -136,6 +147,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_DB", "--db"},
       {"CHATCORE_MESSAGE_RATE", "--message-rate"},
       {"CHATCORE_MESSAGE_BURST", "--message-burst"},
+      {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
+      {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
       {"CHATCORE_DEV_LOGIN", "--dev-login"},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {

@@ -22,6 +22,8 @@ typedef struct server_config {
   int dev_login;              /* serve POST /v1/login (demos only) */
   uint32_t message_rate;      /* messages per second per user (0: default) */
   uint32_t message_burst;     /* (0: default) */
+  uint32_t client_frame_rate; /* frames per second per connection (0: default) */
+  uint32_t client_byte_rate;  /* bytes per second per connection (0: default) */
 } server_config;
 
 /* Fills `cfg` from the environment and then `argv`. On a bad flag or value,

@@ -231,6 +231,10 @@ static int make_gateway(server *s, const server_config *cfg) {
   }
   if (rv == 0 && cfg->max_message_bytes)
     rv = cc_gateway_options_set_max_message_bytes(o, cfg->max_message_bytes);
+  if (rv == 0 && cfg->client_frame_rate)
+    rv = cc_gateway_options_set_frame_rate(o, cfg->client_frame_rate);
+  if (rv == 0 && cfg->client_byte_rate)
+    rv = cc_gateway_options_set_byte_rate(o, cfg->client_byte_rate);
   cc_service_options *so;
   if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_service_options_new(&so);

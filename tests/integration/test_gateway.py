@@ -210,6 +210,15 @@ def test_message_too_big(make_server):
     assert close_code(frames) == 1009
 
 
+def test_client_frame_rate_flag(make_server):
+    # 40 pings at once: over a 10/s limit (bursts of 20), within the default 200/s.
+    burst = masked_frame(9, b"p") * 40
+    s = make_server("--client-frame-rate", "10")
+    assert close_code(session_exchange(s.port, burst)) == 4008
+    frames = session_exchange(make_server().port, burst)
+    assert [op for op, _ in frames].count(10) == 40 and 8 not in [op for op, _ in frames]
+
+
 def test_ping_gets_pong_with_same_payload_and_close_is_echoed(server):
     frames = session_exchange(server.port, masked_frame(9, b"beat") +
                               masked_frame(8, struct.pack("!H", 1000) + b"bye"))
