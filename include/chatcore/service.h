@@ -4,7 +4,8 @@
  * callbacks cc_service_gateway_callbacks() fills in), decodes them in the
  * connection's encoding, runs the command and answers with a reply carrying the
  * same request id; events go to every connection they concern. Bad frames get an
- * error reply (docs/protocol.md lists the codes), never a dropped connection.
+ * error reply (docs/protocol.md lists the codes), never a dropped connection
+ * (only a client that sends more than 64 frames before `hello` is closed, 1008).
  *
  * A new session first receives a `hello` event (who the token says the user is,
  * the connection id, server time and the limits the client must respect).
@@ -12,9 +13,9 @@
  * The service runs over the backend interfaces alone: a storage (chats, logs,
  * read pointers; required for every command but ping) and optionally a
  * presence (online/offline of direct-chat peers) and a queue (log entries
- * travel through it to the connections). Each message is acked to its
- * sender once the storage reports it durable, then encoded once per encoding
- * and fanned out by reference to every open connection of every member
+ * travel through it to the connections). Once the storage reports a message
+ * durable, it is encoded once per encoding and fanned out by reference to every
+ * open connection of every member, and then acked to its sender
  * (docs/architecture.md follows one message through).
  *
  * Threads: a service belongs to the gateway's thread (one event loop). Backends
