@@ -1684,6 +1684,46 @@ START_TEST(presence_ttl_and_refresh) {
 }
 END_TEST
 
+static int expect_close(client *c);
+
+/* A token's sub becomes ids in chats and messages: one that is not a user id
+ * (a ':' would break direct chat ids) is refused at the door. */
+START_TEST(token_sub_must_be_a_user_id) {
+  client *c = cli_connect("mal:lory", CC_ENCODING_JSON);
+  ck_assert_int_eq(expect_close(c), 1008);
+  client *ok = cli_open_watching("mallory", CC_ENCODING_JSON);
+  uint64_t rid = cli_cmd(ok, "\"ping\":{}");
+  expect_reply(ok, rid, RC(PING));
+}
+END_TEST
+
+/* A client that only answers WebSocket pings sends the service nothing: the
+ * owner's timer (cc_service_refresh_presence) keeps its device alive. */
+START_TEST(presence_refresh_keeps_quiet_connections_online) {
+  client *a = cli_open_watching("alice", CC_ENCODING_JSON);
+  uint64_t rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"bob\"}");
+  expect_presence(a, "bob", OFFLINE, 0);
+  expect_reply(a, rid, RC(CREATE_DIRECT_CHAT));
+  client *b = cli_open_watching("bob", CC_ENCODING_JSON);
+  expect_presence(b, "alice", ONLINE, 0);
+  expect_presence(a, "bob", ONLINE, 0);
+  /* Twice the TTL passes in steps of a third of it, nobody sends anything, the
+   * timer runs each step: nobody goes offline. */
+  for (int i = 0; i < 6; i++) {
+    pmono_ns += PRESENCE_TTL_MS / 3 * MS;
+    wall_ns += PRESENCE_TTL_MS / 3 * MS;
+    cc_service_refresh_presence(svc);
+    ck_assert_int_eq(cc_presence_memory_expire(presence), 0);
+  }
+  expect_nothing(a);
+  expect_nothing(b);
+  /* Without the timer, the same time makes both expire. */
+  pmono_ns += 2 * PRESENCE_TTL_MS * MS;
+  ck_assert_int_eq(cc_presence_memory_expire(presence), 2);
+  cc_service_refresh_presence(NULL); /* a no-op */
+}
+END_TEST
+
 /* ---- before hello ---- */
 
 START_TEST(frames_pipelined_with_the_handshake) {
@@ -2059,8 +2099,6 @@ START_TEST(frames_before_hello_are_held) {
   expect_quiet();
 }
 END_TEST
-
-static int expect_close(client *c);
 
 START_TEST(too_many_frames_before_hello) {
   client *a = cli_connect("alice", CC_ENCODING_JSON);
@@ -2464,6 +2502,77 @@ END_TEST
 
 /* The service is freed while a user's chat list is loading, with more than one
  * page to load: the storage completes the first page when it is freed. */
+/* One sync frame naming a big chat many times reads no more than its reply can
+ * hold: once the frame is full, later chats are answered hasMore without a
+ * fetch. */
+START_TEST(sync_reads_no_more_than_fits) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("g:big", CC_CHAT_GROUP, who, 2);
+  static char text[16001];
+  memset(text, 'x', 16000);
+  for (int i = 0; i < 100; i++) { /* 1.6 MB: more than one reply holds */
+    char cmid[16];
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    store_message("g:big", "bob", cmid, text);
+  }
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  static char body[8192];
+  size_t n = (size_t)snprintf(body, sizeof body, "\"sync\":{\"limit\":500,\"chats\":[");
+  for (int i = 0; i < 64; i++)
+    n += (size_t)snprintf(body + n, sizeof body - n, "%s{\"chatId\":\"g:big\"}",
+                          i ? "," : "");
+  snprintf(body + n, sizeof body - n, "]}");
+  uint64_t rid = cli_cmd(a, "%s", body);
+  size_t completions = 0;
+  while (deferred_storage_pump(lag))
+    completions++;
+  cc_memnet_flush(net);
+  /* 64 membership look-ups, and fetches only until the frame was full. */
+  ck_assert_uint_le(completions, 64 + 2);
+  Chatcore__V1__SyncResult *r = REPLY(a, rid, SYNC, sync);
+  ck_assert_uint_eq(r->n_chats, 64);
+  ck_assert_uint_gt(r->chats[0]->n_entries, 0);
+  ck_assert(r->chats[0]->has_more);
+  for (size_t i = 1; i < 64; i++) {
+    ck_assert_uint_eq(r->chats[i]->n_entries, 0);
+    ck_assert(r->chats[i]->has_more);
+    ck_assert_uint_eq(r->chats[i]->last_seq, 100);
+  }
+}
+END_TEST
+
+/* Membership changes of one chat run one at a time: the cap and the effective
+ * change are decided from the members read before the append. */
+START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("g:crew", CC_CHAT_GROUP, who, 2);
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  uint64_t first = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\"]}");
+  uint64_t second = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
+  cc_memnet_flush(net);
+  Chatcore__V1__Error *e = REPLY(a, second, ERROR, error);
+  ck_assert_int_eq(e->code, CODE(UNAVAILABLE));
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  pump_all();
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  Chatcore__V1__MembershipChanged *m = REPLY(a, first, ADD_MEMBERS, add_members);
+  ck_assert_uint_eq(m->n_added_user_ids, 1);
+  ck_assert_str_eq(m->added_user_ids[0], "carol");
+  /* Once it is done, the retry goes through and adds only dave. */
+  uint64_t retry = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
+  pump_all();
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  m = REPLY(a, retry, ADD_MEMBERS, add_members);
+  ck_assert_uint_eq(m->n_added_user_ids, 1);
+  ck_assert_str_eq(m->added_user_ids[0], "dave");
+  expect_nothing(a);
+}
+END_TEST
+
 START_TEST(free_service_during_a_paged_chat_list_load) {
   for (int i = 0; i <= 1000; i++) {
     char id[32];
@@ -2713,6 +2822,8 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, presence_online_offline);
   tcase_add_test(tc, presence_snapshot_after_hello);
   tcase_add_test(tc, presence_ttl_and_refresh);
+  tcase_add_test(tc, presence_refresh_keeps_quiet_connections_online);
+  tcase_add_test(tc, token_sub_must_be_a_user_id);
   tcase_add_test(tc, frames_pipelined_with_the_handshake);
   tcase_add_test(tc, membership_learned_from_storage);
   tcase_add_test(tc, http_list_chats);
@@ -2741,6 +2852,8 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, paged_chat_list_load_completes);
   tcase_add_test(tc, free_presence_before_storage_with_operations_in_flight);
   tcase_add_test(tc, free_service_during_a_paged_chat_list_load);
+  tcase_add_test(tc, sync_reads_no_more_than_fits);
+  tcase_add_test(tc, membership_changes_of_a_chat_run_one_at_a_time);
   suite_add_tcase(s, tc);
   return s;
 }

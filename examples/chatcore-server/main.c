@@ -265,10 +265,11 @@ static int make_gateway(server *s, const server_config *cfg) {
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));
 }
 
-/* Devices of connections that vanished without a close (none in one process,
- * but the presence contract has TTLs) expire here. */
+/* Presence has TTLs: open connections are refreshed (quiet clients send
+ * nothing the service sees), and devices past their TTL expire. */
 static void on_presence_timer(uv_timer_t *t) {
   server *s = t->data;
+  cc_service_refresh_presence(s->service);
   cc_presence_memory_expire(s->presence);
 }
 

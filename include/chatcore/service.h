@@ -112,6 +112,13 @@ CC_EXTERN void cc_service_free(cc_service *svc);
  * left as they were (NULL, or the caller's). */
 CC_EXTERN void cc_service_gateway_callbacks(cc_gateway_callbacks *cb);
 
+/* Refreshes in the presence backend every open connection not refreshed for a
+ * quarter of the presence TTL. A connection is refreshed whenever its client
+ * sends a frame; one that only answers WebSocket pings is not, so call this
+ * from a timer (every few seconds; chatcore-server: every 10 s) or quiet users
+ * expire while connected. No-op without a presence or for NULL. */
+CC_EXTERN void cc_service_refresh_presence(cc_service *svc);
+
 /* The HTTP API, for a gateway's on_http: answers
  *   GET /v1/chats[?limit=&cursor=]                       the caller's chats (ChatList)
  *   GET /v1/chats/{chatId}/messages[?before=&after=&limit=]  a page (HistoryPage)

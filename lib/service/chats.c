@@ -21,6 +21,7 @@ typedef struct chat_cmd {
   cc_str *added, *removed; /* the effective membership change (strings borrowed
                             * from the frame or the user) */
   size_t n_added, n_removed;
+  cc_tnode *lock; /* this chat's entry in svc->changing while we change it */
 } chat_cmd;
 
 static cc_str str_of(const char *s) {
@@ -35,7 +36,33 @@ static int str_eq(cc_str a, cc_str b) {
   return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
 
+/* One membership change per chat at a time: the effective change and the member
+ * cap are decided from the members read before the append, so two changes in
+ * flight would both pass the cap, or log the same user twice. */
+static int lock_chat(chat_cmd *cmd) {
+  cc_service *svc = cmd->base.svc;
+  size_t len = strlen(cmd->chat_id);
+  uint64_t h = cc_table_hash(&svc->changing, cmd->chat_id, len);
+  if (cc_table_find(&svc->changing, h, cmd->chat_id, len)) return CC_ERR_AGAIN;
+  cc_tnode *n = cc_malloc(&svc->mem, sizeof *n + len);
+  if (!n) return CC_ERR_NOMEM;
+  memcpy(n + 1, cmd->chat_id, len);
+  n->key = (const uint8_t *)(n + 1);
+  n->key_len = (uint32_t)len;
+  n->hash = h;
+  if (cc_table_insert(&svc->changing, n) != 0) {
+    cc_free(&svc->mem, n);
+    return CC_ERR_NOMEM;
+  }
+  cmd->lock = n;
+  return 0;
+}
+
 static void chat_cmd_free(chat_cmd *cmd) {
+  if (cmd->lock) {
+    cc_table_remove(&cmd->base.svc->changing, cmd->lock);
+    cc_free(&cmd->base.svc->mem, cmd->lock);
+  }
   cc_free(&cmd->base.svc->mem, cmd->added);
   cc_free(&cmd->base.svc->mem, cmd->removed);
   svc_cmd_free(cmd);
@@ -406,6 +433,16 @@ void svc_cmd_members(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   if (!svc_is_group_id(chat)) {
     svc_send_error(sc, f->request_id, SVC_E(FORBIDDEN),
                    "a direct chat's members are fixed", 0);
+    chat_cmd_free(cmd);
+    return;
+  }
+  int rv = lock_chat(cmd);
+  if (rv != 0) {
+    svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE),
+                   rv == CC_ERR_AGAIN ? "another membership change of this chat is in "
+                                        "progress: retry"
+                                      : "out of memory",
+                   rv == CC_ERR_AGAIN ? 50 : 1000);
     chat_cmd_free(cmd);
     return;
   }

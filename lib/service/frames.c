@@ -164,7 +164,7 @@ size_t svc_json_len(cc_str s) {
 /* The largest of an entry's two encodings: JSON escapes text (up to 6 bytes for
  * one), base64 grows payloads by 4/3; ids are plain ASCII. */
 size_t svc_entry_size(const cc_entry *e) {
-  size_t n = 200 + 2 * e->chat_id.len + e->sender_id.len + e->client_msg_id.len +
+  size_t n = SVC_ENTRY_MIN_SIZE + 2 * e->chat_id.len + e->sender_id.len + e->client_msg_id.len +
              svc_json_len(e->text) + (e->payload.len + 2) / 3 * 4;
   for (size_t i = 0; i < e->n_added; i++) n += e->added[i].len + 4;
   for (size_t i = 0; i < e->n_removed; i++) n += e->removed[i].len + 4;

@@ -174,6 +174,7 @@ static void on_sync_entries(void *ud, int err, const cc_entry *e, size_t n, int 
     size_t size = svc_entry_size(&e[i]);
     if (cmd->budget + size > PAGE_BUDGET) {
       has_more = 1;
+      cmd->budget = PAGE_BUDGET; /* full: later chats fetch nothing */
       break;
     }
     Chatcore__V1__Event *ev = svc_entry_event(&cmd->arena, &e[i]);
@@ -210,8 +211,11 @@ static void on_sync_chat(void *ud, int err, const cc_chat *chat, uint32_t member
     if (cmd->budget >= PAGE_BUDGET) {
       r->has_more = 1; /* the frame is full: continue with getHistory */
     } else {
+      /* Read no more entries than the rest of the frame could hold. */
+      size_t fits = (PAGE_BUDGET - cmd->budget) / SVC_ENTRY_MIN_SIZE + 1;
+      uint32_t limit = fits < cmd->limit ? (uint32_t)fits : cmd->limit;
       cc_storage *st = cmd->base.svc->opt.storage;
-      st->methods->fetch(st, str_of(pos->chat_id), pos->last_seen_seq, 0, cmd->limit, 0,
+      st->methods->fetch(st, str_of(pos->chat_id), pos->last_seen_seq, 0, limit, 0,
                          on_sync_entries, cmd);
       return;
     }

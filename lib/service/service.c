@@ -206,6 +206,7 @@ static void service_destroy(cc_service *svc) {
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
   cc_table_destroy(&svc->users);
+  cc_table_destroy(&svc->changing);
   if (svc->owns_metrics) cc_metrics_free(svc->metrics);
   cc_mem m = svc->mem;
   cc_free(&m, svc);
@@ -229,6 +230,7 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
   }
   if (rv == 0) rv = register_metrics(svc);
   if (rv == 0) rv = cc_table_init(&svc->users, &svc->mem);
+  if (rv == 0) rv = cc_table_init(&svc->changing, &svc->mem);
   if (rv == 0) rv = cc_fanout_new(&svc->fanout[0], deliver, svc, &svc->mem);
   if (rv == 0) rv = cc_fanout_new(&svc->fanout[1], deliver, svc, &svc->mem);
   if (rv == 0)
@@ -408,6 +410,14 @@ static void held_free(cc_service *svc, svc_conn *sc) {
   sc->n_held = 0;
 }
 
+/* Closes a connection the service gives up on: its held frames are dropped and
+ * it will not become ready (the gateway calls on_close once it is gone). */
+static void conn_close(svc_conn *sc, uint16_t code, const char *reason) {
+  sc->closing = 1;
+  held_free(sc->svc, sc);
+  if (sc->conn) cc_conn_close(sc->conn, code, reason);
+}
+
 void svc_conn_unref(svc_conn *sc) {
   if (--sc->refs > 0) return;
   cc_service *svc = sc->svc;
@@ -439,7 +449,7 @@ static void send_hello(svc_conn *sc) {
  * frames it sent meanwhile. */
 static void conn_ready(svc_conn *sc) {
   cc_service *svc = sc->svc;
-  if (sc->ready || !sc->conn) return;
+  if (sc->ready || !sc->conn || sc->closing) return;
   sc->ready = 1;
   for (cc_tnode *n = cc_table_oldest(&sc->user->chats); n;
        n = cc_table_newer(&sc->user->chats, n)) {
@@ -480,8 +490,8 @@ static void load_finish(user_load *ld, int err) {
     next = sc->next_of_user;
     if (err == 0)
       conn_ready(sc);
-    else if (sc->conn)
-      cc_conn_close(sc->conn, CC_CLOSE_INTERNAL, "chat storage unavailable");
+    else
+      conn_close(sc, CC_CLOSE_INTERNAL, "chat storage unavailable");
   }
   user_unref(svc, u);
   user_unref(svc, u); /* the load's reference */
@@ -498,6 +508,10 @@ static void on_load_page(void *ud, int err, const cc_chat_summary *chats, size_t
   }
   for (size_t i = 0; i < n; i++) {
     cc_str id = chats[i].chat.chat_id;
+    if (id.len > CC_PROTOCOL_CHAT_ID_MAX) { /* not a chat any client could use */
+      load_finish(ld, CC_ERR_INVALID);
+      return;
+    }
     if (user_add_chat(ld->svc, ld->user, id.ptr, id.len) < 0) {
       has_more = 0;
       break;
@@ -527,7 +541,7 @@ static void user_load_start(cc_service *svc, svc_user *u) {
   user_load *ld = cc_calloc(&svc->mem, 1, sizeof *ld);
   if (!ld) {
     for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
-      if (sc->conn) cc_conn_close(sc->conn, CC_CLOSE_INTERNAL, "out of memory");
+      conn_close(sc, CC_CLOSE_INTERNAL, "out of memory");
     return;
   }
   ld->svc = svc;
@@ -541,8 +555,15 @@ static void user_load_start(cc_service *svc, svc_user *u) {
 
 static void on_open(void *user_data, cc_conn *conn) {
   cc_service *svc = user_data;
+  cc_str user = cc_conn_user(conn);
+  /* The token's subject becomes ids in chats and messages: it must be one. */
+  if (cc_protocol_check_user_id(user.ptr, user.len) != 0) {
+    cc_conn_close(conn, CC_CLOSE_POLICY,
+                  "the token's sub is not a user id (1-64 of A-Z a-z 0-9 . _ @ -)");
+    return;
+  }
   svc_conn *sc = cc_calloc(&svc->mem, 1, sizeof *sc);
-  svc_user *u = sc ? user_get(svc, cc_conn_user(conn)) : NULL;
+  svc_user *u = sc ? user_get(svc, user) : NULL;
   if (!u) {
     cc_free(&svc->mem, sc);
     cc_conn_close(conn, CC_CLOSE_INTERNAL, "out of memory");
@@ -571,7 +592,7 @@ static void hold_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_
                        int binary) {
   svc_held *h = sc->n_held < SVC_MAX_HELD ? cc_malloc(&svc->mem, sizeof *h + len) : NULL;
   if (!h) { /* an answer now would come before hello: close instead */
-    cc_conn_close(sc->conn, CC_CLOSE_POLICY, "too many frames before hello");
+    conn_close(sc, CC_CLOSE_POLICY, "too many frames before hello");
     return;
   }
   h->next = NULL;

@@ -87,7 +87,8 @@ typedef struct svc_conn {
   svc_user *user;
   struct svc_conn *next_of_user;
   uint32_t refs;
-  int ready; /* subscribed and hello sent */
+  int ready;   /* subscribed and hello sent */
+  int closing; /* the service closed it: it never becomes ready */
   svc_held *held, *held_tail;
   uint32_t n_held;
   cc_encoding enc;
@@ -120,6 +121,7 @@ struct cc_service {
   int owns_metrics;
   svc_metrics m;
   cc_table users;
+  cc_table changing; /* chats with a membership change in flight (chats.c) */
   cc_fanout *fanout[2]; /* [0] JSON connections, [1] protobuf connections */
   cc_ratelimit *msg_limit, *typing_limit;
   uint64_t presence_sub;
@@ -173,6 +175,7 @@ Chatcore__V1__Chat *svc_chat_message(svc_arena *a, const cc_chat *c, const cc_me
  * string in JSON, and a whole entry in either encoding. */
 size_t svc_json_len(cc_str s);
 size_t svc_entry_size(const cc_entry *e);
+#define SVC_ENTRY_MIN_SIZE 200 /* svc_entry_size of the smallest entry */
 
 void svc_send_reply(svc_conn *sc, Chatcore__V1__Reply *reply);
 void svc_send_event(svc_conn *sc, Chatcore__V1__Event *ev);

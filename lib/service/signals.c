@@ -167,6 +167,13 @@ void svc_presence_offline(svc_conn *sc) {
   presence_call(sc, 0);
 }
 
+void cc_service_refresh_presence(cc_service *svc) {
+  if (!svc || !svc->opt.presence) return;
+  for (cc_tnode *n = cc_table_oldest(&svc->users); n; n = cc_table_newer(&svc->users, n))
+    for (svc_conn *sc = ((svc_user *)n)->conns; sc; sc = sc->next_of_user)
+      if (sc->ready && sc->conn) svc_presence_refresh(sc);
+}
+
 void svc_presence_refresh(svc_conn *sc) {
   cc_service *svc = sc->svc;
   if (svc->opt.presence &&
