@@ -2,8 +2,9 @@
  * database file in a temporary directory, completing on a libuv loop), then
  * what only this backend promises: options, clear open errors naming the file,
  * schema migrations, everything kept across a reopen, group commit keeping
- * FIFO order, free with calls in flight, and durability of acked appends
- * across kill -9.
+ * FIFO order, free with calls in flight, the WAL kept under its cap by the
+ * background checkpoints, and durability of acked appends across kill -9
+ * (also with megabytes of WAL left to recover).
  *
  *   check_storage_sqlite                       the Check suites
  *   check_storage_sqlite --bench [N] [K] [DIR] appends/s: N appends (default
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,16 +130,22 @@ static int create(cc_storage *s, const char *id, const char *a, const char *b) {
   return r.err;
 }
 
-static storage_rec send_msg(cc_storage *s, const char *chat, const char *who,
-                            const char *cmid, const char *text) {
+static void append_msg(cc_storage *s, const char *chat, const char *sender,
+                       const char *cmid, const char *text, cc_storage_append_cb cb,
+                       void *ud) {
   cc_entry e = {0};
   e.kind = CC_ENTRY_MESSAGE;
   e.chat_id = S(chat);
-  e.sender_id = S(who);
+  e.sender_id = S(sender);
   e.client_msg_id = S(cmid);
   e.text = S(text);
+  s->methods->append(s, &e, cb, ud);
+}
+
+static storage_rec send_msg(cc_storage *s, const char *chat, const char *who,
+                            const char *cmid, const char *text) {
   storage_rec r = {0};
-  s->methods->append(s, &e, storage_rec_append, &r);
+  append_msg(s, chat, who, cmid, text, storage_rec_append, &r);
   wait_rec(&r);
   return r;
 }
@@ -205,6 +213,15 @@ START_TEST(options_validate) {
   ck_assert_int_eq(cc_sqlite_options_set_synchronous(opt, (cc_sqlite_synchronous)-1),
                    CC_ERR_INVALID);
   ck_assert_int_eq(cc_sqlite_options_set_synchronous(opt, CC_SQLITE_SYNC_EXTRA), 0);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(NULL, 8, 16), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 0, 16), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 8, 15), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 1000001, 4000000),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 1000, 16000001),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 8, 16), 0);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, 1000000, 16000000), 0);
   /* No path: INVALID, *out untouched, a reason. */
   cc_storage *sentinel = (cc_storage *)&opt, *s = sentinel;
   char error[128];
@@ -560,9 +577,101 @@ START_TEST(loop_ref_only_while_pending) {
 }
 END_TEST
 
+/* ---- the WAL's cap (and the appends the --bench mode times) ---- */
+
+enum { CAP_START = 256, CAP_MAX = 1024, CAP_APPENDS = 100000 };
+
+typedef struct bench {
+  cc_storage *s;
+  uint64_t issued, done, total;
+  int errors;
+  const char *wal;   /* if not NULL, its size is sampled every 500 acks ... */
+  long long wal_max; /* ... and the largest kept here */
+} bench;
+
+static void bench_issue(bench *b);
+
+static void bench_done(void *ud, int err, uint64_t seq, int dup) {
+  bench *b = ud;
+  (void)seq;
+  (void)dup;
+  if (err) b->errors++;
+  if (++b->done % 500 == 0 && b->wal) {
+    struct stat st;
+    if (stat(b->wal, &st) == 0 && st.st_size > b->wal_max) b->wal_max = st.st_size;
+  }
+  if (b->issued < b->total) bench_issue(b);
+}
+
+static void bench_issue(bench *b) {
+  static const char text[] = "a 100-byte message: lorem ipsum dolor sit amet, "
+                             "consectetur adipiscing elit, sed do eiusmod tem";
+  char chat[16], cmid[32];
+  uint64_t n = b->issued++;
+  snprintf(chat, sizeof chat, "g:%" PRIu64, n % 100);
+  snprintf(cmid, sizeof cmid, "m%" PRIu64, n);
+  append_msg(b->s, chat, "sender", cmid, text, bench_done, b);
+}
+
+/* The chats bench_issue appends to: g:0 .. g:99, "sender" their owner. */
+static int bench_setup(cc_storage *s) {
+  for (int i = 0; i < 100; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "g:%d", i);
+    cc_member m[1] = {{S("sender"), CC_ROLE_OWNER}};
+    cc_chat chat = {0};
+    chat.chat_id = S(id);
+    chat.kind = CC_CHAT_GROUP;
+    storage_rec r = {0};
+    s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
+    while (!r.calls)
+      uv_run(the_loop(), UV_RUN_ONCE);
+    if (r.err) return r.err;
+  }
+  return 0;
+}
+
+/* 100,000 appends with 1,000 in flight over 100 chats write tens of thousands
+ * of frames: the background checkpoints (and the cap) keep the WAL file within
+ * the cap plus a transaction's frames. */
+START_TEST(wal_stays_under_its_cap) {
+  char path[512], wal[600], error[512];
+  db_path(path, sizeof path, "cap");
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  cc_sqlite_options *opt = NULL;
+  ck_assert_int_eq(cc_sqlite_options_new(&opt), 0);
+  ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
+  ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, CAP_START, CAP_MAX), 0);
+  cc_storage *s = NULL;
+  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error),
+                   0);
+  cc_sqlite_options_free(opt);
+  ck_assert_int_eq(bench_setup(s), 0);
+  bench c = {s, 0, 0, CAP_APPENDS, 0, wal, 0};
+  for (int i = 0; i < 1000; i++)
+    bench_issue(&c);
+  while (c.done < CAP_APPENDS)
+    uv_run(the_loop(), UV_RUN_ONCE);
+  struct stat st;
+  ck_assert_int_eq(stat(wal, &st), 0);
+  if (st.st_size > c.wal_max) c.wal_max = st.st_size;
+  ck_assert_int_eq(c.errors, 0);
+  long long page = sql_int(path, "PRAGMA page_size");
+  long long cap = (CAP_MAX + 1024) * (page + 24) + 32;
+  ck_assert_msg(c.wal_max <= cap, "WAL grew to %lld bytes, cap %lld", c.wal_max, cap);
+  ck_assert_int_gt(c.wal_max, CAP_START * page); /* it did need checkpoints */
+  ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM entries"), CAP_APPENDS);
+  close_db(s);
+}
+END_TEST
+
 /* ---- kill -9 durability ---- */
 
-enum { CRASH_CHATS = 3, CRASH_INFLIGHT = 64, CRASH_ACKS = 400 };
+enum { CRASH_CHATS = 3, CRASH_INFLIGHT = 64, CRASH_ACKS_MAX = 20000 };
+
+static size_t crash_acks = 400;                   /* how many acks the parent waits for */
+static long long crash_wal_bytes;                 /* the WAL's size just after the kill */
+static uint32_t crash_ckpt_start, crash_ckpt_max; /* the child's; 0: defaults */
 
 typedef struct crash_child {
   cc_storage *s;
@@ -602,13 +711,7 @@ static void crash_issue(crash_child *c) {
   snprintf(chat, sizeof chat, "g:%d", op->chat);
   snprintf(cmid, sizeof cmid, "m%" PRIu64, op->n);
   snprintf(text, sizeof text, "message number %" PRIu64, op->n);
-  cc_entry e = {0};
-  e.kind = CC_ENTRY_MESSAGE;
-  e.chat_id = S(chat);
-  e.sender_id = S("writer");
-  e.client_msg_id = S(cmid);
-  e.text = S(text);
-  c->s->methods->append(c->s, &e, crash_op_done, op);
+  append_msg(c->s, chat, "writer", cmid, text, crash_op_done, op);
 }
 
 static void crash_child_main(const char *path, int fd) {
@@ -616,6 +719,9 @@ static void crash_child_main(const char *path, int fd) {
   if (uv_loop_init(&l) != 0) _exit(6);
   cc_sqlite_options *opt = NULL;
   if (cc_sqlite_options_new(&opt) || cc_sqlite_options_set_path(opt, path)) _exit(7);
+  if (crash_ckpt_start &&
+      cc_sqlite_options_set_wal_checkpoint(opt, crash_ckpt_start, crash_ckpt_max))
+    _exit(7);
   crash_child c = {NULL, fd, 0};
   char error[512];
   if (cc_storage_sqlite_open(&c.s, &l, opt, NULL, error, sizeof error) != 0) {
@@ -629,7 +735,7 @@ static void crash_child_main(const char *path, int fd) {
   _exit(9);
 }
 
-START_TEST(kill9_keeps_acked_appends) {
+static void kill9_run(void) {
   char path[512], error[512];
   db_path(path, sizeof path, "crash");
   cc_storage *s = NULL;
@@ -651,20 +757,20 @@ START_TEST(kill9_keeps_acked_appends) {
   }
   close(p[1]);
   /* Read acks until enough, then kill -9 mid-stream (with appends in flight). */
-  static uint64_t acked_seq[CRASH_ACKS + CRASH_INFLIGHT + 8];
-  static uint64_t acked_n[CRASH_ACKS + CRASH_INFLIGHT + 8];
-  static int acked_chat[CRASH_ACKS + CRASH_INFLIGHT + 8];
+  static uint64_t acked_seq[CRASH_ACKS_MAX + CRASH_INFLIGHT + 8];
+  static uint64_t acked_n[CRASH_ACKS_MAX + CRASH_INFLIGHT + 8];
+  static int acked_chat[CRASH_ACKS_MAX + CRASH_INFLIGHT + 8];
   size_t acks = 0;
   char buf[8192];
   size_t have = 0;
   time_t deadline = time(NULL) + 60;
-  while (acks < CRASH_ACKS && time(NULL) < deadline) {
+  while (acks < crash_acks && time(NULL) < deadline) {
     ssize_t got = read(p[0], buf + have, sizeof buf - have - 1);
     if (got <= 0) break;
     have += (size_t)got;
     buf[have] = '\0';
     char *line = buf, *nl;
-    while ((nl = strchr(line, '\n')) && acks < CRASH_ACKS) {
+    while ((nl = strchr(line, '\n')) && acks < crash_acks) {
       *nl = '\0';
       ck_assert_int_eq(sscanf(line, "%d %" SCNu64 " %" SCNu64, &acked_chat[acks],
                               &acked_seq[acks], &acked_n[acks]),
@@ -681,7 +787,11 @@ START_TEST(kill9_keeps_acked_appends) {
   close(p[0]);
   ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
                 "the child ended by itself (status %d) after %zu acks", status, acks);
-  ck_assert_uint_eq(acks, CRASH_ACKS);
+  ck_assert_uint_eq(acks, crash_acks);
+  struct stat wal;
+  char wal_path[600];
+  snprintf(wal_path, sizeof wal_path, "%s-wal", path);
+  crash_wal_bytes = stat(wal_path, &wal) == 0 ? (long long)wal.st_size : -1;
 
   /* Reopen: every acked entry is there, under its seq; no seq or message twice. */
   s = NULL;
@@ -717,6 +827,21 @@ START_TEST(kill9_keeps_acked_appends) {
   }
   close_db(s);
 }
+
+START_TEST(kill9_keeps_acked_appends) {
+  kill9_run();
+}
+END_TEST
+
+/* 20,000 acks with checkpoints out of reach: the crash leaves megabytes of WAL
+ * that no checkpoint copied; the reopen must recover every acked append. */
+START_TEST(kill9_recovers_from_a_large_wal) {
+  crash_acks = CRASH_ACKS_MAX;
+  crash_ckpt_start = 1000000;
+  crash_ckpt_max = 2000000;
+  kill9_run();
+  ck_assert_int_gt(crash_wal_bytes, 1 << 20);
+}
 END_TEST
 
 static Suite *sqlite_suite(void) {
@@ -738,47 +863,19 @@ static Suite *sqlite_suite(void) {
   tcase_add_test(tc, free_inside_callback);
   tcase_add_test(tc, loop_ref_only_while_pending);
   suite_add_tcase(s, tc);
+  tc = tcase_create("checkpoints");
+  tcase_set_timeout(tc, 240);
+  tcase_add_test(tc, wal_stays_under_its_cap);
+  suite_add_tcase(s, tc);
   tc = tcase_create("durability");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, kill9_keeps_acked_appends);
+  tcase_add_test(tc, kill9_recovers_from_a_large_wal);
   suite_add_tcase(s, tc);
   return s;
 }
 
-/* ---- throughput ---- */
-
-typedef struct bench {
-  cc_storage *s;
-  uint64_t issued, done, total;
-  int errors;
-} bench;
-
-static void bench_issue(bench *b);
-
-static void bench_done(void *ud, int err, uint64_t seq, int dup) {
-  bench *b = ud;
-  (void)seq;
-  (void)dup;
-  if (err) b->errors++;
-  b->done++;
-  if (b->issued < b->total) bench_issue(b);
-}
-
-static void bench_issue(bench *b) {
-  static const char text[] = "a 100-byte message: lorem ipsum dolor sit amet, "
-                             "consectetur adipiscing elit, sed do eiusmod tem";
-  char chat[16], cmid[32];
-  uint64_t n = b->issued++;
-  snprintf(chat, sizeof chat, "g:%" PRIu64, n % 100);
-  snprintf(cmid, sizeof cmid, "m%" PRIu64, n);
-  cc_entry e = {0};
-  e.kind = CC_ENTRY_MESSAGE;
-  e.chat_id = S(chat);
-  e.sender_id = S("sender");
-  e.client_msg_id = S(cmid);
-  e.text = S(text);
-  b->s->methods->append(b->s, &e, bench_done, b);
-}
+/* ---- throughput (bench_issue: above) ---- */
 
 static double now_s(void) {
   struct timespec ts;
@@ -801,20 +898,8 @@ static int run_bench(int argc, char **argv) {
     fprintf(stderr, "%s\n", error);
     return 1;
   }
-  for (int i = 0; i < 100; i++) {
-    char id[16];
-    snprintf(id, sizeof id, "g:%d", i);
-    cc_member m[1] = {{S("sender"), CC_ROLE_OWNER}};
-    cc_chat chat = {0};
-    chat.chat_id = S(id);
-    chat.kind = CC_CHAT_GROUP;
-    storage_rec r = {0};
-    s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
-    while (!r.calls)
-      uv_run(the_loop(), UV_RUN_ONCE);
-    if (r.err) return 1;
-  }
-  bench b = {s, 0, 0, total, 0};
+  if (bench_setup(s)) return 1;
+  bench b = {s, 0, 0, total, 0, NULL, 0};
   double t0 = now_s();
   for (uint64_t i = 0; i < inflight && i < total; i++)
     bench_issue(&b);

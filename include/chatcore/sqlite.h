@@ -15,6 +15,15 @@
  * before it is queued (CC_ERR_INVALID, CC_ERR_NOMEM, CC_ERR_CLOSED) calls back
  * before it returns.
  *
+ * WAL checkpoints (copying the WAL back into the database file) run off the
+ * commit path for a file database: a second connection on its own thread copies
+ * with PASSIVE checkpoints once the WAL holds `start_pages` frames not yet copied
+ * (cc_sqlite_options_set_wal_checkpoint), without blocking commits, and the
+ * worker copies the last few frames itself so that the WAL restarts from its
+ * beginning. If the WAL reaches `max_pages` frames anyway, the next write waits
+ * for a blocking checkpoint, so the WAL file stays within about `max_pages`
+ * pages plus one transaction's. None of this changes what is durable.
+ *
  * This header does not include <uv.h> or <sqlite3.h>. When libchatcore is built
  * without SQLite (-Dsqlite=disabled), the functions exist and
  * cc_storage_sqlite_open returns CC_ERR_UNSUPPORTED. */
@@ -42,8 +51,9 @@ typedef enum cc_sqlite_synchronous {
 } cc_sqlite_synchronous;
 
 /* Options with defaults: no path (required), busy timeout 5000 ms, at most
- * 4096 writes per transaction, synchronous FULL. 0 or CC_ERR_NOMEM (or
- * CC_ERR_INVALID for a NULL `out`); *out untouched on error. */
+ * 4096 writes per transaction, synchronous FULL, WAL checkpoints from 2048
+ * pages with a cap at 16384 (8 and 64 MiB with SQLite's 4 KiB pages). 0 or
+ * CC_ERR_NOMEM (or CC_ERR_INVALID for a NULL `out`); *out untouched on error. */
 CC_EXTERN int cc_sqlite_options_new(cc_sqlite_options **out);
 /* NULL is a no-op. */
 CC_EXTERN void cc_sqlite_options_free(cc_sqlite_options *opt);
@@ -60,6 +70,14 @@ CC_EXTERN int cc_sqlite_options_set_max_batch(cc_sqlite_options *opt, uint32_t n
 /* PRAGMA synchronous; CC_ERR_INVALID for a value outside the enum. */
 CC_EXTERN int cc_sqlite_options_set_synchronous(cc_sqlite_options *opt,
                                                 cc_sqlite_synchronous level);
+/* When the WAL is checkpointed (see above), in pages (frames): a background
+ * checkpoint starts once `start_pages` frames are not yet copied (1..1000000;
+ * a larger value copies a page rewritten by many commits fewer times), and at
+ * `max_pages` (2 * start_pages..16000000) writes wait for a blocking
+ * checkpoint. Else CC_ERR_INVALID. No effect on ":memory:". */
+CC_EXTERN int cc_sqlite_options_set_wal_checkpoint(cc_sqlite_options *opt,
+                                                   uint32_t start_pages,
+                                                   uint32_t max_pages);
 
 /* Opens (creating or migrating, in one transaction) the database at the path in
  * `opt` and starts its worker thread. Callbacks run on `loop` (borrowed: it must

@@ -14,6 +14,8 @@ int cc_sqlite_options_new(cc_sqlite_options **out) {
   o->busy_timeout_ms = 5000;
   o->max_batch = 4096;
   o->synchronous = CC_SQLITE_SYNC_FULL;
+  o->ckpt_start = 2048;
+  o->ckpt_max = 16384;
   *out = o;
   return 0;
 }
@@ -50,5 +52,15 @@ int cc_sqlite_options_set_synchronous(cc_sqlite_options *opt,
   if (!opt || (int)level < CC_SQLITE_SYNC_OFF || (int)level > CC_SQLITE_SYNC_EXTRA)
     return CC_ERR_INVALID;
   opt->synchronous = level;
+  return 0;
+}
+
+int cc_sqlite_options_set_wal_checkpoint(cc_sqlite_options *opt, uint32_t start_pages,
+                                         uint32_t max_pages) {
+  if (!opt || start_pages < 1 || start_pages > 1000000u || max_pages < 2 * start_pages ||
+      max_pages > 16000000u)
+    return CC_ERR_INVALID;
+  opt->ckpt_start = start_pages;
+  opt->ckpt_max = max_pages;
   return 0;
 }

@@ -10,6 +10,7 @@ struct cc_sqlite_options {
   uint32_t busy_timeout_ms;
   uint32_t max_batch;
   cc_sqlite_synchronous synchronous;
+  uint32_t ckpt_start, ckpt_max; /* WAL frames (pages) */
 };
 
 #endif

@@ -13,6 +13,28 @@
  * requests. So an append is acked only after the commit that holds it (group
  * commit), and a call sees every call made before it.
  *
+ * Checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that takes
+ * the WAL past its threshold, on the worker: measured with chatcore-server at
+ * 10 k direct messages/s, one every ~200 ms, each 3-48 ms (growing with the
+ * database) with every ack behind it waiting (docs/benchmarks-chat.md; smaller
+ * checkpoints on the commit path were no cure: the worker then falls behind).
+ * So for
+ * a file database the writer runs with wal_autocheckpoint off and a second
+ * connection on its own thread (the checkpointer) copies the WAL back with
+ * PASSIVE checkpoints, which never block the writer: the worker wakes it after
+ * a write segment once `ckpt_start` frames are not yet copied, and it repeats
+ * rounds until at most CK_TAIL frames are left (what the writer appended
+ * meanwhile). The WAL restarts from its beginning only at a write transaction
+ * that finds every frame copied, which a checkpoint racing a busy writer never
+ * leaves; so when the checkpointer is idle and at most CK_TAIL frames are left,
+ * the worker copies that tail itself (a short PASSIVE checkpoint, after the
+ * segment's acks were posted) and the next transaction restarts the WAL. A
+ * hard cap bounds the WAL whatever happens: at `ckpt_max` frames the worker
+ * waits for the checkpointer's round and runs a RESTART checkpoint itself
+ * (blocking, through the busy timeout). Checkpoints never change what is
+ * durable: a committed frame is synced in the WAL before its ack, and SQLite
+ * syncs the database file before it lets the WAL be reused.
+ *
  * Schema (PRAGMA user_version = the number of migrations applied; all ids,
  * texts and payloads are stored as BLOBs so they compare bytewise and keep any
  * byte):
@@ -258,6 +280,21 @@ typedef struct store {
   sqlite3_stmt *st[ST__COUNT];
   uint32_t max_batch;
   char *path;
+  uint32_t wal_frames; /* the WAL's frames after the last commit (the WAL hook) */
+  uint32_t wal_prev;   /* wal_frames at the last wal_maintain */
+  uint32_t ckpt_start, ckpt_max;
+  /* the checkpointer: a file database only (ckdb NULL otherwise) */
+  sqlite3 *ckdb;
+  uv_thread_t ckthread;
+  uv_mutex_t ckmu;
+  uv_cond_t ckcv;
+  int ck_started;
+  /* under ckmu */
+  int ck_run;           /* a round is asked for or running */
+  int ck_stop;          /* the thread must end */
+  uint32_t ck_gen;      /* bumped by the worker when the WAL restarted */
+  uint32_t ck_backfill; /* frames of the current WAL known to be copied */
+  uint32_t ck_frames;   /* the WAL's frames at the last wal_maintain */
 } store;
 
 static void *ar_alloc(store *s, req *r, size_t n) {
@@ -1008,6 +1045,101 @@ static void run_reads(store *s, req *head, req *end) {
   if (!err) run(s->st[ST_COMMIT]);
 }
 
+/* ---- checkpoints (see the top of the file) ---- */
+
+/* Frames the worker copies itself once the checkpointer is done. */
+#define CK_TAIL 512u
+/* Rounds of one checkpointer wake-up (each copies what the writer appended
+ * during the one before). */
+#define CK_ROUNDS 8
+
+/* The writer's WAL hook, on the worker after each commit (replaces SQLite's
+ * automatic checkpoint). */
+static int on_wal_commit(void *ud, sqlite3 *db, const char *name, int nframe) {
+  (void)db;
+  (void)name;
+  ((store *)ud)->wal_frames = nframe > 0 ? (uint32_t)nframe : 0;
+  return SQLITE_OK;
+}
+
+static void checkpointer(void *arg) {
+  store *s = arg;
+  uv_mutex_lock(&s->ckmu);
+  for (;;) {
+    while (!s->ck_run && !s->ck_stop)
+      uv_cond_wait(&s->ckcv, &s->ckmu);
+    if (s->ck_stop) break;
+    uint32_t gen = s->ck_gen;
+    uv_mutex_unlock(&s->ckmu);
+    int log = -1, done = -1, rc = SQLITE_OK;
+    for (int i = 0; i < CK_ROUNDS && rc == SQLITE_OK; i++) {
+      rc = sqlite3_wal_checkpoint_v2(s->ckdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log,
+                                     &done);
+      if (rc != SQLITE_OK || done < 0) break;
+      /* Again while the writer appended more than half a tail meanwhile. */
+      uv_mutex_lock(&s->ckmu);
+      int again = gen == s->ck_gen && s->ck_frames > (uint32_t)done + CK_TAIL / 2;
+      uv_mutex_unlock(&s->ckmu);
+      if (!again) break;
+    }
+    uv_mutex_lock(&s->ckmu);
+    /* A WAL restarted meanwhile makes the count meaningless: 0 asks early. */
+    s->ck_backfill = rc == SQLITE_OK && done > 0 && gen == s->ck_gen ? (uint32_t)done : 0;
+    s->ck_run = 0;
+    uv_cond_broadcast(&s->ckcv);
+  }
+  uv_mutex_unlock(&s->ckmu);
+}
+
+/* On the worker after a write segment was posted: wakes the checkpointer,
+ * copies the last tail, or enforces the hard cap. */
+static void wal_maintain(store *s) {
+  if (!s->ckdb) return;
+  uint32_t n = s->wal_frames;
+  int mode = -1;
+  uv_mutex_lock(&s->ckmu);
+  if (n < s->wal_prev) { /* the WAL restarted from its beginning */
+    s->ck_gen++;
+    s->ck_backfill = 0;
+  }
+  s->wal_prev = n;
+  s->ck_frames = n;
+  uint32_t left = n > s->ck_backfill ? n - s->ck_backfill : 0;
+  if (n >= s->ckpt_max) {
+    while (s->ck_run)
+      uv_cond_wait(&s->ckcv, &s->ckmu);
+    mode = SQLITE_CHECKPOINT_RESTART;
+  } else if (!s->ck_run && left >= s->ckpt_start) {
+    s->ck_run = 1;
+    uv_cond_signal(&s->ckcv);
+  } else if (!s->ck_run && n >= s->ckpt_start && left <= CK_TAIL) {
+    mode = SQLITE_CHECKPOINT_PASSIVE;
+  }
+  uv_mutex_unlock(&s->ckmu);
+  if (mode < 0) return;
+  /* The checkpointer is idle and only the worker wakes it: no race. */
+  int log = -1, done = -1;
+  int rc = sqlite3_wal_checkpoint_v2(s->db, "main", mode, &log, &done);
+  uv_mutex_lock(&s->ckmu);
+  if (rc == SQLITE_OK && done > 0) s->ck_backfill = (uint32_t)done;
+  uv_mutex_unlock(&s->ckmu);
+}
+
+static void ck_shutdown(store *s) {
+  if (s->ck_started) {
+    uv_mutex_lock(&s->ckmu);
+    s->ck_stop = 1;
+    uv_cond_signal(&s->ckcv);
+    uv_mutex_unlock(&s->ckmu);
+    uv_thread_join(&s->ckthread);
+    uv_cond_destroy(&s->ckcv);
+    uv_mutex_destroy(&s->ckmu);
+    s->ck_started = 0;
+  }
+  sqlite3_close(s->ckdb); /* not the last connection: no checkpoint */
+  s->ckdb = NULL;
+}
+
 /* Hands a finished segment to the loop. */
 static void post(store *s, req *head, req *last) {
   last->next = NULL;
@@ -1050,6 +1182,7 @@ static void worker(void *arg) {
       else if (w == 0)
         run_reads(s, r, end);
       post(s, r, last);
+      if (w == 1) wal_maintain(s);
       r = end;
     }
     uv_mutex_lock(&s->mu);
@@ -1312,7 +1445,8 @@ static void store_close(store *s, void (*closed)(void *), void *ud) {
   uv_cond_signal(&s->cv);
   uv_mutex_unlock(&s->mu);
   uv_thread_join(&s->thread);
-  close_db(s);
+  ck_shutdown(s);
+  close_db(s);    /* the last connection: checkpoints and removes the WAL */
   deliver_all(s); /* calls made from these callbacks get CC_ERR_CLOSED */
   s->finished = 1;
   uv_cond_destroy(&s->cv);
@@ -1461,12 +1595,28 @@ static int open_db(store *s, const cc_sqlite_options *opt, char *error, size_t c
    * per insert for nothing); a 64 MiB page cache keeps the hot chats' pages. */
   if (!rc) rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL);
   if (!rc) rc = sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
-  /* Checkpoint every 8192 pages (32 MiB of WAL) rather than 1000: a hot page
-   * rewritten by many commits is copied back once (+10% appends/s here). */
-  if (!rc) rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 8192", NULL, NULL, NULL);
+  /* A file database: no checkpoint on the commit path (the checkpointer's
+   * job, see the top of the file). */
+  int wal = strcmp(mode, "wal") == 0;
+  if (!rc && wal)
+    rc = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL, NULL);
   if (rc) return open_fail(error, cap, path, sqlite3_errmsg(s->db), open_err(rc));
   int err = migrate(s->db, path, error, cap);
   if (err) return err;
+  if (wal) {
+    rc = sqlite3_open_v2(
+        path, &s->ckdb,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
+    if (!rc) {
+      sqlite3_busy_timeout(s->ckdb, (int)opt->busy_timeout_ms);
+      rc = sqlite3_exec(s->ckdb, sql, NULL, NULL, NULL); /* the same synchronous */
+    }
+    if (rc)
+      return open_fail(error, cap, path,
+                       s->ckdb ? sqlite3_errmsg(s->ckdb) : sqlite3_errstr(rc),
+                       open_err(rc));
+    sqlite3_wal_hook(s->db, on_wal_commit, s);
+  }
   for (int i = 0; i < ST__COUNT; i++) {
     rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                             NULL);
@@ -1493,6 +1643,8 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
   s->base.methods = &sqlite_methods;
   s->loop = loop;
   s->max_batch = opt->max_batch;
+  s->ckpt_start = opt->ckpt_start;
+  s->ckpt_max = opt->ckpt_max;
   s->path = cc_strndup(&m, opt->path, strlen(opt->path));
   if (!s->path) {
     cc_free(&m, s);
@@ -1501,6 +1653,19 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
   int err = open_db(s, opt, error, error_cap);
   if (err) goto fail_db;
   err = CC_ERR_NOMEM;
+  if (s->ckdb) {
+    if (uv_mutex_init(&s->ckmu) != 0) goto fail_db;
+    if (uv_cond_init(&s->ckcv) != 0) {
+      uv_mutex_destroy(&s->ckmu);
+      goto fail_db;
+    }
+    if (uv_thread_create(&s->ckthread, checkpointer, s) != 0) {
+      uv_cond_destroy(&s->ckcv);
+      uv_mutex_destroy(&s->ckmu);
+      goto fail_db;
+    }
+    s->ck_started = 1;
+  }
   if (uv_mutex_init(&s->mu) != 0) goto fail_db;
   if (uv_cond_init(&s->cv) != 0) goto fail_mu;
   if (uv_async_init(loop, &s->async, on_async) != 0) goto fail_cv;
@@ -1511,6 +1676,7 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
      * close callback. */
     uv_cond_destroy(&s->cv);
     uv_mutex_destroy(&s->mu);
+    ck_shutdown(s);
     close_db(s);
     s->closing = 1;
     uv_close((uv_handle_t *)&s->async, on_closed);
@@ -1525,6 +1691,7 @@ fail_cv:
 fail_mu:
   uv_mutex_destroy(&s->mu);
 fail_db:
+  ck_shutdown(s);
   close_db(s);
   cc_free(&m, s->path);
   cc_free(&m, s);
