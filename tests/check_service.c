@@ -360,6 +360,17 @@ static void store_chat(const char *id, cc_chat_kind kind, const char *const *mem
   ck_assert_int_eq(err, 0);
 }
 
+/* 1001 groups of owner and alice, g:load-0000 .. g:load-1000: one more than a
+ * page of the service's chat-list load. */
+static void store_load_groups(void) {
+  for (int i = 0; i <= 1000; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "g:load-%04d", i);
+    const char *who[] = {"owner", "alice"};
+    store_chat(id, CC_CHAT_GROUP, who, 2);
+  }
+}
+
 static void st_appended(void *ud, int err, uint64_t seq, int dup) {
   ck_assert_int_eq(err, 0);
   ck_assert(!dup);
@@ -2329,12 +2340,7 @@ END_TEST
 /* A user's chat set loads in pages (of 1000): chats on the second page are
  * followed as well as the first. */
 START_TEST(chat_list_loads_in_pages) {
-  for (int i = 0; i <= 1000; i++) {
-    char id[32];
-    snprintf(id, sizeof id, "g:load-%04d", i);
-    const char *who[] = {"owner", "alice"};
-    store_chat(id, CC_CHAT_GROUP, who, 2);
-  }
+  store_load_groups();
   client *a = cli_json("alice"), *o = cli_json("owner");
   ck_assert_uint_eq(say(o, "g:load-1000", "m1", "last page"), 1);
   expect_message(a, "g:load-1000", 1, "owner", "last page");
@@ -2574,12 +2580,7 @@ START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
 END_TEST
 
 START_TEST(free_service_during_a_paged_chat_list_load) {
-  for (int i = 0; i <= 1000; i++) {
-    char id[32];
-    snprintf(id, sizeof id, "g:load-%04d", i);
-    const char *who[] = {"owner", "alice"};
-    store_chat(id, CC_CHAT_GROUP, who, 2);
-  }
+  store_load_groups();
   cli_connect("alice", CC_ENCODING_JSON);
   ck_assert_uint_eq(deferred_storage_queued(lag), 1);
   cc_memnet_free(net);
@@ -2597,12 +2598,7 @@ END_TEST
 /* The same load, completed normally: the second page is asked for and the
  * session becomes ready. */
 START_TEST(paged_chat_list_load_completes) {
-  for (int i = 0; i <= 1000; i++) {
-    char id[32];
-    snprintf(id, sizeof id, "g:load-%04d", i);
-    const char *who[] = {"owner", "alice"};
-    store_chat(id, CC_CHAT_GROUP, who, 2);
-  }
+  store_load_groups();
   client *a = cli_connect("alice", CC_ENCODING_JSON);
   ck_assert(deferred_storage_pump(lag));
   expect_nothing(a);
