@@ -83,14 +83,14 @@ void svc_http_closed(void *user_data) {
 /* Ends a request: answers the backend's error `err`, or `m` (built in `a`; NULL:
  * out of memory), unless the client went away; then frees `a` and the request. */
 static void finish(rest_req *r, svc_arena *a, int err, const ProtobufCMessage *m) {
-  if (!r->conn)
-    ;
-  else if (err != 0)
-    respond_backend_error(r->conn, err);
-  else if (!m)
-    respond_error(r->conn, 503, SVC_E(UNAVAILABLE), "out of memory", NULL);
-  else
-    respond_message(r->svc, r->conn, m);
+  if (r->conn) {
+    if (err != 0)
+      respond_backend_error(r->conn, err);
+    else if (!m)
+      respond_error(r->conn, 503, SVC_E(UNAVAILABLE), "out of memory", NULL);
+    else
+      respond_message(r->svc, r->conn, m);
+  }
   svc_arena_free(a);
   req_free(r);
 }
