@@ -1,7 +1,8 @@
 /* chatcore-server: the all-in-one reference server. A WebSocket gateway (JWT at
  * the handshake, RFC 6455 sessions, limits, /healthz /readyz /metrics) in front of
- * the chat service, over SQLite storage and in-process queue and presence, on one libuv
- * loop; plus the HTTP API, the browser client at / and (for demos) a login that
+ * the chat service, over SQLite storage and in-process presence (no queue:
+ * entries go straight from the service to the fan-out), on one libuv loop;
+ * plus the HTTP API, the browser client at / and (for demos) a login that
  * hands out tokens. Built only from libchatcore's public API.
  *
  *   chatcore-server --jwt-secret SECRET [--listen 127.0.0.1:8080] [--db FILE]
@@ -32,7 +33,6 @@ typedef struct server {
   cc_jwt_verifier *verifier;
   cc_storage *storage;
   cc_presence *presence;
-  cc_queue *queue;
   uv_timer_t presence_timer;
   cc_metrics *metrics;
   cc_service *service;
@@ -205,15 +205,10 @@ static int open_backends(server *s, const server_config *cfg) {
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_sqlite_options_free(so);
   if (rv != 0) return fail("--db", error);
-  /* The service never publishes an entry twice, so the in-process queue need
-   * not remember dedupe ids for long (each costs ~100 bytes). */
-  cc_queue_memory_options *qo;
-  rv = cc_queue_memory_options_new(&qo);
-  if (rv == 0) rv = cc_queue_memory_options_set_dedupe_window_ms(qo, 10000);
-  if (rv == 0) rv = cc_queue_memory_options_set_max_dedupe_ids(qo, 65536);
-  if (rv == 0) rv = cc_queue_memory_new(&s->queue, qo, NULL);
-  cc_queue_memory_options_free(qo);
-  if (rv != 0 || cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
+  /* No queue: with every connection in this process, entries go from the
+   * service straight to the fan-out (a queue relay would encode, copy and
+   * decode each one for nobody else to read). */
+  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
     return fail("out of memory", NULL);
   return 0;
 }
@@ -235,6 +230,8 @@ static int make_gateway(server *s, const server_config *cfg) {
     rv = cc_gateway_options_set_frame_rate(o, cfg->client_frame_rate);
   if (rv == 0 && cfg->client_byte_rate)
     rv = cc_gateway_options_set_byte_rate(o, cfg->client_byte_rate);
+  if (rv == 0)
+    rv = cc_gateway_options_set_heartbeat(o, cfg->ping_interval_ms, cfg->idle_timeout_ms);
   cc_service_options *so;
   if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_service_options_new(&so);
@@ -243,7 +240,6 @@ static int make_gateway(server *s, const server_config *cfg) {
         so, cfg->max_message_bytes ? (uint32_t)cfg->max_message_bytes : 65536, 25000);
     if (rv == 0) rv = cc_service_options_set_storage(so, s->storage);
     if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
-    if (rv == 0) rv = cc_service_options_set_queue(so, s->queue);
     if (rv == 0) rv = cc_service_options_set_jwt(so, s->verifier);
     if (rv == 0) rv = cc_service_options_set_metrics(so, s->metrics);
     if (rv == 0 && (cfg->message_rate || cfg->message_burst))
@@ -306,7 +302,6 @@ static void cleanup(server *s) {
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
   if (s->presence) s->presence->methods->free(s->presence);
-  if (s->queue) s->queue->methods->free(s->queue);
   cc_metrics_free(s->metrics);
   cc_jwt_verifier_free(s->verifier);
 }
