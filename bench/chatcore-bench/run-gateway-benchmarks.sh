@@ -91,6 +91,10 @@ measure() { # NAME "server flags" bench args...
 run_one() {
   case $1 in
   idle) measure idle "" idle --connections 19000 --rate 2000 --duration 30 ;;
+  # The price of one heartbeat: the server pings every connection each second
+  # (19,000 pings/s); CPU / 19,000 is one ping and its pong.
+  idle-ping-1s) measure idle-ping-1s "--ping-interval-ms 1000 --idle-timeout-ms 5000" \
+    idle --connections 19000 --rate 2000 --duration 30 ;;
   idle-tls) measure idle-tls "--tls-cert $OUT/ec.crt --tls-key $OUT/ec.key" \
     idle --connections 19000 --rate 1000 --duration 30 --tls ;;
   pingpong) measure pingpong "" pingpong --connections 100 --duration 10 ;;
@@ -116,7 +120,7 @@ run_one() {
 
 # Held connections first: a handshake run leaves ~100k sockets in TIME_WAIT
 # for a minute, which would blur the kernel figures of a run right after it.
-measurements=(idle idle-tls pingpong pingpong-command pingpong-1000 pingpong-1000-command
+measurements=(idle idle-ping-1s idle-tls pingpong pingpong-command pingpong-1000 pingpong-1000-command
   pingpong-1000-command-proto handshake handshake-tls-ec handshake-tls-rsa)
 [ $# -gt 0 ] && measurements=("$@")
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \

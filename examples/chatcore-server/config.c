@@ -26,6 +26,10 @@ static const char usage[] =
     "                              of twice that; over it: close 4008 (default 200)\n"
     "  --client-byte-rate N        bytes per second one connection may send (default\n"
     "                              1048576)\n"
+    "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
+    "                              25000)\n"
+    "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
+    "                              (default 60000; more than the ping interval)\n"
     "  --dev-login                 serve POST /v1/login {\"user\": NAME}, which hands\n"
     "                              anyone a token: for demos only\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
@@ -33,7 +37,8 @@ static const char usage[] =
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CLIENT_FRAME_RATE,\n"
-    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_DEV_LOGIN (1). Flags win.\n";
+    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS,\n"
+    "CHATCORE_DEV_LOGIN (1). Flags win.\n";
 
 static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
                       uint64_t *out, char *error, size_t cap) {
@@ -115,6 +120,12 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--client-byte-rate") == 0) {
     if (parse_size(name, v, 1024, 1u << 30, &n, error, cap)) return 2;
     cfg->client_byte_rate = (uint32_t)n;
+  } else if (strcmp(name, "--ping-interval-ms") == 0) {
+    if (parse_size(name, v, 1000, 86400000, &n, error, cap)) return 2;
+    cfg->ping_interval_ms = n;
+  } else if (strcmp(name, "--idle-timeout-ms") == 0) {
+    if (parse_size(name, v, 2000, 86400000, &n, error, cap)) return 2;
+    cfg->idle_timeout_ms = n;
   } else if (strcmp(name, "--dev-login") == 0) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
       snprintf(error, cap, "--dev-login: expected no value, 1 or 0, got '%s'", v);
@@ -149,6 +160,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_MESSAGE_BURST", "--message-burst"},
       {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
       {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
+      {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
+      {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
       {"CHATCORE_DEV_LOGIN", "--dev-login"},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
@@ -205,6 +218,17 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
     snprintf(error, cap, "--jwt-secret and --jwt-public-key: give one, not both");
     return 2;
   }
+  uint64_t ping = cfg->ping_interval_ms ? cfg->ping_interval_ms : CONFIG_DEFAULT_PING_MS;
+  uint64_t idle = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CONFIG_DEFAULT_IDLE_MS;
+  if (idle <= ping) {
+    snprintf(error, cap,
+             "--idle-timeout-ms: must be more than the ping interval (%llu ms, "
+             "--ping-interval-ms), got %llu",
+             (unsigned long long)ping, (unsigned long long)idle);
+    return 2;
+  }
+  cfg->ping_interval_ms = ping;
+  cfg->idle_timeout_ms = idle;
   if (!cfg->tls_cert != !cfg->tls_key) {
     snprintf(error, cap, "%s: needs %s too", cfg->tls_cert ? "--tls-cert" : "--tls-key",
              cfg->tls_cert ? "--tls-key" : "--tls-cert");

@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_DEFAULT_PING_MS 25000 /* the gateway's defaults */
+#define CONFIG_DEFAULT_IDLE_MS 60000
 
 typedef struct server_config {
   const char *listen;         /* HOST:PORT */
@@ -24,6 +26,8 @@ typedef struct server_config {
   uint32_t message_burst;     /* (0: default) */
   uint32_t client_frame_rate; /* frames per second per connection (0: default) */
   uint32_t client_byte_rate;  /* bytes per second per connection (0: default) */
+  uint64_t ping_interval_ms;  /* heartbeat ping after this much silence */
+  uint64_t idle_timeout_ms;   /* close after this much silence (> ping_interval_ms) */
 } server_config;
 
 /* Fills `cfg` from the environment and then `argv`. On a bad flag or value,

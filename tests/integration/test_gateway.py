@@ -219,6 +219,18 @@ def test_client_frame_rate_flag(make_server):
     assert [op for op, _ in frames].count(10) == 40 and 8 not in [op for op, _ in frames]
 
 
+def test_heartbeat_flags(make_server):
+    # A client that never answers: pinged after 1 s of silence, closed 4000 at 2.5 s.
+    s = make_server("--ping-interval-ms", "1000", "--idle-timeout-ms", "2500")
+    start = time.monotonic()
+    frames = session_exchange(s.port, b"")
+    took = time.monotonic() - start
+    ops = [op for op, _ in frames]
+    assert 9 in ops and ops.index(9) < ops.index(8), ops
+    assert close_code(frames) == 4000
+    assert 2.0 < took < 10, took
+
+
 def test_ping_gets_pong_with_same_payload_and_close_is_echoed(server):
     frames = session_exchange(server.port, masked_frame(9, b"beat") +
                               masked_frame(8, struct.pack("!H", 1000) + b"bye"))
@@ -288,6 +300,10 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--message-rate", "0"], "--message-rate"),
     (["--jwt-secret", SECRET, "--message-burst", "x"], "--message-burst"),
     (["--jwt-secret", SECRET, "--dev-login=yes"], "--dev-login"),
+    (["--jwt-secret", SECRET, "--ping-interval-ms", "10"], "--ping-interval-ms"),
+    (["--jwt-secret", SECRET, "--ping-interval-ms", "90000"], "--idle-timeout-ms"),
+    (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
+     "--idle-timeout-ms"),
     (["--jwt-public-key", "/dev/null", "--jwt-alg", "ES256", "--dev-login"], "--jwt-public-key"),
 ])
 def test_bad_flags_exit_2(args, needle, tmp_path):
