@@ -8,10 +8,11 @@
 # BUILD_DIR defaults to build-bench-rel (meson setup build-bench-rel
 # -Dbuildtype=release), OUT_DIR to /tmp/chatcore-chat-results; NAMEs pick
 # measurements (default: all, see run_one). Each leaves NAME.json (the bench's
-# --json), NAME.log (progress and summary), NAME.csv (a row a second) and the
-# server's log. File databases go to DB_DIR (default OUT_DIR), removed after
-# each run. The server runs with --message-rate 1000000 --message-burst 1000000:
-# the default 20 messages/s per user would answer RATE_LIMITED.
+# --json), NAME.log (progress and summary), NAME.csv (a row a second), NAME.png
+# (NAME.csv drawn by plot.sh, if gnuplot is installed) and the server's log.
+# File databases go to DB_DIR (default OUT_DIR), removed after each run. The
+# server runs with --message-rate 1000000 --message-burst 1000000: the default
+# 20 messages/s per user would answer RATE_LIMITED.
 set -euo pipefail
 
 BUILD=${1:-build-bench-rel}
@@ -19,6 +20,7 @@ OUT=${2:-/tmp/chatcore-chat-results}
 shift $(($# > 2 ? 2 : $#))
 SERVER=$BUILD/examples/chatcore-server/chatcore-server
 BENCH=$BUILD/bench/chatcore-bench/chatcore-bench
+PLOT=$(dirname "$0")/plot.sh
 SECRET=bench-secret-0123456789abcdef0123456789
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
@@ -30,13 +32,21 @@ for exe in "$SERVER" "$BENCH"; do
 done
 mkdir -p "$OUT"
 DB_DIR=${DB_DIR:-$OUT}
+# A self-signed P-256 certificate for the TLS measurements (the bench does not
+# verify it).
+if [ ! -f "$OUT/ec.crt" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=127.0.0.1 -keyout "$OUT/ec.key" -out "$OUT/ec.crt" 2>/dev/null
+fi
+TLS_FLAGS=
 
 SPID=
 start_server() { # db
   PORT=$((PORT + 1))
+  # shellcheck disable=SC2086
   timeout 900 taskset -c "$SERVER_CPU" "$SERVER" --listen "127.0.0.1:$PORT" \
     --jwt-secret "$SECRET" --db "$1" --message-rate 1000000 --message-burst 1000000 \
-    >"$OUT/server-$PORT.log" 2>&1 &
+    $TLS_FLAGS >"$OUT/server-$PORT.log" 2>&1 &
   SPID=$!
   for _ in $(seq 50); do
     grep -q listening "$OUT/server-$PORT.log" 2>/dev/null && break
@@ -97,16 +107,19 @@ quiet() {
 measure() { # NAME DB bench args...
   local name=$1 db=$2
   shift 2
+  [ -n "$TLS_FLAGS" ] && set -- "$@" --tls
   settle
   quiet
   [ "$db" = file ] && db="$DB_DIR/chat-$name.db" && rm -f "$db" "$db-wal" "$db-shm"
   start_server "$db"
+  local scheme=ws
+  [ -n "$TLS_FLAGS" ] && scheme=wss
   echo "== $name: taskset -c $BENCH_CPU chatcore-bench $* --duration $DURATION" \
-    "--url ws://127.0.0.1:$PORT/ws --jwt-secret SECRET --server-pid PID --json" \
+    "--url $scheme://127.0.0.1:$PORT/ws --jwt-secret SECRET --server-pid PID --json" \
     "(server --db $db)"
   rm -f "$OUT/$name.csv"
   timeout 600 taskset -c "$BENCH_CPU" "$BENCH" "$@" --duration "$DURATION" \
-    --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --json \
+    --url "$scheme://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" --server-pid "$SPID" --json \
     --csv "$OUT/$name.csv" >"$OUT/$name.json" 2>"$OUT/$name.log" &
   local bpid=$!
   # The whole machine's CPU from the bench's first "run" line (a second into
@@ -126,28 +139,42 @@ measure() { # NAME DB bench args...
     "$OUT/$name.log" | sed 's/^/   /'
   stop_server
   [ "$db" != :memory: ] && rm -f "$db" "$db-wal" "$db-shm"
+  if command -v gnuplot >/dev/null; then
+    "$PLOT" "$OUT/$name.csv" "$OUT/$name.png" "$name" >/dev/null 2>&1 ||
+      echo "   (warning: no $OUT/$name.png: plot.sh failed)" >&2
+  fi
   return 0
 }
 
 run_one() {
+  TLS_FLAGS=
+  case $1 in
+  # The same over TLS 1.3 (P-256 certificate): name a plain measurement with
+  # the prefix tls-, e.g. tls-group-mem-5, tls-persist-file.
+  tls-*)
+    run_one "${1#tls-}" "$1"
+    return ;;
+  esac
+  local name=${2:-$1}
+  [ "$name" != "$1" ] && TLS_FLAGS="--tls-cert $OUT/ec.crt --tls-key $OUT/ec.key"
   case $1 in
   # Rooms of 100 (2,000 connections: 20 groups), every member sending.
-  group-mem-*) measure "$1" :memory: group --connections 2000 --room-size 100 \
+  group-mem-*) measure "$name" :memory: group --connections 2000 --room-size 100 \
     --rate "${1#group-mem-}" ;;
-  group-file-*) measure "$1" file group --connections 2000 --room-size 100 \
+  group-file-*) measure "$name" file group --connections 2000 --room-size 100 \
     --rate "${1#group-file-}" ;;
-  group-proto-*) measure "$1" :memory: group --connections 2000 --room-size 100 \
+  group-proto-*) measure "$name" :memory: group --connections 2000 --room-size 100 \
     --rate "${1#group-proto-}" --proto proto ;;
   # One sender per room of 100, at up to 190 msg/s (the gateway's frame limit).
-  broadcast-*) measure "$1" :memory: broadcast --connections 2000 --room-size 100 \
+  broadcast-*) measure "$name" :memory: broadcast --connections 2000 --room-size 100 \
     --rate "${1#broadcast-}" ;;
   # Direct chats at a fixed rate per sender.
-  direct-file-*) measure "$1" file direct --connections 2000 --rate "${1#direct-file-}" ;;
+  direct-file-*) measure "$name" file direct --connections 2000 --rate "${1#direct-file-}" ;;
   # Durable acks as fast as they come: 2,000 connections, 16 in flight each.
-  persist-file) measure "$1" file persist --connections 2000 --inflight 16 ;;
-  persist-file-proto) measure "$1" file persist --connections 2000 --inflight 16 \
+  persist-file) measure "$name" file persist --connections 2000 --inflight 16 ;;
+  persist-file-proto) measure "$name" file persist --connections 2000 --inflight 16 \
     --proto proto ;;
-  persist-mem) measure "$1" :memory: persist --connections 2000 --inflight 16 ;;
+  persist-mem) measure "$name" :memory: persist --connections 2000 --inflight 16 ;;
   *) echo "unknown measurement $1" >&2; exit 2 ;;
   esac
 }
@@ -155,7 +182,7 @@ run_one() {
 measurements=(group-mem-0.1 group-mem-0.25 group-mem-0.5 group-mem-1 group-mem-2 group-mem-3
   group-mem-5 group-file-0.5 group-file-1 group-file-2
   group-file-3 group-proto-3 broadcast-50 broadcast-190 direct-file-20 persist-file
-  persist-file-proto persist-mem)
+  persist-file-proto persist-mem tls-group-mem-0.5 tls-group-mem-5 tls-persist-file)
 [ $# -gt 0 ] && measurements=("$@")
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
   "$(uname -r); server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU; ${DURATION}s each"

@@ -4,12 +4,14 @@
 # :memory:) and persist (protobuf, a file database) runs. It asserts what must
 # hold on any machine — the chats were set up, messages were delivered, no seq
 # was missing, duplicated or out of order, no error reply — and nothing about
-# speed.
+# speed. With gnuplot on PATH it also renders the group run's --csv with
+# plot.sh (a PNG over 1 KB) and checks that plot.sh refuses a foreign CSV.
 #
 #   selfcheck.sh SERVER BENCH
 set -euo pipefail
 SERVER=$1
 BENCH=$2
+PLOT=$(dirname "$0")/plot.sh
 SECRET=bench-secret-0123456789abcdef0123456789
 TMP=$(mktemp -d)
 SPID=
@@ -65,13 +67,51 @@ sys.exit(1 if problems else 0)
 PY
 }
 
+# plot.sh renders a PNG (its signature, over 1 KB) and answers a CSV without
+# the bench's columns with exit status 2 and a message.
+check_plot() { # csv
+  local rc=0
+  "$PLOT" "$1" "$TMP/plot.png" "selfcheck group" 2>"$TMP/plot.log" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cat "$TMP/plot.log" >&2
+    echo "FAIL plot: plot.sh exited $rc"
+    return 1
+  fi
+  if [ "$(head -c 4 "$TMP/plot.png" | od -An -tx1 | tr -d ' \n')" != 89504e47 ]; then
+    echo "FAIL plot: $TMP/plot.png is not a PNG"
+    return 1
+  fi
+  local size
+  size=$(stat -c %s "$TMP/plot.png")
+  if [ "$size" -le 1024 ]; then
+    echo "FAIL plot: the PNG has only $size bytes"
+    return 1
+  fi
+  printf 'time,rate\n1.0,5\n' >"$TMP/foreign.csv"
+  rc=0
+  "$PLOT" "$TMP/foreign.csv" "$TMP/foreign.png" 2>"$TMP/foreign.log" || rc=$?
+  if [ "$rc" -ne 2 ] || ! grep -q 'no column' "$TMP/foreign.log"; then
+    cat "$TMP/foreign.log" >&2
+    echo "FAIL plot: a foreign CSV gave exit status $rc, expected 2 and a message"
+    return 1
+  fi
+  echo "plot: a $size-byte PNG; a foreign CSV refused"
+}
+
+checks=2
 fails=0
 start_server :memory:
 timeout 60 "$BENCH" group --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" \
-  --connections 40 --room-size 10 --rate 20 --duration 2 --json \
+  --connections 40 --room-size 10 --rate 20 --duration 2 --json --csv "$TMP/group.csv" \
   >"$TMP/group.json" 2>"$TMP/group.log" || { cat "$TMP/group.log" >&2; fails=$((fails + 1)); }
 check group 4 "$TMP/group.json" || { cat "$TMP/group.log" >&2; fails=$((fails + 1)); }
 stop_server
+if command -v gnuplot >/dev/null; then
+  checks=$((checks + 1))
+  check_plot "$TMP/group.csv" || fails=$((fails + 1))
+else
+  echo "plot: skipped, no gnuplot on PATH (Debian: apt-get install gnuplot-nox)"
+fi
 
 start_server "$TMP/chat.db"
 timeout 60 "$BENCH" persist --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRET" \
@@ -80,5 +120,5 @@ timeout 60 "$BENCH" persist --url "ws://127.0.0.1:$PORT/ws" --jwt-secret "$SECRE
 check persist 10 "$TMP/persist.json" || { cat "$TMP/persist.log" >&2; fails=$((fails + 1)); }
 stop_server
 
-echo "$((2 - fails)) passed, $fails failed"
+echo "$((checks - fails)) passed, $fails failed"
 [ "$fails" -eq 0 ]
