@@ -147,29 +147,24 @@ measure() { # NAME DB bench args...
 }
 
 run_one() {
+  # A name with the prefix tls- runs the same measurement over TLS 1.3 (the P-256
+  # certificate above), e.g. tls-group-mem-5, tls-persist-file.
+  local name=$1 m=${1#tls-}
   TLS_FLAGS=
-  case $1 in
-  # The same over TLS 1.3 (P-256 certificate): name a plain measurement with
-  # the prefix tls-, e.g. tls-group-mem-5, tls-persist-file.
-  tls-*)
-    run_one "${1#tls-}" "$1"
-    return ;;
-  esac
-  local name=${2:-$1}
-  [ "$name" != "$1" ] && TLS_FLAGS="--tls-cert $OUT/ec.crt --tls-key $OUT/ec.key"
-  case $1 in
+  [ "$m" != "$name" ] && TLS_FLAGS="--tls-cert $OUT/ec.crt --tls-key $OUT/ec.key"
+  case $m in
   # Rooms of 100 (2,000 connections: 20 groups), every member sending.
   group-mem-*) measure "$name" :memory: group --connections 2000 --room-size 100 \
-    --rate "${1#group-mem-}" ;;
+    --rate "${m#group-mem-}" ;;
   group-file-*) measure "$name" file group --connections 2000 --room-size 100 \
-    --rate "${1#group-file-}" ;;
+    --rate "${m#group-file-}" ;;
   group-proto-*) measure "$name" :memory: group --connections 2000 --room-size 100 \
-    --rate "${1#group-proto-}" --proto proto ;;
+    --rate "${m#group-proto-}" --proto proto ;;
   # One sender per room of 100, at up to 190 msg/s (the gateway's frame limit).
   broadcast-*) measure "$name" :memory: broadcast --connections 2000 --room-size 100 \
-    --rate "${1#broadcast-}" ;;
+    --rate "${m#broadcast-}" ;;
   # Direct chats at a fixed rate per sender.
-  direct-file-*) measure "$name" file direct --connections 2000 --rate "${1#direct-file-}" ;;
+  direct-file-*) measure "$name" file direct --connections 2000 --rate "${m#direct-file-}" ;;
   # Durable acks as fast as they come: 2,000 connections, 16 in flight each.
   persist-file) measure "$name" file persist --connections 2000 --inflight 16 ;;
   persist-file-proto) measure "$name" file persist --connections 2000 --inflight 16 \
