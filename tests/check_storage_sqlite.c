@@ -457,6 +457,78 @@ START_TEST(group_commit_keeps_order) {
 }
 END_TEST
 
+/* The backend keeps each chat's last seq in memory and writes the chat rows
+ * once per transaction. One burst over three chats, with a refused append (a
+ * client message id reused with other text) in the middle of its batch: every
+ * other append gets its chat's next seq, the refused one leaves no row, the
+ * chat rows on disk say the last seq, and a reopened storage continues from
+ * them. */
+START_TEST(chat_rows_follow_batched_appends) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "rows");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  const char *chats[3] = {"g:a", "g:b", "g:c"};
+  for (int c = 0; c < 3; c++) ck_assert_int_eq(create(s, chats[c], "alice", "bob"), 0);
+  ck_assert_uint_eq(send_msg(s, "g:b", "alice", "taken", "first").seq, 1);
+  enum { N = 300 };
+  storage_rec recs[N];
+  memset(recs, 0, sizeof recs);
+  char cmid[32];
+  for (int i = 0; i < N; i++) {
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    /* i == 151: "taken" again with other text in g:b, refused. */
+    append_msg(s, chats[i % 3], "alice", i == 151 ? "taken" : cmid, "burst",
+               storage_rec_append, &recs[i]);
+  }
+  for (int i = 0; i < N; i++) wait_rec(&recs[i]);
+  uint64_t next[3] = {1, 2, 1};
+  for (int i = 0; i < N; i++) {
+    if (i == 151) {
+      ck_assert_int_eq(recs[i].err, CC_ERR_EXISTS);
+      continue;
+    }
+    ck_assert_int_eq(recs[i].err, 0);
+    ck_assert_uint_eq(recs[i].seq, next[i % 3]++);
+  }
+  close_db(s);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a61'"), 100);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a62'"), 100);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a63'"), 100);
+  ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM entries"), 300);
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_uint_eq(send_msg(s, "g:b", "bob", "after", "reopened").seq, 101);
+  close_db(s);
+}
+END_TEST
+
+/* Two storages on one file (two processes sharing a database, or a tool
+ * writing beside the server): each sees the other's appends before
+ * allocating a seq, so the seqs stay gap-free and nothing is refused. */
+START_TEST(two_writers_share_a_file) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "two");
+  cc_storage *a = NULL, *b = NULL;
+  ck_assert_int_eq(open_db(&a, path, CC_SQLITE_SYNC_NORMAL, error, sizeof error), 0);
+  ck_assert_int_eq(open_db(&b, path, CC_SQLITE_SYNC_NORMAL, error, sizeof error), 0);
+  ck_assert_int_eq(create(a, "g:1", "alice", "bob"), 0);
+  char cmid[32];
+  for (int i = 0; i < 40; i++) {
+    /* a, a, b, a, b, b, ...: each storage's cache goes stale in turn. */
+    cc_storage *w = (i * 7 / 3) % 2 ? b : a;
+    snprintf(cmid, sizeof cmid, "c%d", i);
+    storage_rec r = send_msg(w, "g:1", w == a ? "alice" : "bob", cmid, "hi");
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_uint_eq(r.seq, (uint64_t)i + 1);
+  }
+  /* Both read the same history. */
+  ck_assert_int_eq(fetch_all(a, "g:1").n, 40);
+  ck_assert_int_eq(fetch_all(b, "g:1").n, 40);
+  close_db(a);
+  close_db(b);
+}
+END_TEST
+
 static cc_storage *closing_storage;
 
 static void after_free(void *ud, int err, uint64_t seq, int dup) {
@@ -859,6 +931,8 @@ static Suite *sqlite_suite(void) {
   tc = tcase_create("lifecycle");
   tcase_add_test(tc, reopen_keeps_everything);
   tcase_add_test(tc, group_commit_keeps_order);
+  tcase_add_test(tc, chat_rows_follow_batched_appends);
+  tcase_add_test(tc, two_writers_share_a_file);
   tcase_add_test(tc, free_finishes_queued_calls);
   tcase_add_test(tc, free_inside_callback);
   tcase_add_test(tc, loop_ref_only_while_pending);

@@ -7,7 +7,13 @@
  * runs it in order, in segments: a run of consecutive writes (create_chat,
  * append, mark_read; at most max_batch) is one BEGIN IMMEDIATE ... COMMIT
  * transaction, each write inside its own savepoint so a failing one leaves no
- * trace; a run of reads is one read transaction. After each segment the worker
+ * trace (except a message append, whose only write is one INSERT: a statement
+ * that fails leaves nothing by itself); a run of reads is one read
+ * transaction. The worker keeps each chat's last seq in memory (`seqs`): an
+ * append allocates its seq without a query, and the chat rows are updated
+ * once per chat per transaction, just before COMMIT. Another connection's
+ * commit (a second process on the same file) changes PRAGMA data_version,
+ * which every segment checks first: the cache is then dropped. After each segment the worker
  * moves its requests, results filled in, to the completion list and wakes the
  * loop with uv_async_send; the loop runs the callbacks in order and frees the
  * requests. So an append is acked only after the commit that holds it (group
@@ -58,6 +64,7 @@
 #include <chatcore/storage.h>
 
 #include "core/mem.h"
+#include "core/table.h"
 #include "sqlite_options.h"
 
 #include <openssl/evp.h>
@@ -132,6 +139,7 @@ enum {
   ST_SAVEPOINT,
   ST_RELEASE,
   ST_ROLLBACK_TO,
+  ST_DATA_VERSION,
   ST_CHAT_LAST,
   ST_CHAT_GET,
   ST_CHAT_INSERT,
@@ -165,6 +173,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT w",
     [ST_RELEASE] = "RELEASE w",
     [ST_ROLLBACK_TO] = "ROLLBACK TO w",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     [ST_CHAT_LAST] = "SELECT last_seq FROM chats WHERE chat_id = ?1",
     [ST_CHAT_GET] = "SELECT kind, title, created_by, created_at_ms, last_seq FROM chats "
                     "WHERE chat_id = ?1",
@@ -256,6 +265,21 @@ typedef struct req {
   cc_chat_summary *chats; /* grown array */
 } req;
 
+/* A chat's last seq as this transaction sees it (the worker's cache of
+ * chats.last_seq). `dirty`: ahead of the chat row, which save_seqs() writes
+ * before COMMIT. */
+typedef struct seq_entry {
+  cc_tnode node; /* key: id */
+  uint64_t last;
+  struct seq_entry *next_dirty;
+  int dirty;
+  char id[];
+} seq_entry;
+
+/* Past this many chats the cache is dropped after a commit (and refilled as
+ * chats are written): ~100 bytes each. */
+#define SEQ_CACHE_MAX 65536
+
 typedef struct store {
   cc_storage base;
   cc_mem mem;
@@ -278,6 +302,9 @@ typedef struct store {
   /* worker only (the loop thread touches them only before start / after join) */
   sqlite3 *db;
   sqlite3_stmt *st[ST__COUNT];
+  cc_table seqs;         /* seq_entry by chat id */
+  seq_entry *dirty_seqs; /* written in this transaction, rows not yet updated */
+  int64_t data_version;  /* PRAGMA data_version when `seqs` was last known good */
   uint32_t max_batch;
   char *path;
   uint32_t wal_frames; /* the WAL's frames after the last commit (the WAL hook) */
@@ -591,14 +618,92 @@ static int read_entry(store *s, req *r, sqlite3_stmt *st, cc_str chat_id, cc_ent
 }
 
 /* The chat's last_seq; CC_ERR_NOT_FOUND when there is no such chat. */
+static seq_entry *seq_find(store *s, cc_str chat_id) {
+  uint64_t h = cc_table_hash(&s->seqs, chat_id.ptr, chat_id.len);
+  return (seq_entry *)cc_table_find(&s->seqs, h, chat_id.ptr, chat_id.len);
+}
+
+/* A chat's last seq: from the cache, else from its row (then cached; without
+ * memory for an entry it is simply not cached). CC_ERR_NOT_FOUND: no chat. */
 static int chat_last(store *s, cc_str chat_id, uint64_t *last) {
+  seq_entry *e = seq_find(s, chat_id);
+  if (e) {
+    *last = e->last;
+    return 0;
+  }
   sqlite3_stmt *st = s->st[ST_CHAT_LAST];
   bind_str(st, 1, chat_id);
   int rc = sqlite3_step(st);
   int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? CC_ERR_NOT_FOUND : sq_err(rc);
   if (!err) *last = col_u64(st, 0);
   sqlite3_reset(st);
+  if (err || !(e = cc_malloc(&s->mem, sizeof *e + chat_id.len))) return err;
+  memcpy(e->id, chat_id.ptr, chat_id.len);
+  e->node.key = (const uint8_t *)e->id;
+  e->node.key_len = (uint32_t)chat_id.len;
+  e->node.hash = cc_table_hash(&s->seqs, e->id, chat_id.len);
+  e->last = *last;
+  e->dirty = 0;
+  if (cc_table_insert(&s->seqs, &e->node) != 0) cc_free(&s->mem, e);
+  return 0;
+}
+
+/* Records `seq` as the chat's last: in the cache, its row updated before
+ * COMMIT; straight into the row when the chat is not cached. */
+static int chat_set_last(store *s, cc_str chat_id, uint64_t seq) {
+  seq_entry *e = seq_find(s, chat_id);
+  if (e) {
+    e->last = seq;
+    if (!e->dirty) {
+      e->dirty = 1;
+      e->next_dirty = s->dirty_seqs;
+      s->dirty_seqs = e;
+    }
+    return 0;
+  }
+  sqlite3_stmt *st = s->st[ST_CHAT_SET_LAST];
+  bind_str(st, 1, chat_id);
+  bind_u64(st, 2, seq);
+  return run(st);
+}
+
+/* Writes the dirty chats' rows (in the write transaction, before COMMIT). */
+static int save_seqs(store *s) {
+  int err = 0;
+  while (s->dirty_seqs && !err) {
+    seq_entry *e = s->dirty_seqs;
+    sqlite3_stmt *st = s->st[ST_CHAT_SET_LAST];
+    bind_str(st, 1, (cc_str){e->id, e->node.key_len});
+    bind_u64(st, 2, e->last);
+    err = run(st);
+    s->dirty_seqs = e->next_dirty;
+    e->dirty = 0;
+  }
   return err;
+}
+
+/* Drops the cache: after a transaction was rolled back (it may hold seqs
+ * that never committed), when it grew too large, and at close. */
+static void forget_seqs(store *s) {
+  cc_tnode *n;
+  while ((n = cc_table_oldest(&s->seqs)) != NULL) {
+    cc_table_remove(&s->seqs, n);
+    cc_free(&s->mem, n);
+  }
+  s->dirty_seqs = NULL;
+}
+
+/* At the start of a transaction: drops the cache if another connection
+ * committed since the last look. 0 or an error. */
+static int check_data_version(store *s) {
+  sqlite3_stmt *st = s->st[ST_DATA_VERSION];
+  int rc = sqlite3_step(st);
+  int64_t v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW) return sq_err(rc);
+  if (v != s->data_version) forget_seqs(s);
+  s->data_version = v;
+  return 0;
 }
 
 static int first_seq(store *s, cc_str chat_id, uint64_t *first) {
@@ -774,10 +879,19 @@ static int append_membership(store *s, req *r, uint64_t seq) {
   return insert_entry(s, r, seq, none, none, 0, &added, &removed);
 }
 
+/* A message append writes one row with one INSERT, after reads: if it fails,
+ * SQLite has undone the statement, so it needs no savepoint of its own. */
+static int needs_savepoint(const req *r) {
+  return !(r->op == OP_APPEND && r->entry.kind == CC_ENTRY_MESSAGE);
+}
+
 static int do_append(store *s, req *r) {
   uint64_t last;
   int err = chat_last(s, r->entry.chat_id, &last);
   if (err) return err;
+  /* Without a savepoint nothing may fail after the INSERT: the chat must be in
+   * the cache, so that recording its seq cannot fail. */
+  if (!needs_savepoint(r) && !seq_find(s, r->entry.chat_id)) return CC_ERR_NOMEM;
   uint64_t seq = last + 1;
   switch (r->entry.kind) {
   case CC_ENTRY_MESSAGE:
@@ -792,10 +906,7 @@ static int do_append(store *s, req *r) {
     break;
   }
   if (err || r->dup) return err;
-  sqlite3_stmt *st = s->st[ST_CHAT_SET_LAST];
-  bind_str(st, 1, r->entry.chat_id);
-  bind_u64(st, 2, seq);
-  if ((err = run(st))) return err;
+  if ((err = chat_set_last(s, r->entry.chat_id, seq))) return err;
   r->seq = seq;
   return 0;
 }
@@ -1002,38 +1113,46 @@ static int run_one(store *s, req *r) {
   return CC_ERR_INTERNAL;
 }
 
-/* Runs a segment of writes in one transaction, each in a savepoint. */
+/* Runs a segment of writes in one transaction, each in a savepoint (but plain
+ * message appends). The chat rows of the appends are updated just before
+ * COMMIT. If the transaction is lost (COMMIT failed, or SQLite rolled it back
+ * after an I/O error), every write of the segment fails and the seq cache,
+ * which may hold seqs that never committed, is dropped. */
 static void run_writes(store *s, req *head, req *end) {
   int err = run(s->st[ST_BEGIN_WRITE]);
-  for (req *r = head; r != end; r = r->next) {
+  if (!err) err = check_data_version(s);
+  for (req *r = head; r != end && !err; r = r->next) {
     if (r->err) continue;
-    if (err) {
-      r->err = err;
-      continue;
-    }
-    int e = run(s->st[ST_SAVEPOINT]);
+    int sp = needs_savepoint(r);
+    int e = sp ? run(s->st[ST_SAVEPOINT]) : 0;
     if (!e) e = run_one(s, r);
     if (e) {
-      run(s->st[ST_ROLLBACK_TO]);
+      if (sp) run(s->st[ST_ROLLBACK_TO]);
       clear_results(s, r);
       r->err = e;
     }
-    run(s->st[ST_RELEASE]);
+    if (sp) run(s->st[ST_RELEASE]);
+    if (sqlite3_get_autocommit(s->db)) err = e ? e : CC_ERR_BACKEND; /* rolled back */
   }
-  if (err) return;
-  if ((err = run(s->st[ST_COMMIT])) != 0) {
-    run(s->st[ST_ROLLBACK]);
+  if (!err) err = save_seqs(s);
+  if (!err) err = run(s->st[ST_COMMIT]);
+  if (err) {
+    if (!sqlite3_get_autocommit(s->db)) run(s->st[ST_ROLLBACK]);
+    forget_seqs(s);
     for (req *r = head; r != end; r = r->next)
       if (!r->err) {
         clear_results(s, r);
         r->err = err;
       }
+  } else if (s->seqs.count > SEQ_CACHE_MAX) {
+    forget_seqs(s);
   }
 }
 
 /* Runs a segment of reads in one read transaction (one consistent snapshot). */
 static void run_reads(store *s, req *head, req *end) {
   int err = run(s->st[ST_BEGIN_READ]);
+  if (!err) err = check_data_version(s);
   for (req *r = head; r != end; r = r->next) {
     if (r->err) continue;
     int e = err ? err : run_one(s, r);
@@ -1416,6 +1535,8 @@ static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
 }
 
 static void close_db(store *s) {
+  forget_seqs(s);
+  cc_table_destroy(&s->seqs);
   for (int i = 0; i < ST__COUNT; i++)
     sqlite3_finalize(s->st[i]);
   memset(s->st, 0, sizeof s->st);
@@ -1640,6 +1761,10 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
   store *s = cc_calloc(&m, 1, sizeof *s);
   if (!s) return CC_ERR_NOMEM;
   s->mem = m;
+  if (cc_table_init(&s->seqs, &s->mem) != 0) {
+    cc_free(&m, s);
+    return CC_ERR_NOMEM;
+  }
   s->base.methods = &sqlite_methods;
   s->loop = loop;
   s->max_batch = opt->max_batch;
@@ -1647,6 +1772,7 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
   s->ckpt_max = opt->ckpt_max;
   s->path = cc_strndup(&m, opt->path, strlen(opt->path));
   if (!s->path) {
+    cc_table_destroy(&s->seqs);
     cc_free(&m, s);
     return CC_ERR_NOMEM;
   }
