@@ -9,12 +9,13 @@
  * transaction, each write inside its own savepoint so a failing one leaves no
  * trace (except a message append, whose only write is one INSERT: a statement
  * that fails leaves nothing by itself); a run of reads is one read
- * transaction. The worker keeps each chat's last seq in memory (`seqs`): an
- * append allocates its seq without a query, and the chat rows are updated
- * once per chat per transaction, just before COMMIT. Another connection's
- * commit (a second process on the same file) changes PRAGMA data_version,
- * which every segment checks first: the cache is then dropped. After each segment the worker
- * moves its requests, results filled in, to the completion list and wakes the
+ * transaction. The worker keeps the last seq of the chats it writes in memory
+ * (`seqs`, least recently used dropped past SEQ_CACHE_MAX): an append
+ * allocates its seq without a query, and the chat rows are updated once per
+ * chat per transaction, just before COMMIT. The cache is dropped after any
+ * rollback, and when another connection committed (a second process on the
+ * same file changes PRAGMA data_version, which every segment checks first).
+ * After each segment the worker moves its requests, results filled in, to the completion list and wakes the
  * loop with uv_async_send; the loop runs the callbacks in order and frees the
  * requests. So an append is acked only after the commit that holds it (group
  * commit), and a call sees every call made before it.
@@ -276,8 +277,8 @@ typedef struct seq_entry {
   char id[];
 } seq_entry;
 
-/* Past this many chats the cache is dropped after a commit (and refilled as
- * chats are written): ~100 bytes each. */
+/* At most this many chats stay cached after a commit (~100 bytes each): the
+ * least recently used go first. */
 #define SEQ_CACHE_MAX 65536
 
 typedef struct store {
@@ -617,15 +618,15 @@ static int read_entry(store *s, req *r, sqlite3_stmt *st, cc_str chat_id, cc_ent
   return err;
 }
 
-/* The chat's last_seq; CC_ERR_NOT_FOUND when there is no such chat. */
 static seq_entry *seq_find(store *s, cc_str chat_id) {
   uint64_t h = cc_table_hash(&s->seqs, chat_id.ptr, chat_id.len);
-  return (seq_entry *)cc_table_find(&s->seqs, h, chat_id.ptr, chat_id.len);
+  seq_entry *e = (seq_entry *)cc_table_find(&s->seqs, h, chat_id.ptr, chat_id.len);
+  if (e) cc_table_touch(&s->seqs, &e->node);
+  return e;
 }
 
-/* A chat's last seq: from the cache, else from its row (then cached; without
- * memory for an entry it is simply not cached). CC_ERR_NOT_FOUND: no chat. */
-static int chat_last(store *s, cc_str chat_id, uint64_t *last) {
+/* A chat's last seq, from the cache or else its row. CC_ERR_NOT_FOUND: no chat. */
+static int read_chat_last(store *s, cc_str chat_id, uint64_t *last) {
   seq_entry *e = seq_find(s, chat_id);
   if (e) {
     *last = e->last;
@@ -637,6 +638,18 @@ static int chat_last(store *s, cc_str chat_id, uint64_t *last) {
   int err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? CC_ERR_NOT_FOUND : sq_err(rc);
   if (!err) *last = col_u64(st, 0);
   sqlite3_reset(st);
+  return err;
+}
+
+/* The same for a chat being written: a row read is cached (without memory for
+ * an entry it is simply not cached). */
+static int chat_last(store *s, cc_str chat_id, uint64_t *last) {
+  seq_entry *e = seq_find(s, chat_id);
+  if (e) {
+    *last = e->last;
+    return 0;
+  }
+  int err = read_chat_last(s, chat_id, last);
   if (err || !(e = cc_malloc(&s->mem, sizeof *e + chat_id.len))) return err;
   memcpy(e->id, chat_id.ptr, chat_id.len);
   e->node.key = (const uint8_t *)e->id;
@@ -682,14 +695,20 @@ static int save_seqs(store *s) {
   return err;
 }
 
-/* Drops the cache: after a transaction was rolled back (it may hold seqs
- * that never committed), when it grew too large, and at close. */
-static void forget_seqs(store *s) {
+/* Drops the least recently used entries until at most `keep` are left. Only
+ * between transactions: a dirty entry must not go. */
+static void trim_seqs(store *s, size_t keep) {
   cc_tnode *n;
-  while ((n = cc_table_oldest(&s->seqs)) != NULL) {
+  while (s->seqs.count > keep && (n = cc_table_oldest(&s->seqs)) != NULL) {
     cc_table_remove(&s->seqs, n);
     cc_free(&s->mem, n);
   }
+}
+
+/* Drops the cache: after a transaction was rolled back (it may hold seqs
+ * that never committed), when another connection wrote, and at close. */
+static void forget_seqs(store *s) {
+  trim_seqs(s, 0);
   s->dirty_seqs = NULL;
 }
 
@@ -879,8 +898,10 @@ static int append_membership(store *s, req *r, uint64_t seq) {
   return insert_entry(s, r, seq, none, none, 0, &added, &removed);
 }
 
-/* A message append writes one row with one INSERT, after reads: if it fails,
- * SQLite has undone the statement, so it needs no savepoint of its own. */
+/* A message append writes one row with one INSERT, after reads: if the INSERT
+ * fails, SQLite has undone the statement, or (I/O error, out of memory, disk
+ * full) the whole transaction, which run_writes detects; so it needs no
+ * savepoint of its own. */
 static int needs_savepoint(const req *r) {
   return !(r->op == OP_APPEND && r->entry.kind == CC_ENTRY_MESSAGE);
 }
@@ -890,7 +911,8 @@ static int do_append(store *s, req *r) {
   int err = chat_last(s, r->entry.chat_id, &last);
   if (err) return err;
   /* Without a savepoint nothing may fail after the INSERT: the chat must be in
-   * the cache, so that recording its seq cannot fail. */
+   * the cache, so that recording its seq cannot fail (with no memory for its
+   * entry the append fails with CC_ERR_NOMEM, before writing anything). */
   if (!needs_savepoint(r) && !seq_find(s, r->entry.chat_id)) return CC_ERR_NOMEM;
   uint64_t seq = last + 1;
   switch (r->entry.kind) {
@@ -998,7 +1020,7 @@ static int do_get_membership(store *s, req *r) {
 
 static int do_fetch(store *s, req *r) {
   uint64_t last;
-  int err = chat_last(s, r->chat_id, &last);
+  int err = read_chat_last(s, r->chat_id, &last); /* does the chat exist */
   if (err) return err;
   uint64_t lo = r->after_seq, hi = r->before_seq;
   if (hi == 0 || hi > INT64_MAX) hi = INT64_MAX;
@@ -1144,8 +1166,8 @@ static void run_writes(store *s, req *head, req *end) {
         clear_results(s, r);
         r->err = err;
       }
-  } else if (s->seqs.count > SEQ_CACHE_MAX) {
-    forget_seqs(s);
+  } else {
+    trim_seqs(s, SEQ_CACHE_MAX);
   }
 }
 
@@ -1161,7 +1183,9 @@ static void run_reads(store *s, req *head, req *end) {
       r->err = e;
     }
   }
-  if (!err) run(s->st[ST_COMMIT]);
+  /* Also when the data_version check failed after BEGIN: never leave the
+   * read transaction open. */
+  if (!sqlite3_get_autocommit(s->db)) run(s->st[ST_COMMIT]);
 }
 
 /* ---- checkpoints (see the top of the file) ---- */
