@@ -529,6 +529,136 @@ START_TEST(two_writers_share_a_file) {
 }
 END_TEST
 
+/* ---- a VFS whose WAL syncs can be made to fail (a lost transaction) ---- */
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs failing_vfs;
+static int fail_wal_syncs; /* while set, syncing a -wal file fails */
+
+typedef struct shim_file {
+  sqlite3_file base;
+  int wal;
+  sqlite3_file *real; /* follows this struct */
+} shim_file;
+
+#define REAL(f) (((shim_file *)(f))->real)
+static int sh_close(sqlite3_file *f) {
+  return REAL(f)->pMethods->xClose(REAL(f));
+}
+static int sh_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) {
+  return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int sh_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+  return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int sh_truncate(sqlite3_file *f, sqlite3_int64 n) {
+  return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int sh_sync(sqlite3_file *f, int flags) {
+  if (((shim_file *)f)->wal && __atomic_load_n(&fail_wal_syncs, __ATOMIC_SEQ_CST))
+    return SQLITE_IOERR_FSYNC;
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int sh_size(sqlite3_file *f, sqlite3_int64 *n) {
+  return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int sh_lock(sqlite3_file *f, int l) {
+  return REAL(f)->pMethods->xLock(REAL(f), l);
+}
+static int sh_unlock(sqlite3_file *f, int l) {
+  return REAL(f)->pMethods->xUnlock(REAL(f), l);
+}
+static int sh_check(sqlite3_file *f, int *out) {
+  return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+static int sh_fcntl(sqlite3_file *f, int op, void *arg) {
+  return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+static int sh_sector(sqlite3_file *f) {
+  return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+static int sh_caps(sqlite3_file *f) {
+  return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+static int sh_shm_map(sqlite3_file *f, int i, int sz, int ext, void volatile **p) {
+  return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, p);
+}
+static int sh_shm_lock(sqlite3_file *f, int o, int n, int fl) {
+  return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl);
+}
+static void sh_shm_barrier(sqlite3_file *f) {
+  REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+static int sh_shm_unmap(sqlite3_file *f, int del) {
+  return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+#undef REAL
+
+/* Version 2 methods: no memory-mapped I/O through the shim. */
+static const sqlite3_io_methods shim_methods = {
+    2,        sh_close,     sh_read,     sh_write,      sh_truncate,    sh_sync,
+    sh_size,  sh_lock,      sh_unlock,   sh_check,      sh_fcntl,       sh_sector,
+    sh_caps,  sh_shm_map,   sh_shm_lock, sh_shm_barrier, sh_shm_unmap,  NULL,
+    NULL};
+
+static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                     int *out_flags) {
+  (void)vfs;
+  shim_file *sf = (shim_file *)f;
+  sf->real = (sqlite3_file *)(sf + 1);
+  sf->wal = (flags & SQLITE_OPEN_WAL) != 0;
+  int rc = real_vfs->xOpen(real_vfs, name, sf->real, flags, out_flags);
+  f->pMethods = rc == SQLITE_OK ? &shim_methods : NULL;
+  return rc;
+}
+
+/* Makes the shim the default VFS (this test's process only: Check forks). */
+static void install_failing_vfs(void) {
+  real_vfs = sqlite3_vfs_find(NULL);
+  failing_vfs = *real_vfs;
+  failing_vfs.zName = "chatcore-failing";
+  failing_vfs.szOsFile = (int)sizeof(shim_file) + real_vfs->szOsFile;
+  failing_vfs.xOpen = shim_open;
+  ck_assert_int_eq(sqlite3_vfs_register(&failing_vfs, 1), SQLITE_OK);
+}
+
+/* A transaction lost at COMMIT (its WAL sync fails): every append of it is
+ * refused, none is stored, and the next append gets the seq right after the
+ * last committed one, although the worker had cached the lost ones. */
+START_TEST(a_lost_transaction_leaves_no_seq_behind) {
+  install_failing_vfs();
+  char path[512], error[512];
+  db_path(path, sizeof path, "lost");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_uint_eq(send_msg(s, "g:1", "alice", "kept-1", "one").seq, 1);
+  __atomic_store_n(&fail_wal_syncs, 1, __ATOMIC_SEQ_CST);
+  storage_rec lost[3];
+  memset(lost, 0, sizeof lost);
+  append_msg(s, "g:1", "alice", "lost-1", "x", storage_rec_append, &lost[0]);
+  append_msg(s, "g:1", "bob", "lost-2", "y", storage_rec_append, &lost[1]);
+  append_msg(s, "g:1", "alice", "lost-3", "z", storage_rec_append, &lost[2]);
+  for (int i = 0; i < 3; i++) {
+    wait_rec(&lost[i]);
+    ck_assert_int_ne(lost[i].err, 0);
+  }
+  __atomic_store_n(&fail_wal_syncs, 0, __ATOMIC_SEQ_CST);
+  storage_rec r = send_msg(s, "g:1", "bob", "kept-2", "two");
+  ck_assert_int_eq(r.err, 0);
+  ck_assert_uint_eq(r.seq, 2);
+  /* A lost send retried is stored as new, at the next seq. */
+  r = send_msg(s, "g:1", "alice", "lost-1", "x");
+  ck_assert_int_eq(r.err, 0);
+  ck_assert_uint_eq(r.seq, 3);
+  ck_assert_int_eq(r.dup, 0);
+  ck_assert_int_eq(fetch_all(s, "g:1").n, 3);
+  close_db(s);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats"), 3);
+  sqlite3_vfs_unregister(&failing_vfs);
+}
+END_TEST
+
 static cc_storage *closing_storage;
 
 static void after_free(void *ud, int err, uint64_t seq, int dup) {
@@ -933,6 +1063,7 @@ static Suite *sqlite_suite(void) {
   tcase_add_test(tc, group_commit_keeps_order);
   tcase_add_test(tc, chat_rows_follow_batched_appends);
   tcase_add_test(tc, two_writers_share_a_file);
+  tcase_add_test(tc, a_lost_transaction_leaves_no_seq_behind);
   tcase_add_test(tc, free_finishes_queued_calls);
   tcase_add_test(tc, free_inside_callback);
   tcase_add_test(tc, loop_ref_only_while_pending);
