@@ -86,7 +86,8 @@ static int parse(options *o, int argc, char **argv) {
       char copy[128], *save = NULL;
       snprintf(copy, sizeof copy, "%s", v);
       o->n_ks = 0;
-      for (char *t = strtok_r(copy, ",", &save); t && !bad; t = strtok_r(NULL, ",", &save))
+      for (char *t = strtok_r(copy, ",", &save); t && !bad;
+           t = strtok_r(NULL, ",", &save))
         bad = o->n_ks == MAX_KS || parse_int(t, 1, MAX_K, &o->ks[o->n_ks++]);
       bad |= o->n_ks == 0;
     } else if (!strcmp(f, "--size")) {
@@ -137,7 +138,8 @@ int main(int argc, char **argv) {
   options o;
   if (parse(&o, argc, argv)) return 2;
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(2 * o.connections + 16)) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+      rl.rlim_cur < (rlim_t)(2 * o.connections + 16)) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
@@ -166,16 +168,19 @@ int main(int argc, char **argv) {
   pid_t child = fork();
   if (child < 0) return 1;
   if (child == 0) {
-    for (int i = 0; i < o.connections; i++) close(server[i]);
+    for (int i = 0; i < o.connections; i++)
+      close(server[i]);
     reader(client, o.connections, o.reader_cpu);
   }
-  for (int i = 0; i < o.connections; i++) close(client[i]);
+  for (int i = 0; i < o.connections; i++)
+    close(client[i]);
   pin(o.writer_cpu);
   char *frame = malloc((size_t)o.size);
   if (!frame) return 1;
   memset(frame, 'x', (size_t)o.size);
   struct iovec iov[MAX_K];
-  for (int i = 0; i < MAX_K; i++) iov[i] = (struct iovec){frame, (size_t)o.size};
+  for (int i = 0; i < MAX_K; i++)
+    iov[i] = (struct iovec){frame, (size_t)o.size};
   printf("%d loopback connections, %d-byte frames, writer on CPU %d, reader on CPU %d, "
          "%.1f s each\n",
          o.connections, o.size, o.writer_cpu, o.reader_cpu, o.seconds);
@@ -187,8 +192,10 @@ int main(int argc, char **argv) {
     while (t - t0 < o.seconds) {
       for (int b = 0; b < 256; b++) {
         ssize_t r = writev(server[next], iov, o.ks[k]);
-        if (r > 0) writes++;
-        else if (r < 0 && errno != EAGAIN && errno != EINTR) failed = 1;
+        if (r > 0)
+          writes++;
+        else if (r < 0 && errno != EAGAIN && errno != EINTR)
+          failed = 1;
         next = (next + 1) % o.connections;
       }
       t = now_s(CLOCK_MONOTONIC);
@@ -198,9 +205,11 @@ int main(int argc, char **argv) {
            (double)writes * o.ks[k] / wall, writes ? cpu * 1e6 / (double)writes : 0.0);
     fflush(stdout);
   }
-  for (int i = 0; i < o.connections; i++) close(server[i]);
+  for (int i = 0; i < o.connections; i++)
+    close(server[i]);
   int status = 0;
   waitpid(child, &status, 0);
-  if (failed) fprintf(stderr, "chatcore-writev-floor: writev failed: %s\n", strerror(errno));
+  if (failed)
+    fprintf(stderr, "chatcore-writev-floor: writev failed: %s\n", strerror(errno));
   return failed;
 }

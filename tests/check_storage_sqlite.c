@@ -469,7 +469,8 @@ START_TEST(chat_rows_follow_batched_appends) {
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
   const char *chats[3] = {"g:a", "g:b", "g:c"};
-  for (int c = 0; c < 3; c++) ck_assert_int_eq(create(s, chats[c], "alice", "bob"), 0);
+  for (int c = 0; c < 3; c++)
+    ck_assert_int_eq(create(s, chats[c], "alice", "bob"), 0);
   ck_assert_uint_eq(send_msg(s, "g:b", "alice", "taken", "first").seq, 1);
   enum { N = 300 };
   storage_rec recs[N];
@@ -481,7 +482,8 @@ START_TEST(chat_rows_follow_batched_appends) {
     append_msg(s, chats[i % 3], "alice", i == 151 ? "taken" : cmid, "burst",
                storage_rec_append, &recs[i]);
   }
-  for (int i = 0; i < N; i++) wait_rec(&recs[i]);
+  for (int i = 0; i < N; i++)
+    wait_rec(&recs[i]);
   uint64_t next[3] = {1, 2, 1};
   for (int i = 0; i < N; i++) {
     if (i == 151) {
@@ -492,9 +494,12 @@ START_TEST(chat_rows_follow_batched_appends) {
     ck_assert_uint_eq(recs[i].seq, next[i % 3]++);
   }
   close_db(s);
-  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a61'"), 100);
-  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a62'"), 100);
-  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a63'"), 100);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a61'"),
+                   100);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a62'"),
+                   100);
+  ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats WHERE chat_id = x'673a63'"),
+                   100);
   ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM entries"), 300);
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
   ck_assert_uint_eq(send_msg(s, "g:b", "bob", "after", "reopened").seq, 101);
@@ -596,10 +601,9 @@ static int sh_shm_unmap(sqlite3_file *f, int del) {
 
 /* Version 2 methods: no memory-mapped I/O through the shim. */
 static const sqlite3_io_methods shim_methods = {
-    2,        sh_close,     sh_read,     sh_write,      sh_truncate,    sh_sync,
-    sh_size,  sh_lock,      sh_unlock,   sh_check,      sh_fcntl,       sh_sector,
-    sh_caps,  sh_shm_map,   sh_shm_lock, sh_shm_barrier, sh_shm_unmap,  NULL,
-    NULL};
+    2,           sh_close,       sh_read,      sh_write, sh_truncate, sh_sync, sh_size,
+    sh_lock,     sh_unlock,      sh_check,     sh_fcntl, sh_sector,   sh_caps, sh_shm_map,
+    sh_shm_lock, sh_shm_barrier, sh_shm_unmap, NULL,     NULL};
 
 static int shim_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
                      int *out_flags) {

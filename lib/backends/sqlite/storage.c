@@ -15,10 +15,11 @@
  * chat per transaction, just before COMMIT. The cache is dropped after any
  * rollback, and when another connection committed (a second process on the
  * same file changes PRAGMA data_version, which every segment checks first).
- * After each segment the worker moves its requests, results filled in, to the completion list and wakes the
- * loop with uv_async_send; the loop runs the callbacks in order and frees the
- * requests. So an append is acked only after the commit that holds it (group
- * commit), and a call sees every call made before it.
+ * After each segment the worker moves its requests, results filled in, to the
+ * completion list and wakes the loop with uv_async_send; the loop runs the
+ * callbacks in order and frees the requests. So an append is acked only after
+ * the commit that holds it (group commit), and a call sees every call made
+ * before it.
  *
  * Checkpoints. SQLite's automatic checkpoint runs inside the COMMIT that takes
  * the WAL past its threshold, on the worker: measured with chatcore-server at
@@ -625,13 +626,8 @@ static seq_entry *seq_find(store *s, cc_str chat_id) {
   return e;
 }
 
-/* A chat's last seq, from the cache or else its row. CC_ERR_NOT_FOUND: no chat. */
-static int read_chat_last(store *s, cc_str chat_id, uint64_t *last) {
-  seq_entry *e = seq_find(s, chat_id);
-  if (e) {
-    *last = e->last;
-    return 0;
-  }
+/* A chat's last seq from its row. CC_ERR_NOT_FOUND: no chat. */
+static int row_last(store *s, cc_str chat_id, uint64_t *last) {
   sqlite3_stmt *st = s->st[ST_CHAT_LAST];
   bind_str(st, 1, chat_id);
   int rc = sqlite3_step(st);
@@ -639,6 +635,14 @@ static int read_chat_last(store *s, cc_str chat_id, uint64_t *last) {
   if (!err) *last = col_u64(st, 0);
   sqlite3_reset(st);
   return err;
+}
+
+/* A chat's last seq, from the cache or else its row. CC_ERR_NOT_FOUND: no chat. */
+static int read_chat_last(store *s, cc_str chat_id, uint64_t *last) {
+  seq_entry *e = seq_find(s, chat_id);
+  if (!e) return row_last(s, chat_id, last);
+  *last = e->last;
+  return 0;
 }
 
 /* The same for a chat being written: a row read is cached (without memory for
@@ -649,7 +653,7 @@ static int chat_last(store *s, cc_str chat_id, uint64_t *last) {
     *last = e->last;
     return 0;
   }
-  int err = read_chat_last(s, chat_id, last);
+  int err = row_last(s, chat_id, last);
   if (err || !(e = cc_malloc(&s->mem, sizeof *e + chat_id.len))) return err;
   memcpy(e->id, chat_id.ptr, chat_id.len);
   e->node.key = (const uint8_t *)e->id;
