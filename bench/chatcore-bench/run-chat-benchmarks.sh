@@ -32,50 +32,11 @@ for exe in "$SERVER" "$BENCH"; do
 done
 mkdir -p "$OUT"
 DB_DIR=${DB_DIR:-$OUT}
-# A self-signed P-256 certificate for the TLS measurements (the bench does not
-# verify it).
-if [ ! -f "$OUT/ec.crt" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-    -subj /CN=127.0.0.1 -keyout "$OUT/ec.key" -out "$OUT/ec.crt" 2>/dev/null
-fi
-TLS_FLAGS=
-
-SPID=
-start_server() { # db
-  PORT=$((PORT + 1))
-  # shellcheck disable=SC2086
-  timeout 900 taskset -c "$SERVER_CPU" "$SERVER" --listen "127.0.0.1:$PORT" \
-    --jwt-secret "$SECRET" --db "$1" --message-rate 1000000 --message-burst 1000000 \
-    $TLS_FLAGS >"$OUT/server-$PORT.log" 2>&1 &
-  SPID=$!
-  for _ in $(seq 50); do
-    grep -q listening "$OUT/server-$PORT.log" 2>/dev/null && break
-    sleep 0.1
-  done
-  grep -q listening "$OUT/server-$PORT.log" || { cat "$OUT/server-$PORT.log" >&2; exit 1; }
-  SPID=$(pgrep -P "$SPID" || echo "$SPID") # `timeout` is the parent
-}
-
-stop_server() {
-  [ -n "$SPID" ] || return 0
-  kill -TERM "$SPID" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SPID" 2>/dev/null || true
-  wait 2>/dev/null || true
-  SPID=
-}
+# shellcheck source=bench/chatcore-bench/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+make_certs
 trap stop_server EXIT
-
-# Waits (at most 70 s) for the last run's TIME_WAIT sockets to go.
-settle() {
-  for _ in $(seq 70); do
-    local tw
-    tw=$(awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "tw") print $(i + 1)}' \
-      /proc/net/sockstat)
-    [ "${tw:-0}" -lt 1000 ] && return
-    sleep 1
-  done
-}
+TLS_FLAGS=
 
 # /proc/stat's busy and total jiffies of CPUs 0 and 1: "b0 t0 b1 t1".
 cpu_sample() {
@@ -111,7 +72,8 @@ measure() { # NAME DB bench args...
   settle
   quiet
   [ "$db" = file ] && db="$DB_DIR/chat-$name.db" && rm -f "$db" "$db-wal" "$db-shm"
-  start_server "$db"
+  # shellcheck disable=SC2086
+  start_server "$db" --message-rate 1000000 --message-burst 1000000 $TLS_FLAGS
   local scheme=ws
   [ -n "$TLS_FLAGS" ] && scheme=wss
   echo "== $name: taskset -c $BENCH_CPU chatcore-bench $* --duration $DURATION" \

@@ -27,57 +27,17 @@ for exe in "$SERVER" "$BENCH"; do
 done
 mkdir -p "$OUT"
 
-# Throwaway certificates for the TLS runs.
-if [ ! -f "$OUT/ec.crt" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-    -subj /CN=127.0.0.1 -keyout "$OUT/ec.key" -out "$OUT/ec.crt" 2>/dev/null
-  openssl req -x509 -newkey rsa:2048 -nodes -days 7 \
-    -subj /CN=127.0.0.1 -keyout "$OUT/rsa.key" -out "$OUT/rsa.crt" 2>/dev/null
-fi
-
-SPID=
-start_server() { # extra server flags...
-  PORT=$((PORT + 1))
-  rm -f "$OUT/server-$PORT.db"*
-  timeout 900 taskset -c "$SERVER_CPU" "$SERVER" --listen "127.0.0.1:$PORT" \
-    --jwt-secret "$SECRET" --db "$OUT/server-$PORT.db" "$@" >"$OUT/server-$PORT.log" 2>&1 &
-  SPID=$!
-  for _ in $(seq 50); do
-    grep -q listening "$OUT/server-$PORT.log" 2>/dev/null && break
-    sleep 0.1
-  done
-  grep -q listening "$OUT/server-$PORT.log" || { cat "$OUT/server-$PORT.log" >&2; exit 1; }
-  # `timeout` is the parent: the server is its child.
-  SPID=$(pgrep -P "$SPID" || echo "$SPID")
-}
-
-stop_server() {
-  kill -TERM "$SPID" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SPID" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
+# shellcheck source=bench/chatcore-bench/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
+make_certs
 trap stop_server EXIT
-
-# Waits (at most 70 s) until the kernel has let go of the sockets of the last
-# run: thousands of TIME_WAIT sockets expiring together, or being torn down,
-# would cost the next run CPU it does not know about.
-settle() {
-  for _ in $(seq 70); do
-    local tw
-    tw=$(awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "tw") print $(i + 1)}' \
-      /proc/net/sockstat)
-    [ "${tw:-0}" -lt 1000 ] && return
-    sleep 1
-  done
-}
 
 measure() { # NAME "server flags" bench args...
   local name=$1 sflags=$2
   shift 2
   settle
   # shellcheck disable=SC2086
-  start_server $sflags
+  start_server "" $sflags
   echo "== $name: taskset -c $BENCH_CPU chatcore-bench $* --url ws://127.0.0.1:$PORT/ws" \
     "--jwt-secret SECRET --server-pid PID --json --csv $name.csv"
   rm -f "$OUT/$name.csv"
