@@ -5,9 +5,15 @@
  * Test cases "chat" and "deferred": the chat commands of docs/protocol.md over
  * the memory storage (directly, or behind a wrapper that completes calls only
  * when the test pumps) and the memory presence, with injected clocks; and the
- * HTTP API (cc_service_http) through the gateway's on_http. */
+ * HTTP API (cc_http_api) through the gateway's on_http.
+ *
+ * The service runs behind an edge (the gateway's sessions and fan-out) and a
+ * cc_link, as in chatcore-server. */
 #include <check.h>
+#include <chatcore/edge.h>
 #include <chatcore/error.h>
+#include <chatcore/http_api.h>
+#include <chatcore/link.h>
 #include <chatcore/memnet.h>
 #include <chatcore/service.h>
 #include <chatcore/presence.h>
@@ -32,29 +38,56 @@ static uint64_t fixed_wall(void *ud) {
 static cc_jwt_verifier *verifier;
 static cc_gateway *gw;
 static cc_service *svc;
+static cc_edge *edge;
+static cc_link *link_;
+static cc_http_api *http_api;
 static cc_memnet *net;
+
+/* The service's front: an edge on a gateway (options `o`, freed here), linked
+ * to `svc`, with the HTTP API; the in-memory transport drives the gateway. */
+static void on_http(void *ud, cc_conn *conn, const cc_http_request *req);
+static void on_http_closed(void *ud, cc_conn *conn) {
+  cc_http_api_closed(ud, conn);
+}
+
+static void start_front(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_edge_new(&edge, 7, NULL), 0);
+  ck_assert_int_eq(cc_link_new(&link_, svc, edge, NULL, NULL), 0);
+  ck_assert_int_eq(cc_http_api_new(&http_api, svc, verifier, NULL), 0);
+  cc_edge_set_http(edge, on_http, on_http_closed, http_api);
+  cc_gateway_callbacks cb = {0};
+  cc_edge_gateway_callbacks(&cb);
+  ck_assert_int_eq(cc_gateway_new(&gw, &cb, edge, o, NULL, NULL), 0);
+  cc_gateway_options_free(o);
+  ck_assert_int_eq(cc_memnet_new(&net, gw, NULL), 0);
+}
+
+/* Connections, the gateway, the edge and its link, in the documented order. */
+static void free_front(void) {
+  cc_memnet_free(net);
+  cc_gateway_free(gw);
+  cc_link_free(link_);
+  cc_edge_free(edge);
+  cc_http_api_free(http_api);
+}
 
 static void setup(void) {
   verifier = ws_verifier_new();
   cc_service_options *so;
   ck_assert_int_eq(cc_service_options_new(&so), 0);
   ck_assert_int_eq(cc_service_options_set_clock(so, fixed_wall, NULL), 0);
-  ck_assert_int_eq(cc_service_options_set_client_limits(so, 4096, 20000), 0);
   ck_assert_int_eq(cc_service_new(&svc, so, NULL), 0);
   cc_service_options_free(so);
   cc_gateway_options *o;
   ck_assert_int_eq(cc_gateway_options_new(&o), 0);
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
-  cc_gateway_callbacks cb = {0};
-  cc_service_gateway_callbacks(&cb);
-  ck_assert_int_eq(cc_gateway_new(&gw, &cb, svc, o, NULL, NULL), 0);
-  cc_gateway_options_free(o);
-  ck_assert_int_eq(cc_memnet_new(&net, gw, NULL), 0);
+  ck_assert_int_eq(cc_gateway_options_set_max_message_bytes(o, 4096), 0);
+  ck_assert_int_eq(cc_gateway_options_set_heartbeat(o, 20000, 60000), 0);
+  start_front(o);
 }
 
 static void teardown(void) {
-  cc_memnet_free(net);
-  cc_gateway_free(gw);
+  free_front();
   cc_service_free(svc);
   cc_jwt_verifier_free(verifier);
 }
@@ -255,7 +288,7 @@ static deferred_storage *lag; /* the wrapper, in the "deferred" test case */
 static cc_presence *presence;
 
 static void on_http(void *ud, cc_conn *conn, const cc_http_request *req) {
-  if (!cc_service_http(ud, conn, req))
+  if (!cc_http_api_handle(ud, conn, req))
     cc_conn_http_respond(conn, 404, "text/plain", (const uint8_t *)"not here\n", 9, NULL);
 }
 
@@ -288,14 +321,12 @@ static void start_chat_service(int deferred) {
   ck_assert_int_eq(cc_service_options_new(&so), 0);
   ck_assert_int_eq(cc_service_options_set_clock(so, read_clock, &wall_ns), 0);
   ck_assert_int_eq(cc_service_options_set_monotonic_clock(so, read_clock, &mono_ns), 0);
-  ck_assert_int_eq(cc_service_options_set_client_limits(so, 65536, 20000), 0);
   ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
   ck_assert_int_eq(cc_service_options_set_presence(so, presence, "gw1", PRESENCE_TTL_MS),
                    0);
   ck_assert_int_eq(cc_service_options_set_message_rate(so, MSG_RATE, MSG_RATE), 0);
   ck_assert_int_eq(cc_service_options_set_typing_rate(so, TYPING_RATE, TYPING_BURST), 0);
   ck_assert_int_eq(cc_service_options_set_max_group_members(so, MAX_MEMBERS), 0);
-  ck_assert_int_eq(cc_service_options_set_jwt(so, verifier), 0);
   ck_assert_int_eq(cc_service_new(&svc, so, &counting_mem), 0);
   cc_service_options_free(so);
 
@@ -304,12 +335,9 @@ static void start_chat_service(int deferred) {
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
   ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 100000), 0);
   ck_assert_int_eq(cc_gateway_options_set_handshake_rate(o, 100000, 100000), 0);
-  cc_gateway_callbacks cb = {0};
-  cc_service_gateway_callbacks(&cb);
-  cb.on_http = on_http;
-  ck_assert_int_eq(cc_gateway_new(&gw, &cb, svc, o, NULL, NULL), 0);
-  cc_gateway_options_free(o);
-  ck_assert_int_eq(cc_memnet_new(&net, gw, NULL), 0);
+  ck_assert_int_eq(cc_gateway_options_set_heartbeat(o, 20000, 60000), 0);
+  start_front(o);
+  cc_edge_set_clock(edge, read_clock, &wall_ns); /* hello's serverTimeMs */
 }
 
 static void setup_chat(void) {
@@ -325,8 +353,7 @@ static void setup_deferred(void) {
  * service gave back every block it took. A test may do it itself (net NULL). */
 static void stop_chat_service(void) {
   if (net) {
-    cc_memnet_free(net);
-    cc_gateway_free(gw);
+    free_front();
     cc_service_free(svc);
     store->methods->free(store);
     presence->methods->free(presence);
@@ -2220,8 +2247,7 @@ START_TEST(free_service_with_operations_in_flight) {
   ck_assert_uint_ge(deferred_storage_queued(lag), 10);
   /* The documented order: connections and gateway, the service, then the
    * backends. The service lives on until the storage completes its calls. */
-  cc_memnet_free(net);
-  cc_gateway_free(gw);
+  free_front();
   cc_service_free(svc);
   ck_assert_int_gt(svc_allocs.live, 0);
   store->methods->free(store); /* completes everything in flight */
@@ -2495,8 +2521,7 @@ START_TEST(free_presence_before_storage_with_operations_in_flight) {
   send_text(a, "d:alice:bob", "a1", "in flight");
   get_history(b, "d:alice:bob", 0, 0, 0);
   ck_assert_uint_gt(deferred_storage_queued(lag), 0);
-  cc_memnet_free(net);
-  cc_gateway_free(gw);
+  free_front();
   cc_service_free(svc);
   presence->methods->free(presence);
   store->methods->free(store); /* the last completion releases the service */
@@ -2583,8 +2608,7 @@ START_TEST(free_service_during_a_paged_chat_list_load) {
   store_load_groups();
   cli_connect("alice", CC_ENCODING_JSON);
   ck_assert_uint_eq(deferred_storage_queued(lag), 1);
-  cc_memnet_free(net);
-  cc_gateway_free(gw);
+  free_front();
   cc_service_free(svc);
   ck_assert_int_gt(svc_allocs.live, 0);
   store->methods->free(store);

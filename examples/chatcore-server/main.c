@@ -36,6 +36,9 @@ typedef struct server {
   uv_timer_t presence_timer;
   cc_metrics *metrics;
   cc_service *service;
+  cc_edge *edge;
+  cc_link *link;
+  cc_http_api *http_api;
   cc_gateway *gateway;
   cc_uv_server *listener;
   int draining;
@@ -169,7 +172,7 @@ static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
  * client, the dev login, else 404. */
 static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) {
   server *s = user_data;
-  if (cc_service_http(s->service, conn, req) || static_serve(conn, req)) return;
+  if (cc_http_api_handle(s->http_api, conn, req) || static_serve(conn, req)) return;
   cc_str path = cc_http_request_path(req);
   if (s->cfg->dev_login && path.len == 9 && memcmp(path.ptr, "/v1/login", 9) == 0) {
     dev_login(s, conn, req);
@@ -180,18 +183,9 @@ static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) 
                        NULL);
 }
 
-/* The gateway's callbacks: the service's, with on_http routed through here.
- * The gateway hands every callback the server; these forward to the service. */
-static cc_gateway_callbacks service_cb;
-
-static void fwd_open(void *ud, cc_conn *c) {
-  service_cb.on_open(((server *)ud)->service, c);
-}
-static void fwd_message(void *ud, cc_conn *c, const uint8_t *d, size_t n, int binary) {
-  service_cb.on_message(((server *)ud)->service, c, d, n, binary);
-}
-static void fwd_close(void *ud, cc_conn *c, uint16_t code) {
-  service_cb.on_close(((server *)ud)->service, c, code);
+static void on_http_closed(void *user_data, cc_conn *conn) {
+  server *s = user_data;
+  cc_http_api_closed(s->http_api, conn);
 }
 
 static int open_backends(server *s, const server_config *cfg) {
@@ -236,11 +230,8 @@ static int make_gateway(server *s, const server_config *cfg) {
   if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_service_options_new(&so);
   if (rv == 0) {
-    rv = cc_service_options_set_client_limits(
-        so, cfg->max_message_bytes ? (uint32_t)cfg->max_message_bytes : 65536, 25000);
-    if (rv == 0) rv = cc_service_options_set_storage(so, s->storage);
+    rv = cc_service_options_set_storage(so, s->storage);
     if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
-    if (rv == 0) rv = cc_service_options_set_jwt(so, s->verifier);
     if (rv == 0) rv = cc_service_options_set_metrics(so, s->metrics);
     if (rv == 0 && (cfg->message_rate || cfg->message_burst))
       rv = cc_service_options_set_message_rate(
@@ -250,13 +241,15 @@ static int make_gateway(server *s, const server_config *cfg) {
     if (rv == 0) rv = cc_service_new(&s->service, so, NULL);
     cc_service_options_free(so);
   }
-  cc_service_gateway_callbacks(&service_cb);
-  cc_gateway_callbacks cb = {.version = 1,
-                             .on_open = fwd_open,
-                             .on_message = fwd_message,
-                             .on_close = fwd_close,
-                             .on_http = on_http};
-  if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s, o, s->metrics, NULL);
+  /* The service and the edge of the gateway, linked in this process (no
+   * queue: every session is here). */
+  if (rv == 0) rv = cc_edge_new(&s->edge, 1, NULL);
+  if (rv == 0) rv = cc_link_new(&s->link, s->service, s->edge, NULL, NULL);
+  if (rv == 0) rv = cc_http_api_new(&s->http_api, s->service, s->verifier, NULL);
+  if (rv == 0) cc_edge_set_http(s->edge, on_http, on_http_closed, s);
+  cc_gateway_callbacks cb = {0};
+  cc_edge_gateway_callbacks(&cb);
+  if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s->edge, o, s->metrics, NULL);
   cc_gateway_options_free(o);
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));
 }
@@ -296,6 +289,9 @@ static void on_signal(uv_signal_t *h, int signum) {
  * needs the loop to run once more to release its handle. */
 static void cleanup(server *s) {
   cc_gateway_free(s->gateway);
+  cc_link_free(s->link);
+  cc_edge_free(s->edge);
+  cc_http_api_free(s->http_api);
   cc_service_free(s->service);
   if (s->storage) {
     cc_storage_sqlite_free(s->storage, NULL, NULL);

@@ -36,22 +36,6 @@ typedef struct cc_gateway cc_gateway;
 typedef struct cc_gateway_options cc_gateway_options;
 typedef struct cc_conn cc_conn;
 
-/* WebSocket close codes the gateway sends (RFC 6455 and application 4xxx). */
-enum {
-  CC_CLOSE_NORMAL = 1000,
-  CC_CLOSE_GOING_AWAY = 1001, /* server draining */
-  CC_CLOSE_PROTOCOL_ERROR = 1002,
-  CC_CLOSE_INVALID_DATA = 1007, /* invalid UTF-8 in a text message */
-  CC_CLOSE_POLICY = 1008,
-  CC_CLOSE_TOO_BIG = 1009, /* message over the size limit */
-  CC_CLOSE_INTERNAL = 1011,
-  CC_CLOSE_IDLE_TIMEOUT = 4000,        /* nothing heard from the client in time */
-  CC_CLOSE_TOKEN_EXPIRED = 4001,       /* the JWT's exp passed during the session */
-  CC_CLOSE_RATE_LIMITED = 4008,        /* frames/s or bytes/s over the limit */
-  CC_CLOSE_SLOW_CONSUMER = 4009,       /* send queue stayed over its cap */
-  CC_CLOSE_TOO_MANY_CONNECTIONS = 4029 /* per-user connection limit */
-};
-
 /* What the gateway tells the application. Every callback is optional except
  * on_message; `user_data` is the pointer given to cc_gateway_new(). */
 typedef struct cc_gateway_callbacks {
@@ -152,6 +136,10 @@ CC_EXTERN void cc_gateway_free(cc_gateway *gw);
 CC_EXTERN void cc_gateway_drain(cc_gateway *gw);
 /* Non-zero once cc_gateway_drain() was called. */
 CC_EXTERN int cc_gateway_draining(const cc_gateway *gw);
+/* What clients must respect, as set in the options: the largest message they
+ * may send, and the heartbeat interval (how often they should send something). */
+CC_EXTERN size_t cc_gateway_max_message_bytes(const cc_gateway *gw);
+CC_EXTERN uint64_t cc_gateway_ping_interval_ms(const cc_gateway *gw);
 /* Connections currently open (made and not yet freed). */
 CC_EXTERN size_t cc_gateway_conn_count(const cc_gateway *gw);
 
@@ -240,6 +228,8 @@ CC_EXTERN cc_str cc_conn_user(const cc_conn *conn);
  * CC_ENCODING_JSON (text frames; also when none was offered) or
  * CC_ENCODING_PROTOBUF (binary frames). Valid once the session opened. */
 CC_EXTERN cc_encoding cc_conn_encoding(const cc_conn *conn);
+/* The gateway the connection belongs to. */
+CC_EXTERN cc_gateway *cc_conn_gateway(const cc_conn *conn);
 /* A process-unique id for the connection (for cc_fanout and logs); never 0. */
 CC_EXTERN uint64_t cc_conn_id(const cc_conn *conn);
 /* The client's IP address as text. */

@@ -194,6 +194,23 @@ CC_EXTERN int cc_protocol_error_code_for(int err);
  * storage), or NULL for a number the schema does not define. */
 CC_EXTERN const char *cc_protocol_error_code_name(int code);
 
+/* WebSocket close codes a session ends with (RFC 6455 and application 4xxx;
+ * docs/protocol.md): sent by the gateway, or asked for by the service. */
+enum {
+  CC_CLOSE_NORMAL = 1000,
+  CC_CLOSE_GOING_AWAY = 1001, /* server draining */
+  CC_CLOSE_PROTOCOL_ERROR = 1002,
+  CC_CLOSE_INVALID_DATA = 1007, /* invalid UTF-8 in a text message */
+  CC_CLOSE_POLICY = 1008,
+  CC_CLOSE_TOO_BIG = 1009, /* message over the size limit */
+  CC_CLOSE_INTERNAL = 1011,
+  CC_CLOSE_IDLE_TIMEOUT = 4000,        /* nothing heard from the client in time */
+  CC_CLOSE_TOKEN_EXPIRED = 4001,       /* the JWT's exp passed during the session */
+  CC_CLOSE_RATE_LIMITED = 4008,        /* frames/s or bytes/s over the limit */
+  CC_CLOSE_SLOW_CONSUMER = 4009,       /* send queue stayed over its cap */
+  CC_CLOSE_TOO_MANY_CONNECTIONS = 4029 /* per-user connection limit */
+};
+
 #ifdef __cplusplus
 }
 #endif

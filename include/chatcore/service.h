@@ -1,33 +1,36 @@
 /* libchatcore — the chat service: what clients' commands do.
  *
- * The service reads complete client frames (from a gateway, through the
- * callbacks cc_service_gateway_callbacks() fills in), decodes them in the
- * connection's encoding, runs the command and answers with a reply carrying the
- * same request id; events go to every connection they concern. Bad frames get an
- * error reply (docs/protocol.md lists the codes), never a dropped connection
- * (only a client that sends more than 64 frames before `hello` is closed, 1008).
+ * The service knows sessions, not connections (include/chatcore/session.h). An
+ * edge (the WebSocket gateway's delivery layer, include/chatcore/edge.h, or
+ * anything else that holds clients) tells it when a session opens and closes,
+ * and hands it each complete client frame with the session, its user and its
+ * encoding. The service decodes the frame, runs the command and answers through
+ * the output table installed with cc_service_set_output(): a reply for one
+ * session; an event for a chat (once per chat, whatever number of sessions
+ * follow it), for a user's sessions, or for the followers of a user's presence;
+ * a session's chat set, pages of it, when it opens; a session to close. Bad
+ * frames get an error reply (docs/protocol.md lists the codes), never a dropped
+ * session. It never builds WebSocket frames, never names a connection, and links
+ * no gateway: a program drives it with sessions alone.
  *
- * A new session first receives a `hello` event (who the token says the user is,
- * the connection id, server time and the limits the client must respect).
+ * When a session opens the service loads its user's chat set (the chats the
+ * edge subscribes the session to) and then sets its presence and sends it the
+ * presence of its direct-chat peers. Once the storage reports a message durable
+ * the service emits one event for its chat, and then acks it to its sender
+ * (docs/architecture.md follows one message through). cc_link
+ * (include/chatcore/link.h) wires a service to an edge in one process.
  *
- * The service runs over the backend interfaces alone: a storage (chats, logs,
- * read pointers; required for every command but ping) and optionally a
- * presence (online/offline of direct-chat peers) and a queue (log entries
- * travel through it to the connections). Once the storage reports a message
- * durable, it is encoded once per encoding and fanned out by reference to every
- * open connection of every member, and then acked to its sender
- * (docs/architecture.md follows one message through).
- *
- * Threads: a service belongs to the gateway's thread (one event loop). Backends
- * complete their calls on that thread. */
+ * Threads: a service belongs to one thread (one event loop); its backends
+ * complete their calls on that thread, and its output callbacks run on it. */
 #ifndef CHATCORE_SERVICE_H
 #define CHATCORE_SERVICE_H
 
 #include <chatcore/common.h>
-#include <chatcore/gateway.h>
+#include <chatcore/jwt.h>
 #include <chatcore/metrics.h>
 #include <chatcore/presence.h>
 #include <chatcore/queue.h>
+#include <chatcore/session.h>
 #include <chatcore/storage.h>
 
 #ifdef __cplusplus
@@ -37,17 +40,12 @@ extern "C" {
 typedef struct cc_service cc_service;
 typedef struct cc_service_options cc_service_options;
 
-/* Options with defaults: max frame 65536 bytes and heartbeat 25,000 ms announced
- * in `hello` (set them to the gateway's), CLOCK_REALTIME for timestamps.
- * 0 or CC_ERR_NOMEM; *out untouched on error. */
+/* Options with defaults: CLOCK_REALTIME for timestamps, the monotonic clock for
+ * rate limits, no storage, no presence. 0 or CC_ERR_NOMEM; *out untouched on
+ * error. */
 CC_EXTERN int cc_service_options_new(cc_service_options **out);
 /* NULL is a no-op. */
 CC_EXTERN void cc_service_options_free(cc_service_options *opt);
-/* What `hello` tells clients: the largest frame they may send and how often they
- * should send something. 0 < bytes, 0 < ms, else CC_ERR_INVALID. */
-CC_EXTERN int cc_service_options_set_client_limits(cc_service_options *opt,
-                                                   uint32_t max_frame_bytes,
-                                                   uint32_t heartbeat_ms);
 /* Wall clock in ns for timestamps (tests inject one); NULL restores the default. */
 CC_EXTERN int cc_service_options_set_clock(cc_service_options *opt, cc_clock_fn fn,
                                            void *user_data);
@@ -61,30 +59,21 @@ CC_EXTERN int cc_service_options_set_monotonic_clock(cc_service_options *opt,
  * CC_ERR_INVALID for a storage without a methods table. */
 CC_EXTERN int cc_service_options_set_storage(cc_service_options *opt,
                                              cc_storage *storage);
-/* Presence (borrowed, freed after the service): each open connection is a
- * device of its user on gateway `gateway_id` (1..63 bytes, copied), set with a
- * TTL of `ttl_ms` (>= 1000) and refreshed while the client sends frames.
- * Connections follow the presence of their user's direct-chat peers. NULL
- * (the default): no presence events. */
+/* Presence (borrowed, freed after the service): each open session is a device
+ * of its user on gateway `gateway_id` (1..63 bytes, copied; the device id is the
+ * session's id), set with a TTL of `ttl_ms` (>= 1000) and refreshed while the
+ * client sends frames. Sessions follow the presence of their user's
+ * direct-chat peers (output to_followers). NULL (the default): no presence
+ * events. */
 CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
                                               cc_presence *presence,
                                               const char *gateway_id, uint32_t ttl_ms);
-/* The queue (borrowed, freed after the service): every log entry stored is
- * published as a protobuf Event on "chatcore.chat.<chat id>" (with '.' in the
- * chat id written '~'; dedupe id "<chat id>/<seq>"), and the service delivers
- * to its connections what it receives on "chatcore.chat.>". NULL (the
- * default): entries go straight to the connections here. */
-CC_EXTERN int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue);
 /* The metrics registry (borrowed; usually the gateway's, so /metrics shows
  * both) where the service registers its cc_service_* series: messages stored
  * and duplicates, entries relayed, error replies by code, append latency, users
  * connected. NULL (the default): the service keeps a registry of its own. */
 CC_EXTERN int cc_service_options_set_metrics(cc_service_options *opt,
                                              cc_metrics *metrics);
-/* The token verifier for the HTTP API's Bearer tokens (borrowed; usually the
- * gateway's). NULL (the default): the HTTP API answers 503. */
-CC_EXTERN int cc_service_options_set_jwt(cc_service_options *opt,
-                                         const cc_jwt_verifier *verifier);
 /* sendMessage and editMessage per user: `per_second` sustained, bursts of
  * `burst` (both >= 1); default 20/s, burst 40. Over it: RATE_LIMITED with
  * retryAfterMs, the connection stays open. */
@@ -101,33 +90,106 @@ CC_EXTERN int cc_service_options_set_max_group_members(cc_service_options *opt,
  * 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
 CC_EXTERN int cc_service_new(cc_service **out, const cc_service_options *opt,
                              const cc_mem *mem);
-/* Frees the service. Free the gateway's connections first, and the backends
- * after the service: a service with backend calls in flight is released when
+/* Frees the service. Close its sessions first (or drop them with the edge), and
+ * free the backends after the service: a service with backend calls in flight is released when
  * the last of them completes (backends complete pending calls when freed).
  * NULL is a no-op. */
 CC_EXTERN void cc_service_free(cc_service *svc);
 
-/* Fills `cb` with the callbacks that route a gateway to a service: create the
- * gateway with these and the service as user_data. `is_ready` and `on_http` are
- * left as they were (NULL, or the caller's). */
-CC_EXTERN void cc_service_gateway_callbacks(cc_gateway_callbacks *cb);
+/* ---- output: what the service says, and to whom ---- */
 
-/* Refreshes in the presence backend every open connection not refreshed for a
- * quarter of the presence TTL. A connection is refreshed whenever its client
+/* Every slot is called on the service's thread; `out` and the strings are
+ * borrowed for the call. A slot may be NULL (that output is dropped). */
+typedef struct cc_service_output {
+  int version; /* 1 */
+  /* A reply or an event for one session. */
+  void (*to_session)(void *user_data, cc_session session, const cc_outbound *out);
+  /* An event for every session subscribed to `chat`, as `d` says (whom to leave
+   * out; the members who joined, to subscribe first, and who left, to
+   * unsubscribe after). `out` is NULL for a membership change that carries no
+   * event (a direct chat created): only the subscriptions change. */
+  void (*to_chat)(void *user_data, cc_str chat, const cc_outbound *out,
+                  const cc_delivery *d);
+  /* An event for every session of `user` (the presence of a new direct-chat
+   * peer). */
+  void (*to_user)(void *user_data, cc_str user, const cc_outbound *out);
+  /* A presence change of `user`, for the sessions following it (those whose
+   * user shares a direct chat with `user`). */
+  void (*to_followers)(void *user_data, cc_str user, const cc_outbound *out);
+  /* The chats of a session opened with want_chats, a page at a time; `done` is
+   * 1 on the last call (which may carry no chat). Every page comes before any
+   * other output for the session: the edge subscribes the session, says hello
+   * once `done`, and only then runs its frames. */
+  void (*session_chats)(void *user_data, cc_session session, const cc_str *chats,
+                        size_t n, int done);
+  /* The service gives up on a session (its chats could not be loaded: 1011).
+   * `reason` is UTF-8, at most 123 bytes. */
+  void (*close_session)(void *user_data, cc_session session, uint16_t code,
+                        const char *reason);
+} cc_service_output;
+
+/* Installs the output table (copied) and its `user_data`; NULL drops every
+ * output. Call it before the first session opens. CC_ERR_INVALID for a NULL
+ * service or a table with version < 1. */
+CC_EXTERN int cc_service_set_output(cc_service *svc, const cc_service_output *out,
+                                    void *user_data);
+
+/* ---- input: sessions and their frames ---- */
+
+/* A session of `user` (a user id, cc_protocol_check_user_id) opened. With
+ * `want_chats` the service loads the user's chats and hands them to
+ * session_chats (done 1 last); without, it answers session_chats(done 1)
+ * at once (the edge already knows them from another session of the user).
+ * CC_ERR_INVALID (bad user id: close the session with 1008), CC_ERR_EXISTS (the
+ * session is open), CC_ERR_NOMEM. */
+CC_EXTERN int cc_service_session_open(cc_service *svc, cc_session session, cc_str user,
+                                      int want_chats);
+/* One complete client frame of the open session `session` of `user`, in
+ * `enc` (borrowed for the call). Frames of a session must come after its session_chats(done). Unknown
+ * sessions are ignored. */
+CC_EXTERN void cc_service_session_frame(cc_service *svc, cc_session session, cc_str user,
+                                        cc_encoding enc, const uint8_t *data, size_t len);
+/* The session closed: its presence device is cleared; answers still in flight
+ * for it are dropped by its edge. Unknown sessions are ignored. */
+CC_EXTERN void cc_service_session_close(cc_service *svc, cc_session session, cc_str user);
+
+/* A membership change made by another service instance (learned from the
+ * queue): keeps this service's membership checks exact. Idempotent. */
+CC_EXTERN void cc_service_membership_changed(cc_service *svc, cc_str chat,
+                                             const cc_str *joined, size_t n_joined,
+                                             const cc_str *left, size_t n_left);
+
+/* Refreshes in the presence backend every open session not refreshed for a
+ * quarter of the presence TTL. A session is refreshed whenever its client
  * sends a frame; one that only answers WebSocket pings is not, so call this
  * from a timer (every few seconds; chatcore-server: every 10 s) or quiet users
  * expire while connected. No-op without a presence or for NULL. */
 CC_EXTERN void cc_service_refresh_presence(cc_service *svc);
 
-/* The HTTP API, for a gateway's on_http: answers
- *   GET /v1/chats[?limit=&cursor=]                       the caller's chats (ChatList)
- *   GET /v1/chats/{chatId}/messages[?before=&after=&limit=]  a page (HistoryPage)
- * as proto3 JSON, with `Authorization: Bearer <JWT>` (401 without a valid one,
- * 403 not a member, 404 unknown chat, 400 bad parameters, 405 other methods,
- * 503 storage unavailable). Returns 1 if the request is for one of these paths
- * (answered now or once the storage completes), 0 if not (the caller answers
- * it). */
-CC_EXTERN int cc_service_http(cc_service *svc, cc_conn *conn, const cc_http_request *req);
+/* ---- reading for other front ends (the HTTP API) ---- */
+
+/* Called once with the answer to a query: 0 and the page as proto3 JSON
+ * (`json`, `len` borrowed for the call); or CC_ERR_NOT_FOUND (no such chat),
+ * CC_ERR_STATE (`user` is not a member), CC_ERR_TOO_LARGE (the range asked for
+ * is no longer stored), CC_ERR_INVALID (a bad cursor), CC_ERR_UNSUPPORTED (no
+ * storage), or a backend's error (json NULL). */
+typedef void (*cc_service_json_cb)(void *user_data, int err, const uint8_t *json,
+                                   size_t len);
+
+/* `user`'s chats after `cursor` ("" for the first page, else what a page gave),
+ * `limit` of them (0: 100, at most 500): a ChatList. `user` and `cursor`
+ * borrowed for the call. 0 (`cb` runs now or later) or CC_ERR_INVALID (a NULL
+ * argument, a bad user id or cursor; `cb` never runs). */
+CC_EXTERN int cc_service_query_chats(cc_service *svc, cc_str user, cc_str cursor,
+                                     uint32_t limit, cc_service_json_cb cb,
+                                     void *user_data);
+/* A page of chat `chat` for its member `user`: entries after `after_seq` (0:
+ * the newest) and before `before_seq` (0: no bound), `limit` (0: 50, at most
+ * 200): a HistoryPage. 0 or CC_ERR_INVALID, as cc_service_query_chats. */
+CC_EXTERN int cc_service_query_history(cc_service *svc, cc_str user, cc_str chat,
+                                       uint64_t after_seq, uint64_t before_seq,
+                                       uint32_t limit, cc_service_json_cb cb,
+                                       void *user_data);
 
 #ifdef __cplusplus
 }

@@ -363,3 +363,7 @@ int cc_conn_http_respond(cc_conn *c, int status, const char *content_type,
   if (c->aborted || c->releasing || c->state != CONN_HTTP_WAIT) return CC_ERR_STATE;
   return cc_gw_respond(c, status, content_type, body, body_len, extra_headers);
 }
+
+cc_gateway *cc_conn_gateway(const cc_conn *c) {
+  return c ? c->gw : NULL;
+}

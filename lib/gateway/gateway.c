@@ -353,3 +353,11 @@ void cc_gw_user_release(cc_gateway *gw, const char *user, size_t len) {
     cc_free(&gw->mem, u);
   }
 }
+
+size_t cc_gateway_max_message_bytes(const cc_gateway *gw) {
+  return gw ? gw->opt.max_message_bytes : 0;
+}
+
+uint64_t cc_gateway_ping_interval_ms(const cc_gateway *gw) {
+  return gw ? gw->opt.ping_ns / 1000000u : 0;
+}

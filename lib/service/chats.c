@@ -100,9 +100,16 @@ static void on_direct_chat(void *ud, int err, const cc_chat *chat, const cc_memb
   if (err != 0) {
     svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err, "reading the chat");
   } else {
-    /* Both users' connections here follow the chat from now on. */
-    for (size_t i = 0; i < n; i++)
+    /* Both users' sessions follow the chat from now on (a direct chat has no
+     * membership entry: the change travels alone). */
+    cc_str joined[2];
+    size_t nj = 0;
+    for (size_t i = 0; i < n && nj < 2; i++) {
       svc_member_joined(cmd->base.svc, m[i].user_id, cmd->chat_id, strlen(cmd->chat_id));
+      joined[nj++] = m[i].user_id;
+    }
+    cc_delivery d = {.joined = joined, .n_joined = nj};
+    svc_publish(cmd->base.svc, str_of(cmd->chat_id), NULL, &d);
     reply_chat_created(cmd, chat, m, n);
   }
   chat_cmd_free(cmd);
@@ -162,8 +169,10 @@ static Chatcore__V1__MembershipChanged *membership_message(svc_arena *a, chat_cm
   return ev ? ev->membership_changed : NULL;
 }
 
-/* Applies a logged membership change here: subscribes the added, tells every
- * member (the removed included), then unsubscribes the removed. */
+/* Applies a logged membership change: the added join the chat sets here, one
+ * event goes to the chat with the change (the edge subscribes the added before
+ * it and unsubscribes the removed after it, so the removed hear of it too),
+ * then the removed leave the chat sets here. */
 static void announce_membership(chat_cmd *cmd) {
   cc_service *svc = cmd->base.svc;
   size_t len = strlen(cmd->chat_id);
@@ -172,12 +181,16 @@ static void announce_membership(chat_cmd *cmd) {
   svc_arena a;
   svc_arena_init(&a, &svc->mem);
   Chatcore__V1__MembershipChanged *m = membership_message(&a, cmd);
-  if (m) {
-    Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
-    ev.event_case = CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED;
-    ev.membership_changed = m;
-    svc_deliver_entry(svc, &ev, cmd->seq);
-  }
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  ev.event_case = CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED;
+  ev.membership_changed = m;
+  cc_delivery d = {.seq = cmd->seq,
+                   .joined = cmd->added,
+                   .n_joined = cmd->n_added,
+                   .left = cmd->removed,
+                   .n_left = cmd->n_removed};
+  cc_metric_add(svc->m.entries_relayed, 1);
+  svc_publish(svc, str_of(cmd->chat_id), m ? &ev : NULL, &d);
   svc_arena_free(&a);
   for (size_t i = 0; i < cmd->n_removed; i++)
     svc_member_left(svc, cmd->removed[i], cmd->chat_id, len);

@@ -199,20 +199,16 @@ Chatcore__V1__Chat *svc_chat_message(svc_arena *a, const cc_chat *c, const cc_me
   return a->failed ? NULL : ch;
 }
 
-/* ---- sending ---- */
+/* ---- sending: everything leaves through the output table ---- */
 
-/* Turns an encoded server frame (with headroom) into a WebSocket frame in place. */
-static int ws_wrap(cc_buf *b, cc_encoding enc) {
-  return cc_ws_frame_wrap(b, enc == CC_ENCODING_PROTOBUF ? CC_WS_BINARY : CC_WS_TEXT);
+static void send_outbound(svc_conn *sc, const cc_outbound *o) {
+  cc_service *svc = sc->svc;
+  if (sc->open && svc->out.to_session) svc->out.to_session(svc->out_data, sc->session, o);
 }
 
 static void send_server_frame(svc_conn *sc, const Chatcore__V1__ServerFrame *frame) {
-  if (!sc->conn) return;
-  cc_buf *b;
-  if (cc_wire_encode_server(&b, frame, sc->enc, CC_WS_MAX_HEADER, &sc->svc->mem) != 0)
-    return;
-  if (ws_wrap(b, sc->enc) == 0) cc_conn_send(sc->conn, b);
-  cc_buf_unref(b);
+  cc_outbound o = cc_outbound_of(frame);
+  send_outbound(sc, &o);
 }
 
 void svc_send_reply(svc_conn *sc, Chatcore__V1__Reply *reply) {
@@ -232,13 +228,8 @@ void svc_send_event(svc_conn *sc, Chatcore__V1__Event *ev) {
 void svc_send_error(svc_conn *sc, uint64_t request_id, svc_code code, const char *message,
                     uint32_t retry_after_ms) {
   if ((int)code > 0 && (int)code < 14) cc_metric_add(sc->svc->m.errors[code], 1);
-  if (!sc->conn) return;
-  cc_buf *b;
-  if (cc_wire_encode_error_reply(&b, sc->enc, request_id, code, message, retry_after_ms,
-                                 CC_WS_MAX_HEADER, &sc->svc->mem) != 0)
-    return;
-  if (ws_wrap(b, sc->enc) == 0) cc_conn_send(sc->conn, b);
-  cc_buf_unref(b);
+  cc_outbound o = {NULL, request_id, code, message, retry_after_ms};
+  send_outbound(sc, &o);
 }
 
 void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err, const char *what) {
@@ -267,28 +258,58 @@ void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err, const ch
   svc_send_error(sc, request_id, code, message, retry_after_ms);
 }
 
-void svc_publish(cc_service *svc, const char *key, size_t key_len,
-                 Chatcore__V1__Event *ev, const svc_user *skip) {
-  Chatcore__V1__ServerFrame frame = CHATCORE__V1__SERVER_FRAME__INIT;
-  frame.frame_case = CHATCORE__V1__SERVER_FRAME__FRAME_EVENT;
-  frame.event = ev;
-  for (int i = 0; i < 2; i++) {
-    if (cc_fanout_chat_size(svc->fanout[i], key, key_len) == 0) continue;
-    cc_encoding enc = i ? CC_ENCODING_PROTOBUF : CC_ENCODING_JSON;
-    cc_buf *b;
-    if (cc_wire_encode_server(&b, &frame, enc, CC_WS_MAX_HEADER, &svc->mem) != 0) continue;
-    if (ws_wrap(b, enc) == 0) {
-      const svc_user *saved = svc->skip_user;
-      svc->skip_user = skip;
-      cc_fanout_publish(svc->fanout[i], key, key_len, b, NULL);
-      svc->skip_user = saved;
-    }
-    cc_buf_unref(b);
-  }
+/* A ServerFrame around `ev` (borrowed), as an outbound in `o`. */
+static void event_outbound(Chatcore__V1__ServerFrame *frame, cc_outbound *o,
+                           const Chatcore__V1__Event *ev) {
+  chatcore__v1__server_frame__init(frame);
+  frame->frame_case = CHATCORE__V1__SERVER_FRAME__FRAME_EVENT;
+  frame->event = (Chatcore__V1__Event *)ev;
+  *o = cc_outbound_of(frame);
 }
 
-size_t svc_presence_key(char *out, size_t cap, const char *user, size_t len) {
-  /* '/' never occurs in a chat id, so these keys cannot collide with chats. */
-  int n = snprintf(out, cap, "presence/%.*s", (int)len, user);
-  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+void svc_publish(cc_service *svc, cc_str chat, const Chatcore__V1__Event *ev,
+                 const cc_delivery *d) {
+  if (!svc->out.to_chat) return;
+  static const cc_delivery everyone;
+  Chatcore__V1__ServerFrame frame;
+  cc_outbound o;
+  if (ev) event_outbound(&frame, &o, ev);
+  svc->out.to_chat(svc->out_data, chat, ev ? &o : NULL,
+                   d ? d : &everyone);
+}
+
+void svc_publish_user(cc_service *svc, cc_str user, const Chatcore__V1__Event *ev) {
+  if (!svc->out.to_user) return;
+  Chatcore__V1__ServerFrame frame;
+  cc_outbound o;
+  event_outbound(&frame, &o, ev);
+  svc->out.to_user(svc->out_data, user, &o);
+}
+
+void svc_publish_followers(cc_service *svc, cc_str user, const Chatcore__V1__Event *ev) {
+  if (!svc->out.to_followers) return;
+  Chatcore__V1__ServerFrame frame;
+  cc_outbound o;
+  event_outbound(&frame, &o, ev);
+  svc->out.to_followers(svc->out_data, user, &o);
+}
+
+void svc_deliver_entry(cc_service *svc, const Chatcore__V1__Event *ev, uint64_t seq) {
+  const char *chat = NULL;
+  switch (ev->event_case) {
+  case CHATCORE__V1__EVENT__EVENT_MESSAGE:
+    chat = ev->message->chat_id;
+    break;
+  case CHATCORE__V1__EVENT__EVENT_MESSAGE_EDITED:
+    chat = ev->message_edited->chat_id;
+    break;
+  case CHATCORE__V1__EVENT__EVENT_MESSAGE_DELETED:
+    chat = ev->message_deleted->chat_id;
+    break;
+  default:
+    return; /* membership entries go out with their delivery (chats.c) */
+  }
+  cc_metric_add(svc->m.entries_relayed, 1);
+  cc_delivery d = {.seq = seq};
+  svc_publish(svc, (cc_str){chat, strlen(chat)}, ev, &d);
 }

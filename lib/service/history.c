@@ -242,7 +242,7 @@ static void sync_finish(sync_cmd *cmd) {
  * returns: then the loop here goes on, instead of recursing through callbacks. */
 static void sync_step(sync_cmd *cmd) {
   for (;;) {
-    if (cmd->next >= cmd->result.n_chats || cmd->arena.failed || !cmd->base.sc->conn) {
+    if (cmd->next >= cmd->result.n_chats || cmd->arena.failed || !cmd->base.sc->open) {
       sync_finish(cmd);
       return;
     }

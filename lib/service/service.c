@@ -18,8 +18,6 @@
 
 static void options_defaults(cc_service_options *o) {
   memset(o, 0, sizeof *o);
-  o->max_frame_bytes = 65536;
-  o->heartbeat_ms = 25000;
   o->clock = cc_clock_realtime_hook;
   o->mono = cc_clock_monotonic_hook;
   o->msg_rate = 20;
@@ -42,15 +40,6 @@ int cc_service_options_new(cc_service_options **out) {
 
 void cc_service_options_free(cc_service_options *opt) {
   cc_free(cc_mem_default(), opt);
-}
-
-int cc_service_options_set_client_limits(cc_service_options *opt,
-                                         uint32_t max_frame_bytes,
-                                         uint32_t heartbeat_ms) {
-  if (!opt || max_frame_bytes == 0 || heartbeat_ms == 0) return CC_ERR_INVALID;
-  opt->max_frame_bytes = max_frame_bytes;
-  opt->heartbeat_ms = heartbeat_ms;
-  return 0;
 }
 
 int cc_service_options_set_clock(cc_service_options *opt, cc_clock_fn fn,
@@ -91,22 +80,9 @@ int cc_service_options_set_presence(cc_service_options *opt, cc_presence *presen
   return 0;
 }
 
-int cc_service_options_set_queue(cc_service_options *opt, cc_queue *queue) {
-  if (!opt || (queue && (!queue->methods || queue->methods->version < 1)))
-    return CC_ERR_INVALID;
-  opt->queue = queue;
-  return 0;
-}
-
 int cc_service_options_set_metrics(cc_service_options *opt, cc_metrics *metrics) {
   if (!opt) return CC_ERR_INVALID;
   opt->metrics = metrics;
-  return 0;
-}
-
-int cc_service_options_set_jwt(cc_service_options *opt, const cc_jwt_verifier *verifier) {
-  if (!opt) return CC_ERR_INVALID;
-  opt->verifier = verifier;
   return 0;
 }
 
@@ -178,13 +154,6 @@ static int register_metrics(cc_service *svc) {
   return rv;
 }
 
-static void deliver(void *user_data, uint64_t handle, cc_buf *frame) {
-  cc_service *svc = user_data;
-  svc_conn *sc = (svc_conn *)(uintptr_t)handle;
-  if (sc->conn && sc->user != svc->skip_user && sc != svc->skip_conn)
-    cc_conn_send(sc->conn, frame);
-}
-
 static int make_limiter(cc_service *svc, cc_ratelimit **out, uint32_t rate,
                         uint32_t burst) {
   cc_ratelimit_options *o;
@@ -200,9 +169,6 @@ static int make_limiter(cc_service *svc, cc_ratelimit **out, uint32_t rate,
 
 static void service_destroy(cc_service *svc) {
   svc_presence_stop(svc);
-  svc_relay_stop(svc);
-  cc_fanout_free(svc->fanout[0]);
-  cc_fanout_free(svc->fanout[1]);
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
   cc_table_destroy(&svc->users);
@@ -231,15 +197,12 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
   if (rv == 0) rv = register_metrics(svc);
   if (rv == 0) rv = cc_table_init(&svc->users, &svc->mem);
   if (rv == 0) rv = cc_table_init(&svc->changing, &svc->mem);
-  if (rv == 0) rv = cc_fanout_new(&svc->fanout[0], deliver, svc, &svc->mem);
-  if (rv == 0) rv = cc_fanout_new(&svc->fanout[1], deliver, svc, &svc->mem);
   if (rv == 0)
     rv = make_limiter(svc, &svc->msg_limit, svc->opt.msg_rate, svc->opt.msg_burst);
   if (rv == 0)
     rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing_rate,
                       svc->opt.typing_burst);
   if (rv == 0) rv = svc_presence_start(svc);
-  if (rv == 0) rv = svc_relay_start(svc);
   if (rv != 0) {
     service_destroy(svc);
     return rv;
@@ -250,12 +213,11 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
 
 void cc_service_free(cc_service *svc) {
   if (!svc) return;
-  /* Nothing reaches the presence or the queue from here on: the caller may free
-   * them before the storage has completed the calls still in flight. */
+  /* Nothing reaches the presence or the output from here on: the caller may
+   * free them before the storage has completed the calls still in flight. */
   svc_presence_stop(svc);
-  svc_relay_stop(svc);
   svc->opt.presence = NULL;
-  svc->opt.queue = NULL;
+  memset(&svc->out, 0, sizeof svc->out);
   if (svc->inflight > 0) {
     svc->dying = 1; /* the last completion frees it */
     return;
@@ -350,123 +312,91 @@ int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer) {
   return 1;
 }
 
-/* Subscribes a ready connection to one chat (and for a direct chat, to the
- * peer's presence). */
-static void conn_join(svc_conn *sc, const char *chat, size_t len) {
-  cc_service *svc = sc->svc;
-  cc_fanout *fo = svc->fanout[sc->enc == CC_ENCODING_PROTOBUF];
-  cc_fanout_join(fo, chat, len, (uint64_t)(uintptr_t)sc);
-  char key[CC_PROTOCOL_USER_ID_MAX + 16];
-  cc_str peer, me = {sc->user->id, sc->user->id_len};
-  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, me, &peer)) {
-    size_t kl = svc_presence_key(key, sizeof key, peer.ptr, peer.len);
-    cc_fanout_join(fo, key, kl, (uint64_t)(uintptr_t)sc);
-  }
-}
-
-/* A ready connection follows a chat it was not in (a new chat, or added). */
-static void conn_follow(svc_conn *sc, const char *chat, size_t len) {
-  conn_join(sc, chat, len);
-  cc_str peer, me = {sc->user->id, sc->user->id_len};
-  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, me, &peer))
-    svc_presence_follow(sc, peer);
-}
-
 void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
   if (!u || user_add_chat(svc, u, chat, len) <= 0) return;
-  for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
-    if (sc->ready) conn_follow(sc, chat, len);
+  cc_str peer;
+  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, user_id, &peer))
+    svc_presence_follow(svc, user_id, peer);
 }
 
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
-  if (!u) return;
-  cc_tnode *n = u->chats.slots ? cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len),
-                                              chat, len)
-                               : NULL;
+  if (!u || !u->chats.slots) return;
+  cc_tnode *n = cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len);
   if (!n) return;
   cc_table_remove(&u->chats, n);
   cc_free(&svc->mem, n);
-  for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
-    if (sc->ready)
-      cc_fanout_leave(svc->fanout[sc->enc == CC_ENCODING_PROTOBUF], chat, len,
-                      (uint64_t)(uintptr_t)sc);
 }
 
-/* ---- connections ---- */
+void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *joined,
+                                   size_t n_joined, const cc_str *left, size_t n_left) {
+  if (!svc || !chat.ptr || chat.len == 0 || chat.len > CC_PROTOCOL_CHAT_ID_MAX) return;
+  char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
+  memcpy(id, chat.ptr, chat.len);
+  id[chat.len] = '\0';
+  for (size_t i = 0; joined && i < n_joined; i++)
+    if (!svc_user_has_chat_str(svc, joined[i], id, chat.len))
+      svc_member_joined(svc, joined[i], id, chat.len);
+  for (size_t i = 0; left && i < n_left; i++) svc_member_left(svc, left[i], id, chat.len);
+}
+
+/* ---- sessions ---- */
 
 void svc_conn_ref(svc_conn *sc) {
   sc->refs++;
 }
 
-static void held_free(cc_service *svc, svc_conn *sc) {
-  while (sc->held) {
-    svc_held *h = sc->held;
-    sc->held = h->next;
-    cc_free(&svc->mem, h);
-  }
-  sc->held_tail = NULL;
-  sc->n_held = 0;
-}
-
-/* Closes a connection the service gives up on: its held frames are dropped and
- * it will not become ready (the gateway calls on_close once it is gone). */
-static void conn_close(svc_conn *sc, uint16_t code, const char *reason) {
-  sc->closing = 1;
-  held_free(sc->svc, sc);
-  if (sc->conn) cc_conn_close(sc->conn, code, reason);
-}
-
 void svc_conn_unref(svc_conn *sc) {
   if (--sc->refs > 0) return;
   cc_service *svc = sc->svc;
-  held_free(svc, sc);
   if (sc->user) user_unref(svc, sc->user);
   cc_free(&svc->mem, sc);
 }
 
-static void handle_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
-                         int binary);
-
-static void send_hello(svc_conn *sc) {
+static void close_session(svc_conn *sc, uint16_t code, const char *reason) {
   cc_service *svc = sc->svc;
-  char conn_id[24];
-  snprintf(conn_id, sizeof conn_id, "%llu", (unsigned long long)cc_conn_id(sc->conn));
-  Chatcore__V1__Hello hello = CHATCORE__V1__HELLO__INIT;
-  hello.user_id = sc->user->id; /* NUL-terminated (svc_user) */
-  hello.connection_id = conn_id;
-  hello.server_time_ms = svc_now_ms(svc);
-  hello.max_frame_bytes = svc->opt.max_frame_bytes;
-  hello.heartbeat_ms = svc->opt.heartbeat_ms;
-  Chatcore__V1__Event event = CHATCORE__V1__EVENT__INIT;
-  event.event_case = CHATCORE__V1__EVENT__EVENT_HELLO;
-  event.hello = &hello;
-  svc_send_event(sc, &event);
+  if (sc->open && svc->out.close_session)
+    svc->out.close_session(svc->out_data, sc->session, code, reason);
 }
 
-/* Subscribes the connection to its user's chats, says hello, then runs the
- * frames it sent meanwhile. */
-static void conn_ready(svc_conn *sc) {
+/* Hands the edge the user's chats (if it asked), a page at a time. 0 or
+ * CC_ERR_NOMEM. */
+static int hand_chats(svc_conn *sc) {
   cc_service *svc = sc->svc;
-  if (sc->ready || !sc->conn || sc->closing) return;
-  sc->ready = 1;
-  for (cc_tnode *n = cc_table_oldest(&sc->user->chats); n;
-       n = cc_table_newer(&sc->user->chats, n)) {
-    const svc_chat_ref *r = (const svc_chat_ref *)n;
-    conn_join(sc, r->id, r->len);
+  if (!svc->out.session_chats) return 0;
+  const cc_table *chats = &sc->user->chats;
+  size_t cap = chats->count < SVC_LOAD_PAGE ? chats->count : SVC_LOAD_PAGE, n = 0;
+  cc_str *page = NULL;
+  if (sc->want_chats && cap > 0) {
+    page = cc_calloc(&svc->mem, cap, sizeof *page);
+    if (!page) return CC_ERR_NOMEM;
+    for (cc_tnode *t = cc_table_oldest(chats); t; t = cc_table_newer(chats, t)) {
+      const svc_chat_ref *r = (const svc_chat_ref *)t;
+      page[n++] = (cc_str){r->id, r->len};
+      if (n == cap && cc_table_newer(chats, t)) {
+        svc->out.session_chats(svc->out_data, sc->session, page, n, 0);
+        n = 0;
+      }
+    }
   }
-  send_hello(sc);
-  svc_presence_online(sc);
-  svc_presence_snapshot(sc);
+  svc->out.session_chats(svc->out_data, sc->session, page, n, 1);
+  cc_free(&svc->mem, page);
+  return 0;
+}
+
+/* The user's chat set is known: hand it to the edge (which subscribes the
+ * session and says hello), then set the session's presence and send it its
+ * peers'. */
+static void conn_ready(svc_conn *sc) {
+  if (sc->ready || !sc->open) return;
+  sc->ready = 1;
   svc_conn_ref(sc);
-  while (sc->held && sc->conn) {
-    svc_held *h = sc->held;
-    sc->held = h->next;
-    if (!sc->held) sc->held_tail = NULL;
-    sc->n_held--;
-    handle_frame(svc, sc, h->data, h->len, h->binary);
-    cc_free(&svc->mem, h);
+  if (hand_chats(sc) != 0) {
+    close_session(sc, CC_CLOSE_INTERNAL, "out of memory");
+  } else if (sc->open) {
+    svc_presence_online(sc);
+    svc_presence_snapshot(sc);
   }
   svc_conn_unref(sc);
 }
@@ -491,7 +421,7 @@ static void load_finish(user_load *ld, int err) {
     if (err == 0)
       conn_ready(sc);
     else
-      conn_close(sc, CC_CLOSE_INTERNAL, "chat storage unavailable");
+      close_session(sc, CC_CLOSE_INTERNAL, "chat storage unavailable");
   }
   user_unref(svc, u);
   user_unref(svc, u); /* the load's reference */
@@ -541,7 +471,7 @@ static void user_load_start(cc_service *svc, svc_user *u) {
   user_load *ld = cc_calloc(&svc->mem, 1, sizeof *ld);
   if (!ld) {
     for (svc_conn *sc = u->conns; sc; sc = sc->next_of_user)
-      conn_close(sc, CC_CLOSE_INTERNAL, "out of memory");
+      close_session(sc, CC_CLOSE_INTERNAL, "out of memory");
     return;
   }
   ld->svc = svc;
@@ -551,62 +481,20 @@ static void user_load_start(cc_service *svc, svc_user *u) {
   load_page(ld);
 }
 
-/* ---- gateway callbacks ---- */
-
-static void on_open(void *user_data, cc_conn *conn) {
-  cc_service *svc = user_data;
-  cc_str user = cc_conn_user(conn);
-  /* The token's subject becomes ids in chats and messages: it must be one. */
-  if (cc_protocol_check_user_id(user.ptr, user.len) != 0) {
-    cc_conn_close(conn, CC_CLOSE_POLICY,
-                  "the token's sub is not a user id (1-64 of A-Z a-z 0-9 . _ @ -)");
-    return;
-  }
-  svc_conn *sc = cc_calloc(&svc->mem, 1, sizeof *sc);
-  svc_user *u = sc ? user_get(svc, user) : NULL;
-  if (!u) {
-    cc_free(&svc->mem, sc);
-    cc_conn_close(conn, CC_CLOSE_INTERNAL, "out of memory");
-    return;
-  }
-  sc->kind = SVC_KIND_WS;
-  sc->svc = svc;
-  sc->conn = conn;
-  sc->user = u;
-  sc->refs = 1;
-  sc->enc = cc_conn_encoding(conn);
-  snprintf(sc->device_id, sizeof sc->device_id, "%llu",
-           (unsigned long long)cc_conn_id(conn));
-  u->refs++;
-  sc->next_of_user = u->conns;
-  u->conns = sc;
-  u->n_conns++;
-  cc_conn_set_user_data(conn, sc);
-  if (!svc->opt.storage || u->loaded)
-    conn_ready(sc);
-  else if (!u->loading)
-    user_load_start(svc, u);
+/* The session `s` of `user` (open or not yet freed), or NULL. Sessions are
+ * found through their user: a user has a handful of them, and the service
+ * keeps no table of its own for sessions. */
+static svc_conn *session_find(cc_service *svc, cc_session s, cc_str user) {
+  svc_user *u = svc_user_find(svc, user.ptr, user.len);
+  for (svc_conn *sc = u ? u->conns : NULL; sc; sc = sc->next_of_user)
+    if (cc_session_eq(sc->session, s)) return sc;
+  return NULL;
 }
 
-static void hold_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
-                       int binary) {
-  svc_held *h = sc->n_held < SVC_MAX_HELD ? cc_malloc(&svc->mem, sizeof *h + len) : NULL;
-  if (!h) { /* an answer now would come before hello: close instead */
-    conn_close(sc, CC_CLOSE_POLICY, "too many frames before hello");
-    return;
-  }
-  h->next = NULL;
-  h->len = len;
-  h->binary = binary;
-  memcpy(h->data, data, len);
-  if (sc->held_tail)
-    sc->held_tail->next = h;
-  else
-    sc->held = h;
-  sc->held_tail = h;
-  sc->n_held++;
+int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user.ptr, user.len);
+  return u && svc_user_has_chat(u, chat, len);
 }
-
 static void on_ping(svc_conn *sc, const Chatcore__V1__ClientFrame *f) {
   Chatcore__V1__Pong pong = CHATCORE__V1__PONG__INIT;
   pong.client_time_ms = f->ping->client_time_ms;
@@ -674,16 +562,8 @@ static void dispatch(cc_service *svc, svc_conn *sc, Chatcore__V1__ClientFrame *f
   }
 }
 
-static void handle_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, size_t len,
-                         int binary) {
-  cc_encoding enc = sc->enc;
-  if (binary != (enc == CC_ENCODING_PROTOBUF)) {
-    svc_send_error(sc, 0, SVC_E(MALFORMED),
-                   binary ? "binary frame on a chatcore.v1.json connection: send text"
-                          : "text frame on a chatcore.v1.proto connection: send binary",
-                   0);
-    return;
-  }
+static void handle_frame(cc_service *svc, svc_conn *sc, cc_encoding enc,
+                         const uint8_t *data, size_t len) {
   Chatcore__V1__ClientFrame *f = NULL;
   cc_wire_err err;
   memset(&err, 0, sizeof err);
@@ -703,33 +583,60 @@ static void handle_frame(cc_service *svc, svc_conn *sc, const uint8_t *data, siz
   dispatch(svc, sc, f);
 }
 
-static void on_message(void *user_data, cc_conn *conn, const uint8_t *data, size_t len,
-                       int binary) {
-  cc_service *svc = user_data;
-  svc_conn *sc = cc_conn_get_user_data(conn);
-  if (!sc || sc->kind != SVC_KIND_WS) return;
-  if (!sc->ready)
-    hold_frame(svc, sc, data, len, binary);
-  else
-    handle_frame(svc, sc, data, len, binary);
+
+/* ---- the session API (include/chatcore/service.h) ---- */
+
+int cc_service_set_output(cc_service *svc, const cc_service_output *out, void *user_data) {
+  if (!svc || (out && out->version < 1)) return CC_ERR_INVALID;
+  memset(&svc->out, 0, sizeof svc->out);
+  if (out) svc->out = *out;
+  svc->out_data = out ? user_data : NULL;
+  return 0;
 }
 
-static void on_close(void *user_data, cc_conn *conn, uint16_t code) {
-  cc_service *svc = user_data;
-  (void)code;
-  svc_conn *sc = cc_conn_get_user_data(conn);
-  if (!sc) return;
-  cc_conn_set_user_data(conn, NULL);
-  if (sc->kind == SVC_KIND_HTTP) {
-    svc_http_closed(sc);
-    return;
+int cc_service_session_open(cc_service *svc, cc_session session, cc_str user,
+                            int want_chats) {
+  if (!svc || !user.ptr) return CC_ERR_INVALID;
+  /* The token's subject becomes ids in chats and messages: it must be one. */
+  if (cc_protocol_check_user_id(user.ptr, user.len) != 0) return CC_ERR_INVALID;
+  if (session_find(svc, session, user)) return CC_ERR_EXISTS;
+  svc_conn *sc = cc_calloc(&svc->mem, 1, sizeof *sc);
+  svc_user *u = sc ? user_get(svc, user) : NULL;
+  if (!u) {
+    cc_free(&svc->mem, sc);
+    return CC_ERR_NOMEM;
   }
-  if (sc->ready) {
-    cc_fanout_drop_conn(svc->fanout[sc->enc == CC_ENCODING_PROTOBUF],
-                        (uint64_t)(uintptr_t)sc);
-    svc_presence_offline(sc);
-  }
-  sc->conn = NULL;
+  sc->svc = svc;
+  sc->session = session;
+  sc->user = u;
+  sc->refs = 1;
+  sc->open = 1;
+  sc->want_chats = want_chats != 0;
+  u->refs++;
+  sc->next_of_user = u->conns;
+  u->conns = sc;
+  u->n_conns++;
+  if (!svc->opt.storage || u->loaded)
+    conn_ready(sc);
+  else if (!u->loading)
+    user_load_start(svc, u);
+  return 0;
+}
+
+void cc_service_session_frame(cc_service *svc, cc_session session, cc_str user,
+                              cc_encoding enc, const uint8_t *data, size_t len) {
+  svc_conn *sc = svc ? session_find(svc, session, user) : NULL;
+  if (!sc || !sc->open) return;
+  svc_conn_ref(sc);
+  handle_frame(svc, sc, enc, data, len);
+  svc_conn_unref(sc);
+}
+
+void cc_service_session_close(cc_service *svc, cc_session session, cc_str user) {
+  svc_conn *sc = svc ? session_find(svc, session, user) : NULL;
+  if (!sc || !sc->open) return;
+  if (sc->ready) svc_presence_offline(sc);
+  sc->open = 0;
   svc_user *u = sc->user;
   for (svc_conn **p = &u->conns; *p; p = &(*p)->next_of_user)
     if (*p == sc) {
@@ -737,16 +644,7 @@ static void on_close(void *user_data, cc_conn *conn, uint16_t code) {
       break;
     }
   u->n_conns--;
-  held_free(svc, sc);
   svc_conn_unref(sc);
-}
-
-void cc_service_gateway_callbacks(cc_gateway_callbacks *cb) {
-  if (!cb) return;
-  cb->version = 1;
-  cb->on_open = on_open;
-  cb->on_message = on_message;
-  cb->on_close = on_close;
 }
 
 /* ---- commands: shared plumbing ---- */
@@ -836,6 +734,8 @@ static void on_membership_probe(void *ud, int err, const cc_chat *chat,
   else { /* a membership this server had not seen yet: learn it, then retry */
     cc_str user = {sc->user->id, sc->user->id_len};
     svc_member_joined(cmd->svc, user, chat->chat_id.ptr, chat->chat_id.len);
+    cc_delivery d = {.joined = &user, .n_joined = 1};
+    svc_publish(cmd->svc, chat->chat_id, NULL, &d);
     svc_send_error(sc, cmd->f->request_id, SVC_E(UNAVAILABLE),
                    "membership was being updated: retry", 0);
   }

@@ -7,26 +7,30 @@
  *               listChats
  *   history.c   getHistory, sync
  *   signals.c   markRead (receipts), setTyping, presence
- *   rest.c      the HTTP API (GET /v1/chats, GET /v1/chats/{id}/messages)
- *   relay.c     log entries to connections, through the queue when there is one
+ *   query.c     chat lists and history pages as JSON, for other front ends
  *
- * Delivery. Each open connection of a user is subscribed (cc_fanout, one table
- * per encoding) to every chat the user is a member of, and to the presence key
- * of each direct-chat peer. A log entry is encoded once per encoding and
- * published by reference to the chat's subscribers. The user's chat set is
- * loaded from storage (list_chats) when the user's first connection opens; until
- * then that connection's frames are held, and `hello` is sent once it is
- * subscribed, so no entry appended after `hello` can be missed.
+ * Sessions, not connections. The service never sees a socket: an edge opens and
+ * closes sessions (cc_session values) and hands it their frames; everything the
+ * service says goes through the output table (cc_service_output): a reply for a
+ * session, one event per chat, an event for a user's sessions or for the
+ * followers of a user's presence. Subscriptions, fan-out, WebSocket framing and
+ * the frames a client sends before `hello` are the edge's (lib/edge/).
  *
- * Lifetimes. A svc_conn lives while its cc_conn is open or an operation of it is
- * in flight (refs). A svc_user lives while it has connections or a chat-list load
+ * Membership. Each user with a session here has its chat set (svc_user.chats),
+ * loaded from storage (list_chats) when its first session opens and handed to
+ * the edge (session_chats) to subscribe the session; it answers the membership
+ * checks of commands without asking the storage, and is kept exact by the
+ * changes this service makes and by cc_service_membership_changed() for those
+ * made elsewhere.
+ *
+ * Lifetimes. A svc_conn lives while its session is open or an operation of it is
+ * in flight (refs). A svc_user lives while it has sessions or a chat-list load
  * in flight. The service itself is freed once no operation is in flight (a
  * backend completes pending calls when it is freed after the service). */
 #ifndef CC_SERVICE_IMPL_H
 #define CC_SERVICE_IMPL_H
 
 #include <chatcore/error.h>
-#include <chatcore/fanout.h>
 #include <chatcore/presence.h>
 #include <chatcore/queue.h>
 #include <chatcore/ratelimit.h>
@@ -35,21 +39,19 @@
 
 #include "core/mem.h"
 #include "core/table.h"
+#include "protocol/outbound.h"
 #include "protocol/wire.h"
 
 typedef Chatcore__V1__ErrorCode svc_code;
 #define SVC_E(name) CHATCORE__V1__ERROR_CODE__ERROR_CODE_##name
 
 struct cc_service_options {
-  uint32_t max_frame_bytes, heartbeat_ms;
   cc_clock_fn clock;
   void *clock_data;
   cc_clock_fn mono;
   void *mono_data;
   cc_storage *storage;   /* borrowed; NULL: only ping is served */
   cc_presence *presence; /* borrowed; may be NULL */
-  cc_queue *queue;       /* borrowed; may be NULL (entries go straight to fan-out) */
-  const cc_jwt_verifier *verifier; /* borrowed; for the HTTP API */
   uint32_t msg_rate, msg_burst;       /* messages per second per user */
   uint32_t typing_rate, typing_burst; /* typing signals per second per user */
   uint32_t max_members;
@@ -68,32 +70,17 @@ typedef struct svc_metrics {
 
 typedef struct svc_user svc_user;
 
-/* What a cc_conn's user data points at: a WebSocket session (svc_conn) or an
- * HTTP API request waiting for the storage (rest.c). */
-typedef enum svc_kind { SVC_KIND_WS = 1, SVC_KIND_HTTP = 2 } svc_kind;
-
-/* A client frame that arrived before its connection was ready. */
-typedef struct svc_held {
-  struct svc_held *next;
-  size_t len;
-  int binary;
-  uint8_t data[];
-} svc_held;
-
+/* One open session (and, while operations of it are in flight, a closed one). */
 typedef struct svc_conn {
-  svc_kind kind; /* SVC_KIND_WS */
   cc_service *svc;
-  cc_conn *conn; /* NULL once the connection closed */
+  cc_session session;
   svc_user *user;
   struct svc_conn *next_of_user;
   uint32_t refs;
-  int ready;   /* subscribed and hello sent */
-  int closing; /* the service closed it: it never becomes ready */
-  svc_held *held, *held_tail;
-  uint32_t n_held;
-  cc_encoding enc;
+  uint8_t open;       /* until cc_service_session_close */
+  uint8_t ready;      /* its chats were handed to the edge */
+  uint8_t want_chats; /* the edge asked for them */
   int64_t presence_set_ms; /* when presence was last set (wall ms) */
-  char device_id[24];
 } svc_conn;
 
 /* One chat in a user's chat set. */
@@ -122,14 +109,11 @@ struct cc_service {
   svc_metrics m;
   cc_table users;
   cc_table changing; /* chats with a membership change in flight (chats.c) */
-  cc_fanout *fanout[2]; /* [0] JSON connections, [1] protobuf connections */
+  cc_service_output out;
+  void *out_data;
   cc_ratelimit *msg_limit, *typing_limit;
   uint64_t presence_sub;
   int presence_subscribed;
-  uint64_t relay_sub;
-  int relay_subscribed;
-  const svc_user *skip_user; /* during a publish: recipients to leave out */
-  const svc_conn *skip_conn;
   size_t inflight;           /* operations waiting for a backend */
   int dying;                 /* cc_service_free was called with inflight > 0 */
   uint64_t next_group;       /* group id counter (with time and randomness) */
@@ -140,9 +124,11 @@ int64_t svc_now_ms(const cc_service *svc);
 uint64_t svc_mono_ns(const cc_service *svc);
 svc_user *svc_user_find(cc_service *svc, const char *id, size_t len);
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len);
-/* Records that `user_id` joined / left `chat` and (un)subscribes their open
- * connections (for a direct chat, also to the peer's presence). Users with no
- * connection here are skipped. */
+/* svc_user_has_chat for `user` by id (0 when the user has no session here). */
+int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len);
+/* Records that `user_id` joined / left `chat` in its chat set (a user who
+ * joins a direct chat hears of the peer's presence). Users with no session here
+ * are skipped. */
 void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len);
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len);
 void svc_conn_ref(svc_conn *sc);
@@ -177,18 +163,22 @@ size_t svc_json_len(cc_str s);
 size_t svc_entry_size(const cc_entry *e);
 #define SVC_ENTRY_MIN_SIZE 200 /* svc_entry_size of the smallest entry */
 
+/* Replies and events for one session; dropped once the session closed. */
 void svc_send_reply(svc_conn *sc, Chatcore__V1__Reply *reply);
 void svc_send_event(svc_conn *sc, Chatcore__V1__Event *ev);
 void svc_send_error(svc_conn *sc, uint64_t request_id, svc_code code, const char *message,
                     uint32_t retry_after_ms);
 /* An error reply for a backend error `err` (maps CC_ERR_* to a code). */
 void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err, const char *what);
-/* Encodes `ev` once per encoding and delivers it to the subscribers of `key`
- * (a chat id, or a presence key), leaving out connections of `skip`. */
-void svc_publish(cc_service *svc, const char *key, size_t key_len,
-                 Chatcore__V1__Event *ev, const svc_user *skip);
-/* "presence/<user>": the fan-out key followers of a user's presence join. */
-size_t svc_presence_key(char *out, size_t cap, const char *user, size_t len);
+/* An event (NULL: a membership change alone) for chat `chat`, as `d` says
+ * (NULL: every subscriber). */
+void svc_publish(cc_service *svc, cc_str chat, const Chatcore__V1__Event *ev,
+                 const cc_delivery *d);
+/* An event for every session of `user`, or for the followers of its presence. */
+void svc_publish_user(cc_service *svc, cc_str user, const Chatcore__V1__Event *ev);
+void svc_publish_followers(cc_service *svc, cc_str user, const Chatcore__V1__Event *ev);
+/* Emits a stored log entry (`seq` in its chat) for its chat. */
+void svc_deliver_entry(cc_service *svc, const Chatcore__V1__Event *ev, uint64_t seq);
 
 /* Lists and pages shared by the commands and the HTTP API (chats.c, history.c),
  * built in `a` and cut short (has_more) to keep a frame under 1 MiB. */
@@ -245,27 +235,15 @@ int svc_is_group_id(const char *chat);
  * 0 if `chat` is not a direct chat id. */
 int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer);
 
-/* ---- relay.c ---- */
-/* Delivers a stored log entry (`seq` in its chat) to every connection following
- * its chat: through the queue if the service has one, else directly. */
-void svc_deliver_entry(cc_service *svc, Chatcore__V1__Event *ev, uint64_t seq);
-int svc_relay_start(cc_service *svc);
-void svc_relay_stop(cc_service *svc);
-
-/* ---- rest.c ---- */
-/* The client of a pending HTTP API request went away (`user_data` is the
- * request). */
-void svc_http_closed(void *user_data);
-
 /* ---- signals.c ---- */
-void svc_presence_online(svc_conn *sc);  /* a ready connection opened */
-void svc_presence_offline(svc_conn *sc); /* an open connection closed */
+void svc_presence_online(svc_conn *sc);  /* a session became ready */
+void svc_presence_offline(svc_conn *sc); /* a ready session closed */
 void svc_presence_refresh(svc_conn *sc); /* a frame arrived */
 int svc_presence_start(cc_service *svc);
 void svc_presence_stop(cc_service *svc);
-/* Sends `sc` the current presence of its user's direct peers / of one peer it
- * starts following. */
+/* Sends `sc` the current presence of its user's direct peers; sends every
+ * session of `user` the presence of `peer`, whom it starts following. */
 void svc_presence_snapshot(svc_conn *sc);
-void svc_presence_follow(svc_conn *sc, cc_str peer);
+void svc_presence_follow(cc_service *svc, cc_str user, cc_str peer);
 
 #endif

@@ -1,5 +1,6 @@
 /* What is said about a chat without being stored in its log: read receipts
  * (markRead; the read pointer itself is stored), typing, presence. */
+#include <stdio.h>
 #include <string.h>
 
 #include "service/service_impl.h"
@@ -48,10 +49,8 @@ static void on_marked(void *ud, int err, uint64_t read_seq, uint64_t unread) {
   Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
   ev.event_case = CHATCORE__V1__EVENT__EVENT_RECEIPT;
   ev.receipt = &receipt;
-  cc_service *svc = cmd->base.svc;
-  svc->skip_conn = sc;
-  svc_publish(svc, c->chat_id, strlen(c->chat_id), &ev, NULL);
-  svc->skip_conn = NULL;
+  cc_delivery d = {.skip = sc->session};
+  svc_publish(cmd->base.svc, str_of(c->chat_id), &ev, &d);
   svc_cmd_free(cmd);
 }
 
@@ -89,7 +88,8 @@ void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
   ev.event_case = CHATCORE__V1__EVENT__EVENT_TYPING;
   ev.typing = &typing;
-  svc_publish(svc, c->chat_id, strlen(c->chat_id), &ev, sc->user);
+  cc_delivery d = {.skip_user = user_of(sc)};
+  svc_publish(svc, str_of(c->chat_id), &ev, &d);
   Chatcore__V1__Ack ack = CHATCORE__V1__ACK__INIT;
   Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
   reply.request_id = f->request_id;
@@ -112,18 +112,17 @@ static void presence_event(Chatcore__V1__Presence *p, Chatcore__V1__Event *ev, c
 }
 
 /* A user went online or offline (here or on another gateway): tell the
- * connections following them. */
+ * sessions following them. */
 static void on_presence_change(void *ud, cc_str user, int online, int64_t last_seen_ms) {
   cc_service *svc = ud;
-  char key[CC_PROTOCOL_USER_ID_MAX + 16], id[CC_PROTOCOL_USER_ID_MAX + 1];
+  char id[CC_PROTOCOL_USER_ID_MAX + 1];
   if (user.len > CC_PROTOCOL_USER_ID_MAX) return;
   memcpy(id, user.ptr, user.len);
   id[user.len] = '\0';
-  size_t kl = svc_presence_key(key, sizeof key, user.ptr, user.len);
   Chatcore__V1__Presence p = CHATCORE__V1__PRESENCE__INIT;
   Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
   presence_event(&p, &ev, id, online, last_seen_ms);
-  svc_publish(svc, key, kl, &ev, NULL);
+  svc_publish_followers(svc, user, &ev);
 }
 
 int svc_presence_start(cc_service *svc) {
@@ -149,7 +148,9 @@ static void presence_call(svc_conn *sc, int set) {
   cc_service *svc = sc->svc;
   cc_presence *pr = svc->opt.presence;
   if (!pr) return;
-  cc_presence_device d = {user_of(sc), str_of(sc->device_id), str_of(svc->opt.gateway_id)};
+  char device[24];
+  snprintf(device, sizeof device, "%llu", (unsigned long long)sc->session.id);
+  cc_presence_device d = {user_of(sc), str_of(device), str_of(svc->opt.gateway_id)};
   svc_op_begin(svc);
   if (set) {
     sc->presence_set_ms = svc_now_ms(svc);
@@ -171,7 +172,7 @@ void cc_service_refresh_presence(cc_service *svc) {
   if (!svc || !svc->opt.presence) return;
   for (cc_tnode *n = cc_table_oldest(&svc->users); n; n = cc_table_newer(&svc->users, n))
     for (svc_conn *sc = ((svc_user *)n)->conns; sc; sc = sc->next_of_user)
-      if (sc->ready && sc->conn) svc_presence_refresh(sc);
+      if (sc->ready && sc->open) svc_presence_refresh(sc);
 }
 
 void svc_presence_refresh(svc_conn *sc) {
@@ -181,15 +182,19 @@ void svc_presence_refresh(svc_conn *sc) {
     presence_call(sc, 1);
 }
 
+/* A presence lookup on its way to one session (sc) or to every session of a
+ * user (user). */
 typedef struct snapshot {
-  svc_conn *sc;
   cc_service *svc;
+  svc_conn *sc;
+  size_t user_len;
+  char user[];
 } snapshot;
 
 static void on_snapshot(void *ud, int err, const cc_presence_status *users, size_t n) {
   snapshot *s = ud;
   cc_service *svc = s->svc;
-  for (size_t i = 0; err == 0 && i < n && s->sc->conn; i++) {
+  for (size_t i = 0; err == 0 && i < n && (!s->sc || s->sc->open); i++) {
     char id[CC_PROTOCOL_USER_ID_MAX + 1];
     if (users[i].user_id.len > CC_PROTOCOL_USER_ID_MAX) continue;
     memcpy(id, users[i].user_id.ptr, users[i].user_id.len);
@@ -197,22 +202,30 @@ static void on_snapshot(void *ud, int err, const cc_presence_status *users, size
     Chatcore__V1__Presence p = CHATCORE__V1__PRESENCE__INIT;
     Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
     presence_event(&p, &ev, id, users[i].online, users[i].last_seen_ms);
-    svc_send_event(s->sc, &ev);
+    if (s->sc)
+      svc_send_event(s->sc, &ev);
+    else
+      svc_publish_user(svc, (cc_str){s->user, s->user_len}, &ev);
   }
-  svc_conn_unref(s->sc);
+  if (s->sc) svc_conn_unref(s->sc);
   cc_free(&svc->mem, s);
   svc_op_end(svc);
 }
 
-/* Looks up `peers` (borrowed for the call) and sends `sc` their states. */
-static void snapshot_send(svc_conn *sc, const cc_str *peers, size_t n) {
-  cc_service *svc = sc->svc;
+/* Looks up `peers` (borrowed for the call) and sends their states to `sc`, or
+ * (sc NULL) to every session of `user`. */
+static void snapshot_send(cc_service *svc, svc_conn *sc, cc_str user, const cc_str *peers,
+                          size_t n) {
   cc_presence *pr = svc->opt.presence;
-  snapshot *s = cc_malloc(&svc->mem, sizeof *s);
+  snapshot *s = cc_malloc(&svc->mem, sizeof *s + (sc ? 0 : user.len));
   if (!s) return;
-  s->sc = sc;
   s->svc = svc;
-  svc_conn_ref(sc);
+  s->sc = sc;
+  s->user_len = sc ? 0 : user.len;
+  if (sc)
+    svc_conn_ref(sc);
+  else
+    memcpy(s->user, user.ptr, user.len);
   svc_op_begin(svc);
   pr->methods->lookup(pr, peers, n, on_snapshot, s);
 }
@@ -221,7 +234,7 @@ static void snapshot_send(svc_conn *sc, const cc_str *peers, size_t n) {
  * hears of every peer without one huge request. */
 void svc_presence_snapshot(svc_conn *sc) {
   cc_service *svc = sc->svc;
-  if (!svc->opt.presence) return;
+  if (!svc->opt.presence || !sc->user->chats.slots) return;
   cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
   if (!peers) return;
   size_t n = 0;
@@ -230,14 +243,14 @@ void svc_presence_snapshot(svc_conn *sc) {
     const svc_chat_ref *r = (const svc_chat_ref *)t;
     if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
     if (n == SNAPSHOT_MAX_PEERS) {
-      snapshot_send(sc, peers, n);
+      snapshot_send(svc, sc, user_of(sc), peers, n);
       n = 0;
     }
   }
-  if (n > 0) snapshot_send(sc, peers, n);
+  if (n > 0) snapshot_send(svc, sc, user_of(sc), peers, n);
   cc_free(&svc->mem, peers);
 }
 
-void svc_presence_follow(svc_conn *sc, cc_str peer) {
-  if (sc->svc->opt.presence) snapshot_send(sc, &peer, 1);
+void svc_presence_follow(cc_service *svc, cc_str user, cc_str peer) {
+  if (svc->opt.presence) snapshot_send(svc, NULL, user, &peer, 1);
 }
