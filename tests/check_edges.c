@@ -1,0 +1,207 @@
+/* Two edges over one shared storage and queue: two gateways, each with its
+ * edge, its own chat service and a cc_link through one memory queue, and one
+ * memory storage behind both services. Membership changed through one side
+ * holds on the other at once: a removed member stops receiving the chat's
+ * events and stops being able to post, whichever edge and service they use. */
+#include <check.h>
+#include <chatcore/edge.h>
+#include <chatcore/error.h>
+#include <chatcore/link.h>
+#include <chatcore/memnet.h>
+#include <chatcore/service.h>
+#include <chatcore/storage.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/runner.h"
+#include "support/ws.h"
+
+typedef struct node {
+  cc_service *svc;
+  cc_edge *edge;
+  cc_link *link;
+  cc_gateway *gw;
+  cc_memnet *net;
+} node;
+
+static cc_jwt_verifier *verifier;
+static cc_storage *store;
+static cc_queue *queue;
+static node nodes[2];
+
+static void node_start(node *n, uint64_t edge_id) {
+  cc_service_options *so;
+  ck_assert_int_eq(cc_service_options_new(&so), 0);
+  ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
+  ck_assert_int_eq(cc_service_new(&n->svc, so, NULL), 0);
+  cc_service_options_free(so);
+  ck_assert_int_eq(cc_edge_new(&n->edge, edge_id, NULL), 0);
+  ck_assert_int_eq(cc_link_new(&n->link, n->svc, n->edge, queue, NULL), 0);
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
+  cc_gateway_callbacks cb = {0};
+  cc_edge_gateway_callbacks(&cb);
+  ck_assert_int_eq(cc_gateway_new(&n->gw, &cb, n->edge, o, NULL, NULL), 0);
+  cc_gateway_options_free(o);
+  ck_assert_int_eq(cc_memnet_new(&n->net, n->gw, NULL), 0);
+}
+
+static void node_stop(node *n) {
+  cc_memnet_free(n->net);
+  cc_gateway_free(n->gw);
+  cc_link_free(n->link);
+  cc_edge_free(n->edge);
+  cc_service_free(n->svc);
+}
+
+static void setup(void) {
+  verifier = ws_verifier_new();
+  ck_assert_int_eq(cc_storage_memory_new(&store, NULL), 0);
+  ck_assert_int_eq(cc_queue_memory_new(&queue, NULL, NULL), 0);
+  node_start(&nodes[0], 1);
+  node_start(&nodes[1], 2);
+}
+
+static void teardown(void) {
+  node_stop(&nodes[0]);
+  node_stop(&nodes[1]);
+  queue->methods->free(queue);
+  store->methods->free(store);
+  cc_jwt_verifier_free(verifier);
+}
+
+/* Every frame waiting on `cl`, concatenated (NUL-terminated) into `out`. */
+static size_t drain(cc_memclient *cl, char *out, size_t cap) {
+  size_t used = 0, frames = 0;
+  out[0] = '\0';
+  /* What one edge's service did reaches the other gateway's connections
+   * without that gateway's driver being called: run both drivers. */
+  cc_memnet_flush(nodes[0].net);
+  cc_memnet_flush(nodes[1].net);
+  while (cc_memclient_pending(cl) > 0) {
+    uint8_t *p;
+    size_t n;
+    ws_memnet_read_frame_alloc(cl, &p, &n);
+    ck_assert_uint_lt(used + n + 2, cap);
+    memcpy(out + used, p, n);
+    used += n;
+    out[used++] = '\n';
+    out[used] = '\0';
+    free(p);
+    frames++;
+  }
+  return frames;
+}
+
+static cc_memclient *connect_as(node *n, const char *user) {
+  cc_memclient *cl = ws_memnet_session(n->net, user, NULL);
+  char buf[8192];
+  drain(cl, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"hello\""), "no hello for %s: %s", user, buf);
+  return cl;
+}
+
+static void send_json(cc_memclient *cl, const char *json) {
+  ws_memnet_send(cl, 1, json, strlen(json));
+}
+
+START_TEST(removal_holds_on_the_other_edge) {
+  char buf[65536], cmd[512], chat[64];
+  cc_memclient *alice = connect_as(&nodes[0], "alice");
+  cc_memclient *bob = connect_as(&nodes[1], "bob");
+  cc_memclient *carol = connect_as(&nodes[1], "carol");
+
+  /* Alice makes a group on edge 1; Bob and Carol on edge 2 are subscribed to
+   * it by the membership change alone. */
+  send_json(alice, "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\","
+                   "\"memberIds\":[\"bob\",\"carol\"]}}");
+  drain(alice, buf, sizeof buf);
+  const char *id = strstr(buf, "\"chatId\":\"");
+  ck_assert_msg(id, "no chat in %s", buf);
+  id += 10;
+  size_t len = (size_t)(strchr(id, '"') - id);
+  memcpy(chat, id, len);
+  chat[len] = '\0';
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
+
+  /* Bob posts through service 2: Alice hears it on edge 1, Carol on edge 2. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b1\","
+           "\"text\":\"from bob\"}}",
+           chat);
+  send_json(bob, cmd);
+  drain(alice, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "from bob"), "alice: %s", buf);
+  drain(carol, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "from bob"), "carol: %s", buf);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"2\""), "bob's ack: %s", buf);
+
+  /* Alice removes Bob through service 1. Bob hears of his removal... */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+           chat);
+  send_json(alice, cmd);
+  drain(alice, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"3\""), "alice: %s", buf);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"removedUserIds\":[\"bob\"]"), "bob: %s", buf);
+
+  /* ...and from then on receives nothing of the chat on edge 2, while Carol,
+   * on the same edge, still does. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a1\","
+           "\"text\":\"bob is gone\"}}",
+           chat);
+  send_json(alice, cmd);
+  drain(carol, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
+  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+
+  /* Service 2 refuses his posts: it learned the change through the queue. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"5\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b2\","
+           "\"text\":\"let me in\"}}",
+           chat);
+  send_json(bob, cmd);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "ERROR_CODE_NOT_MEMBER"), "bob: %s", buf);
+  ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
+
+  /* Added back through service 2, he hears the chat again on edge 2. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"6\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+           chat);
+  send_json(carol, cmd);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"7\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a2\","
+           "\"text\":\"welcome back\"}}",
+           chat);
+  send_json(alice, cmd);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "welcome back"), "bob: %s", buf);
+
+  ck_assert_uint_eq(cc_edge_session_count(nodes[1].edge), 2);
+  cc_memclient_close(alice);
+  cc_memclient_close(bob);
+  cc_memclient_close(carol);
+}
+END_TEST
+
+static Suite *edges_suite(void) {
+  Suite *s = suite_create("edges");
+  TCase *tc = tcase_create("two_edges");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, removal_holds_on_the_other_edge);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  return run_suites(edges_suite(), NULL);
+}
