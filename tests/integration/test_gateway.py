@@ -229,6 +229,10 @@ def test_heartbeat_flags(make_server):
     assert 9 in ops and ops.index(9) < ops.index(8), ops
     assert close_code(frames) == 4000
     assert 2.0 < took < 10, took
+    # hello tells the client the gateway's own heartbeat (it once said 25000
+    # whatever the flag: the service kept a copy of the gateway's setting).
+    hello = json.loads(next(p for op, p in frames if op == 1))
+    assert hello["event"]["hello"]["heartbeatMs"] == 1000, hello
 
 
 def test_ping_gets_pong_with_same_payload_and_close_is_echoed(server):
