@@ -5,7 +5,7 @@
 #include <chatcore/protocol.h>
 
 #include "protocol/base64.h"
-#include "protocol/pbcheck.h"
+#include "protocol/pb_validate.h"
 #include "protocol/pbjson.h"
 #include "core/utf8.h"
 #include "protocol/wire.h"

@@ -5,7 +5,7 @@
 
 #include "core/json.h"
 #include "core/mem.h"
-#include "protocol/pbcheck.h"
+#include "protocol/pb_validate.h"
 #include "protocol/pbjson.h"
 
 #include <string.h>

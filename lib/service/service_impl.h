@@ -1,12 +1,18 @@
 /* The chat service's insides, shared by its files:
  *
- *   service.c   options, connections and users, frame intake, dispatch
- *   frames.c    encoding replies and events; storage records -> wire structs
+ *   service.c   options, the service's life and metrics, the output table
+ *   users.c     users with a session here and their chat sets (membership)
+ *   sessions.c  opening (the chat set to the edge), frames in, dispatch, closing
+ *   commands.c  a command's context and the membership check commands share
+ *   records.c   storage records -> wire structs (with the arena they live in)
+ *   output.c    replies and events out through the output table
  *   messages.c  sendMessage, editMessage, deleteMessage
  *   chats.c     createDirectChat, createGroup, add/remove members, leaveChat,
  *               listChats
  *   history.c   getHistory, sync
- *   signals.c   markRead (receipts), setTyping, presence
+ *   receipts.c  markRead (read pointers and receipts)
+ *   typing.c    setTyping
+ *   presence.c  presence devices of sessions, changes, snapshots
  *   query.c     chat lists and history pages as JSON, for other front ends
  *
  * Sessions, not connections. The service never sees a socket: an edge opens and
@@ -122,7 +128,18 @@ struct cc_service {
 /* ---- service.c ---- */
 int64_t svc_now_ms(const cc_service *svc);
 uint64_t svc_mono_ns(const cc_service *svc);
+/* Operation bookkeeping: begin before a backend call, end in its completion. */
+void svc_op_begin(cc_service *svc);
+void svc_op_end(cc_service *svc);
+
+/* ---- users.c ---- */
 svc_user *svc_user_find(cc_service *svc, const char *id, size_t len);
+/* The user `id`, made (with no session and no chat) if new; NULL: no memory. */
+svc_user *svc_user_get(cc_service *svc, cc_str id);
+/* Drops a reference (a session or a load); the last frees the user. */
+void svc_user_unref(cc_service *svc, svc_user *u);
+/* Adds `chat` to the user's set: 1 added, 0 already there, <0 an error. */
+int svc_user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len);
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len);
 /* svc_user_has_chat for `user` by id (0 when the user has no session here). */
 int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len);
@@ -131,13 +148,12 @@ int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t
  * are skipped. */
 void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len);
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len);
+
+/* ---- sessions.c ---- */
 void svc_conn_ref(svc_conn *sc);
 void svc_conn_unref(svc_conn *sc);
-/* Operation bookkeeping: begin before a backend call, end in its completion. */
-void svc_op_begin(cc_service *svc);
-void svc_op_end(cc_service *svc);
 
-/* ---- frames.c ---- */
+/* ---- records.c ---- */
 
 /* A bump allocator for the NUL-terminated copies the protoc-c structs need while
  * one reply or event is built. */
@@ -164,6 +180,7 @@ size_t svc_entry_size(const cc_entry *e);
 #define SVC_ENTRY_MIN_SIZE 200 /* svc_entry_size of the smallest entry */
 
 /* Replies and events for one session; dropped once the session closed. */
+/* ---- output.c ---- */
 void svc_send_reply(svc_conn *sc, Chatcore__V1__Reply *reply);
 void svc_send_event(svc_conn *sc, Chatcore__V1__Event *ev);
 void svc_send_error(svc_conn *sc, uint64_t request_id, svc_code code, const char *message,
@@ -235,7 +252,7 @@ int svc_is_group_id(const char *chat);
  * 0 if `chat` is not a direct chat id. */
 int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer);
 
-/* ---- signals.c ---- */
+/* ---- presence.c ---- */
 void svc_presence_online(svc_conn *sc);  /* a session became ready */
 void svc_presence_offline(svc_conn *sc); /* a ready session closed */
 void svc_presence_refresh(svc_conn *sc); /* a frame arrived */

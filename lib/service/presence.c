@@ -1,5 +1,6 @@
-/* What is said about a chat without being stored in its log: read receipts
- * (markRead; the read pointer itself is stored), typing, presence. */
+/* Presence: each open session is a device of its user; changes go to the
+ * followers of the user (the direct-chat peers), and a session hears its
+ * peers' states when it opens and when it gains a direct chat. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,92 +15,6 @@ static cc_str str_of(const char *s) {
 static cc_str user_of(const svc_conn *sc) {
   return (cc_str){sc->user->id, sc->user->id_len};
 }
-
-/* ---- markRead ---- */
-
-typedef struct read_cmd {
-  svc_cmd base;
-  int64_t at_ms;
-} read_cmd;
-
-static void on_marked(void *ud, int err, uint64_t read_seq, uint64_t unread) {
-  read_cmd *cmd = ud;
-  svc_conn *sc = cmd->base.sc;
-  const Chatcore__V1__MarkRead *c = cmd->base.f->mark_read;
-  if (err != 0) {
-    svc_send_backend_error(sc, cmd->base.f->request_id, err, "moving the read pointer");
-    svc_cmd_free(cmd);
-    return;
-  }
-  Chatcore__V1__MarkReadResult r = CHATCORE__V1__MARK_READ_RESULT__INIT;
-  r.chat_id = c->chat_id;
-  r.read_seq = read_seq;
-  r.unread_count = unread;
-  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
-  reply.request_id = cmd->base.f->request_id;
-  reply.result_case = CHATCORE__V1__REPLY__RESULT_MARK_READ;
-  reply.mark_read = &r;
-  svc_send_reply(sc, &reply);
-  /* The other members and the reader's other devices hear of it. */
-  Chatcore__V1__Receipt receipt = CHATCORE__V1__RECEIPT__INIT;
-  receipt.chat_id = c->chat_id;
-  receipt.user_id = sc->user->id;
-  receipt.read_seq = read_seq;
-  receipt.read_at_ms = cmd->at_ms;
-  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
-  ev.event_case = CHATCORE__V1__EVENT__EVENT_RECEIPT;
-  ev.receipt = &receipt;
-  cc_delivery d = {.skip = sc->session};
-  svc_publish(cmd->base.svc, str_of(c->chat_id), &ev, &d);
-  svc_cmd_free(cmd);
-}
-
-void svc_cmd_mark_read(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
-  read_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
-  if (!cmd) return;
-  const Chatcore__V1__MarkRead *c = f->mark_read;
-  if (!svc_require_member(&cmd->base, c->chat_id)) return;
-  cmd->at_ms = svc_now_ms(sc->svc);
-  cc_storage *st = sc->svc->opt.storage;
-  st->methods->mark_read(st, user_of(sc), str_of(c->chat_id), c->seq, on_marked, cmd);
-}
-
-/* ---- setTyping ---- */
-
-void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
-  svc_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
-  if (!cmd) return;
-  const Chatcore__V1__SetTyping *c = f->set_typing;
-  if (!svc_require_member(cmd, c->chat_id)) return;
-  cc_service *svc = sc->svc;
-  uint64_t retry_ns = 0;
-  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1, &retry_ns) !=
-      0) {
-    uint64_t ms = (retry_ns + 999999u) / 1000000u;
-    svc_send_error(sc, f->request_id, SVC_E(RATE_LIMITED), "too many typing signals",
-                   (uint32_t)(ms ? ms : 1));
-    svc_cmd_free(cmd);
-    return;
-  }
-  Chatcore__V1__Typing typing = CHATCORE__V1__TYPING__INIT;
-  typing.chat_id = c->chat_id;
-  typing.user_id = sc->user->id;
-  typing.state = c->state;
-  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
-  ev.event_case = CHATCORE__V1__EVENT__EVENT_TYPING;
-  ev.typing = &typing;
-  cc_delivery d = {.skip_user = user_of(sc)};
-  svc_publish(svc, str_of(c->chat_id), &ev, &d);
-  Chatcore__V1__Ack ack = CHATCORE__V1__ACK__INIT;
-  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
-  reply.request_id = f->request_id;
-  reply.result_case = CHATCORE__V1__REPLY__RESULT_SET_TYPING;
-  reply.set_typing = &ack;
-  svc_send_reply(sc, &reply);
-  svc_cmd_free(cmd);
-}
-
-/* ---- presence ---- */
 
 static void presence_event(Chatcore__V1__Presence *p, Chatcore__V1__Event *ev, char *user,
                            int online, int64_t last_seen_ms) {

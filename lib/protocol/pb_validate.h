@@ -6,8 +6,8 @@
  * repeated fields, deep nesting, unknown fields. This walks the wire format once
  * along the descriptors, allocating nothing, and refuses such input before any
  * struct is built. */
-#ifndef CC_PROTOCOL_PBCHECK_H
-#define CC_PROTOCOL_PBCHECK_H
+#ifndef CC_PROTOCOL_PB_VALIDATE_H
+#define CC_PROTOCOL_PB_VALIDATE_H
 
 #include <protobuf-c/protobuf-c.h>
 

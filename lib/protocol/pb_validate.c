@@ -1,4 +1,5 @@
-#include "protocol/pbcheck.h"
+/* Validation of protobuf binary input before protobuf-c unpacks it (pb_validate.h). */
+#include "protocol/pb_validate.h"
 
 #include <chatcore/error.h>
 

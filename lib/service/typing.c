@@ -1,0 +1,46 @@
+/* setTyping: said to the chat's other members, never stored, and never echoed
+ * to the typist's own devices. */
+#include <string.h>
+
+#include "service/service_impl.h"
+
+static cc_str str_of(const char *s) {
+  return (cc_str){s, strlen(s)};
+}
+
+static cc_str user_of(const svc_conn *sc) {
+  return (cc_str){sc->user->id, sc->user->id_len};
+}
+
+void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
+  svc_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
+  if (!cmd) return;
+  const Chatcore__V1__SetTyping *c = f->set_typing;
+  if (!svc_require_member(cmd, c->chat_id)) return;
+  cc_service *svc = sc->svc;
+  uint64_t retry_ns = 0;
+  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1, &retry_ns) !=
+      0) {
+    uint64_t ms = (retry_ns + 999999u) / 1000000u;
+    svc_send_error(sc, f->request_id, SVC_E(RATE_LIMITED), "too many typing signals",
+                   (uint32_t)(ms ? ms : 1));
+    svc_cmd_free(cmd);
+    return;
+  }
+  Chatcore__V1__Typing typing = CHATCORE__V1__TYPING__INIT;
+  typing.chat_id = c->chat_id;
+  typing.user_id = sc->user->id;
+  typing.state = c->state;
+  Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
+  ev.event_case = CHATCORE__V1__EVENT__EVENT_TYPING;
+  ev.typing = &typing;
+  cc_delivery d = {.skip_user = user_of(sc)};
+  svc_publish(svc, str_of(c->chat_id), &ev, &d);
+  Chatcore__V1__Ack ack = CHATCORE__V1__ACK__INIT;
+  Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
+  reply.request_id = f->request_id;
+  reply.result_case = CHATCORE__V1__REPLY__RESULT_SET_TYPING;
+  reply.set_typing = &ack;
+  svc_send_reply(sc, &reply);
+  svc_cmd_free(cmd);
+}

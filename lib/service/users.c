@@ -1,0 +1,121 @@
+/* Users with a session here and their chat sets: what answers membership
+ * checks without the storage, kept exact by the changes this service makes and
+ * those it hears of (cc_service_membership_changed). */
+#include <string.h>
+
+#include "service/service_impl.h"
+
+/* Chats one user's sessions follow; a user in more sees the rest only through
+ * listChats and sync. */
+#define SVC_MAX_USER_CHATS 100000
+
+svc_user *svc_user_find(cc_service *svc, const char *id, size_t len) {
+  cc_tnode *n = cc_table_find(&svc->users, cc_table_hash(&svc->users, id, len), id, len);
+  return (svc_user *)n;
+}
+
+svc_user *svc_user_get(cc_service *svc, cc_str id) {
+  svc_user *u = svc_user_find(svc, id.ptr, id.len);
+  if (u) return u;
+  u = cc_calloc(&svc->mem, 1, sizeof *u + id.len + 1);
+  if (!u) return NULL;
+  memcpy(u->id, id.ptr, id.len);
+  u->id_len = id.len;
+  u->node.key = (const uint8_t *)u->id;
+  u->node.key_len = (uint32_t)id.len;
+  u->node.hash = cc_table_hash(&svc->users, id.ptr, id.len);
+  if (cc_table_insert(&svc->users, &u->node) != 0) {
+    cc_free(&svc->mem, u);
+    return NULL;
+  }
+  cc_metric_set(svc->m.users, (int64_t)svc->users.count);
+  return u;
+}
+
+void svc_user_unref(cc_service *svc, svc_user *u) {
+  if (--u->refs > 0) return;
+  cc_table_remove(&svc->users, &u->node);
+  cc_metric_set(svc->m.users, (int64_t)svc->users.count);
+  cc_tnode *n;
+  while (u->chats.slots && (n = cc_table_oldest(&u->chats)) != NULL) {
+    cc_table_remove(&u->chats, n);
+    cc_free(&svc->mem, n);
+  }
+  cc_table_destroy(&u->chats);
+  cc_free(&svc->mem, u);
+}
+
+int svc_user_has_chat(const svc_user *u, const char *chat, size_t len) {
+  return u->chats.slots &&
+         cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len) != NULL;
+}
+
+int svc_user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len) {
+  /* The set's table is made with its first chat: an idle user in no chat costs
+   * no slots. */
+  if (!u->chats.slots && cc_table_init(&u->chats, &svc->mem) != 0) return CC_ERR_NOMEM;
+  uint64_t h = cc_table_hash(&u->chats, chat, len);
+  if (cc_table_find(&u->chats, h, chat, len)) return 0;
+  if (u->chats.count >= SVC_MAX_USER_CHATS) return CC_ERR_TOO_LARGE;
+  svc_chat_ref *r = cc_malloc(&svc->mem, sizeof *r + len + 1);
+  if (!r) return CC_ERR_NOMEM;
+  memcpy(r->id, chat, len);
+  r->id[len] = '\0';
+  r->len = (uint16_t)len;
+  r->node.key = (const uint8_t *)r->id;
+  r->node.key_len = (uint32_t)len;
+  r->node.hash = h;
+  if (cc_table_insert(&u->chats, &r->node) != 0) {
+    cc_free(&svc->mem, r);
+    return CC_ERR_NOMEM;
+  }
+  return 1;
+}
+
+int svc_is_group_id(const char *chat) {
+  return !(chat[0] == 'd' && chat[1] == ':');
+}
+
+int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer) {
+  const char *lo, *hi;
+  size_t lo_len, hi_len;
+  if (cc_protocol_parse_direct_chat_id(chat, len, &lo, &lo_len, &hi, &hi_len) != 0)
+    return 0;
+  int me_lo = lo_len == me.len && memcmp(lo, me.ptr, lo_len) == 0;
+  *peer = me_lo ? (cc_str){hi, hi_len} : (cc_str){lo, lo_len};
+  return 1;
+}
+
+void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
+  if (!u || svc_user_add_chat(svc, u, chat, len) <= 0) return;
+  cc_str peer;
+  if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, user_id, &peer))
+    svc_presence_follow(svc, user_id, peer);
+}
+
+void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
+  if (!u || !u->chats.slots) return;
+  cc_tnode *n = cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len);
+  if (!n) return;
+  cc_table_remove(&u->chats, n);
+  cc_free(&svc->mem, n);
+}
+
+void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *joined,
+                                   size_t n_joined, const cc_str *left, size_t n_left) {
+  if (!svc || !chat.ptr || chat.len == 0 || chat.len > CC_PROTOCOL_CHAT_ID_MAX) return;
+  char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
+  memcpy(id, chat.ptr, chat.len);
+  id[chat.len] = '\0';
+  for (size_t i = 0; joined && i < n_joined; i++)
+    if (!svc_user_has_chat_str(svc, joined[i], id, chat.len))
+      svc_member_joined(svc, joined[i], id, chat.len);
+  for (size_t i = 0; left && i < n_left; i++) svc_member_left(svc, left[i], id, chat.len);
+}
+
+int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len) {
+  svc_user *u = svc_user_find(svc, user.ptr, user.len);
+  return u && svc_user_has_chat(u, chat, len);
+}
