@@ -8,6 +8,7 @@
 
 #include "core/hash.h"
 #include "core/mem.h"
+#include "core/strset.h"
 #include "core/table.h"
 
 /* An allocator that counts live blocks and can be told to fail. */
@@ -214,6 +215,41 @@ START_TEST(table_insert_find_remove) {
 }
 END_TEST
 
+START_TEST(strset_one_word_until_first_member) {
+  cc_strset set = {NULL};
+  const cc_mem *mem = cc_mem_default();
+  ck_assert_uint_eq(sizeof set, sizeof(void *));
+  ck_assert_int_eq(cc_strset_has(&set, "g:1", 3), 0);
+  ck_assert_ptr_null(cc_strset_first(&set));
+  ck_assert_int_eq(cc_strset_add(&set, mem, "", 0), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_strset_add(&set, mem, "g:1", 3), 1);
+  ck_assert_int_eq(cc_strset_add(&set, mem, "g:1", 3), 0);
+  ck_assert_int_eq(cc_strset_add(&set, mem, "d:a:b", 5), 1);
+  ck_assert_uint_eq(cc_strset_count(&set), 2);
+  ck_assert(cc_strset_has(&set, "d:a:b", 5));
+  ck_assert(!cc_strset_has(&set, "d:a:", 4));
+  const cc_strset_item *it = cc_strset_first(&set); /* insertion order */
+  ck_assert_str_eq(it->str, "g:1");
+  it = cc_strset_next(&set, it);
+  ck_assert_str_eq(it->str, "d:a:b");
+  ck_assert_uint_eq(it->len, 5);
+  ck_assert_ptr_null(cc_strset_next(&set, it));
+  ck_assert_int_eq(cc_strset_remove(&set, "g:1", 3), 1);
+  ck_assert_int_eq(cc_strset_remove(&set, "g:1", 3), 0);
+  ck_assert_int_eq(cc_strset_remove(&set, "d:a:b", 5), 1);
+  ck_assert_ptr_null(set.table); /* the last member took the table with it */
+  for (int i = 0; i < 100; i++) {
+    char id[16];
+    int n = snprintf(id, sizeof id, "g:%d", i);
+    ck_assert_int_eq(cc_strset_add(&set, mem, id, (size_t)n), 1);
+  }
+  ck_assert_uint_eq(cc_strset_count(&set), 100);
+  cc_strset_clear(&set);
+  ck_assert_ptr_null(set.table);
+  ck_assert_uint_eq(cc_strset_count(&set), 0);
+}
+END_TEST
+
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("errors");
@@ -230,6 +266,7 @@ static Suite *core_suite(void) {
   tc = tcase_create("table");
   tcase_add_test(tc, siphash_reference_vector);
   tcase_add_test(tc, table_insert_find_remove);
+  tcase_add_test(tc, strset_one_word_until_first_member);
   suite_add_tcase(s, tc);
   return s;
 }

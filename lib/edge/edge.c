@@ -36,12 +36,7 @@ static void held_free(cc_edge *e, edge_session *s) {
 }
 
 static void user_free(cc_edge *e, edge_user *u) {
-  cc_tnode *n;
-  while (u->chats.slots && (n = cc_table_oldest(&u->chats)) != NULL) {
-    cc_table_remove(&u->chats, n);
-    cc_free(&e->mem, n);
-  }
-  cc_table_destroy(&u->chats);
+  cc_strset_clear(&u->chats);
   cc_free(&e->mem, u);
 }
 
@@ -127,35 +122,11 @@ static edge_user *user_get(cc_edge *e, cc_str id) {
 }
 
 int edge_user_add_chat(cc_edge *e, edge_user *u, cc_str chat) {
-  /* The set's table is made with its first chat: an idle user in no chat costs
-   * no slots. */
-  if (!u->chats.slots && cc_table_init(&u->chats, &e->mem) != 0) return CC_ERR_NOMEM;
-  uint64_t h = cc_table_hash(&u->chats, chat.ptr, chat.len);
-  if (cc_table_find(&u->chats, h, chat.ptr, chat.len)) return 0;
-  if (chat.len > UINT16_MAX) return CC_ERR_TOO_LARGE;
-  edge_chat *c = cc_malloc(&e->mem, sizeof *c + chat.len + 1);
-  if (!c) return CC_ERR_NOMEM;
-  memcpy(c->id, chat.ptr, chat.len);
-  c->id[chat.len] = '\0';
-  c->len = (uint16_t)chat.len;
-  c->node.key = (const uint8_t *)c->id;
-  c->node.key_len = (uint32_t)chat.len;
-  c->node.hash = h;
-  if (cc_table_insert(&u->chats, &c->node) != 0) {
-    cc_free(&e->mem, c);
-    return CC_ERR_NOMEM;
-  }
-  return 1;
+  return cc_strset_add(&u->chats, &e->mem, chat.ptr, chat.len);
 }
 
-int edge_user_remove_chat(cc_edge *e, edge_user *u, cc_str chat) {
-  if (!u->chats.slots) return 0;
-  cc_tnode *n =
-      cc_table_find(&u->chats, cc_table_hash(&u->chats, chat.ptr, chat.len), chat.ptr, chat.len);
-  if (!n) return 0;
-  cc_table_remove(&u->chats, n);
-  cc_free(&e->mem, n);
-  return 1;
+int edge_user_remove_chat(edge_user *u, cc_str chat) {
+  return cc_strset_remove(&u->chats, chat.ptr, chat.len);
 }
 
 /* ---- sessions ---- */
@@ -238,11 +209,9 @@ void edge_session_ready(edge_session *s) {
   cc_edge *e = s->edge;
   if (s->ready || s->closing || !s->conn) return;
   s->ready = 1;
-  const cc_table *chats = &s->user->chats;
-  for (cc_tnode *n = cc_table_oldest(chats); n; n = cc_table_newer(chats, n)) {
-    const edge_chat *c = (const edge_chat *)n;
-    edge_join(s, (cc_str){c->id, c->len});
-  }
+  const cc_strset *chats = &s->user->chats;
+  for (const cc_strset_item *c = cc_strset_first(chats); c; c = cc_strset_next(chats, c))
+    edge_join(s, (cc_str){c->str, c->len});
   send_hello(s);
   uint64_t id = s->id;
   cc_session ref = session_of(s);

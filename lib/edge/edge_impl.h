@@ -16,6 +16,7 @@
 #include <chatcore/fanout.h>
 
 #include "core/mem.h"
+#include "core/strset.h"
 #include "core/table.h"
 #include "protocol/outbound.h"
 
@@ -43,19 +44,12 @@ typedef struct edge_session {
   uint8_t enc;     /* cc_encoding */
 } edge_session;
 
-/* One chat in a user's chat set. */
-typedef struct edge_chat {
-  cc_tnode node;
-  uint16_t len;
-  char id[];
-} edge_chat;
-
 struct edge_user {
   cc_tnode node; /* in edge->users */
   edge_session *sessions;
   uint32_t n_sessions;
   uint8_t loaded; /* the chat set is complete */
-  cc_table chats; /* edge_chat; slots made with the first chat */
+  cc_strset chats; /* the chats its sessions are subscribed to */
   size_t id_len;
   char id[];
 };
@@ -89,7 +83,7 @@ edge_user *edge_user_find(cc_edge *e, cc_str id);
 /* Adds `chat` to the user's set: 1 added, 0 already there, <0 error. */
 int edge_user_add_chat(cc_edge *e, edge_user *u, cc_str chat);
 /* Removes it: 1 removed, 0 not there. */
-int edge_user_remove_chat(cc_edge *e, edge_user *u, cc_str chat);
+int edge_user_remove_chat(edge_user *u, cc_str chat);
 void edge_session_ready(edge_session *s);
 
 /* ---- delivery.c ---- */

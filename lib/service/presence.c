@@ -149,14 +149,13 @@ static void snapshot_send(cc_service *svc, svc_conn *sc, cc_str user, const cc_s
  * hears of every peer without one huge request. */
 void svc_presence_snapshot(svc_conn *sc) {
   cc_service *svc = sc->svc;
-  if (!svc->opt.presence || !sc->user->chats.slots) return;
+  if (!svc->opt.presence || cc_strset_count(&sc->user->chats) == 0) return;
   cc_str *peers = cc_calloc(&svc->mem, SNAPSHOT_MAX_PEERS, sizeof *peers);
   if (!peers) return;
   size_t n = 0;
-  for (cc_tnode *t = cc_table_oldest(&sc->user->chats); t;
-       t = cc_table_newer(&sc->user->chats, t)) {
-    const svc_chat_ref *r = (const svc_chat_ref *)t;
-    if (svc_direct_peer(r->id, r->len, user_of(sc), &peers[n])) n++;
+  const cc_strset *chats = &sc->user->chats;
+  for (const cc_strset_item *c = cc_strset_first(chats); c; c = cc_strset_next(chats, c)) {
+    if (svc_direct_peer(c->str, c->len, user_of(sc), &peers[n])) n++;
     if (n == SNAPSHOT_MAX_PEERS) {
       snapshot_send(svc, sc, user_of(sc), peers, n);
       n = 0;

@@ -44,6 +44,7 @@
 #include <chatcore/storage.h>
 
 #include "core/mem.h"
+#include "core/strset.h"
 #include "core/table.h"
 #include "protocol/outbound.h"
 #include "protocol/wire.h"
@@ -89,20 +90,13 @@ typedef struct svc_conn {
   int64_t presence_set_ms; /* when presence was last set (wall ms) */
 } svc_conn;
 
-/* One chat in a user's chat set. */
-typedef struct svc_chat_ref {
-  cc_tnode node;
-  uint16_t len;
-  char id[];
-} svc_chat_ref;
-
 struct svc_user {
   cc_tnode node; /* in svc->users */
   uint32_t refs; /* connections + loads in flight */
   svc_conn *conns;
   uint32_t n_conns;
   int loaded, loading;
-  cc_table chats; /* svc_chat_ref: chats the user is a member of */
+  cc_strset chats; /* chats the user is a member of */
   size_t id_len;
   char id[];
 };

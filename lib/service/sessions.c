@@ -29,16 +29,16 @@ static void close_session(svc_conn *sc, uint16_t code, const char *reason) {
 static int hand_chats(svc_conn *sc) {
   cc_service *svc = sc->svc;
   if (!svc->out.session_chats) return 0;
-  const cc_table *chats = &sc->user->chats;
-  size_t cap = chats->count < SVC_LOAD_PAGE ? chats->count : SVC_LOAD_PAGE, n = 0;
+  const cc_strset *chats = &sc->user->chats;
+  size_t count = cc_strset_count(chats);
+  size_t cap = count < SVC_LOAD_PAGE ? count : SVC_LOAD_PAGE, n = 0;
   cc_str *page = NULL;
   if (sc->want_chats && cap > 0) {
     page = cc_calloc(&svc->mem, cap, sizeof *page);
     if (!page) return CC_ERR_NOMEM;
-    for (cc_tnode *t = cc_table_oldest(chats); t; t = cc_table_newer(chats, t)) {
-      const svc_chat_ref *r = (const svc_chat_ref *)t;
-      page[n++] = (cc_str){r->id, r->len};
-      if (n == cap && cc_table_newer(chats, t)) {
+    for (const cc_strset_item *c = cc_strset_first(chats); c; c = cc_strset_next(chats, c)) {
+      page[n++] = (cc_str){c->str, c->len};
+      if (n == cap && cc_strset_next(chats, c)) {
         svc->out.session_chats(svc->out_data, sc->session, page, n, 0);
         n = 0;
       }

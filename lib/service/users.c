@@ -36,40 +36,18 @@ void svc_user_unref(cc_service *svc, svc_user *u) {
   if (--u->refs > 0) return;
   cc_table_remove(&svc->users, &u->node);
   cc_metric_set(svc->m.users, (int64_t)svc->users.count);
-  cc_tnode *n;
-  while (u->chats.slots && (n = cc_table_oldest(&u->chats)) != NULL) {
-    cc_table_remove(&u->chats, n);
-    cc_free(&svc->mem, n);
-  }
-  cc_table_destroy(&u->chats);
+  cc_strset_clear(&u->chats);
   cc_free(&svc->mem, u);
 }
 
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len) {
-  return u->chats.slots &&
-         cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len) != NULL;
+  return cc_strset_has(&u->chats, chat, len);
 }
 
 int svc_user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len) {
-  /* The set's table is made with its first chat: an idle user in no chat costs
-   * no slots. */
-  if (!u->chats.slots && cc_table_init(&u->chats, &svc->mem) != 0) return CC_ERR_NOMEM;
-  uint64_t h = cc_table_hash(&u->chats, chat, len);
-  if (cc_table_find(&u->chats, h, chat, len)) return 0;
-  if (u->chats.count >= SVC_MAX_USER_CHATS) return CC_ERR_TOO_LARGE;
-  svc_chat_ref *r = cc_malloc(&svc->mem, sizeof *r + len + 1);
-  if (!r) return CC_ERR_NOMEM;
-  memcpy(r->id, chat, len);
-  r->id[len] = '\0';
-  r->len = (uint16_t)len;
-  r->node.key = (const uint8_t *)r->id;
-  r->node.key_len = (uint32_t)len;
-  r->node.hash = h;
-  if (cc_table_insert(&u->chats, &r->node) != 0) {
-    cc_free(&svc->mem, r);
-    return CC_ERR_NOMEM;
-  }
-  return 1;
+  if (cc_strset_count(&u->chats) >= SVC_MAX_USER_CHATS && !cc_strset_has(&u->chats, chat, len))
+    return CC_ERR_TOO_LARGE;
+  return cc_strset_add(&u->chats, &svc->mem, chat, len);
 }
 
 int svc_is_group_id(const char *chat) {
@@ -96,11 +74,7 @@ void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t
 
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
-  if (!u || !u->chats.slots) return;
-  cc_tnode *n = cc_table_find(&u->chats, cc_table_hash(&u->chats, chat, len), chat, len);
-  if (!n) return;
-  cc_table_remove(&u->chats, n);
-  cc_free(&svc->mem, n);
+  if (u) cc_strset_remove(&u->chats, chat, len);
 }
 
 void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *joined,
