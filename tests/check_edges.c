@@ -186,6 +186,23 @@ START_TEST(removal_holds_on_the_other_edge) {
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "welcome back"), "bob: %s", buf);
 
+  /* A direct chat made on edge 1 (no log entry carries it) reaches Bob's
+   * subscriptions on edge 2 through the queue. */
+  drain(carol, buf, sizeof buf);
+  send_json(alice, "{\"requestId\":\"8\",\"createDirectChat\":{\"peerId\":\"bob\"}}");
+  drain(alice, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"8\""), "alice: %s", buf);
+  send_json(alice, "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+                   "\"clientMsgId\":\"d1\",\"text\":\"just us\"}}");
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "just us"), "bob: %s", buf);
+  ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
+  /* ...and Bob may answer through service 2. */
+  send_json(bob, "{\"requestId\":\"10\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+                 "\"clientMsgId\":\"d2\",\"text\":\"sure\"}}");
+  drain(alice, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"text\":\"sure\""), "alice: %s", buf);
+
   ck_assert_uint_eq(cc_edge_session_count(nodes[1].edge), 2);
   cc_memclient_close(alice);
   cc_memclient_close(bob);

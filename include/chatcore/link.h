@@ -15,8 +15,11 @@
  * "chatcore.chat.>": so the edges of every service sharing the queue see every
  * entry, and a membership change made through any service updates the
  * subscriptions of every edge and the membership checks of every service
- * (cc_service_membership_changed). Replies, typing, receipts and presence stay
- * local. The queue is also a feed for other consumers (bots, indexers).
+ * (cc_service_membership_changed). A membership change no entry carries (a
+ * direct chat created) travels the same way as a MembershipChanged event with
+ * seq 0, which changes subscriptions and is delivered to nobody. Replies,
+ * typing, receipts and presence stay local. The queue is also a feed for other
+ * consumers (bots, indexers).
  *
  * Threads: the link, its service, its edge and its queue belong to one loop. */
 #ifndef CHATCORE_LINK_H

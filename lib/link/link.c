@@ -53,20 +53,46 @@ static void on_published(void *ud, int err, int duplicate) {
   if (--l->publishing == 0 && l->dying) link_release(l);
 }
 
-static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_delivery *d) {
-  cc_link *l = ud;
-  const Chatcore__V1__Event *ev = cc_outbound_event(out);
-  if (!l->queue || !ev || d->seq == 0) {
-    cc_edge_to_chat(l->edge, chat, out, d);
-    return;
+/* A membership change that no log entry carries (a direct chat created, a
+ * membership learned from the storage), as a MembershipChanged event with seq
+ * 0: receivers change subscriptions and deliver nothing. Strings borrowed. */
+static void membership_only(Chatcore__V1__Event *ev, Chatcore__V1__MembershipChanged *mc,
+                            char *chat, char **added, char **removed,
+                            const cc_delivery *d) {
+  chatcore__v1__membership_changed__init(mc);
+  mc->chat_id = chat;
+  mc->added_user_ids = added;
+  mc->n_added_user_ids = d->n_joined;
+  mc->removed_user_ids = removed;
+  mc->n_removed_user_ids = d->n_left;
+  chatcore__v1__event__init(ev);
+  ev->event_case = CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED;
+  ev->membership_changed = mc;
+}
+
+/* NUL-terminated copies of `n` user ids (each <= 64 bytes) in `buf`. */
+static char **id_list(cc_link *l, const cc_str *ids, size_t n) {
+  if (n == 0) return NULL;
+  char **list = cc_calloc(&l->mem, n, sizeof *list + CC_PROTOCOL_USER_ID_MAX + 1);
+  if (!list) return NULL;
+  char *strings = (char *)(list + n);
+  for (size_t i = 0; i < n; i++) {
+    list[i] = strings + i * (CC_PROTOCOL_USER_ID_MAX + 1);
+    size_t len = ids[i].len <= CC_PROTOCOL_USER_ID_MAX ? ids[i].len : 0;
+    memcpy(list[i], ids[i].ptr, len);
+    list[i][len] = '\0';
   }
-  /* A log entry: everyone sharing the queue hears of it, this edge included,
-   * through the subscription (on_entry). */
+  return list;
+}
+
+static void publish(cc_link *l, cc_str chat, const Chatcore__V1__Event *ev, uint64_t seq,
+                    const cc_outbound *out, const cc_delivery *d) {
   char subject[sizeof SUBJECT_PREFIX + CC_PROTOCOL_CHAT_ID_MAX];
   char dedupe[CC_PROTOCOL_CHAT_ID_MAX + 24];
   size_t sl = chat_subject(subject, sizeof subject, chat);
-  int dl = snprintf(dedupe, sizeof dedupe, "%.*s/%llu", (int)chat.len, chat.ptr,
-                    (unsigned long long)d->seq);
+  int dl = seq ? snprintf(dedupe, sizeof dedupe, "%.*s/%llu", (int)chat.len, chat.ptr,
+                          (unsigned long long)seq)
+               : 0;
   cc_buf *b;
   if (sl == 0 || cc_wire_encode(&b, &ev->base, CC_ENCODING_PROTOBUF, 0, &l->mem) != 0) {
     cc_edge_to_chat(l->edge, chat, out, d); /* still reach the ones here */
@@ -76,6 +102,37 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
   l->queue->methods->publish(l->queue, (cc_str){subject, sl}, cc_buf_cdata(b), cc_buf_len(b),
                              (cc_str){dedupe, (size_t)dl}, on_published, l);
   cc_buf_unref(b);
+}
+
+static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_delivery *d) {
+  cc_link *l = ud;
+  const Chatcore__V1__Event *ev = cc_outbound_event(out);
+  if (l->queue && ev && d->seq != 0) {
+    /* A log entry: everyone sharing the queue hears of it, this edge included,
+     * through the subscription (on_entry). */
+    publish(l, chat, ev, d->seq, out, d);
+    return;
+  }
+  if (l->queue && !out && (d->n_joined || d->n_left) && chat.len <= CC_PROTOCOL_CHAT_ID_MAX) {
+    /* A membership change alone: every edge and service must hear of it. */
+    char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
+    memcpy(id, chat.ptr, chat.len);
+    id[chat.len] = '\0';
+    char **added = id_list(l, d->joined, d->n_joined);
+    char **removed = id_list(l, d->left, d->n_left);
+    if ((added || !d->n_joined) && (removed || !d->n_left)) {
+      Chatcore__V1__Event mev;
+      Chatcore__V1__MembershipChanged mc;
+      membership_only(&mev, &mc, id, added, removed, d);
+      publish(l, chat, &mev, 0, NULL, d);
+    } else {
+      cc_edge_to_chat(l->edge, chat, out, d);
+    }
+    cc_free(&l->mem, added);
+    cc_free(&l->mem, removed);
+    return;
+  }
+  cc_edge_to_chat(l->edge, chat, out, d);
 }
 
 static void to_user(void *ud, cc_str user, const cc_outbound *out) {
@@ -182,7 +239,8 @@ static void on_entry(void *ud, cc_queue_msg *m) {
       cc_service_membership_changed(l->svc, str_of(chat), d.joined, d.n_joined, d.left,
                                     d.n_left);
     }
-    cc_edge_to_chat(l->edge, str_of(chat), &out, &d);
+    /* seq 0: a membership change alone, nothing to deliver. */
+    cc_edge_to_chat(l->edge, str_of(chat), seq ? &out : NULL, &d);
     cc_free(&l->mem, joined);
     cc_free(&l->mem, left);
   }
