@@ -9,6 +9,7 @@
 #include <check.h>
 #include <chatcore/error.h>
 #include <chatcore/memnet.h>
+#include <chatcore/memory.h>
 #include <chatcore/service.h>
 #include <chatcore/presence.h>
 #include <chatcore/protocol.h>
