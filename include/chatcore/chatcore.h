@@ -5,7 +5,6 @@
 #include <chatcore/common.h>
 #include <chatcore/error.h>
 #include <chatcore/buf.h>
-#include <chatcore/seq.h>
 #include <chatcore/ratelimit.h>
 #include <chatcore/fanout.h>
 #include <chatcore/gateway.h>
