@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "core/hash.h"
 #include "core/mem.h"
 #include "core/table.h"
@@ -214,6 +215,166 @@ START_TEST(table_insert_find_remove) {
 }
 END_TEST
 
+/* ---- base64 ---- */
+
+/* RFC 4648 section 10, and two bytes that use the last two characters. */
+START_TEST(base64_rfc4648_vectors) {
+  static const struct {
+    const char *in, *std, *url_nopad;
+  } v[] = {
+      {"", "", ""},
+      {"f", "Zg==", "Zg"},
+      {"fo", "Zm8=", "Zm8"},
+      {"foo", "Zm9v", "Zm9v"},
+      {"foob", "Zm9vYg==", "Zm9vYg"},
+      {"fooba", "Zm9vYmE=", "Zm9vYmE"},
+      {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
+      {"\xfb\xff", "+/8=", "-_8"},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    size_t n = strlen(v[i].in), el = strlen(v[i].std), ul = strlen(v[i].url_nopad);
+    const uint8_t *in = (const uint8_t *)v[i].in;
+    char enc[16];
+    uint8_t dec[16];
+    ck_assert_uint_eq(cc_base64_encoded_len(n, 0), el);
+    ck_assert_uint_eq(cc_base64_encoded_len(n, CC_BASE64_URL | CC_BASE64_NOPAD), ul);
+    cc_base64_encode(enc, in, n, 0);
+    ck_assert_msg(memcmp(enc, v[i].std, el) == 0, "std %zu", i);
+    cc_base64_encode(enc, in, n, CC_BASE64_URL | CC_BASE64_NOPAD);
+    ck_assert_msg(memcmp(enc, v[i].url_nopad, ul) == 0, "url %zu", i);
+    size_t got = 99;
+    ck_assert_int_eq(cc_base64_decode(dec, &got, v[i].std, el, 0), 0);
+    ck_assert_uint_eq(got, n);
+    ck_assert(memcmp(dec, in, n) == 0);
+    got = 99;
+    ck_assert_int_eq(
+        cc_base64_decode(dec, &got, v[i].url_nopad, ul, CC_BASE64_URL | CC_BASE64_NOPAD),
+        0);
+    ck_assert_uint_eq(got, n);
+    ck_assert(memcmp(dec, in, n) == 0);
+    ck_assert_uint_eq(cc_base64_decoded_len(ul, CC_BASE64_NOPAD), n);
+  }
+}
+END_TEST
+
+START_TEST(base64_round_trip_every_form) {
+  static const unsigned forms[] = {0, CC_BASE64_URL, CC_BASE64_NOPAD,
+                                   CC_BASE64_URL | CC_BASE64_NOPAD};
+  uint8_t in[200], out[200];
+  char enc[300];
+  for (size_t len = 0; len < sizeof in; len++) {
+    for (size_t i = 0; i < len; i++)
+      in[i] = (uint8_t)(i * 151 + len * 7 + 0xf0);
+    for (size_t f = 0; f < 4; f++) {
+      unsigned flags = forms[f];
+      size_t el = cc_base64_encoded_len(len, flags), n = 0;
+      memset(enc, '#', sizeof enc);
+      cc_base64_encode(enc, in, len, flags);
+      ck_assert_msg(enc[el] == '#', "wrote past its length: %zu/%u", len, flags);
+      ck_assert_uint_ge(cc_base64_decoded_len(el, flags), len);
+      ck_assert_int_eq(cc_base64_decode(out, &n, enc, el, flags), 0);
+      ck_assert_uint_eq(n, len);
+      ck_assert(memcmp(in, out, len) == 0);
+      ck_assert_int_eq(cc_base64_check(enc, el, flags), 0);
+      /* Every form is accepted by the lenient decoder. */
+      ck_assert_int_eq(cc_base64_decode(out, &n, enc, el, CC_BASE64_LENIENT), 0);
+      ck_assert_uint_eq(n, len);
+      ck_assert(memcmp(in, out, len) == 0);
+      /* Strict decoding of the other padding refuses whenever padding shows. */
+      unsigned other = flags ^ CC_BASE64_NOPAD;
+      int padded = len % 3 != 0;
+      ck_assert_int_eq(cc_base64_decode(out, &n, enc, el, other) == 0, !padded);
+    }
+  }
+}
+END_TEST
+
+typedef struct b64_case {
+  const char *in;
+  unsigned flags;
+  int ok;
+} b64_case;
+
+START_TEST(base64_strict_and_lenient) {
+  static const b64_case cases[] = {
+      {"Zg==", 0, 1},
+      {"Zg", 0, 0},  /* padding required */
+      {"Zg=", 0, 0}, /* incomplete padding */
+      {"Zg==", CC_BASE64_NOPAD, 0},
+      {"Zg", CC_BASE64_NOPAD, 1},
+      {"Zh==", 0, 0}, /* non-zero bits after the last byte */
+      {"Zh==", CC_BASE64_LENIENT, 1},
+      {"Zm9=", 0, 0},
+      {"Zm9", CC_BASE64_LENIENT, 1},
+      {"-_8=", 0, 0}, /* the other alphabet */
+      {"-_8=", CC_BASE64_URL, 1},
+      {"+/8", CC_BASE64_URL | CC_BASE64_NOPAD, 0},
+      {"+_8=", 0, 0}, /* mixed */
+      {"+_8=", CC_BASE64_URL, 0},
+      {"+_8=", CC_BASE64_LENIENT, 1},
+      {"A", CC_BASE64_NOPAD, 0},
+      {"A", CC_BASE64_LENIENT, 0},
+      {"A===", 0, 0},
+      {"====", 0, 0},
+      {"Zg==Zg==", 0, 0},
+      {"Zg==Zg==", CC_BASE64_LENIENT, 0},
+      {"Zm9v\n", CC_BASE64_LENIENT, 0},
+      {"Zm 9v", CC_BASE64_LENIENT, 0},
+      {"Zm9v Zm9v", CC_BASE64_LENIENT, 0},
+      {"Zm9vYmFy", 0, 1},
+      {"Zm9vYmFy", CC_BASE64_LENIENT, 1},
+  };
+  uint8_t out[16];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const b64_case *c = &cases[i];
+    size_t n = 12345, l = strlen(c->in);
+    int rv = cc_base64_decode(out, &n, c->in, l, c->flags);
+    ck_assert_msg(rv == (c->ok ? 0 : CC_ERR_INVALID), "decode \"%s\" flags %u: %d", c->in,
+                  c->flags, rv);
+    if (!c->ok) ck_assert_uint_eq(n, 12345); /* untouched on failure */
+    ck_assert_msg(cc_base64_check(c->in, l, c->flags) == rv, "check \"%s\"", c->in);
+  }
+  /* A NUL inside is a character like any other outside the alphabet. */
+  ck_assert_int_eq(cc_base64_check("Zm\0v", 4, CC_BASE64_LENIENT), CC_ERR_INVALID);
+  /* Lengths no input can have. */
+  ck_assert_uint_eq(cc_base64_decoded_len(5, CC_BASE64_NOPAD), SIZE_MAX);
+  ck_assert_uint_eq(cc_base64_decoded_len(5, CC_BASE64_LENIENT), SIZE_MAX);
+  ck_assert_uint_eq(cc_base64_decoded_len(6, 0), SIZE_MAX);
+  ck_assert_uint_eq(cc_base64_decoded_len(6, CC_BASE64_NOPAD), 4);
+  ck_assert_uint_eq(cc_base64_decoded_len(8, 0), 6);
+}
+END_TEST
+
+/* cc_base64_check() on input longer than its scratch buffer: a fault anywhere,
+ * including at the seams between its pieces, is found. */
+START_TEST(base64_check_long_input) {
+  uint8_t raw[1000];
+  for (size_t i = 0; i < sizeof raw; i++)
+    raw[i] = (uint8_t)(i * 13 + 5);
+  char enc[1400];
+  const unsigned f = CC_BASE64_URL | CC_BASE64_NOPAD;
+  size_t el = cc_base64_encoded_len(sizeof raw, f);
+  cc_base64_encode(enc, raw, sizeof raw, f);
+  ck_assert_int_eq(cc_base64_check(enc, el, f), 0);
+  const size_t at[] = {0, 62, 63, 64, 65, 127, 128, 640, el - 2, el - 1};
+  for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+    char saved = enc[at[i]];
+    enc[at[i]] = '=';
+    ck_assert_msg(cc_base64_check(enc, el, f) != 0, "'=' at %zu", at[i]);
+    enc[at[i]] = '+'; /* the other alphabet */
+    ck_assert_msg(cc_base64_check(enc, el, f) != 0, "'+' at %zu", at[i]);
+    enc[at[i]] = saved;
+  }
+  /* 1000 bytes end in one byte: two characters, the second with 4 spare bits. */
+  char last = enc[el - 1];
+  enc[el - 1] = 'B';
+  ck_assert_int_ne(cc_base64_check(enc, el, f), 0);
+  enc[el - 1] = last;
+  ck_assert_int_eq(cc_base64_check(enc, el, f), 0);
+  ck_assert_int_ne(cc_base64_check(enc, el - 1, f), 0); /* 4n + 1 characters */
+}
+END_TEST
+
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("errors");
@@ -230,6 +391,12 @@ static Suite *core_suite(void) {
   tc = tcase_create("table");
   tcase_add_test(tc, siphash_reference_vector);
   tcase_add_test(tc, table_insert_find_remove);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("base64");
+  tcase_add_test(tc, base64_rfc4648_vectors);
+  tcase_add_test(tc, base64_round_trip_every_form);
+  tcase_add_test(tc, base64_strict_and_lenient);
+  tcase_add_test(tc, base64_check_long_input);
   suite_add_tcase(s, tc);
   return s;
 }

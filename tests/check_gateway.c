@@ -370,6 +370,37 @@ START_TEST(version_key_and_shape) {
 }
 END_TEST
 
+/* Sec-WebSocket-Key: the base64 of 16 bytes, in its one canonical form. */
+START_TEST(key_is_canonical_base64_of_16_bytes) {
+  static const struct {
+    const char *key;
+    int status;
+  } keys[] = {
+      {"dGhlIHNhbXBsZSBub25jZQ==", 101},     {"AAAAAAAAAAAAAAAAAAAAAA==", 101},
+      {"dGhlIHNhbXBsZSBub25jZR==", 400},     /* bits after the 16th byte */
+      {"dGhlIHNhbXBsZSBub25jZQ", 400},       /* unpadded */
+      {"dGhlIHNhbXBsZSBub25jZQ=", 400},      /* half padded */
+      {"dGhlIHNhbXBsZSBub25j-_==", 400},     /* URL alphabet */
+      {"dGhlIHNhbXBsZSBub25jZXh0", 400},     /* 18 bytes */
+      {"dGhlIHNhbXBsZSBub25jZQ==AAAA", 400}, /* more after the padding */
+  };
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    cc_conn *c;
+    ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+    char req[2048];
+    snprintf(
+        req, sizeof req,
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+        "Authorization: Bearer %s\r\n\r\n",
+        keys[i].key, ws_token("kim", 60));
+    ck_assert_msg(status_of(exchange(c, req)) == keys[i].status, "%s: %s", keys[i].key,
+                  response);
+    cc_conn_free(c);
+  }
+}
+END_TEST
+
 START_TEST(oversized_headers) {
   cc_conn *c;
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
@@ -1074,6 +1105,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, token_in_query_parameter);
   tcase_add_test(tc, origin_allow_list);
   tcase_add_test(tc, version_key_and_shape);
+  tcase_add_test(tc, key_is_canonical_base64_of_16_bytes);
   tcase_add_test(tc, oversized_headers);
   tcase_add_test(tc, handshake_rate_per_ip);
   tcase_add_test(tc, draining_refuses_and_closes);
