@@ -132,12 +132,9 @@ static int verify_token(cc_conn *c, const cc_http_request *req, cc_jwt_claims *c
   const cc_jwt_verifier *v = c->gw->opt.jwt;
   cc_str auth = cc_http_request_header(req, "Authorization");
   if (auth.ptr) {
-    if (auth.len < 7 || strncasecmp(auth.ptr, "Bearer ", 7) != 0)
-      return CC_ERR_JWT_MALFORMED;
-    size_t off = 7;
-    while (off < auth.len && auth.ptr[off] == ' ')
-      off++;
-    return cc_jwt_verify(v, auth.ptr + off, auth.len - off, claims);
+    cc_str token;
+    if (cc_http_bearer_token(auth, &token) != 0) return CC_ERR_JWT_MALFORMED;
+    return cc_jwt_verify(v, token.ptr, token.len, claims);
   }
   cc_str query = cc_http_request_query(req);
   char *buf = cc_malloc(&c->gw->mem, query.len + 1);
