@@ -2,12 +2,16 @@
 #include <check.h>
 #include <chatcore/buf.h>
 #include <chatcore/error.h>
+#include <chatcore/log.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/base64.h"
 #include "core/hash.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/table.h"
 
@@ -375,6 +379,137 @@ START_TEST(base64_check_long_input) {
 }
 END_TEST
 
+/* ---- the log hook ---- */
+
+typedef struct heard {
+  int n, level;
+  size_t len;
+  char text[2048];
+} heard;
+
+static void hear(void *ud, int level, const char *msg, size_t len) {
+  heard *h = ud;
+  h->n++;
+  h->level = level;
+  h->len = len;
+  ck_assert_uint_eq(strlen(msg), len);
+  memcpy(h->text, msg, len + 1);
+}
+
+START_TEST(log_hook_levels_and_text) {
+  heard h = {0};
+  cc_log_set_hook(hear, &h);
+  cc_log(CC_LOG_WARN, "refused %d of %s", 3, "them");
+  ck_assert_int_eq(h.n, 1);
+  ck_assert_int_eq(h.level, CC_LOG_WARN);
+  ck_assert_str_eq(h.text, "refused 3 of them");
+  /* Debug is not passed on by default, and not formatted either. */
+  ck_assert(!cc_log_enabled(CC_LOG_DEBUG));
+  cc_log(CC_LOG_DEBUG, "detail");
+  ck_assert_int_eq(h.n, 1);
+  ck_assert_int_eq(cc_log_set_level(CC_LOG_DEBUG), 0);
+  cc_log(CC_LOG_DEBUG, "detail");
+  ck_assert_int_eq(h.n, 2);
+  ck_assert_int_eq(h.level, CC_LOG_DEBUG);
+  ck_assert_int_eq(cc_log_set_level(CC_LOG_ERROR), 0);
+  cc_log(CC_LOG_WARN, "quiet");
+  cc_log(CC_LOG_ERROR, "loud");
+  ck_assert_int_eq(h.n, 3);
+  ck_assert_str_eq(h.text, "loud");
+  ck_assert_int_eq(cc_log_set_level(CC_LOG_DEBUG + 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_log_set_level(-1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_log_set_level(CC_LOG_INFO), 0);
+  /* A long message is cut to 1023 bytes. */
+  char big[1500];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  cc_log(CC_LOG_INFO, "%s", big);
+  ck_assert_uint_eq(h.len, 1023);
+  cc_log_set_hook(NULL, NULL);
+  ck_assert_str_eq(cc_log_level_name(CC_LOG_ERROR), "error");
+  ck_assert_str_eq(cc_log_level_name(CC_LOG_WARN), "warn");
+  ck_assert_str_eq(cc_log_level_name(CC_LOG_INFO), "info");
+  ck_assert_str_eq(cc_log_level_name(CC_LOG_DEBUG), "debug");
+  ck_assert_str_eq(cc_log_level_name(7), "unknown");
+}
+END_TEST
+
+/* Without a hook (or after cc_log_set_hook(NULL, NULL)): one line on stderr. */
+START_TEST(log_default_is_one_line_on_stderr) {
+  heard h = {0};
+  cc_log_set_hook(hear, &h);
+  cc_log_set_hook(NULL, NULL);
+  FILE *tmp = tmpfile();
+  ck_assert_ptr_nonnull(tmp);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  ck_assert_int_ge(saved, 0);
+  ck_assert_int_ge(dup2(fileno(tmp), STDERR_FILENO), 0);
+  cc_log(CC_LOG_WARN, "disk %s", "full");
+  cc_log(CC_LOG_ERROR, "lost %d", 2);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  ck_assert_int_eq(h.n, 0);
+  char text[128] = "";
+  rewind(tmp);
+  size_t n = fread(text, 1, sizeof text - 1, tmp);
+  fclose(tmp);
+  text[n] = '\0';
+  ck_assert_str_eq(text, "chatcore: warn: disk full\nchatcore: error: lost 2\n");
+}
+END_TEST
+
+/* Hooks swapped while other threads log: every message reaches a hook with
+ * that hook's own user_data. */
+typedef struct tagged {
+  int tag;
+  long seen, mismatched;
+  pthread_mutex_t lock;
+} tagged;
+
+static void tagged_count(tagged *t, int hook) {
+  pthread_mutex_lock(&t->lock);
+  t->seen++;
+  if (t->tag != hook) t->mismatched++;
+  pthread_mutex_unlock(&t->lock);
+}
+
+static void tagged_hook_a(void *ud, int level, const char *msg, size_t len) {
+  (void)level, (void)msg, (void)len;
+  tagged_count(ud, 'a');
+}
+
+static void tagged_hook_b(void *ud, int level, const char *msg, size_t len) {
+  (void)level, (void)msg, (void)len;
+  tagged_count(ud, 'b');
+}
+
+static void *log_a_lot(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20000; i++)
+    cc_log(CC_LOG_INFO, "message %d", i);
+  return NULL;
+}
+
+START_TEST(log_hook_swapped_under_load) {
+  tagged a = {'a', 0, 0, PTHREAD_MUTEX_INITIALIZER};
+  tagged b = {'b', 0, 0, PTHREAD_MUTEX_INITIALIZER};
+  cc_log_set_hook(tagged_hook_a, &a);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    ck_assert_int_eq(pthread_create(&th[i], NULL, log_a_lot, NULL), 0);
+  for (int i = 0; i < 2000; i++) {
+    cc_log_set_hook(tagged_hook_b, &b);
+    cc_log_set_hook(tagged_hook_a, &a);
+  }
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
+  cc_log_set_hook(NULL, NULL);
+  ck_assert_int_eq(a.seen + b.seen, 40000);
+  ck_assert_int_eq(a.mismatched + b.mismatched, 0);
+}
+END_TEST
+
 static Suite *core_suite(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("errors");
@@ -391,6 +526,11 @@ static Suite *core_suite(void) {
   tc = tcase_create("table");
   tcase_add_test(tc, siphash_reference_vector);
   tcase_add_test(tc, table_insert_find_remove);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("log");
+  tcase_add_test(tc, log_hook_levels_and_text);
+  tcase_add_test(tc, log_default_is_one_line_on_stderr);
+  tcase_add_test(tc, log_hook_swapped_under_load);
   suite_add_tcase(s, tc);
   tc = tcase_create("base64");
   tcase_add_test(tc, base64_rfc4648_vectors);

@@ -10,6 +10,7 @@
 #include <chatcore/gateway.h>
 #include <chatcore/http.h>
 #include <chatcore/jwt.h>
+#include <chatcore/log.h>
 #include <chatcore/memory.h>
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
