@@ -77,10 +77,15 @@ void cc_base64_encode(char *out, const uint8_t *in, size_t len, unsigned flags) 
   *out = '=';
 }
 
+/* Bytes in `n` characters without padding (n % 4 != 1). */
+static size_t unpadded_len(size_t n) {
+  return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+}
+
 size_t cc_base64_decoded_len(size_t len, unsigned flags) {
   if (len % 4 == 1) return SIZE_MAX;
   if (len % 4 != 0 && !(flags & (CC_BASE64_NOPAD | CC_BASE64_LENIENT))) return SIZE_MAX;
-  return len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+  return unpadded_len(len);
 }
 
 /* Drops the padding from *len when `flags` allow or require it; 0, or
@@ -137,7 +142,7 @@ int cc_base64_decode(uint8_t *out, size_t *out_len, const char *in, size_t len,
   if (unpad(in, &len, flags) != 0 || decode(table_for(flags), out, (const uint8_t *)in,
                                             len, !(flags & CC_BASE64_LENIENT)) != 0)
     return CC_ERR_INVALID;
-  *out_len = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+  *out_len = unpadded_len(len);
   return 0;
 }
 
