@@ -4,7 +4,11 @@
  * count, header bytes, body bytes) and answers the ones it owns itself (the
  * WebSocket upgrade, /healthz, /readyz, /metrics). Any other request reaches the
  * application's `on_http` callback as a read-only cc_http_request, borrowed for
- * the duration of that callback. */
+ * the duration of that callback.
+ *
+ * The parsers of request values the gateway itself uses (percent-decoding,
+ * query parameters, Bearer credentials) are here too, so that an application
+ * serving its own HTTP reads them by the same rules. */
 #ifndef CHATCORE_HTTP_H
 #define CHATCORE_HTTP_H
 
