@@ -55,29 +55,6 @@ static void run_bench(const bench *b) {
   fflush(stdout);
 }
 
-/* --- sequence allocation: 10,000 chats, round robin ------------------------- */
-typedef struct seq_state {
-  cc_seq *seq;
-  char ids[10000][16];
-  size_t lens[10000];
-  size_t next;
-} seq_state;
-
-static long long run_seq(void *st, long long n) {
-  seq_state *s = st;
-  uint64_t v;
-  for (long long i = 0; i < n; i++) {
-    size_t c = s->next++ % 10000;
-    int rv = cc_seq_next(s->seq, s->ids[c], s->lens[c], &v);
-    if (rv == CC_ERR_SEQ_UNSEEDED) {
-      cc_seq_seed(s->seq, s->ids[c], s->lens[c], 0);
-      rv = cc_seq_next(s->seq, s->ids[c], s->lens[c], &v);
-    }
-    if (rv != 0) return rv;
-  }
-  return n;
-}
-
 /* --- rate-limit check: 10,000 keys, generous limits (the allowed path) ------ */
 typedef struct rl_state {
   cc_ratelimit *rl;
@@ -264,15 +241,6 @@ int main(int argc, char **argv) {
   }
   printf("libchatcore %s microbenchmarks, %.1f s each, one thread\n",
          cc_version()->version_str, seconds);
-
-  static seq_state ss;
-  cc_seq_options *so;
-  if (cc_seq_options_new(&so) || cc_seq_new(&ss.seq, so, NULL)) return 1;
-  cc_seq_options_free(so);
-  for (int i = 0; i < 10000; i++)
-    ss.lens[i] = (size_t)snprintf(ss.ids[i], sizeof ss.ids[i], "g:%08d", i);
-  run_bench(&(bench){"seq_next", "allocs", run_seq, &ss});
-  cc_seq_free(ss.seq);
 
   static rl_state rs;
   cc_ratelimit_options *ro;

@@ -8,6 +8,7 @@
 #include <chatcore/error.h>
 #include <chatcore/link.h>
 #include <chatcore/memnet.h>
+#include <chatcore/memory.h>
 #include <chatcore/service.h>
 #include <chatcore/storage.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include <check.h>
 #include <chatcore/error.h>
 #include <chatcore/gateway.h>
+#include <chatcore/http.h>
 #include <chatcore/jwt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +368,37 @@ START_TEST(version_key_and_shape) {
   ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
   ck_assert_int_eq(status_of(exchange(c, "GARBAGE\r\n\r\n")), 400);
   cc_conn_free(c);
+}
+END_TEST
+
+/* Sec-WebSocket-Key: the base64 of 16 bytes, in its one canonical form. */
+START_TEST(key_is_canonical_base64_of_16_bytes) {
+  static const struct {
+    const char *key;
+    int status;
+  } keys[] = {
+      {"dGhlIHNhbXBsZSBub25jZQ==", 101},     {"AAAAAAAAAAAAAAAAAAAAAA==", 101},
+      {"dGhlIHNhbXBsZSBub25jZR==", 400},     /* bits after the 16th byte */
+      {"dGhlIHNhbXBsZSBub25jZQ", 400},       /* unpadded */
+      {"dGhlIHNhbXBsZSBub25jZQ=", 400},      /* half padded */
+      {"dGhlIHNhbXBsZSBub25j-_==", 400},     /* URL alphabet */
+      {"dGhlIHNhbXBsZSBub25jZXh0", 400},     /* 18 bytes */
+      {"dGhlIHNhbXBsZSBub25jZQ==AAAA", 400}, /* more after the padding */
+  };
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    cc_conn *c;
+    ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+    char req[2048];
+    snprintf(
+        req, sizeof req,
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+        "Authorization: Bearer %s\r\n\r\n",
+        keys[i].key, ws_token("kim", 60));
+    ck_assert_msg(status_of(exchange(c, req)) == keys[i].status, "%s: %s", keys[i].key,
+                  response);
+    cc_conn_free(c);
+  }
 }
 END_TEST
 
@@ -1064,6 +1096,149 @@ START_TEST(slow_consumer_cut_from_inside_a_read) {
 }
 END_TEST
 
+/* The Authorization header through the handshake: cc_http_bearer_token's rules. */
+START_TEST(bearer_header_forms) {
+  static const struct {
+    const char *fmt; /* %s: a good token */
+    int status;
+  } forms[] = {
+      {"Authorization: Bearer %s\r\n", 101},
+      {"Authorization: bearer %s\r\n", 101},
+      {"Authorization: BEARER    %s\r\n", 101},
+      {"Authorization: Bearer %s  \r\n", 101},
+      {"Authorization: Bearer\t%s\r\n", 401},
+      {"Authorization: Bearer %s junk\r\n", 401},
+      {"Authorization: Bearer %s,\r\n", 401},
+      {"Authorization: Bearer\r\n", 401},
+      {"Authorization: Bearers %s\r\n", 401},
+      {"Authorization: Token %s\r\n", 401},
+  };
+  for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+    char hdr[1200];
+    snprintf(hdr, sizeof hdr, forms[i].fmt, ws_token("lee", 60));
+    cc_conn *c;
+    ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+    char req[2048];
+    int status = status_of(exchange(c, ws_upgrade_request(req, sizeof req, hdr)));
+    ck_assert_msg(status == forms[i].status, "form %zu: %s", i, response);
+    if (status == 401) ck_assert_ptr_nonnull(strstr(response, "invalid_token"));
+    cc_conn_free(c);
+  }
+}
+END_TEST
+
+/* ---- request values, without a request ---- */
+
+static cc_str cstr(const char *s) {
+  return (cc_str){s, strlen(s)};
+}
+
+START_TEST(bearer_token_rules) {
+  static const struct {
+    const char *value, *token; /* token NULL: CC_ERR_INVALID */
+  } cases[] = {
+      {"Bearer abc", "abc"},
+      {"bearer abc", "abc"},
+      {"bEaReR abc", "abc"},
+      {"Bearer    abc", "abc"},
+      {"  Bearer abc \t", "abc"},
+      {"Bearer a.b-c_d~e+f/g", "a.b-c_d~e+f/g"},
+      {"Bearer abc==", "abc=="},
+      {"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
+       "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"},
+      {"Bearer", NULL},
+      {"Bearer ", NULL},
+      {"Bearer    ", NULL},
+      {"Bearerabc", NULL},
+      {"Bearer\tabc", NULL},
+      {"Bearer abc def", NULL},
+      {"Bearer abc,", NULL},
+      {"Bearer abc=x", NULL}, /* '=' only at the end */
+      {"Bearer =abc", NULL},
+      {"Bearer ab\"c", NULL},
+      {"Bearer a%62c", NULL},
+      {"Basic YWxpY2U6cHc=", NULL},
+      {"Bear abc", NULL},
+      {"", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cc_str tok = {"untouched", 9};
+    int rv = cc_http_bearer_token(cstr(cases[i].value), &tok);
+    if (!cases[i].token) {
+      ck_assert_msg(rv == CC_ERR_INVALID, "\"%s\" accepted", cases[i].value);
+      ck_assert_uint_eq(tok.len, 9);
+      continue;
+    }
+    ck_assert_msg(rv == 0, "\"%s\": %d", cases[i].value, rv);
+    ck_assert_uint_eq(tok.len, strlen(cases[i].token));
+    ck_assert(memcmp(tok.ptr, cases[i].token, tok.len) == 0);
+    /* The token points into the header value. */
+    ck_assert(tok.ptr >= cases[i].value &&
+              tok.ptr + tok.len <= cases[i].value + strlen(cases[i].value));
+  }
+  /* A NUL inside is not token68 either; absent headers and NULL out refused. */
+  ck_assert_int_eq(cc_http_bearer_token((cc_str){"Bearer a\0b", 10}, &(cc_str){0}),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(cc_http_bearer_token((cc_str){NULL, 0}, &(cc_str){0}), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_http_bearer_token(cstr("Bearer abc"), NULL), CC_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(percent_decoding) {
+  char out[32];
+  ck_assert_int_eq(cc_http_percent_decode(cstr("a%41%7e%7E+b"), 0, out, sizeof out), 6);
+  ck_assert_str_eq(out, "aA~~+b");
+  ck_assert_int_eq(
+      cc_http_percent_decode(cstr("a+b%2B"), CC_HTTP_PLUS_IS_SPACE, out, sizeof out), 4);
+  ck_assert_str_eq(out, "a b+");
+  ck_assert_int_eq(cc_http_percent_decode(cstr(""), 0, out, sizeof out), 0);
+  ck_assert_str_eq(out, "");
+  /* NUL bytes come through; the length says where the value ends. */
+  ck_assert_int_eq(cc_http_percent_decode(cstr("x%00y"), 0, out, sizeof out), 3);
+  ck_assert(memcmp(out, "x\0y", 4) == 0);
+  ck_assert_int_eq(cc_http_percent_decode(cstr("%e2%82%ac"), 0, out, sizeof out), 3);
+  ck_assert_str_eq(out, "\xe2\x82\xac");
+  static const char *bad[] = {"%", "%4", "a%4", "%G1", "%1G", "%%41", "100%"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(cc_http_percent_decode(cstr(bad[i]), 0, out, sizeof out) ==
+                      CC_ERR_INVALID,
+                  "%s", bad[i]);
+  /* The NUL must fit too. */
+  ck_assert_int_eq(cc_http_percent_decode(cstr("abc"), 0, out, 3), CC_ERR_TOO_LARGE);
+  ck_assert_int_eq(cc_http_percent_decode(cstr("abc"), 0, out, 4), 3);
+  ck_assert_int_eq(cc_http_percent_decode(cstr("%41%42%43"), 0, out, 4), 3);
+  ck_assert_int_eq(cc_http_percent_decode(cstr("abc"), 0, out, 0), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_http_percent_decode(cstr("abc"), 0, NULL, 4), CC_ERR_INVALID);
+  /* In place. */
+  char buf[] = "g%3A1%2Fx+y";
+  ck_assert_int_eq(
+      cc_http_percent_decode(cstr(buf), CC_HTTP_PLUS_IS_SPACE, buf, sizeof buf), 7);
+  ck_assert_str_eq(buf, "g:1/x y");
+}
+END_TEST
+
+START_TEST(query_parameters) {
+  char out[16];
+  cc_str q = cstr("a=1&access_token=x%2By+z&a=2&flag&empty=&aa=3");
+  ck_assert_int_eq(cc_http_query_param(q, "a", out, sizeof out), 1);
+  ck_assert_str_eq(out, "1"); /* the first one */
+  ck_assert_int_eq(cc_http_query_param(q, "access_token", out, sizeof out), 5);
+  ck_assert_str_eq(out, "x+y z");
+  ck_assert_int_eq(cc_http_query_param(q, "flag", out, sizeof out), 0);
+  ck_assert_int_eq(cc_http_query_param(q, "empty", out, sizeof out), 0);
+  ck_assert_int_eq(cc_http_query_param(q, "aa", out, sizeof out), 1);
+  ck_assert_str_eq(out, "3");
+  ck_assert_int_eq(cc_http_query_param(q, "b", out, sizeof out), CC_ERR_NOT_FOUND);
+  ck_assert_int_eq(cc_http_query_param(q, "access", out, sizeof out), CC_ERR_NOT_FOUND);
+  ck_assert_int_eq(cc_http_query_param(q, "access_token", out, 5), CC_ERR_TOO_LARGE);
+  ck_assert_int_eq(cc_http_query_param(cstr("t=%zz"), "t", out, sizeof out),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(cc_http_query_param((cc_str){NULL, 0}, "t", out, sizeof out),
+                   CC_ERR_NOT_FOUND);
+  ck_assert_int_eq(cc_http_query_param(q, NULL, out, sizeof out), CC_ERR_INVALID);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -1072,14 +1247,21 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, subprotocol_negotiation);
   tcase_add_test(tc, unauthorized_tokens);
   tcase_add_test(tc, token_in_query_parameter);
+  tcase_add_test(tc, bearer_header_forms);
   tcase_add_test(tc, origin_allow_list);
   tcase_add_test(tc, version_key_and_shape);
+  tcase_add_test(tc, key_is_canonical_base64_of_16_bytes);
   tcase_add_test(tc, oversized_headers);
   tcase_add_test(tc, handshake_rate_per_ip);
   tcase_add_test(tc, draining_refuses_and_closes);
   tcase_add_test(tc, plain_http_endpoints);
   tcase_add_test(tc, metrics_endpoint);
   tcase_add_test(tc, request_timeout);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("request values");
+  tcase_add_test(tc, bearer_token_rules);
+  tcase_add_test(tc, percent_decoding);
+  tcase_add_test(tc, query_parameters);
   suite_add_tcase(s, tc);
   tc = tcase_create("session");
   tcase_add_checked_fixture(tc, setup, teardown);

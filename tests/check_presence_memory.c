@@ -7,6 +7,7 @@
  * limit. */
 #include <check.h>
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/presence.h>
 #include <stdio.h>
 #include <stdlib.h>

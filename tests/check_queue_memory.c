@@ -7,6 +7,7 @@
  * memory runs out, free from inside a handler, its length limits. */
 #include <check.h>
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/queue.h>
 #include <stdio.h>
 #include <stdlib.h>

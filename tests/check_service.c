@@ -15,6 +15,7 @@
 #include <chatcore/http_api.h>
 #include <chatcore/link.h>
 #include <chatcore/memnet.h>
+#include <chatcore/memory.h>
 #include <chatcore/service.h>
 #include <chatcore/presence.h>
 #include <chatcore/protocol.h>
@@ -2582,8 +2583,10 @@ START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
   client *a = cli_connect("alice", CC_ENCODING_JSON);
   pump_all();
   expect_hello(a);
-  uint64_t first = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\"]}");
-  uint64_t second = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
+  uint64_t first =
+      cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\"]}");
+  uint64_t second = cli_cmd(
+      a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
   cc_memnet_flush(net);
   Chatcore__V1__Error *e = REPLY(a, second, ERROR, error);
   ck_assert_int_eq(e->code, CODE(UNAVAILABLE));
@@ -2594,7 +2597,8 @@ START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
   ck_assert_uint_eq(m->n_added_user_ids, 1);
   ck_assert_str_eq(m->added_user_ids[0], "carol");
   /* Once it is done, the retry goes through and adds only dave. */
-  uint64_t retry = cli_cmd(a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
+  uint64_t retry = cli_cmd(
+      a, "\"addMembers\":{\"chatId\":\"g:crew\",\"userIds\":[\"carol\",\"dave\"]}");
   pump_all();
   expect_event(a, EV(MEMBERSHIP_CHANGED));
   m = REPLY(a, retry, ADD_MEMBERS, add_members);

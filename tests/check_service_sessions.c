@@ -6,6 +6,7 @@
  * symbols (seam-no-gateway). */
 #include <check.h>
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/service.h>
 #include <chatcore/storage.h>
 #include <stdio.h>

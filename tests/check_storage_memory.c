@@ -5,6 +5,7 @@
  * a free from inside a callback, its id length limit. */
 #include <check.h>
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/storage.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,7 @@
 #include <chatcore/error.h>
 #include <chatcore/gateway.h>
 #include <chatcore/jwt.h>
+#include <chatcore/log.h>
 #include <chatcore/uv.h>
 #include <errno.h>
 #include <malloc.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "support/alloc.h"
 #include "support/runner.h"
 #include "support/ws.h"
 #include "transport/uv/uv_internal.h"
@@ -1205,6 +1207,59 @@ START_TEST(thousands_of_connections_leave_nothing) {
 }
 END_TEST
 
+/* ---- what the driver tells the log hook ---- */
+
+typedef struct heard {
+  int n, level;
+  char text[256];
+} heard;
+
+static void hear(void *ud, int level, const char *msg, size_t len) {
+  heard *h = ud;
+  ck_assert_uint_eq(strlen(msg), len);
+  h->n++;
+  h->level = level;
+  snprintf(h->text, sizeof h->text, "%s", msg);
+}
+
+/* A connection that arrives when no memory is left is refused, and the
+ * operator hears of it as a warning through the hook, not on stderr. */
+START_TEST(refused_for_memory_is_logged) {
+  static counting_alloc allocs;
+  counting_alloc_reset(&allocs);
+  const cc_mem mem = {&allocs, counting_malloc, counting_free, counting_calloc,
+                      counting_realloc};
+  cc_gateway *g2 = new_gateway(NULL);
+  cc_uv_options *o;
+  ck_assert_int_eq(cc_uv_options_new(&o), 0);
+  ck_assert_int_eq(cc_uv_options_set_listen(o, "127.0.0.1", 0), 0);
+  char err[256];
+  cc_uv_server *s2;
+  ck_assert_int_eq(cc_uv_server_new(&s2, &loop, g2, o, &mem, err, sizeof err), 0);
+  cc_uv_options_free(o);
+  heard h = {0};
+  cc_log_set_hook(hear, &h);
+  allocs.fail_countdown = 1; /* the connection's state, the first thing accept makes */
+  cl c;
+  ck_assert_int_eq(cl_connect(&c, cc_uv_server_port(s2), NULL), 0);
+  RUN_UNTIL(h.n > 0 && !s2->rejecting, 5000);
+  cc_log_set_hook(NULL, NULL);
+  ck_assert_int_eq(h.n, 1);
+  ck_assert_int_eq(h.level, CC_LOG_WARN);
+  ck_assert_str_eq(h.text, "accepting a connection: out of memory, refused it");
+  char b;
+  ssize_t n = recv(c.fd, &b, 1, 0);
+  ck_assert_msg(n == 0 || (n < 0 && errno == ECONNRESET), "recv: %zd", n);
+  cl_close(&c);
+  ck_assert_int_eq(A.opened, 0);
+  int closed = 0;
+  cc_uv_server_free(s2, set_flag, &closed);
+  RUN_UNTIL(closed, 5000);
+  cc_gateway_free(g2);
+  ck_assert_int_eq(allocs.live, 0);
+}
+END_TEST
+
 /* ---- the timing wheel, on made-up time ---- */
 
 typedef struct wheel_probe {
@@ -1344,6 +1399,7 @@ static Suite *uv_suite(void) {
   tcase_add_test(tc, reuse_port_shares_the_address);
   tcase_add_test(tc, listen_options);
   tcase_add_test(tc, ipv6_listener);
+  tcase_add_test(tc, refused_for_memory_is_logged);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("tls");

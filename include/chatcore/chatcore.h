@@ -5,7 +5,6 @@
 #include <chatcore/common.h>
 #include <chatcore/error.h>
 #include <chatcore/buf.h>
-#include <chatcore/seq.h>
 #include <chatcore/ratelimit.h>
 #include <chatcore/edge.h>
 #include <chatcore/fanout.h>
@@ -14,6 +13,8 @@
 #include <chatcore/http_api.h>
 #include <chatcore/jwt.h>
 #include <chatcore/link.h>
+#include <chatcore/log.h>
+#include <chatcore/memory.h>
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
 #include <chatcore/presence.h>

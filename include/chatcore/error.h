@@ -10,6 +10,7 @@ extern "C" {
 #endif
 
 /* X(name, value, message). Values are stable ABI: never renumber, only append.
+ * -10 (SEQ_UNSEEDED, of the removed cc_seq) is retired: never reuse it.
  * Codes at or below CC_ERR_FATAL leave the object they came from unusable: it can
  * only be freed. */
 #define CC_ERRNO_MAP(X)                                                                  \
@@ -22,7 +23,6 @@ extern "C" {
   X(AGAIN, -7, "try again later")                                                        \
   X(STATE, -8, "operation not allowed in this state")                                    \
   X(RATE_LIMITED, -9, "rate limit exceeded")                                             \
-  X(SEQ_UNSEEDED, -10, "sequence not seeded for this chat")                              \
   X(PROTO, -20, "malformed protocol message")                                            \
   X(PROTO_UNKNOWN, -21, "unknown protocol message or field")                             \
   X(PROTO_TYPE, -22, "wrong type for protocol field")                                    \

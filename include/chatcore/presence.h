@@ -117,58 +117,6 @@ struct cc_presence {
   const cc_presence_methods *methods;
 };
 
-/* ---- the memory backend ---- */
-
-/* Presence in process memory, for one process (tests, embedding, a single
- * server). Calls complete before they return, and change callbacks run before
- * the call that caused them completes — except for a call made from inside a
- * change callback, whose transitions are heard once that callback returns
- * (so a subscriber that reacts by calling in never recurses). Not thread-safe.
- *
- * Expiry is checked (with the monotonic clock) at the start of every set,
- * clear and lookup, and by cc_presence_memory_expire(), which the owner calls
- * from a timer so that subscribers hear of expired users without waiting for
- * the next call.
- * Offline users' last_seen_ms is remembered for the `max_offline_users` that
- * went offline most recently; older ones are forgotten (reported as 0). */
-typedef struct cc_presence_memory_options cc_presence_memory_options;
-
-/* Options with defaults: max_offline_users 1,000,000; the monotonic and Unix
- * clocks of the system. 0 or CC_ERR_NOMEM; *out untouched on error. */
-CC_EXTERN int cc_presence_memory_options_new(cc_presence_memory_options **out);
-/* NULL is a no-op. */
-CC_EXTERN void cc_presence_memory_options_free(cc_presence_memory_options *opt);
-/* How many offline users' last_seen_ms to remember (0: none). CC_ERR_INVALID
- * if opt is NULL. */
-CC_EXTERN int
-cc_presence_memory_options_set_max_offline_users(cc_presence_memory_options *opt,
-                                                 size_t max_offline_users);
-/* Monotonic clock in ns, for TTLs; fn NULL restores the default. */
-CC_EXTERN int cc_presence_memory_options_set_clock(cc_presence_memory_options *opt,
-                                                   cc_clock_fn fn, void *user_data);
-/* Unix-time clock in ns, for last_seen_ms; fn NULL restores the default. */
-CC_EXTERN int cc_presence_memory_options_set_wall_clock(cc_presence_memory_options *opt,
-                                                        cc_clock_fn fn, void *user_data);
-
-/* Makes an empty memory presence. `opt` copied (NULL: defaults); `mem` copied
- * (NULL: default). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error.
- * Free with out->methods->free(out). */
-CC_EXTERN int cc_presence_memory_new(cc_presence **out,
-                                     const cc_presence_memory_options *opt,
-                                     const cc_mem *mem);
-
-/* Expires every device of memory presence `p` whose TTL has run out, telling
- * subscribers of users that went offline (before returning). Returns how many
- * devices expired (>= 0); CC_ERR_INVALID if `p` is not a memory presence;
- * CC_ERR_CLOSED after free was called from a callback. */
-CC_EXTERN int cc_presence_memory_expire(cc_presence *p);
-
-/* *out_ms: how long until the next device of memory presence `p` expires (0:
- * overdue), to schedule cc_presence_memory_expire(). 0; CC_ERR_NOT_FOUND when
- * no device is set; CC_ERR_INVALID if `p` is not a memory presence or out_ms is
- * NULL. */
-CC_EXTERN int cc_presence_memory_next_expiry(const cc_presence *p, uint64_t *out_ms);
-
 #ifdef __cplusplus
 }
 #endif

@@ -106,46 +106,6 @@ struct cc_queue {
   const cc_queue_methods *methods;
 };
 
-/* ---- the memory backend ---- */
-
-/* A queue inside one process: at-most-once, nothing survives the process.
- * Not thread-safe.
- *
- * A publish delivers to every matching subscription before its callback runs.
- * Deliveries go through one FIFO drained in a loop, so a handler that
- * publishes does not recurse: a publish made from inside a handler is
- * delivered after the handler returns, behind what was already queued, and
- * its callback runs before that. So every subscriber receives messages in the
- * order they were published, whoever published them. Consumer groups pick
- * their member round-robin. Publishing costs one hash lookup plus a match
- * against each wildcard subscription.
- *
- * Dedupe ids are remembered for `dedupe_window_ms` after their first publish
- * (a duplicate does not extend it), and at most `max_dedupe_ids` of them (the
- * oldest forgotten first). Subjects and dedupe ids are at most 65535 bytes. */
-typedef struct cc_queue_memory_options cc_queue_memory_options;
-
-/* Options with defaults: dedupe window 120,000 ms, max_dedupe_ids 1,000,000,
- * the system's monotonic clock. 0 or CC_ERR_NOMEM; *out untouched on error. */
-CC_EXTERN int cc_queue_memory_options_new(cc_queue_memory_options **out);
-/* NULL is a no-op. */
-CC_EXTERN void cc_queue_memory_options_free(cc_queue_memory_options *opt);
-/* How long a dedupe id is remembered, in ms (>= 1), else CC_ERR_INVALID. */
-CC_EXTERN int cc_queue_memory_options_set_dedupe_window_ms(cc_queue_memory_options *opt,
-                                                           uint64_t ms);
-/* How many dedupe ids are remembered at most (>= 1), else CC_ERR_INVALID. */
-CC_EXTERN int cc_queue_memory_options_set_max_dedupe_ids(cc_queue_memory_options *opt,
-                                                         size_t max_ids);
-/* Monotonic clock in ns, for the dedupe window; fn NULL restores the default. */
-CC_EXTERN int cc_queue_memory_options_set_clock(cc_queue_memory_options *opt,
-                                                cc_clock_fn fn, void *user_data);
-
-/* Makes an empty memory queue. `opt` copied (NULL: defaults); `mem` copied
- * (NULL: default). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error.
- * Free with out->methods->free(out). */
-CC_EXTERN int cc_queue_memory_new(cc_queue **out, const cc_queue_memory_options *opt,
-                                  const cc_mem *mem);
-
 #ifdef __cplusplus
 }
 #endif

@@ -220,16 +220,6 @@ struct cc_storage {
   const cc_storage_methods *methods;
 };
 
-/* ---- the memory backend ---- */
-
-/* A storage in process memory: fast, complete, and gone when the process exits
- * (tests, embedding, ephemeral chats). Calls complete before they return. Not
- * thread-safe: use one instance from one thread. Chat, user and client message
- * ids longer than 65535 bytes are CC_ERR_INVALID.
- * `mem` copied (NULL: default). 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out
- * untouched on error. Free with out->methods->free(out). */
-CC_EXTERN int cc_storage_memory_new(cc_storage **out, const cc_mem *mem);
-
 #ifdef __cplusplus
 }
 #endif

@@ -5,12 +5,12 @@
  * per-IP handshake rate), then the shape of the request, then the Origin, and the
  * token's signature last, so that floods cost as little CPU as possible. */
 #include <chatcore/error.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/base64.h"
 #include "core/mem.h"
 #include "core/strbuf.h"
 #include "gateway/gateway_internal.h"
@@ -77,15 +77,12 @@ static int str_eq(cc_str s, const char *lit) {
   return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
 }
 
-/* A Sec-WebSocket-Key must be base64 of exactly 16 bytes: 22 characters and "==". */
+/* A Sec-WebSocket-Key must be base64 of exactly 16 bytes (24 characters, the
+ * last two "=", RFC 6455 section 4.1). */
 static int valid_key(cc_str key) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=') return 0;
-  for (size_t i = 0; i < 22; i++)
-    if (!memchr(alphabet, key.ptr[i], 64)) return 0;
-  unsigned char raw[24];
-  return EVP_DecodeBlock(raw, (const unsigned char *)key.ptr, 24) == 18;
+  uint8_t raw[18];
+  size_t n;
+  return key.len == 24 && cc_base64_decode(raw, &n, key.ptr, key.len, 0) == 0 && n == 16;
 }
 
 /* base64(SHA-1(key + GUID)), NUL-terminated in `out` (29 bytes). */
@@ -95,7 +92,8 @@ static void accept_value(cc_str key, char out[29]) {
   memcpy(buf, key.ptr, 24);
   memcpy(buf + 24, WS_GUID, sizeof WS_GUID - 1);
   SHA1((const unsigned char *)buf, 24 + sizeof WS_GUID - 1, digest);
-  EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+  cc_base64_encode(out, digest, SHA_DIGEST_LENGTH, 0);
+  out[28] = '\0';
 }
 
 /* The encoding from every Sec-WebSocket-Protocol header, in order: 1 when one of
@@ -134,12 +132,9 @@ static int verify_token(cc_conn *c, const cc_http_request *req, cc_jwt_claims *c
   const cc_jwt_verifier *v = c->gw->opt.jwt;
   cc_str auth = cc_http_request_header(req, "Authorization");
   if (auth.ptr) {
-    if (auth.len < 7 || strncasecmp(auth.ptr, "Bearer ", 7) != 0)
-      return CC_ERR_JWT_MALFORMED;
-    size_t off = 7;
-    while (off < auth.len && auth.ptr[off] == ' ')
-      off++;
-    return cc_jwt_verify(v, auth.ptr + off, auth.len - off, claims);
+    cc_str token;
+    if (cc_http_bearer_token(auth, &token) != 0) return CC_ERR_JWT_MALFORMED;
+    return cc_jwt_verify(v, token.ptr, token.len, claims);
   }
   cc_str query = cc_http_request_query(req);
   char *buf = cc_malloc(&c->gw->mem, query.len + 1);

@@ -5,7 +5,6 @@
 #include <chatcore/http_api.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/mem.h"
 #include "protocol/wire.h"
@@ -121,45 +120,19 @@ static int query_uint(cc_str query, const char *name, uint64_t max, uint64_t *ou
   return 0;
 }
 
-static int hex_value(int c) {
-  return c >= '0' && c <= '9'   ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                : -1;
-}
-
-/* Percent-decodes a path segment into `out`; its length, or -1. */
-static int decode_segment(const char *s, size_t len, char *out, size_t cap) {
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    int c = (unsigned char)s[i];
-    if (c == '%') {
-      int hi = i + 2 < len ? hex_value((unsigned char)s[i + 1]) : -1;
-      int lo = i + 2 < len ? hex_value((unsigned char)s[i + 2]) : -1;
-      if (hi < 0 || lo < 0) return -1;
-      c = hi * 16 + lo;
-      i += 2;
-    }
-    if (o + 1 >= cap) return -1;
-    out[o++] = (char)c;
-  }
-  out[o] = '\0';
-  return (int)o;
-}
-
 /* The caller from `Authorization: Bearer <JWT>` into `user`; 0, or an answer
  * was sent. */
 static int authenticate(cc_http_api *api, cc_conn *conn, const cc_http_request *req,
                         char *user) {
   static const char challenge[] = "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n";
-  cc_str h = cc_http_request_header(req, "Authorization");
-  if (!h.ptr || h.len < 8 || strncasecmp(h.ptr, "Bearer ", 7) != 0) {
+  cc_str token;
+  if (cc_http_bearer_token(cc_http_request_header(req, "Authorization"), &token) != 0) {
     respond_error(conn, 401, API_E(UNAUTHORIZED), "Authorization: Bearer <token> required",
                   challenge);
     return -1;
   }
   cc_jwt_claims claims;
-  if (cc_jwt_verify(api->verifier, h.ptr + 7, h.len - 7, &claims) != 0 ||
+  if (cc_jwt_verify(api->verifier, token.ptr, token.len, &claims) != 0 ||
       cc_protocol_check_user_id(claims.sub, claims.sub_len) != 0) {
     respond_error(conn, 401, API_E(UNAUTHORIZED), "invalid or expired token", challenge);
     return -1;
@@ -210,7 +183,8 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
   char chat_id[CC_PROTOCOL_CHAT_ID_MAX + 1] = "", cursor[CC_PROTOCOL_CHAT_ID_MAX + 8] = "";
   int chat_len = 0;
   if (is_history) {
-    chat_len = decode_segment(rest + 1, rest_len - 1 - sl, chat_id, sizeof chat_id);
+    chat_len = cc_http_percent_decode((cc_str){rest + 1, rest_len - 1 - sl}, 0, chat_id,
+                                      sizeof chat_id);
     if (chat_len <= 0 || cc_protocol_check_chat_id(chat_id, (size_t)chat_len) != 0) {
       respond_error(conn, 400, API_E(BAD_REQUEST), "not a valid chat id", NULL);
       return 1;

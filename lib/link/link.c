@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "protocol/outbound.h"
 
@@ -48,8 +49,7 @@ static void on_published(void *ud, int err, int duplicate) {
   (void)duplicate;
   cc_link *l = ud;
   if (err != 0)
-    fprintf(stderr, "chatcore: publishing a log entry to the queue failed: %s\n",
-            cc_strerror(err));
+    cc_log(CC_LOG_WARN, "publishing a log entry to the queue failed: %s", cc_strerror(err));
   if (--l->publishing == 0 && l->dying) link_release(l);
 }
 

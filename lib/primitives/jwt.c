@@ -12,6 +12,7 @@
 #include <chatcore/jwt.h>
 #include <chatcore/error.h>
 
+#include "core/base64.h"
 #include "core/json.h"
 #include "core/clock.h"
 #include "core/mem.h"
@@ -115,94 +116,8 @@ const char *cc_jwt_alg_name(cc_jwt_alg alg) {
   return alg_valid(alg) ? alg_table[alg].name : NULL;
 }
 
-/* ---- base64url (RFC 4648 section 5, unpadded, canonical) ---- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* 0..63, or 0xff for bytes outside the alphabet ('=' included). */
-static const uint8_t b64_value[256] = {
-#define X 0xff
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  62, X,  X,  52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,
-    X,  X,  X,  X,  X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  63, X,  26, 27, 28,
-    29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
-    49, 50, 51, X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-    X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
-#undef X
-};
-
-/* Encoded length of `n` bytes, without padding. */
-static size_t b64_encoded_len(size_t n) {
-  return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-/* Decoded length of `n` characters; SIZE_MAX when no unpadded encoding has that
- * length (n % 4 == 1). */
-static size_t b64_decoded_len(size_t n) {
-  if (n % 4 == 1) return SIZE_MAX;
-  return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-}
-
-static void b64_encode(const uint8_t *in, size_t n, char *out) {
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    *out++ = b64_alphabet[v >> 18];
-    *out++ = b64_alphabet[(v >> 12) & 63];
-    *out++ = b64_alphabet[(v >> 6) & 63];
-    *out++ = b64_alphabet[v & 63];
-  }
-  if (n - i == 1) {
-    *out++ = b64_alphabet[in[i] >> 2];
-    *out++ = b64_alphabet[(in[i] & 3) << 4];
-  } else if (n - i == 2) {
-    uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-    *out++ = b64_alphabet[v >> 10];
-    *out++ = b64_alphabet[(v >> 4) & 63];
-    *out++ = b64_alphabet[(v & 15) << 2];
-  }
-}
-
-/* Decodes `n` characters into `out` (room for b64_decoded_len(n) bytes). Returns
- * 0, or -1 for a character outside the alphabet, a length % 4 == 1, or non-zero
- * bits after the last whole byte (so every byte string has exactly one accepted
- * encoding). */
-static int b64_decode(const char *in, size_t n, uint8_t *out) {
-  const uint8_t *s = (const uint8_t *)in;
-  size_t i = 0;
-  uint8_t bad = 0;
-  if (n % 4 == 1) return -1;
-  for (; i + 4 <= n; i += 4) {
-    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]];
-    uint8_t c = b64_value[s[i + 2]], d = b64_value[s[i + 3]];
-    bad |= a | b | c | d;
-    uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-    *out++ = (uint8_t)(v >> 16);
-    *out++ = (uint8_t)(v >> 8);
-    *out++ = (uint8_t)v;
-  }
-  /* 0xff has bit 7 set; every valid value is below 64. */
-  if (bad & 0x80) return -1;
-  if (n - i == 2) {
-    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]];
-    if ((a | b) & 0x80 || (b & 15)) return -1;
-    *out = (uint8_t)(a << 2 | b >> 4);
-  } else if (n - i == 3) {
-    uint8_t a = b64_value[s[i]], b = b64_value[s[i + 1]], c = b64_value[s[i + 2]];
-    if ((a | b | c) & 0x80 || (c & 3)) return -1;
-    *out++ = (uint8_t)(a << 2 | b >> 4);
-    *out = (uint8_t)((b & 15) << 4 | c >> 2);
-  }
-  return 0;
-}
+/* Tokens are base64url without padding, canonical (RFC 7515 section 2). */
+#define B64 (CC_BASE64_URL | CC_BASE64_NOPAD)
 
 /* ---- HMAC from prepared digest states ---- */
 
@@ -683,8 +598,9 @@ int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
   const char *hdr = token, *pay = d1 + 1, *sig = d2 + 1;
   size_t hdr_len = (size_t)(d1 - token), pay_len = (size_t)(d2 - pay);
   size_t sig_len = len - (size_t)(sig - token);
-  size_t hdr_dec = b64_decoded_len(hdr_len), pay_dec = b64_decoded_len(pay_len);
-  size_t sig_dec = b64_decoded_len(sig_len);
+  size_t hdr_dec = cc_base64_decoded_len(hdr_len, B64);
+  size_t pay_dec = cc_base64_decoded_len(pay_len, B64);
+  size_t sig_dec = cc_base64_decoded_len(sig_len, B64);
   if (hdr_len == 0 || pay_len == 0 || hdr_dec == SIZE_MAX || pay_dec == SIZE_MAX ||
       sig_dec == SIZE_MAX)
     return CC_ERR_JWT_MALFORMED;
@@ -697,25 +613,24 @@ int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
 
   int rv = CC_ERR_JWT_MALFORMED;
   cJSON *payload = NULL;
-  if (b64_decode(hdr, hdr_len, buf) != 0) goto done;
+  if (cc_base64_decode(buf, &hdr_dec, hdr, hdr_len, B64) != 0) goto done;
   if ((rv = check_header(v, buf, hdr_dec)) != 0) goto done;
 
   uint8_t sigbuf[SIG_MAX];
   rv = CC_ERR_JWT_MALFORMED;
   if (sig_dec > sizeof sigbuf) {
     /* Longer than any signature we accept; still report bad characters first. */
-    for (size_t i = 0; i < sig_len; i++)
-      if (b64_value[(uint8_t)sig[i]] == 0xff) goto done;
+    if (cc_base64_check(sig, sig_len, B64) != 0) goto done;
     rv = CC_ERR_JWT_SIGNATURE;
     goto done;
   }
-  if (b64_decode(sig, sig_len, sigbuf) != 0) goto done;
+  if (cc_base64_decode(sigbuf, &sig_dec, sig, sig_len, B64) != 0) goto done;
   rv = CC_ERR_JWT_SIGNATURE;
   if (sig_dec != v->sig_len) goto done;
   if ((rv = check_signature(v, token, (size_t)(d2 - token), sigbuf)) != 0) goto done;
 
   rv = CC_ERR_JWT_MALFORMED;
-  if (b64_decode(pay, pay_len, buf) != 0) goto done;
+  if (cc_base64_decode(buf, &pay_dec, pay, pay_len, B64) != 0) goto done;
   if ((rv = parse_object(buf, pay_dec, CC_ERR_JWT_MALFORMED, &payload)) != 0) goto done;
   rv = check_claims(v, payload, out);
 done:
@@ -742,8 +657,9 @@ int cc_jwt_sign_hmac(cc_jwt_alg alg, const uint8_t *key, size_t key_len,
   int hn = snprintf(header, sizeof header, "{\"alg\":\"%s\",\"typ\":\"JWT\"}",
                     alg_table[alg].name);
   size_t tag_len = hmac_len(alg);
-  size_t h64 = b64_encoded_len((size_t)hn), p64 = b64_encoded_len(claims_len);
-  size_t total = h64 + 1 + p64 + 1 + b64_encoded_len(tag_len);
+  size_t h64 = cc_base64_encoded_len((size_t)hn, B64);
+  size_t p64 = cc_base64_encoded_len(claims_len, B64);
+  size_t total = h64 + 1 + p64 + 1 + cc_base64_encoded_len(tag_len, B64);
   if (out_cap <= total) {
     *out_len = total;
     return CC_ERR_TOO_LARGE;
@@ -755,16 +671,16 @@ int cc_jwt_sign_hmac(cc_jwt_alg alg, const uint8_t *key, size_t key_len,
   rv = hmac_prepare(md, key, key_len, &inner, &outer);
   EVP_MD_free(md);
   if (rv != 0) return rv;
-  b64_encode((const uint8_t *)header, (size_t)hn, out);
+  cc_base64_encode(out, (const uint8_t *)header, (size_t)hn, B64);
   out[h64] = '.';
-  b64_encode((const uint8_t *)claims_json, claims_len, out + h64 + 1);
+  cc_base64_encode(out + h64 + 1, (const uint8_t *)claims_json, claims_len, B64);
   out[h64 + 1 + p64] = '.';
   uint8_t tag[EVP_MAX_MD_SIZE];
   rv = hmac_compute(inner, outer, out, h64 + 1 + p64, tag);
   EVP_MD_CTX_free(inner);
   EVP_MD_CTX_free(outer);
   if (rv != 0) return rv;
-  b64_encode(tag, tag_len, out + h64 + 1 + p64 + 1);
+  cc_base64_encode(out + h64 + 1 + p64 + 1, tag, tag_len, B64);
   out[total] = '\0';
   *out_len = total;
   return 0;

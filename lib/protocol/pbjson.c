@@ -3,10 +3,10 @@
 
 #include <chatcore/error.h>
 
+#include "core/base64.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/utf8.h"
-#include "protocol/base64.h"
 
 #include <float.h>
 #include <math.h>
@@ -341,10 +341,10 @@ static int je_string(cc_jbuf *b, const uint8_t *s, size_t len) {
 }
 
 static int je_bytes(cc_jbuf *b, const ProtobufCBinaryData *bd) {
-  size_t n = cc_base64_encoded_len(bd->len);
+  size_t n = cc_base64_encoded_len(bd->len, 0);
   if (jb_reserve(b, n + 2)) return CC_ERR_NOMEM;
   b->data[b->len++] = '"';
-  if (bd->len) cc_base64_encode((char *)b->data + b->len, bd->data, bd->len);
+  if (bd->len) cc_base64_encode((char *)b->data + b->len, bd->data, bd->len, 0);
   b->len += n;
   b->data[b->len++] = '"';
   return 0;
@@ -739,10 +739,14 @@ static int jd_value(jd_ctx *c, const ProtobufCFieldDescriptor *f, const cJSON *v
       bd->len = 0;
       return 0;
     }
-    uint8_t *data = jd_alloc(c, cc_base64_decoded_max(len));
+    /* proto3 JSON: either alphabet, padded or not. */
+    size_t max = cc_base64_decoded_len(len, CC_BASE64_LENIENT);
+    if (max == SIZE_MAX)
+      return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "invalid base64");
+    uint8_t *data = jd_alloc(c, max);
     if (!data) return cc_wire_err_set(c->err, CC_ERR_NOMEM, "out of memory");
     size_t n;
-    if (cc_base64_decode(data, &n, v->valuestring, len) != 0) {
+    if (cc_base64_decode(data, &n, v->valuestring, len, CC_BASE64_LENIENT) != 0) {
       jd_free(c, data);
       return cc_wire_err_set(c->err, CC_ERR_PROTO_TYPE, "invalid base64");
     }

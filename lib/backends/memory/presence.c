@@ -18,6 +18,7 @@
  * are freed once none is running (a lookup's statuses point at their ids), and
  * a free during a callback is deferred to the outermost return. */
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/presence.h>
 
 #include "core/clock.h"

@@ -19,6 +19,7 @@
  * dedupe id behind. Handlers and callbacks may call back in (even free the
  * queue: the release then waits for the outermost call to return). */
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/queue.h>
 
 #include "core/clock.h"

@@ -17,6 +17,7 @@
  * delete replaces is only freed once no callback is running, and a free during
  * a callback is deferred to the outermost return. Not thread-safe. */
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/storage.h>
 
 #include "core/hash.h"

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/mem.h"
 #include "transport/uv/uv_internal.h"
 
@@ -86,7 +87,13 @@ static void on_reject_closed(uv_handle_t *h);
 
 static void on_connection(uv_stream_t *l, int status) {
   cc_uv_server *s = l->data;
-  if (status < 0 || s->draining || s->freeing) return;
+  if (status < 0) {
+    /* Out of descriptors (EMFILE), say: clients wait in the backlog until
+     * some close, which an operator should hear of. */
+    cc_log(CC_LOG_WARN, "accepting a connection: %s", uv_strerror(status));
+    return;
+  }
+  if (s->draining || s->freeing) return;
   cc_uv_conn *c = cc_calloc(&s->mem, 1, sizeof *c);
   if (!c) {
     /* libuv stops accepting until this connection is taken: take it with the
@@ -96,8 +103,9 @@ static void on_connection(uv_stream_t *l, int status) {
       s->handles++;
       uv_tcp_init(s->loop, &s->reject);
       s->reject.data = s;
-      if (uv_accept(l, (uv_stream_t *)&s->reject) != 0) { /* nothing pending */
-      }
+      /* Nothing may be pending (a retry from on_reject_closed). */
+      if (uv_accept(l, (uv_stream_t *)&s->reject) == 0)
+        cc_log(CC_LOG_WARN, "accepting a connection: out of memory, refused it");
       uv_close((uv_handle_t *)&s->reject, on_reject_closed);
     }
     return;
