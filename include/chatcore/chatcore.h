@@ -11,6 +11,7 @@
 #include <chatcore/gateway.h>
 #include <chatcore/http.h>
 #include <chatcore/jwt.h>
+#include <chatcore/loop.h>
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
 #include <chatcore/presence.h>
