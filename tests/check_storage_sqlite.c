@@ -13,6 +13,7 @@
 #include <chatcore/error.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
+#include <chatcore/uv.h>
 #include <sqlite3.h>
 #include <uv.h>
 
@@ -45,13 +46,23 @@ static uv_loop_t loop_storage;
 static uv_loop_t *loop;
 static pid_t loop_pid;
 
+static cc_loop *backend_loop; /* the loop contract on `loop` */
+
 static uv_loop_t *the_loop(void) {
   if (!loop || loop_pid != getpid()) {
     if (uv_loop_init(&loop_storage) != 0) abort();
     loop = &loop_storage;
     loop_pid = getpid();
+    backend_loop = NULL;
+    if (cc_uv_loop_new(&backend_loop, loop, NULL) != 0) abort();
   }
   return loop;
+}
+
+/* The loop the storages complete on. */
+static cc_loop *the_cc_loop(void) {
+  the_loop();
+  return backend_loop;
 }
 
 /* A fresh file name in tmpdir. */
@@ -66,7 +77,7 @@ static int open_db(cc_storage **s, const char *path, cc_sqlite_synchronous sync,
   ck_assert_int_eq(cc_sqlite_options_new(&opt), 0);
   ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
   ck_assert_int_eq(cc_sqlite_options_set_synchronous(opt, sync), 0);
-  int rv = cc_storage_sqlite_open(s, the_loop(), opt, NULL, error, cap);
+  int rv = cc_storage_sqlite_open(s, the_cc_loop(), opt, NULL, error, cap);
   cc_sqlite_options_free(opt);
   return rv;
 }
@@ -225,12 +236,13 @@ START_TEST(options_validate) {
   /* No path: INVALID, *out untouched, a reason. */
   cc_storage *sentinel = (cc_storage *)&opt, *s = sentinel;
   char error[128];
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error),
-                   CC_ERR_INVALID);
+  ck_assert_int_eq(
+      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error),
+      CC_ERR_INVALID);
   ck_assert_ptr_eq(s, sentinel);
   ck_assert_str_eq(error, "no path");
   ck_assert_int_eq(cc_storage_sqlite_open(&s, NULL, opt, NULL, NULL, 0), CC_ERR_INVALID);
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), NULL, NULL, NULL, 0),
+  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_cc_loop(), NULL, NULL, NULL, 0),
                    CC_ERR_INVALID);
   cc_sqlite_options_free(opt);
   cc_sqlite_options_free(NULL);
@@ -849,8 +861,8 @@ START_TEST(wal_stays_under_its_cap) {
   ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
   ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, CAP_START, CAP_MAX), 0);
   cc_storage *s = NULL;
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error),
-                   0);
+  ck_assert_int_eq(
+      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error), 0);
   cc_sqlite_options_free(opt);
   ck_assert_int_eq(bench_setup(s), 0);
   bench c = {s, 0, 0, CAP_APPENDS, 0, wal, 0};
@@ -930,7 +942,9 @@ static void crash_child_main(const char *path, int fd) {
     _exit(7);
   crash_child c = {NULL, fd, 0};
   char error[512];
-  if (cc_storage_sqlite_open(&c.s, &l, opt, NULL, error, sizeof error) != 0) {
+  cc_loop *cl = NULL;
+  if (cc_uv_loop_new(&cl, &l, NULL) != 0) _exit(6);
+  if (cc_storage_sqlite_open(&c.s, cl, opt, NULL, error, sizeof error) != 0) {
     fprintf(stderr, "child: %s\n", error);
     _exit(8);
   }
@@ -1101,7 +1115,7 @@ static int run_bench(int argc, char **argv) {
   cc_storage *s = NULL;
   cc_sqlite_options *opt = NULL;
   if (cc_sqlite_options_new(&opt) || cc_sqlite_options_set_path(opt, path)) return 1;
-  int rv = cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error);
+  int rv = cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error);
   cc_sqlite_options_free(opt);
   if (rv != 0) {
     fprintf(stderr, "%s\n", error);

@@ -1,5 +1,7 @@
 /* Completions of the SQLite backend: the callbacks of finished requests, run on
- * the loop thread in the order the calls were made. */
+ * the loop thread in the order the calls were made. The worker wakes the loop
+ * with the loop contract's `post` (one wake in flight at a time: a wake drains
+ * every completion queued when it runs). */
 #include <chatcore/error.h>
 
 #include "sqlite_internal.h"
@@ -49,12 +51,23 @@ void sq_deliver_all(store *s) {
     }
     req *r = s->ready;
     s->ready = r->next;
-    if (--s->pending == 0 && !s->closing) uv_unref((uv_handle_t *)&s->async);
+    if (--s->pending == 0) s->loop->methods->unref(s->loop);
     deliver(r);
     sq_req_free(s, r);
   }
 }
 
-void sq_on_async(uv_async_t *h) {
-  sq_deliver_all(h->data);
+void sq_on_wake(void *arg) {
+  store *s = arg;
+  uv_mutex_lock(&s->mu);
+  s->wake_posted = 0; /* what the worker adds from now on needs a new wake */
+  uv_mutex_unlock(&s->mu);
+  sq_deliver_all(s);
+}
+
+int sq_post(store *s, cc_loop_fn fn) {
+  int err;
+  while ((err = s->loop->methods->post(s->loop, fn, s)) == CC_ERR_NOMEM)
+    uv_sleep(1);
+  return err;
 }

@@ -15,6 +15,7 @@
 #ifndef CC_BACKENDS_SQLITE_INTERNAL_H
 #define CC_BACKENDS_SQLITE_INTERNAL_H
 
+#include <chatcore/loop.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
 
@@ -134,8 +135,7 @@ typedef struct seq_entry {
 typedef struct store {
   cc_storage base;
   cc_mem mem;
-  uv_loop_t *loop;
-  uv_async_t async;
+  cc_loop *loop; /* completions are posted to it (<chatcore/loop.h>) */
   uv_thread_t thread;
   uv_mutex_t mu;
   uv_cond_t cv;
@@ -143,11 +143,13 @@ typedef struct store {
   req *in_head, *in_tail;   /* waiting for the worker */
   req *out_head, *out_tail; /* done, waiting for the loop */
   int stopping;
+  int exit_post;   /* close: the worker posts sq_on_worker_done as it ends */
+  int wake_posted; /* a sq_on_wake is posted and has not started yet */
   /* loop thread only */
   req *ready;     /* taken from out, being delivered */
-  size_t pending; /* queued and not yet delivered: the async handle is ref'd */
-  int closing;
-  int finished; /* worker joined, everything delivered: only the close is left */
+  size_t pending; /* queued and not yet delivered: the loop is ref'd */
+  int closing;    /* free or close was called: calls get CC_ERR_CLOSED */
+  int finished;   /* worker joined, everything delivered: only the release is left */
   void (*closed)(void *);
   void *closed_ud;
   /* worker only (the loop thread touches them only before start / after join) */
@@ -235,7 +237,13 @@ void sq_ck_shutdown(store *s);
 
 /* completion.c (loop thread) */
 void sq_deliver_all(store *s);
-void sq_on_async(uv_async_t *h);
+/* Posted by the worker when it filled the completion list (arg: the store). */
+void sq_on_wake(void *arg);
+/* Posts fn(s) to the store's loop from the worker, retrying while the loop is
+ * out of memory; CC_ERR_CLOSED if the loop was closed under the storage. */
+int sq_post(store *s, cc_loop_fn fn);
+/* Posted by the worker as it ends after a close (arg: the store). */
+void sq_on_worker_done(void *arg);
 
 /* database.c */
 int sq_open_fail(char *error, size_t cap, const char *path, const char *msg, int err);

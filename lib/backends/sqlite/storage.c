@@ -12,7 +12,7 @@
 #include <string.h>
 
 static void enqueue(store *s, req *r) {
-  if (s->pending++ == 0) uv_ref((uv_handle_t *)&s->async);
+  if (s->pending++ == 0) s->loop->methods->ref(s->loop); /* a post will come */
   uv_mutex_lock(&s->mu);
   if (s->in_tail)
     s->in_tail->next = r;
@@ -174,48 +174,82 @@ static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
     enqueue(s, r);
 }
 
-static void on_closed(uv_handle_t *h) {
-  store *s = h->data;
+/* Releases the store (loop thread): the worker was joined and every completion
+ * delivered, and no wake is posted any more (this runs after the last one). */
+static void release(store *s) {
   void (*closed)(void *) = s->closed;
   void *ud = s->closed_ud;
+  cc_loop *loop = s->loop;
+  uv_cond_destroy(&s->cv);
+  uv_mutex_destroy(&s->mu);
   cc_mem mem = s->mem;
   cc_free(&mem, s->path);
   cc_free(&mem, s);
+  loop->methods->unref(loop); /* the ref taken by free or close */
   if (closed) closed(ud);
 }
 
-/* Finishes queued work (the worker drains its queue before it stops; this
- * thread waits for it), delivers every completion, then closes the handle. */
-static void store_close(store *s, void (*closed)(void *), void *ud) {
+static void on_release(void *arg) {
+  release(arg);
+}
+
+/* Stops the worker once it has run everything queued; with `exit_post` it
+ * posts sq_on_worker_done as it ends. */
+static void stop_worker(store *s, int exit_post) {
+  uv_mutex_lock(&s->mu);
+  s->stopping = 1;
+  s->exit_post = exit_post;
+  uv_cond_signal(&s->cv);
+  uv_mutex_unlock(&s->mu);
+}
+
+/* free (and cc_storage_sqlite_free): finishes queued work (this thread waits
+ * for the worker, which closes the connections as it ends), delivers every
+ * completion, and releases the memory from a post, after any wake the worker
+ * posted (posts are FIFO). */
+static void store_free(store *s, void (*closed)(void *), void *ud) {
   if (s->closing) return;
   s->closing = 1;
   s->closed = closed;
   s->closed_ud = ud;
-  uv_mutex_lock(&s->mu);
-  s->stopping = 1;
-  uv_cond_signal(&s->cv);
-  uv_mutex_unlock(&s->mu);
+  s->loop->methods->ref(s->loop);
+  stop_worker(s, 0);
   uv_thread_join(&s->thread);
-  sq_ck_shutdown(s);
-  sq_close_db(s);    /* the last connection: checkpoints and removes the WAL */
   sq_deliver_all(s); /* calls made from these callbacks get CC_ERR_CLOSED */
   s->finished = 1;
-  uv_cond_destroy(&s->cv);
-  uv_mutex_destroy(&s->mu);
-  uv_close((uv_handle_t *)&s->async, on_closed);
+  if (sq_post(s, on_release) != 0) release(s); /* no loop left to wait for */
+}
+
+/* close (version 3): nothing waits; the worker posts this as it ends. */
+void sq_on_worker_done(void *arg) {
+  store *s = arg;
+  uv_thread_join(&s->thread); /* it has returned or is returning */
+  sq_deliver_all(s);
+  s->finished = 1;
+  release(s);
+}
+
+static void m_close(cc_storage *base, void (*cb)(void *user_data), void *user_data) {
+  store *s = (store *)base;
+  if (!s || s->closing) return;
+  s->closing = 1;
+  s->closed = cb;
+  s->closed_ud = user_data;
+  s->loop->methods->ref(s->loop);
+  stop_worker(s, 1);
 }
 
 static void m_free(cc_storage *base) {
-  if (base) store_close((store *)base, NULL, NULL);
+  if (base) store_free((store *)base, NULL, NULL);
 }
 
 void cc_storage_sqlite_free(cc_storage *base, void (*closed)(void *user_data),
                             void *user_data) {
-  if (base) store_close((store *)base, closed, user_data);
+  if (base) store_free((store *)base, closed, user_data);
 }
 
 static const cc_storage_methods sqlite_methods = {
-    .version = 2,
+    .version = 3,
     .create_chat = m_create_chat,
     .get_chat = m_get_chat,
     .append = m_append,
@@ -224,13 +258,14 @@ static const cc_storage_methods sqlite_methods = {
     .mark_read = m_mark_read,
     .free = m_free,
     .get_membership = m_get_membership,
+    .close = m_close,
 };
 
-int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
-                           const cc_sqlite_options *opt, const cc_mem *mem, char *error,
-                           size_t error_cap) {
+int cc_storage_sqlite_open(cc_storage **out, cc_loop *loop, const cc_sqlite_options *opt,
+                           const cc_mem *mem, char *error, size_t error_cap) {
   if (error && error_cap) error[0] = '\0';
-  if (!out || !loop || !opt || !opt->path) {
+  if (!out || !loop || !loop->methods || loop->methods->version < 1 || !opt ||
+      !opt->path) {
     if (error && error_cap)
       snprintf(error, error_cap, "%s",
                !opt || opt->path ? "invalid argument" : "no path");
@@ -274,21 +309,10 @@ int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
   }
   if (uv_mutex_init(&s->mu) != 0) goto fail_db;
   if (uv_cond_init(&s->cv) != 0) goto fail_mu;
-  if (uv_async_init(loop, &s->async, sq_on_async) != 0) goto fail_cv;
-  s->async.data = s;
-  uv_unref((uv_handle_t *)&s->async); /* ref'd only while calls are pending */
   if (uv_thread_create(&s->thread, sq_worker, s) != 0) {
-    /* The handle must be closed by the loop: release everything from its
-     * close callback. */
-    uv_cond_destroy(&s->cv);
-    uv_mutex_destroy(&s->mu);
-    sq_ck_shutdown(s);
-    sq_close_db(s);
-    s->closing = 1;
-    uv_close((uv_handle_t *)&s->async, on_closed);
     if (error && error_cap)
       snprintf(error, error_cap, "%s: cannot start a thread", opt->path);
-    return CC_ERR_NOMEM;
+    goto fail_cv;
   }
   *out = &s->base;
   return 0;

@@ -6,9 +6,8 @@
 
 #include <stdio.h>
 
-int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
-                           const cc_sqlite_options *opt, const cc_mem *mem, char *error,
-                           size_t error_cap) {
+int cc_storage_sqlite_open(cc_storage **out, cc_loop *loop, const cc_sqlite_options *opt,
+                           const cc_mem *mem, char *error, size_t error_cap) {
   (void)out;
   (void)loop;
   (void)opt;

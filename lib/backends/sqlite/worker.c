@@ -114,8 +114,10 @@ static void post(store *s, req *head, req *last) {
   else
     s->out_head = head;
   s->out_tail = last;
+  int wake = !s->wake_posted;
+  s->wake_posted = 1;
   uv_mutex_unlock(&s->mu);
-  uv_async_send(&s->async);
+  if (wake) sq_post(s, sq_on_wake);
 }
 
 void sq_worker(void *arg) {
@@ -152,5 +154,11 @@ void sq_worker(void *arg) {
     }
     uv_mutex_lock(&s->mu);
   }
+  int exit_post = s->exit_post;
   uv_mutex_unlock(&s->mu);
+  /* Everything queued ran: the connections close here, off the loop (the last
+   * one checkpoints the WAL and removes it). */
+  sq_ck_shutdown(s);
+  sq_close_db(s);
+  if (exit_post) sq_post(s, sq_on_worker_done);
 }
