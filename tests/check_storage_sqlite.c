@@ -2,7 +2,7 @@
  * database file in a temporary directory, completing on a libuv loop), then
  * what only this backend promises: options, clear open errors naming the file,
  * schema migrations, everything kept across a reopen, group commit keeping
- * FIFO order, free with calls in flight, the WAL kept under its cap by the
+ * FIFO order, free and close with calls in flight, the WAL kept under its cap by the
  * background checkpoints, and durability of acked appends across kill -9
  * (also with megabytes of WAL left to recover).
  *
@@ -84,6 +84,10 @@ static int open_db(cc_storage **s, const char *path, cc_sqlite_synchronous sync,
 
 static void on_closed(void *ud) {
   *(int *)ud = 1;
+}
+
+static void on_closed_count(void *ud) {
+  (*(int *)ud)++;
 }
 
 /* Frees and runs the loop until the storage is released. */
@@ -732,6 +736,49 @@ START_TEST(free_finishes_queued_calls) {
 }
 END_TEST
 
+/* close (storage version 3) never blocks: nothing completes inside it; on the
+ * loop, the 100 appends made before it complete (committed, in order), a call
+ * made from their callbacks is refused, then close's callback runs once, the
+ * database closed: everything is there on reopen, and the loop is idle. */
+START_TEST(close_completes_calls_on_the_loop) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "close");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_int_ge(s->methods->version, 3);
+  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
+  flight f = {0, 0, 0, 1, 0};
+  char cmid[32];
+  for (int i = 0; i < 100; i++) {
+    snprintf(cmid, sizeof cmid, "c%d", i);
+    cc_entry e = {0};
+    e.kind = CC_ENTRY_MESSAGE;
+    e.chat_id = S("g:1");
+    e.sender_id = S("alice");
+    e.client_msg_id = S(cmid);
+    s->methods->append(s, &e, counts_then_calls, &f);
+  }
+  closing_storage = s;
+  int closed = 0;
+  s->methods->close(s, on_closed_count, &closed);
+  ck_assert_int_eq(f.done, 0); /* nothing waited for the worker */
+  ck_assert_int_eq(closed, 0);
+  while (!closed)
+    uv_run(the_loop(), UV_RUN_ONCE);
+  ck_assert_int_eq(closed, 1);
+  ck_assert_int_eq(f.done, 100);
+  ck_assert_int_eq(f.errors, 0);
+  ck_assert_int_eq(f.out_of_order, 0);
+  ck_assert_int_eq(f.closed_calls, 1);
+  ck_assert_int_eq(uv_run(the_loop(), UV_RUN_DEFAULT), 0); /* nothing held */
+  ck_assert_int_eq(closed, 1);
+  s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_uint_eq(get_chat(s, "g:1").last_seq, 100);
+  close_db(s);
+}
+END_TEST
+
 typedef struct freer {
   cc_storage *s;
   int calls, nested_err;
@@ -1084,6 +1131,7 @@ static Suite *sqlite_suite(void) {
   tcase_add_test(tc, a_lost_transaction_leaves_no_seq_behind);
   tcase_add_test(tc, free_finishes_queued_calls);
   tcase_add_test(tc, free_inside_callback);
+  tcase_add_test(tc, close_completes_calls_on_the_loop);
   tcase_add_test(tc, loop_ref_only_while_pending);
   suite_add_tcase(s, tc);
   tc = tcase_create("checkpoints");
