@@ -2,8 +2,8 @@
  * database file in a temporary directory, completing on a libuv loop), then
  * what only this backend promises: options, clear open errors naming the file,
  * schema migrations, everything kept across a reopen, group commit keeping
- * FIFO order, free and close with calls in flight, the WAL kept under its cap by the
- * background checkpoints, and durability of acked appends across kill -9
+ * FIFO order, free and close with calls in flight, the WAL kept under its cap
+ * by the background checkpoints, and durability of acked appends across kill -9
  * (also with megabytes of WAL left to recover).
  *
  *   check_storage_sqlite                       the Check suites
