@@ -702,13 +702,10 @@ static void counts_then_calls(void *ud, int err, uint64_t seq, int dup) {
   }
 }
 
-START_TEST(free_finishes_queued_calls) {
-  char path[512], error[512];
-  db_path(path, sizeof path, "free");
-  cc_storage *s = NULL;
-  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+/* Makes chat g:1 and starts 100 appends to it (none awaited), counted in `f`;
+ * the tenth callback calls the storage again. */
+static void start_100_appends(cc_storage *s, flight *f) {
   ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
-  flight f = {0, 0, 0, 1, 0};
   char cmid[32];
   for (int i = 0; i < 100; i++) {
     snprintf(cmid, sizeof cmid, "c%d", i);
@@ -717,9 +714,18 @@ START_TEST(free_finishes_queued_calls) {
     e.chat_id = S("g:1");
     e.sender_id = S("alice");
     e.client_msg_id = S(cmid);
-    s->methods->append(s, &e, counts_then_calls, &f);
+    s->methods->append(s, &e, counts_then_calls, f);
   }
   closing_storage = s;
+}
+
+START_TEST(free_finishes_queued_calls) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "free");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  flight f = {0, 0, 0, 1, 0};
+  start_100_appends(s, &f);
   int closed = 0;
   cc_storage_sqlite_free(s, on_closed, &closed);
   /* Every call made before free completed, successfully, before it returned. */
@@ -746,19 +752,8 @@ START_TEST(close_completes_calls_on_the_loop) {
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
   ck_assert_int_ge(s->methods->version, 3);
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
   flight f = {0, 0, 0, 1, 0};
-  char cmid[32];
-  for (int i = 0; i < 100; i++) {
-    snprintf(cmid, sizeof cmid, "c%d", i);
-    cc_entry e = {0};
-    e.kind = CC_ENTRY_MESSAGE;
-    e.chat_id = S("g:1");
-    e.sender_id = S("alice");
-    e.client_msg_id = S(cmid);
-    s->methods->append(s, &e, counts_then_calls, &f);
-  }
-  closing_storage = s;
+  start_100_appends(s, &f);
   int closed = 0;
   s->methods->close(s, on_closed_count, &closed);
   ck_assert_int_eq(f.done, 0); /* nothing waited for the worker */
