@@ -2401,13 +2401,7 @@ CONF_TEST(close_in_flight_complete_first) {
     res_init(c, &k->appends[i].r);
     k->appends[i].k = k;
     snprintf(cmid, sizeof cmid, "m%d", i);
-    cc_entry e = {0};
-    e.kind = CC_ENTRY_MESSAGE;
-    e.chat_id = S("g:1");
-    e.sender_id = S("alice");
-    e.client_msg_id = S(cmid);
-    e.text = S("closing time");
-    e.at_ms = c->clock++;
+    cc_entry e = message_entry(c, "g:1", "alice", cmid, "closing time");
     c->s->methods->append(c->s, &e, on_close_append, &k->appends[i]);
   }
   k->close_called = 1;
@@ -2456,11 +2450,7 @@ static void close_then_call(void *ud, int err, const cc_chat *chat, const cc_mem
   EXPECT_MSG(k->closed == 0, "close's callback ran inside a callback of the storage");
   for (int i = 0; i < 3; i++)
     res_init(c, &k->after[i]);
-  cc_entry e = {0};
-  e.kind = CC_ENTRY_MESSAGE;
-  e.chat_id = S("g:1");
-  e.sender_id = S("alice");
-  e.client_msg_id = S("too late");
+  cc_entry e = message_entry(c, "g:1", "alice", "too late", "");
   c->s->methods->append(c->s, &e, on_append, &k->after[0]);
   c->s->methods->get_chat(c->s, S("g:1"), on_chat, &k->after[1]);
   c->s->methods->fetch(c->s, S("g:1"), 0, 0, 10, 0, on_entries, &k->after[2]);
