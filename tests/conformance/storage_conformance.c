@@ -2390,12 +2390,17 @@ static void await_closed(ctx *c, closing *k) {
   EXPECT_MSG(k->closed == 1, "close's callback ran %zu times", k->closed);
 }
 
-CONF_TEST(close_in_flight_complete_first) {
-  NEEDS_CLOSE(c);
-  group(c, "g:1", "alice bob");
+static closing *closing_new(ctx *c) {
   closing *k = calloc(1, sizeof *k);
   EXPECT_PTR(k);
   k->c = c;
+  return k;
+}
+
+CONF_TEST(close_in_flight_complete_first) {
+  NEEDS_CLOSE(c);
+  group(c, "g:1", "alice bob");
+  closing *k = closing_new(c);
   char cmid[16];
   for (int i = 0; i < CLOSE_CALLS; i++) {
     res_init(c, &k->appends[i].r);
@@ -2459,9 +2464,7 @@ static void close_then_call(void *ud, int err, const cc_chat *chat, const cc_mem
 CONF_TEST(close_from_callback_refuses_later_calls) {
   NEEDS_CLOSE(c);
   group(c, "g:1", "alice bob");
-  closing *k = calloc(1, sizeof *k);
-  EXPECT_PTR(k);
-  k->c = c;
+  closing *k = closing_new(c);
   c->s->methods->get_chat(c->s, S("g:1"), close_then_call, k);
   await_closed(c, k);
   EXPECT_UINT_EQ(k->done, 1);
@@ -2480,9 +2483,7 @@ CONF_TEST(close_idle_and_null_cb) {
   NEEDS_CLOSE(c);
   /* An idle storage closes too, its callback once; a NULL callback is allowed
    * (nothing to observe but that nothing breaks, under ASan). */
-  closing *k = calloc(1, sizeof *k);
-  EXPECT_PTR(k);
-  k->c = c;
+  closing *k = closing_new(c);
   ASSERT_ERR(create_chat(c, "g:1", CC_CHAT_GROUP, "alice"), 0);
   c->s->methods->close(c->s, on_closed, k);
   await_closed(c, k);
