@@ -18,10 +18,9 @@
  *
  * Callbacks and handles. A callback may call any slot, including freeing the
  * watch or timer it was called for (which then never fires again) or closing
- * the loop. Freeing is idempotent in effect: once `watch_free` or `timer_free`
- * returns, its callback is never called again and the handle must not be used;
- * the implementation releases the handle's memory when it can (libuv closes
- * handles asynchronously), which is none of the caller's business.
+ * the loop. Once `watch_free` or `timer_free` returns, its callback is never
+ * called again and the handle must not be used; the implementation releases
+ * its memory when it can (libuv closes handles asynchronously).
  *
  * Lifetime. Whoever made the loop closes it (cc_uv_loop_close) after every
  * backend on it was closed: the loop must outlive everything that posts to it
