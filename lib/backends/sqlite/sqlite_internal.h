@@ -1,6 +1,6 @@
 /* The SQLite storage backend's internals, shared by its files:
  *
- *   storage.c     the methods (loop thread), open and free
+ *   storage.c     the methods (loop thread), open, free and close
  *   validate.c    argument checks, on the loop thread before queueing
  *   request.c     a call as a request: its arena of copies and result arrays
  *   worker.c      the worker thread: segments of writes and reads

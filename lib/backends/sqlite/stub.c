@@ -1,6 +1,6 @@
-/* Built instead of storage.c when libchatcore is configured without SQLite:
- * the API exists (the header and the symbol list do not depend on the build)
- * and says so. */
+/* Built instead of the backend's files when libchatcore is configured without
+ * SQLite: the API exists (the header and the symbol list do not depend on the
+ * build) and says so. */
 #include <chatcore/error.h>
 #include <chatcore/sqlite.h>
 
