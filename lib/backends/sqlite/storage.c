@@ -1,6 +1,6 @@
 /* The SQLite storage backend (contracts: include/chatcore/storage.h and
  * include/chatcore/sqlite.h): its methods (loop thread), its lifetime (open,
- * free). The rest of lib/backends/sqlite/ is listed in sqlite_internal.h. */
+ * free, close). The rest of lib/backends/sqlite/ is listed in sqlite_internal.h. */
 #include <chatcore/error.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
@@ -176,7 +176,8 @@ static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
 
 /* Releases the store (loop thread): the worker was joined and every completion
  * delivered, and no wake is posted any more (this runs after the last one). */
-static void release(store *s) {
+static void release(void *arg) {
+  store *s = arg;
   void (*closed)(void *) = s->closed;
   void *ud = s->closed_ud;
   cc_loop *loop = s->loop;
@@ -187,10 +188,6 @@ static void release(store *s) {
   cc_free(&mem, s);
   loop->methods->unref(loop); /* the ref taken by free or close */
   if (closed) closed(ud);
-}
-
-static void on_release(void *arg) {
-  release(arg);
 }
 
 /* Stops the worker once it has run everything queued; with `exit_post` it
@@ -217,7 +214,7 @@ static void store_free(store *s, void (*closed)(void *), void *ud) {
   uv_thread_join(&s->thread);
   sq_deliver_all(s); /* calls made from these callbacks get CC_ERR_CLOSED */
   s->finished = 1;
-  if (sq_post(s, on_release) != 0) release(s); /* no loop left to wait for */
+  if (sq_post(s, release) != 0) release(s); /* no loop left to wait for */
 }
 
 /* close (version 3): nothing waits; the worker posts this as it ends. */
