@@ -8,6 +8,12 @@
  * uv_async_send is called with the mutex held, and closing sets `closed` under
  * the same mutex before uv_close, so no thread ever sends to a closing handle.
  *
+ * Nodes are recycled: the loop thread puts the ones it ran on a free list
+ * (under the same mutex, at most POST_SPARE of them) and posters take from it,
+ * so a worker thread that posts steadily allocates nothing, and no block is
+ * malloc'ed by one thread and freed by another (which grows glibc's per-thread
+ * arenas).
+ *
  * The async handle is unref'd except while `ref`s are held, so an idle cc_loop
  * never keeps uv_run from returning.
  *
@@ -23,6 +29,8 @@
 #include "core/mem.h"
 #include "transport/uv/list.h"
 
+#define POST_SPARE 256 /* nodes kept for reuse */
+
 typedef struct post_node {
   struct post_node *next;
   cc_loop_fn fn;
@@ -37,6 +45,8 @@ typedef struct uvloop {
   uv_mutex_t mu;
   /* under mu */
   post_node *head, *tail;
+  post_node *spare; /* run nodes, for reuse */
+  size_t n_spare;
   int closed; /* posts refused */
   /* loop thread only */
   unsigned refs;
@@ -80,17 +90,22 @@ static uvloop *from_base(cc_loop *base) {
 static int m_post(cc_loop *base, cc_loop_fn fn, void *arg) {
   uvloop *l = from_base(base);
   if (!fn) return CC_ERR_INVALID;
-  post_node *n = cc_malloc(&l->mem, sizeof *n);
-  if (!n) return CC_ERR_NOMEM;
-  n->next = NULL;
-  n->fn = fn;
-  n->arg = arg;
   uv_mutex_lock(&l->mu);
   if (l->closed) {
     uv_mutex_unlock(&l->mu);
-    cc_free(&l->mem, n);
     return CC_ERR_CLOSED;
   }
+  post_node *n = l->spare;
+  if (n) {
+    l->spare = n->next;
+    l->n_spare--;
+  } else if (!(n = cc_malloc(&l->mem, sizeof *n))) {
+    uv_mutex_unlock(&l->mu);
+    return CC_ERR_NOMEM;
+  }
+  n->next = NULL;
+  n->fn = fn;
+  n->arg = arg;
   if (l->tail)
     l->tail->next = n;
   else
@@ -112,6 +127,14 @@ static size_t drain_once(uvloop *l) {
     post_node *next = n->next;
     cc_loop_fn fn = n->fn;
     void *arg = n->arg;
+    uv_mutex_lock(&l->mu);
+    if (l->n_spare < POST_SPARE) {
+      n->next = l->spare;
+      l->spare = n;
+      l->n_spare++;
+      n = NULL;
+    }
+    uv_mutex_unlock(&l->mu);
     cc_free(&l->mem, n);
     fn(arg); /* may post, free handles or close the loop: `l` stays valid */
     n = next;
@@ -144,6 +167,11 @@ static void maybe_finish(uvloop *l) {
   if (!l->closing || !l->async_closed || l->closing_handles) return;
   void (*cb)(void *) = l->close_cb;
   void *ud = l->close_ud;
+  while (l->spare) {
+    post_node *n = l->spare;
+    l->spare = n->next;
+    cc_free(&l->mem, n);
+  }
   uv_mutex_destroy(&l->mu);
   cc_mem mem = l->mem;
   cc_free(&mem, l);
