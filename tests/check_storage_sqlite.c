@@ -2,8 +2,8 @@
  * database file in a temporary directory, completing on a libuv loop), then
  * what only this backend promises: options, clear open errors naming the file,
  * schema migrations, everything kept across a reopen, group commit keeping
- * FIFO order, free with calls in flight, the WAL kept under its cap by the
- * background checkpoints, and durability of acked appends across kill -9
+ * FIFO order, free and close with calls in flight, the WAL kept under its cap
+ * by the background checkpoints, and durability of acked appends across kill -9
  * (also with megabytes of WAL left to recover).
  *
  *   check_storage_sqlite                       the Check suites
@@ -13,6 +13,7 @@
 #include <chatcore/error.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
+#include <chatcore/uv.h>
 #include <sqlite3.h>
 #include <uv.h>
 
@@ -45,13 +46,23 @@ static uv_loop_t loop_storage;
 static uv_loop_t *loop;
 static pid_t loop_pid;
 
+static cc_loop *backend_loop; /* the loop contract on `loop` */
+
 static uv_loop_t *the_loop(void) {
   if (!loop || loop_pid != getpid()) {
     if (uv_loop_init(&loop_storage) != 0) abort();
     loop = &loop_storage;
     loop_pid = getpid();
+    backend_loop = NULL;
+    if (cc_uv_loop_new(&backend_loop, loop, NULL) != 0) abort();
   }
   return loop;
+}
+
+/* The loop the storages complete on. */
+static cc_loop *the_cc_loop(void) {
+  the_loop();
+  return backend_loop;
 }
 
 /* A fresh file name in tmpdir. */
@@ -66,13 +77,17 @@ static int open_db(cc_storage **s, const char *path, cc_sqlite_synchronous sync,
   ck_assert_int_eq(cc_sqlite_options_new(&opt), 0);
   ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
   ck_assert_int_eq(cc_sqlite_options_set_synchronous(opt, sync), 0);
-  int rv = cc_storage_sqlite_open(s, the_loop(), opt, NULL, error, cap);
+  int rv = cc_storage_sqlite_open(s, the_cc_loop(), opt, NULL, error, cap);
   cc_sqlite_options_free(opt);
   return rv;
 }
 
 static void on_closed(void *ud) {
   *(int *)ud = 1;
+}
+
+static void on_closed_count(void *ud) {
+  (*(int *)ud)++;
 }
 
 /* Frees and runs the loop until the storage is released. */
@@ -225,12 +240,13 @@ START_TEST(options_validate) {
   /* No path: INVALID, *out untouched, a reason. */
   cc_storage *sentinel = (cc_storage *)&opt, *s = sentinel;
   char error[128];
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error),
-                   CC_ERR_INVALID);
+  ck_assert_int_eq(
+      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error),
+      CC_ERR_INVALID);
   ck_assert_ptr_eq(s, sentinel);
   ck_assert_str_eq(error, "no path");
   ck_assert_int_eq(cc_storage_sqlite_open(&s, NULL, opt, NULL, NULL, 0), CC_ERR_INVALID);
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), NULL, NULL, NULL, 0),
+  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_cc_loop(), NULL, NULL, NULL, 0),
                    CC_ERR_INVALID);
   cc_sqlite_options_free(opt);
   cc_sqlite_options_free(NULL);
@@ -686,13 +702,10 @@ static void counts_then_calls(void *ud, int err, uint64_t seq, int dup) {
   }
 }
 
-START_TEST(free_finishes_queued_calls) {
-  char path[512], error[512];
-  db_path(path, sizeof path, "free");
-  cc_storage *s = NULL;
-  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+/* Makes chat g:1 and starts 100 appends to it (none awaited), counted in `f`;
+ * the tenth callback calls the storage again. */
+static void start_100_appends(cc_storage *s, flight *f) {
   ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
-  flight f = {0, 0, 0, 1, 0};
   char cmid[32];
   for (int i = 0; i < 100; i++) {
     snprintf(cmid, sizeof cmid, "c%d", i);
@@ -701,9 +714,18 @@ START_TEST(free_finishes_queued_calls) {
     e.chat_id = S("g:1");
     e.sender_id = S("alice");
     e.client_msg_id = S(cmid);
-    s->methods->append(s, &e, counts_then_calls, &f);
+    s->methods->append(s, &e, counts_then_calls, f);
   }
   closing_storage = s;
+}
+
+START_TEST(free_finishes_queued_calls) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "free");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  flight f = {0, 0, 0, 1, 0};
+  start_100_appends(s, &f);
   int closed = 0;
   cc_storage_sqlite_free(s, on_closed, &closed);
   /* Every call made before free completed, successfully, before it returned. */
@@ -713,6 +735,38 @@ START_TEST(free_finishes_queued_calls) {
   ck_assert_int_eq(closed, 0);
   while (!closed)
     uv_run(the_loop(), UV_RUN_ONCE);
+  s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_uint_eq(get_chat(s, "g:1").last_seq, 100);
+  close_db(s);
+}
+END_TEST
+
+/* close (storage version 3) never blocks: nothing completes inside it; on the
+ * loop, the 100 appends made before it complete (committed, in order), a call
+ * made from their callbacks is refused, then close's callback runs once, the
+ * database closed: everything is there on reopen, and the loop is idle. */
+START_TEST(close_completes_calls_on_the_loop) {
+  char path[512], error[512];
+  db_path(path, sizeof path, "close");
+  cc_storage *s = NULL;
+  ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
+  ck_assert_int_ge(s->methods->version, 3);
+  flight f = {0, 0, 0, 1, 0};
+  start_100_appends(s, &f);
+  int closed = 0;
+  s->methods->close(s, on_closed_count, &closed);
+  ck_assert_int_eq(f.done, 0); /* nothing waited for the worker */
+  ck_assert_int_eq(closed, 0);
+  while (!closed)
+    uv_run(the_loop(), UV_RUN_ONCE);
+  ck_assert_int_eq(closed, 1);
+  ck_assert_int_eq(f.done, 100);
+  ck_assert_int_eq(f.errors, 0);
+  ck_assert_int_eq(f.out_of_order, 0);
+  ck_assert_int_eq(f.closed_calls, 1);
+  ck_assert_int_eq(uv_run(the_loop(), UV_RUN_DEFAULT), 0); /* nothing held */
+  ck_assert_int_eq(closed, 1);
   s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
   ck_assert_uint_eq(get_chat(s, "g:1").last_seq, 100);
@@ -849,8 +903,8 @@ START_TEST(wal_stays_under_its_cap) {
   ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
   ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, CAP_START, CAP_MAX), 0);
   cc_storage *s = NULL;
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error),
-                   0);
+  ck_assert_int_eq(
+      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error), 0);
   cc_sqlite_options_free(opt);
   ck_assert_int_eq(bench_setup(s), 0);
   bench c = {s, 0, 0, CAP_APPENDS, 0, wal, 0};
@@ -930,7 +984,9 @@ static void crash_child_main(const char *path, int fd) {
     _exit(7);
   crash_child c = {NULL, fd, 0};
   char error[512];
-  if (cc_storage_sqlite_open(&c.s, &l, opt, NULL, error, sizeof error) != 0) {
+  cc_loop *cl = NULL;
+  if (cc_uv_loop_new(&cl, &l, NULL) != 0) _exit(6);
+  if (cc_storage_sqlite_open(&c.s, cl, opt, NULL, error, sizeof error) != 0) {
     fprintf(stderr, "child: %s\n", error);
     _exit(8);
   }
@@ -1070,6 +1126,7 @@ static Suite *sqlite_suite(void) {
   tcase_add_test(tc, a_lost_transaction_leaves_no_seq_behind);
   tcase_add_test(tc, free_finishes_queued_calls);
   tcase_add_test(tc, free_inside_callback);
+  tcase_add_test(tc, close_completes_calls_on_the_loop);
   tcase_add_test(tc, loop_ref_only_while_pending);
   suite_add_tcase(s, tc);
   tc = tcase_create("checkpoints");
@@ -1101,7 +1158,7 @@ static int run_bench(int argc, char **argv) {
   cc_storage *s = NULL;
   cc_sqlite_options *opt = NULL;
   if (cc_sqlite_options_new(&opt) || cc_sqlite_options_set_path(opt, path)) return 1;
-  int rv = cc_storage_sqlite_open(&s, the_loop(), opt, NULL, error, sizeof error);
+  int rv = cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error);
   cc_sqlite_options_free(opt);
   if (rv != 0) {
     fprintf(stderr, "%s\n", error);

@@ -31,6 +31,7 @@ typedef struct server {
   const server_config *cfg;
   cc_jwt_alg alg;
   cc_jwt_verifier *verifier;
+  cc_loop *backend_loop; /* the loop contract on `loop`, for SQLite */
   cc_storage *storage;
   cc_presence *presence;
   uv_timer_t presence_timer;
@@ -193,8 +194,11 @@ static int open_backends(server *s, const server_config *cfg) {
   char error[512];
   if (cc_sqlite_options_new(&so) != 0) return fail("out of memory", NULL);
   int rv = cc_sqlite_options_set_path(so, cfg->db);
-  if (rv == 0)
-    rv = cc_storage_sqlite_open(&s->storage, s->loop, so, NULL, error, sizeof error);
+  if (rv == 0 && (rv = cc_uv_loop_new(&s->backend_loop, s->loop, NULL)) != 0)
+    snprintf(error, sizeof error, "%s", cc_strerror(rv));
+  else if (rv == 0)
+    rv = cc_storage_sqlite_open(&s->storage, s->backend_loop, so, NULL, error,
+                                sizeof error);
   else
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_sqlite_options_free(so);
@@ -286,7 +290,8 @@ static void on_signal(uv_signal_t *h, int signum) {
 }
 
 /* The service goes before its backends; SQLite finishes its calls and then
- * needs the loop to run once more to release its handle. */
+ * needs the loop to run once more to release itself, and the loop contract
+ * after it. */
 static void cleanup(server *s) {
   cc_gateway_free(s->gateway);
   cc_link_free(s->link);
@@ -295,6 +300,10 @@ static void cleanup(server *s) {
   cc_service_free(s->service);
   if (s->storage) {
     cc_storage_sqlite_free(s->storage, NULL, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+  }
+  if (s->backend_loop) {
+    cc_uv_loop_close(s->backend_loop, NULL, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
   if (s->presence) s->presence->methods->free(s->presence);

@@ -15,6 +15,7 @@
 #include <chatcore/link.h>
 #include <chatcore/log.h>
 #include <chatcore/memory.h>
+#include <chatcore/loop.h>
 #include <chatcore/memnet.h>
 #include <chatcore/metrics.h>
 #include <chatcore/presence.h>

@@ -69,7 +69,7 @@ typedef void (*cc_presence_change_cb)(void *user_data, cc_str user_id, int onlin
                                       int64_t last_seen_ms);
 
 typedef struct cc_presence_methods {
-  int version; /* 1 */
+  int version; /* 2; version 1 ends at `free`. New slots are appended. */
 
   /* Registers device `d` (all three ids required), or refreshes it if set:
    * it expires `ttl_ms` (>= 1) after this call unless set again. The user goes
@@ -111,6 +111,17 @@ typedef struct cc_presence_methods {
    * subscribers). Calls already made complete first (with CC_ERR_CLOSED if
    * they could not run). NULL is a no-op. */
   void (*free)(cc_presence *p);
+
+  /* Version 2. Closes the backend asynchronously; devices it set are
+   * forgotten (without telling subscribers). Calls made before close complete
+   * first, each callback once (with CC_ERR_CLOSED if they could not run); once
+   * close is called no change callback runs again, and set, clear, lookup and
+   * subscribe fail with CC_ERR_CLOSED; unsubscribe still works. Then the
+   * backend's memory is released and `cb(user_data)` runs once, on the thread
+   * that made the calls: before close returns (a backend whose calls complete
+   * at once, called outside its callbacks) or later. `p` stays valid until
+   * then; not after. `cb` may be NULL. Call either close or free, once. */
+  void (*close)(cc_presence *p, void (*cb)(void *user_data), void *user_data);
 } cc_presence_methods;
 
 struct cc_presence {

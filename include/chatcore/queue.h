@@ -66,7 +66,7 @@ typedef void (*cc_queue_publish_cb)(void *user_data, int err, int duplicate);
 typedef void (*cc_queue_handler_fn)(void *user_data, cc_queue_msg *m);
 
 typedef struct cc_queue_methods {
-  int version; /* 1 */
+  int version; /* 2; version 1 ends at `free`. New slots are appended. */
 
   /* Publishes `len` bytes at `data` (copied; NULL only when len is 0) to
    * `subject` (no wildcards). `dedupe_id` (empty: none; at most 65535 bytes)
@@ -100,6 +100,18 @@ typedef struct cc_queue_methods {
    * complete first (with CC_ERR_CLOSED if they could not run). NULL is a
    * no-op. */
   void (*free)(cc_queue *q);
+
+  /* Version 2. Closes the backend asynchronously: publishes made before close
+   * complete first, each callback once (with CC_ERR_CLOSED if they could not
+   * run); once close is called no handler is called again, and publish and
+   * subscribe fail with CC_ERR_CLOSED (publish through its callback);
+   * unsubscribe and ack still work. Then the backend's memory is released,
+   * with every message not yet acked, and `cb(user_data)` runs once, on the
+   * thread that made the calls: before close returns (a backend whose calls
+   * complete at once, called outside its handlers and callbacks) or later.
+   * `q` stays valid until then; not after. `cb` may be NULL. Call either close
+   * or free, once. */
+  void (*close)(cc_queue *q, void (*cb)(void *user_data), void *user_data);
 } cc_queue_methods;
 
 struct cc_queue {

@@ -1,15 +1,16 @@
 /* libchatcore — the SQLite storage backend (the embedded default).
  *
  * One database file holds chats, members, every chat's log and the read
- * pointers (schema: lib/backends/sqlite/storage.c). The database is opened in
+ * pointers (schema: lib/backends/sqlite/schema.c). The database is opened in
  * WAL mode with `synchronous` FULL by default, so an append whose callback
  * reports success survives the process being killed (and, per SQLite's
  * guarantees, a power loss).
  *
  * All SQLite work runs on one worker thread that owns the connection; the
  * event loop never waits on the disk. Calls are queued in order and complete on
- * the loop given to cc_storage_sqlite_open, from a uv_async_t, in the order
- * they were made (a fetch made after an append sees it). Consecutive writes
+ * the loop given to cc_storage_sqlite_open (the worker posts completions to it
+ * through the loop contract, <chatcore/loop.h>), in the order they were made (a
+ * fetch made after an append sees it). Consecutive writes
  * that are queued together are committed in one transaction (group commit):
  * each append is acked only after the commit that holds it. A call refused
  * before it is queued (CC_ERR_INVALID, CC_ERR_NOMEM, CC_ERR_CLOSED) calls back
@@ -31,13 +32,12 @@
 #define CHATCORE_SQLITE_H
 
 #include <chatcore/common.h>
+#include <chatcore/loop.h>
 #include <chatcore/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-struct uv_loop_s;
 
 typedef struct cc_sqlite_options cc_sqlite_options;
 
@@ -81,10 +81,11 @@ CC_EXTERN int cc_sqlite_options_set_wal_checkpoint(cc_sqlite_options *opt,
 
 /* Opens (creating or migrating, in one transaction) the database at the path in
  * `opt` and starts its worker thread. Callbacks run on `loop` (borrowed: it must
- * outlive the storage), from the loop's thread; the methods must be called from
- * that thread too. `opt` is copied; `mem` copied (NULL: default) and used from
- * both the loop thread and the worker thread, so it must be thread-safe.
- * Errors: CC_ERR_INVALID (NULL out, loop or opt, no path set), CC_ERR_NOMEM,
+ * outlive the storage; e.g. cc_uv_loop_new), from the loop's thread; the
+ * methods must be called from that thread too. The storage holds a `ref` on
+ * the loop while calls are in flight, and only then. `opt` is copied; `mem` copied (NULL:
+ * default) and used from both the loop thread and the worker thread, so it must be
+ * thread-safe. Errors: CC_ERR_INVALID (NULL out, loop or opt, no path set), CC_ERR_NOMEM,
  * CC_ERR_IO (the file cannot be opened or is not a database),
  * CC_ERR_UNSUPPORTED (a schema version newer than this library knows, or a
  * library built without SQLite), CC_ERR_BACKEND (any other SQLite failure).
@@ -92,11 +93,15 @@ CC_EXTERN int cc_sqlite_options_set_wal_checkpoint(cc_sqlite_options *opt,
  * open database file", goes to `error` if not NULL (`error_cap` bytes,
  * NUL-terminated), and *out is untouched.
  *
- * Release with out->methods->free(out) or cc_storage_sqlite_free: both finish
- * the calls already made (their callbacks run before free returns), stop the
- * worker and close the loop handle; the memory is released once libuv has
- * closed it, so run the loop afterwards (e.g. until uv_run returns). */
-CC_EXTERN int cc_storage_sqlite_open(cc_storage **out, struct uv_loop_s *loop,
+ * Release with out->methods->close(out, cb, user_data) (storage version 3):
+ * nothing blocks; the calls already made complete on the loop, the worker ends
+ * (closing the database, which checkpoints the WAL), then `cb` runs from the
+ * loop and the memory is gone. Or, as with version 2, with
+ * out->methods->free(out) or cc_storage_sqlite_free: both finish the calls
+ * already made (their callbacks run before free returns, while this thread
+ * waits for the worker); the memory is released from a post to the loop, so
+ * run the loop afterwards (e.g. until uv_run returns). */
+CC_EXTERN int cc_storage_sqlite_open(cc_storage **out, cc_loop *loop,
                                      const cc_sqlite_options *opt, const cc_mem *mem,
                                      char *error, size_t error_cap);
 

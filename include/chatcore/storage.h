@@ -128,7 +128,8 @@ typedef void (*cc_storage_membership_cb)(void *user_data, int err, const cc_chat
                                          uint64_t read_seq);
 
 typedef struct cc_storage_methods {
-  int version; /* 2; version 1 ends at `free`. New slots are appended. */
+  int version; /* 3; version 1 ends at `free`, version 2 at `get_membership`.
+                * New slots are appended. */
 
   /* Creates a chat with its first members (at least one; ids unique and
    * non-empty; each with its role), with an empty log. Their read pointers
@@ -201,7 +202,9 @@ typedef struct cc_storage_methods {
                     cc_storage_read_cb cb, void *user_data);
 
   /* Releases the backend. Calls already made complete first (with
-   * CC_ERR_CLOSED if they could not run). */
+   * CC_ERR_CLOSED if they could not run). A backend that cannot finish its
+   * calls synchronously (version 3 and later) may release its memory later,
+   * from its loop; prefer `close`. */
   void (*free)(cc_storage *s);
 
   /* Version 2. The chat (as get_chat: with first_seq and last_seq), its member
@@ -214,6 +217,18 @@ typedef struct cc_storage_methods {
    * CC_ERR_BACKEND, CC_ERR_CLOSED. */
   void (*get_membership)(cc_storage *s, cc_str chat_id, cc_str user_id,
                          cc_storage_membership_cb cb, void *user_data);
+
+  /* Version 3. Closes the backend asynchronously (a network client cannot
+   * finish its calls inside a synchronous `free`). Calls made before close
+   * complete first, each callback once (with CC_ERR_CLOSED if they could not
+   * run); calls made after close, also from those callbacks, fail with
+   * CC_ERR_CLOSED through their callback. Then the backend's memory is
+   * released and `cb(user_data)` runs once, on the thread that made the calls:
+   * before close returns (a backend whose calls complete at once, called
+   * outside its callbacks) or later (from the backend's loop, or when the
+   * outermost callback returns). `s` stays valid until then; not after. `cb`
+   * may be NULL. Call either close or free, once. */
+  void (*close)(cc_storage *s, void (*cb)(void *user_data), void *user_data);
 } cc_storage_methods;
 
 struct cc_storage {

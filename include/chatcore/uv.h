@@ -1,4 +1,5 @@
-/* libchatcore — the libuv driver: serves a cc_gateway on TCP (and TLS) sockets.
+/* libchatcore — the libuv driver: serves a cc_gateway on TCP (and TLS) sockets,
+ * and gives backends the event-loop contract (<chatcore/loop.h>) on a libuv loop.
  *
  * A cc_uv_server listens on one address, accepts connections, feeds what it
  * reads to each connection's cc_conn, writes each connection's pending output
@@ -17,6 +18,7 @@
 
 #include <chatcore/common.h>
 #include <chatcore/gateway.h>
+#include <chatcore/loop.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +88,27 @@ CC_EXTERN void cc_uv_server_drain(cc_uv_server *s, uint64_t deadline_ms,
  * server, or a second call: no-op. */
 CC_EXTERN void cc_uv_server_free(cc_uv_server *s, void (*closed)(void *user_data),
                                  void *user_data);
+
+/* ---- the event-loop contract on libuv ---- */
+
+/* Makes a cc_loop (<chatcore/loop.h>) on `loop` (borrowed: it must outlive the
+ * cc_loop). Posts from other threads go through one uv_async_t and a
+ * mutex-protected FIFO: every wake-up drains everything queued. Watches are
+ * uv_poll_t, timers uv_timer_t. The async handle does not keep the loop running
+ * by itself (only `ref`s do). `mem` copied (NULL: default); `post` allocates from
+ * any thread, so it must be thread-safe. Call from the loop's thread.
+ * 0, CC_ERR_INVALID (out or loop NULL), CC_ERR_NOMEM or CC_ERR_BACKEND (libuv
+ * refused the handle); *out untouched on error. */
+CC_EXTERN int cc_uv_loop_new(cc_loop **out, struct uv_loop_s *loop, const cc_mem *mem);
+
+/* Closes a cc_loop made by cc_uv_loop_new, from the loop's thread, after every
+ * backend on it was closed. At once: posts fail with CC_ERR_CLOSED, and so do
+ * watch_new and timer_new. Then, from the loop: the posts queued before run (in
+ * order), watches and timers still open are released (their callbacks never
+ * run again), the handles close, and `cb(user_data)` runs once (never from
+ * inside this call), after which `l` is freed: run the loop until then. `cb`
+ * may be NULL. NULL `l`, or a second close: no-op. */
+CC_EXTERN void cc_uv_loop_close(cc_loop *l, void (*cb)(void *user_data), void *user_data);
 
 #ifdef __cplusplus
 }

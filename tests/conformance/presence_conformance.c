@@ -92,7 +92,9 @@ static void ctx_open(ctx *c, int backend) {
 }
 
 static void ctx_close(ctx *c) {
-  if (c->b->destroy)
+  if (!c->p) /* the test closed it */
+    ;
+  else if (c->b->destroy)
     c->b->destroy(c->p, c->b->arg);
   else
     c->p->methods->free(c->p);
@@ -928,6 +930,134 @@ CONF_TEST(scale_gateway_dies) {
 }
 END_TEST
 
+/* ================= close (version 2) ================= */
+
+/* A version 1 backend has no close: its tests pass (conformance_has_slot). */
+static int has_close(ctx *c) {
+  const cc_presence_methods *m = c->p->methods;
+  return conformance_has_slot(m->version, 2, m->close != NULL, "close");
+}
+
+enum { CLOSE_SETS = 8 };
+
+typedef struct pclosing {
+  ctx *c;
+  size_t closed, done, done_at_close;
+  size_t changes_at_close_call; /* main's changes when close was called */
+  done sets[CLOSE_SETS];
+  looked look;
+  done late_set, late_clear; /* from a callback after close */
+  looked late_look;
+  int late_sub, unsub;
+} pclosing;
+
+static pclosing *the_pclosing;
+
+static void p_on_closed(void *ud) {
+  pclosing *k = ud;
+  k->closed++;
+  k->done_at_close = k->done;
+}
+
+static void on_done_counted(void *ud, int err) {
+  on_done(ud, err);
+  the_pclosing->done++;
+}
+
+static void on_lookup_counted(void *ud, int err, const cc_presence_status *users,
+                              size_t n) {
+  on_lookup(ud, err, users, n);
+  the_pclosing->done++;
+}
+
+/* Waits for close's callback, then pumps a little more (nothing else may
+ * arrive). */
+static void p_await_closed(ctx *c, pclosing *k) {
+  pump_until(c, &k->closed, 1);
+  ck_assert_uint_eq(k->closed, 1);
+  c->p = NULL; /* released */
+  for (int i = 0; c->b->pump && i < 10; i++)
+    c->b->pump(c->b->arg);
+  ck_assert_uint_eq(k->closed, 1);
+}
+
+CONF_TEST(close_calls_complete_first) {
+  if (!has_close(c)) return;
+  pclosing *k = calloc(1, sizeof *k);
+  ck_assert_ptr_nonnull(k);
+  k->c = c;
+  the_pclosing = k;
+  char user[16];
+  for (int i = 0; i < CLOSE_SETS; i++) {
+    snprintf(user, sizeof user, "u%d", i);
+    cc_presence_device d = dev(user, "gw", "conn");
+    c->p->methods->set(c->p, &d, c->ttl, on_done_counted, &k->sets[i]);
+  }
+  cc_str ids[2] = {S("u0"), S("nobody")};
+  c->p->methods->lookup(c->p, ids, 2, on_lookup_counted, &k->look);
+  k->changes_at_close_call = c->main.n;
+  c->p->methods->close(c->p, p_on_closed, k);
+  p_await_closed(c, k);
+  for (int i = 0; i < CLOSE_SETS; i++) {
+    ck_assert_msg(k->sets[i].calls == 1, "set %d: callback ran %zu times", i,
+                  k->sets[i].calls);
+    ck_assert_msg(k->sets[i].err == 0 || k->sets[i].err == CC_ERR_CLOSED, "set %d: %s", i,
+                  cc_err_name(k->sets[i].err));
+  }
+  ck_assert_uint_eq(k->look.calls, 1);
+  ck_assert_msg(k->look.err == 0 || k->look.err == CC_ERR_CLOSED, "lookup: %s",
+                cc_err_name(k->look.err));
+  ck_assert_uint_eq(k->done_at_close, CLOSE_SETS + 1);
+  /* No change callback once close was called. */
+  ck_assert_uint_eq(c->main.n, k->changes_at_close_call);
+  looked_free(&k->look);
+  the_pclosing = NULL;
+  free(k);
+}
+END_TEST
+
+static void close_in_callback(void *ud, int err) {
+  pclosing *k = ud;
+  cc_presence *p = k->c->p;
+  ck_assert_int_eq(err, 0);
+  k->done++;
+  p->methods->close(p, p_on_closed, k);
+  ck_assert_uint_eq(k->closed, 0); /* never inside a callback */
+  k->changes_at_close_call = k->c->main.n;
+  cc_presence_device d = dev("late", "gw", "conn");
+  p->methods->set(p, &d, k->c->ttl, on_done, &k->late_set);
+  p->methods->clear(p, &d, on_done, &k->late_clear);
+  cc_str ids[1] = {S("late")};
+  p->methods->lookup(p, ids, 1, on_lookup, &k->late_look);
+  uint64_t id = 0;
+  k->late_sub = p->methods->subscribe(p, on_change, &k->c->extra[0], &id);
+  ck_assert_uint_eq(id, 0);
+  k->unsub = p->methods->unsubscribe(p, k->c->main.id);
+}
+
+CONF_TEST(close_from_callback_refuses_later_calls) {
+  if (!has_close(c)) return;
+  pclosing *k = calloc(1, sizeof *k);
+  ck_assert_ptr_nonnull(k);
+  k->c = c;
+  cc_presence_device d = dev("alice", "gw", "conn");
+  c->p->methods->set(c->p, &d, c->ttl, close_in_callback, k);
+  p_await_closed(c, k);
+  ck_assert_uint_eq(k->done, 1);
+  ck_assert_uint_eq(k->late_set.calls, 1);
+  ck_assert_int_eq(k->late_set.err, CC_ERR_CLOSED);
+  ck_assert_uint_eq(k->late_clear.calls, 1);
+  ck_assert_int_eq(k->late_clear.err, CC_ERR_CLOSED);
+  ck_assert_uint_eq(k->late_look.calls, 1);
+  ck_assert_int_eq(k->late_look.err, CC_ERR_CLOSED);
+  ck_assert_int_eq(k->late_sub, CC_ERR_CLOSED);
+  ck_assert_int_eq(k->unsub, 0);
+  ck_assert_uint_eq(c->main.n, k->changes_at_close_call);
+  ck_assert_uint_eq(c->extra[0].n, 0);
+  free(k);
+}
+END_TEST
+
 /* ================= the suite ================= */
 
 Suite *presence_conformance_suite(const presence_conformance_backend *b) {
@@ -945,8 +1075,10 @@ Suite *presence_conformance_suite(const presence_conformance_backend *b) {
             expiry_of_one_device, last_seen_is_latest_sign_of_life, set_after_expiry);
   CONF_AREA(bad_input, bad_set_and_clear, bad_lookup_and_subscribe);
   CONF_AREA(scale, scale_many_users, scale_gateway_dies);
+  CONF_AREA(close, close_calls_complete_first, close_from_callback_refuses_later_calls);
   const conformance_area *areas[] = {&set_lookup_area, &clear_area,     &transitions_area,
-                                     &expiry_area,     &bad_input_area, &scale_area};
+                                     &expiry_area,     &bad_input_area, &scale_area,
+                                     &close_area};
   return conformance_suite(b->name ? b->name : "presence", idx, areas,
                            sizeof areas / sizeof areas[0]);
 }

@@ -125,8 +125,11 @@ static void ctx_open(ctx *c, int backend) {
 }
 
 static void ctx_close(ctx *c) {
-  /* Messages still held are released by free (queue.h). */
-  if (c->b->destroy)
+  /* Messages still held are released by free (queue.h). A test that closed
+   * the queue left c->q NULL. */
+  if (!c->q)
+    ;
+  else if (c->b->destroy)
     c->b->destroy(c->q, c->b->arg);
   else
     c->q->methods->free(c->q);
@@ -811,6 +814,138 @@ CONF_TEST(scale_many_subscriptions) {
 }
 END_TEST
 
+/* ================= close (version 2) ================= */
+
+/* A version 1 backend has no close: its tests pass (conformance_has_slot). */
+static int has_close(ctx *c) {
+  const cc_queue_methods *m = c->q->methods;
+  return conformance_has_slot(m->version, 2, m->close != NULL, "close");
+}
+
+enum { CLOSE_PUBS = 10 };
+
+typedef struct qclosing {
+  ctx *c;
+  int close_called;
+  size_t closed, done_at_close, done;
+  size_t handled, handled_after_close;
+  pub pubs[CLOSE_PUBS];
+  pub late;     /* published from the handler after close */
+  int late_sub; /* subscribe from the handler after close */
+  int unsub;    /* unsubscribe from the handler after close */
+  pub before;   /* published from the handler before close */
+} qclosing;
+
+static void q_on_closed(void *ud) {
+  qclosing *k = ud;
+  k->closed++;
+  k->done_at_close = k->done;
+}
+
+/* Waits for close's callback, then pumps a little more (nothing else may
+ * arrive). */
+static void q_await_closed(ctx *c, qclosing *k) {
+  pump_until(c, &k->closed, 1);
+  ck_assert_uint_eq(k->closed, 1);
+  c->q = NULL; /* released */
+  for (int i = 0; c->b->pump && i < 10; i++)
+    c->b->pump(c->b->arg);
+  ck_assert_uint_eq(k->closed, 1);
+}
+
+static qclosing *the_qclosing;
+
+static void count_and_ack(void *ud, cc_queue_msg *m) {
+  qclosing *k = ud;
+  k->handled++;
+  if (k->close_called) k->handled_after_close++;
+  k->c->q->methods->ack(k->c->q, m);
+}
+
+static void on_pub_counted(void *ud, int err, int dup) {
+  on_pub(ud, err, dup);
+  the_qclosing->done++;
+}
+
+CONF_TEST(close_publishes_complete_first) {
+  if (!has_close(c)) return;
+  qclosing *k = calloc(1, sizeof *k);
+  ck_assert_ptr_nonnull(k);
+  k->c = c;
+  the_qclosing = k;
+  ck_assert_int_eq(
+      c->q->methods->subscribe(c->q, S("close.a"), S(""), count_and_ack, k, NULL), 0);
+  for (int i = 0; i < CLOSE_PUBS; i++)
+    c->q->methods->publish(c->q, S("close.a"), (const uint8_t *)"m", 1, S(""),
+                           on_pub_counted, &k->pubs[i]);
+  k->close_called = 1;
+  c->q->methods->close(c->q, q_on_closed, k);
+  q_await_closed(c, k);
+  for (int i = 0; i < CLOSE_PUBS; i++) {
+    ck_assert_msg(k->pubs[i].calls == 1, "publish %d: callback ran %zu times", i,
+                  k->pubs[i].calls);
+    ck_assert_msg(k->pubs[i].err == 0 || k->pubs[i].err == CC_ERR_CLOSED,
+                  "publish %d: %s", i, cc_err_name(k->pubs[i].err));
+  }
+  ck_assert_uint_eq(k->done_at_close, CLOSE_PUBS);
+  ck_assert_uint_eq(k->handled_after_close, 0); /* no handler once close was called */
+  ck_assert_uint_le(k->handled, CLOSE_PUBS);
+  the_qclosing = NULL;
+  free(k);
+}
+END_TEST
+
+static void close_in_handler(void *ud, cc_queue_msg *m) {
+  qclosing *k = ud;
+  cc_queue *q = k->c->q;
+  k->handled++;
+  if (k->close_called) {
+    k->handled_after_close++;
+    q->methods->ack(q, m);
+    return;
+  }
+  q->methods->publish(q, S("close.b"), (const uint8_t *)"2", 1, S(""), on_pub,
+                      &k->before);
+  k->close_called = 1;
+  q->methods->close(q, q_on_closed, k);
+  ck_assert_uint_eq(k->closed, 0); /* never inside a handler */
+  q->methods->publish(q, S("close.b"), (const uint8_t *)"3", 1, S(""), on_pub, &k->late);
+  uint64_t id = 0;
+  k->late_sub = q->methods->subscribe(q, S("close.>"), S(""), close_in_handler, k, &id);
+  ck_assert_uint_eq(id, 0);
+  k->unsub = q->methods->unsubscribe(q, k->c->sinks[0].id);
+  q->methods->ack(q, m); /* still allowed */
+}
+
+CONF_TEST(close_from_handler_refuses_later_calls) {
+  if (!has_close(c)) return;
+  qclosing *k = calloc(1, sizeof *k);
+  ck_assert_ptr_nonnull(k);
+  k->c = c;
+  uint64_t id = 0;
+  ck_assert_int_eq(
+      c->q->methods->subscribe(c->q, S("close.b"), S(""), close_in_handler, k, &id), 0);
+  c->sinks[0].id = id;
+  pub first = {0, 0, 0};
+  c->q->methods->publish(c->q, S("close.b"), (const uint8_t *)"1", 1, S(""), on_pub,
+                         &first);
+  q_await_closed(c, k);
+  ck_assert_uint_eq(first.calls, 1);
+  ck_assert_msg(first.err == 0 || first.err == CC_ERR_CLOSED, "%s",
+                cc_err_name(first.err));
+  ck_assert_uint_eq(k->handled, 1); /* the message published before close is not
+                                       delivered once close was called */
+  ck_assert_uint_eq(k->before.calls, 1);
+  ck_assert_msg(k->before.err == 0 || k->before.err == CC_ERR_CLOSED, "%s",
+                cc_err_name(k->before.err));
+  ck_assert_uint_eq(k->late.calls, 1);
+  ck_assert_int_eq(k->late.err, CC_ERR_CLOSED);
+  ck_assert_int_eq(k->late_sub, CC_ERR_CLOSED);
+  ck_assert_int_eq(k->unsub, 0);
+  free(k);
+}
+END_TEST
+
 /* ================= the suite ================= */
 
 Suite *queue_conformance_suite(const queue_conformance_backend *b) {
@@ -832,9 +967,11 @@ Suite *queue_conformance_suite(const queue_conformance_backend *b) {
             free_releases_unacked);
   CONF_AREA(bad_input, bad_subjects, bad_patterns_and_groups);
   CONF_AREA(scale, scale_many_messages, scale_many_subscriptions);
-  const conformance_area *areas[] = {&basics_area,      &wildcards_area, &groups_area,
-                                     &unsubscribe_area, &dedupe_area,    &order_area,
-                                     &handlers_area,    &bad_input_area, &scale_area};
+  CONF_AREA(close, close_publishes_complete_first,
+            close_from_handler_refuses_later_calls);
+  const conformance_area *areas[] = {
+      &basics_area, &wildcards_area, &groups_area,    &unsubscribe_area, &dedupe_area,
+      &order_area,  &handlers_area,  &bad_input_area, &scale_area,       &close_area};
   return conformance_suite(b->name ? b->name : "queue", idx, areas,
                            sizeof areas / sizeof areas[0]);
 }

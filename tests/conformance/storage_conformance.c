@@ -72,6 +72,10 @@ static void ctx_open(ctx *c, int backend) {
 }
 
 static void ctx_close(ctx *c) {
+  if (!c->s) { /* the test closed it */
+    arena_clear(c);
+    return;
+  }
   if (c->b->destroy)
     c->b->destroy(c->s, c->b->arg);
   else
@@ -2327,6 +2331,172 @@ CONF_TEST(gm_matches_get_chat_random) {
 }
 END_TEST
 
+/* ================= close (version 3) ================= */
+
+/* An older backend has no close: its tests pass (conformance_has_slot). */
+#define NEEDS_CLOSE(c)                                                                   \
+  do {                                                                                   \
+    const cc_storage_methods *m_ = (c)->s->methods;                                      \
+    if (!conformance_has_slot(m_->version, 3, m_->close != NULL, "close")) return;       \
+  } while (0)
+
+enum { CLOSE_CALLS = 20 };
+
+typedef struct closing closing;
+
+/* An append made before close, and the get_chat its callback makes. */
+typedef struct close_call {
+  res r; /* first: the append's callback gets this struct */
+  closing *k;
+  res nested; /* nested.c is set once the get_chat was made */
+} close_call;
+
+struct closing {
+  ctx *c;
+  int close_called;     /* close was called (callbacks after it see CC_ERR_CLOSED) */
+  size_t closed;        /* close's callback ran */
+  size_t done_at_close; /* callbacks that had run when it did */
+  size_t done;          /* callbacks of the appends */
+  size_t done_before;   /* of those, how many had run when close was called */
+  close_call appends[CLOSE_CALLS];
+  res after[3]; /* calls made right after close, from a callback */
+};
+
+static void on_closed(void *ud) {
+  closing *k = ud;
+  k->closed++;
+  k->done_at_close = k->done;
+}
+
+static void on_close_append(void *ud, int err, uint64_t seq, int dup) {
+  close_call *a = ud;
+  closing *k = a->k;
+  on_append(&a->r, err, seq, dup);
+  k->done++;
+  if (!k->close_called) return;
+  /* A call made from a callback that runs after close: refused. */
+  res_init(k->c, &a->nested);
+  k->c->s->methods->get_chat(k->c->s, S("g:1"), on_chat, &a->nested);
+}
+
+/* Waits for close's callback; then, if the backend has a pump, pumps a little
+ * more to show that nothing else arrives. */
+static void await_closed(ctx *c, closing *k) {
+  conformance_pump_until(c->b->pump, c->b->arg, c->b->max_pumps, &k->closed, 1);
+  EXPECT_MSG(k->closed == 1, "close's callback ran %zu times", k->closed);
+  c->s = NULL; /* released */
+  for (int i = 0; c->b->pump && i < 10; i++)
+    c->b->pump(c->b->arg);
+  EXPECT_MSG(k->closed == 1, "close's callback ran %zu times", k->closed);
+}
+
+static closing *closing_new(ctx *c) {
+  closing *k = calloc(1, sizeof *k);
+  EXPECT_PTR(k);
+  k->c = c;
+  return k;
+}
+
+CONF_TEST(close_in_flight_complete_first) {
+  NEEDS_CLOSE(c);
+  group(c, "g:1", "alice bob");
+  closing *k = closing_new(c);
+  char cmid[16];
+  for (int i = 0; i < CLOSE_CALLS; i++) {
+    res_init(c, &k->appends[i].r);
+    k->appends[i].k = k;
+    snprintf(cmid, sizeof cmid, "m%d", i);
+    cc_entry e = message_entry(c, "g:1", "alice", cmid, "closing time");
+    c->s->methods->append(c->s, &e, on_close_append, &k->appends[i]);
+  }
+  k->close_called = 1;
+  k->done_before = k->done;
+  c->s->methods->close(c->s, on_closed, k);
+  await_closed(c, k);
+  /* Every call made before close completed once, before close's callback. */
+  size_t n_nested = 0;
+  uint64_t last = 0;
+  for (int i = 0; i < CLOSE_CALLS; i++) {
+    res *a = &k->appends[i].r;
+    EXPECT_MSG(a->calls == 1, "append %d: callback ran %zu times", i, a->calls);
+    EXPECT_MSG(a->err == 0 || a->err == CC_ERR_CLOSED, "append %d: %s", i,
+               cc_err_name(a->err));
+    if (a->err == 0) { /* the ones that ran kept their order */
+      EXPECT_MSG(a->seq == last + 1, "append %d: seq %" PRIu64 " after %" PRIu64, i,
+                 a->seq, last);
+      last = a->seq;
+    }
+    res *n = &k->appends[i].nested;
+    if (n->c) {
+      n_nested++;
+      EXPECT_MSG(n->calls == 1, "get_chat after close: callback ran %zu times", n->calls);
+      ASSERT_ERR(n->err, CC_ERR_CLOSED);
+    }
+  }
+  EXPECT_UINT_EQ(k->done, CLOSE_CALLS);
+  EXPECT_UINT_EQ(k->done_at_close, CLOSE_CALLS);
+  /* Each append completed after close made its nested call (none, for a
+   * backend whose calls complete before they return). */
+  EXPECT_UINT_EQ(n_nested, CLOSE_CALLS - k->done_before);
+  free(k);
+}
+END_TEST
+
+static void close_then_call(void *ud, int err, const cc_chat *chat, const cc_member *m,
+                            size_t n) {
+  closing *k = ud;
+  ctx *c = k->c;
+  (void)chat;
+  (void)m;
+  (void)n;
+  ASSERT_ERR(err, 0);
+  k->done++;
+  c->s->methods->close(c->s, on_closed, k);
+  EXPECT_MSG(k->closed == 0, "close's callback ran inside a callback of the storage");
+  for (int i = 0; i < 3; i++)
+    res_init(c, &k->after[i]);
+  cc_entry e = message_entry(c, "g:1", "alice", "too late", "");
+  c->s->methods->append(c->s, &e, on_append, &k->after[0]);
+  c->s->methods->get_chat(c->s, S("g:1"), on_chat, &k->after[1]);
+  c->s->methods->fetch(c->s, S("g:1"), 0, 0, 10, 0, on_entries, &k->after[2]);
+}
+
+CONF_TEST(close_from_callback_refuses_later_calls) {
+  NEEDS_CLOSE(c);
+  group(c, "g:1", "alice bob");
+  closing *k = closing_new(c);
+  c->s->methods->get_chat(c->s, S("g:1"), close_then_call, k);
+  await_closed(c, k);
+  EXPECT_UINT_EQ(k->done, 1);
+  for (int i = 0; i < 3; i++) {
+    EXPECT_MSG(k->after[i].calls == 1, "call %d after close: callback ran %zu times", i,
+               k->after[i].calls);
+    ASSERT_ERR(k->after[i].err, CC_ERR_CLOSED);
+  }
+  EXPECT_UINT_EQ(k->after[1].n_members, 0);
+  EXPECT_UINT_EQ(k->after[2].n, 0);
+  free(k);
+}
+END_TEST
+
+CONF_TEST(close_idle_and_null_cb) {
+  NEEDS_CLOSE(c);
+  /* An idle storage closes too, its callback once; a NULL callback is allowed
+   * (nothing to observe but that nothing breaks, under ASan). */
+  closing *k = closing_new(c);
+  ASSERT_ERR(create_chat(c, "g:1", CC_CHAT_GROUP, "alice"), 0);
+  c->s->methods->close(c->s, on_closed, k);
+  await_closed(c, k);
+  free(k);
+  c->s = c->b->make(c->b->arg);
+  EXPECT_PTR(c->s);
+  c->s->methods->close(c->s, NULL, NULL);
+  for (int i = 0; c->b->pump && i < 10; i++)
+    c->b->pump(c->b->arg);
+  c->s = NULL;
+}
+END_TEST
+
 Suite *storage_conformance_suite(const storage_conformance_backend *b) {
   if (!b || !b->make || n_backends == MAX_BACKENDS) return NULL;
   int idx = n_backends++;
@@ -2354,10 +2524,13 @@ Suite *storage_conformance_suite(const storage_conformance_backend *b) {
   CONF_AREA(get_membership, gm_member_and_non_member, gm_unknown_chat_and_bad_ids,
             gm_read_seq, gm_member_count_and_seqs, gm_after_removal, gm_large_group,
             gm_strings_copied, gm_matches_get_chat_random);
+  CONF_AREA(close, close_in_flight_complete_first,
+            close_from_callback_refuses_later_calls, close_idle_and_null_cb);
   const conformance_area *areas[] = {
       &chats_area,      &append_area,    &idempotency_area, &edit_delete_area,
       &membership_area, &fetch_area,     &list_chats_area,  &read_area,
-      &bad_input_area,  &callbacks_area, &scale_area,       &get_membership_area};
+      &bad_input_area,  &callbacks_area, &scale_area,       &get_membership_area,
+      &close_area};
   return conformance_suite(b->name ? b->name : "storage", idx, areas,
                            sizeof areas / sizeof areas[0]);
 }

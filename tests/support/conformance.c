@@ -13,6 +13,15 @@ Suite *conformance_suite(const char *name, int backend,
   return s;
 }
 
+int conformance_has_slot(int version, int since, int present, const char *slot) {
+  if (version < since) {
+    ck_assert_msg(version >= 1, "version %d", version);
+    return 0;
+  }
+  ck_assert_msg(present, "version %d without %s", version, slot);
+  return 1;
+}
+
 unsigned conformance_max_pumps(unsigned max_pumps) {
   return max_pumps ? max_pumps : 1000000u;
 }

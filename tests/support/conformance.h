@@ -45,6 +45,12 @@ typedef struct conformance_area {
 Suite *conformance_suite(const char *name, int backend,
                          const conformance_area *const *areas, size_t n_areas);
 
+/* Whether a method table that reports `version` has a slot added in version
+ * `since` (`present`: the slot is not NULL). An older table has not, and must
+ * say a version from 1 to since - 1 (its newer slots must not even be read);
+ * a newer one without the slot fails the test. */
+int conformance_has_slot(int version, int since, int present, const char *slot);
+
 /* The bound on pumps per awaited result: `max_pumps` as configured, 0 meaning
  * 1000000. */
 unsigned conformance_max_pumps(unsigned max_pumps);

@@ -1,6 +1,8 @@
 /* The deferred storage (deferred_storage.h). */
 #include "deferred_storage.h"
 
+#include <chatcore/error.h>
+
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,10 @@ struct deferred_storage {
   job *head, *tail;
   size_t queued;
   int fail_err; /* non-zero: the next call fails with it (the storage untouched) */
+  int closing;  /* close was called: calls fail with CC_ERR_CLOSED */
+  void (*closed)(void *);
+  void *closed_ud;
+  deferred_storage **slot; /* set to NULL on release */
 };
 
 static void *job_alloc(job *j, size_t n) {
@@ -138,6 +144,15 @@ static void deliver(job *j) {
 
 int deferred_storage_pump(deferred_storage *d) {
   job *j = d->head;
+  if (!j && d->closing) { /* every call made before and after close is done */
+    void (*closed)(void *) = d->closed;
+    void *ud = d->closed_ud;
+    d->inner->methods->free(d->inner);
+    if (d->slot) *d->slot = NULL;
+    free(d);
+    if (closed) closed(ud);
+    return 1;
+  }
   if (!j) return 0;
   d->head = j->next;
   if (!d->head) d->tail = NULL;
@@ -155,8 +170,17 @@ void deferred_storage_fail_next(deferred_storage *d, int err) {
   d->fail_err = err;
 }
 
-/* Queues the failure instead of calling the storage, if one was asked for. */
+void deferred_storage_clear_on_release(deferred_storage *d, deferred_storage **slot) {
+  d->slot = slot;
+}
+
+/* Queues the failure instead of calling the storage, if one was asked for or
+ * the storage is closing. */
 static int fails(deferred_storage *d, job_type type, void *cb, void *ud) {
+  if (d->closing) {
+    job_new(d, type, cb, ud)->err = CC_ERR_CLOSED;
+    return 1;
+  }
   if (!d->fail_err) return 0;
   job_new(d, type, cb, ud)->err = d->fail_err;
   d->fail_err = 0;
@@ -279,8 +303,15 @@ static void d_free(cc_storage *s) {
   free(d);
 }
 
+static void d_close(cc_storage *s, void (*cb)(void *), void *ud) {
+  deferred_storage *d = (deferred_storage *)s;
+  d->closing = 1;
+  d->closed = cb;
+  d->closed_ud = ud;
+}
+
 static const cc_storage_methods deferred_methods = {
-    .version = 2,
+    .version = 3,
     .create_chat = d_create_chat,
     .get_chat = d_get_chat,
     .append = d_append,
@@ -289,12 +320,17 @@ static const cc_storage_methods deferred_methods = {
     .mark_read = d_mark_read,
     .free = d_free,
     .get_membership = d_get_membership,
+    .close = d_close,
 };
 
 deferred_storage *deferred_storage_new(cc_storage *inner, int version) {
   deferred_storage *d = calloc(1, sizeof *d);
   if (!d) return NULL;
   d->methods = deferred_methods;
+  if (version < 3) { /* as a storage from before close */
+    d->methods.version = 2;
+    d->methods.close = NULL;
+  }
   if (version < 2) { /* as a storage from before get_membership */
     d->methods.version = 1;
     d->methods.get_membership = NULL;

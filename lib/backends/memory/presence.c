@@ -95,8 +95,10 @@ typedef struct mpres {
   uint64_t next_sub;
   device *dead_devices; /* freed once no callback runs */
   puser *dead_users;
-  unsigned depth; /* calls and callbacks running */
-  int closing;    /* free was called during a callback */
+  unsigned depth;         /* calls and callbacks running */
+  int closing;            /* free was called during a callback */
+  void (*closed)(void *); /* close: run once the memory is released */
+  void *closed_ud;
 } mpres;
 
 static const cc_presence_methods memory_methods;
@@ -674,8 +676,11 @@ static void destroy(mpres *p) {
   cc_table_destroy(&p->devices);
   cc_table_destroy(&p->users);
   cc_free(&p->mem, p->heap);
+  void (*closed)(void *) = p->closed;
+  void *closed_ud = p->closed_ud;
   cc_mem mem = p->mem;
   cc_free(&mem, p);
+  if (closed) closed(closed_ud);
 }
 
 /* Every call completes before it returns, so none is pending here. From inside
@@ -690,14 +695,24 @@ static void m_free(cc_presence *base) {
     destroy(p);
 }
 
+/* As free, then `cb` once the memory is released: at once, or when the
+ * outermost callback returns. */
+static void m_close(cc_presence *base, void (*cb)(void *user_data), void *user_data) {
+  mpres *p = (mpres *)base;
+  p->closed = cb;
+  p->closed_ud = user_data;
+  m_free(base);
+}
+
 static const cc_presence_methods memory_methods = {
-    .version = 1,
+    .version = 2,
     .set = m_set,
     .clear = m_clear,
     .lookup = m_lookup,
     .subscribe = m_subscribe,
     .unsubscribe = m_unsubscribe,
     .free = m_free,
+    .close = m_close,
 };
 
 int cc_presence_memory_new(cc_presence **out, const cc_presence_memory_options *opt,

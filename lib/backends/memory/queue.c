@@ -104,8 +104,10 @@ typedef struct mqueue {
   delivery outstanding;  /* sentinel of the delivered, unacked list */
   sub **match;           /* scratch: the subscriptions one publish matches */
   size_t match_cap;
-  unsigned depth; /* calls and callbacks running */
-  int closing;    /* free was called during a callback */
+  unsigned depth;         /* calls and callbacks running */
+  int closing;            /* free was called during a callback */
+  void (*closed)(void *); /* close: run once the memory is released */
+  void *closed_ud;
 } mqueue;
 
 /* ---- options ---- */
@@ -581,8 +583,11 @@ static void destroy(mqueue *q) {
   }
   cc_table_destroy(&q->subs);
   cc_free(&q->mem, q->match);
+  void (*closed)(void *) = q->closed;
+  void *closed_ud = q->closed_ud;
   cc_mem mem = q->mem;
   cc_free(&mem, q);
+  if (closed) closed(closed_ud);
 }
 
 /* Every call completes before it returns, so none is pending here. From inside
@@ -597,13 +602,23 @@ static void m_free(cc_queue *base) {
     destroy(q);
 }
 
+/* As free, then `cb` once the memory is released: at once, or when the
+ * outermost callback returns. */
+static void m_close(cc_queue *base, void (*cb)(void *user_data), void *user_data) {
+  mqueue *q = (mqueue *)base;
+  q->closed = cb;
+  q->closed_ud = user_data;
+  m_free(base);
+}
+
 static const cc_queue_methods memory_methods = {
-    .version = 1,
+    .version = 2,
     .publish = m_publish,
     .subscribe = m_subscribe,
     .unsubscribe = m_unsubscribe,
     .ack = m_ack,
     .free = m_free,
+    .close = m_close,
 };
 
 int cc_queue_memory_new(cc_queue **out, const cc_queue_memory_options *opt,

@@ -111,10 +111,12 @@ typedef struct mstore {
   cc_mem mem;
   cc_table chats;
   cc_table users;
-  cc_hash_key fp_key; /* for content fingerprints */
-  body *garbage;      /* bodies replaced while a callback ran */
-  unsigned depth;     /* callbacks running */
-  int closing;        /* free was called during a callback */
+  cc_hash_key fp_key;     /* for content fingerprints */
+  body *garbage;          /* bodies replaced while a callback ran */
+  unsigned depth;         /* callbacks running */
+  int closing;            /* free was called during a callback */
+  void (*closed)(void *); /* close: run once the memory is released */
+  void *closed_ud;
 } mstore;
 
 static const char empty_bytes[] = "";
@@ -1036,8 +1038,11 @@ static void destroy(mstore *s) {
   }
   cc_table_destroy(&s->chats);
   cc_table_destroy(&s->users);
+  void (*closed)(void *) = s->closed;
+  void *closed_ud = s->closed_ud;
   cc_mem mem = s->mem;
   cc_free(&mem, s);
+  if (closed) closed(closed_ud);
 }
 
 /* Every call completes before it returns, so none is pending here. From inside
@@ -1052,8 +1057,17 @@ static void m_free(cc_storage *base) {
     destroy(s);
 }
 
+/* As free, then `cb` once the memory is released: at once, or when the
+ * outermost callback returns. */
+static void m_close(cc_storage *base, void (*cb)(void *user_data), void *user_data) {
+  mstore *s = (mstore *)base;
+  s->closed = cb;
+  s->closed_ud = user_data;
+  m_free(base);
+}
+
 static const cc_storage_methods memory_methods = {
-    .version = 2,
+    .version = 3,
     .create_chat = m_create_chat,
     .get_chat = m_get_chat,
     .append = m_append,
@@ -1061,6 +1075,7 @@ static const cc_storage_methods memory_methods = {
     .list_chats = m_list_chats,
     .mark_read = m_mark_read,
     .free = m_free,
+    .close = m_close,
     .get_membership = m_get_membership,
 };
 

@@ -1,5 +1,5 @@
 /* The SQLite backend's options object (include/chatcore/sqlite.h), shared by
- * options.c and storage.c. */
+ * options.c and the backend's files (sqlite_internal.h). */
 #ifndef CC_BACKENDS_SQLITE_OPTIONS_H
 #define CC_BACKENDS_SQLITE_OPTIONS_H
 
