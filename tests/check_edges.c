@@ -129,10 +129,11 @@ START_TEST(removal_holds_on_the_other_edge) {
   ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
 
   /* Bob posts through service 2: Alice hears it on edge 1, Carol on edge 2. */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b1\","
-           "\"text\":\"from bob\"}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b1\","
+      "\"text\":\"from bob\"}}",
+      chat);
   send_json(bob, cmd);
   drain(alice, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "from bob"), "alice: %s", buf);
@@ -142,9 +143,10 @@ START_TEST(removal_holds_on_the_other_edge) {
   ck_assert_msg(strstr(buf, "\"requestId\":\"2\""), "bob's ack: %s", buf);
 
   /* Alice removes Bob through service 1. Bob hears of his removal... */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+      chat);
   send_json(alice, cmd);
   drain(alice, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "\"requestId\":\"3\""), "alice: %s", buf);
@@ -153,36 +155,40 @@ START_TEST(removal_holds_on_the_other_edge) {
 
   /* ...and from then on receives nothing of the chat on edge 2, while Carol,
    * on the same edge, still does. */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a1\","
-           "\"text\":\"bob is gone\"}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a1\","
+      "\"text\":\"bob is gone\"}}",
+      chat);
   send_json(alice, cmd);
   drain(carol, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
   ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
 
   /* Service 2 refuses his posts: it learned the change through the queue. */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"5\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b2\","
-           "\"text\":\"let me in\"}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"5\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b2\","
+      "\"text\":\"let me in\"}}",
+      chat);
   send_json(bob, cmd);
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "ERROR_CODE_NOT_MEMBER"), "bob: %s", buf);
   ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
 
   /* Added back through service 2, he hears the chat again on edge 2. */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"6\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"6\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+      chat);
   send_json(carol, cmd);
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"7\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a2\","
-           "\"text\":\"welcome back\"}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"7\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a2\","
+      "\"text\":\"welcome back\"}}",
+      chat);
   send_json(alice, cmd);
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "welcome back"), "bob: %s", buf);

@@ -2096,6 +2096,23 @@ START_TEST(hello_waits_for_the_chat_list) {
 }
 END_TEST
 
+/* A frame of the wrong type sent before hello is held like any other: its
+ * error reply comes after hello, never before. */
+START_TEST(wrong_frame_type_before_hello_answered_after_it) {
+  const char *who[] = {"alice", "bob"};
+  store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  ws_memnet_send(a->mc, 2, "\x08\x01", 2); /* binary on a JSON session */
+  uint64_t r1 = cli_cmd(a, "\"ping\":{}");
+  expect_nothing(a);
+  pump_all();
+  expect_hello(a);
+  ERR(a, 0, MALFORMED);
+  ck_assert_ptr_nonnull(REPLY(a, r1, PING, ping));
+  expect_nothing(a);
+}
+END_TEST
+
 START_TEST(frames_before_hello_are_held) {
   const char *who[] = {"alice", "bob"};
   store_chat("d:alice:bob", CC_CHAT_DIRECT, who, 2);
@@ -2869,6 +2886,7 @@ static Suite *service_suite(void) {
   tcase_add_checked_fixture(tc, setup_deferred, stop_chat_service);
   tcase_add_test(tc, hello_waits_for_the_chat_list);
   tcase_add_test(tc, frames_before_hello_are_held);
+  tcase_add_test(tc, wrong_frame_type_before_hello_answered_after_it);
   tcase_add_test(tc, too_many_frames_before_hello);
   tcase_add_test(tc, close_with_operations_in_flight);
   tcase_add_test(tc, free_service_with_operations_in_flight);

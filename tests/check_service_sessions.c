@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/deferred_storage.h"
 #include "support/runner.h"
 
 /* ---- a recording edge ---- */
@@ -72,7 +73,8 @@ static void to_user(void *ud, cc_str user, const cc_outbound *out) {
   rec_json(r, out);
 }
 
-static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n, int done) {
+static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n,
+                          int done) {
   (void)ud;
   (void)chats;
   record *r = rec_new("chats");
@@ -109,7 +111,7 @@ static void setup(void) {
 
 static void teardown(void) {
   cc_service_free(svc);
-  store->methods->free(store);
+  if (store) store->methods->free(store);
 }
 
 static cc_str S(const char *s) {
@@ -140,7 +142,9 @@ START_TEST(sessions_commands_and_chat_events) {
   ck_assert_int_eq(cc_service_session_open(svc, b, S("bob"), 1), 0);
 
   /* A group: its membership change goes to the chat once, with the joiners. */
-  frame(a, "alice", "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"t\",\"memberIds\":[\"bob\"]}}");
+  frame(
+      a, "alice",
+      "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"t\",\"memberIds\":[\"bob\"]}}");
   r = last("session");
   ck_assert(cc_session_eq(r->session, a));
   ck_assert_ptr_nonnull(strstr(r->json, "\"requestId\":\"1\""));
@@ -160,10 +164,11 @@ START_TEST(sessions_commands_and_chat_events) {
   /* A message: one event for the chat, then the ack to its sender only. */
   size_t before = n_recs;
   char send[256];
-  snprintf(send, sizeof send,
-           "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"m1\","
-           "\"text\":\"hi\"}}",
-           chat);
+  snprintf(
+      send, sizeof send,
+      "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"m1\","
+      "\"text\":\"hi\"}}",
+      chat);
   frame(b, "bob", send);
   ck_assert_uint_eq(n_recs, before + 2);
   ck_assert_str_eq(recs[before].kind, "chat");
@@ -180,15 +185,17 @@ START_TEST(sessions_commands_and_chat_events) {
   /* Alice removes Bob: his later sends are refused (the membership check is
    * this service's, kept by its own change). */
   char remove[256];
-  snprintf(remove, sizeof remove,
-           "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-           chat);
+  snprintf(
+      remove, sizeof remove,
+      "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+      chat);
   frame(a, "alice", remove);
   ck_assert_uint_eq(last("chat")->n_left, 1);
-  snprintf(send, sizeof send,
-           "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"m2\","
-           "\"text\":\"still here?\"}}",
-           chat);
+  snprintf(
+      send, sizeof send,
+      "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"m2\","
+      "\"text\":\"still here?\"}}",
+      chat);
   frame(b, "bob", send);
   ck_assert_ptr_nonnull(strstr(last("session")->json, "ERROR_CODE_NOT_MEMBER"));
 
@@ -208,6 +215,68 @@ START_TEST(sessions_commands_and_chat_events) {
   cc_service_session_close(svc, a, S("alice"));
   cc_service_session_close(svc, a2, S("alice"));
   cc_service_session_close(svc, a3, S("alice"));
+}
+END_TEST
+
+/* A member removed elsewhere while its chat set loads: a page read before the
+ * removal must not bring the chat back (the edge would subscribe the session
+ * and the service would let it post). */
+static void on_created(void *ud, int err) {
+  *(int *)ud = err;
+}
+
+START_TEST(removal_during_the_chat_set_load_holds) {
+  cc_member m[2] = {{S("alice"), CC_ROLE_OWNER, NULL}, {S("bob"), CC_ROLE_MEMBER, NULL}};
+  cc_chat g1 = {.chat_id = S("g:1"), .kind = CC_CHAT_GROUP};
+  cc_chat g2 = {.chat_id = S("g:2"), .kind = CC_CHAT_GROUP};
+  int err = -1;
+  store->methods->create_chat(store, &g1, m, 2, on_created, &err);
+  ck_assert_int_eq(err, 0);
+  store->methods->create_chat(store, &g2, m, 2, on_created, &err);
+  ck_assert_int_eq(err, 0);
+  cc_chat g3 = {.chat_id = S("g:3"), .kind = CC_CHAT_GROUP};
+  store->methods->create_chat(store, &g3, m, 1, on_created, &err); /* alice only */
+  ck_assert_int_eq(err, 0);
+  /* A service over a storage that completes calls only when pumped. */
+  deferred_storage *lag = deferred_storage_new(store, 3);
+  cc_service *slow;
+  cc_service_options *o;
+  ck_assert_int_eq(cc_service_options_new(&o), 0);
+  ck_assert_int_eq(cc_service_options_set_storage(o, deferred_storage_base(lag)), 0);
+  ck_assert_int_eq(cc_service_new(&slow, o, NULL), 0);
+  cc_service_options_free(o);
+  ck_assert_int_eq(cc_service_set_output(slow, &recorder, NULL), 0);
+  cc_session b = {2, 1};
+  ck_assert_int_eq(cc_service_session_open(slow, b, S("bob"), 1), 0);
+  ck_assert_uint_eq(n_recs, 0); /* loading */
+  /* Bob is removed from g:1 through another service; this one hears it from
+   * the queue before its (stale) page arrives. */
+  cc_str bob = S("bob");
+  cc_service_membership_changed(slow, S("g:1"), NULL, 0, &bob, 1);
+  while (deferred_storage_pump(lag) > 0) {
+  }
+  const record *r = last("chats");
+  ck_assert_int_eq(r->done, 1);
+  ck_assert_uint_eq(r->n_chats, 1); /* g:2 only */
+  /* A join heard from the queue is checked with the storage: a forged one
+   * for a chat Bob is not in does not let him post. */
+  cc_service_membership_changed(slow, S("g:3"), &bob, 1, NULL, 0);
+  while (deferred_storage_pump(lag) > 0) {
+  }
+  static const char send[] = "{\"requestId\":\"1\",\"sendMessage\":{\"chatId\":\"g:3\","
+                             "\"clientMsgId\":\"x\",\"text\":\"hi\"}}";
+  cc_service_session_frame(slow, b, bob, CC_ENCODING_JSON, (const uint8_t *)send,
+                           sizeof send - 1);
+  while (deferred_storage_pump(lag) > 0) {
+  }
+  ck_assert_ptr_nonnull(strstr(last("session")->json, "ERROR_CODE_NOT_MEMBER"));
+  cc_service_session_close(slow, b, bob);
+  cc_service_free(slow);
+  while (deferred_storage_pump(lag) > 0) {
+  }
+  cc_storage *base = deferred_storage_base(lag);
+  base->methods->free(base); /* the memory storage with it */
+  store = NULL;
 }
 END_TEST
 
@@ -242,6 +311,7 @@ static Suite *sessions_suite(void) {
   TCase *tc = tcase_create("sessions");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, sessions_commands_and_chat_events);
+  tcase_add_test(tc, removal_during_the_chat_set_load_holds);
   tcase_add_test(tc, bad_sessions_are_refused);
   tcase_add_test(tc, no_output_table);
   suite_add_tcase(s, tc);

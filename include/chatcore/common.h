@@ -38,6 +38,34 @@ typedef struct cc_str {
   size_t len;
 } cc_str;
 
+/* How the records that cross a backend interface grow (cc_entry, cc_chat,
+ * cc_member, cc_chat_summary, cc_presence_device, cc_presence_status,
+ * cc_queue_msg). Each ends with `const cc_ext *ext`: NULL today. A field added
+ * later travels in a typed extension record chained from it (the pattern of
+ * Vulkan's pNext chains), which begins with a cc_ext saying its type and its
+ * size. So a record's own size never changes (arrays of records keep their
+ * stride, a backend built against an older header reads a newer caller's
+ * records and the other way round), and a side skips the extensions it does
+ * not know. Whoever fills a record zero-initialises it (a designated
+ * initializer does) or sets `ext` itself; a backend keeps the extensions it
+ * knows and may drop the others. Extension types are listed in the header of
+ * the interface that defines them; a reader checks `size` before using a field
+ * that a later version of an extension appended. */
+typedef struct cc_ext {
+  uint32_t type;             /* which extension (never 0) */
+  uint32_t size;             /* sizeof the whole extension record */
+  const struct cc_ext *next; /* the next extension in the chain, or NULL */
+} cc_ext;
+
+/* The first extension of `type` in `chain` whose size is at least `min_size`,
+ * or NULL. */
+static inline const cc_ext *cc_ext_find(const cc_ext *chain, uint32_t type,
+                                        size_t min_size) {
+  for (; chain; chain = chain->next)
+    if (chain->type == type && chain->size >= min_size) return chain;
+  return (const cc_ext *)0;
+}
+
 /* The allocator used when NULL is passed: the C library's. Never NULL. */
 CC_EXTERN const cc_mem *cc_mem_default(void);
 

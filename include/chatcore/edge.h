@@ -84,7 +84,8 @@ CC_EXTERN void cc_edge_set_http(cc_edge *edge,
 /* ---- deliveries: what the service says (cc_service_output's slots) ---- */
 
 /* A reply or event for one session (dropped if it is gone). */
-CC_EXTERN void cc_edge_to_session(cc_edge *edge, cc_session session, const cc_outbound *out);
+CC_EXTERN void cc_edge_to_session(cc_edge *edge, cc_session session,
+                                  const cc_outbound *out);
 /* An event for chat `chat` (NULL: only the membership change in `d`), encoded
  * once per encoding its sessions speak and shared by reference. */
 CC_EXTERN void cc_edge_to_chat(cc_edge *edge, cc_str chat, const cc_outbound *out,
@@ -96,8 +97,8 @@ CC_EXTERN void cc_edge_to_followers(cc_edge *edge, cc_str user, const cc_outboun
 /* Chats of an opening session's user (see cc_edge_commands.open); on `done`
  * the session is subscribed to all of them, hears `hello`, and its held frames
  * go to the service. */
-CC_EXTERN void cc_edge_session_chats(cc_edge *edge, cc_session session, const cc_str *chats,
-                                     size_t n, int done);
+CC_EXTERN void cc_edge_session_chats(cc_edge *edge, cc_session session,
+                                     const cc_str *chats, size_t n, int done);
 /* Closes a session with `code` and `reason` (UTF-8, up to 123 bytes). */
 CC_EXTERN void cc_edge_close_session(cc_edge *edge, cc_session session, uint16_t code,
                                      const char *reason);

@@ -19,7 +19,12 @@
  * direct chat created) travels the same way as a MembershipChanged event with
  * seq 0, which changes subscriptions and is delivered to nobody. Replies,
  * typing, receipts and presence stay local. The queue is also a feed for other
- * consumers (bots, indexers).
+ * consumers (bots, indexers): give them subscribe rights only, since an edge
+ * subscribes its sessions to what membership changes on the queue say (a
+ * service checks joins with the storage before it lets anyone post).
+ *
+ * One link per service and per edge: a link installs itself as the service's
+ * output and the edge's commands, replacing whatever was there.
  *
  * Threads: the link, its service, its edge and its queue belong to one loop. */
 #ifndef CHATCORE_LINK_H

@@ -15,7 +15,8 @@
  *
  * A backend is a struct that begins with `const cc_presence_methods *methods`
  * (as cc_storage). The caller checks `version >= N && slot != NULL` before using
- * a slot added in version N.
+ * a slot added in version N. Records (cc_presence_device, cc_presence_status)
+ * grow through their `ext` chains (common.h), which arrived with version 2.
  *
  * Calls take effect in the order they are made, and complete through a
  * callback, which a backend may call before returning (the memory backend
@@ -45,6 +46,7 @@ typedef struct cc_presence_device {
   cc_str user_id;
   cc_str device_id;  /* a connection key, unique within its gateway */
   cc_str gateway_id; /* the gateway holding the connection (for routing) */
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_presence_device;
 
 typedef struct cc_presence_status {
@@ -57,6 +59,7 @@ typedef struct cc_presence_status {
   int64_t last_seen_ms;
   const cc_presence_device *devices; /* the user's devices, in no particular order */
   size_t n_devices;                  /* 0 when offline */
+  const cc_ext *ext;                 /* extensions (common.h): NULL today */
 } cc_presence_status;
 
 typedef void (*cc_presence_done_cb)(void *user_data, int err);

@@ -51,12 +51,14 @@ extern "C" {
 typedef struct cc_queue cc_queue;
 
 /* A delivered message. Read-only for the subscriber; a backend's own message
- * struct begins with it (fields may be appended in later versions: the backend
- * allocates it). Valid from the handler call until it is acked. */
+ * struct begins with it (the backend allocates it). It grows through its `ext`
+ * chain (common.h), which arrived with version 2. Valid from the handler call
+ * until it is acked. */
 typedef struct cc_queue_msg {
   cc_str subject;      /* the subject it was published to */
   const uint8_t *data; /* the bytes published (not NULL, even when len is 0) */
   size_t len;
+  const cc_ext *ext;   /* extensions (common.h): NULL today */
 } cc_queue_msg;
 
 /* duplicate: 1 if the dedupe id was seen within the window (nothing was

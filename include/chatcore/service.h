@@ -60,11 +60,10 @@ CC_EXTERN int cc_service_options_set_monotonic_clock(cc_service_options *opt,
 CC_EXTERN int cc_service_options_set_storage(cc_service_options *opt,
                                              cc_storage *storage);
 /* Presence (borrowed, freed after the service): each open session is a device
- * of its user on gateway `gateway_id` (1..63 bytes, copied; the device id is the
- * session's id), set with a TTL of `ttl_ms` (>= 1000) and refreshed while the
- * client sends frames. Sessions follow the presence of their user's
- * direct-chat peers (output to_followers). NULL (the default): no presence
- * events. */
+ * of its user on gateway `gateway_id` (1..63 bytes, copied; the device id is
+ * "<session edge>-<session id>"), set with a TTL of `ttl_ms` (>= 1000) and refreshed
+ * while the client sends frames. Sessions follow the presence of their user's direct-chat
+ * peers (output to_followers). NULL (the default): no presence events. */
 CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
                                               cc_presence *presence,
                                               const char *gateway_id, uint32_t ttl_ms);
@@ -90,8 +89,9 @@ CC_EXTERN int cc_service_options_set_max_group_members(cc_service_options *opt,
  * 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
 CC_EXTERN int cc_service_new(cc_service **out, const cc_service_options *opt,
                              const cc_mem *mem);
-/* Frees the service. Close its sessions first (or drop them with the edge), and
- * free the backends after the service: a service with backend calls in flight is released when
+/* Frees the service. Sessions still open are forgotten (their presence devices
+ * expire with their TTL: close them first to clear them). Free the backends
+ * after the service: a service with backend calls in flight is released when
  * the last of them completes (backends complete pending calls when freed).
  * NULL is a no-op. */
 CC_EXTERN void cc_service_free(cc_service *svc);
@@ -145,8 +145,8 @@ CC_EXTERN int cc_service_set_output(cc_service *svc, const cc_service_output *ou
 CC_EXTERN int cc_service_session_open(cc_service *svc, cc_session session, cc_str user,
                                       int want_chats);
 /* One complete client frame of the open session `session` of `user`, in
- * `enc` (borrowed for the call). Frames of a session must come after its session_chats(done). Unknown
- * sessions are ignored. */
+ * `enc` (borrowed for the call). Frames of a session must come after its
+ * session_chats(done). Unknown sessions are ignored. */
 CC_EXTERN void cc_service_session_frame(cc_service *svc, cc_session session, cc_str user,
                                         cc_encoding enc, const uint8_t *data, size_t len);
 /* The session closed: its presence device is cleared; answers still in flight
@@ -154,7 +154,10 @@ CC_EXTERN void cc_service_session_frame(cc_service *svc, cc_session session, cc_
 CC_EXTERN void cc_service_session_close(cc_service *svc, cc_session session, cc_str user);
 
 /* A membership change made by another service instance (learned from the
- * queue): keeps this service's membership checks exact. Idempotent. */
+ * queue): keeps this service's membership checks exact. Removals apply at
+ * once; a join is checked with the storage first (the queue is not the record
+ * of truth: whoever can publish on it must not be able to grant membership).
+ * Idempotent. */
 CC_EXTERN void cc_service_membership_changed(cc_service *svc, cc_str chat,
                                              const cc_str *joined, size_t n_joined,
                                              const cc_str *left, size_t n_left);

@@ -45,13 +45,14 @@ CC_EXTERN int cc_outbound_encode(const cc_outbound *out, cc_encoding enc, size_t
 /* Who receives an event for a chat, besides the sessions subscribed to it.
  * Every field may be empty (zero): the event goes to every subscriber. */
 typedef struct cc_delivery {
-  uint64_t seq;          /* the chat log entry the event carries (0: not a log entry) */
-  cc_str skip_user;      /* leave out every session of this user (typing) */
-  cc_session skip;       /* leave out this session (id 0: none; a receipt's reader) */
-  const cc_str *joined;  /* users who became members: subscribed before delivery */
+  uint64_t seq;         /* the chat log entry the event carries (0: not a log entry) */
+  cc_str skip_user;     /* leave out every session of this user (typing) */
+  cc_session skip;      /* leave out this session (id 0: none; a receipt's reader) */
+  const cc_str *joined; /* users who became members: subscribed before delivery */
   size_t n_joined;
-  const cc_str *left;    /* users who stopped being members: unsubscribed after it */
+  const cc_str *left; /* users who stopped being members: unsubscribed after it */
   size_t n_left;
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_delivery;
 
 #ifdef __cplusplus

@@ -10,6 +10,9 @@
  * (SQLite's sqlite3_io_methods pattern). The service calls only through the
  * methods table; `version` says which slots exist: the caller checks
  * `version >= N && slot != NULL` before using a slot added in version N.
+ * Records (cc_entry, cc_chat, cc_member, cc_chat_summary) never change size:
+ * they grow through their `ext` chains (common.h), which arrived with
+ * version 3.
  *
  * Calls complete through a callback. A backend may call it before returning
  * (the memory backend does) or later, from the thread that made the call (a
@@ -66,6 +69,7 @@ typedef struct cc_entry {
   int64_t edited_at_ms; /* 0: never edited */
   int deleted;
   uint64_t updated_seq; /* seq, or the seq of the latest edit/delete of it */
+  const cc_ext *ext;    /* extensions (common.h): NULL today */
 } cc_entry;
 
 typedef enum cc_chat_kind { CC_CHAT_DIRECT = 1, CC_CHAT_GROUP = 2 } cc_chat_kind;
@@ -81,6 +85,7 @@ typedef enum cc_member_role {
 typedef struct cc_member {
   cc_str user_id;
   cc_member_role role;
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_member;
 
 typedef struct cc_chat {
@@ -93,6 +98,7 @@ typedef struct cc_chat {
   uint64_t first_seq; /* lowest seq still stored (0: empty) */
   /* last_seq and first_seq are set by get_chat and list_chats, ignored by
    * create_chat. */
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_chat;
 
 /* One chat in a user's list, with that user's read state. */
@@ -105,6 +111,7 @@ typedef struct cc_chat_summary {
   /* The chat's newest MESSAGE entry as stored now (edited, or a tombstone), for
    * chat-list previews; `last_message.seq` is 0 when the chat has none. */
   cc_entry last_message;
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_chat_summary;
 
 typedef struct cc_storage cc_storage;

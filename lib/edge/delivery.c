@@ -24,7 +24,8 @@ void edge_join(edge_session *s, cc_str chat) {
   cc_fanout_join(fo, chat.ptr, chat.len, (uint64_t)(uintptr_t)s);
   const char *lo, *hi;
   size_t lo_len, hi_len;
-  if (cc_protocol_parse_direct_chat_id(chat.ptr, chat.len, &lo, &lo_len, &hi, &hi_len) == 0) {
+  if (cc_protocol_parse_direct_chat_id(chat.ptr, chat.len, &lo, &lo_len, &hi, &hi_len) ==
+      0) {
     int me_lo = lo_len == s->user->id_len && memcmp(lo, s->user->id, lo_len) == 0;
     cc_str peer = me_lo ? (cc_str){hi, hi_len} : (cc_str){lo, lo_len};
     char key[CC_PROTOCOL_USER_ID_MAX + 16];
@@ -50,7 +51,9 @@ static cc_buf *ws_frame(cc_edge *e, const cc_outbound *out, cc_encoding enc) {
 }
 
 void edge_send(edge_session *s, const cc_outbound *out) {
-  if (!s->conn || s->closing) return;
+  /* Nothing reaches a session before its hello (the first thing it is sent,
+   * once ready). */
+  if (!s->conn || s->closing || !s->ready) return;
   cc_buf *b = ws_frame(s->edge, out, (cc_encoding)s->enc);
   if (b) cc_conn_send(s->conn, b);
   cc_buf_unref(b);
@@ -102,17 +105,21 @@ static void member_left(cc_edge *e, cc_str user, cc_str chat) {
     if (s->ready) edge_leave(s, chat);
 }
 
-void cc_edge_to_chat(cc_edge *e, cc_str chat, const cc_outbound *out, const cc_delivery *d) {
+void cc_edge_to_chat(cc_edge *e, cc_str chat, const cc_outbound *out,
+                     const cc_delivery *d) {
   if (!e || !chat.ptr || chat.len == 0) return;
   static const cc_delivery everyone;
   if (!d) d = &everyone;
-  for (size_t i = 0; i < d->n_joined; i++) member_joined(e, d->joined[i], chat);
+  for (size_t i = 0; i < d->n_joined; i++)
+    member_joined(e, d->joined[i], chat);
   if (out) {
-    const edge_user *skip_user = d->skip_user.len ? edge_user_find(e, d->skip_user) : NULL;
+    const edge_user *skip_user =
+        d->skip_user.len ? edge_user_find(e, d->skip_user) : NULL;
     uint64_t skip_session = d->skip.edge == e->id ? d->skip.id : 0;
     publish(e, chat.ptr, chat.len, out, skip_user, skip_session);
   }
-  for (size_t i = 0; i < d->n_left; i++) member_left(e, d->left[i], chat);
+  for (size_t i = 0; i < d->n_left; i++)
+    member_left(e, d->left[i], chat);
 }
 
 void cc_edge_to_user(cc_edge *e, cc_str user, const cc_outbound *out) {

@@ -196,11 +196,21 @@ static void send_hello(edge_session *s) {
   edge_send(s, &o);
 }
 
-static void forward_frame(edge_session *s, const uint8_t *data, size_t len) {
+/* Hands a ready session's frame to the service, or answers a frame of the
+ * wrong type (binary on a JSON session, text on a protobuf one) here. */
+static void forward_frame(edge_session *s, const uint8_t *data, size_t len, int binary) {
   cc_edge *e = s->edge;
+  if (binary != (s->enc == CC_ENCODING_PROTOBUF)) {
+    cc_outbound o = {NULL, 0, CHATCORE__V1__ERROR_CODE__ERROR_CODE_MALFORMED,
+                     binary ? "binary frame on a chatcore.v1.json connection: send text"
+                            : "text frame on a chatcore.v1.proto connection: send binary",
+                     0};
+    edge_send(s, &o);
+    return;
+  }
   if (e->cmd.frame)
     e->cmd.frame(e->cmd_data, session_of(s), (cc_str){s->user->id, s->user->id_len},
-               (cc_encoding)s->enc, data, len);
+                 (cc_encoding)s->enc, data, len);
 }
 
 /* Subscribes the session to its user's chats, says hello, then hands the
@@ -220,7 +230,7 @@ void edge_session_ready(edge_session *s) {
     s->held = h->next;
     if (!s->held) s->held_tail = NULL;
     s->n_held--;
-    forward_frame(s, h->data, h->len);
+    forward_frame(s, h->data, h->len, h->binary);
     cc_free(&e->mem, h);
     /* The service may have closed the session meanwhile. */
     if (!edge_session_find(e, ref) || s->id != id || !s->conn) break;
@@ -289,7 +299,7 @@ static void on_open(void *user_data, cc_conn *conn) {
     session_close(s, CC_CLOSE_INTERNAL, "chat service unavailable");
 }
 
-static void hold_frame(edge_session *s, const uint8_t *data, size_t len) {
+static void hold_frame(edge_session *s, const uint8_t *data, size_t len, int binary) {
   cc_edge *e = s->edge;
   edge_held *h = s->n_held < EDGE_MAX_HELD ? cc_malloc(&e->mem, sizeof *h + len) : NULL;
   if (!h) { /* an answer now would come before hello: close instead */
@@ -298,6 +308,7 @@ static void hold_frame(edge_session *s, const uint8_t *data, size_t len) {
   }
   h->next = NULL;
   h->len = len;
+  h->binary = binary;
   memcpy(h->data, data, len);
   if (s->held_tail)
     s->held_tail->next = h;
@@ -312,18 +323,10 @@ static void on_message(void *user_data, cc_conn *conn, const uint8_t *data, size
   (void)user_data;
   edge_session *s = cc_conn_get_user_data(conn);
   if (!s || s->closing) return;
-  if (binary != (s->enc == CC_ENCODING_PROTOBUF)) {
-    cc_outbound o = {NULL, 0, CHATCORE__V1__ERROR_CODE__ERROR_CODE_MALFORMED,
-                     binary ? "binary frame on a chatcore.v1.json connection: send text"
-                            : "text frame on a chatcore.v1.proto connection: send binary",
-                     0};
-    edge_send(s, &o);
-    return;
-  }
   if (!s->ready)
-    hold_frame(s, data, len);
+    hold_frame(s, data, len, binary);
   else
-    forward_frame(s, data, len);
+    forward_frame(s, data, len, binary);
 }
 
 static void on_close(void *user_data, cc_conn *conn, uint16_t code) {
@@ -335,8 +338,9 @@ static void on_close(void *user_data, cc_conn *conn, uint16_t code) {
   edge_session *s = cc_conn_get_user_data(conn);
   if (!s) return;
   cc_conn_set_user_data(conn, NULL);
-  if (s->ready) cc_fanout_drop_conn(e->fanout[s->enc == CC_ENCODING_PROTOBUF],
-                                    (uint64_t)(uintptr_t)s);
+  if (s->ready)
+    cc_fanout_drop_conn(e->fanout[s->enc == CC_ENCODING_PROTOBUF],
+                        (uint64_t)(uintptr_t)s);
   s->conn = NULL;
   edge_user *u = s->user;
   for (edge_session **p = &u->sessions; *p; p = &(*p)->next_of_user)

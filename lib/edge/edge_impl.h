@@ -28,6 +28,7 @@ typedef struct edge_user edge_user;
 typedef struct edge_held {
   struct edge_held *next;
   size_t len;
+  int binary;
   uint8_t data[];
 } edge_held;
 
@@ -48,7 +49,7 @@ struct edge_user {
   cc_tnode node; /* in edge->users */
   edge_session *sessions;
   uint32_t n_sessions;
-  uint8_t loaded; /* the chat set is complete */
+  uint8_t loaded;  /* the chat set is complete */
   cc_strset chats; /* the chats its sessions are subscribed to */
   size_t id_len;
   char id[];

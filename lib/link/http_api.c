@@ -32,10 +32,12 @@ static void respond_error(cc_conn *conn, int status, api_code code, const char *
                           const char *extra_headers) {
   char body[400];
   /* `message` is one of this file's fixed ASCII strings: no escaping needed. */
-  int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-                   cc_wire_error_code_name(code), message);
+  int n =
+      snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+               cc_wire_error_code_name(code), message);
   cc_conn_http_respond(conn, status, "application/json", (const uint8_t *)body,
-                       (size_t)n < sizeof body ? (size_t)n : sizeof body - 1, extra_headers);
+                       (size_t)n < sizeof body ? (size_t)n : sizeof body - 1,
+                       extra_headers);
 }
 
 static void on_answer(void *ud, int err, const uint8_t *json, size_t len) {
@@ -127,8 +129,8 @@ static int authenticate(cc_http_api *api, cc_conn *conn, const cc_http_request *
   static const char challenge[] = "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n";
   cc_str token;
   if (cc_http_bearer_token(cc_http_request_header(req, "Authorization"), &token) != 0) {
-    respond_error(conn, 401, API_E(UNAUTHORIZED), "Authorization: Bearer <token> required",
-                  challenge);
+    respond_error(conn, 401, API_E(UNAUTHORIZED),
+                  "Authorization: Bearer <token> required", challenge);
     return -1;
   }
   cc_jwt_claims claims;
@@ -177,10 +179,12 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
       query_uint(query, "after", UINT64_MAX, &after) != 0 ||
       (before && after && after >= before)) {
     respond_error(conn, 400, API_E(BAD_REQUEST),
-                  "limit, before and after are unsigned integers, after below before", NULL);
+                  "limit, before and after are unsigned integers, after below before",
+                  NULL);
     return 1;
   }
-  char chat_id[CC_PROTOCOL_CHAT_ID_MAX + 1] = "", cursor[CC_PROTOCOL_CHAT_ID_MAX + 8] = "";
+  char chat_id[CC_PROTOCOL_CHAT_ID_MAX + 1] = "",
+                                         cursor[CC_PROTOCOL_CHAT_ID_MAX + 8] = "";
   int chat_len = 0;
   if (is_history) {
     chat_len = cc_http_percent_decode((cc_str){rest + 1, rest_len - 1 - sl}, 0, chat_id,
@@ -203,15 +207,18 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
   p->conn = conn;
   cc_conn_set_user_data(conn, p);
   cc_str me = {user, strlen(user)};
-  int rv = is_list ? cc_service_query_chats(api->svc, me, (cc_str){cursor, strlen(cursor)},
-                                            (uint32_t)limit, on_answer, p)
-                   : cc_service_query_history(api->svc, me, (cc_str){chat_id, (size_t)chat_len},
-                                              after, before, (uint32_t)limit, on_answer, p);
+  int rv =
+      is_list
+          ? cc_service_query_chats(api->svc, me, (cc_str){cursor, strlen(cursor)},
+                                   (uint32_t)limit, on_answer, p)
+          : cc_service_query_history(api->svc, me, (cc_str){chat_id, (size_t)chat_len},
+                                     after, before, (uint32_t)limit, on_answer, p);
   if (rv != 0) { /* refused before asking the storage */
     cc_conn_set_user_data(conn, NULL);
     cc_free(&api->mem, p);
     respond_error(conn, 400, API_E(BAD_REQUEST),
-                  is_list ? "cursor: not a cursor this server gave" : "bad request", NULL);
+                  is_list ? "cursor: not a cursor this server gave" : "bad request",
+                  NULL);
   }
   return 1;
 }

@@ -35,7 +35,8 @@ static size_t chat_subject(char *out, size_t cap, cc_str chat) {
   size_t pl = strlen(SUBJECT_PREFIX);
   if (pl + chat.len + 1 > cap) return 0;
   memcpy(out, SUBJECT_PREFIX, pl);
-  for (size_t i = 0; i < chat.len; i++) out[pl + i] = chat.ptr[i] == '.' ? '~' : chat.ptr[i];
+  for (size_t i = 0; i < chat.len; i++)
+    out[pl + i] = chat.ptr[i] == '.' ? '~' : chat.ptr[i];
   out[pl + chat.len] = '\0';
   return pl + chat.len;
 }
@@ -45,12 +46,67 @@ static void link_release(cc_link *l) {
   cc_free(&m, l);
 }
 
+static void published(cc_link *l, int err) {
+  if (err != 0)
+    cc_log(CC_LOG_WARN, "publishing a log entry to the queue failed: %s",
+           cc_strerror(err));
+  if (--l->publishing == 0 && l->dying) link_release(l);
+}
+
 static void on_published(void *ud, int err, int duplicate) {
   (void)duplicate;
-  cc_link *l = ud;
-  if (err != 0)
-    cc_log(CC_LOG_WARN, "publishing a log entry to the queue failed: %s", cc_strerror(err));
-  if (--l->publishing == 0 && l->dying) link_release(l);
+  published(ud, err);
+}
+
+/* A membership change on its way through the queue, kept until the publish
+ * completes: if it fails, this edge still applies it (the service has). */
+typedef struct pending_change {
+  cc_link *link;
+  cc_str chat;
+  cc_str *ids; /* joined, then left */
+  size_t n_joined, n_left;
+  char bytes[]; /* the chat id and the user ids */
+} pending_change;
+
+static pending_change *change_new(cc_link *l, cc_str chat, const cc_delivery *d) {
+  size_t n = d->n_joined + d->n_left, bytes = chat.len;
+  for (size_t i = 0; i < d->n_joined; i++)
+    bytes += d->joined[i].len;
+  for (size_t i = 0; i < d->n_left; i++)
+    bytes += d->left[i].len;
+  pending_change *p = cc_malloc(&l->mem, sizeof *p + bytes + n * sizeof(cc_str) + 16);
+  if (!p) return NULL;
+  p->link = l;
+  p->n_joined = d->n_joined;
+  p->n_left = d->n_left;
+  uintptr_t at = ((uintptr_t)(p->bytes + bytes) + 15) & ~(uintptr_t)15;
+  p->ids = (cc_str *)at;
+  char *w = p->bytes;
+  memcpy(w, chat.ptr, chat.len);
+  p->chat = (cc_str){w, chat.len};
+  w += chat.len;
+  for (size_t i = 0; i < n; i++) {
+    cc_str id = i < d->n_joined ? d->joined[i] : d->left[i - d->n_joined];
+    memcpy(w, id.ptr, id.len);
+    p->ids[i] = (cc_str){w, id.len};
+    w += id.len;
+  }
+  return p;
+}
+
+static void on_change_published(void *ud, int err, int duplicate) {
+  (void)duplicate;
+  pending_change *p = ud;
+  cc_link *l = p->link;
+  if (err != 0 && !l->dying) {
+    cc_delivery d = {.joined = p->ids,
+                     .n_joined = p->n_joined,
+                     .left = p->ids + p->n_joined,
+                     .n_left = p->n_left};
+    cc_edge_to_chat(l->edge, p->chat, NULL, &d);
+  }
+  cc_free(&l->mem, p);
+  published(l, err);
 }
 
 /* A membership change that no log entry carries (a direct chat created, a
@@ -98,9 +154,15 @@ static void publish(cc_link *l, cc_str chat, const Chatcore__V1__Event *ev, uint
     cc_edge_to_chat(l->edge, chat, out, d); /* still reach the ones here */
     return;
   }
+  /* A membership change keeps what it must apply here should the publish
+   * fail; without the memory for that, it is applied here at once. */
+  pending_change *p = d && (d->n_joined || d->n_left) ? change_new(l, chat, d) : NULL;
+  if (d && (d->n_joined || d->n_left) && !p) cc_edge_to_chat(l->edge, chat, NULL, d);
   l->publishing++;
-  l->queue->methods->publish(l->queue, (cc_str){subject, sl}, cc_buf_cdata(b), cc_buf_len(b),
-                             (cc_str){dedupe, (size_t)dl}, on_published, l);
+  l->queue->methods->publish(l->queue, (cc_str){subject, sl}, cc_buf_cdata(b),
+                             cc_buf_len(b), (cc_str){dedupe, (size_t)dl},
+                             p ? on_change_published : on_published,
+                             p ? (void *)p : (void *)l);
   cc_buf_unref(b);
 }
 
@@ -113,7 +175,8 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
     publish(l, chat, ev, d->seq, out, d);
     return;
   }
-  if (l->queue && !out && (d->n_joined || d->n_left) && chat.len <= CC_PROTOCOL_CHAT_ID_MAX) {
+  if (l->queue && !out && (d->n_joined || d->n_left) &&
+      chat.len <= CC_PROTOCOL_CHAT_ID_MAX) {
     /* A membership change alone: every edge and service must hear of it. */
     char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
     memcpy(id, chat.ptr, chat.len);
@@ -145,7 +208,8 @@ static void to_followers(void *ud, cc_str user, const cc_outbound *out) {
   cc_edge_to_followers(l->edge, user, out);
 }
 
-static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n, int done) {
+static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n,
+                          int done) {
   cc_link *l = ud;
   cc_edge_session_chats(l->edge, s, chats, n, done);
 }
@@ -212,8 +276,8 @@ static void on_entry(void *ud, cc_queue_msg *m) {
   ProtobufCMessage *msg = NULL;
   const char *chat;
   uint64_t seq;
-  if (cc_wire_decode(&msg, &chatcore__v1__event__descriptor, CC_ENCODING_PROTOBUF, m->data,
-                     m->len, &cc_wire_limits_server, &l->mem, NULL) == 0 &&
+  if (cc_wire_decode(&msg, &chatcore__v1__event__descriptor, CC_ENCODING_PROTOBUF,
+                     m->data, m->len, &cc_wire_limits_server, &l->mem, NULL) == 0 &&
       entry_of((Chatcore__V1__Event *)msg, &chat, &seq) &&
       cc_protocol_check_chat_id(chat, strlen(chat)) == 0) {
     Chatcore__V1__Event *ev = (Chatcore__V1__Event *)msg;
@@ -226,15 +290,21 @@ static void on_entry(void *ud, cc_queue_msg *m) {
     if (ev->event_case == CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED) {
       const Chatcore__V1__MembershipChanged *mc = ev->membership_changed;
       size_t na = mc->n_added_user_ids < MAX_CHANGE ? mc->n_added_user_ids : MAX_CHANGE;
-      size_t nr = mc->n_removed_user_ids < MAX_CHANGE ? mc->n_removed_user_ids : MAX_CHANGE;
+      size_t nr =
+          mc->n_removed_user_ids < MAX_CHANGE ? mc->n_removed_user_ids : MAX_CHANGE;
       joined = na ? cc_calloc(&l->mem, na, sizeof *joined) : NULL;
       left = nr ? cc_calloc(&l->mem, nr, sizeof *left) : NULL;
-      for (size_t i = 0; joined && i < na; i++) joined[i] = str_of(mc->added_user_ids[i]);
-      for (size_t i = 0; left && i < nr; i++) left[i] = str_of(mc->removed_user_ids[i]);
+      for (size_t i = 0; joined && i < na; i++)
+        joined[i] = str_of(mc->added_user_ids[i]);
+      for (size_t i = 0; left && i < nr; i++)
+        left[i] = str_of(mc->removed_user_ids[i]);
       d.joined = joined;
       d.n_joined = joined ? na : 0;
       d.left = left;
       d.n_left = left ? nr : 0;
+      if ((na && !joined) || (nr && !left))
+        cc_log(CC_LOG_ERROR, "out of memory: a membership change of %s is lost here",
+               chat);
       /* Every service sharing the queue keeps its membership checks exact. */
       cc_service_membership_changed(l->svc, str_of(chat), d.joined, d.n_joined, d.left,
                                     d.n_left);
@@ -270,7 +340,8 @@ static const cc_edge_commands link_commands = {
 int cc_link_new(cc_link **out, cc_service *svc, cc_edge *edge, cc_queue *queue,
                 const cc_mem *mem) {
   cc_mem m;
-  if (!out || !svc || !edge || (queue && (!queue->methods || queue->methods->version < 1)) ||
+  if (!out || !svc || !edge ||
+      (queue && (!queue->methods || queue->methods->version < 1)) ||
       cc_mem_copy(&m, mem) != 0)
     return CC_ERR_INVALID;
   cc_link *l = cc_calloc(&m, 1, sizeof *l);

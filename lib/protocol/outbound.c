@@ -12,7 +12,8 @@ int cc_outbound_encode(const cc_outbound *out, cc_encoding enc, size_t headroom,
 }
 
 const Chatcore__V1__Event *cc_outbound_event(const cc_outbound *out) {
-  if (!out || !out->msg || out->msg->descriptor != &chatcore__v1__server_frame__descriptor)
+  if (!out || !out->msg ||
+      out->msg->descriptor != &chatcore__v1__server_frame__descriptor)
     return NULL;
   const Chatcore__V1__ServerFrame *f = (const Chatcore__V1__ServerFrame *)out->msg;
   return f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_EVENT ? f->event : NULL;

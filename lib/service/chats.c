@@ -68,24 +68,25 @@ static void chat_cmd_free(chat_cmd *cmd) {
   svc_cmd_free(cmd);
 }
 
-static void reply_chat_created(chat_cmd *cmd, const cc_chat *chat, const cc_member *members,
-                               size_t n) {
+static void reply_chat_created(chat_cmd *cmd, const cc_chat *chat,
+                               const cc_member *members, size_t n) {
   svc_conn *sc = cmd->base.sc;
   svc_arena a;
   svc_arena_init(&a, &sc->svc->mem);
   Chatcore__V1__ChatCreated r = CHATCORE__V1__CHAT_CREATED__INIT;
-  r.chat = svc_chat_message(&a, chat, members, n, (uint32_t)n, sc->user->id,
-                            sc->user->id_len);
+  r.chat =
+      svc_chat_message(&a, chat, members, n, (uint32_t)n, sc->user->id, sc->user->id_len);
   r.created = cmd->created != 0;
   if (!r.chat) {
-    svc_send_error(sc, cmd->base.f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(UNAVAILABLE), "out of memory",
+                   1000);
   } else {
     Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
     reply.request_id = cmd->base.f->request_id;
-    reply.result_case = cmd->base.f->command_case ==
-                                CHATCORE__V1__CLIENT_FRAME__COMMAND_CREATE_GROUP
-                            ? CHATCORE__V1__REPLY__RESULT_CREATE_GROUP
-                            : CHATCORE__V1__REPLY__RESULT_CREATE_DIRECT_CHAT;
+    reply.result_case =
+        cmd->base.f->command_case == CHATCORE__V1__CLIENT_FRAME__COMMAND_CREATE_GROUP
+            ? CHATCORE__V1__REPLY__RESULT_CREATE_GROUP
+            : CHATCORE__V1__REPLY__RESULT_CREATE_DIRECT_CHAT;
     reply.create_group = &r; /* one union member for both results */
     svc_send_reply(sc, &reply);
   }
@@ -98,7 +99,8 @@ static void on_direct_chat(void *ud, int err, const cc_chat *chat, const cc_memb
                            size_t n) {
   chat_cmd *cmd = ud;
   if (err != 0) {
-    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err, "reading the chat");
+    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err,
+                           "reading the chat");
   } else {
     /* Both users' sessions follow the chat from now on (a direct chat has no
      * membership entry: the change travels alone). */
@@ -118,7 +120,8 @@ static void on_direct_chat(void *ud, int err, const cc_chat *chat, const cc_memb
 static void on_direct_created(void *ud, int err) {
   chat_cmd *cmd = ud;
   if (err != 0 && err != CC_ERR_EXISTS) {
-    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err, "creating the chat");
+    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err,
+                           "creating the chat");
     chat_cmd_free(cmd);
     return;
   }
@@ -220,7 +223,8 @@ static void reply_membership(chat_cmd *cmd) {
   if (m)
     svc_send_reply(cmd->base.sc, &reply);
   else
-    svc_send_error(cmd->base.sc, reply.request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
+    svc_send_error(cmd->base.sc, reply.request_id, SVC_E(UNAVAILABLE), "out of memory",
+                   1000);
   svc_arena_free(&a);
 }
 
@@ -239,7 +243,8 @@ static void on_group_logged(void *ud, int err, uint64_t seq, int duplicate) {
   const Chatcore__V1__CreateGroup *c = cmd->base.f->create_group;
   cc_member *members = cc_calloc(&cmd->base.svc->mem, cmd->n_added, sizeof *members);
   if (members) {
-    for (size_t i = 0; i < cmd->n_added; i++) members[i].user_id = cmd->added[i];
+    for (size_t i = 0; i < cmd->n_added; i++)
+      members[i].user_id = cmd->added[i];
     cc_chat chat = {.chat_id = str_of(cmd->chat_id),
                     .kind = CC_CHAT_GROUP,
                     .title = str_of(c->title),
@@ -310,7 +315,8 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   char *p = cmd->chat_id + sprintf(cmd->chat_id, "g:");
-  for (size_t i = 0; i < sizeof rnd; i++) p += sprintf(p, "%02x", rnd[i]);
+  for (size_t i = 0; i < sizeof rnd; i++)
+    p += sprintf(p, "%02x", rnd[i]);
   cc_member *members = cc_calloc(&svc->mem, cmd->n_added, sizeof *members);
   if (!members) {
     svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
@@ -376,7 +382,8 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
     for (size_t i = 0; cmd->added && i < c->n_user_ids; i++) {
       cc_str id = str_of(c->user_ids[i]);
       int member = 0;
-      for (size_t j = 0; j < n && !member; j++) member = str_eq(m[j].user_id, id);
+      for (size_t j = 0; j < n && !member; j++)
+        member = str_eq(m[j].user_id, id);
       if (!member && !list_has(cmd->added, cmd->n_added, id))
         cmd->added[cmd->n_added++] = id;
     }
@@ -411,7 +418,8 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
     }
   }
   if (problem) {
-    svc_send_error(sc, f->request_id, code, problem, code == SVC_E(UNAVAILABLE) ? 1000 : 0);
+    svc_send_error(sc, f->request_id, code, problem,
+                   code == SVC_E(UNAVAILABLE) ? 1000 : 0);
     chat_cmd_free(cmd);
     return;
   }
@@ -437,7 +445,8 @@ void svc_cmd_members(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   chat_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
   if (!cmd) return;
   const char *chat =
-      f->command_case == CHATCORE__V1__CLIENT_FRAME__COMMAND_ADD_MEMBERS ? f->add_members->chat_id
+      f->command_case == CHATCORE__V1__CLIENT_FRAME__COMMAND_ADD_MEMBERS
+          ? f->add_members->chat_id
       : f->command_case == CHATCORE__V1__CLIENT_FRAME__COMMAND_REMOVE_MEMBERS
           ? f->remove_members->chat_id
           : f->leave_chat->chat_id;
@@ -467,8 +476,8 @@ void svc_cmd_members(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
 
 #define CURSOR_PREFIX "c1:"
 
-Chatcore__V1__ChatList *svc_chat_list(svc_arena *a, const cc_chat_summary *chats, size_t n,
-                                      int has_more, cc_str viewer) {
+Chatcore__V1__ChatList *svc_chat_list(svc_arena *a, const cc_chat_summary *chats,
+                                      size_t n, int has_more, cc_str viewer) {
   Chatcore__V1__ChatList *list = svc_arena_alloc(a, sizeof *list);
   if (!list) return NULL;
   chatcore__v1__chat_list__init(list);
@@ -532,7 +541,8 @@ static void on_listed(void *ud, int err, const cc_chat_summary *chats, size_t n,
   }
   svc_arena a;
   svc_arena_init(&a, &cmd->svc->mem);
-  Chatcore__V1__ChatList *list = svc_chat_list(&a, chats, n, has_more, (cc_str){sc->user->id, sc->user->id_len});
+  Chatcore__V1__ChatList *list =
+      svc_chat_list(&a, chats, n, has_more, (cc_str){sc->user->id, sc->user->id_len});
   if (list) {
     Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
     reply.request_id = cmd->f->request_id;

@@ -48,8 +48,8 @@ static void on_membership_v1(void *ud, int err, const cc_chat *chat,
   cc_storage_membership_cb cb = q->cb;
   void *user_data = q->user_data;
   cc_free(&q->svc->mem, q);
-  cb(user_data, err, err ? NULL : chat, err ? 0 : (n > UINT32_MAX ? UINT32_MAX : (uint32_t)n),
-     role, 0);
+  cb(user_data, err, err ? NULL : chat,
+     err ? 0 : (n > UINT32_MAX ? UINT32_MAX : (uint32_t)n), role, 0);
 }
 
 void svc_get_membership(cc_service *svc, cc_str chat, cc_str user,

@@ -108,7 +108,8 @@ static void on_history_chat(void *ud, int err, const cc_chat *chat, uint32_t mem
     return;
   }
   if (err != 0) {
-    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err, "reading the chat");
+    svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err,
+                           "reading the chat");
     svc_cmd_free(cmd);
     return;
   }
@@ -161,7 +162,8 @@ static void sync_advance(sync_cmd *cmd) {
     sync_step(cmd);
 }
 
-static void on_sync_entries(void *ud, int err, const cc_entry *e, size_t n, int has_more) {
+static void on_sync_entries(void *ud, int err, const cc_entry *e, size_t n,
+                            int has_more) {
   sync_cmd *cmd = ud;
   Chatcore__V1__SyncChatResult *r = sync_current(cmd);
   if (err != 0) {
@@ -226,7 +228,8 @@ static void on_sync_chat(void *ud, int err, const cc_chat *chat, uint32_t member
 static void sync_finish(sync_cmd *cmd) {
   svc_conn *sc = cmd->base.sc;
   if (cmd->arena.failed) {
-    svc_send_error(sc, cmd->base.f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
+    svc_send_error(sc, cmd->base.f->request_id, SVC_E(UNAVAILABLE), "out of memory",
+                   1000);
   } else {
     Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
     reply.request_id = cmd->base.f->request_id;
@@ -250,8 +253,8 @@ static void sync_step(sync_cmd *cmd) {
     svc_conn *sc = cmd->base.sc;
     cmd->again = 0;
     cmd->stepping = 1;
-    svc_get_membership(cmd->base.svc, str_of(chat), (cc_str){sc->user->id, sc->user->id_len},
-                       on_sync_chat, cmd);
+    svc_get_membership(cmd->base.svc, str_of(chat),
+                       (cc_str){sc->user->id, sc->user->id_len}, on_sync_chat, cmd);
     cmd->stepping = 0;
     if (!cmd->again) return; /* completes later, and calls sync_step again */
   }
@@ -266,7 +269,8 @@ void svc_cmd_sync(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   cmd->limit = c->limit == 0 ? SYNC_DEFAULT : c->limit > SYNC_MAX ? SYNC_MAX : c->limit;
   cmd->result.n_chats = c->n_chats;
   if (c->n_chats) {
-    cmd->result.chats = svc_arena_alloc(&cmd->arena, c->n_chats * sizeof *cmd->result.chats);
+    cmd->result.chats =
+        svc_arena_alloc(&cmd->arena, c->n_chats * sizeof *cmd->result.chats);
     for (size_t i = 0; cmd->result.chats && i < c->n_chats; i++) {
       Chatcore__V1__SyncChatResult *r = svc_arena_alloc(&cmd->arena, sizeof *r);
       if (!r) break;

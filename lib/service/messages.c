@@ -9,7 +9,7 @@ typedef struct msg_cmd {
   svc_cmd base;
   int64_t at_ms;
   uint64_t started_ns; /* monotonic, when the append was made */
-  uint64_t seq; /* the entry appended (or found, for a duplicate) */
+  uint64_t seq;        /* the entry appended (or found, for a duplicate) */
 } msg_cmd;
 
 static cc_str str_of(const char *s) {
@@ -21,7 +21,8 @@ static cc_str user_of(const svc_conn *sc) {
 }
 
 /* Reads the one entry at `seq` of `chat` and hands it to `cb`. */
-static void fetch_one(msg_cmd *cmd, const char *chat, uint64_t seq, cc_storage_entries_cb cb) {
+static void fetch_one(msg_cmd *cmd, const char *chat, uint64_t seq,
+                      cc_storage_entries_cb cb) {
   cc_storage *st = cmd->base.svc->opt.storage;
   st->methods->fetch(st, str_of(chat), seq - 1, seq + 1, 1, 0, cb, cmd);
 }
@@ -100,7 +101,8 @@ static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
   const Chatcore__V1__SendMessage *c = cmd->base.f->send_message;
   cc_metric_observe(svc->m.append_seconds,
                     (double)(svc_mono_ns(svc) - cmd->started_ns) / 1e9);
-  if (err == 0) cc_metric_add(duplicate ? svc->m.messages_duplicate : svc->m.messages_stored, 1);
+  if (err == 0)
+    cc_metric_add(duplicate ? svc->m.messages_duplicate : svc->m.messages_stored, 1);
   if (err == CC_ERR_EXISTS) {
     svc_send_error(sc, cmd->base.f->request_id, SVC_E(CONFLICT),
                    "clientMsgId was already used for a different message", 0);
@@ -134,8 +136,8 @@ static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
 /* Takes one message from the user's budget; 0, or an error reply was sent. */
 static int take_message_budget(svc_conn *sc, uint64_t request_id) {
   uint64_t retry_ns = 0;
-  int rv = cc_ratelimit_take(sc->svc->msg_limit, sc->user->id, sc->user->id_len, 1,
-                             &retry_ns);
+  int rv =
+      cc_ratelimit_take(sc->svc->msg_limit, sc->user->id, sc->user->id_len, 1, &retry_ns);
   if (rv == 0) return 0;
   if (rv == CC_ERR_RATE_LIMITED) {
     uint64_t ms = (retry_ns + 999999u) / 1000000u;

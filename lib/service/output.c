@@ -36,7 +36,8 @@ void svc_send_error(svc_conn *sc, uint64_t request_id, svc_code code, const char
   send_outbound(sc, &o);
 }
 
-void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err, const char *what) {
+void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err,
+                            const char *what) {
   svc_code code;
   uint32_t retry_after_ms = 0;
   switch (err) {
@@ -78,8 +79,7 @@ void svc_publish(cc_service *svc, cc_str chat, const Chatcore__V1__Event *ev,
   Chatcore__V1__ServerFrame frame;
   cc_outbound o;
   if (ev) event_outbound(&frame, &o, ev);
-  svc->out.to_chat(svc->out_data, chat, ev ? &o : NULL,
-                   d ? d : &everyone);
+  svc->out.to_chat(svc->out_data, chat, ev ? &o : NULL, d ? d : &everyone);
 }
 
 void svc_publish_user(cc_service *svc, cc_str user, const Chatcore__V1__Event *ev) {

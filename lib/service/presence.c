@@ -63,8 +63,10 @@ static void presence_call(svc_conn *sc, int set) {
   cc_service *svc = sc->svc;
   cc_presence *pr = svc->opt.presence;
   if (!pr) return;
-  char device[24];
-  snprintf(device, sizeof device, "%llu", (unsigned long long)sc->session.id);
+  /* Session ids are unique per edge only. */
+  char device[48];
+  snprintf(device, sizeof device, "%llu-%llu", (unsigned long long)sc->session.edge,
+           (unsigned long long)sc->session.id);
   cc_presence_device d = {user_of(sc), str_of(device), str_of(svc->opt.gateway_id)};
   svc_op_begin(svc);
   if (set) {
@@ -154,7 +156,8 @@ void svc_presence_snapshot(svc_conn *sc) {
   if (!peers) return;
   size_t n = 0;
   const cc_strset *chats = &sc->user->chats;
-  for (const cc_strset_item *c = cc_strset_first(chats); c; c = cc_strset_next(chats, c)) {
+  for (const cc_strset_item *c = cc_strset_first(chats); c;
+       c = cc_strset_next(chats, c)) {
     if (svc_direct_peer(c->str, c->len, user_of(sc), &peers[n])) n++;
     if (n == SNAPSHOT_MAX_PEERS) {
       snapshot_send(svc, sc, user_of(sc), peers, n);

@@ -119,9 +119,9 @@ static void on_member(void *ud, int err, const cc_chat *chat, uint32_t member_co
                      on_entries, h);
 }
 
-int cc_service_query_history(cc_service *svc, cc_str user, cc_str chat, uint64_t after_seq,
-                             uint64_t before_seq, uint32_t limit, cc_service_json_cb cb,
-                             void *user_data) {
+int cc_service_query_history(cc_service *svc, cc_str user, cc_str chat,
+                             uint64_t after_seq, uint64_t before_seq, uint32_t limit,
+                             cc_service_json_cb cb, void *user_data) {
   if (!svc || !cb || !user.ptr || !chat.ptr ||
       cc_protocol_check_user_id(user.ptr, user.len) != 0 ||
       cc_protocol_check_chat_id(chat.ptr, chat.len) != 0 ||

@@ -61,7 +61,8 @@ static char **arena_str_list(svc_arena *a, const cc_str *list, size_t n) {
   if (n == 0) return NULL;
   char **out = svc_arena_alloc(a, n * sizeof *out);
   if (!out) return NULL;
-  for (size_t i = 0; i < n; i++) out[i] = svc_arena_str(a, list[i]);
+  for (size_t i = 0; i < n; i++)
+    out[i] = svc_arena_str(a, list[i]);
   return out;
 }
 
@@ -165,10 +166,12 @@ size_t svc_json_len(cc_str s) {
 /* The largest of an entry's two encodings: JSON escapes text (up to 6 bytes for
  * one), base64 grows payloads by 4/3; ids are plain ASCII. */
 size_t svc_entry_size(const cc_entry *e) {
-  size_t n = SVC_ENTRY_MIN_SIZE + 2 * e->chat_id.len + e->sender_id.len + e->client_msg_id.len +
-             svc_json_len(e->text) + (e->payload.len + 2) / 3 * 4;
-  for (size_t i = 0; i < e->n_added; i++) n += e->added[i].len + 4;
-  for (size_t i = 0; i < e->n_removed; i++) n += e->removed[i].len + 4;
+  size_t n = SVC_ENTRY_MIN_SIZE + 2 * e->chat_id.len + e->sender_id.len +
+             e->client_msg_id.len + svc_json_len(e->text) + (e->payload.len + 2) / 3 * 4;
+  for (size_t i = 0; i < e->n_added; i++)
+    n += e->added[i].len + 4;
+  for (size_t i = 0; i < e->n_removed; i++)
+    n += e->removed[i].len + 4;
   return n;
 }
 
@@ -194,8 +197,8 @@ Chatcore__V1__Chat *svc_chat_message(svc_arena *a, const cc_chat *c, const cc_me
   ch->last_seq = c->last_seq;
   ch->created_at_ms = c->created_at_ms;
   cc_str peer;
-  if (c->kind == CC_CHAT_DIRECT &&
-      svc_direct_peer(c->chat_id.ptr, c->chat_id.len, (cc_str){viewer, viewer_len}, &peer))
+  if (c->kind == CC_CHAT_DIRECT && svc_direct_peer(c->chat_id.ptr, c->chat_id.len,
+                                                   (cc_str){viewer, viewer_len}, &peer))
     ch->peer_id = svc_arena_str(a, peer);
   return a->failed ? NULL : ch;
 }

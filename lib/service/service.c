@@ -140,8 +140,9 @@ static int register_metrics(cc_service *svc) {
     char labels[64];
     const char *name = cc_wire_error_code_name((svc_code)code);
     snprintf(labels, sizeof labels, "code=\"%s\"", name ? name + 11 : "?");
-    rv = cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_errors_total",
-                        "Error replies, by error code", labels, NULL, 0, &m->errors[code]);
+    rv =
+        cc_metrics_add(r, CC_METRIC_COUNTER, "cc_service_errors_total",
+                       "Error replies, by error code", labels, NULL, 0, &m->errors[code]);
   }
   return rv;
 }
@@ -163,6 +164,18 @@ static void service_destroy(cc_service *svc) {
   svc_presence_stop(svc);
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
+  /* Sessions still open (no operation is in flight any more): forgotten. */
+  cc_tnode *n;
+  while (svc->users.slots && (n = cc_table_oldest(&svc->users)) != NULL) {
+    svc_user *u = (svc_user *)n;
+    while (u->conns) {
+      svc_conn *sc = u->conns;
+      u->conns = sc->next_of_user;
+      cc_free(&svc->mem, sc);
+    }
+    u->refs = 1;
+    svc_user_unref(svc, u);
+  }
   cc_table_destroy(&svc->users);
   cc_table_destroy(&svc->changing);
   if (svc->owns_metrics) cc_metrics_free(svc->metrics);
@@ -225,8 +238,8 @@ void svc_op_end(cc_service *svc) {
   if (--svc->inflight == 0 && svc->dying) service_destroy(svc);
 }
 
-
-int cc_service_set_output(cc_service *svc, const cc_service_output *out, void *user_data) {
+int cc_service_set_output(cc_service *svc, const cc_service_output *out,
+                          void *user_data) {
   if (!svc || (out && out->version < 1)) return CC_ERR_INVALID;
   memset(&svc->out, 0, sizeof svc->out);
   if (out) svc->out = *out;

@@ -57,8 +57,8 @@ struct cc_service_options {
   void *clock_data;
   cc_clock_fn mono;
   void *mono_data;
-  cc_storage *storage;   /* borrowed; NULL: only ping is served */
-  cc_presence *presence; /* borrowed; may be NULL */
+  cc_storage *storage;                /* borrowed; NULL: only ping is served */
+  cc_presence *presence;              /* borrowed; may be NULL */
   uint32_t msg_rate, msg_burst;       /* messages per second per user */
   uint32_t typing_rate, typing_burst; /* typing signals per second per user */
   uint32_t max_members;
@@ -70,7 +70,7 @@ struct cc_service_options {
 /* The service's Prometheus series (cc_service_*). */
 typedef struct svc_metrics {
   cc_metric *messages_stored, *messages_duplicate, *entries_relayed;
-  cc_metric *errors[14]; /* error replies by ErrorCode */
+  cc_metric *errors[14];     /* error replies by ErrorCode */
   cc_metric *append_seconds; /* sendMessage: storage append until durable */
   cc_metric *users;          /* users with a connection here */
 } svc_metrics;
@@ -84,9 +84,9 @@ typedef struct svc_conn {
   svc_user *user;
   struct svc_conn *next_of_user;
   uint32_t refs;
-  uint8_t open;       /* until cc_service_session_close */
-  uint8_t ready;      /* its chats were handed to the edge */
-  uint8_t want_chats; /* the edge asked for them */
+  uint8_t open;            /* until cc_service_session_close */
+  uint8_t ready;           /* its chats were handed to the edge */
+  uint8_t want_chats;      /* the edge asked for them */
   int64_t presence_set_ms; /* when presence was last set (wall ms) */
 } svc_conn;
 
@@ -97,6 +97,9 @@ struct svc_user {
   uint32_t n_conns;
   int loaded, loading;
   cc_strset chats; /* chats the user is a member of */
+  /* Chats the user left while its chat set was loading: a page read before
+   * the change was committed must not bring them back. */
+  cc_strset left_while_loading;
   size_t id_len;
   char id[];
 };
@@ -114,9 +117,9 @@ struct cc_service {
   cc_ratelimit *msg_limit, *typing_limit;
   uint64_t presence_sub;
   int presence_subscribed;
-  size_t inflight;           /* operations waiting for a backend */
-  int dying;                 /* cc_service_free was called with inflight > 0 */
-  uint64_t next_group;       /* group id counter (with time and randomness) */
+  size_t inflight;     /* operations waiting for a backend */
+  int dying;           /* cc_service_free was called with inflight > 0 */
+  uint64_t next_group; /* group id counter (with time and randomness) */
 };
 
 /* ---- service.c ---- */
@@ -193,8 +196,8 @@ void svc_deliver_entry(cc_service *svc, const Chatcore__V1__Event *ev, uint64_t 
 
 /* Lists and pages shared by the commands and the HTTP API (chats.c, history.c),
  * built in `a` and cut short (has_more) to keep a frame under 1 MiB. */
-Chatcore__V1__ChatList *svc_chat_list(svc_arena *a, const cc_chat_summary *chats, size_t n,
-                                      int has_more, cc_str viewer);
+Chatcore__V1__ChatList *svc_chat_list(svc_arena *a, const cc_chat_summary *chats,
+                                      size_t n, int has_more, cc_str viewer);
 /* listChats cursors: "" (first page) or what svc_chat_list gave. 0 or
  * CC_ERR_INVALID. `after` points into `cursor`. */
 int svc_parse_cursor(const char *cursor, cc_str *after);

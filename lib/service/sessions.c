@@ -36,7 +36,8 @@ static int hand_chats(svc_conn *sc) {
   if (sc->want_chats && cap > 0) {
     page = cc_calloc(&svc->mem, cap, sizeof *page);
     if (!page) return CC_ERR_NOMEM;
-    for (const cc_strset_item *c = cc_strset_first(chats); c; c = cc_strset_next(chats, c)) {
+    for (const cc_strset_item *c = cc_strset_first(chats); c;
+         c = cc_strset_next(chats, c)) {
       page[n++] = (cc_str){c->str, c->len};
       if (n == cap && cc_strset_next(chats, c)) {
         svc->out.session_chats(svc->out_data, sc->session, page, n, 0);
@@ -49,19 +50,19 @@ static int hand_chats(svc_conn *sc) {
   return 0;
 }
 
-/* The user's chat set is known: hand it to the edge (which subscribes the
- * session and says hello), then set the session's presence and send it its
- * peers'. */
+/* The user's chat set is known: set the session's presence (before the edge
+ * replays the frames it held, which would refresh it), hand the chats to the
+ * edge (which subscribes the session, says hello and replays them), then send
+ * the session its peers' presence. */
 static void conn_ready(svc_conn *sc) {
   if (sc->ready || !sc->open) return;
   sc->ready = 1;
   svc_conn_ref(sc);
-  if (hand_chats(sc) != 0) {
+  svc_presence_online(sc);
+  if (hand_chats(sc) != 0)
     close_session(sc, CC_CLOSE_INTERNAL, "out of memory");
-  } else if (sc->open) {
-    svc_presence_online(sc);
+  else if (sc->open)
     svc_presence_snapshot(sc);
-  }
   svc_conn_unref(sc);
 }
 
@@ -78,6 +79,7 @@ static void load_finish(user_load *ld, int err) {
   cc_service *svc = ld->svc;
   svc_user *u = ld->user;
   u->loading = 0;
+  cc_strset_clear(&u->left_while_loading);
   if (err == 0) u->loaded = 1;
   u->refs++;
   for (svc_conn *sc = u->conns, *next; sc; sc = next) {
@@ -106,6 +108,8 @@ static void on_load_page(void *ud, int err, const cc_chat_summary *chats, size_t
       load_finish(ld, CC_ERR_INVALID);
       return;
     }
+    if (cc_strset_has(&ld->user->left_while_loading, id.ptr, id.len))
+      continue; /* read before its removal was committed */
     if (svc_user_add_chat(ld->svc, ld->user, id.ptr, id.len) < 0) {
       has_more = 0;
       break;
@@ -243,9 +247,7 @@ static void handle_frame(cc_service *svc, svc_conn *sc, cc_encoding enc,
   dispatch(svc, sc, f);
 }
 
-
 /* ---- the session API (include/chatcore/service.h) ---- */
-
 
 int cc_service_session_open(cc_service *svc, cc_session session, cc_str user,
                             int want_chats) {

@@ -19,8 +19,8 @@ void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   if (!svc_require_member(cmd, c->chat_id)) return;
   cc_service *svc = sc->svc;
   uint64_t retry_ns = 0;
-  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1, &retry_ns) !=
-      0) {
+  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1,
+                        &retry_ns) != 0) {
     uint64_t ms = (retry_ns + 999999u) / 1000000u;
     svc_send_error(sc, f->request_id, SVC_E(RATE_LIMITED), "too many typing signals",
                    (uint32_t)(ms ? ms : 1));

@@ -37,6 +37,7 @@ void svc_user_unref(cc_service *svc, svc_user *u) {
   cc_table_remove(&svc->users, &u->node);
   cc_metric_set(svc->m.users, (int64_t)svc->users.count);
   cc_strset_clear(&u->chats);
+  cc_strset_clear(&u->left_while_loading);
   cc_free(&svc->mem, u);
 }
 
@@ -45,7 +46,8 @@ int svc_user_has_chat(const svc_user *u, const char *chat, size_t len) {
 }
 
 int svc_user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len) {
-  if (cc_strset_count(&u->chats) >= SVC_MAX_USER_CHATS && !cc_strset_has(&u->chats, chat, len))
+  if (cc_strset_count(&u->chats) >= SVC_MAX_USER_CHATS &&
+      !cc_strset_has(&u->chats, chat, len))
     return CC_ERR_TOO_LARGE;
   return cc_strset_add(&u->chats, &svc->mem, chat, len);
 }
@@ -66,6 +68,7 @@ int svc_direct_peer(const char *chat, size_t len, cc_str me, cc_str *peer) {
 
 void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
+  if (u) cc_strset_remove(&u->left_while_loading, chat, len);
   if (!u || svc_user_add_chat(svc, u, chat, len) <= 0) return;
   cc_str peer;
   if (!svc_is_group_id(chat) && svc_direct_peer(chat, len, user_id, &peer))
@@ -74,7 +77,33 @@ void svc_member_joined(cc_service *svc, cc_str user_id, const char *chat, size_t
 
 void svc_member_left(cc_service *svc, cc_str user_id, const char *chat, size_t len) {
   svc_user *u = svc_user_find(svc, user_id.ptr, user_id.len);
-  if (u) cc_strset_remove(&u->chats, chat, len);
+  if (!u) return;
+  cc_strset_remove(&u->chats, chat, len);
+  /* Best effort: without memory a stale page may bring the chat back until
+   * the user's next load. */
+  if (u->loading) cc_strset_add(&u->left_while_loading, &svc->mem, chat, len);
+}
+
+/* A join heard from elsewhere, checked with the storage before this service
+ * lets the user post (the queue is not the record of truth). */
+typedef struct join_check {
+  cc_service *svc;
+  size_t user_len, chat_len;
+  char ids[]; /* user, then chat (NUL-terminated) */
+} join_check;
+
+static void on_join_checked(void *ud, int err, const cc_chat *chat, uint32_t member_count,
+                            cc_member_role role, uint64_t read_seq) {
+  (void)chat;
+  (void)member_count;
+  (void)read_seq;
+  join_check *j = ud;
+  cc_service *svc = j->svc;
+  if (err == 0 && role != CC_ROLE_NONE)
+    svc_member_joined(svc, (cc_str){j->ids, j->user_len}, j->ids + j->user_len + 1,
+                      j->chat_len);
+  cc_free(&svc->mem, j);
+  svc_op_end(svc);
 }
 
 void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *joined,
@@ -83,10 +112,23 @@ void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *j
   char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
   memcpy(id, chat.ptr, chat.len);
   id[chat.len] = '\0';
-  for (size_t i = 0; joined && i < n_joined; i++)
-    if (!svc_user_has_chat_str(svc, joined[i], id, chat.len))
-      svc_member_joined(svc, joined[i], id, chat.len);
-  for (size_t i = 0; left && i < n_left; i++) svc_member_left(svc, left[i], id, chat.len);
+  for (size_t i = 0; left && i < n_left; i++)
+    svc_member_left(svc, left[i], id, chat.len);
+  for (size_t i = 0; joined && svc->opt.storage && i < n_joined; i++) {
+    svc_user *u = svc_user_find(svc, joined[i].ptr, joined[i].len);
+    if (!u || svc_user_has_chat(u, id, chat.len)) continue;
+    join_check *j = cc_malloc(&svc->mem, sizeof *j + joined[i].len + chat.len + 2);
+    if (!j) continue; /* the user's first post asks the storage instead */
+    j->svc = svc;
+    j->user_len = joined[i].len;
+    j->chat_len = chat.len;
+    memcpy(j->ids, joined[i].ptr, joined[i].len);
+    j->ids[joined[i].len] = '\0';
+    memcpy(j->ids + joined[i].len + 1, id, chat.len + 1);
+    svc_op_begin(svc);
+    svc_get_membership(svc, (cc_str){j->ids + j->user_len + 1, chat.len},
+                       (cc_str){j->ids, j->user_len}, on_join_checked, j);
+  }
 }
 
 int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len) {

@@ -748,6 +748,33 @@ CONF_TEST(append_ignores_state_fields) {
 }
 END_TEST
 
+/* Records grow through extension chains (common.h): a backend accepts records
+ * carrying extensions it does not know, and never hands back the caller's. */
+CONF_TEST(append_skips_unknown_extensions) {
+  struct {
+    cc_ext base;
+    uint64_t future_field;
+  } later = {{0x7ffe, sizeof later, NULL}, 42};
+  cc_ext first = {0x7fff, sizeof first, &later.base};
+  cc_member m = {S("alice"), CC_ROLE_OWNER, &first};
+  cc_chat chat = {.chat_id = S("g:x"), .kind = CC_CHAT_GROUP, .ext = &first};
+  ASSERT_ERR(create_raw(c, &chat, &m, 1).err, 0);
+  cc_entry e = message_entry(c, "g:x", "alice", "m", "text");
+  e.ext = &first;
+  res r = append_raw(c, &e);
+  ASSERT_ERR(r.err, 0);
+  EXPECT_UINT_EQ(r.seq, 1);
+  cc_entry g = entry_at(c, "g:x", 1);
+  ASSERT_STR(g.text, "text");
+  EXPECT(g.ext != &first && g.ext != &later.base);
+  res gc = get_chat(c, "g:x");
+  ASSERT_ERR(gc.err, 0);
+  EXPECT(gc.chat.ext != &first);
+  EXPECT(cc_ext_find(&first, 0x7ffe, sizeof later) == &later.base);
+  EXPECT(cc_ext_find(&first, 0x7ffe, sizeof later + 1) == NULL);
+}
+END_TEST
+
 CONF_TEST(append_unknown_chat) {
   group(c, "g:1", "alice");
   ASSERT_ERR(send_msg(c, "g:2", "alice", "m", "x").err, CC_ERR_NOT_FOUND);
@@ -2504,7 +2531,7 @@ Suite *storage_conformance_suite(const storage_conformance_backend *b) {
   CONF_AREA(chats, chats_create_then_get, chats_direct, chats_exists_changes_nothing,
             chats_unknown, chats_strings_copied, chats_seq_bounds);
   CONF_AREA(append, append_seq_from_one, append_interleaved_gap_free,
-            append_message_round_trip, append_ignores_state_fields, append_unknown_chat,
+            append_message_round_trip, append_ignores_state_fields, append_skips_unknown_extensions, append_unknown_chat,
             append_strings_copied);
   CONF_AREA(idempotency, idem_duplicate_same_seq, idem_scoped_by_sender_and_chat,
             idem_reused_id_exists, idem_after_edit_and_delete);
