@@ -89,7 +89,8 @@ def check_file(path, layer, errors, engine=None):
                 dst = INTERNAL.get(top)
                 if dst is None:
                     continue
-                if dst in ("backends", "transport") and engine and \
+                shared = name.count("/") == 1  # backends/x.h: shared by every engine
+                if dst in ("backends", "transport") and engine and not shared and \
                         not name.startswith(f"{top}/{engine}/"):
                     errors.append(f"{path}:{n}: \"{name}\": one {top[:-1]} engine must not "
                                   f"include another's headers")

@@ -20,13 +20,12 @@
 #include <chatcore/memory.h>
 #include <chatcore/storage.h>
 
+#include "backends/storage_contract.h"
 #include "core/hash.h"
 #include "core/mem.h"
 #include "core/table.h"
 
 #include <string.h>
-
-#define MAX_ID_LEN 65535u
 
 typedef struct chat chat;
 typedef struct user user;
@@ -123,14 +122,6 @@ static const char empty_bytes[] = "";
 
 /* ---- small helpers ---- */
 
-static int valid_str(cc_str s) {
-  return s.ptr != NULL || s.len == 0;
-}
-
-static int valid_id(cc_str s) {
-  return s.ptr != NULL && s.len >= 1 && s.len <= MAX_ID_LEN;
-}
-
 static cc_str mkstr(const char *p, size_t len) {
   cc_str s = {len ? p : empty_bytes, len};
   return s;
@@ -207,72 +198,6 @@ static void leave(mstore *s) {
     cc_free(&s->mem, b);
   }
   if (s->closing) destroy(s);
-}
-
-/* ---- id lists ---- */
-
-typedef cc_str (*id_at_fn)(const void *list, size_t i);
-
-static cc_str member_id_at(const void *list, size_t i) {
-  return ((const cc_member *)list)[i].user_id;
-}
-
-static cc_str str_at(const void *list, size_t i) {
-  return ((const cc_str *)list)[i];
-}
-
-static int same_id(cc_str a, cc_str b) {
-  return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
-}
-
-/* With `self`: 1 if `a` holds an id twice (b is unused). Otherwise: 1 if an id
- * of `b` is also in `a`. 0 if not, CC_ERR_NOMEM. Ids are valid. Quadratic for
- * short lists, a temporary table for long ones. Called as has_repeat/overlap. */
-static int ids_clash(const cc_mem *mem, int self, const void *a, size_t na, id_at_fn at_a,
-                     const void *b, size_t nb, id_at_fn at_b) {
-  size_t other = self ? na : nb;
-  if (na == 0 || other == 0) return 0;
-  if (na <= 64 && other <= 64) {
-    for (size_t i = 0; i < na; i++)
-      for (size_t j = self ? i + 1 : 0; j < other; j++)
-        if (same_id(at_a(a, i), self ? at_a(a, j) : at_b(b, j))) return 1;
-    return 0;
-  }
-  cc_table t;
-  cc_tnode *nodes = cc_calloc(mem, na, sizeof *nodes);
-  if (!nodes || cc_table_init(&t, mem) != 0) {
-    cc_free(mem, nodes);
-    return CC_ERR_NOMEM;
-  }
-  int rv = 0;
-  for (size_t i = 0; i < na && rv == 0; i++) {
-    cc_str id = at_a(a, i);
-    uint64_t h = cc_table_hash(&t, id.ptr, id.len);
-    if (cc_table_find(&t, h, id.ptr, id.len)) {
-      if (self) rv = 1;
-      continue;
-    }
-    nodes[i].key = (const uint8_t *)id.ptr;
-    nodes[i].key_len = (uint32_t)id.len;
-    nodes[i].hash = h;
-    if (cc_table_insert(&t, &nodes[i]) != 0) rv = CC_ERR_NOMEM;
-  }
-  for (size_t j = 0; !self && j < nb && rv == 0; j++) {
-    cc_str id = at_b(b, j);
-    if (cc_table_find(&t, cc_table_hash(&t, id.ptr, id.len), id.ptr, id.len)) rv = 1;
-  }
-  cc_table_destroy(&t);
-  cc_free(mem, nodes);
-  return rv;
-}
-
-static int has_repeat(const cc_mem *mem, const void *a, size_t na, id_at_fn at) {
-  return ids_clash(mem, 1, a, na, at, NULL, 0, NULL);
-}
-
-static int overlap(const cc_mem *mem, const cc_str *a, size_t na, const cc_str *b,
-                   size_t nb) {
-  return ids_clash(mem, 0, a, na, str_at, b, nb, str_at);
 }
 
 /* ---- Fenwick tree over live messages ---- */
@@ -532,7 +457,7 @@ static meta *meta_new(mstore *s, const cc_entry *e, int lists) {
   size_t nu = lists ? e->n_added + e->n_removed : 0;
   size_t cmid_len = e->kind == CC_ENTRY_MESSAGE ? e->client_msg_id.len : 0;
   size_t bytes = sizeof(meta) + 4 + e->sender_id.len + cmid_len;
-  if (nu > (SIZE_MAX - bytes) / (sizeof(cc_str) + MAX_ID_LEN)) return NULL;
+  if (nu > (SIZE_MAX - bytes) / (sizeof(cc_str) + CC_STORAGE_MAX_ID)) return NULL;
   bytes += nu * sizeof(cc_str);
   for (size_t i = 0; lists && i < e->n_added; i++)
     bytes += e->added[i].len;
@@ -754,38 +679,8 @@ fail:
   return CC_ERR_NOMEM;
 }
 
-/* Checks what append's contract calls CC_ERR_INVALID. 0, CC_ERR_INVALID or
- * CC_ERR_NOMEM (while comparing long lists). */
-static int check_entry(const mstore *s, const cc_entry *e) {
-  if (!e || !valid_id(e->chat_id) || !valid_id(e->sender_id)) return CC_ERR_INVALID;
-  switch (e->kind) {
-  case CC_ENTRY_MESSAGE:
-    if (!valid_id(e->client_msg_id) || !valid_str(e->text) || !valid_str(e->payload))
-      return CC_ERR_INVALID;
-    return 0;
-  case CC_ENTRY_EDIT:
-    return e->target_seq && valid_str(e->text) ? 0 : CC_ERR_INVALID;
-  case CC_ENTRY_DELETE:
-    return e->target_seq ? 0 : CC_ERR_INVALID;
-  case CC_ENTRY_MEMBERSHIP:
-    break;
-  default:
-    return CC_ERR_INVALID;
-  }
-  if (e->n_added + e->n_removed == 0 || e->n_added > UINT32_MAX ||
-      e->n_removed > UINT32_MAX || (e->n_added && !e->added) ||
-      (e->n_removed && !e->removed))
-    return CC_ERR_INVALID;
-  for (size_t i = 0; i < e->n_added; i++)
-    if (!valid_id(e->added[i])) return CC_ERR_INVALID;
-  for (size_t i = 0; i < e->n_removed; i++)
-    if (!valid_id(e->removed[i])) return CC_ERR_INVALID;
-  int rv = overlap(&s->mem, e->added, e->n_added, e->removed, e->n_removed);
-  return rv == 1 ? CC_ERR_INVALID : rv;
-}
-
 static int do_append(mstore *s, const cc_entry *in, uint64_t *seq, int *dup) {
-  int rv = check_entry(s, in);
+  int rv = cc_storage_check_entry(in, &s->mem);
   if (rv != 0) return rv;
   if (s->closing) return CC_ERR_CLOSED;
   chat *c = find_chat(s, in->chat_id);
@@ -804,20 +699,9 @@ static int do_append(mstore *s, const cc_entry *in, uint64_t *seq, int *dup) {
 
 /* ---- the methods ---- */
 
-static int valid_role(cc_member_role r) {
-  return r == CC_ROLE_MEMBER || r == CC_ROLE_ADMIN || r == CC_ROLE_OWNER;
-}
-
 static int do_create(mstore *s, const cc_chat *in, const cc_member *members, size_t n) {
-  if (!in || !valid_id(in->chat_id) || !valid_str(in->title) ||
-      !valid_str(in->created_by) ||
-      (in->kind != CC_CHAT_DIRECT && in->kind != CC_CHAT_GROUP) || n == 0 || !members)
-    return CC_ERR_INVALID;
-  for (size_t i = 0; i < n; i++)
-    if (!valid_id(members[i].user_id) || !valid_role(members[i].role))
-      return CC_ERR_INVALID;
-  int rv = has_repeat(&s->mem, members, n, member_id_at);
-  if (rv != 0) return rv == 1 ? CC_ERR_INVALID : rv;
+  int rv = cc_storage_check_create(in, members, n, &s->mem);
+  if (rv != 0) return rv;
   if (s->closing) return CC_ERR_CLOSED;
   if (find_chat(s, in->chat_id)) return CC_ERR_EXISTS;
   chat *c = chat_new(s, in);
@@ -858,7 +742,7 @@ static void m_get_chat(cc_storage *base, cc_str chat_id, cc_storage_chat_cb cb,
   int rv = 0;
   chat *c = NULL;
   cc_member *list = NULL;
-  if (!valid_id(chat_id))
+  if (!cc_storage_id_ok(chat_id))
     rv = CC_ERR_INVALID;
   else if (s->closing)
     rv = CC_ERR_CLOSED;
@@ -904,7 +788,7 @@ static void m_fetch(cc_storage *base, cc_str chat_id, uint64_t after_seq,
   mstore *s = (mstore *)base;
   int rv = 0;
   chat *c = NULL;
-  if (!valid_id(chat_id) || limit == 0)
+  if (!cc_storage_id_ok(chat_id) || limit == 0)
     rv = CC_ERR_INVALID;
   else if (s->closing)
     rv = CC_ERR_CLOSED;
@@ -939,7 +823,7 @@ static void m_list_chats(cc_storage *base, cc_str user_id, cc_str after_chat_id,
   mstore *s = (mstore *)base;
   int rv = 0;
   const user *u = NULL;
-  if (!valid_id(user_id) || !valid_str(after_chat_id) || limit == 0)
+  if (!cc_storage_id_ok(user_id) || !cc_storage_str_ok(after_chat_id) || limit == 0)
     rv = CC_ERR_INVALID;
   else if (s->closing)
     rv = CC_ERR_CLOSED;
@@ -979,7 +863,7 @@ static void m_mark_read(cc_storage *base, cc_str user_id, cc_str chat_id, uint64
   int rv = 0;
   chat *c = NULL;
   member *m = NULL;
-  if (!valid_id(user_id) || !valid_id(chat_id))
+  if (!cc_storage_id_ok(user_id) || !cc_storage_id_ok(chat_id))
     rv = CC_ERR_INVALID;
   else if (s->closing)
     rv = CC_ERR_CLOSED;
@@ -1003,7 +887,7 @@ static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
   int rv = 0;
   const chat *c = NULL;
   const member *m = NULL;
-  if (!valid_id(chat_id) || !valid_id(user_id))
+  if (!cc_storage_id_ok(chat_id) || !cc_storage_id_ok(user_id))
     rv = CC_ERR_INVALID;
   else if (s->closing)
     rv = CC_ERR_CLOSED;

@@ -1,7 +1,6 @@
 /* The SQLite storage backend's internals, shared by its files:
  *
  *   storage.c     the methods (loop thread), open, free and close
- *   validate.c    argument checks, on the loop thread before queueing
  *   request.c     a call as a request: its arena of copies and result arrays
  *   worker.c      the worker thread: segments of writes and reads
  *   operations.c  each method's SQL work (worker thread)
@@ -19,6 +18,7 @@
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
 
+#include "backends/storage_contract.h"
 #include "core/table.h"
 #include "sqlite_options.h"
 
@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include <stdint.h>
+#include <string.h>
 
 #ifndef SQLITE_OPEN_EXRESCODE /* SQLite < 3.37 */
 #define SQLITE_OPEN_EXRESCODE 0
@@ -187,12 +188,10 @@ int sq_grow(store *s, void **v, size_t *cap, size_t n, size_t size);
 req *sq_req_new(store *s, op o, void *cb, void *ud);
 void sq_req_free(store *s, req *r);
 
-/* validate.c: 0, CC_ERR_INVALID or CC_ERR_NOMEM. */
-int sq_str_ok(cc_str s);
-int sq_id_ok(cc_str s);
-int sq_str_eq(cc_str a, cc_str b);
-int sq_validate_create(store *s, const cc_chat *chat, const cc_member *m, size_t n);
-int sq_validate_entry(store *s, const cc_entry *e);
+/* Byte-equal strings. */
+static inline int sq_str_eq(cc_str a, cc_str b) {
+  return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
 
 /* statements.c */
 extern const char *const sq_stmt_sql[ST__COUNT];

@@ -40,7 +40,7 @@ static void fail_req(store *s, req *r) {
 
 static void m_create_chat(cc_storage *base, const cc_chat *chat, const cc_member *members,
                           size_t n, cc_storage_done_cb cb, void *user_data) {
-  BEGIN_CALL(OP_CREATE, sq_validate_create((store *)base, chat, members, n));
+  BEGIN_CALL(OP_CREATE, cc_storage_check_create(chat, members, n, &((store *)base)->mem));
   if (!err) {
     r->chat = *chat;
     r->n_members = n;
@@ -67,7 +67,7 @@ static void m_create_chat(cc_storage *base, const cc_chat *chat, const cc_member
 
 static void m_get_chat(cc_storage *base, cc_str chat_id, cc_storage_chat_cb cb,
                        void *user_data) {
-  BEGIN_CALL(OP_GET, sq_id_ok(chat_id) ? 0 : CC_ERR_INVALID);
+  BEGIN_CALL(OP_GET, cc_storage_id_ok(chat_id) ? 0 : CC_ERR_INVALID);
   if (!err && (err = sq_ar_str(s, r, chat_id.ptr, chat_id.len, &r->chat_id)))
     fail_req(s, r);
   if (err)
@@ -78,7 +78,7 @@ static void m_get_chat(cc_storage *base, cc_str chat_id, cc_storage_chat_cb cb,
 
 static void m_append(cc_storage *base, const cc_entry *entry, cc_storage_append_cb cb,
                      void *user_data) {
-  BEGIN_CALL(OP_APPEND, sq_validate_entry((store *)base, entry));
+  BEGIN_CALL(OP_APPEND, cc_storage_check_entry(entry, &((store *)base)->mem));
   if (!err) {
     cc_entry *e = &r->entry;
     memset(e, 0, sizeof *e);
@@ -113,7 +113,7 @@ static void m_append(cc_storage *base, const cc_entry *entry, cc_storage_append_
 static void m_fetch(cc_storage *base, cc_str chat_id, uint64_t after_seq,
                     uint64_t before_seq, uint32_t limit, int newest,
                     cc_storage_entries_cb cb, void *user_data) {
-  BEGIN_CALL(OP_FETCH, sq_id_ok(chat_id) && limit > 0 ? 0 : CC_ERR_INVALID);
+  BEGIN_CALL(OP_FETCH, cc_storage_id_ok(chat_id) && limit > 0 ? 0 : CC_ERR_INVALID);
   if (!err) {
     r->after_seq = after_seq;
     r->before_seq = before_seq;
@@ -129,7 +129,7 @@ static void m_fetch(cc_storage *base, cc_str chat_id, uint64_t after_seq,
 
 static void m_list_chats(cc_storage *base, cc_str user_id, cc_str after_chat_id,
                          uint32_t limit, cc_storage_chats_cb cb, void *user_data) {
-  BEGIN_CALL(OP_LIST, sq_id_ok(user_id) && sq_str_ok(after_chat_id) && limit > 0
+  BEGIN_CALL(OP_LIST, cc_storage_id_ok(user_id) && cc_storage_str_ok(after_chat_id) && limit > 0
                           ? 0
                           : CC_ERR_INVALID);
   if (!err) {
@@ -147,7 +147,7 @@ static void m_list_chats(cc_storage *base, cc_str user_id, cc_str after_chat_id,
 
 static void m_mark_read(cc_storage *base, cc_str user_id, cc_str chat_id, uint64_t seq,
                         cc_storage_read_cb cb, void *user_data) {
-  BEGIN_CALL(OP_READ, sq_id_ok(user_id) && sq_id_ok(chat_id) ? 0 : CC_ERR_INVALID);
+  BEGIN_CALL(OP_READ, cc_storage_id_ok(user_id) && cc_storage_id_ok(chat_id) ? 0 : CC_ERR_INVALID);
   if (!err) {
     r->seq_arg = seq;
     err = sq_ar_str(s, r, user_id.ptr, user_id.len, &r->user_id);
@@ -162,7 +162,7 @@ static void m_mark_read(cc_storage *base, cc_str user_id, cc_str chat_id, uint64
 
 static void m_get_membership(cc_storage *base, cc_str chat_id, cc_str user_id,
                              cc_storage_membership_cb cb, void *user_data) {
-  BEGIN_CALL(OP_MEMBERSHIP, sq_id_ok(chat_id) && sq_id_ok(user_id) ? 0 : CC_ERR_INVALID);
+  BEGIN_CALL(OP_MEMBERSHIP, cc_storage_id_ok(chat_id) && cc_storage_id_ok(user_id) ? 0 : CC_ERR_INVALID);
   if (!err) {
     err = sq_ar_str(s, r, chat_id.ptr, chat_id.len, &r->chat_id);
     if (!err) err = sq_ar_str(s, r, user_id.ptr, user_id.len, &r->user_id);
