@@ -2,6 +2,7 @@
  * event loop would drive it: bytes in, bytes out, an injected clock. Every rule
  * of the handshake and of RFC 6455 sessions that the gateway promises is here. */
 #include <check.h>
+#include <malloc.h>
 #include <chatcore/error.h>
 #include <chatcore/gateway.h>
 #include <chatcore/http.h>
@@ -911,6 +912,81 @@ START_TEST(ping_flood_from_a_non_reader_is_bounded) {
 }
 END_TEST
 
+/* After our close (here an application close, as for 4008, 4009, an idle
+ * timeout or a drain) nothing may follow it: a client that keeps pinging must
+ * not make wslay queue a pong for each (80 bytes of heap per 6-byte ping that
+ * was never flushed), and what it may still send is capped. */
+static void generous_rates(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 1000000), 0);
+  ck_assert_int_eq(cc_gateway_options_set_byte_rate(o, 1000000000), 0);
+}
+
+START_TEST(pings_after_our_close_queue_nothing) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(generous_rates);
+  cc_conn *c = open_session_as("closer", NULL);
+  drain(c, wire, sizeof wire);
+  ck_assert_int_eq(cc_conn_close(c, CC_CLOSE_POLICY, "bye"), 0);
+  size_t queued = cc_conn_out_bytes(c); /* our close frame, not read yet */
+  struct mallinfo2 before = mallinfo2();
+  for (int i = 0; i < 2000; i++)
+    send_frame(c, 1, 0, 9, NULL, 0, 1); /* 12 KB of empty pings: under the cap */
+  struct mallinfo2 after = mallinfo2();
+  ck_assert_uint_eq(cc_conn_out_bytes(c), queued); /* no pong behind our close */
+  ck_assert_int_eq(c->ws ? wslay_event_want_write(c->ws) : 0, 0);
+  ck_assert_int_lt((long)after.uordblks - (long)before.uordblks, 16384); /* was 160 KB */
+  ck_assert(!cc_conn_should_close(c));
+  /* Past a message's worth (64 KiB + 16 KiB of slack) it is read no more: our
+   * close still goes out, then the connection closes. */
+  uint8_t ping[6];
+  size_t n = ws_frame_raw(ping, 1, 0, 9, NULL, 0, 1);
+  int sent = 0;
+  while (sent < 20000 && cc_conn_want_read(c)) {
+    ck_assert_int_eq(cc_conn_recv(c, ping, n), 0);
+    sent++;
+  }
+  ck_assert_int_lt(sent, (65536 + 16384) / 6 + 10);
+  ck_assert_int_eq(cc_conn_recv(c, ping, n), 0); /* a driver that reads anyway: dropped */
+  expect_close(c, CC_CLOSE_POLICY);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+}
+END_TEST
+
+/* The frame and byte limits hold while closing too; the client's close, which
+ * answers ours, is never charged. */
+START_TEST(limits_hold_while_closing) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(strict_rates);
+  cc_conn *c = open_session_as("chatty", NULL);
+  drain(c, wire, sizeof wire);
+  for (int i = 0; i < 21; i++)
+    send_frame(c, 1, 0, 1, "x", 1, 1);
+  expect_close(c, 4008);
+  /* Its close still completes the handshake... */
+  cc_conn *d = open_session_as("chatty", NULL);
+  drain(d, wire, sizeof wire);
+  uint8_t body[2] = {0x03, 0xe8};
+  send_frame(c, 1, 0, 8, body, 2, 1);
+  ck_assert(cc_conn_should_close(c));
+  cc_conn_free(c);
+  /* ...while a second connection that earned 4008 and keeps sending is read
+   * no more from the next frame over the limit (its close still goes out). */
+  for (int i = 0; i < 21; i++)
+    send_frame(d, 1, 0, 1, "x", 1, 1);
+  ck_assert(cc_conn_want_read(d));
+  send_frame(d, 1, 0, 9, NULL, 0, 1);
+  ck_assert_int_eq(cc_conn_want_read(d), 0);
+  expect_close(d, 4008);
+  ck_assert(cc_conn_should_close(d));
+  cc_conn_free(d);
+}
+END_TEST
+
 START_TEST(client_close_on_an_old_session_gets_time_to_flush) {
   cc_conn *c = open_session_as("old", NULL);
   drain(c, wire, sizeof wire);
@@ -1288,6 +1364,8 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, backlog_from_on_open_keeps_the_101);
   tcase_add_test(tc, nothing_can_be_sent_from_on_close);
   tcase_add_test(tc, ping_flood_from_a_non_reader_is_bounded);
+  tcase_add_test(tc, pings_after_our_close_queue_nothing);
+  tcase_add_test(tc, limits_hold_while_closing);
   tcase_add_test(tc, client_close_on_an_old_session_gets_time_to_flush);
   tcase_add_test(tc, one_frame_bigger_than_the_byte_burst_is_allowed);
   tcase_add_test(tc, only_one_close_frame);

@@ -34,7 +34,8 @@ static const static_asset *find_asset(cc_str path) {
  * weak (W/"..."); it uses the weak comparison (RFC 9110, 13.1.2). */
 static int etag_matches(cc_str header, const char *etag) {
   size_t etag_len = strlen(etag);
-  const char *p = header.ptr, *end = header.ptr + header.len;
+  /* A missing header is {NULL, 0}: NULL + 0 is undefined behaviour in C. */
+  const char *p = header.ptr, *end = p ? p + header.len : NULL;
   while (p && p < end) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
       p++;

@@ -153,6 +153,8 @@ int cc_conn_want_read(const cc_conn *c) {
   if (!c || c->aborted) return 0;
   if (c->out.bytes > c->gw->opt.send_queue_bytes / 2) return 0;
   if (c->state == CONN_HTTP) return 1;
+  /* wslay's own queue (pongs not yet moved into ours) counts too. */
+  if (c->ws && wslay_event_want_write(c->ws)) return 0;
   return c->state == CONN_WS && (!c->ws || wslay_event_want_read(c->ws));
 }
 

@@ -87,14 +87,16 @@ struct cc_conn {
   char *user;
   size_t user_len;
   cc_encoding encoding;
-  unsigned constructing : 1; /* inside cc_conn_new: no notify yet */
-  unsigned releasing : 1;    /* inside cc_conn_free: nothing may be sent */
-  unsigned seen_http : 1;    /* handed to on_http: on_close is owed */
-  unsigned opened : 1;       /* on_open ran: on_close is owed */
-  unsigned counted_user : 1; /* counted in gw->users */
-  unsigned aborted : 1;      /* drop now, without flushing */
-  unsigned proto_error : 1;  /* a violation wslay does not answer with 1002 itself */
-  uint16_t close_code;       /* the code that ended the session, once known */
+  unsigned constructing : 1;  /* inside cc_conn_new: no notify yet */
+  unsigned releasing : 1;     /* inside cc_conn_free: nothing may be sent */
+  unsigned seen_http : 1;     /* handed to on_http: on_close is owed */
+  unsigned opened : 1;        /* on_open ran: on_close is owed */
+  unsigned counted_user : 1;  /* counted in gw->users */
+  unsigned aborted : 1;       /* drop now, without flushing */
+  unsigned proto_error : 1;   /* a violation wslay does not answer with 1002 itself */
+  unsigned flooding : 1;      /* over a limit while closing: read no more */
+  uint64_t after_close_bytes; /* frame bytes the client sent after our close */
+  uint16_t close_code;        /* the code that ended the session, once known */
   uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;
   uint64_t done_ns;         /* when the state became CONN_DONE */
   uint64_t token_expiry_ns; /* monotonic; UINT64_MAX: none */
@@ -102,6 +104,10 @@ struct cc_conn {
   void *driver_data;
   char peer[48];
 };
+
+/* What a client may still send after our close, beyond one message: its
+ * close and the frames already on their way. */
+#define CC_GW_AFTER_CLOSE_SLACK 16384u
 
 /* conn.c */
 /* Queues `b` by reference; `droppable` for application data frames. */

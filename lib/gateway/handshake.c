@@ -58,7 +58,8 @@ static void respond_text(cc_conn *c, int status, const char *text, const char *e
 /* Does the comma-separated header value contain `token` (case-insensitive)? */
 static int has_token(cc_str value, const char *token) {
   size_t tlen = strlen(token);
-  const char *p = value.ptr, *end = value.ptr + value.len;
+  /* A missing header is {NULL, 0}: NULL + 0 is undefined behaviour in C. */
+  const char *p = value.ptr, *end = p ? p + value.len : NULL;
   while (p && p < end) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
       p++;

@@ -74,7 +74,15 @@ static void on_frame_start(wslay_event_context_ptr ctx,
    * would take a 1-byte body as "no code". */
   if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
     c->proto_error = 1;
-  if (cc_gw_session_closing(c)) return;
+  /* After our close the client may finish what it was sending and answer with
+   * its close; more than a message's worth of bytes is not that. */
+  if (c->close_code) {
+    c->after_close_bytes += c->ws_frame_bytes;
+    if (c->after_close_bytes > gw->opt.max_message_bytes + CC_GW_AFTER_CLOSE_SLACK)
+      c->flooding = 1;
+  }
+  /* The client's close answers ours: never charged. */
+  if (arg->opcode == WSLAY_CONNECTION_CLOSE && cc_gw_session_closing(c)) return;
   /* A frame bigger than the byte burst takes the whole burst rather than
    * failing outright: the message size limit is what bounds a single frame. */
   uint64_t burst = 2ull * gw->opt.bytes_per_second;
@@ -84,8 +92,13 @@ static void on_frame_start(wslay_event_context_ptr ctx,
   if (rv == 0)
     rv = cc_ratelimit_take(gw->byte_rl, &c->id, sizeof c->id, (uint32_t)cost, NULL);
   /* Out of memory in a limiter lets the frame through: never punish the client
-   * for the server's trouble. */
+   * for the server's trouble. The limits hold while closing too: a client that
+   * keeps sending past them then is read no more (it was told to stop). */
   if (rv == CC_ERR_RATE_LIMITED) {
+    if (cc_gw_session_closing(c)) {
+      c->flooding = 1;
+      return;
+    }
     cc_metric_add(gw->m.closes_rate_limited, 1);
     cc_gw_session_close(c, CC_CLOSE_RATE_LIMITED, "rate limit exceeded");
   }
@@ -131,6 +144,8 @@ static int ensure_ws(cc_conn *c) {
   if (c->ws) return 0;
   if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0) return CC_ERR_NOMEM;
   wslay_event_config_set_max_recv_msg_length(c->ws, c->gw->opt.max_message_bytes);
+  /* Our close is out: wslay must queue nothing more (see send_own_close). */
+  if (c->close_code) wslay_event_shutdown_write(c->ws);
   c->ws_fed = c->ws_framed = c->ws_frame_bytes = 0;
   c->ws_msg_open = 0;
   return 0;
@@ -201,6 +216,10 @@ static int send_own_close(cc_conn *c, uint16_t code, const char *reason) {
   }
   c->close_code = code;
   c->close_sent_ns = cc_gw_now(c->gw);
+  /* Nothing may follow our close, so wslay is told its write side is shut:
+   * else it would queue a pong for every later ping, never to be flushed
+   * (80 bytes of heap per 6-byte ping). */
+  if (c->ws) wslay_event_shutdown_write(c->ws);
   return rv;
 }
 
@@ -233,6 +252,12 @@ int cc_gw_session_recv(cc_conn *c, const uint8_t *data, size_t len) {
   /* Our recv callback never fails, so a callback failure here is wslay giving up
    * on a malformed frame. */
   if (c->proto_error || rv == WSLAY_ERR_CALLBACK_FAILURE) return fail_protocol(c);
+  /* Over a limit after our close: read no more, flush what is queued (our
+   * close among it), then close. */
+  if (c->flooding) {
+    finish(c);
+    return 0;
+  }
   if (rv != 0) return rv == WSLAY_ERR_NOMEM ? CC_ERR_NOMEM : CC_ERR_IO;
   if (flush_wslay(c) != 0) return CC_ERR_NOMEM;
   check_finished(c);

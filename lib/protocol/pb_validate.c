@@ -206,5 +206,7 @@ int cc_pbcheck(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size
                const cc_wire_limits *lim, cc_wire_err *err) {
   if (!desc || (!data && len) || !lim)
     return cc_wire_err_set(err, CC_ERR_INVALID, "invalid argument");
+  static const uint8_t empty[1];
+  if (!data) data = empty; /* NULL + 0 is undefined behaviour in C */
   return check_message(desc, data, data + len, lim, err, 1);
 }

@@ -232,7 +232,7 @@ int cc_wire_peek_request_id(cc_encoding enc, const uint8_t *data, size_t len,
   if (!out || (!data && len)) return CC_ERR_INVALID;
   if (enc == CC_ENCODING_PROTOBUF) {
     /* Top-level fields only, until field 1 or the first thing that does not parse. */
-    const uint8_t *p = data, *end = data + len;
+    const uint8_t *p = data, *end = data ? data + len : NULL;
     while (p < end) {
       uint64_t key, v;
       size_t n = peek_varint(p, end, &key);

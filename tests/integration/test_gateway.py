@@ -219,6 +219,32 @@ def test_client_frame_rate_flag(make_server):
     assert [op for op, _ in frames].count(10) == 40 and 8 not in [op for op, _ in frames]
 
 
+def test_pings_after_our_close_cost_no_memory(make_server):
+    # A client that earned a 4008 and then streams empty pings without reading:
+    # once it took a server from 8 MB to 416 MB (a pong queued per ping, never
+    # sent). Now nothing is queued behind our close, and past a message's worth
+    # of bytes the server reads no more and closes: memory stays flat.
+    s = make_server("--client-frame-rate", "10")
+    base = s.rss_kib()
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    sock.sendall(upgrade_request(tok=token("flooder")) + masked_frame(1, b"x") * 21)
+    ping = masked_frame(9, b"")
+    chunk = ping * 10000  # 60 KB
+    sent = 0
+    try:
+        while sent < 300:  # at most 18 MB of pings
+            sock.sendall(chunk)
+            sent += 1
+    except OSError:
+        pass  # closed by the server: what should happen
+    grown = s.rss_kib() - base
+    sock.close()
+    assert grown < 8192, (grown, sent)
+    # Another client is served at once.
+    frames = session_exchange(s.port, masked_frame(9, b"hi") + masked_frame(8, struct.pack("!H", 1000)))
+    assert (10, b"hi") in frames
+
+
 def test_heartbeat_flags(make_server):
     # A client that never answers: pinged after 1 s of silence, closed 4000 at 2.5 s.
     s = make_server("--ping-interval-ms", "1000", "--idle-timeout-ms", "2500")
