@@ -1415,6 +1415,54 @@ START_TEST(limits_packed_counts) {
 }
 END_TEST
 
+static unsigned field_no(const ProtobufCMessageDescriptor *d, const char *name) {
+  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+  ck_assert_ptr_nonnull(f);
+  return f->id;
+}
+
+/* A singular message field given many times: protobuf-c would merge every
+ * occurrence into the first, at a cost that grows faster than the input (a
+ * 250 KB server frame took 37 s); the second occurrence is refused. */
+START_TEST(limits_singular_message_field_twice) {
+  wb chat = {0}, created = {0}, reply = {0}, frame = {0};
+  wb_len(&chat, field_no(&chatcore__v1__chat__descriptor, "chat_id"), "g:1", 3);
+  unsigned chat_field = field_no(&chatcore__v1__chat_created__descriptor, "chat");
+  for (int i = 0; i < 20000; i++) wb_len(&created, chat_field, chat.p, chat.n);
+  wb_varint(&reply, (uint64_t)field_no(&chatcore__v1__reply__descriptor, "request_id") << 3);
+  wb_varint(&reply, 7);
+  unsigned cg = field_no(&chatcore__v1__reply__descriptor, "create_group");
+  wb_len(&reply, cg, created.p, created.n);
+  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p, reply.n);
+  Chatcore__V1__ServerFrame *sf = NULL;
+  cc_wire_err err;
+  memset(&err, 0, sizeof err);
+  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n, NULL,
+                                         NULL, &err),
+                   CC_ERR_PROTO);
+  ck_assert_ptr_null(sf);
+  char msg[200];
+  cc_wire_err_format(&err, msg, sizeof msg);
+  ck_assert_msg(strstr(msg, "given twice"), "%s", msg);
+  /* Once is fine. */
+  created.n = 0;
+  reply.n = 0;
+  frame.n = 0;
+  wb_len(&created, chat_field, chat.p, chat.n);
+  wb_len(&reply, cg, created.p, created.n);
+  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p, reply.n);
+  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n, NULL,
+                                         NULL, NULL),
+                   0);
+  ck_assert_str_eq(sf->reply->create_group->chat->chat_id, "g:1");
+  cc_wire_free_server(sf, NULL);
+  free(chat.p);
+  free(created.p);
+  free(reply.p);
+  free(frame.p);
+}
+END_TEST
+
 START_TEST(limits_public_object) {
   cc_protocol_limits *l = NULL;
   ck_assert_int_eq(cc_protocol_limits_new(&l, (cc_protocol_kind)0, NULL), CC_ERR_INVALID);
@@ -2164,6 +2212,7 @@ static Suite *protocol_suite(void) {
   tc = tcase_create("limits");
   tcase_add_test(tc, limits_fields_lists_frames);
   tcase_add_test(tc, limits_packed_counts);
+  tcase_add_test(tc, limits_singular_message_field_twice);
   tcase_add_test(tc, limits_public_object);
   suite_add_tcase(s, tc);
 
