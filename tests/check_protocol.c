@@ -2014,9 +2014,28 @@ START_TEST(api_peek_request_id) {
                      0);
     ck_assert_uint_eq(id, 99);
   }
+  /* Frames the strict parse refuses, whose id is still readable: a duplicate
+   * key elsewhere, a U+0000 in a string, nesting past the limit. */
+  char deep[400];
+  int dn = snprintf(deep, sizeof deep, "{\"requestId\":\"99\",\"ping\":");
+  for (int i = 0; i < 40; i++) deep[dn++] = '[';
+  for (int i = 0; i < 40; i++) deep[dn++] = ']';
+  deep[dn++] = '}';
+  deep[dn] = '\0';
+  const char *lenient[] = {"{\"requestId\":\"99\",\"ping\":{},\"ping\":{}}",
+                           "{\"requestId\":\"99\",\"sendMessage\":{\"text\":\"a\\u0000b\"}}",
+                           deep};
+  for (int i = 0; i < 3; i++) {
+    id = 0;
+    ck_assert_int_eq(cc_wire_peek_request_id(CC_ENCODING_JSON, (const uint8_t *)lenient[i],
+                                             strlen(lenient[i]), &id),
+                     0);
+    ck_assert_uint_eq(id, 99);
+  }
   const char *none[] = {"{\"requestId\":\"9x\"}", "{\"ping\":{}}", "{\"requestId\":-1}",
-                        "{"};
-  for (int i = 0; i < 4; i++)
+                        "{", "{\"requestId\":\"1\",\"requestId\":\"2\"}",
+                        "{\"requestId\":\"1\",\"request_id\":\"1\"}", "[1]"};
+  for (int i = 0; i < 7; i++)
     ck_assert_int_eq(cc_wire_peek_request_id(CC_ENCODING_JSON, (const uint8_t *)none[i],
                                              strlen(none[i]), &id),
                      CC_ERR_NOT_FOUND);

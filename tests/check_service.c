@@ -179,6 +179,15 @@ START_TEST(bad_frames_get_error_replies) {
                        "\"clientMsgId\":\"m1\",\"text\":\"hi\"}}";
   ws_memnet_send(cl, 1, bad_id, strlen(bad_id));
   expect_error(cl, "8", "ERROR_CODE_BAD_REQUEST");
+  /* Refused frames whose id is readable keep it in the error reply (a client's
+   * pending request would otherwise time out): a duplicate key, a U+0000. */
+  const char *dup = "{\"requestId\":\"11\",\"ping\":{},\"ping\":{}}";
+  ws_memnet_send(cl, 1, dup, strlen(dup));
+  expect_error(cl, "11", "ERROR_CODE_");
+  const char *nul = "{\"requestId\":\"12\",\"sendMessage\":{\"chatId\":\"g:1\","
+                    "\"clientMsgId\":\"m\",\"text\":\"a\\u0000b\"}}";
+  ws_memnet_send(cl, 1, nul, strlen(nul));
+  expect_error(cl, "12", "ERROR_CODE_");
   /* A well-formed chat command, with no storage behind this service yet. */
   const char *send = "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"g:1\","
                      "\"clientMsgId\":\"m1\",\"text\":\"hi\"}}";

@@ -268,12 +268,26 @@ int cc_wire_peek_request_id(cc_encoding enc, const uint8_t *data, size_t len,
   }
   if (enc != CC_ENCODING_JSON) return CC_ERR_INVALID;
   if (len > cc_wire_limits_server.max_frame) return CC_ERR_NOT_FOUND;
-  /* The strict parse: a frame with duplicate keys gives no id to trust. */
+  /* The strict parse first; when it refuses the frame (a duplicate key, a
+   * U+0000, nesting past the limit), cJSON's own lenient parse, whose nesting
+   * cJSON bounds: the id is trusted when exactly one top-level key names it. */
   cJSON *root = NULL;
-  if (cc_json_parse(&root, data, len, CC_JSON_MAX_DEPTH, NULL) != 0)
-    return CC_ERR_NOT_FOUND;
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "requestId");
-  if (!v) v = cJSON_GetObjectItemCaseSensitive(root, "request_id");
+  if (cc_json_parse(&root, data, len, CC_JSON_MAX_DEPTH, NULL) != 0) {
+    root = cJSON_ParseWithLength((const char *)data, len);
+    if (!cJSON_IsObject(root)) {
+      cJSON_Delete(root);
+      return CC_ERR_NOT_FOUND;
+    }
+  }
+  const cJSON *v = NULL;
+  int names = 0;
+  for (const cJSON *it = root->child; it; it = it->next)
+    if (it->string &&
+        (strcmp(it->string, "requestId") == 0 || strcmp(it->string, "request_id") == 0)) {
+      v = it;
+      names++;
+    }
+  if (names != 1) v = NULL; /* two ids: neither is trusted */
   int rv = CC_ERR_NOT_FOUND;
   int neg;
   uint64_t x = 0;
