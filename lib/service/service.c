@@ -16,6 +16,11 @@ static void options_defaults(cc_service_options *o) {
   o->msg_burst = 40;
   o->typing_rate = 2;
   o->typing_burst = 10;
+  o->chat_rate = 2;
+  o->chat_burst = 20;
+  o->read_rate = 10;
+  o->read_burst = 50;
+  o->max_groups = 1000;
   o->max_members = 1000;
   o->presence_ttl_ms = 120000;
   strcpy(o->gateway_id, "local");
@@ -94,6 +99,28 @@ int cc_service_options_set_typing_rate(cc_service_options *opt, uint32_t per_sec
   return 0;
 }
 
+int cc_service_options_set_chat_change_rate(cc_service_options *opt, uint32_t per_second,
+                                            uint32_t burst) {
+  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
+  opt->chat_rate = per_second;
+  opt->chat_burst = burst;
+  return 0;
+}
+
+int cc_service_options_set_read_rate(cc_service_options *opt, uint32_t per_second,
+                                     uint32_t burst) {
+  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
+  opt->read_rate = per_second;
+  opt->read_burst = burst;
+  return 0;
+}
+
+int cc_service_options_set_max_groups_per_user(cc_service_options *opt, uint32_t n) {
+  if (!opt || n == 0) return CC_ERR_INVALID;
+  opt->max_groups = n;
+  return 0;
+}
+
 int cc_service_options_set_max_group_members(cc_service_options *opt, uint32_t n) {
   if (!opt || n < 2 || n > 100000) return CC_ERR_INVALID;
   opt->max_members = n;
@@ -164,6 +191,8 @@ static void service_destroy(cc_service *svc) {
   svc_presence_stop(svc);
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
+  cc_ratelimit_free(svc->chat_limit);
+  cc_ratelimit_free(svc->read_limit);
   /* Sessions still open (no operation is in flight any more): forgotten. */
   cc_tnode *n;
   while (svc->users.slots && (n = cc_table_oldest(&svc->users)) != NULL) {
@@ -178,6 +207,11 @@ static void service_destroy(cc_service *svc) {
   }
   cc_table_destroy(&svc->users);
   cc_table_destroy(&svc->changing);
+  while (svc->groups_created.slots && (n = cc_table_oldest(&svc->groups_created))) {
+    cc_table_remove(&svc->groups_created, n);
+    cc_free(&svc->mem, n);
+  }
+  cc_table_destroy(&svc->groups_created);
   if (svc->owns_metrics) cc_metrics_free(svc->metrics);
   cc_mem m = svc->mem;
   cc_free(&m, svc);
@@ -202,11 +236,16 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
   if (rv == 0) rv = register_metrics(svc);
   if (rv == 0) rv = cc_table_init(&svc->users, &svc->mem);
   if (rv == 0) rv = cc_table_init(&svc->changing, &svc->mem);
+  if (rv == 0) rv = cc_table_init(&svc->groups_created, &svc->mem);
   if (rv == 0)
     rv = make_limiter(svc, &svc->msg_limit, svc->opt.msg_rate, svc->opt.msg_burst);
   if (rv == 0)
     rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing_rate,
                       svc->opt.typing_burst);
+  if (rv == 0)
+    rv = make_limiter(svc, &svc->chat_limit, svc->opt.chat_rate, svc->opt.chat_burst);
+  if (rv == 0)
+    rv = make_limiter(svc, &svc->read_limit, svc->opt.read_rate, svc->opt.read_burst);
   if (rv == 0) rv = svc_presence_start(svc);
   if (rv != 0) {
     service_destroy(svc);
