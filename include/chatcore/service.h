@@ -84,11 +84,11 @@ CC_EXTERN int cc_service_options_set_typing_rate(cc_service_options *opt,
                                                  uint32_t per_second, uint32_t burst);
 /* Chat changes per user, one budget for createDirectChat, createGroup,
  * addMembers, removeMembers and leaveChat (each writes to the storage and to
- * other users' chat lists); default 2/s, burst 20. Refusals decided before
- * the storage is asked (a bad request, not a member, another change of the
- * chat in progress, createGroup's caps) take nothing from it. Over it:
- * RATE_LIMITED with
- * retryAfterMs, as cc_service_options_set_message_rate. */
+ * other users' chat lists); default 2/s, burst 20. Requests refused before
+ * they run take nothing from it (a bad request, not a member, no such chat, a
+ * direct chat's fixed members, another change of the chat in progress,
+ * createGroup's caps). Over it: RATE_LIMITED with retryAfterMs, as
+ * cc_service_options_set_message_rate. */
 CC_EXTERN int cc_service_options_set_chat_change_rate(cc_service_options *opt,
                                                       uint32_t per_second,
                                                       uint32_t burst);
