@@ -317,6 +317,15 @@ static svc_group_count *group_count(cc_service *svc, cc_str user) {
   return g;
 }
 
+/* Answers TOO_LARGE (`fmt` names the limit `limit`) and frees `cmd`. */
+__attribute__((format(printf, 2, 0))) static void
+refuse_too_large(chat_cmd *cmd, const char *fmt, uint32_t limit) {
+  char msg[96];
+  snprintf(msg, sizeof msg, fmt, limit);
+  svc_send_error(cmd->base.sc, cmd->base.f->request_id, SVC_E(TOO_LARGE), msg, 0);
+  chat_cmd_free(cmd);
+}
+
 void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   chat_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
   if (!cmd) return;
@@ -334,11 +343,8 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     if (!list_has(cmd->added, cmd->n_added, id)) cmd->added[cmd->n_added++] = id;
   }
   if (cmd->n_added > svc->opt.max_members) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "createGroup.memberIds: a group has at most %u members",
-             svc->opt.max_members);
-    svc_send_error(sc, f->request_id, SVC_E(TOO_LARGE), msg, 0);
-    chat_cmd_free(cmd);
+    refuse_too_large(cmd, "createGroup.memberIds: a group has at most %u members",
+                     svc->opt.max_members);
     return;
   }
   svc_group_count *count = group_count(svc, user_of(sc));
@@ -348,11 +354,8 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   if (count->n >= svc->opt.max_groups) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "createGroup: a user may create at most %u groups",
-             svc->opt.max_groups);
-    svc_send_error(sc, f->request_id, SVC_E(TOO_LARGE), msg, 0);
-    chat_cmd_free(cmd);
+    refuse_too_large(cmd, "createGroup: a user may create at most %u groups",
+                     svc->opt.max_groups);
     return;
   }
   if (take_chat_budget(cmd) != 0) {

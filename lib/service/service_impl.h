@@ -53,18 +53,23 @@
 typedef Chatcore__V1__ErrorCode svc_code;
 #define SVC_E(name) CHATCORE__V1__ERROR_CODE__ERROR_CODE_##name
 
+typedef struct svc_rate {
+  uint32_t per_second, burst;
+} svc_rate;
+
 struct cc_service_options {
   cc_clock_fn clock;
   void *clock_data;
   cc_clock_fn mono;
   void *mono_data;
-  cc_storage *storage;                /* borrowed; NULL: only ping is served */
-  cc_presence *presence;              /* borrowed; may be NULL */
-  uint32_t msg_rate, msg_burst;       /* messages per second per user */
-  uint32_t typing_rate, typing_burst; /* typing signals per second per user */
-  uint32_t chat_rate, chat_burst;     /* chat changes per second per user */
-  uint32_t read_rate, read_burst;     /* markRead per second per user */
-  uint32_t max_groups;                /* groups one user may create here */
+  cc_storage *storage;   /* borrowed; NULL: only ping is served */
+  cc_presence *presence; /* borrowed; may be NULL */
+  /* Per-user budgets: events per second and bursts. */
+  svc_rate msg;        /* sendMessage, editMessage, deleteMessage */
+  svc_rate typing;     /* setTyping */
+  svc_rate chat;       /* createDirectChat, createGroup, add/remove members, leaveChat */
+  svc_rate read;       /* markRead */
+  uint32_t max_groups; /* groups one user may create here */
   uint32_t max_members;
   uint32_t presence_ttl_ms;
   char gateway_id[64];
