@@ -2765,6 +2765,38 @@ END_TEST
 
 /* Membership changes of one chat run one at a time: the cap and the effective
  * change are decided from the members read before the append. */
+START_TEST(group_cap_counts_groups_in_flight_not_refused_ones) {
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  const char *cmd = "\"createGroup\":{\"title\":\"g\",\"memberIds\":[\"bob\"]}";
+  /* Groups the storage refuses do not count. */
+  for (unsigned i = 0; i < MAX_GROUPS; i++) {
+    deferred_storage_fail_next(lag, CC_ERR_BACKEND);
+    uint64_t rid = cli_cmd(a, cmd);
+    pump_all();
+    ERR(a, rid, UNAVAILABLE);
+  }
+  /* Groups in flight do: one past the cap is refused before they complete. */
+  for (unsigned i = 0; i < MAX_GROUPS; i++)
+    cli_cmd(a, cmd);
+  uint64_t rid = cli_cmd(a, cmd);
+  ERR(a, rid, TOO_LARGE);
+  pump_all();
+  unsigned created = 0;
+  for (unsigned i = 0; i < 2 * MAX_GROUPS; i++) { /* an event and a reply each */
+    server_frame *f = cli_next(a);
+    if (f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_REPLY &&
+        f->reply->result_case == RC(CREATE_GROUP))
+      created++;
+  }
+  ck_assert_uint_eq(created, MAX_GROUPS);
+  rid = cli_cmd(a, cmd);
+  ERR(a, rid, TOO_LARGE);
+  expect_quiet();
+}
+END_TEST
+
 START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
   const char *who[] = {"alice", "bob"};
   store_chat("g:crew", CC_CHAT_GROUP, who, 2);
@@ -3072,6 +3104,7 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, free_service_during_a_paged_chat_list_load);
   tcase_add_test(tc, sync_reads_no_more_than_fits);
   tcase_add_test(tc, membership_changes_of_a_chat_run_one_at_a_time);
+  tcase_add_test(tc, group_cap_counts_groups_in_flight_not_refused_ones);
   suite_add_tcase(s, tc);
   return s;
 }
