@@ -212,6 +212,11 @@ END_TEST
 #define MSG_RATE 5u /* per second, burst 5 */
 #define TYPING_RATE 2u
 #define TYPING_BURST 3u
+#define CHAT_RATE 2u /* chat changes per second */
+#define CHAT_BURST 4u
+#define READ_RATE 5u /* markRead per second */
+#define READ_BURST 4u
+#define MAX_GROUPS 3u /* groups per user */
 
 typedef Chatcore__V1__ServerFrame server_frame;
 #define RC(NAME) CHATCORE__V1__REPLY__RESULT_##NAME
@@ -336,6 +341,9 @@ static void start_chat_service(int deferred) {
                    0);
   ck_assert_int_eq(cc_service_options_set_message_rate(so, MSG_RATE, MSG_RATE), 0);
   ck_assert_int_eq(cc_service_options_set_typing_rate(so, TYPING_RATE, TYPING_BURST), 0);
+  ck_assert_int_eq(cc_service_options_set_chat_change_rate(so, CHAT_RATE, CHAT_BURST), 0);
+  ck_assert_int_eq(cc_service_options_set_read_rate(so, READ_RATE, READ_BURST), 0);
+  ck_assert_int_eq(cc_service_options_set_max_groups_per_user(so, MAX_GROUPS), 0);
   ck_assert_int_eq(cc_service_options_set_max_group_members(so, MAX_MEMBERS), 0);
   ck_assert_int_eq(cc_service_new(&svc, so, &counting_mem), 0);
   cc_service_options_free(so);
@@ -1588,6 +1596,169 @@ START_TEST(message_rate_limit) {
 }
 END_TEST
 
+/* ---- budgets: chat changes, markRead, deleteMessage; the group cap ---- */
+
+START_TEST(budget_options_refuse_zero) {
+  cc_service_options *so;
+  ck_assert_int_eq(cc_service_options_new(&so), 0);
+  ck_assert_int_eq(cc_service_options_set_chat_change_rate(so, 0, 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_chat_change_rate(so, 1, 0), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_chat_change_rate(NULL, 1, 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_read_rate(so, 0, 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_read_rate(so, 1, 0), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_read_rate(NULL, 1, 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_max_groups_per_user(so, 0), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_max_groups_per_user(NULL, 1), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_service_options_set_chat_change_rate(so, 1, 1), 0);
+  ck_assert_int_eq(cc_service_options_set_read_rate(so, 1, 1), 0);
+  ck_assert_int_eq(cc_service_options_set_max_groups_per_user(so, 1), 0);
+  cc_service_options_free(so);
+}
+END_TEST
+
+START_TEST(chat_change_rate_limit) {
+  client *a = cli_json("alice"), *a2 = cli_json("alice"), *b = cli_json("bob");
+  auto_tick = 0;
+  mono_ns += 10000 * MS; /* a full budget: CHAT_BURST */
+  /* createGroup, addMembers, removeMembers and createDirectChat (from either
+   * of alice's devices) draw on one budget of CHAT_BURST. */
+  const char *g = group_chat(a, "crew", "\"u1\"");
+  uint64_t rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u2\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(REPLY(a, rid, ADD_MEMBERS, add_members)->seq, 2);
+  rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u1\"]}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(REPLY(a, rid, REMOVE_MEMBERS, remove_members)->seq, 3);
+  drain(a2);
+  const char *d = direct_chat(a2, "bob");
+  drain(b);
+  expect_quiet();
+  /* Over it, each of the five is refused with a wait; nothing changes and the
+   * connections stay open. */
+  rid = cli_cmd(a, "\"leaveChat\":{\"chatId\":\"%s\"}", g);
+  Chatcore__V1__Error *e = ERR(a, rid, RATE_LIMITED);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  ck_assert_uint_le(e->retry_after_ms, 1000 / CHAT_RATE);
+  rid = cli_cmd(a2, "\"createGroup\":{\"title\":\"more\",\"memberIds\":[\"u3\"]}");
+  ck_assert_uint_gt(ERR(a2, rid, RATE_LIMITED)->retry_after_ms, 0);
+  rid = cli_cmd(a, "\"createDirectChat\":{\"peerId\":\"carol\"}");
+  ck_assert_uint_gt(ERR(a, rid, RATE_LIMITED)->retry_after_ms, 0);
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u3\"]}", g);
+  ck_assert_uint_gt(ERR(a, rid, RATE_LIMITED)->retry_after_ms, 0);
+  rid = cli_cmd(a, "\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u2\"]}", g);
+  ck_assert_uint_gt(ERR(a, rid, RATE_LIMITED)->retry_after_ms, 0);
+  expect_quiet();
+  /* Bob's budget is his own. */
+  direct_chat(b, "carol");
+  /* After the wait: one change. A refusal that changes nothing (a direct
+   * chat's members are fixed) takes nothing from the budget; the log shows
+   * that none of the refused changes happened (seq 4 follows 3). */
+  mono_ns += (uint64_t)e->retry_after_ms * MS;
+  rid = cli_cmd(a, "\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"u3\"]}", d);
+  ERR(a, rid, FORBIDDEN);
+  rid = cli_cmd(a, "\"leaveChat\":{\"chatId\":\"%s\"}", g);
+  expect_event(a, EV(MEMBERSHIP_CHANGED));
+  ck_assert_uint_eq(REPLY(a, rid, LEAVE_CHAT, leave_chat)->seq, 4);
+  expect_event(a2, EV(MEMBERSHIP_CHANGED));
+  rid = cli_cmd(a2, "\"createDirectChat\":{\"peerId\":\"carol\"}");
+  ERR(a2, rid, RATE_LIMITED);
+  /* A second refills CHAT_RATE. */
+  mono_ns += 1000 * MS;
+  for (unsigned i = 0; i < CHAT_RATE; i++)
+    ck_assert_str_eq(direct_chat(a, i ? "dave" : "carol"),
+                     i ? "d:alice:dave" : "d:alice:carol");
+  drain(a2);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(mark_read_rate_limit) {
+  client *a = cli_json("alice"), *a2 = cli_proto("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  say(b, chat, "b1", "read me");
+  drain(a);
+  drain(a2);
+  auto_tick = 0;
+  mono_ns += 10000 * MS; /* a full budget: READ_BURST */
+  const char *fmt = "\"markRead\":{\"chatId\":\"%s\",\"seq\":\"1\"}";
+  for (unsigned i = 0; i < READ_BURST; i++) { /* the budget is the user's */
+    client *c = i % 2 ? a2 : a;
+    uint64_t rid = cli_cmd(c, fmt, chat);
+    ck_assert_uint_eq(REPLY(c, rid, MARK_READ, mark_read)->read_seq, 1);
+    expect_event(i % 2 ? a : a2, EV(RECEIPT));
+    expect_event(b, EV(RECEIPT));
+  }
+  uint64_t rid = cli_cmd(a, fmt, chat);
+  Chatcore__V1__Error *e = ERR(a, rid, RATE_LIMITED);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  ck_assert_uint_le(e->retry_after_ms, 1000 / READ_RATE);
+  rid = cli_cmd(a2, fmt, chat);
+  ERR(a2, rid, RATE_LIMITED);
+  expect_quiet(); /* no receipt went out; the connections stay open */
+  /* Bob's budget is his own. */
+  rid = cli_cmd(b, fmt, chat);
+  expect_reply(b, rid, RC(MARK_READ));
+  expect_event(a, EV(RECEIPT));
+  expect_event(a2, EV(RECEIPT));
+  /* After the wait, alice's next one goes through. */
+  mono_ns += (uint64_t)e->retry_after_ms * MS;
+  rid = cli_cmd(a2, fmt, chat);
+  expect_reply(a2, rid, RC(MARK_READ));
+  expect_event(a, EV(RECEIPT));
+  expect_event(b, EV(RECEIPT));
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(delete_draws_on_the_message_budget) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  auto_tick = 0;
+  mono_ns += 10000 * MS;
+  for (unsigned i = 1; i <= MSG_RATE; i++) {
+    char cmid[8];
+    snprintf(cmid, sizeof cmid, "m%u", i);
+    say(a, chat, cmid, "burst");
+    expect_message(b, chat, i, "alice", "burst");
+  }
+  const char *del = "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}";
+  uint64_t rid = cli_cmd(a, del, chat);
+  Chatcore__V1__Error *e = ERR(a, rid, RATE_LIMITED);
+  ck_assert_uint_gt(e->retry_after_ms, 0);
+  ck_assert_uint_le(e->retry_after_ms, 1000 / MSG_RATE);
+  expect_quiet(); /* nothing deleted, the connection open */
+  mono_ns += (uint64_t)e->retry_after_ms * MS;
+  rid = cli_cmd(a, del, chat);
+  expect_event(a, EV(MESSAGE_DELETED));
+  ck_assert_uint_eq(REPLY(a, rid, DELETE_MESSAGE, delete_message)->seq, MSG_RATE + 1);
+  expect_event(b, EV(MESSAGE_DELETED));
+  /* ... and the deletion took the send's turn. */
+  rid = send_text(a, chat, "m6", "after the delete");
+  ERR(a, rid, RATE_LIMITED);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(groups_per_user_cap) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  for (unsigned i = 0; i < MAX_GROUPS; i++)
+    group_chat(a, "mine", "\"u1\"");
+  const char *cmd = "\"createGroup\":{\"title\":\"one more\",\"memberIds\":[\"u1\"]}";
+  uint64_t rid = cli_cmd(a, cmd);
+  Chatcore__V1__Error *e = ERR(a, rid, TOO_LARGE);
+  ck_assert_uint_eq(e->retry_after_ms, 0); /* no wait lifts it */
+  expect_quiet();
+  /* A count, not a rate: an hour later it still holds. */
+  mono_ns += 3600 * 1000 * MS;
+  rid = cli_cmd(a, cmd);
+  ERR(a, rid, TOO_LARGE);
+  /* Other users' groups are counted apart; alice's other changes go on. */
+  group_chat(b, "bob's", "\"u1\"");
+  direct_chat(a, "bob");
+  expect_quiet();
+}
+END_TEST
+
 /* ---- presence ---- */
 
 static Chatcore__V1__Presence *expect_presence(client *c, const char *user,
@@ -2603,6 +2774,38 @@ END_TEST
 
 /* Membership changes of one chat run one at a time: the cap and the effective
  * change are decided from the members read before the append. */
+START_TEST(group_cap_counts_groups_in_flight_not_refused_ones) {
+  client *a = cli_connect("alice", CC_ENCODING_JSON);
+  pump_all();
+  expect_hello(a);
+  const char *cmd = "\"createGroup\":{\"title\":\"g\",\"memberIds\":[\"bob\"]}";
+  /* Groups the storage refuses do not count. */
+  for (unsigned i = 0; i < MAX_GROUPS; i++) {
+    deferred_storage_fail_next(lag, CC_ERR_BACKEND);
+    uint64_t rid = cli_cmd(a, cmd);
+    pump_all();
+    ERR(a, rid, UNAVAILABLE);
+  }
+  /* Groups in flight do: one past the cap is refused before they complete. */
+  for (unsigned i = 0; i < MAX_GROUPS; i++)
+    cli_cmd(a, cmd);
+  uint64_t rid = cli_cmd(a, cmd);
+  ERR(a, rid, TOO_LARGE);
+  pump_all();
+  unsigned created = 0;
+  for (unsigned i = 0; i < 2 * MAX_GROUPS; i++) { /* an event and a reply each */
+    server_frame *f = cli_next(a);
+    if (f->frame_case == CHATCORE__V1__SERVER_FRAME__FRAME_REPLY &&
+        f->reply->result_case == RC(CREATE_GROUP))
+      created++;
+  }
+  ck_assert_uint_eq(created, MAX_GROUPS);
+  rid = cli_cmd(a, cmd);
+  ERR(a, rid, TOO_LARGE);
+  expect_quiet();
+}
+END_TEST
+
 START_TEST(membership_changes_of_a_chat_run_one_at_a_time) {
   const char *who[] = {"alice", "bob"};
   store_chat("g:crew", CC_CHAT_GROUP, who, 2);
@@ -2852,6 +3055,7 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, hello_then_ping_in_json);
   tcase_add_test(tc, ping_in_protobuf);
   tcase_add_test(tc, bad_frames_get_error_replies);
+  tcase_add_test(tc, budget_options_refuse_zero);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("chat");
@@ -2869,6 +3073,10 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, mark_read_receipts);
   tcase_add_test(tc, typing_events_and_rate_limit);
   tcase_add_test(tc, message_rate_limit);
+  tcase_add_test(tc, chat_change_rate_limit);
+  tcase_add_test(tc, mark_read_rate_limit);
+  tcase_add_test(tc, delete_draws_on_the_message_budget);
+  tcase_add_test(tc, groups_per_user_cap);
   tcase_add_test(tc, presence_online_offline);
   tcase_add_test(tc, presence_snapshot_after_hello);
   tcase_add_test(tc, presence_ttl_and_refresh);
@@ -2905,6 +3113,7 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, free_service_during_a_paged_chat_list_load);
   tcase_add_test(tc, sync_reads_no_more_than_fits);
   tcase_add_test(tc, membership_changes_of_a_chat_run_one_at_a_time);
+  tcase_add_test(tc, group_cap_counts_groups_in_flight_not_refused_ones);
   suite_add_tcase(s, tc);
   return s;
 }

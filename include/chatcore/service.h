@@ -73,14 +73,37 @@ CC_EXTERN int cc_service_options_set_presence(cc_service_options *opt,
  * connected. NULL (the default): the service keeps a registry of its own. */
 CC_EXTERN int cc_service_options_set_metrics(cc_service_options *opt,
                                              cc_metrics *metrics);
-/* sendMessage and editMessage per user: `per_second` sustained, bursts of
- * `burst` (both >= 1); default 20/s, burst 40. Over it: RATE_LIMITED with
- * retryAfterMs, the connection stays open. */
+/* sendMessage, editMessage and deleteMessage per user (one budget: each
+ * appends to a chat's log and goes to every member): `per_second` sustained,
+ * bursts of `burst` (both >= 1, else CC_ERR_INVALID); default 20/s, burst 40.
+ * Over it: RATE_LIMITED with retryAfterMs, the connection stays open. */
 CC_EXTERN int cc_service_options_set_message_rate(cc_service_options *opt,
                                                   uint32_t per_second, uint32_t burst);
 /* setTyping per user; default 2/s, burst 10. */
 CC_EXTERN int cc_service_options_set_typing_rate(cc_service_options *opt,
                                                  uint32_t per_second, uint32_t burst);
+/* Chat changes per user, one budget for createDirectChat, createGroup,
+ * addMembers, removeMembers and leaveChat (each writes to the storage and to
+ * other users' chat lists); default 2/s, burst 20. Requests refused before
+ * they run take nothing from it (a bad request, not a member, no such chat, a
+ * direct chat's fixed members, another change of the chat in progress,
+ * createGroup's caps). Over it: RATE_LIMITED with retryAfterMs, as
+ * cc_service_options_set_message_rate. */
+CC_EXTERN int cc_service_options_set_chat_change_rate(cc_service_options *opt,
+                                                      uint32_t per_second,
+                                                      uint32_t burst);
+/* markRead per user (each sends a receipt to every member of the chat);
+ * default 10/s, burst 50. Over it: RATE_LIMITED with retryAfterMs. */
+CC_EXTERN int cc_service_options_set_read_rate(cc_service_options *opt,
+                                               uint32_t per_second, uint32_t burst);
+/* Groups one user may create (>= 1, else CC_ERR_INVALID); default 1000. Counted
+ * per service instance, in memory, since it started: groups created through
+ * other instances or before a restart are not counted, and leaving a group
+ * gives none back. A group counts from when its createGroup reaches the
+ * storage; one the storage refuses does not. Over it: createGroup gets
+ * TOO_LARGE (a limit that no wait lifts: retrying does not help). */
+CC_EXTERN int cc_service_options_set_max_groups_per_user(cc_service_options *opt,
+                                                         uint32_t n);
 /* Members of one group, 2..100000; default 1000. Over it: TOO_LARGE. */
 CC_EXTERN int cc_service_options_set_max_group_members(cc_service_options *opt,
                                                        uint32_t n);

@@ -1,5 +1,8 @@
 /* Chats and their members: createDirectChat, createGroup, addMembers,
- * removeMembers, leaveChat, listChats. */
+ * removeMembers, leaveChat, listChats. The five commands that change chats draw
+ * on one per-user budget (svc->chat_limit): each writes to the storage and to
+ * other users' chat lists. createGroup is also capped per user
+ * (opt.max_groups, counted in svc->groups_created). */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,7 +24,8 @@ typedef struct chat_cmd {
   cc_str *added, *removed; /* the effective membership change (strings borrowed
                             * from the frame or the user) */
   size_t n_added, n_removed;
-  cc_tnode *lock; /* this chat's entry in svc->changing while we change it */
+  cc_tnode *lock;           /* this chat's entry in svc->changing while we change it */
+  svc_group_count *counted; /* createGroup: the count it added to, until it fails */
 } chat_cmd;
 
 static cc_str str_of(const char *s) {
@@ -56,6 +60,11 @@ static int lock_chat(chat_cmd *cmd) {
   }
   cmd->lock = n;
   return 0;
+}
+
+static int take_chat_budget(chat_cmd *cmd) {
+  return svc_take_budget(cmd->base.sc, cmd->base.svc->chat_limit, cmd->base.f->request_id,
+                         "too many chat changes: slow down");
 }
 
 static void chat_cmd_free(chat_cmd *cmd) {
@@ -144,6 +153,10 @@ void svc_cmd_create_direct(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
                                  peer.ptr, peer.len) != 0) {
     svc_send_error(sc, f->request_id, SVC_E(BAD_REQUEST),
                    "createDirectChat.peerId: not a valid user id", 0);
+    chat_cmd_free(cmd);
+    return;
+  }
+  if (take_chat_budget(cmd) != 0) {
     chat_cmd_free(cmd);
     return;
   }
@@ -263,6 +276,7 @@ static void on_group_logged(void *ud, int err, uint64_t seq, int duplicate) {
 static void on_group_created(void *ud, int err) {
   chat_cmd *cmd = ud;
   if (err != 0) {
+    cmd->counted->n--; /* no group: it does not count */
     svc_send_backend_error(cmd->base.sc, cmd->base.f->request_id, err,
                            "creating the group");
     chat_cmd_free(cmd);
@@ -284,6 +298,34 @@ static int list_has(const cc_str *list, size_t n, cc_str s) {
   return 0;
 }
 
+/* The count of groups `user` created here; made (0) if new. NULL: no memory. */
+static svc_group_count *group_count(cc_service *svc, cc_str user) {
+  cc_table *t = &svc->groups_created;
+  uint64_t h = cc_table_hash(t, user.ptr, user.len);
+  cc_tnode *n = cc_table_find(t, h, user.ptr, user.len);
+  if (n) return (svc_group_count *)n;
+  svc_group_count *g = cc_calloc(&svc->mem, 1, sizeof *g + user.len);
+  if (!g) return NULL;
+  memcpy(g->id, user.ptr, user.len);
+  g->node.key = (const uint8_t *)g->id;
+  g->node.key_len = (uint32_t)user.len;
+  g->node.hash = h;
+  if (cc_table_insert(t, &g->node) != 0) {
+    cc_free(&svc->mem, g);
+    return NULL;
+  }
+  return g;
+}
+
+/* Answers TOO_LARGE (`fmt` names the limit `limit`) and frees `cmd`. */
+__attribute__((format(printf, 2, 0))) static void
+refuse_too_large(chat_cmd *cmd, const char *fmt, uint32_t limit) {
+  char msg[96];
+  snprintf(msg, sizeof msg, fmt, limit);
+  svc_send_error(cmd->base.sc, cmd->base.f->request_id, SVC_E(TOO_LARGE), msg, 0);
+  chat_cmd_free(cmd);
+}
+
 void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   chat_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
   if (!cmd) return;
@@ -301,10 +343,22 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     if (!list_has(cmd->added, cmd->n_added, id)) cmd->added[cmd->n_added++] = id;
   }
   if (cmd->n_added > svc->opt.max_members) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "createGroup.memberIds: a group has at most %u members",
-             svc->opt.max_members);
-    svc_send_error(sc, f->request_id, SVC_E(TOO_LARGE), msg, 0);
+    refuse_too_large(cmd, "createGroup.memberIds: a group has at most %u members",
+                     svc->opt.max_members);
+    return;
+  }
+  svc_group_count *count = group_count(svc, user_of(sc));
+  if (!count) {
+    svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
+    chat_cmd_free(cmd);
+    return;
+  }
+  if (count->n >= svc->opt.max_groups) {
+    refuse_too_large(cmd, "createGroup: a user may create at most %u groups",
+                     svc->opt.max_groups);
+    return;
+  }
+  if (take_chat_budget(cmd) != 0) {
     chat_cmd_free(cmd);
     return;
   }
@@ -333,6 +387,8 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
                   .title = str_of(c->title),
                   .created_by = user_of(sc),
                   .created_at_ms = cmd->at_ms};
+  count->n++; /* counted now, so groups in flight count too */
+  cmd->counted = count;
   cc_storage *st = svc->opt.storage;
   st->methods->create_chat(st, &chat, members, cmd->n_added, on_group_created, cmd);
   cc_free(&svc->mem, members);
@@ -465,6 +521,10 @@ void svc_cmd_members(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
                                         "progress: retry"
                                       : "out of memory",
                    rv == CC_ERR_AGAIN ? 50 : 1000);
+    chat_cmd_free(cmd);
+    return;
+  }
+  if (take_chat_budget(cmd) != 0) { /* taken once the change can run */
     chat_cmd_free(cmd);
     return;
   }

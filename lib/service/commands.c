@@ -1,5 +1,5 @@
-/* What every command shares: its context (the frame, the calling session) and
- * the membership check. */
+/* What every command shares: its context (the frame, the calling session), the
+ * per-user budgets and the membership check. */
 #include <string.h>
 
 #include "service/service_impl.h"
@@ -27,6 +27,20 @@ void svc_cmd_free(void *p) {
   svc_conn_unref(cmd->sc);
   cc_free(&svc->mem, cmd);
   svc_op_end(svc);
+}
+
+int svc_take_budget(svc_conn *sc, cc_ratelimit *budget, uint64_t request_id,
+                    const char *what) {
+  uint64_t retry_ns = 0;
+  int rv = cc_ratelimit_take(budget, sc->user->id, sc->user->id_len, 1, &retry_ns);
+  if (rv == 0) return 0;
+  if (rv == CC_ERR_RATE_LIMITED) {
+    uint64_t ms = (retry_ns + 999999u) / 1000000u;
+    svc_send_error(sc, request_id, SVC_E(RATE_LIMITED), what, (uint32_t)(ms ? ms : 1));
+  } else {
+    svc_send_backend_error(sc, request_id, rv, "rate limit");
+  }
+  return rv;
 }
 
 typedef struct membership_v1 {

@@ -133,20 +133,13 @@ static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
   svc_cmd_free(cmd);
 }
 
-/* Takes one message from the user's budget; 0, or an error reply was sent. */
+/* Takes one from the user's message budget; 0, or an error reply was sent.
+ * Sends, edits and deletions share it: each appends an entry to the chat's log
+ * and fans it out to every member, so they cost the same, and one budget bounds
+ * how fast a user can grow a log however the three are mixed. */
 static int take_message_budget(svc_conn *sc, uint64_t request_id) {
-  uint64_t retry_ns = 0;
-  int rv =
-      cc_ratelimit_take(sc->svc->msg_limit, sc->user->id, sc->user->id_len, 1, &retry_ns);
-  if (rv == 0) return 0;
-  if (rv == CC_ERR_RATE_LIMITED) {
-    uint64_t ms = (retry_ns + 999999u) / 1000000u;
-    svc_send_error(sc, request_id, SVC_E(RATE_LIMITED), "too many messages: slow down",
-                   (uint32_t)(ms ? ms : 1));
-  } else {
-    svc_send_backend_error(sc, request_id, rv, "rate limit");
-  }
-  return rv;
+  return svc_take_budget(sc, sc->svc->msg_limit, request_id,
+                         "too many messages: slow down");
 }
 
 void svc_cmd_send(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
@@ -322,5 +315,9 @@ void svc_cmd_delete(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   if (!cmd) return;
   const Chatcore__V1__DeleteMessage *c = f->delete_message;
   if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  if (take_message_budget(sc, f->request_id) != 0) {
+    svc_cmd_free(cmd);
+    return;
+  }
   fetch_one(cmd, c->chat_id, c->seq, on_delete_target);
 }

@@ -54,6 +54,12 @@ void svc_cmd_mark_read(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   if (!cmd) return;
   const Chatcore__V1__MarkRead *c = f->mark_read;
   if (!svc_require_member(&cmd->base, c->chat_id)) return;
+  /* Its own budget: each receipt goes to every member of the chat. */
+  if (svc_take_budget(sc, sc->svc->read_limit, f->request_id,
+                      "too many markRead: slow down") != 0) {
+    svc_cmd_free(cmd);
+    return;
+  }
   cmd->at_ms = svc_now_ms(sc->svc);
   cc_storage *st = sc->svc->opt.storage;
   st->methods->mark_read(st, user_of(sc), str_of(c->chat_id), c->seq, on_marked, cmd);

@@ -12,10 +12,11 @@ static void options_defaults(cc_service_options *o) {
   memset(o, 0, sizeof *o);
   o->clock = cc_clock_realtime_hook;
   o->mono = cc_clock_monotonic_hook;
-  o->msg_rate = 20;
-  o->msg_burst = 40;
-  o->typing_rate = 2;
-  o->typing_burst = 10;
+  o->msg = (svc_rate){20, 40};
+  o->typing = (svc_rate){2, 10};
+  o->chat = (svc_rate){2, 20};
+  o->read = (svc_rate){10, 50};
+  o->max_groups = 1000;
   o->max_members = 1000;
   o->presence_ttl_ms = 120000;
   strcpy(o->gateway_id, "local");
@@ -78,19 +79,36 @@ int cc_service_options_set_metrics(cc_service_options *opt, cc_metrics *metrics)
   return 0;
 }
 
+/* One of the per-user budgets (`r` NULL: the options were NULL). */
+static int set_rate(svc_rate *r, uint32_t per_second, uint32_t burst) {
+  if (!r || per_second == 0 || burst == 0) return CC_ERR_INVALID;
+  *r = (svc_rate){per_second, burst};
+  return 0;
+}
+
 int cc_service_options_set_message_rate(cc_service_options *opt, uint32_t per_second,
                                         uint32_t burst) {
-  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
-  opt->msg_rate = per_second;
-  opt->msg_burst = burst;
-  return 0;
+  return set_rate(opt ? &opt->msg : NULL, per_second, burst);
 }
 
 int cc_service_options_set_typing_rate(cc_service_options *opt, uint32_t per_second,
                                        uint32_t burst) {
-  if (!opt || per_second == 0 || burst == 0) return CC_ERR_INVALID;
-  opt->typing_rate = per_second;
-  opt->typing_burst = burst;
+  return set_rate(opt ? &opt->typing : NULL, per_second, burst);
+}
+
+int cc_service_options_set_chat_change_rate(cc_service_options *opt, uint32_t per_second,
+                                            uint32_t burst) {
+  return set_rate(opt ? &opt->chat : NULL, per_second, burst);
+}
+
+int cc_service_options_set_read_rate(cc_service_options *opt, uint32_t per_second,
+                                     uint32_t burst) {
+  return set_rate(opt ? &opt->read : NULL, per_second, burst);
+}
+
+int cc_service_options_set_max_groups_per_user(cc_service_options *opt, uint32_t n) {
+  if (!opt || n == 0) return CC_ERR_INVALID;
+  opt->max_groups = n;
   return 0;
 }
 
@@ -147,13 +165,12 @@ static int register_metrics(cc_service *svc) {
   return rv;
 }
 
-static int make_limiter(cc_service *svc, cc_ratelimit **out, uint32_t rate,
-                        uint32_t burst) {
+static int make_limiter(cc_service *svc, cc_ratelimit **out, svc_rate r) {
   cc_ratelimit_options *o;
   int rv = cc_ratelimit_options_new(&o);
   if (rv != 0) return rv;
-  rv = cc_ratelimit_options_set_rate(o, rate, 1000);
-  if (rv == 0) rv = cc_ratelimit_options_set_burst(o, burst);
+  rv = cc_ratelimit_options_set_rate(o, r.per_second, 1000);
+  if (rv == 0) rv = cc_ratelimit_options_set_burst(o, r.burst);
   if (rv == 0) rv = cc_ratelimit_options_set_clock(o, svc->opt.mono, svc->opt.mono_data);
   if (rv == 0) rv = cc_ratelimit_new(out, o, &svc->mem);
   cc_ratelimit_options_free(o);
@@ -164,6 +181,8 @@ static void service_destroy(cc_service *svc) {
   svc_presence_stop(svc);
   cc_ratelimit_free(svc->msg_limit);
   cc_ratelimit_free(svc->typing_limit);
+  cc_ratelimit_free(svc->chat_limit);
+  cc_ratelimit_free(svc->read_limit);
   /* Sessions still open (no operation is in flight any more): forgotten. */
   cc_tnode *n;
   while (svc->users.slots && (n = cc_table_oldest(&svc->users)) != NULL) {
@@ -178,6 +197,11 @@ static void service_destroy(cc_service *svc) {
   }
   cc_table_destroy(&svc->users);
   cc_table_destroy(&svc->changing);
+  while (svc->groups_created.slots && (n = cc_table_oldest(&svc->groups_created))) {
+    cc_table_remove(&svc->groups_created, n);
+    cc_free(&svc->mem, n);
+  }
+  cc_table_destroy(&svc->groups_created);
   if (svc->owns_metrics) cc_metrics_free(svc->metrics);
   cc_mem m = svc->mem;
   cc_free(&m, svc);
@@ -202,11 +226,11 @@ int cc_service_new(cc_service **out, const cc_service_options *opt, const cc_mem
   if (rv == 0) rv = register_metrics(svc);
   if (rv == 0) rv = cc_table_init(&svc->users, &svc->mem);
   if (rv == 0) rv = cc_table_init(&svc->changing, &svc->mem);
-  if (rv == 0)
-    rv = make_limiter(svc, &svc->msg_limit, svc->opt.msg_rate, svc->opt.msg_burst);
-  if (rv == 0)
-    rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing_rate,
-                      svc->opt.typing_burst);
+  if (rv == 0) rv = cc_table_init(&svc->groups_created, &svc->mem);
+  if (rv == 0) rv = make_limiter(svc, &svc->msg_limit, svc->opt.msg);
+  if (rv == 0) rv = make_limiter(svc, &svc->typing_limit, svc->opt.typing);
+  if (rv == 0) rv = make_limiter(svc, &svc->chat_limit, svc->opt.chat);
+  if (rv == 0) rv = make_limiter(svc, &svc->read_limit, svc->opt.read);
   if (rv == 0) rv = svc_presence_start(svc);
   if (rv != 0) {
     service_destroy(svc);

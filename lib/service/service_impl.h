@@ -3,7 +3,8 @@
  *   service.c   options, the service's life and metrics, the output table
  *   users.c     users with a session here and their chat sets (membership)
  *   sessions.c  opening (the chat set to the edge), frames in, dispatch, closing
- *   commands.c  a command's context and the membership check commands share
+ *   commands.c  a command's context, the per-user budgets and the membership
+ *               check commands share
  *   records.c   storage records -> wire structs (with the arena they live in)
  *   output.c    replies and events out through the output table
  *   messages.c  sendMessage, editMessage, deleteMessage
@@ -52,15 +53,23 @@
 typedef Chatcore__V1__ErrorCode svc_code;
 #define SVC_E(name) CHATCORE__V1__ERROR_CODE__ERROR_CODE_##name
 
+typedef struct svc_rate {
+  uint32_t per_second, burst;
+} svc_rate;
+
 struct cc_service_options {
   cc_clock_fn clock;
   void *clock_data;
   cc_clock_fn mono;
   void *mono_data;
-  cc_storage *storage;                /* borrowed; NULL: only ping is served */
-  cc_presence *presence;              /* borrowed; may be NULL */
-  uint32_t msg_rate, msg_burst;       /* messages per second per user */
-  uint32_t typing_rate, typing_burst; /* typing signals per second per user */
+  cc_storage *storage;   /* borrowed; NULL: only ping is served */
+  cc_presence *presence; /* borrowed; may be NULL */
+  /* Per-user budgets: events per second and bursts. */
+  svc_rate msg;        /* sendMessage, editMessage, deleteMessage */
+  svc_rate typing;     /* setTyping */
+  svc_rate chat;       /* createDirectChat, createGroup, add/remove members, leaveChat */
+  svc_rate read;       /* markRead */
+  uint32_t max_groups; /* groups one user may create here */
   uint32_t max_members;
   uint32_t presence_ttl_ms;
   char gateway_id[64];
@@ -104,6 +113,14 @@ struct svc_user {
   char id[];
 };
 
+/* Groups one user created through this service (svc->groups_created), counted
+ * when the createGroup is sent to the storage and given back if it fails. */
+typedef struct svc_group_count {
+  cc_tnode node;
+  uint32_t n;
+  char id[];
+} svc_group_count;
+
 struct cc_service {
   cc_mem mem;
   cc_service_options opt;
@@ -114,7 +131,14 @@ struct cc_service {
   cc_table changing; /* chats with a membership change in flight (chats.c) */
   cc_service_output out;
   void *out_data;
-  cc_ratelimit *msg_limit, *typing_limit;
+  /* Per-user budgets: sendMessage, editMessage and deleteMessage; setTyping;
+   * chat changes (createDirectChat, createGroup, add/remove members,
+   * leaveChat); markRead. */
+  cc_ratelimit *msg_limit, *typing_limit, *chat_limit, *read_limit;
+  /* Groups created through this instance since it started, per user
+   * (svc_group_count nodes; never shrinks: one node per user who created a
+   * group). */
+  cc_table groups_created;
   uint64_t presence_sub;
   int presence_subscribed;
   size_t inflight;     /* operations waiting for a backend */
@@ -233,6 +257,11 @@ typedef struct svc_cmd {
  * error reply was sent and `f` freed). */
 void *svc_cmd_new(svc_conn *sc, Chatcore__V1__ClientFrame *f, size_t size);
 void svc_cmd_free(void *cmd);
+/* Takes one event from `sc`'s user's budget `budget`. 0: taken. Else an error
+ * reply was sent (RATE_LIMITED with retryAfterMs and `what` as its message, or
+ * UNAVAILABLE when the limiter had no memory) and the error is returned. */
+int svc_take_budget(svc_conn *sc, cc_ratelimit *budget, uint64_t request_id,
+                    const char *what);
 
 /* The chat (with first/last seq), its member count and `user`'s role in it
  * (CC_ROLE_NONE: not a member): the storage's get_membership (version 2), or

@@ -18,12 +18,8 @@ void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   const Chatcore__V1__SetTyping *c = f->set_typing;
   if (!svc_require_member(cmd, c->chat_id)) return;
   cc_service *svc = sc->svc;
-  uint64_t retry_ns = 0;
-  if (cc_ratelimit_take(svc->typing_limit, sc->user->id, sc->user->id_len, 1,
-                        &retry_ns) != 0) {
-    uint64_t ms = (retry_ns + 999999u) / 1000000u;
-    svc_send_error(sc, f->request_id, SVC_E(RATE_LIMITED), "too many typing signals",
-                   (uint32_t)(ms ? ms : 1));
+  if (svc_take_budget(sc, svc->typing_limit, f->request_id, "too many typing signals") !=
+      0) {
     svc_cmd_free(cmd);
     return;
   }
