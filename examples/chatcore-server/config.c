@@ -27,6 +27,10 @@ static const char usage[] =
     "                              of twice that; over it: close 4008 (default 200)\n"
     "  --client-byte-rate N        bytes per second one connection may send (default\n"
     "                              1048576)\n"
+    "  --handshake-rate N          WebSocket upgrade requests per second per client\n"
+    "                              address; over it: 429 (default 20)\n"
+    "  --handshake-burst N         burst of upgrade requests per address (default 40,\n"
+    "                              or twice --handshake-rate when only that is set)\n"
     "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
@@ -38,8 +42,9 @@ static const char usage[] =
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CLIENT_FRAME_RATE,\n"
-    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS,\n"
-    "CHATCORE_DEV_LOGIN (1). Flags win.\n";
+    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
+    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS, CHATCORE_DEV_LOGIN (1).\n"
+    "Flags win.\n";
 
 static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
                       uint64_t *out, char *error, size_t cap) {
@@ -121,6 +126,12 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--client-byte-rate") == 0) {
     if (parse_size(name, v, 1024, 1u << 30, &n, error, cap)) return 2;
     cfg->client_byte_rate = (uint32_t)n;
+  } else if (strcmp(name, "--handshake-rate") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->handshake_rate = (uint32_t)n;
+  } else if (strcmp(name, "--handshake-burst") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->handshake_burst = (uint32_t)n;
   } else if (strcmp(name, "--ping-interval-ms") == 0) {
     if (parse_size(name, v, 1000, 86400000, &n, error, cap)) return 2;
     cfg->ping_interval_ms = n;
@@ -161,6 +172,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_MESSAGE_BURST", "--message-burst"},
       {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
       {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
+      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate"},
+      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst"},
       {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
       {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
       {"CHATCORE_DEV_LOGIN", "--dev-login"},

@@ -26,6 +26,8 @@ typedef struct server_config {
   uint32_t message_burst;     /* (0: default) */
   uint32_t client_frame_rate; /* frames per second per connection (0: default) */
   uint32_t client_byte_rate;  /* bytes per second per connection (0: default) */
+  uint32_t handshake_rate;    /* upgrade requests per second per address (0: default) */
+  uint32_t handshake_burst;   /* (0: default) */
   uint64_t ping_interval_ms;  /* heartbeat ping after this much silence */
   uint64_t idle_timeout_ms;   /* close after this much silence (> ping_interval_ms) */
 } server_config;

@@ -228,6 +228,11 @@ static int make_gateway(server *s, const server_config *cfg) {
     rv = cc_gateway_options_set_frame_rate(o, cfg->client_frame_rate);
   if (rv == 0 && cfg->client_byte_rate)
     rv = cc_gateway_options_set_byte_rate(o, cfg->client_byte_rate);
+  if (rv == 0 && (cfg->handshake_rate || cfg->handshake_burst))
+    rv = cc_gateway_options_set_handshake_rate(
+        o, cfg->handshake_rate ? cfg->handshake_rate : 20,
+        cfg->handshake_burst ? cfg->handshake_burst
+                             : (cfg->handshake_rate ? 2 * cfg->handshake_rate : 40));
   if (rv == 0)
     rv = cc_gateway_options_set_heartbeat(o, cfg->ping_interval_ms, cfg->idle_timeout_ms);
   cc_service_options *so;

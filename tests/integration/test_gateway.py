@@ -188,6 +188,39 @@ def test_handshake_rate_per_ip(server):
     assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
 
 
+def handshake_statuses(port, n):
+    """The statuses of n upgrades sent one after another: each is answered before
+    the next goes out, much faster than a bucket of 1/s refills."""
+    statuses = []
+    for i in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(upgrade_request(tok=token(f"h{i}")))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(4096)
+                assert data, head
+                head += data
+            statuses.append(status_of(head))
+    return statuses
+
+
+def test_handshake_flags_move_the_429_point(make_server):
+    low = make_server("--handshake-rate", "1", "--handshake-burst", "3")
+    assert handshake_statuses(low.port, 5) == [101, 101, 101, 429, 429]
+    env = dict(os.environ, CHATCORE_HANDSHAKE_RATE="1", CHATCORE_HANDSHAKE_BURST="6")
+    from_env = make_server(env=env)
+    assert handshake_statuses(from_env.port, 8) == [101] * 6 + [429] * 2
+    high = make_server("--handshake-rate", "1", "--handshake-burst", "60")
+    assert handshake_statuses(high.port, 50) == [101] * 50
+
+
+def test_bad_handshake_variable_exits_2(tmp_path):
+    env = dict(os.environ, CHATCORE_HANDSHAKE_BURST="0")
+    p = subprocess.run([server_binary(), "--jwt-secret", SECRET], capture_output=True,
+                       text=True, timeout=10, cwd=tmp_path, env=env)
+    assert p.returncode == 2 and "CHATCORE_HANDSHAKE_BURST" in p.stderr, p.stderr
+
+
 # ---- strict RFC 6455 -----------------------------------------------------------
 
 @pytest.mark.parametrize("frame,code", [
@@ -330,6 +363,10 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--message-rate", "0"], "--message-rate"),
     (["--jwt-secret", SECRET, "--message-burst", "x"], "--message-burst"),
     (["--jwt-secret", SECRET, "--dev-login=yes"], "--dev-login"),
+    (["--jwt-secret", SECRET, "--handshake-rate", "0"], "--handshake-rate"),
+    (["--jwt-secret", SECRET, "--handshake-rate", "2x"], "--handshake-rate"),
+    (["--jwt-secret", SECRET, "--handshake-burst", "-1"], "--handshake-burst"),
+    (["--jwt-secret", SECRET, "--handshake-burst", "99999999999"], "--handshake-burst"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "10"], "--ping-interval-ms"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "90000"], "--idle-timeout-ms"),
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
