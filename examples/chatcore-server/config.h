@@ -22,6 +22,7 @@ typedef struct server_config {
   uint64_t drain_timeout_ms;
   const char *db;             /* SQLite file (default ./chatcore.db); ":memory:" */
   int dev_login;              /* serve POST /v1/login (demos only) */
+  int dev_login_any_address;  /* ... even on an address other than loopback */
   uint32_t message_rate;      /* messages per second per user (0: default) */
   uint32_t message_burst;     /* (0: default) */
   uint32_t client_frame_rate; /* frames per second per connection (0: default) */
