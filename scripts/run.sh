@@ -4,7 +4,8 @@
 # the dev login on and its database in ./chatcore.db (kept across runs). It prints
 # the URL of the browser client.
 #   CHATCORE_SKIP_APT=1   skip apt-get (packages already installed)
-#   CHATCORE_LISTEN       address to serve on (default 127.0.0.1:8080)
+#   CHATCORE_LISTEN       address to serve on (default 127.0.0.1:8080; a loopback
+#                         address: the server refuses --dev-login elsewhere)
 #   CHATCORE_DB           database file (default ./chatcore.db)
 set -euo pipefail
 cd "$(dirname "$0")/.."

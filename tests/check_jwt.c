@@ -1198,6 +1198,62 @@ START_TEST(test_sign_round_trip) {
 }
 END_TEST
 
+/* A verifier with a fallback accepts tokens of either key; the fallback's own
+ * claims rules apply to its tokens, and a token neither key signed keeps the
+ * primary's error. */
+START_TEST(test_fallback) {
+  test_clock clk = {(uint64_t)NOW * NS};
+  uint8_t main_key[32], dev_key[32], other_key[32];
+  memset(main_key, 0x11, sizeof main_key);
+  memset(dev_key, 0x22, sizeof dev_key);
+  memset(other_key, 0x33, sizeof other_key);
+  cc_jwt_verifier *dev =
+      make_verifier(CC_JWT_HS256, dev_key, sizeof dev_key, &clk, 0, "dev", NULL);
+  cc_jwt_options *o;
+  cc_jwt_verifier *v;
+  ck_assert_err(cc_jwt_options_set_fallback(NULL, dev), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_jwt_options_new(&o), 0);
+  ck_assert_int_eq(
+      cc_jwt_options_set_hmac_key(o, CC_JWT_HS256, main_key, sizeof main_key), 0);
+  ck_assert_int_eq(cc_jwt_options_set_clock(o, clock_read, &clk), 0);
+  ck_assert_int_eq(cc_jwt_options_set_fallback(o, dev), 0);
+  ck_assert_int_eq(cc_jwt_verifier_new(&v, o, NULL), 0);
+  cc_jwt_options_free(o);
+
+  static const char hdr[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+  static const char dev_claims[] =
+      "{\"sub\":\"dave\",\"exp\":1700000600,\"iss\":\"dev\"}";
+  cc_jwt_claims c;
+  char *t = mint_hmac("SHA256", main_key, sizeof main_key, hdr, CLAIMS);
+  ck_assert_err(verify_str(v, t, NULL), 0);
+  ck_assert_err(verify_str(dev, t, NULL), CC_ERR_JWT_SIGNATURE);
+  free(t);
+  t = mint_hmac("SHA256", dev_key, sizeof dev_key, hdr, dev_claims);
+  ck_assert_err(verify_str(v, t, &c), 0);
+  ck_assert_str_eq(c.sub, "dave");
+  free(t);
+  /* The fallback's key, but not its issuer: the fallback's error. */
+  t = mint_hmac("SHA256", dev_key, sizeof dev_key, hdr, CLAIMS);
+  ck_assert_err(verify_str(v, t, NULL), CC_ERR_JWT_ISSUER);
+  free(t);
+  /* The fallback's key, expired. */
+  clk.ns = (uint64_t)(NOW + 601) * NS;
+  t = mint_hmac("SHA256", dev_key, sizeof dev_key, hdr, dev_claims);
+  ck_assert_err(verify_str(v, t, NULL), CC_ERR_JWT_EXPIRED);
+  free(t);
+  clk.ns = (uint64_t)NOW * NS;
+  /* Neither key, or another algorithm: the primary's error. */
+  t = mint_hmac("SHA256", other_key, sizeof other_key, hdr, dev_claims);
+  ck_assert_err(verify_str(v, t, NULL), CC_ERR_JWT_SIGNATURE);
+  free(t);
+  t = mint_hmac("SHA384", dev_key, sizeof dev_key, "{\"alg\":\"HS384\"}", dev_claims);
+  ck_assert_err(verify_str(v, t, NULL), CC_ERR_JWT_ALG);
+  free(t);
+  cc_jwt_verifier_free(v);
+  cc_jwt_verifier_free(dev);
+}
+END_TEST
+
 /* ---- options, names, allocator ---- */
 
 START_TEST(test_alg_names) {
@@ -1436,6 +1492,7 @@ static Suite *jwt_suite(void) {
   tcase_add_test(tc, test_hs384_hs512);
   tcase_add_test(tc, test_sign_matches_openssl_hmac);
   tcase_add_test(tc, test_sign_round_trip);
+  tcase_add_test(tc, test_fallback);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("options");

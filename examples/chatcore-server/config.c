@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,19 +29,43 @@ static const char usage[] =
     "                              of twice that; over it: close 4008 (default 200)\n"
     "  --client-byte-rate N        bytes per second one connection may send (default\n"
     "                              1048576)\n"
+    "  --handshake-rate N          WebSocket upgrade requests per second per client\n"
+    "                              address; over it: 429 (default 20)\n"
+    "  --handshake-burst N         burst of upgrade requests per address (default 40,\n"
+    "                              or twice --handshake-rate when only that is set)\n"
     "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
     "                              (default 60000; more than the ping interval)\n"
     "  --dev-login                 serve POST /v1/login {\"user\": NAME}, which hands\n"
-    "                              anyone a token: for demos only\n"
+    "                              anyone a 24-hour token: for demos only. The tokens\n"
+    "                              are signed with a random key made at start (valid\n"
+    "                              until the process exits), never with the secret;\n"
+    "                              only with a loopback --listen (127.0.0.0/8, ::1);\n"
+    "                              a flag only (CHATCORE_DEV_LOGIN is refused)\n"
+    "  --dev-login-any-address     allow --dev-login on any --listen address\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CLIENT_FRAME_RATE,\n"
-    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS,\n"
-    "CHATCORE_DEV_LOGIN (1). Flags win.\n";
+    "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
+    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS (not the --dev-login\n"
+    "flags). Flags win.\n";
+
+/* Whether the host of "HOST:PORT" or "[IPV6]:PORT" is 127.0.0.0/8 or ::1. */
+static int listen_is_loopback(const char *listen) {
+  char host[64];
+  const char *end = listen[0] == '[' ? strchr(listen, ']') : strrchr(listen, ':');
+  const char *start = listen[0] == '[' ? listen + 1 : listen;
+  if (!end || end < start || (size_t)(end - start) >= sizeof host) return 0;
+  memcpy(host, start, (size_t)(end - start));
+  host[end - start] = '\0';
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (inet_pton(AF_INET, host, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
 
 static int parse_size(const char *name, const char *v, uint64_t min, uint64_t max,
                       uint64_t *out, char *error, size_t cap) {
@@ -121,18 +147,26 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--client-byte-rate") == 0) {
     if (parse_size(name, v, 1024, 1u << 30, &n, error, cap)) return 2;
     cfg->client_byte_rate = (uint32_t)n;
+  } else if (strcmp(name, "--handshake-rate") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->handshake_rate = (uint32_t)n;
+  } else if (strcmp(name, "--handshake-burst") == 0) {
+    if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
+    cfg->handshake_burst = (uint32_t)n;
   } else if (strcmp(name, "--ping-interval-ms") == 0) {
     if (parse_size(name, v, 1000, 86400000, &n, error, cap)) return 2;
     cfg->ping_interval_ms = n;
   } else if (strcmp(name, "--idle-timeout-ms") == 0) {
     if (parse_size(name, v, 2000, 86400000, &n, error, cap)) return 2;
     cfg->idle_timeout_ms = n;
-  } else if (strcmp(name, "--dev-login") == 0) {
+  } else if (strcmp(name, "--dev-login") == 0 ||
+             strcmp(name, "--dev-login-any-address") == 0) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
-      snprintf(error, cap, "--dev-login: expected no value, 1 or 0, got '%s'", v);
+      snprintf(error, cap, "%s: expected no value, 1 or 0, got '%s'", name, v);
       return 2;
     }
-    cfg->dev_login = v[0] == '1';
+    *(strcmp(name, "--dev-login") == 0 ? &cfg->dev_login : &cfg->dev_login_any_address) =
+        v[0] == '1';
   } else {
     snprintf(error, cap, "%s: unknown flag (see --help)", name);
     return 2;
@@ -161,9 +195,10 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_MESSAGE_BURST", "--message-burst"},
       {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
       {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
+      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate"},
+      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst"},
       {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
       {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
-      {"CHATCORE_DEV_LOGIN", "--dev-login"},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
@@ -175,6 +210,14 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       snprintf(error, cap, "%s", msg);
       return 2;
     }
+  }
+  /* The dev login hands out tokens: never switched on by a variable, which an
+   * environment (a container image, a shell profile) can carry unnoticed. */
+  if (getenv("CHATCORE_DEV_LOGIN")) {
+    snprintf(error, cap,
+             "CHATCORE_DEV_LOGIN: not read any more; unset it and use the --dev-login "
+             "flag");
+    return 2;
   }
   const char *origins = getenv("CHATCORE_ALLOWED_ORIGINS");
   if (origins && *origins && origins_from_env(cfg, origins, error, cap)) return 2;
@@ -201,7 +244,8 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       name[n] = '\0';
       flag = name;
       value = eq + 1;
-    } else if (strcmp(arg, "--dev-login") == 0) { /* a switch: no value follows */
+    } else if (strcmp(arg, "--dev-login") == 0 ||
+               strcmp(arg, "--dev-login-any-address") == 0) { /* switches */
       value = "1";
     } else if (i + 1 < argc) {
       value = argv[++i];
@@ -230,6 +274,14 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   }
   cfg->ping_interval_ms = ping;
   cfg->idle_timeout_ms = idle;
+  if (cfg->dev_login && !cfg->dev_login_any_address && !listen_is_loopback(cfg->listen)) {
+    snprintf(error, cap,
+             "--dev-login: refused on %s, not a loopback address (127.0.0.0/8, ::1): "
+             "anyone who reaches it could sign in as anyone; add "
+             "--dev-login-any-address to serve it there anyway",
+             cfg->listen);
+    return 2;
+  }
   if (!cfg->tls_cert != !cfg->tls_key) {
     snprintf(error, cap, "%s: needs %s too", cfg->tls_cert ? "--tls-cert" : "--tls-key",
              cfg->tls_cert ? "--tls-key" : "--tls-cert");

@@ -22,10 +22,13 @@ typedef struct server_config {
   uint64_t drain_timeout_ms;
   const char *db;             /* SQLite file (default ./chatcore.db); ":memory:" */
   int dev_login;              /* serve POST /v1/login (demos only) */
+  int dev_login_any_address;  /* ... even on an address other than loopback */
   uint32_t message_rate;      /* messages per second per user (0: default) */
   uint32_t message_burst;     /* (0: default) */
   uint32_t client_frame_rate; /* frames per second per connection (0: default) */
   uint32_t client_byte_rate;  /* bytes per second per connection (0: default) */
+  uint32_t handshake_rate;    /* upgrade requests per second per address (0: default) */
+  uint32_t handshake_burst;   /* (0: default) */
   uint64_t ping_interval_ms;  /* heartbeat ping after this much silence */
   uint64_t idle_timeout_ms;   /* close after this much silence (> ping_interval_ms) */
 } server_config;

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <chatcore/chatcore.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,18 @@
 #include "static.h"
 
 #define DEV_TOKEN_SECONDS 86400
+#define DEV_KEY_BYTES 64 /* enough for HS512, so for every HMAC --jwt-alg */
 
 typedef struct server {
   uv_loop_t *loop;
   uv_signal_t sigterm, sigint;
   const server_config *cfg;
   cc_jwt_alg alg;
-  cc_jwt_verifier *verifier;
+  cc_jwt_verifier *verifier; /* falls back on dev_verifier with --dev-login */
+  /* --dev-login's own key, random per process: its tokens die with the process
+   * and are worth nothing to another server with the same --jwt-secret. */
+  uint8_t dev_key[DEV_KEY_BYTES];
+  cc_jwt_verifier *dev_verifier;
   cc_loop *backend_loop; /* the loop contract on `loop`, for SQLite */
   cc_storage *storage;
   cc_presence *presence;
@@ -69,9 +75,23 @@ static int read_file(const char *path, char **out, size_t *len) {
   return 0;
 }
 
-/* The token verifier from --jwt-secret or --jwt-public-key. Exit status 2 with a
+/* The verifier of the dev login's tokens, over a fresh random key. */
+static int make_dev_verifier(server *s, cc_jwt_alg alg) {
+  if (getrandom(s->dev_key, sizeof s->dev_key, 0) != (ssize_t)sizeof s->dev_key)
+    return fail("--dev-login", "cannot read random bytes for its key");
+  cc_jwt_options *o;
+  if (cc_jwt_options_new(&o) != 0) return fail("out of memory", NULL);
+  int rv = cc_jwt_options_set_hmac_key(o, alg, s->dev_key, sizeof s->dev_key);
+  if (rv == 0) rv = cc_jwt_verifier_new(&s->dev_verifier, o, NULL);
+  cc_jwt_options_free(o);
+  return rv == 0 ? 0 : fail("--dev-login", cc_strerror(rv));
+}
+
+/* The token verifier from --jwt-secret or --jwt-public-key (and, with
+ * --dev-login, the dev login's verifier as its fallback). Exit status 2 with a
  * message naming the flag on a bad value. */
-static int make_verifier(const server_config *cfg, cc_jwt_verifier **out) {
+static int make_verifier(server *s, const server_config *cfg) {
+  cc_jwt_verifier **out = &s->verifier;
   cc_jwt_options *o;
   if (cc_jwt_options_new(&o) != 0) return fail("out of memory", NULL);
   cc_jwt_alg alg = CC_JWT_HS256;
@@ -115,18 +135,24 @@ static int make_verifier(const server_config *cfg, cc_jwt_verifier **out) {
       return fail("--jwt-public-key", msg);
     }
   }
+  if (cfg->dev_login && !cfg->jwt_secret) {
+    cc_jwt_options_free(o);
+    return fail("--dev-login needs --jwt-secret", NULL);
+  }
+  if (cfg->dev_login) {
+    if ((rv = make_dev_verifier(s, alg)) != 0) {
+      cc_jwt_options_free(o);
+      return rv;
+    }
+    cc_jwt_options_set_fallback(o, s->dev_verifier);
+  }
   rv = cc_jwt_verifier_new(out, o, NULL);
   cc_jwt_options_free(o);
-  if (rv == 0 && cfg->dev_login && !cfg->jwt_secret) {
-    cc_jwt_verifier_free(*out);
-    *out = NULL;
-    return fail("--dev-login needs --jwt-secret (it signs the tokens it hands out)", NULL);
-  }
   return rv == 0 ? 0 : fail("--jwt-secret/--jwt-public-key", cc_strerror(rv));
 }
 
 /* POST /v1/login {"user": NAME} -> {"token", "userId", "expiresAtMs"}: a token for
- * anyone who asks, signed with --jwt-secret. Only with --dev-login. */
+ * anyone who asks, signed with the dev login's own key. Only with --dev-login. */
 static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
   static const char json[] = "application/json";
   cc_str method = cc_http_request_method(req);
@@ -153,9 +179,8 @@ static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
   int n = snprintf(claims, sizeof claims, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
                    name, now, exp);
   size_t len;
-  int rv = cc_jwt_sign_hmac(s->alg, (const uint8_t *)s->cfg->jwt_secret,
-                            strlen(s->cfg->jwt_secret), claims, (size_t)n, token,
-                            sizeof token, &len);
+  int rv = cc_jwt_sign_hmac(s->alg, s->dev_key, sizeof s->dev_key, claims, (size_t)n,
+                            token, sizeof token, &len);
   if (rv != 0) {
     static const char err[] = "{\"error\":\"could not sign a token\"}\n";
     cc_conn_http_respond(conn, 500, json, (const uint8_t *)err, sizeof err - 1, NULL);
@@ -228,6 +253,11 @@ static int make_gateway(server *s, const server_config *cfg) {
     rv = cc_gateway_options_set_frame_rate(o, cfg->client_frame_rate);
   if (rv == 0 && cfg->client_byte_rate)
     rv = cc_gateway_options_set_byte_rate(o, cfg->client_byte_rate);
+  if (rv == 0 && (cfg->handshake_rate || cfg->handshake_burst))
+    rv = cc_gateway_options_set_handshake_rate(
+        o, cfg->handshake_rate ? cfg->handshake_rate : 20,
+        cfg->handshake_burst ? cfg->handshake_burst
+                             : (cfg->handshake_rate ? 2 * cfg->handshake_rate : 40));
   if (rv == 0)
     rv = cc_gateway_options_set_heartbeat(o, cfg->ping_interval_ms, cfg->idle_timeout_ms);
   cc_service_options *so;
@@ -309,6 +339,8 @@ static void cleanup(server *s) {
   if (s->presence) s->presence->methods->free(s->presence);
   cc_metrics_free(s->metrics);
   cc_jwt_verifier_free(s->verifier);
+  cc_jwt_verifier_free(s->dev_verifier);
+  explicit_bzero(s->dev_key, sizeof s->dev_key);
 }
 
 /* The listener's options from --listen and --tls-*, checked before anything is
@@ -327,8 +359,8 @@ static int listen_options(const server_config *cfg, cc_uv_options **out) {
 
 static int listen_on(server *s, const cc_uv_options *uo) {
   char error[512];
-  if (cc_uv_server_new(&s->listener, s->loop, s->gateway, uo, NULL, error, sizeof error) !=
-      0)
+  if (cc_uv_server_new(&s->listener, s->loop, s->gateway, uo, NULL, error,
+                       sizeof error) != 0)
     return fail("--listen", error);
   return 0;
 }
@@ -356,10 +388,16 @@ int main(int argc, char **argv) {
   if (cfg.jwt_alg) cc_jwt_alg_from_name(cfg.jwt_alg, &s.alg);
   /* Every flag is checked before the database is opened or created. */
   cc_uv_options *uo = NULL;
-  rv = make_verifier(&cfg, &s.verifier);
+  rv = make_verifier(&s, &cfg);
   if (rv == 0) rv = listen_options(&cfg, &uo);
   if (rv == 0) rv = open_backends(&s, &cfg);
   if (rv == 0) rv = make_gateway(&s, &cfg);
+  /* Before the first client can connect. */
+  if (rv == 0 && cfg.dev_login)
+    fprintf(stderr,
+            "chatcore-server: WARNING: --dev-login is on: POST /v1/login hands a token "
+            "for any user to anyone who can reach %s (demos only)\n",
+            cfg.listen);
   if (rv == 0) rv = listen_on(&s, uo);
   cc_uv_options_free(uo);
   if (rv != 0) {

@@ -162,6 +162,18 @@ CC_EXTERN int cc_jwt_options_set_max_token_len(cc_jwt_options *opt, size_t len);
 
 typedef struct cc_jwt_verifier cc_jwt_verifier;
 
+/* Sets a second verifier to try when this one refuses a token for its algorithm
+ * or signature (steps 3 and 4), e.g. a second key during a key rotation, or a
+ * demo login's own key. The fallback's own options (algorithm, key, claims,
+ * clock) then apply. A verifier built from these options returns 0 if either
+ * accepts the token; its own error if the fallback also refuses the token at
+ * steps 1 to 4; else the fallback's error (that token's signature was good).
+ * `fallback` is borrowed and must outlive every verifier built from these
+ * options; NULL (the default) removes it. Returns 0, or CC_ERR_INVALID for NULL
+ * `opt`. */
+CC_EXTERN int cc_jwt_options_set_fallback(cc_jwt_options *opt,
+                                          const cc_jwt_verifier *fallback);
+
 /* Builds a verifier from `opt`, copying everything it needs (the options may be
  * freed or changed afterwards). The key is prepared once here (HMAC pads hashed,
  * public key decoded) so a verify does no key set-up. `mem` is copied (NULL:

@@ -53,6 +53,7 @@ struct cc_jwt_options {
   cc_clock_fn clock;
   void *clock_ud;
   size_t max_len;
+  const cc_jwt_verifier *fallback;
 };
 
 struct cc_jwt_verifier {
@@ -68,6 +69,7 @@ struct cc_jwt_verifier {
   size_t iss_len;
   char *aud;
   size_t aud_len;
+  const cc_jwt_verifier *fallback; /* borrowed */
   EVP_MD *md;
   /* HMAC: digest states after absorbing K^ipad and K^opad; only ever copied. */
   EVP_MD_CTX *inner;
@@ -352,6 +354,12 @@ int cc_jwt_options_set_max_token_len(cc_jwt_options *opt, size_t len) {
   return 0;
 }
 
+int cc_jwt_options_set_fallback(cc_jwt_options *opt, const cc_jwt_verifier *fallback) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->fallback = fallback;
+  return 0;
+}
+
 /* ---- verifier ---- */
 
 void cc_jwt_verifier_free(cc_jwt_verifier *v) {
@@ -385,6 +393,7 @@ int cc_jwt_verifier_new(cc_jwt_verifier **out, const cc_jwt_options *opt,
   v->leeway = opt->leeway;
   v->clock = opt->clock ? opt->clock : cc_clock_realtime_hook;
   v->clock_ud = opt->clock_ud;
+  v->fallback = opt->fallback;
   int rv = CC_ERR_NOMEM;
   if (opt->iss && !(v->iss = cc_strndup(&m, opt->iss, opt->iss_len))) goto fail;
   v->iss_len = opt->iss_len;
@@ -585,9 +594,8 @@ static int check_claims(const cc_jwt_verifier *v, const cJSON *p, cc_jwt_claims 
   return 0;
 }
 
-int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
-                  cc_jwt_claims *out) {
-  if (!v || (!token && len)) return CC_ERR_INVALID;
+static int verify_one(const cc_jwt_verifier *v, const char *token, size_t len,
+                      cc_jwt_claims *out) {
   if (len > v->max_len) return CC_ERR_TOO_LARGE;
   if (len == 0) return CC_ERR_JWT_MALFORMED;
 
@@ -636,6 +644,21 @@ int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
 done:
   cJSON_Delete(payload);
   if (buf != stack) cc_free(&v->mem, buf);
+  return rv;
+}
+
+/* A token refused for its algorithm or signature may be another key's: the
+ * fallback then decides, unless it refuses it before its signature check too
+ * (steps 1 to 4). */
+int cc_jwt_verify(const cc_jwt_verifier *v, const char *token, size_t len,
+                  cc_jwt_claims *out) {
+  if (!v || (!token && len)) return CC_ERR_INVALID;
+  int rv = verify_one(v, token, len, out);
+  if ((rv == CC_ERR_JWT_SIGNATURE || rv == CC_ERR_JWT_ALG) && v->fallback) {
+    int frv = cc_jwt_verify(v->fallback, token, len, out);
+    if (frv != CC_ERR_JWT_SIGNATURE && frv != CC_ERR_JWT_ALG && frv != CC_ERR_TOO_LARGE)
+      rv = frv;
+  }
   return rv;
 }
 

@@ -12,11 +12,12 @@ import subprocess
 import tempfile
 import time
 
+import jwt
 import pytest
 import websockets
 
-from conftest import (SECRET, Server, raw_request, server_binary, status_of, token,
-                      upgrade_request)
+from conftest import (SECRET, Server, free_port, raw_request, server_binary, status_of,
+                      token, upgrade_request)
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -188,6 +189,39 @@ def test_handshake_rate_per_ip(server):
     assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
 
 
+def handshake_statuses(port, n):
+    """The statuses of n upgrades sent one after another: each is answered before
+    the next goes out, much faster than a bucket of 1/s refills."""
+    statuses = []
+    for i in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(upgrade_request(tok=token(f"h{i}")))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(4096)
+                assert data, head
+                head += data
+            statuses.append(status_of(head))
+    return statuses
+
+
+def test_handshake_flags_move_the_429_point(make_server):
+    low = make_server("--handshake-rate", "1", "--handshake-burst", "3")
+    assert handshake_statuses(low.port, 5) == [101, 101, 101, 429, 429]
+    env = dict(os.environ, CHATCORE_HANDSHAKE_RATE="1", CHATCORE_HANDSHAKE_BURST="6")
+    from_env = make_server(env=env)
+    assert handshake_statuses(from_env.port, 8) == [101] * 6 + [429] * 2
+    high = make_server("--handshake-rate", "1", "--handshake-burst", "60")
+    assert handshake_statuses(high.port, 50) == [101] * 50
+
+
+def test_bad_handshake_variable_exits_2(tmp_path):
+    env = dict(os.environ, CHATCORE_HANDSHAKE_BURST="0")
+    p = subprocess.run([server_binary(), "--jwt-secret", SECRET], capture_output=True,
+                       text=True, timeout=10, cwd=tmp_path, env=env)
+    assert p.returncode == 2 and "CHATCORE_HANDSHAKE_BURST" in p.stderr, p.stderr
+
+
 # ---- strict RFC 6455 -----------------------------------------------------------
 
 @pytest.mark.parametrize("frame,code", [
@@ -330,6 +364,17 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--message-rate", "0"], "--message-rate"),
     (["--jwt-secret", SECRET, "--message-burst", "x"], "--message-burst"),
     (["--jwt-secret", SECRET, "--dev-login=yes"], "--dev-login"),
+    (["--jwt-secret", SECRET, "--dev-login-any-address=yes"], "--dev-login-any-address"),
+    (["--jwt-secret", SECRET, "--listen", "0.0.0.0:8080", "--dev-login"],
+     "--dev-login-any-address"),
+    (["--jwt-secret", SECRET, "--listen", "[::]:8080", "--dev-login"],
+     "--dev-login-any-address"),
+    (["--jwt-secret", SECRET, "--listen", "192.168.1.1:8080", "--dev-login"],
+     "--dev-login-any-address"),
+    (["--jwt-secret", SECRET, "--handshake-rate", "0"], "--handshake-rate"),
+    (["--jwt-secret", SECRET, "--handshake-rate", "2x"], "--handshake-rate"),
+    (["--jwt-secret", SECRET, "--handshake-burst", "-1"], "--handshake-burst"),
+    (["--jwt-secret", SECRET, "--handshake-burst", "99999999999"], "--handshake-burst"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "10"], "--ping-interval-ms"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "90000"], "--idle-timeout-ms"),
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
@@ -365,6 +410,111 @@ def test_dev_login_needs_a_secret(tmp_path):
     p = subprocess.run([server_binary(), "--jwt-public-key", str(key), "--jwt-alg", "ES256",
                         "--dev-login"], capture_output=True, text=True, timeout=10, cwd=tmp_path)
     assert p.returncode == 2 and "--dev-login needs --jwt-secret" in p.stderr, p.stderr
+
+
+def test_dev_login_variable_is_refused(tmp_path):
+    # Once the only switch; a variable left in an environment must not hand out
+    # tokens, nor be silently ignored.
+    for value in ("1", "0"):
+        env = dict(os.environ, CHATCORE_DEV_LOGIN=value)
+        p = subprocess.run([server_binary(), "--jwt-secret", SECRET], capture_output=True,
+                           text=True, timeout=10, cwd=tmp_path, env=env)
+        assert p.returncode == 2, p.stderr
+        assert "CHATCORE_DEV_LOGIN" in p.stderr and "--dev-login" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def start_raw(*args, host="127.0.0.1"):
+    """A server process on `host` with exactly these flags; (process, port)."""
+    port = free_port()
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    proc = subprocess.Popen([server_binary(), "--listen", listen, "--jwt-secret", SECRET,
+                             "--db", ":memory:", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 10
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise AssertionError("server did not start: " + proc.communicate()[1])
+
+
+def stop_raw(proc):
+    proc.terminate()
+    out, err = proc.communicate(timeout=15)
+    return err
+
+
+def test_dev_login_off_loopback_needs_the_force_flag():
+    # 0.0.0.0 is refused (test_bad_flags_exit_2); with the flag it serves, warning.
+    proc, port = start_raw("--dev-login", "--dev-login-any-address", host="0.0.0.0")
+    r = http_call(port, "POST", "/v1/login", {"user": "alice"}, host="127.0.0.1")
+    err = stop_raw(proc)
+    assert r[0] == 200
+    assert "WARNING: --dev-login is on" in err, err
+    # Any 127/8 address is loopback.
+    proc, port = start_raw("--dev-login", host="127.0.0.2")
+    assert http_call(port, "POST", "/v1/login", {"user": "alice"}, host="127.0.0.2")[0] == 200
+    assert "WARNING" in stop_raw(proc)
+    # No dev login, no warning.
+    proc, port = start_raw()
+    assert "WARNING" not in stop_raw(proc)
+
+
+def http_call(port, method, path, body=None, tok=None, host="127.0.0.1"):
+    """(status, parsed JSON body or None)."""
+    import http.client
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        headers = {"Authorization": "Bearer " + tok} if tok else {}
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        try:
+            return resp.status, json.loads(data)
+        except ValueError:
+            return resp.status, None
+    finally:
+        conn.close()
+
+
+def dev_token(port, user):
+    status, body = http_call(port, "POST", "/v1/login", {"user": user})
+    assert status == 200, (status, body)
+    return body["token"]
+
+
+def upgrade_status(port, tok):
+    return status_of(raw_request(port, upgrade_request(tok=tok), timeout=1))
+
+
+def test_dev_login_signs_with_its_own_key(make_server):
+    dev = make_server("--dev-login")
+    assert "WARNING: --dev-login is on" in dev.output()
+    tok = dev_token(dev.port, "dora")
+    # Not signed with the secret: useless to anyone who trusts the secret.
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(tok, SECRET, algorithms=["HS256"])
+    # Good on this server's WebSocket and HTTP API, as are the secret's tokens.
+    assert upgrade_status(dev.port, tok) == 101
+    assert http_call(dev.port, "GET", "/v1/chats", tok=tok)[0] == 200
+    assert upgrade_status(dev.port, token("erin")) == 101
+    assert http_call(dev.port, "GET", "/v1/chats", tok=token("erin"))[0] == 200
+    # Another server with the same --jwt-secret, with or without its own dev
+    # login, refuses it; tokens signed with the secret work there.
+    for other in (make_server("--dev-login"), make_server()):
+        assert upgrade_status(other.port, tok) == 401
+        assert http_call(other.port, "GET", "/v1/chats", tok=tok)[0] == 401
+        assert upgrade_status(other.port, token("erin")) == 101
+        assert http_call(other.port, "GET", "/v1/chats", tok=token("erin"))[0] == 200
+    # The dev login's tokens still expire, still carry a user.
+    claims = jwt.decode(tok, options={"verify_signature": False})
+    assert claims["sub"] == "dora" and 0 < claims["exp"] - time.time() <= 86400
 
 
 def test_address_in_use_exits_2(server, tmp_path):

@@ -94,7 +94,7 @@ async function login(user) {
 
 // A token good for at least another minute (a new handshake needs a valid one).
 async function freshToken() {
-  if (session.expiresAtMs && session.expiresAtMs - Date.now() < 60_000) {
+  if (session.stale || (session.expiresAtMs && session.expiresAtMs - Date.now() < 60_000)) {
     await login(session.userId);
   }
   return session.token;
@@ -174,6 +174,9 @@ function onClosed(code) {
   clearInterval(conn.heartbeatTimer);
   // A server that accepts and then drops us at once must not get a tight loop.
   if (conn.connectedAt && Date.now() - conn.connectedAt >= STABLE_MS) conn.attempt = 0;
+  // Closed before hello: perhaps a refused token. The dev login signs with a key
+  // of the server process, so a restarted server refuses our token: log in again.
+  if (!conn.connectedAt && session) session.stale = true;
   conn.connectedAt = 0;
   for (const p of conn.pending.values()) {
     clearTimeout(p.timer);
@@ -187,7 +190,7 @@ function onClosed(code) {
   }
   // Close codes (docs/protocol.md): 4001 token expired -> a fresh token first;
   // 4008 rate limited -> wait at least 10 s; 4029 too many sessions -> 30 s.
-  if (code === 4001) session.expiresAtMs = 0;
+  if (code === 4001) session.stale = true;
   scheduleReconnect({ 4008: 10_000, 4029: 30_000 }[code] || 0);
 }
 
