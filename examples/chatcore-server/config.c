@@ -25,6 +25,12 @@ static const char usage[] =
     "                              growing with every message, and nothing on disk)\n"
     "  --message-rate N            messages per second per user (default 20)\n"
     "  --message-burst N           burst of messages per user (default 40)\n"
+    "  --chat-change-rate N        chat changes (create chats, add/remove members,\n"
+    "                              leave) per second per user, bursts of 10 x N\n"
+    "                              (default 2)\n"
+    "  --read-rate N               markRead per second per user, bursts of 5 x N\n"
+    "                              (default 10)\n"
+    "  --max-groups-per-user N     groups one user may create (default 1000)\n"
     "  --client-frame-rate N       frames per second one connection may send, bursts\n"
     "                              of twice that; over it: close 4008 (default 200)\n"
     "  --client-byte-rate N        bytes per second one connection may send (default\n"
@@ -48,7 +54,8 @@ static const char usage[] =
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
     "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
-    "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CLIENT_FRAME_RATE,\n"
+    "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CHAT_CHANGE_RATE,\n"
+    "CHATCORE_READ_RATE, CHATCORE_MAX_GROUPS_PER_USER, CHATCORE_CLIENT_FRAME_RATE,\n"
     "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
     "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS (not the --dev-login\n"
     "flags). Flags win.\n";
@@ -141,6 +148,15 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--message-burst") == 0) {
     if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
     cfg->message_burst = (uint32_t)n;
+  } else if (strcmp(name, "--chat-change-rate") == 0) {
+    if (parse_size(name, v, 1, 100000, &n, error, cap)) return 2;
+    cfg->chat_change_rate = (uint32_t)n;
+  } else if (strcmp(name, "--read-rate") == 0) {
+    if (parse_size(name, v, 1, 100000, &n, error, cap)) return 2;
+    cfg->read_rate = (uint32_t)n;
+  } else if (strcmp(name, "--max-groups-per-user") == 0) {
+    if (parse_size(name, v, 1, 100000000, &n, error, cap)) return 2;
+    cfg->max_groups = (uint32_t)n;
   } else if (strcmp(name, "--client-frame-rate") == 0) {
     if (parse_size(name, v, 1, 10000000, &n, error, cap)) return 2;
     cfg->client_frame_rate = (uint32_t)n;
@@ -193,6 +209,9 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_DB", "--db"},
       {"CHATCORE_MESSAGE_RATE", "--message-rate"},
       {"CHATCORE_MESSAGE_BURST", "--message-burst"},
+      {"CHATCORE_CHAT_CHANGE_RATE", "--chat-change-rate"},
+      {"CHATCORE_READ_RATE", "--read-rate"},
+      {"CHATCORE_MAX_GROUPS_PER_USER", "--max-groups-per-user"},
       {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
       {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
       {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate"},

@@ -24,6 +24,9 @@ typedef struct server_config {
   int dev_login;              /* serve POST /v1/login (demos only) */
   int dev_login_any_address;  /* ... even on an address other than loopback */
   uint32_t message_rate;      /* messages per second per user (0: default) */
+  uint32_t chat_change_rate;  /* chat changes per second per user (0: default) */
+  uint32_t read_rate;         /* markRead per second per user (0: default) */
+  uint32_t max_groups;        /* groups one user may create (0: default) */
   uint32_t message_burst;     /* (0: default) */
   uint32_t client_frame_rate; /* frames per second per connection (0: default) */
   uint32_t client_byte_rate;  /* bytes per second per connection (0: default) */

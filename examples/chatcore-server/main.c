@@ -272,6 +272,13 @@ static int make_gateway(server *s, const server_config *cfg) {
           so, cfg->message_rate ? cfg->message_rate : 20,
           cfg->message_burst ? cfg->message_burst
                              : (cfg->message_rate ? 2 * cfg->message_rate : 40));
+    if (rv == 0 && cfg->chat_change_rate)
+      rv = cc_service_options_set_chat_change_rate(so, cfg->chat_change_rate,
+                                                   10 * cfg->chat_change_rate);
+    if (rv == 0 && cfg->read_rate)
+      rv = cc_service_options_set_read_rate(so, cfg->read_rate, 5 * cfg->read_rate);
+    if (rv == 0 && cfg->max_groups)
+      rv = cc_service_options_set_max_groups_per_user(so, cfg->max_groups);
     if (rv == 0) rv = cc_service_new(&s->service, so, NULL);
     cc_service_options_free(so);
   }

@@ -822,6 +822,31 @@ def test_rate_limits(own_servers):
     run(defaults())
 
 
+def test_chat_change_budget_and_group_cap_flags(own_servers):
+    # --chat-change-rate 1: bursts of 10 chat changes; --max-groups-per-user 2.
+    s = own_servers.start("--chat-change-rate", "1", "--max-groups-per-user", "2")
+    alice, bob = unique("alice", "bob")
+
+    async def go():
+        async with Clients(s) as cs:
+            a = await cs.connect(alice)
+            futs = [await a.submit("createDirectChat", peerId=f"{bob}-{n}") for n in range(14)]
+            answers = await replies(futs)
+            ok = [r for r in answers if "createDirectChat" in r]
+            limited = [r["error"] for r in answers if "error" in r]
+            assert 10 <= len(ok) <= 11 and limited, answers
+            assert all(e["code"] == "ERROR_CODE_RATE_LIMITED" and int(e["retryAfterMs"]) > 0
+                       for e in limited), limited
+            await asyncio.sleep(int(limited[-1]["retryAfterMs"]) / 1000 + 2.1)
+            # Two groups, then the cap: TOO_LARGE, however long one waits.
+            for n in range(2):
+                await a.call("createGroup", title=f"g{n}", memberIds=[bob])
+            futs = [await a.submit("createGroup", title="g3", memberIds=[bob])]
+            (r,) = await replies(futs)
+            assert r["error"]["code"] == "ERROR_CODE_TOO_LARGE", r
+    run(go())
+
+
 # ---- 13. restart ---------------------------------------------------------------------
 
 def test_restart_keeps_everything(own_servers):
