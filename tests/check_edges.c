@@ -211,6 +211,7 @@ START_TEST(removal_holds_on_the_other_edge) {
   ck_assert_msg(strstr(buf, "\"text\":\"sure\""), "alice: %s", buf);
 
   ck_assert_uint_eq(cc_edge_session_count(nodes[1].edge), 2);
+  ck_assert_uint_eq(cc_edge_user_count(nodes[1].edge), 2); /* bob and carol */
   cc_memclient_close(alice);
   cc_memclient_close(bob);
   cc_memclient_close(carol);

@@ -243,30 +243,6 @@ static cc_str str_of(const char *s) {
   return (cc_str){s, strlen(s)};
 }
 
-/* The chat and seq of an entry event; 0 if it is not one. */
-static int entry_of(const Chatcore__V1__Event *ev, const char **chat, uint64_t *seq) {
-  switch (ev->event_case) {
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE:
-    *chat = ev->message->chat_id;
-    *seq = ev->message->seq;
-    return 1;
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE_EDITED:
-    *chat = ev->message_edited->chat_id;
-    *seq = ev->message_edited->seq;
-    return 1;
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE_DELETED:
-    *chat = ev->message_deleted->chat_id;
-    *seq = ev->message_deleted->seq;
-    return 1;
-  case CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED:
-    *chat = ev->membership_changed->chat_id;
-    *seq = ev->membership_changed->seq;
-    return 1;
-  default:
-    return 0;
-  }
-}
-
 /* Up to this many members joined or left in one entry are applied (a change
  * lists at most the group cap, 100000). */
 #define MAX_CHANGE 100000
@@ -278,7 +254,7 @@ static void on_entry(void *ud, cc_queue_msg *m) {
   uint64_t seq;
   if (cc_wire_decode(&msg, &chatcore__v1__event__descriptor, CC_ENCODING_PROTOBUF,
                      m->data, m->len, &cc_wire_limits_server, &l->mem, NULL) == 0 &&
-      entry_of((Chatcore__V1__Event *)msg, &chat, &seq) &&
+      cc_outbound_entry_of((Chatcore__V1__Event *)msg, &chat, &seq) &&
       cc_protocol_check_chat_id(chat, strlen(chat)) == 0) {
     Chatcore__V1__Event *ev = (Chatcore__V1__Event *)msg;
     Chatcore__V1__ServerFrame frame = CHATCORE__V1__SERVER_FRAME__INIT;

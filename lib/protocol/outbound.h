@@ -26,4 +26,9 @@ static inline cc_outbound cc_outbound_of(const Chatcore__V1__ServerFrame *f) {
 /* The event an outbound carries, or NULL (a reply, a page, an error). */
 const Chatcore__V1__Event *cc_outbound_event(const cc_outbound *out);
 
+/* For an event that carries a chat log entry (a message, an edit, a deletion,
+ * a membership change): 1, with its chat id (borrowed from `ev`) and seq.
+ * 0 for any other event (receipts, typing, presence, hello). */
+int cc_outbound_entry_of(const Chatcore__V1__Event *ev, const char **chat, uint64_t *seq);
+
 #endif

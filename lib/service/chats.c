@@ -28,14 +28,6 @@ typedef struct chat_cmd {
   svc_group_count *counted; /* createGroup: the count it added to, until it fails */
 } chat_cmd;
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static cc_str user_of(const svc_conn *sc) {
-  return (cc_str){sc->user->id, sc->user->id_len};
-}
-
 static int str_eq(cc_str a, cc_str b) {
   return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
 }
@@ -120,7 +112,7 @@ static void on_direct_chat(void *ud, int err, const cc_chat *chat, const cc_memb
       joined[nj++] = m[i].user_id;
     }
     cc_delivery d = {.joined = joined, .n_joined = nj};
-    svc_publish(cmd->base.svc, str_of(cmd->chat_id), NULL, &d);
+    svc_publish(cmd->base.svc, svc_str(cmd->chat_id), NULL, &d);
     reply_chat_created(cmd, chat, m, n);
   }
   chat_cmd_free(cmd);
@@ -136,13 +128,13 @@ static void on_direct_created(void *ud, int err) {
   }
   cmd->created = err == 0;
   cc_storage *st = cmd->base.svc->opt.storage;
-  st->methods->get_chat(st, str_of(cmd->chat_id), on_direct_chat, cmd);
+  st->methods->get_chat(st, svc_str(cmd->chat_id), on_direct_chat, cmd);
 }
 
 void svc_cmd_create_direct(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   chat_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
   if (!cmd) return;
-  cc_str me = user_of(sc), peer = str_of(f->create_direct_chat->peer_id);
+  cc_str me = svc_conn_user(sc), peer = svc_str(f->create_direct_chat->peer_id);
   if (str_eq(me, peer)) {
     svc_send_error(sc, f->request_id, SVC_E(BAD_REQUEST),
                    "createDirectChat.peerId: that is you", 0);
@@ -161,7 +153,7 @@ void svc_cmd_create_direct(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   cc_member members[2] = {{me, CC_ROLE_MEMBER}, {peer, CC_ROLE_MEMBER}};
-  cc_chat chat = {.chat_id = str_of(cmd->chat_id),
+  cc_chat chat = {.chat_id = svc_str(cmd->chat_id),
                   .kind = CC_CHAT_DIRECT,
                   .created_by = me,
                   .created_at_ms = svc_now_ms(sc->svc)};
@@ -173,9 +165,9 @@ void svc_cmd_create_direct(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
 
 static Chatcore__V1__MembershipChanged *membership_message(svc_arena *a, chat_cmd *cmd) {
   cc_entry e = {.kind = CC_ENTRY_MEMBERSHIP,
-                .chat_id = str_of(cmd->chat_id),
+                .chat_id = svc_str(cmd->chat_id),
                 .seq = cmd->seq,
-                .sender_id = user_of(cmd->base.sc),
+                .sender_id = svc_conn_user(cmd->base.sc),
                 .at_ms = cmd->at_ms,
                 .added = cmd->added,
                 .n_added = cmd->n_added,
@@ -206,7 +198,7 @@ static void announce_membership(chat_cmd *cmd) {
                    .left = cmd->removed,
                    .n_left = cmd->n_removed};
   cc_metric_add(svc->m.entries_relayed, 1);
-  svc_publish(svc, str_of(cmd->chat_id), m ? &ev : NULL, &d);
+  svc_publish(svc, svc_str(cmd->chat_id), m ? &ev : NULL, &d);
   svc_arena_free(&a);
   for (size_t i = 0; i < cmd->n_removed; i++)
     svc_member_left(svc, cmd->removed[i], cmd->chat_id, len);
@@ -258,9 +250,9 @@ static void on_group_logged(void *ud, int err, uint64_t seq, int duplicate) {
   if (members) {
     for (size_t i = 0; i < cmd->n_added; i++)
       members[i].user_id = cmd->added[i];
-    cc_chat chat = {.chat_id = str_of(cmd->chat_id),
+    cc_chat chat = {.chat_id = svc_str(cmd->chat_id),
                     .kind = CC_CHAT_GROUP,
-                    .title = str_of(c->title),
+                    .title = svc_str(c->title),
                     .created_at_ms = cmd->at_ms,
                     .last_seq = seq,
                     .first_seq = 1};
@@ -283,8 +275,8 @@ static void on_group_created(void *ud, int err) {
     return;
   }
   cc_entry e = {.kind = CC_ENTRY_MEMBERSHIP,
-                .chat_id = str_of(cmd->chat_id),
-                .sender_id = user_of(cmd->base.sc),
+                .chat_id = svc_str(cmd->chat_id),
+                .sender_id = svc_conn_user(cmd->base.sc),
                 .at_ms = cmd->at_ms,
                 .added = cmd->added,
                 .n_added = cmd->n_added};
@@ -337,9 +329,9 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     chat_cmd_free(cmd);
     return;
   }
-  cmd->added[cmd->n_added++] = user_of(sc); /* the owner first */
+  cmd->added[cmd->n_added++] = svc_conn_user(sc); /* the owner first */
   for (size_t i = 0; i < c->n_member_ids; i++) {
-    cc_str id = str_of(c->member_ids[i]);
+    cc_str id = svc_str(c->member_ids[i]);
     if (!list_has(cmd->added, cmd->n_added, id)) cmd->added[cmd->n_added++] = id;
   }
   if (cmd->n_added > svc->opt.max_members) {
@@ -347,7 +339,7 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
                      svc->opt.max_members);
     return;
   }
-  svc_group_count *count = group_count(svc, user_of(sc));
+  svc_group_count *count = group_count(svc, svc_conn_user(sc));
   if (!count) {
     svc_send_error(sc, f->request_id, SVC_E(UNAVAILABLE), "out of memory", 1000);
     chat_cmd_free(cmd);
@@ -382,10 +374,10 @@ void svc_cmd_create_group(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     members[i].role = i == 0 ? CC_ROLE_OWNER : CC_ROLE_MEMBER;
   }
   cmd->at_ms = svc_now_ms(svc);
-  cc_chat chat = {.chat_id = str_of(cmd->chat_id),
+  cc_chat chat = {.chat_id = svc_str(cmd->chat_id),
                   .kind = CC_CHAT_GROUP,
-                  .title = str_of(c->title),
-                  .created_by = user_of(sc),
+                  .title = svc_str(c->title),
+                  .created_by = svc_conn_user(sc),
                   .created_at_ms = cmd->at_ms};
   count->n++; /* counted now, so groups in flight count too */
   cmd->counted = count;
@@ -423,7 +415,7 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
     chat_cmd_free(cmd);
     return;
   }
-  cc_str me = user_of(sc);
+  cc_str me = svc_conn_user(sc);
   cc_member_role my_role = 0;
   for (size_t i = 0; i < n; i++)
     if (str_eq(m[i].user_id, me)) my_role = m[i].role;
@@ -436,7 +428,7 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
     const Chatcore__V1__AddMembers *c = f->add_members;
     cmd->added = cc_calloc(&svc->mem, c->n_user_ids, sizeof *cmd->added);
     for (size_t i = 0; cmd->added && i < c->n_user_ids; i++) {
-      cc_str id = str_of(c->user_ids[i]);
+      cc_str id = svc_str(c->user_ids[i]);
       int member = 0;
       for (size_t j = 0; j < n && !member; j++)
         member = str_eq(m[j].user_id, id);
@@ -456,7 +448,7 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
     size_t cap = leaving ? 1 : c->n_user_ids;
     cmd->removed = cc_calloc(&svc->mem, cap ? cap : 1, sizeof *cmd->removed);
     for (size_t i = 0; cmd->removed && i < cap && !problem; i++) {
-      cc_str id = leaving ? me : str_of(c->user_ids[i]);
+      cc_str id = leaving ? me : svc_str(c->user_ids[i]);
       cc_member_role role = 0;
       for (size_t j = 0; j < n; j++)
         if (str_eq(m[j].user_id, id)) role = m[j].role;
@@ -486,7 +478,7 @@ static void on_members_chat(void *ud, int err, const cc_chat *chat, const cc_mem
   }
   cmd->at_ms = svc_now_ms(svc);
   cc_entry e = {.kind = CC_ENTRY_MEMBERSHIP,
-                .chat_id = str_of(cmd->chat_id),
+                .chat_id = svc_str(cmd->chat_id),
                 .sender_id = me,
                 .at_ms = cmd->at_ms,
                 .added = cmd->added,
@@ -529,7 +521,7 @@ void svc_cmd_members(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   cc_storage *st = sc->svc->opt.storage;
-  st->methods->get_chat(st, str_of(cmd->chat_id), on_members_chat, cmd);
+  st->methods->get_chat(st, svc_str(cmd->chat_id), on_members_chat, cmd);
 }
 
 /* ---- listChats ---- */
@@ -627,6 +619,6 @@ void svc_cmd_list_chats(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
     return;
   }
   cc_storage *st = sc->svc->opt.storage;
-  st->methods->list_chats(st, user_of(sc), after, svc_list_limit(f->list_chats->limit),
-                          on_listed, cmd);
+  st->methods->list_chats(st, svc_conn_user(sc), after,
+                          svc_list_limit(f->list_chats->limit), on_listed, cmd);
 }

@@ -10,10 +10,6 @@
 #define SYNC_DEFAULT 100
 #define SYNC_MAX 500
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
 uint32_t svc_history_limit(uint32_t asked) {
   return asked == 0 ? HISTORY_DEFAULT : asked > HISTORY_MAX ? HISTORY_MAX : asked;
 }
@@ -25,7 +21,7 @@ Chatcore__V1__HistoryPage *svc_history_page(svc_arena *a, const char *chat_id,
   Chatcore__V1__HistoryPage *p = svc_arena_alloc(a, sizeof *p);
   if (!p) return NULL;
   chatcore__v1__history_page__init(p);
-  p->chat_id = svc_arena_str(a, str_of(chat_id));
+  p->chat_id = svc_arena_str(a, svc_str(chat_id));
   /* Keep the entries nearest where the page starts (the newest when scrolling
    * back, the oldest when catching up) within the frame budget. */
   size_t from = 0, to = n, budget = 0;
@@ -122,7 +118,7 @@ static void on_history_chat(void *ud, int err, const cc_chat *chat, uint32_t mem
     return;
   }
   cc_storage *st = cmd->base.svc->opt.storage;
-  st->methods->fetch(st, str_of(c->chat_id), c->after_seq, c->before_seq,
+  st->methods->fetch(st, svc_str(c->chat_id), c->after_seq, c->before_seq,
                      svc_history_limit(c->limit), c->after_seq == 0, on_history_entries,
                      cmd);
 }
@@ -133,7 +129,7 @@ void svc_cmd_history(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   const char *chat = f->get_history->chat_id;
   if (!svc_require_member(&cmd->base, chat)) return;
   cc_str user = {sc->user->id, sc->user->id_len};
-  svc_get_membership(sc->svc, str_of(chat), user, on_history_chat, cmd);
+  svc_get_membership(sc->svc, svc_str(chat), user, on_history_chat, cmd);
 }
 
 /* ---- sync: one chat after another ---- */
@@ -217,7 +213,7 @@ static void on_sync_chat(void *ud, int err, const cc_chat *chat, uint32_t member
       size_t fits = (PAGE_BUDGET - cmd->budget) / SVC_ENTRY_MIN_SIZE + 1;
       uint32_t limit = fits < cmd->limit ? (uint32_t)fits : cmd->limit;
       cc_storage *st = cmd->base.svc->opt.storage;
-      st->methods->fetch(st, str_of(pos->chat_id), pos->last_seen_seq, 0, limit, 0,
+      st->methods->fetch(st, svc_str(pos->chat_id), pos->last_seen_seq, 0, limit, 0,
                          on_sync_entries, cmd);
       return;
     }
@@ -253,7 +249,7 @@ static void sync_step(sync_cmd *cmd) {
     svc_conn *sc = cmd->base.sc;
     cmd->again = 0;
     cmd->stepping = 1;
-    svc_get_membership(cmd->base.svc, str_of(chat),
+    svc_get_membership(cmd->base.svc, svc_str(chat),
                        (cc_str){sc->user->id, sc->user->id_len}, on_sync_chat, cmd);
     cmd->stepping = 0;
     if (!cmd->again) return; /* completes later, and calls sync_step again */

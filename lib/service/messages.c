@@ -12,19 +12,11 @@ typedef struct msg_cmd {
   uint64_t seq;        /* the entry appended (or found, for a duplicate) */
 } msg_cmd;
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static cc_str user_of(const svc_conn *sc) {
-  return (cc_str){sc->user->id, sc->user->id_len};
-}
-
 /* Reads the one entry at `seq` of `chat` and hands it to `cb`. */
 static void fetch_one(msg_cmd *cmd, const char *chat, uint64_t seq,
                       cc_storage_entries_cb cb) {
   cc_storage *st = cmd->base.svc->opt.storage;
-  st->methods->fetch(st, str_of(chat), seq - 1, seq + 1, 1, 0, cb, cmd);
+  st->methods->fetch(st, svc_str(chat), seq - 1, seq + 1, 1, 0, cb, cmd);
 }
 
 /* The single entry a fetch_one found, or NULL (and an error reply sent). */
@@ -115,11 +107,11 @@ static void on_sent(void *ud, int err, uint64_t seq, int duplicate) {
   } else {
     cmd->seq = seq;
     cc_entry e = {.kind = CC_ENTRY_MESSAGE,
-                  .chat_id = str_of(c->chat_id),
+                  .chat_id = svc_str(c->chat_id),
                   .seq = seq,
-                  .sender_id = user_of(sc),
-                  .client_msg_id = str_of(c->client_msg_id),
-                  .text = str_of(c->text),
+                  .sender_id = svc_conn_user(sc),
+                  .client_msg_id = svc_str(c->client_msg_id),
+                  .text = svc_str(c->text),
                   .payload = {(const char *)c->payload.data, c->payload.len},
                   .at_ms = cmd->at_ms,
                   .updated_seq = seq};
@@ -154,10 +146,10 @@ void svc_cmd_send(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   cmd->at_ms = svc_now_ms(sc->svc);
   cmd->started_ns = svc_mono_ns(sc->svc);
   cc_entry e = {.kind = CC_ENTRY_MESSAGE,
-                .chat_id = str_of(c->chat_id),
-                .sender_id = user_of(sc),
-                .client_msg_id = str_of(c->client_msg_id),
-                .text = str_of(c->text),
+                .chat_id = svc_str(c->chat_id),
+                .sender_id = svc_conn_user(sc),
+                .client_msg_id = svc_str(c->client_msg_id),
+                .text = svc_str(c->text),
                 .payload = {(const char *)c->payload.data, c->payload.len},
                 .at_ms = cmd->at_ms};
   cc_storage *st = sc->svc->opt.storage;
@@ -213,9 +205,9 @@ static void on_edit_target(void *ud, int err, const cc_entry *e, size_t n, int m
   }
   cmd->at_ms = svc_now_ms(sc->svc);
   cc_entry edit = {.kind = CC_ENTRY_EDIT,
-                   .chat_id = str_of(c->chat_id),
-                   .sender_id = user_of(sc),
-                   .text = str_of(c->text),
+                   .chat_id = svc_str(c->chat_id),
+                   .sender_id = svc_conn_user(sc),
+                   .text = svc_str(c->text),
                    .target_seq = c->seq,
                    .at_ms = cmd->at_ms};
   cc_storage *st = sc->svc->opt.storage;
@@ -273,7 +265,7 @@ static void on_deleted(void *ud, int err, uint64_t seq, int duplicate) {
   cmd->seq = seq;
   if (duplicate) { /* deleted before: answer with that deletion */
     cc_storage *st = sc->svc->opt.storage;
-    st->methods->fetch(st, str_of(c->chat_id), seq - 1, seq + 1, 1, 0, on_first_deletion,
+    st->methods->fetch(st, svc_str(c->chat_id), seq - 1, seq + 1, 1, 0, on_first_deletion,
                        cmd);
     return;
   }
@@ -302,8 +294,8 @@ static void on_delete_target(void *ud, int err, const cc_entry *e, size_t n, int
   }
   cmd->at_ms = svc_now_ms(sc->svc);
   cc_entry del = {.kind = CC_ENTRY_DELETE,
-                  .chat_id = str_of(c->chat_id),
-                  .sender_id = user_of(sc),
+                  .chat_id = svc_str(c->chat_id),
+                  .sender_id = svc_conn_user(sc),
                   .target_seq = c->seq,
                   .at_ms = cmd->at_ms};
   cc_storage *st = sc->svc->opt.storage;

@@ -99,20 +99,12 @@ void svc_publish_followers(cc_service *svc, cc_str user, const Chatcore__V1__Eve
 }
 
 void svc_deliver_entry(cc_service *svc, const Chatcore__V1__Event *ev, uint64_t seq) {
-  const char *chat = NULL;
-  switch (ev->event_case) {
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE:
-    chat = ev->message->chat_id;
-    break;
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE_EDITED:
-    chat = ev->message_edited->chat_id;
-    break;
-  case CHATCORE__V1__EVENT__EVENT_MESSAGE_DELETED:
-    chat = ev->message_deleted->chat_id;
-    break;
-  default:
-    return; /* membership entries go out with their delivery (chats.c) */
-  }
+  const char *chat;
+  uint64_t ev_seq;
+  /* Membership entries go out with their change (chats.c), not from here. */
+  if (!cc_outbound_entry_of(ev, &chat, &ev_seq) ||
+      ev->event_case == CHATCORE__V1__EVENT__EVENT_MEMBERSHIP_CHANGED)
+    return;
   cc_metric_add(svc->m.entries_relayed, 1);
   cc_delivery d = {.seq = seq};
   svc_publish(svc, (cc_str){chat, strlen(chat)}, ev, &d);

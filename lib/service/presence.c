@@ -8,14 +8,6 @@
 
 #define SNAPSHOT_MAX_PEERS 1000
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static cc_str user_of(const svc_conn *sc) {
-  return (cc_str){sc->user->id, sc->user->id_len};
-}
-
 static void presence_event(Chatcore__V1__Presence *p, Chatcore__V1__Event *ev, char *user,
                            int online, int64_t last_seen_ms) {
   p->user_id = user;
@@ -67,7 +59,8 @@ static void presence_call(svc_conn *sc, int set) {
   char device[48];
   snprintf(device, sizeof device, "%llu-%llu", (unsigned long long)sc->session.edge,
            (unsigned long long)sc->session.id);
-  cc_presence_device d = {user_of(sc), str_of(device), str_of(svc->opt.gateway_id)};
+  cc_presence_device d = {svc_conn_user(sc), svc_str(device),
+                          svc_str(svc->opt.gateway_id)};
   svc_op_begin(svc);
   if (set) {
     sc->presence_set_ms = svc_now_ms(svc);
@@ -158,13 +151,13 @@ void svc_presence_snapshot(svc_conn *sc) {
   const cc_strset *chats = &sc->user->chats;
   for (const cc_strset_item *c = cc_strset_first(chats); c;
        c = cc_strset_next(chats, c)) {
-    if (svc_direct_peer(c->str, c->len, user_of(sc), &peers[n])) n++;
+    if (svc_direct_peer(c->str, c->len, svc_conn_user(sc), &peers[n])) n++;
     if (n == SNAPSHOT_MAX_PEERS) {
-      snapshot_send(svc, sc, user_of(sc), peers, n);
+      snapshot_send(svc, sc, svc_conn_user(sc), peers, n);
       n = 0;
     }
   }
-  if (n > 0) snapshot_send(svc, sc, user_of(sc), peers, n);
+  if (n > 0) snapshot_send(svc, sc, svc_conn_user(sc), peers, n);
   cc_free(&svc->mem, peers);
 }
 

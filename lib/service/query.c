@@ -16,13 +16,20 @@ typedef struct query {
   uint32_t limit;
 } query;
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static query *query_new(cc_service *svc, cc_str user, cc_service_json_cb cb, void *ud) {
-  query *q = cc_calloc(&svc->mem, 1, sizeof *q);
-  if (!q) return NULL;
+/* A query of `size` bytes (a query, or a struct beginning with one) for
+ * `user`, counted as an operation in flight. NULL when it cannot run: `cb` was
+ * told why (no storage, out of memory). */
+static query *query_new(cc_service *svc, size_t size, cc_str user, cc_service_json_cb cb,
+                        void *ud) {
+  if (!svc->opt.storage) {
+    cb(ud, CC_ERR_UNSUPPORTED, NULL, 0);
+    return NULL;
+  }
+  query *q = cc_calloc(&svc->mem, 1, size);
+  if (!q) {
+    cb(ud, CC_ERR_NOMEM, NULL, 0);
+    return NULL;
+  }
   q->svc = svc;
   q->cb = cb;
   q->user_data = ud;
@@ -53,7 +60,7 @@ static void on_chats(void *ud, int err, const cc_chat_summary *chats, size_t n,
   svc_arena a;
   svc_arena_init(&a, &q->svc->mem);
   Chatcore__V1__ChatList *list =
-      err ? NULL : svc_chat_list(&a, chats, n, has_more, str_of(q->user));
+      err ? NULL : svc_chat_list(&a, chats, n, has_more, svc_str(q->user));
   finish(q, &a, err, list ? &list->base : NULL);
 }
 
@@ -67,17 +74,11 @@ int cc_service_query_chats(cc_service *svc, cc_str user, cc_str cursor, uint32_t
   memcpy(cur, cursor.ptr ? cursor.ptr : "", cursor.len);
   cur[cursor.len] = '\0';
   if (svc_parse_cursor(cur, &after) != 0) return CC_ERR_INVALID;
-  if (!svc->opt.storage) {
-    cb(user_data, CC_ERR_UNSUPPORTED, NULL, 0);
-    return 0;
-  }
-  query *q = query_new(svc, user, cb, user_data);
-  if (!q) {
-    cb(user_data, CC_ERR_NOMEM, NULL, 0);
-    return 0;
-  }
+  query *q = query_new(svc, sizeof *q, user, cb, user_data);
+  if (!q) return 0;
   cc_storage *st = svc->opt.storage;
-  st->methods->list_chats(st, str_of(q->user), after, svc_list_limit(limit), on_chats, q);
+  st->methods->list_chats(st, svc_str(q->user), after, svc_list_limit(limit), on_chats,
+                          q);
   return 0;
 }
 
@@ -115,8 +116,8 @@ static void on_member(void *ud, int err, const cc_chat *chat, uint32_t member_co
   h->first_seq = chat->first_seq;
   h->last_seq = chat->last_seq;
   cc_storage *st = q->svc->opt.storage;
-  st->methods->fetch(st, str_of(q->chat_id), q->after, q->before, q->limit, q->after == 0,
-                     on_entries, h);
+  st->methods->fetch(st, svc_str(q->chat_id), q->after, q->before, q->limit,
+                     q->after == 0, on_entries, h);
 }
 
 int cc_service_query_history(cc_service *svc, cc_str user, cc_str chat,
@@ -127,25 +128,13 @@ int cc_service_query_history(cc_service *svc, cc_str user, cc_str chat,
       cc_protocol_check_chat_id(chat.ptr, chat.len) != 0 ||
       (before_seq && after_seq >= before_seq))
     return CC_ERR_INVALID;
-  if (!svc->opt.storage) {
-    cb(user_data, CC_ERR_UNSUPPORTED, NULL, 0);
-    return 0;
-  }
-  history_query *h = cc_calloc(&svc->mem, 1, sizeof *h);
-  if (!h) {
-    cb(user_data, CC_ERR_NOMEM, NULL, 0);
-    return 0;
-  }
+  history_query *h = (history_query *)query_new(svc, sizeof *h, user, cb, user_data);
+  if (!h) return 0;
   query *q = &h->q;
-  q->svc = svc;
-  q->cb = cb;
-  q->user_data = user_data;
-  memcpy(q->user, user.ptr, user.len);
   memcpy(q->chat_id, chat.ptr, chat.len);
   q->after = after_seq;
   q->before = before_seq;
   q->limit = svc_history_limit(limit);
-  svc_op_begin(svc);
-  svc_get_membership(svc, str_of(q->chat_id), str_of(q->user), on_member, h);
+  svc_get_membership(svc, svc_str(q->chat_id), svc_str(q->user), on_member, h);
   return 0;
 }

@@ -4,14 +4,6 @@
 
 #include "service/service_impl.h"
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static cc_str user_of(const svc_conn *sc) {
-  return (cc_str){sc->user->id, sc->user->id_len};
-}
-
 typedef struct read_cmd {
   svc_cmd base;
   int64_t at_ms;
@@ -45,7 +37,7 @@ static void on_marked(void *ud, int err, uint64_t read_seq, uint64_t unread) {
   ev.event_case = CHATCORE__V1__EVENT__EVENT_RECEIPT;
   ev.receipt = &receipt;
   cc_delivery d = {.skip = sc->session};
-  svc_publish(cmd->base.svc, str_of(c->chat_id), &ev, &d);
+  svc_publish(cmd->base.svc, svc_str(c->chat_id), &ev, &d);
   svc_cmd_free(cmd);
 }
 
@@ -62,5 +54,6 @@ void svc_cmd_mark_read(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   }
   cmd->at_ms = svc_now_ms(sc->svc);
   cc_storage *st = sc->svc->opt.storage;
-  st->methods->mark_read(st, user_of(sc), str_of(c->chat_id), c->seq, on_marked, cmd);
+  st->methods->mark_read(st, svc_conn_user(sc), svc_str(c->chat_id), c->seq, on_marked,
+                         cmd);
 }

@@ -37,6 +37,8 @@
 #ifndef CC_SERVICE_IMPL_H
 #define CC_SERVICE_IMPL_H
 
+#include <string.h>
+
 #include <chatcore/error.h>
 #include <chatcore/presence.h>
 #include <chatcore/queue.h>
@@ -146,6 +148,15 @@ struct cc_service {
   uint64_t next_group; /* group id counter (with time and randomness) */
 };
 
+/* A NUL-terminated string (from a decoded frame) as a cc_str; a session's
+ * user id. */
+static inline cc_str svc_str(const char *s) {
+  return (cc_str){s, strlen(s)};
+}
+static inline cc_str svc_conn_user(const svc_conn *sc) {
+  return (cc_str){sc->user->id, sc->user->id_len};
+}
+
 /* ---- service.c ---- */
 int64_t svc_now_ms(const cc_service *svc);
 uint64_t svc_mono_ns(const cc_service *svc);
@@ -162,8 +173,6 @@ void svc_user_unref(cc_service *svc, svc_user *u);
 /* Adds `chat` to the user's set: 1 added, 0 already there, <0 an error. */
 int svc_user_add_chat(cc_service *svc, svc_user *u, const char *chat, size_t len);
 int svc_user_has_chat(const svc_user *u, const char *chat, size_t len);
-/* svc_user_has_chat for `user` by id (0 when the user has no session here). */
-int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len);
 /* Records that `user_id` joined / left `chat` in its chat set (a user who
  * joins a direct chat hears of the peer's presence). Users with no session here
  * are skipped. */

@@ -4,14 +4,6 @@
 
 #include "service/service_impl.h"
 
-static cc_str str_of(const char *s) {
-  return (cc_str){s, strlen(s)};
-}
-
-static cc_str user_of(const svc_conn *sc) {
-  return (cc_str){sc->user->id, sc->user->id_len};
-}
-
 void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   svc_cmd *cmd = svc_cmd_new(sc, f, sizeof *cmd);
   if (!cmd) return;
@@ -30,8 +22,8 @@ void svc_cmd_typing(svc_conn *sc, Chatcore__V1__ClientFrame *f) {
   Chatcore__V1__Event ev = CHATCORE__V1__EVENT__INIT;
   ev.event_case = CHATCORE__V1__EVENT__EVENT_TYPING;
   ev.typing = &typing;
-  cc_delivery d = {.skip_user = user_of(sc)};
-  svc_publish(svc, str_of(c->chat_id), &ev, &d);
+  cc_delivery d = {.skip_user = svc_conn_user(sc)};
+  svc_publish(svc, svc_str(c->chat_id), &ev, &d);
   Chatcore__V1__Ack ack = CHATCORE__V1__ACK__INIT;
   Chatcore__V1__Reply reply = CHATCORE__V1__REPLY__INIT;
   reply.request_id = f->request_id;

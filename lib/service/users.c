@@ -130,8 +130,3 @@ void cc_service_membership_changed(cc_service *svc, cc_str chat, const cc_str *j
                        (cc_str){j->ids, j->user_len}, on_join_checked, j);
   }
 }
-
-int svc_user_has_chat_str(cc_service *svc, cc_str user, const char *chat, size_t len) {
-  svc_user *u = svc_user_find(svc, user.ptr, user.len);
-  return u && svc_user_has_chat(u, chat, len);
-}
