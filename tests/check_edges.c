@@ -108,8 +108,29 @@ static void send_json(cc_memclient *cl, const char *json) {
   ws_memnet_send(cl, 1, json, strlen(json));
 }
 
+/* sendMessage `text` to `chat` as request `rid`. */
+static void send_text(cc_memclient *cl, int rid, const char *chat, const char *cmid,
+                      const char *text) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"%d\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":"
+           "\"%s\",\"text\":\"%s\"}}",
+           rid, chat, cmid, text);
+  send_json(cl, cmd);
+}
+
+/* addMembers or removeMembers (`verb`) of `user` in `chat` as request `rid`. */
+static void change_members(cc_memclient *cl, int rid, const char *verb, const char *chat,
+                           const char *user) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"%d\",\"%s\":{\"chatId\":\"%s\",\"userIds\":[\"%s\"]}}", rid,
+           verb, chat, user);
+  send_json(cl, cmd);
+}
+
 START_TEST(removal_holds_on_the_other_edge) {
-  char buf[65536], cmd[512], chat[64];
+  char buf[65536], chat[64];
   cc_memclient *alice = connect_as(&nodes[0], "alice");
   cc_memclient *bob = connect_as(&nodes[1], "bob");
   cc_memclient *carol = connect_as(&nodes[1], "carol");
@@ -129,12 +150,7 @@ START_TEST(removal_holds_on_the_other_edge) {
   ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
 
   /* Bob posts through service 2: Alice hears it on edge 1, Carol on edge 2. */
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b1\","
-      "\"text\":\"from bob\"}}",
-      chat);
-  send_json(bob, cmd);
+  send_text(bob, 2, chat, "b1", "from bob");
   drain(alice, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "from bob"), "alice: %s", buf);
   drain(carol, buf, sizeof buf);
@@ -143,11 +159,7 @@ START_TEST(removal_holds_on_the_other_edge) {
   ck_assert_msg(strstr(buf, "\"requestId\":\"2\""), "bob's ack: %s", buf);
 
   /* Alice removes Bob through service 1. Bob hears of his removal... */
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"3\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-      chat);
-  send_json(alice, cmd);
+  change_members(alice, 3, "removeMembers", chat, "bob");
   drain(alice, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "\"requestId\":\"3\""), "alice: %s", buf);
   drain(bob, buf, sizeof buf);
@@ -155,41 +167,22 @@ START_TEST(removal_holds_on_the_other_edge) {
 
   /* ...and from then on receives nothing of the chat on edge 2, while Carol,
    * on the same edge, still does. */
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"4\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a1\","
-      "\"text\":\"bob is gone\"}}",
-      chat);
-  send_json(alice, cmd);
+  send_text(alice, 4, chat, "a1", "bob is gone");
   drain(carol, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
   ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
 
   /* Service 2 refuses his posts: it learned the change through the queue. */
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"5\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"b2\","
-      "\"text\":\"let me in\"}}",
-      chat);
-  send_json(bob, cmd);
+  send_text(bob, 5, chat, "b2", "let me in");
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "ERROR_CODE_NOT_MEMBER"), "bob: %s", buf);
   ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
 
   /* Added back through service 2, he hears the chat again on edge 2. */
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"6\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-      chat);
-  send_json(carol, cmd);
+  change_members(carol, 6, "addMembers", chat, "bob");
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
-  snprintf(
-      cmd, sizeof cmd,
-      "{\"requestId\":\"7\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":\"a2\","
-      "\"text\":\"welcome back\"}}",
-      chat);
-  send_json(alice, cmd);
+  send_text(alice, 7, chat, "a2", "welcome back");
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "welcome back"), "bob: %s", buf);
 

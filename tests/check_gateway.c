@@ -130,6 +130,14 @@ static void teardown(void) {
 }
 
 /* Collects everything the connection has to send, as the driver would write it. */
+/* Replaces the fixture's gateway with one whose options `tweak` sets. */
+static void remake_gateway(tweak_fn tweak) {
+  cc_gateway_free(gw);
+  cc_metrics_free(metrics);
+  cc_jwt_verifier_free(verifier);
+  make_gateway(tweak);
+}
+
 static size_t drain(cc_conn *c, uint8_t *out, size_t cap) {
   size_t total = 0;
   cc_iov iov[64];
@@ -327,10 +335,7 @@ static void allow_one_origin(cc_gateway_options *o) {
 }
 
 START_TEST(origin_allow_list) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(allow_one_origin);
+  remake_gateway(allow_one_origin);
   char hdr[1200];
   snprintf(hdr, sizeof hdr,
            "Authorization: Bearer %s\r\nOrigin: https://evil.example\r\n",
@@ -639,10 +644,7 @@ static void small_messages(cc_gateway_options *o) {
 }
 
 START_TEST(message_too_big) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(small_messages);
+  remake_gateway(small_messages);
   cc_conn *c = open_session_as("big", NULL);
   drain(c, wire, sizeof wire);
   static uint8_t payload[1001];
@@ -697,10 +699,7 @@ static void strict_rates(cc_gateway_options *o) {
 }
 
 START_TEST(frame_rate_limit) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *c = open_session_as("chatty", NULL);
   drain(c, wire, sizeof wire);
   for (int i = 0; i < 21; i++)
@@ -712,10 +711,7 @@ START_TEST(frame_rate_limit) {
 END_TEST
 
 START_TEST(connections_per_user) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *a = open_session_as("multi", NULL);
   cc_conn *b = open_session_as("multi", NULL);
   cc_conn *c = open_session_as("multi", NULL);
@@ -734,10 +730,7 @@ START_TEST(connections_per_user) {
 END_TEST
 
 START_TEST(slow_consumer_closed_and_freed) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *c = open_session_as("slow", NULL);
   drain(c, wire, sizeof wire);
   static uint8_t payload[1000];
@@ -836,10 +829,7 @@ END_TEST
 /* ---- found in review: each of these once broke ---- */
 
 START_TEST(exposed_output_survives_slow_consumer_cut) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *c = open_session_as("async", NULL);
   static uint8_t payload[3000];
   memset(payload, 'q', sizeof payload);
@@ -865,10 +855,7 @@ START_TEST(exposed_output_survives_slow_consumer_cut) {
 END_TEST
 
 START_TEST(backlog_from_on_open_keeps_the_101) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   the_app.flood_on_open = 20; /* 20 KB against an 8 KiB cap */
   cc_conn *c = open_session_as("eager", NULL);
   ck_assert_ptr_nonnull(strstr(response, "\r\n\r\n"));
@@ -892,10 +879,7 @@ START_TEST(nothing_can_be_sent_from_on_close) {
 END_TEST
 
 START_TEST(ping_flood_from_a_non_reader_is_bounded) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *c = open_session_as("pinger", NULL);
   static uint8_t payload[120];
   memset(payload, 'p', sizeof payload);
@@ -922,10 +906,7 @@ static void generous_rates(cc_gateway_options *o) {
 }
 
 START_TEST(pings_after_our_close_queue_nothing) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(generous_rates);
+  remake_gateway(generous_rates);
   cc_conn *c = open_session_as("closer", NULL);
   drain(c, wire, sizeof wire);
   ck_assert_int_eq(cc_conn_close(c, CC_CLOSE_POLICY, "bye"), 0);
@@ -958,10 +939,7 @@ END_TEST
 /* The frame and byte limits hold while closing too; the client's close, which
  * answers ours, is never charged. */
 START_TEST(limits_hold_while_closing) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(strict_rates);
+  remake_gateway(strict_rates);
   cc_conn *c = open_session_as("chatty", NULL);
   drain(c, wire, sizeof wire);
   for (int i = 0; i < 21; i++)
@@ -1009,10 +987,7 @@ static void tiny_byte_rate(cc_gateway_options *o) {
 }
 
 START_TEST(one_frame_bigger_than_the_byte_burst_is_allowed) {
-  cc_gateway_free(gw);
-  cc_metrics_free(metrics);
-  cc_jwt_verifier_free(verifier);
-  make_gateway(tiny_byte_rate);
+  remake_gateway(tiny_byte_rate);
   cc_conn *c = open_session_as("bulky", NULL);
   drain(c, wire, sizeof wire);
   static uint8_t payload[3000];
