@@ -23,6 +23,7 @@
 #include <chatcore/queue.h>
 #include <chatcore/service.h>
 #include <chatcore/session.h>
+#include <chatcore/postgres.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
 #include <chatcore/uv.h>

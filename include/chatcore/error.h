@@ -39,6 +39,7 @@ extern "C" {
   X(CLOSED, -61, "closed")                                                               \
   X(TIMEOUT, -62, "timed out")                                                           \
   X(BACKEND, -63, "backend error")                                                       \
+  X(UNAVAILABLE, -64, "backend unavailable: try again later")                            \
   X(FATAL, -500, "fatal error")                                                          \
   X(INTERNAL, -501, "internal error")
 
