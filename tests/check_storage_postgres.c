@@ -445,6 +445,338 @@ START_TEST(member_cap) {
 }
 END_TEST
 
+/* ---- load: appends kept in flight, every ack recorded ---- */
+
+#define LOAD_CHATS 10
+#define LOAD_MAX 20000
+
+typedef struct load load;
+typedef struct load_call {
+  load *l;
+  int chat, n; /* message n of this load: client message id "<tag>-<n>" */
+} load_call;
+
+struct load {
+  cc_storage *s;
+  const char *tag;
+  int next, target, in_flight, max_in_flight;
+  int stop; /* make no new calls */
+  int acked[LOAD_MAX];
+  uint64_t seq[LOAD_MAX]; /* per message n: its seq once acked */
+  int chat_of[LOAD_MAX];
+  int n_acked, n_dup, n_unavailable, n_other;
+  int last_err;
+  load_call calls[LOAD_MAX];
+};
+
+static void load_fill(load *l);
+
+static void chat_name(char *out, size_t cap, int i) {
+  snprintf(out, cap, "g:load-%d", i);
+}
+
+static void on_load_ack(void *ud, int err, uint64_t seq, int dup) {
+  load_call *c = ud;
+  load *l = c->l;
+  l->in_flight--;
+  if (err == 0) {
+    if (l->acked[c->n]) {
+      /* an idempotent retry: the same seq */
+      ck_assert_uint_eq(l->seq[c->n], seq);
+      ck_assert_int_eq(dup, 1);
+      l->n_dup++;
+    } else {
+      l->acked[c->n] = 1;
+      l->seq[c->n] = seq;
+      l->n_acked++;
+    }
+  } else if (err == CC_ERR_UNAVAILABLE) {
+    l->n_unavailable++;
+  } else {
+    l->n_other++;
+    l->last_err = err;
+  }
+  load_fill(l);
+}
+
+static void load_send(load *l, int n) {
+  char cmid[64], chat[32];
+  snprintf(cmid, sizeof cmid, "%s-%d", l->tag, n);
+  chat_name(chat, sizeof chat, l->chat_of[n]);
+  load_call *c = &l->calls[n];
+  c->l = l;
+  c->n = n;
+  l->in_flight++;
+  append_msg(l->s, chat, "alice", cmid, cmid, on_load_ack, c);
+}
+
+/* Keeps max_in_flight calls going; one call in 8 resends a message acked
+ * earlier (an idempotent retry). */
+static void load_fill(load *l) {
+  while (!l->stop && l->in_flight < l->max_in_flight && l->next < l->target) {
+    int n = l->next++;
+    l->chat_of[n] = (int)(((unsigned)n * 2654435761u) % LOAD_CHATS);
+    load_send(l, n);
+    if (n % 8 == 7 && n >= 1000 && l->acked[n - 1000]) load_send(l, n - 1000);
+  }
+}
+
+static void load_run(load *l, double seconds) {
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    load_fill(l);
+    if (l->in_flight == 0 && (l->next >= l->target || l->stop)) return;
+    uv_run(the_loop(), UV_RUN_NOWAIT);
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (seconds > 0 && (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
+      return;
+    if (l->in_flight) usleep(200);
+  }
+}
+
+static void create_load_chats(cc_storage *s) {
+  for (int i = 0; i < LOAD_CHATS; i++) {
+    char chat[32];
+    chat_name(chat, sizeof chat, i);
+    ck_assert_int_eq(create(s, chat, "alice", "bob"), 0);
+  }
+}
+
+/* Every chat's log is seqs 1..n exactly, no client message id twice, and
+ * every ack in `acks` (messages "<tag>-<n>" acked with seq) is in it. */
+static void check_logs(cc_storage *s, load **loads, int n_loads) {
+  for (int i = 0; i < LOAD_CHATS; i++) {
+    char chat[32];
+    chat_name(chat, sizeof chat, i);
+    storage_rec r = fetch_all(s, chat);
+    ck_assert_int_eq(r.err, 0);
+    ck_assert_uint_eq(r.n, r.seq); /* n entries, the last one numbered n */
+  }
+  /* each acked message at its seq, in its chat */
+  for (int k = 0; k < n_loads; k++) {
+    load *l = loads[k];
+    for (int n = 0; n < l->next; n++) {
+      if (!l->acked[n]) continue;
+      char chat[32], cmid[64];
+      chat_name(chat, sizeof chat, l->chat_of[n]);
+      snprintf(cmid, sizeof cmid, "%s-%d", l->tag, n);
+      storage_rec r = {0};
+      s->methods->fetch(s, S(chat), l->seq[n] - 1, l->seq[n] + 1, 1, 0,
+                        storage_rec_entries, &r);
+      wait_rec(&r);
+      ck_assert_uint_eq(r.n, 1);
+      ck_assert_str_eq(r.cmid, cmid);
+    }
+  }
+}
+
+/* The entry count of all load chats (each log's last seq). */
+static uint64_t total_entries(cc_storage *s) {
+  uint64_t total = 0;
+  for (int i = 0; i < LOAD_CHATS; i++) {
+    char chat[32];
+    chat_name(chat, sizeof chat, i);
+    storage_rec r = {0};
+    s->methods->get_chat(s, S(chat), storage_rec_chat, &r);
+    wait_rec(&r);
+    total += r.last_seq;
+  }
+  return total;
+}
+
+/* Four processes, each with its own storage (and connections), append to the
+ * same ten chats at once, with idempotent retries: every log is gap-free, no
+ * message is stored twice, every ack is in the log at its seq. */
+START_TEST(four_processes_gap_free) {
+  char schema[64];
+  snprintf(schema, sizeof schema, "conc_%d", (int)getpid());
+  cc_storage *s = open_pg(schema, 16);
+  create_load_chats(s);
+  close_pg(s);
+  enum { PROCS = 4, PER = 1500 };
+  char path[PROCS][400];
+  pid_t kids[PROCS];
+  for (int p = 0; p < PROCS; p++) {
+    snprintf(path[p], sizeof path[p], "%s/acks-%d-%d", primary_dir, (int)getpid(), p);
+    kids[p] = fork();
+    ck_assert_int_ge(kids[p], 0);
+    if (kids[p] == 0) {
+      static load l;
+      char tag[16];
+      snprintf(tag, sizeof tag, "p%d", p);
+      l.s = open_pg(schema, 16);
+      l.tag = tag;
+      l.target = PER;
+      l.max_in_flight = 200;
+      load_run(&l, 0);
+      close_pg(l.s);
+      FILE *f = fopen(path[p], "wb");
+      if (!f || fwrite(&l, sizeof l, 1, f) != 1) _exit(3);
+      fclose(f);
+      _exit(l.n_other || l.n_unavailable || l.n_acked != PER ? 4 : 0);
+    }
+  }
+  for (int p = 0; p < PROCS; p++) {
+    int status = 0;
+    ck_assert_int_eq(waitpid(kids[p], &status, 0), kids[p]);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "process %d: status %d",
+                  p, status);
+  }
+  static load loads[PROCS];
+  load *all[PROCS];
+  for (int p = 0; p < PROCS; p++) {
+    FILE *f = fopen(path[p], "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(&loads[p], sizeof loads[p], 1, f), 1);
+    fclose(f);
+    ck_assert_int_gt(loads[p].n_dup, 0);
+    all[p] = &loads[p];
+    loads[p].tag = p == 0 ? "p0" : p == 1 ? "p1" : p == 2 ? "p2" : "p3";
+  }
+  s = open_pg(schema, 16);
+  check_logs(s, all, PROCS);
+  ck_assert_uint_eq(total_entries(s), PROCS * PER);
+  close_pg(s);
+}
+END_TEST
+
+/* A second server of our own, for the tests that kill one. */
+static void start_own(char *dir, size_t cap, int *port, const char *tag) {
+  make_dir(dir, cap, tag);
+  *port = free_port();
+  char args[400];
+  snprintf(args, sizeof args, "start %s %d", dir, *port);
+  ck_assert_int_eq(pg_script(args), 0);
+}
+
+static void script_dir(const char *verb, const char *dir) {
+  char args[400];
+  snprintf(args, sizeof args, "%s %s", verb, dir);
+  ck_assert_msg(pg_script(args) == 0, "postgres.sh %s", args);
+}
+
+/* Pumps the loop for `ms` without load. */
+static void pump_for(int ms) {
+  for (int i = 0; i < ms / 5; i++) {
+    uv_run(the_loop(), UV_RUN_NOWAIT);
+    usleep(5000);
+  }
+}
+
+/* Retries one append until it succeeds (the backend reconnected), at most
+ * `seconds`; returns its seq. */
+static uint64_t append_until_ok(cc_storage *s, const char *cmid, double seconds) {
+  for (int i = 0; i < seconds * 20; i++) {
+    storage_rec r = send_msg(s, "g:load-0", "alice", cmid, cmid);
+    if (r.err == 0) return r.seq;
+    ck_assert_msg(r.err == CC_ERR_UNAVAILABLE, "got %s", cc_err_name(r.err));
+    pump_for(50);
+  }
+  ck_abort_msg("no append succeeded after %.0f s", seconds);
+  return 0;
+}
+
+/* kill -9 of PostgreSQL under load, then a restart: calls in flight and made
+ * meanwhile fail UNAVAILABLE (never an ack), the backend reconnects by
+ * itself, and every acked append is in the log. */
+START_TEST(kill9_server_under_load) {
+  char dir[256], info[160];
+  int port;
+  start_own(dir, sizeof dir, &port, "kill");
+  conninfo_for(info, sizeof info, port);
+  cc_pg_options *opt = NULL;
+  ck_assert_int_eq(cc_pg_options_new(&opt), 0);
+  ck_assert_int_eq(cc_pg_options_set_timeouts(opt, 50, 400, 2000), 0);
+  ready_rec rr;
+  cc_storage *s = open_pg_opt(info, "chatcore", opt, &rr);
+  cc_pg_options_free(opt);
+  ck_assert_int_eq(rr.err, 0);
+  create_load_chats(s);
+  static load l;
+  l.s = s;
+  l.tag = "k";
+  l.target = LOAD_MAX;
+  l.max_in_flight = 300;
+  load_run(&l, 1.0);
+  ck_assert_int_gt(l.n_acked, 100);
+  ck_assert_int_gt(l.in_flight, 0);
+  script_dir("kill", dir);
+  l.stop = 1;
+  load_run(&l, 10.0); /* what was in flight completes: acked or UNAVAILABLE */
+  ck_assert_int_eq(l.in_flight, 0);
+  ck_assert_int_eq(l.n_other, 0);
+  /* while it is down, calls fail at once */
+  storage_rec r = send_msg(s, "g:load-0", "alice", "down-1", "x");
+  ck_assert_int_eq(r.err, CC_ERR_UNAVAILABLE);
+  char args[400];
+  snprintf(args, sizeof args, "start %s %d", dir, port);
+  ck_assert_int_eq(pg_script(args), 0);
+  append_until_ok(s, "after-1", 20);
+  l.stop = 0;
+  l.target = l.next + 500;
+  load_run(&l, 20.0);
+  ck_assert_int_eq(l.n_other, 0);
+  load *all[1] = {&l};
+  check_logs(s, all, 1);
+  close_pg(s);
+  script_dir("stop", dir);
+}
+END_TEST
+
+/* A primary with a synchronous standby; kill -9 of the primary under load,
+ * the standby promoted: the backend (given both hosts) follows it, every
+ * acked append is there, and seqs continue without reuse. */
+START_TEST(failover_to_promoted_standby) {
+  char pdir[256], sdir[256], info[300];
+  int pport, sport;
+  start_own(pdir, sizeof pdir, &pport, "fo-primary");
+  make_dir(sdir, sizeof sdir, "fo-standby");
+  sport = free_port();
+  char args[600];
+  snprintf(args, sizeof args, "standby %s %d %d", sdir, sport, pport);
+  ck_assert_int_eq(pg_script(args), 0);
+  snprintf(info, sizeof info,
+           "postgresql://chatcore:chatcore@127.0.0.1:%d,127.0.0.1:%d/chatcore", pport,
+           sport);
+  cc_pg_options *opt = NULL;
+  ck_assert_int_eq(cc_pg_options_new(&opt), 0);
+  ck_assert_int_eq(cc_pg_options_set_timeouts(opt, 50, 400, 2000), 0);
+  ready_rec rr;
+  cc_storage *s = open_pg_opt(info, "chatcore", opt, &rr);
+  cc_pg_options_free(opt);
+  ck_assert_msg(rr.err == 0, "%s", rr.error);
+  create_load_chats(s);
+  static load l;
+  l.s = s;
+  l.tag = "f";
+  l.target = LOAD_MAX;
+  l.max_in_flight = 300;
+  load_run(&l, 1.0);
+  ck_assert_int_gt(l.n_acked, 100);
+  script_dir("kill", pdir);
+  l.stop = 1;
+  load_run(&l, 10.0);
+  ck_assert_int_eq(l.in_flight, 0);
+  ck_assert_int_eq(l.n_other, 0);
+  uint64_t before = 0;
+  for (int n = 0; n < l.next; n++)
+    if (l.acked[n] && l.chat_of[n] == 0 && l.seq[n] > before) before = l.seq[n];
+  script_dir("promote", sdir);
+  uint64_t seq = append_until_ok(s, "after-failover", 30);
+  ck_assert_uint_gt(seq, before); /* continues: no seq reused */
+  l.stop = 0;
+  l.target = l.next + 500;
+  load_run(&l, 20.0);
+  ck_assert_int_eq(l.n_other, 0);
+  load *all[1] = {&l};
+  check_logs(s, all, 1);
+  close_pg(s);
+  script_dir("stop", sdir);
+  script_dir("stop", pdir);
+}
+END_TEST
+
 static Suite *pg_suite(void) {
   Suite *su = suite_create("storage-postgres");
   TCase *tc = tcase_create("postgres");
@@ -457,6 +789,9 @@ static Suite *pg_suite(void) {
   tcase_add_test(tc, open_newer_schema);
   tcase_add_test(tc, reopen_and_concurrent_open);
   tcase_add_test(tc, member_cap);
+  tcase_add_test(tc, four_processes_gap_free);
+  tcase_add_test(tc, kill9_server_under_load);
+  tcase_add_test(tc, failover_to_promoted_standby);
   suite_add_tcase(su, tc);
   return su;
 }

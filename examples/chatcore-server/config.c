@@ -20,9 +20,11 @@ static const char usage[] =
     "  --max-message-bytes N       largest client message (default 65536)\n"
     "  --drain-timeout-ms N        on SIGTERM, how long to wait for clients (default "
     "10000)\n"
-    "  --db PATH                   SQLite database for chats and history (default\n"
+    "  --db PATH|URI               SQLite database for chats and history (default\n"
     "                              ./chatcore.db; :memory: keeps it all in RAM,\n"
-    "                              growing with every message, and nothing on disk)\n"
+    "                              growing with every message, and nothing on disk),\n"
+    "                              or PostgreSQL: postgresql://user:pw@host/db (a\n"
+    "                              libpq URI; several hosts follow a failover)\n"
     "  --message-rate N            messages per second per user (default 20)\n"
     "  --message-burst N           burst of messages per user (default 40)\n"
     "  --chat-change-rate N        chat changes (create chats, add/remove members,\n"
@@ -138,7 +140,7 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
     cfg->drain_timeout_ms = n;
   } else if (strcmp(name, "--db") == 0) {
     if (!*v) {
-      snprintf(error, cap, "--db: expected a file path");
+      snprintf(error, cap, "--db: expected a file path or a postgresql:// URI");
       return 2;
     }
     cfg->db = v;

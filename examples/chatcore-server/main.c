@@ -214,9 +214,72 @@ static void on_http_closed(void *user_data, cc_conn *conn) {
   cc_http_api_closed(s->http_api, conn);
 }
 
+/* The member cap of groups: the service checks it, and a PostgreSQL storage
+ * enforces it too (several service processes cannot overshoot it together). */
+#define SERVER_MAX_MEMBERS 1000
+
+/* `db` for the banner and logs: a URI's password ("scheme://user:PASSWORD@")
+ * becomes "***". */
+static void redact_password(char *out, size_t cap, const char *db) {
+  const char *user = strstr(db, "://");
+  const char *at = user ? strchr(user + 3, '@') : NULL;
+  const char *slash = user ? strchr(user + 3, '/') : NULL;
+  const char *colon =
+      user ? memchr(user + 3, ':', at ? (size_t)(at - user - 3) : 0) : NULL;
+  if (!at || (slash && slash < at) || !colon) {
+    snprintf(out, cap, "%s", db);
+    return;
+  }
+  snprintf(out, cap, "%.*s***%s", (int)(colon + 1 - db), db, at);
+}
+
+typedef struct pg_wait {
+  int calls, err;
+  char error[512];
+} pg_wait;
+
+static void on_pg_ready(void *user_data, int err, const char *error) {
+  pg_wait *w = user_data;
+  w->calls++;
+  w->err = err;
+  snprintf(w->error, sizeof w->error, "%s", error ? error : "");
+}
+
+/* --db postgresql://...: connects, creates or checks the schema, and waits
+ * for it here, before serving: a server that cannot reach its database exits
+ * 2 naming it. The database enforces the service's member cap too, so that
+ * several service processes cannot overshoot it together. */
+static int open_postgres(server *s, const server_config *cfg) {
+  cc_pg_options *po;
+  char error[512];
+  if (cc_pg_options_new(&po) != 0) return fail("out of memory", NULL);
+  pg_wait w = {0};
+  int rv = cc_pg_options_add_server(po, cfg->db, 0, UINT32_MAX);
+  if (rv == 0) rv = cc_pg_options_set_max_members(po, SERVER_MAX_MEMBERS);
+  if (rv == 0)
+    rv = cc_storage_pg_open(&s->storage, s->backend_loop, po, NULL, on_pg_ready, &w,
+                            error, sizeof error);
+  else
+    snprintf(error, sizeof error, "%s", cc_strerror(rv));
+  cc_pg_options_free(po);
+  if (rv != 0) return fail("--db", error);
+  while (!w.calls)
+    uv_run(s->loop, UV_RUN_ONCE);
+  if (w.err) return fail("--db", w.error);
+  return 0;
+}
+
 static int open_backends(server *s, const server_config *cfg) {
   cc_sqlite_options *so;
   char error[512];
+  if (cc_pg_is_uri(cfg->db)) {
+    int rv = cc_uv_loop_new(&s->backend_loop, s->loop, NULL);
+    if (rv != 0) return fail("out of memory", NULL);
+    if (open_postgres(s, cfg) != 0) return 2;
+    if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
+      return fail("out of memory", NULL);
+    return 0;
+  }
   if (cc_sqlite_options_new(&so) != 0) return fail("out of memory", NULL);
   int rv = cc_sqlite_options_set_path(so, cfg->db);
   if (rv == 0 && (rv = cc_uv_loop_new(&s->backend_loop, s->loop, NULL)) != 0)
@@ -265,6 +328,7 @@ static int make_gateway(server *s, const server_config *cfg) {
   if (rv == 0) rv = cc_service_options_new(&so);
   if (rv == 0) {
     rv = cc_service_options_set_storage(so, s->storage);
+    if (rv == 0) rv = cc_service_options_set_max_group_members(so, SERVER_MAX_MEMBERS);
     if (rv == 0) rv = cc_service_options_set_presence(so, s->presence, "local", 120000);
     if (rv == 0) rv = cc_service_options_set_metrics(so, s->metrics);
     if (rv == 0 && (cfg->message_rate || cfg->message_burst))
@@ -303,8 +367,16 @@ static void on_presence_timer(uv_timer_t *t) {
   cc_presence_memory_expire(s->presence);
 }
 
+static void on_storage_closed(void *ud) {
+  server *s = ud;
+  s->storage = NULL;
+}
+
 static void on_closed(void *ud) {
   server *s = ud;
+  /* a network storage's connections keep the loop running: they go now
+   * (calls in flight complete first) */
+  if (s->storage) s->storage->methods->close(s->storage, on_storage_closed, s);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->presence_timer, NULL);
@@ -326,9 +398,9 @@ static void on_signal(uv_signal_t *h, int signum) {
   cc_uv_server_drain(s->listener, s->drain_timeout_ms, on_drained, s);
 }
 
-/* The service goes before its backends; SQLite finishes its calls and then
- * needs the loop to run once more to release itself, and the loop contract
- * after it. */
+/* The service goes before its backends; the storage finishes its calls and
+ * then needs the loop to run once more to release itself (SQLite's worker,
+ * PostgreSQL's connections), and the loop contract after it. */
 static void cleanup(server *s) {
   cc_gateway_free(s->gateway);
   cc_link_free(s->link);
@@ -336,7 +408,7 @@ static void cleanup(server *s) {
   cc_http_api_free(s->http_api);
   cc_service_free(s->service);
   if (s->storage) {
-    cc_storage_sqlite_free(s->storage, NULL, NULL);
+    s->storage->methods->close(s->storage, NULL, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
   }
   if (s->backend_loop) {
@@ -422,8 +494,10 @@ int main(int argc, char **argv) {
   s.presence_timer.data = &s;
   uv_timer_start(&s.presence_timer, on_presence_timer, 10000, 10000);
   uv_unref((uv_handle_t *)&s.presence_timer);
+  char db[512];
+  redact_password(db, sizeof db, cfg.db);
   printf("chatcore-server %s listening on %s://%s (WebSocket at /ws, database %s%s)\n",
-         cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, cfg.db,
+         cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, db,
          cfg.dev_login ? ", dev login on" : "");
   fflush(stdout);
 

@@ -51,6 +51,7 @@ void svc_send_backend_error(svc_conn *sc, uint64_t request_id, int err,
   case CC_ERR_IO:
   case CC_ERR_AGAIN:
   case CC_ERR_TIMEOUT:
+  case CC_ERR_UNAVAILABLE:
     code = SVC_E(UNAVAILABLE);
     retry_after_ms = 1000;
     break;

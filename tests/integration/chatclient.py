@@ -32,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import websockets
 
-from conftest import Server, token
+from conftest import Server, fresh_db, token
 
 PROTO = pathlib.Path(__file__).resolve().parents[2] / "proto" / "chatcore" / "v1" / "chatcore.proto"
 
@@ -525,12 +525,13 @@ def run(coro, timeout=90):
 # ---- the server with a database ----------------------------------------------------
 
 class ChatServer(Server):
-    """chatcore-server on `db_dir`/chat.db; the directory belongs to the caller."""
+    """chatcore-server with its data in `db_dir` (conftest.fresh_db); the directory
+    belongs to the caller."""
 
     def __init__(self, db_dir, *extra):
         self.db_dir = db_dir
         self.extra = extra
-        super().__init__("--db", os.path.join(db_dir, "chat.db"), *extra)
+        super().__init__("--db", fresh_db(db_dir), *extra)
 
     def restart(self):
         """A new process on the same database (this one must have ended)."""

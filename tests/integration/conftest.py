@@ -1,6 +1,7 @@
 """Fixtures for the integration tests: a real chatcore-server on a private
 loopback port, tokens minted with Debian's python3-jwt (an implementation nobody
 here wrote), and raw sockets for what well-behaved clients never send."""
+import itertools
 import os
 import socket
 import subprocess
@@ -32,6 +33,30 @@ def token(sub="alice", ttl=600, secret=SECRET, **claims):
     return jwt.encode(body, secret, algorithm="HS256")
 
 
+_pg_databases = itertools.count()
+
+
+def fresh_db(tmpdir):
+    """The --db of a server whose data lives in `tmpdir`: the file chat.db there,
+    or, when the suite runs on PostgreSQL (tests/integration/with_postgres.sh),
+    a database made for `tmpdir` the first time (its URI kept in the directory,
+    so that a restarted server finds the same chats)."""
+    port = os.environ.get("CHATCORE_TEST_PG_PORT")
+    if not port:
+        return os.path.join(tmpdir, "chat.db")
+    keep = os.path.join(tmpdir, "postgres-uri")
+    if os.path.exists(keep):
+        with open(keep) as f:
+            return f.read()
+    name = f"it_{os.getpid()}_{next(_pg_databases)}"
+    subprocess.run(["bash", os.environ["CHATCORE_TEST_PG_SCRIPT"], "psql", port,
+                    f"CREATE DATABASE {name} OWNER chatcore"], check=True)
+    uri = f"postgresql://chatcore:chatcore@127.0.0.1:{port}/{name}"
+    with open(keep, "w") as f:
+        f.write(uri)
+    return uri
+
+
 class Server:
     """A chatcore-server process; stops itself at the end of the test."""
 
@@ -40,7 +65,7 @@ class Server:
         self.scheme = scheme
         # Each server keeps its chats in its own temporary database.
         self.dir = tempfile.TemporaryDirectory(prefix="chatcore-it-")
-        db = [] if "--db" in extra else ["--db", os.path.join(self.dir.name, "chat.db")]
+        db = [] if "--db" in extra else ["--db", fresh_db(self.dir.name)]
         args = [server_binary(), "--listen", f"127.0.0.1:{self.port}",
                 "--jwt-secret", SECRET, *db, *extra]
         self.log = tempfile.TemporaryFile()

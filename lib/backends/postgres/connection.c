@@ -51,11 +51,12 @@ static void set_events(pg_conn *c, unsigned events) {
   }
 }
 
-/* Watches the connection's socket (libpq may change it while connecting to
- * several hosts). */
+/* Watches the connection's socket anew. While connecting, libpq closes the
+ * socket of a host that failed and opens another, which may get the same
+ * number: the old registration died with the old socket, so every step of
+ * PQconnectPoll registers again. */
 static int watch_socket(pg_conn *c) {
   int fd = PQsocket(c->pg);
-  if (fd == c->fd && c->watch) return 0;
   cc_loop *l = loop_of(c);
   l->methods->watch_free(l, c->watch);
   c->watch = NULL;
