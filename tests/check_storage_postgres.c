@@ -10,7 +10,7 @@
  *   check_storage_postgres                   the Check suites
  *   check_storage_postgres --bench CONNINFO CHATS N K
  *       durable appends/s and ack latency: N appends over CHATS chats, K in
- *       flight, against a running server
+ *       flight, against a running server (bench/postgres/run.sh starts one)
  *
  * CC_PG_SCRIPT names tests/support/postgres.sh (meson sets it). */
 #include <check.h>
@@ -796,6 +796,136 @@ static Suite *pg_suite(void) {
   return su;
 }
 
+/* ---- the benchmark: durable appends/s and ack latency ---- */
+
+typedef struct bench {
+  cc_storage *s;
+  int chats, in_flight, max_in_flight;
+  long next, target, acked, failed;
+  double *lat_ms; /* per append */
+  struct timespec *t0;
+} bench;
+
+typedef struct bench_call {
+  bench *b;
+  long n;
+} bench_call;
+
+static double since_ms(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void bench_fill(bench *b);
+
+static void on_bench_ack(void *ud, int err, uint64_t seq, int dup) {
+  (void)seq;
+  (void)dup;
+  bench_call *c = ud;
+  bench *b = c->b;
+  b->in_flight--;
+  if (err)
+    b->failed++;
+  else
+    b->lat_ms[b->acked++] = since_ms(&b->t0[c->n]);
+  free(c);
+  bench_fill(b);
+}
+
+static void bench_fill(bench *b) {
+  while (b->in_flight < b->max_in_flight && b->next < b->target) {
+    long n = b->next++;
+    char chat[32], cmid[32];
+    snprintf(chat, sizeof chat, "b:%ld", n % b->chats);
+    snprintf(cmid, sizeof cmid, "m%ld", n);
+    bench_call *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->b = b;
+    c->n = n;
+    clock_gettime(CLOCK_MONOTONIC, &b->t0[n]);
+    b->in_flight++;
+    append_msg(b->s, chat, "alice", cmid, "a message of about sixty bytes, as chats have",
+               on_bench_ack, c);
+  }
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* --bench CONNINFO CHATS N K: N appends over CHATS new chats (a fresh schema),
+ * K in flight; prints appends/s and ack latency percentiles. */
+static int run_bench(int argc, char **argv) {
+  if (argc < 6) {
+    fprintf(stderr, "usage: %s --bench CONNINFO CHATS N K\n", argv[0]);
+    return 2;
+  }
+  bench b = {0};
+  b.chats = atoi(argv[3]);
+  b.target = atol(argv[4]);
+  b.max_in_flight = atoi(argv[5]);
+  if (b.chats < 1 || b.target < 1 || b.max_in_flight < 1) {
+    fprintf(stderr, "bench: CHATS, N and K must be positive\n");
+    return 2;
+  }
+  char schema[64], error[400];
+  snprintf(schema, sizeof schema, "bench_%d", (int)getpid());
+  cc_pg_options *opt = NULL;
+  ready_rec rr = {0};
+  if (cc_pg_options_new(&opt) || cc_pg_options_set_schema(opt, schema) ||
+      cc_pg_options_add_server(opt, argv[2], 0, UINT32_MAX))
+    return 1;
+  the_loop();
+  int rv = cc_storage_pg_open(&b.s, backend_loop, opt, NULL, on_ready, &rr, error,
+                              sizeof error);
+  cc_pg_options_free(opt);
+  while (rv == 0 && !rr.calls)
+    uv_run(loop, UV_RUN_ONCE);
+  if (rv || rr.err) {
+    fprintf(stderr, "bench: %s\n", rv ? error : rr.error);
+    return 1;
+  }
+  for (int i = 0; i < b.chats; i++) {
+    char chat[32];
+    snprintf(chat, sizeof chat, "b:%d", i);
+    cc_member m[2] = {{S("alice"), CC_ROLE_OWNER}, {S("bob"), CC_ROLE_MEMBER}};
+    cc_chat c = {.chat_id = S(chat), .kind = CC_CHAT_GROUP, .created_by = S("alice")};
+    storage_rec r = {0};
+    b.s->methods->create_chat(b.s, &c, m, 2, storage_rec_done, &r);
+    while (!r.calls)
+      uv_run(loop, UV_RUN_ONCE);
+    if (r.err) {
+      fprintf(stderr, "bench: create_chat: %s\n", cc_strerror(r.err));
+      return 1;
+    }
+  }
+  b.lat_ms = calloc((size_t)b.target, sizeof *b.lat_ms);
+  b.t0 = calloc((size_t)b.target, sizeof *b.t0);
+  if (!b.lat_ms || !b.t0) return 1;
+  struct timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  bench_fill(&b);
+  while (b.in_flight > 0)
+    uv_run(the_loop(), UV_RUN_ONCE);
+  double ms = since_ms(&start);
+  qsort(b.lat_ms, (size_t)b.acked, sizeof *b.lat_ms, cmp_double);
+  double p50 = b.acked ? b.lat_ms[b.acked / 2] : 0;
+  double p99 = b.acked ? b.lat_ms[(long)((double)b.acked * 0.99)] : 0;
+  printf("postgres appends: chats=%d n=%ld in_flight=%d acked=%ld failed=%ld "
+         "%.0f appends/s p50=%.2f ms p99=%.2f ms\n",
+         b.chats, b.target, b.max_in_flight, b.acked, b.failed,
+         (double)b.acked * 1e3 / ms, p50, p99);
+  int closed = 0;
+  b.s->methods->close(b.s, on_closed, &closed);
+  while (!closed)
+    uv_run(loop, UV_RUN_ONCE);
+  free(b.lat_ms);
+  free(b.t0);
+  return b.failed ? 1 : 0;
+}
+
 static pid_t main_pid; /* Check's forked tests exit too: only main stops */
 
 static void stop_servers(void) {
@@ -810,8 +940,7 @@ static void stop_servers(void) {
 }
 
 int main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
+  if (argc > 1 && strcmp(argv[1], "--bench") == 0) return run_bench(argc, argv);
   script = getenv("CC_PG_SCRIPT");
   if (!script) {
     fprintf(stderr, "CC_PG_SCRIPT must name tests/support/postgres.sh\n");
