@@ -3,6 +3,7 @@
  * user. */
 #include <chatcore/error.h>
 #include <chatcore/http_api.h>
+#include <chatcore/protocol.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,16 +29,31 @@ typedef struct pending {
   cc_conn *conn; /* NULL once the client went away */
 } pending;
 
+void cc_http_api_respond_error(cc_conn *conn, int status, int code, const char *message,
+                               const char *extra_headers) {
+  const char *name = cc_protocol_error_code_name(code);
+  if (!conn || !name) return;
+  char body[400];
+  size_t n = (size_t)snprintf(body, sizeof body,
+                              "{\"error\":{\"code\":\"%s\",\"message\":\"", name);
+  /* Escaped as a JSON string; a message too long for the body is cut short. */
+  for (const char *m = message ? message : ""; *m && n + 10 < sizeof body; m++) {
+    unsigned char ch = (unsigned char)*m;
+    if (ch == '"' || ch == '\\')
+      n += (size_t)snprintf(body + n, sizeof body - n, "\\%c", ch);
+    else if (ch < 0x20)
+      n += (size_t)snprintf(body + n, sizeof body - n, "\\u%04x", ch);
+    else
+      body[n++] = (char)ch;
+  }
+  n += (size_t)snprintf(body + n, sizeof body - n, "\"}}\n");
+  cc_conn_http_respond(conn, status, "application/json", (const uint8_t *)body, n,
+                       extra_headers);
+}
+
 static void respond_error(cc_conn *conn, int status, api_code code, const char *message,
                           const char *extra_headers) {
-  char body[400];
-  /* `message` is one of this file's fixed ASCII strings: no escaping needed. */
-  int n =
-      snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-               cc_wire_error_code_name(code), message);
-  cc_conn_http_respond(conn, status, "application/json", (const uint8_t *)body,
-                       (size_t)n < sizeof body ? (size_t)n : sizeof body - 1,
-                       extra_headers);
+  cc_http_api_respond_error(conn, status, (int)code, message, extra_headers);
 }
 
 static void on_answer(void *ud, int err, const uint8_t *json, size_t len) {
