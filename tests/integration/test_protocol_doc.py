@@ -12,7 +12,7 @@ import time
 import jwt
 import pytest
 
-from chatclient import TIMEOUT, Clients, ServerFactory, direct_chat_id, run, unique
+from chatclient import TIMEOUT, Clients, direct_chat_id, run, unique
 from conftest import SECRET, raw_request, status_of, token, upgrade_request
 from test_gateway import close_code, parse_frames
 
@@ -20,22 +20,8 @@ DOC = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "protocol.md").rea
 
 
 @pytest.fixture(scope="module")
-def servers():
-    f = ServerFactory()
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
 def chat(servers):
     return servers.start("--dev-login")
-
-
-@pytest.fixture
-def own_servers():
-    f = ServerFactory()
-    yield f
-    f.close()
 
 
 def compact(obj):
@@ -184,31 +170,8 @@ def test_nesting_depth_16_is_read_17_is_too_large(chat):
     run(go())
 
 
-# ---- 5. presence.lastSeenMs ------------------------------------------------------------
-
-def test_last_seen_only_for_users_seen(chat):
-    # "presence": lastSeenMs is set when offline for a user the server saw
-    # connected; a user it never saw has none.
-    alice, bob, zed = unique("alice", "bob", "zed")
-
-    async def go():
-        async with Clients(chat) as cs:
-            a = await cs.connect(alice)
-            await a.call("createDirectChat", peerId=zed)
-            p = await a.wait_event("presence", userId=zed)
-            assert p["state"] == "PRESENCE_STATE_OFFLINE" and p["lastSeenMs"] == 0, p
-
-            b = await cs.connect(bob)
-            await a.call("createDirectChat", peerId=bob)
-            p = await a.wait_event("presence", userId=bob)
-            assert p["state"] == "PRESENCE_STATE_ONLINE" and p["lastSeenMs"] == 0, p
-            before = int(time.time() * 1000)
-            await b.close()
-            p = await a.wait_event("presence", userId=bob)
-            after = int(time.time() * 1000)
-            assert p["state"] == "PRESENCE_STATE_OFFLINE", p
-            assert before - 1000 <= p["lastSeenMs"] <= after + 1000, (before, p, after)
-    run(go())
+# ---- 5. presence.lastSeenMs: test_chat.py's test_presence (a peer never seen has
+# none; one who left has it) -----------------------------------------------------------
 
 
 # ---- 6. POST /v1/login ----------------------------------------------------------------
