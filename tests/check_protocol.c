@@ -1361,15 +1361,33 @@ START_TEST(limits_fields_lists_frames) {
     free(inner.p);
   }
 
-  /* Depth, with the real schema: sync positions sit at depth 3. */
+  /* Depth, with the real schema: sync positions sit at message depth 3, and
+   * at JSON depth 4 (the chats array is a level of the text). */
   cc_wire_limits shallow = *lim;
   shallow.max_depth = 2;
   ck_assert_int_eq(decode_js("{\"sync\":{\"chats\":[{\"chatId\":\"g:1\"}]}}", &shallow),
                    CC_ERR_TOO_LARGE);
-  ck_assert_int_eq(decode_js("{\"sync\":{\"chats\":[]}}", &shallow), 0);
+  ck_assert_int_eq(decode_js("{\"sync\":{}}", &shallow), 0);
   shallow.max_depth = 3;
+  ck_assert_int_eq(decode_js("{\"sync\":{\"chats\":[]}}", &shallow), 0);
+  ck_assert_int_eq(decode_js("{\"sync\":{\"chats\":[{\"chatId\":\"g:1\"}]}}", &shallow),
+                   CC_ERR_TOO_LARGE);
+  shallow.max_depth = 4;
   ck_assert_int_eq(decode_js("{\"sync\":{\"chats\":[{\"chatId\":\"g:1\"}]}}", &shallow),
                    0);
+  /* The default 16 counts arrays as levels too, in unknown fields as well
+   * (docs/protocol.md, Limits): {"ping":{"x":[[...]]}} is 2 + its arrays. */
+  for (int depth = 15; depth <= 18; depth++) {
+    char deep[128];
+    int dn = snprintf(deep, sizeof deep, "{\"ping\":{\"x\":");
+    for (int i = 2; i < depth; i++)
+      deep[dn++] = '[';
+    for (int i = 2; i < depth; i++)
+      deep[dn++] = ']';
+    snprintf(deep + dn, sizeof deep - (size_t)dn, "}}");
+    ck_assert_int_eq(decode_js(deep, lim),
+                     depth <= 16 ? CC_ERR_PROTO_UNKNOWN : CC_ERR_TOO_LARGE);
+  }
   free(w.p);
 }
 END_TEST
@@ -1416,7 +1434,8 @@ START_TEST(limits_packed_counts) {
 END_TEST
 
 static unsigned field_no(const ProtobufCMessageDescriptor *d, const char *name) {
-  const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+  const ProtobufCFieldDescriptor *f =
+      protobuf_c_message_descriptor_get_field_by_name(d, name);
   ck_assert_ptr_nonnull(f);
   return f->id;
 }
@@ -1428,17 +1447,20 @@ START_TEST(limits_singular_message_field_twice) {
   wb chat = {0}, created = {0}, reply = {0}, frame = {0};
   wb_len(&chat, field_no(&chatcore__v1__chat__descriptor, "chat_id"), "g:1", 3);
   unsigned chat_field = field_no(&chatcore__v1__chat_created__descriptor, "chat");
-  for (int i = 0; i < 20000; i++) wb_len(&created, chat_field, chat.p, chat.n);
-  wb_varint(&reply, (uint64_t)field_no(&chatcore__v1__reply__descriptor, "request_id") << 3);
+  for (int i = 0; i < 20000; i++)
+    wb_len(&created, chat_field, chat.p, chat.n);
+  wb_varint(&reply, (uint64_t)field_no(&chatcore__v1__reply__descriptor, "request_id")
+                        << 3);
   wb_varint(&reply, 7);
   unsigned cg = field_no(&chatcore__v1__reply__descriptor, "create_group");
   wb_len(&reply, cg, created.p, created.n);
-  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p, reply.n);
+  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p,
+         reply.n);
   Chatcore__V1__ServerFrame *sf = NULL;
   cc_wire_err err;
   memset(&err, 0, sizeof err);
-  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n, NULL,
-                                         NULL, &err),
+  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n,
+                                         NULL, NULL, &err),
                    CC_ERR_PROTO);
   ck_assert_ptr_null(sf);
   char msg[200];
@@ -1450,9 +1472,10 @@ START_TEST(limits_singular_message_field_twice) {
   frame.n = 0;
   wb_len(&created, chat_field, chat.p, chat.n);
   wb_len(&reply, cg, created.p, created.n);
-  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p, reply.n);
-  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n, NULL,
-                                         NULL, NULL),
+  wb_len(&frame, field_no(&chatcore__v1__server_frame__descriptor, "reply"), reply.p,
+         reply.n);
+  ck_assert_int_eq(cc_wire_decode_server(&sf, CC_ENCODING_PROTOBUF, frame.p, frame.n,
+                                         NULL, NULL, NULL),
                    0);
   ck_assert_str_eq(sf->reply->create_group->chat->chat_id, "g:1");
   cc_wire_free_server(sf, NULL);
@@ -2018,23 +2041,30 @@ START_TEST(api_peek_request_id) {
    * key elsewhere, a U+0000 in a string, nesting past the limit. */
   char deep[400];
   int dn = snprintf(deep, sizeof deep, "{\"requestId\":\"99\",\"ping\":");
-  for (int i = 0; i < 40; i++) deep[dn++] = '[';
-  for (int i = 0; i < 40; i++) deep[dn++] = ']';
+  for (int i = 0; i < 40; i++)
+    deep[dn++] = '[';
+  for (int i = 0; i < 40; i++)
+    deep[dn++] = ']';
   deep[dn++] = '}';
   deep[dn] = '\0';
-  const char *lenient[] = {"{\"requestId\":\"99\",\"ping\":{},\"ping\":{}}",
-                           "{\"requestId\":\"99\",\"sendMessage\":{\"text\":\"a\\u0000b\"}}",
-                           deep};
+  const char *lenient[] = {
+      "{\"requestId\":\"99\",\"ping\":{},\"ping\":{}}",
+      "{\"requestId\":\"99\",\"sendMessage\":{\"text\":\"a\\u0000b\"}}", deep};
   for (int i = 0; i < 3; i++) {
     id = 0;
-    ck_assert_int_eq(cc_wire_peek_request_id(CC_ENCODING_JSON, (const uint8_t *)lenient[i],
+    ck_assert_int_eq(cc_wire_peek_request_id(CC_ENCODING_JSON,
+                                             (const uint8_t *)lenient[i],
                                              strlen(lenient[i]), &id),
                      0);
     ck_assert_uint_eq(id, 99);
   }
-  const char *none[] = {"{\"requestId\":\"9x\"}", "{\"ping\":{}}", "{\"requestId\":-1}",
-                        "{", "{\"requestId\":\"1\",\"requestId\":\"2\"}",
-                        "{\"requestId\":\"1\",\"request_id\":\"1\"}", "[1]"};
+  const char *none[] = {"{\"requestId\":\"9x\"}",
+                        "{\"ping\":{}}",
+                        "{\"requestId\":-1}",
+                        "{",
+                        "{\"requestId\":\"1\",\"requestId\":\"2\"}",
+                        "{\"requestId\":\"1\",\"request_id\":\"1\"}",
+                        "[1]"};
   for (int i = 0; i < 7; i++)
     ck_assert_int_eq(cc_wire_peek_request_id(CC_ENCODING_JSON, (const uint8_t *)none[i],
                                              strlen(none[i]), &id),

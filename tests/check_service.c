@@ -302,8 +302,16 @@ static cc_storage *mem_store; /* the memory storage (under the wrapper, if any) 
 static deferred_storage *lag; /* the wrapper, in the "deferred" test case */
 static cc_presence *presence;
 
+/* What an application's own endpoint sends through cc_http_api_respond_error:
+ * quotes, a backslash, a control character, then more é than a body holds. */
+static char app_error_message[1024];
+
 static void on_http(void *ud, cc_conn *conn, const cc_http_request *req) {
-  if (!cc_http_api_handle(ud, conn, req))
+  cc_str path = cc_http_request_path(req);
+  if (path.len == 10 && memcmp(path.ptr, "/app/error", 10) == 0)
+    cc_http_api_respond_error(conn, 418, CC_PROTOCOL_ERROR_CONFLICT, app_error_message,
+                              "X-App: 1\r\n");
+  else if (!cc_http_api_handle(ud, conn, req))
     cc_conn_http_respond(conn, 404, "text/plain", (const uint8_t *)"not here\n", 9, NULL);
 }
 
@@ -2234,6 +2242,31 @@ START_TEST(http_errors) {
 }
 END_TEST
 
+START_TEST(http_error_body_for_applications) {
+  int n = snprintf(app_error_message, sizeof app_error_message, "say \"hi\"\\\x01 ");
+  while ((size_t)n + 3 < sizeof app_error_message)
+    n +=
+        snprintf(app_error_message + n, sizeof app_error_message - (size_t)n, "\xc3\xa9");
+  http_resp *r = http("GET", "/app/error", NULL);
+  expect_http_error(r, 418, "ERROR_CODE_CONFLICT");
+  ck_assert(has_header(r, "X-App: 1"));
+  /* Valid JSON and UTF-8 (a strict decode): escaped, and cut between two é. */
+  Chatcore__V1__Reply *e = NULL;
+  ck_assert_int_eq(cc_wire_decode((ProtobufCMessage **)&e,
+                                  &chatcore__v1__reply__descriptor, CC_ENCODING_JSON,
+                                  (const uint8_t *)r->body, r->body_len,
+                                  &cc_wire_limits_client, NULL, NULL),
+                   0);
+  ck_assert_int_eq(e->error->code, CHATCORE__V1__ERROR_CODE__ERROR_CODE_CONFLICT);
+  const char *m = e->error->message;
+  ck_assert_int_eq(strncmp(m, "say \"hi\"\\\x01 \xc3\xa9", 11), 0);
+  size_t len = strlen(m);
+  ck_assert(len > 200 && len < 400 && (len - 11) % 2 == 0);
+  ck_assert_int_eq(strcmp(m + len - 2, "\xc3\xa9"), 0);
+  protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+END_TEST
+
 /* ---- with a storage that completes later ---- */
 
 static void pump_all(void) {
@@ -3087,6 +3120,7 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, http_list_chats);
   tcase_add_test(tc, http_history_paging);
   tcase_add_test(tc, http_errors);
+  tcase_add_test(tc, http_error_body_for_applications);
   tcase_add_test(tc, history_frame_under_1mib_with_escaped_text);
   tcase_add_test(tc, sync_frame_under_1mib_with_escaped_text);
   tcase_add_test(tc, chat_list_frame_under_1mib_with_escaped_text);

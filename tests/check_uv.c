@@ -730,18 +730,27 @@ static void drain_client(job *j) {
     CHECK(j, ws_handshake(&c[i], "ann", 0) == 101);
   }
   atomic_store(&j->stage, 1);
+  uint8_t buf[256];
+  size_t len;
   for (int i = 0; i < 2; i++) {
-    uint8_t buf[256];
-    size_t len;
     CHECK(j, ws_recv(&c[i], buf, sizeof buf, &len) == 0x8);
     CHECK(j, close_code_of(buf, len) == CC_CLOSE_GOING_AWAY);
+  }
+  /* While sessions are still closing, the listener answers: a new upgrade
+   * gets 503 (the drain), not a refused connection. */
+  cl d;
+  CHECK(j, cl_connect(&d, j->port, NULL) == 0);
+  CHECK(j, ws_handshake(&d, "bob", 0) == 503);
+  CHECK(j, cl_wait_eof(&d));
+  cl_close(&d);
+  for (int i = 0; i < 2; i++) {
     uint8_t body[2] = {1001 >> 8, 1001 & 0xff};
     CHECK(j, ws_send(&c[i], 0x8, body, 2) == 0);
     CHECK(j, cl_wait_eof(&c[i]));
     cl_close(&c[i]);
   }
-  /* The listener is gone. */
-  cl d;
+  /* Once the drain is over, the listener is gone. */
+  CHECK(j, wait_go(j, 1));
   CHECK(j, cl_connect(&d, j->port, NULL) != 0 && errno == ECONNREFUSED);
 }
 
@@ -757,6 +766,7 @@ START_TEST(drain_closes_sessions_with_1001) {
   ck_assert_int_eq(A.closed, 2);
   ck_assert_uint_eq(A.codes[0], CC_CLOSE_GOING_AWAY);
   ck_assert_uint_eq(A.codes[1], CC_CLOSE_GOING_AWAY);
+  atomic_store(&j.go, 1);
   job_finish(&j);
   ck_assert_int_eq(drained, 1);
 }

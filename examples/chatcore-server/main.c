@@ -8,8 +8,10 @@
  *   chatcore-server --jwt-secret SECRET [--listen 127.0.0.1:8080] [--db FILE]
  *                   [--dev-login] ...   (--help)
  *
- * SIGTERM or SIGINT drains: no new connections, open sessions are closed with
- * 1001, and the process exits once they are gone or the drain timeout passes. */
+ * SIGTERM or SIGINT drains: open sessions are closed with 1001; meanwhile the
+ * port still answers (new WebSocket upgrades 503 with Retry-After, /readyz
+ * 503), and the process exits once the sessions are gone or the drain timeout
+ * passes. */
 #include <cjson/cJSON.h>
 #include <chatcore/chatcore.h>
 #include <signal.h>
@@ -152,14 +154,14 @@ static int make_verifier(server *s, const server_config *cfg) {
 }
 
 /* POST /v1/login {"user": NAME} -> {"token", "userId", "expiresAtMs"}: a token for
- * anyone who asks, signed with the dev login's own key. Only with --dev-login. */
+ * anyone who asks, signed with the dev login's own key. Only with --dev-login.
+ * expiresAtMs is a decimal string, as every 64-bit integer of the protocol's
+ * JSON; errors are the HTTP API's error body. */
 static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
-  static const char json[] = "application/json";
   cc_str method = cc_http_request_method(req);
   if (method.len != 4 || memcmp(method.ptr, "POST", 4) != 0) {
-    static const char body[] = "{\"error\":\"use POST\"}\n";
-    cc_conn_http_respond(conn, 405, json, (const uint8_t *)body, sizeof body - 1,
-                         "Allow: POST\r\n");
+    cc_http_api_respond_error(conn, 405, CC_PROTOCOL_ERROR_BAD_REQUEST, "use POST",
+                              "Allow: POST\r\n");
     return;
   }
   cc_str b = cc_http_request_body(req);
@@ -167,10 +169,10 @@ static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
   const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
   const char *name = cJSON_IsString(user) ? user->valuestring : NULL;
   if (!name || cc_protocol_check_user_id(name, strlen(name)) != 0) {
-    static const char body[] =
-        "{\"error\":\"expected {\\\"user\\\": NAME}, NAME 1-64 bytes of "
-        "A-Z a-z 0-9 . _ @ -\"}\n";
-    cc_conn_http_respond(conn, 400, json, (const uint8_t *)body, sizeof body - 1, NULL);
+    cc_http_api_respond_error(conn, 400, CC_PROTOCOL_ERROR_BAD_REQUEST,
+                              "expected {\"user\": NAME}, NAME 1-64 bytes of "
+                              "A-Z a-z 0-9 . _ @ -",
+                              NULL);
     cJSON_Delete(root);
     return;
   }
@@ -182,13 +184,13 @@ static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
   int rv = cc_jwt_sign_hmac(s->alg, s->dev_key, sizeof s->dev_key, claims, (size_t)n,
                             token, sizeof token, &len);
   if (rv != 0) {
-    static const char err[] = "{\"error\":\"could not sign a token\"}\n";
-    cc_conn_http_respond(conn, 500, json, (const uint8_t *)err, sizeof err - 1, NULL);
+    cc_http_api_respond_error(conn, 500, CC_PROTOCOL_ERROR_INTERNAL,
+                              "could not sign a token", NULL);
   } else {
     n = snprintf(body, sizeof body,
-                 "{\"token\":\"%s\",\"userId\":\"%s\",\"expiresAtMs\":%lld}\n", token,
+                 "{\"token\":\"%s\",\"userId\":\"%s\",\"expiresAtMs\":\"%lld\"}\n", token,
                  name, exp * 1000);
-    cc_conn_http_respond(conn, 200, json, (const uint8_t *)body, (size_t)n,
+    cc_conn_http_respond(conn, 200, "application/json", (const uint8_t *)body, (size_t)n,
                          "Cache-Control: no-store\r\n");
   }
   cJSON_Delete(root);

@@ -41,6 +41,14 @@ CC_EXTERN void cc_http_api_free(cc_http_api *api);
  * answers it). */
 CC_EXTERN int cc_http_api_handle(cc_http_api *api, cc_conn *conn,
                                  const cc_http_request *req);
+/* Answers `conn` with `status` and the API's error body
+ * {"error":{"code":"ERROR_CODE_…","message":…}} (application/json), so that an
+ * application's own HTTP endpoints fail the same way as the API's. `code` is a
+ * cc_protocol_error_code; `message` (UTF-8, borrowed, may be NULL) is escaped
+ * and cut short past about 300 bytes; `extra_headers` as for
+ * cc_conn_http_respond. An unknown code or a NULL conn: nothing is sent. */
+CC_EXTERN void cc_http_api_respond_error(cc_conn *conn, int status, int code,
+                                         const char *message, const char *extra_headers);
 /* For on_http_closed / on_close: the client of `conn` went away; a pending
  * answer for it is dropped. Connections the API never saw are ignored. */
 CC_EXTERN void cc_http_api_closed(cc_http_api *api, cc_conn *conn);

@@ -65,7 +65,8 @@ CC_EXTERN int cc_protocol_select_subprotocol(const char *header, size_t len,
 #define CC_PROTOCOL_DEFAULT_MAX_FRAME 65536   /* bytes of one encoded frame */
 #define CC_PROTOCOL_DEFAULT_MAX_FIELD 16384   /* bytes of one string or bytes value */
 #define CC_PROTOCOL_DEFAULT_MAX_REPEATED 1024 /* elements of one list */
-#define CC_PROTOCOL_DEFAULT_MAX_DEPTH 16      /* message nesting, frame = 1 */
+/* Nesting, frame = 1: of messages in protobuf; of objects and arrays in JSON text. */
+#define CC_PROTOCOL_DEFAULT_MAX_DEPTH 16
 /* Server frames (what a client accepts) default to 4 MiB frames, 1 MiB fields,
  * 65536 elements, depth 16 and skip unknown fields. */
 

@@ -72,10 +72,12 @@ CC_EXTERN int cc_uv_server_new(cc_uv_server **out, struct uv_loop_s *loop, cc_ga
 /* The port actually bound (useful after asking for port 0); 0 for NULL. */
 CC_EXTERN int cc_uv_server_port(const cc_uv_server *s);
 
-/* Graceful drain: stops accepting (closes the listener: new connections are
- * refused), asks the gateway to drain (requests in progress get 503, sessions
- * are closed with 1001), and calls `done` from the loop once every connection
- * is gone, or once `deadline_ms` has passed and the rest were dropped. Never
+/* Graceful drain: asks the gateway to drain (sessions are closed with 1001,
+ * new WebSocket upgrades get 503 with Retry-After, /readyz 503) while the
+ * listener keeps accepting, so clients and probes hear an answer rather than a
+ * refused connection; calls `done` from the loop once every connection is
+ * gone, or once `deadline_ms` has passed and the rest were dropped, and closes
+ * the listener then (new connections are refused from that point). Never
  * calls `done` from inside this call. `done` may free the server. A second
  * drain, or one after cc_uv_server_free, is ignored. */
 CC_EXTERN void cc_uv_server_drain(cc_uv_server *s, uint64_t deadline_ms,

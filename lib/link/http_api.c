@@ -3,17 +3,16 @@
  * user. */
 #include <chatcore/error.h>
 #include <chatcore/http_api.h>
+#include <chatcore/protocol.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/mem.h"
-#include "protocol/wire.h"
 
 #define CHATS_PATH "/v1/chats"
 #define MARK 0x68747470u /* "http": what a pending request's user data starts with */
 
-typedef Chatcore__V1__ErrorCode api_code;
-#define API_E(name) CHATCORE__V1__ERROR_CODE__ERROR_CODE_##name
+#define API_E(name) CC_PROTOCOL_ERROR_##name
 
 struct cc_http_api {
   cc_mem mem;
@@ -28,15 +27,30 @@ typedef struct pending {
   cc_conn *conn; /* NULL once the client went away */
 } pending;
 
-static void respond_error(cc_conn *conn, int status, api_code code, const char *message,
-                          const char *extra_headers) {
+void cc_http_api_respond_error(cc_conn *conn, int status, int code, const char *message,
+                               const char *extra_headers) {
+  const char *name = cc_protocol_error_code_name(code);
+  if (!conn || !name) return;
   char body[400];
-  /* `message` is one of this file's fixed ASCII strings: no escaping needed. */
-  int n =
-      snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-               cc_wire_error_code_name(code), message);
-  cc_conn_http_respond(conn, status, "application/json", (const uint8_t *)body,
-                       (size_t)n < sizeof body ? (size_t)n : sizeof body - 1,
+  size_t n = (size_t)snprintf(body, sizeof body,
+                              "{\"error\":{\"code\":\"%s\",\"message\":\"", name);
+  /* Escaped as a JSON string; a message too long for the body is cut short,
+   * at a character's start. */
+  const char *m = message ? message : "";
+  size_t cut = n;
+  for (; *m && n + 10 < sizeof body; m++) {
+    unsigned char ch = (unsigned char)*m;
+    if ((ch & 0xC0) != 0x80) cut = n;
+    if (ch == '"' || ch == '\\')
+      n += (size_t)snprintf(body + n, sizeof body - n, "\\%c", ch);
+    else if (ch < 0x20)
+      n += (size_t)snprintf(body + n, sizeof body - n, "\\u%04x", ch);
+    else
+      body[n++] = (char)ch;
+  }
+  if (((unsigned char)*m & 0xC0) == 0x80) n = cut;
+  n += (size_t)snprintf(body + n, sizeof body - n, "\"}}\n");
+  cc_conn_http_respond(conn, status, "application/json", (const uint8_t *)body, n,
                        extra_headers);
 }
 
@@ -49,22 +63,23 @@ static void on_answer(void *ud, int err, const uint8_t *json, size_t len) {
       cc_conn_http_respond(p->conn, 200, "application/json", json, len, NULL);
       break;
     case CC_ERR_NOT_FOUND:
-      respond_error(p->conn, 404, API_E(NOT_FOUND), "no such chat", NULL);
+      cc_http_api_respond_error(p->conn, 404, API_E(NOT_FOUND), "no such chat", NULL);
       break;
     case CC_ERR_STATE:
-      respond_error(p->conn, 403, API_E(NOT_MEMBER), "not a member of this chat", NULL);
+      cc_http_api_respond_error(p->conn, 403, API_E(NOT_MEMBER),
+                                "not a member of this chat", NULL);
       break;
     case CC_ERR_TOO_LARGE:
-      respond_error(p->conn, 410, API_E(HISTORY_GONE),
-                    "entries after this point are no longer stored", NULL);
+      cc_http_api_respond_error(p->conn, 410, API_E(HISTORY_GONE),
+                                "entries after this point are no longer stored", NULL);
       break;
     case CC_ERR_UNSUPPORTED:
-      respond_error(p->conn, 503, API_E(UNAVAILABLE), "this server has no chat storage",
-                    NULL);
+      cc_http_api_respond_error(p->conn, 503, API_E(UNAVAILABLE),
+                                "this server has no chat storage", NULL);
       break;
     default:
-      respond_error(p->conn, 503, API_E(UNAVAILABLE), "chat storage unavailable",
-                    "Retry-After: 1\r\n");
+      cc_http_api_respond_error(p->conn, 503, API_E(UNAVAILABLE),
+                                "chat storage unavailable", "Retry-After: 1\r\n");
       break;
     }
   }
@@ -129,14 +144,15 @@ static int authenticate(cc_http_api *api, cc_conn *conn, const cc_http_request *
   static const char challenge[] = "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n";
   cc_str token;
   if (cc_http_bearer_token(cc_http_request_header(req, "Authorization"), &token) != 0) {
-    respond_error(conn, 401, API_E(UNAUTHORIZED),
-                  "Authorization: Bearer <token> required", challenge);
+    cc_http_api_respond_error(conn, 401, API_E(UNAUTHORIZED),
+                              "Authorization: Bearer <token> required", challenge);
     return -1;
   }
   cc_jwt_claims claims;
   if (cc_jwt_verify(api->verifier, token.ptr, token.len, &claims) != 0 ||
       cc_protocol_check_user_id(claims.sub, claims.sub_len) != 0) {
-    respond_error(conn, 401, API_E(UNAUTHORIZED), "invalid or expired token", challenge);
+    cc_http_api_respond_error(conn, 401, API_E(UNAUTHORIZED), "invalid or expired token",
+                              challenge);
     return -1;
   }
   memcpy(user, claims.sub, claims.sub_len + 1);
@@ -158,16 +174,17 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
   int is_history = rest_len > sl + 1 && memcmp(rest + rest_len - sl, suffix, sl) == 0 &&
                    memchr(rest + 1, '/', rest_len - 1 - sl) == NULL;
   if (!is_list && !is_history) {
-    respond_error(conn, 404, API_E(NOT_FOUND), "no such resource", NULL);
+    cc_http_api_respond_error(conn, 404, API_E(NOT_FOUND), "no such resource", NULL);
     return 1;
   }
   cc_str method = cc_http_request_method(req);
   if (method.len != 3 || memcmp(method.ptr, "GET", 3) != 0) {
-    respond_error(conn, 405, API_E(BAD_REQUEST), "use GET", "Allow: GET\r\n");
+    cc_http_api_respond_error(conn, 405, API_E(BAD_REQUEST), "use GET", "Allow: GET\r\n");
     return 1;
   }
   if (!api->verifier) {
-    respond_error(conn, 503, API_E(UNAVAILABLE), "this server has no chat storage", NULL);
+    cc_http_api_respond_error(conn, 503, API_E(UNAVAILABLE),
+                              "this server has no chat storage", NULL);
     return 1;
   }
   char user[CC_JWT_SUB_MAX + 1];
@@ -178,9 +195,9 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
       query_uint(query, "before", UINT64_MAX, &before) != 0 ||
       query_uint(query, "after", UINT64_MAX, &after) != 0 ||
       (before && after && after >= before)) {
-    respond_error(conn, 400, API_E(BAD_REQUEST),
-                  "limit, before and after are unsigned integers, after below before",
-                  NULL);
+    cc_http_api_respond_error(
+        conn, 400, API_E(BAD_REQUEST),
+        "limit, before and after are unsigned integers, after below before", NULL);
     return 1;
   }
   char chat_id[CC_PROTOCOL_CHAT_ID_MAX + 1] = "",
@@ -190,7 +207,8 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
     chat_len = cc_http_percent_decode((cc_str){rest + 1, rest_len - 1 - sl}, 0, chat_id,
                                       sizeof chat_id);
     if (chat_len <= 0 || cc_protocol_check_chat_id(chat_id, (size_t)chat_len) != 0) {
-      respond_error(conn, 400, API_E(BAD_REQUEST), "not a valid chat id", NULL);
+      cc_http_api_respond_error(conn, 400, API_E(BAD_REQUEST), "not a valid chat id",
+                                NULL);
       return 1;
     }
   } else {
@@ -199,7 +217,7 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
   }
   pending *p = cc_calloc(&api->mem, 1, sizeof *p);
   if (!p) {
-    respond_error(conn, 503, API_E(UNAVAILABLE), "out of memory", NULL);
+    cc_http_api_respond_error(conn, 503, API_E(UNAVAILABLE), "out of memory", NULL);
     return 1;
   }
   p->mark = MARK;
@@ -216,9 +234,9 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
   if (rv != 0) { /* refused before asking the storage */
     cc_conn_set_user_data(conn, NULL);
     cc_free(&api->mem, p);
-    respond_error(conn, 400, API_E(BAD_REQUEST),
-                  is_list ? "cursor: not a cursor this server gave" : "bad request",
-                  NULL);
+    cc_http_api_respond_error(
+        conn, 400, API_E(BAD_REQUEST),
+        is_list ? "cursor: not a cursor this server gave" : "bad request", NULL);
   }
   return 1;
 }

@@ -13,7 +13,7 @@ typedef struct cc_wire_limits {
   size_t max_frame;    /* bytes of one encoded frame */
   size_t max_field;    /* bytes of one string or bytes value (after base64) */
   size_t max_repeated; /* elements of one repeated field */
-  unsigned max_depth;  /* message nesting; the frame itself is depth 1 */
+  unsigned max_depth;  /* nesting (frame = 1): messages; in JSON, objects and arrays */
   /* 0 (strict): unknown fields and unknown enum names are CC_ERR_PROTO_UNKNOWN.
    * 1 (lenient): they are skipped, as protobuf does for forward compatibility. */
   int allow_unknown;

@@ -933,12 +933,13 @@ int cc_pbjson_decode_value(ProtobufCMessage **out, const ProtobufCMessageDescrip
   return rv;
 }
 
-/* JSON nesting that a message within lim->max_depth can need: each level an
- * object, with an array between levels for repeated fields. Deeper text can only
- * be inside unknown fields; refusing it early bounds the parse. */
+/* JSON text may nest objects and arrays lim->max_depth deep, the frame's own
+ * object being 1 (docs/protocol.md, Limits): the same number a client reads for
+ * both encodings, and what it can count in its own text. A message at depth d
+ * under repeated fields needs more than d levels of JSON; the chatcore schema's
+ * deepest frames need 6 of the 16. */
 static size_t json_depth(const cc_wire_limits *lim) {
-  size_t d = (size_t)lim->max_depth * 2 + 1;
-  return d < CC_JSON_MAX_DEPTH ? d : CC_JSON_MAX_DEPTH;
+  return lim->max_depth < CC_JSON_MAX_DEPTH ? lim->max_depth : CC_JSON_MAX_DEPTH;
 }
 
 int cc_pbjson_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,

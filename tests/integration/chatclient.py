@@ -386,7 +386,19 @@ class ChatClient:
 
     async def request(self, command, timeout=None, **body):
         """The whole reply to one command: {"requestId", command or "error"}."""
-        fut = await self.submit(command, **body)
+        return await self._reply(await self.submit(command, **body), command, body, timeout)
+
+    async def request_raw(self, data, rid, timeout=None):
+        """Sends `data` as it is (a str goes as a text frame, bytes as binary) and
+        returns the reply carrying `rid` (0: the one for a frame whose id the
+        server could not read)."""
+        self._check()
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        await self.ws.send(data)
+        return await self._reply(fut, "a raw frame", data[:80], timeout)
+
+    async def _reply(self, fut, command, body, timeout):
         try:
             reply = await asyncio.wait_for(fut, timeout or TIMEOUT)
         except asyncio.TimeoutError:

@@ -21,9 +21,13 @@ def server_binary():
     return os.path.abspath(path)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+def free_port(host="127.0.0.1"):
+    """A port nothing uses on `host`. One free on 127.0.0.1 may still be taken on
+    0.0.0.0: test_10k_connections leaves thousands of sockets in TIME_WAIT on
+    other 127/8 addresses for a minute after it ran."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -114,6 +118,20 @@ def server():
     s = Server()
     yield s
     s.stop()
+
+
+def _server_factory():
+    from chatclient import ServerFactory  # chatclient imports this module
+    f = ServerFactory()
+    yield f
+    f.close()
+
+
+# Servers on their own databases (chatclient.ServerFactory), stopped at the end,
+# failing the test if one of them ended badly: one set per test module, and one
+# per test.
+servers = pytest.fixture(scope="module", name="servers")(_server_factory)
+own_servers = pytest.fixture(name="own_servers")(_server_factory)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import pytest
 import websockets
 
-from chatclient import (SCALE, TIMEOUT, ChatClient, Clients, ServerFactory, direct_chat_id,
+from chatclient import (SCALE, TIMEOUT, ChatClient, Clients, direct_chat_id,
                         json_decode, one_of, read_log, replies, result_of, run, unique)
 from conftest import token
 
@@ -22,22 +22,8 @@ NO_RATE_LIMIT = ("--message-rate", "1000000", "--message-burst", "1000000")
 
 
 @pytest.fixture(scope="module")
-def servers():
-    f = ServerFactory()
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
 def chat(servers):
     return servers.start("--dev-login", *NO_RATE_LIMIT)
-
-
-@pytest.fixture
-def own_servers():
-    f = ServerFactory()
-    yield f
-    f.close()
 
 
 def ms_now():
@@ -716,8 +702,10 @@ def test_presence(chat):
             a = await cs.connect(alice)
             await a.call("createDirectChat", peerId=bob)
             # "one for the peer of a direct chat created later": his current state.
+            # He never connected: no lastSeenMs ("absent for a user the server
+            # has not seen connected").
             ev = await a.wait_event("presence", userId=bob)
-            assert ev["state"] == "PRESENCE_STATE_OFFLINE", ev
+            assert ev["state"] == "PRESENCE_STATE_OFFLINE" and ev["lastSeenMs"] == 0, ev
             s = await cs.connect(stranger)  # shares no chat with alice
 
             b1 = await cs.connect(bob)

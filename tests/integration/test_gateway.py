@@ -430,7 +430,7 @@ def test_dev_login_variable_is_refused(tmp_path):
 
 def start_raw(*args, host="127.0.0.1"):
     """A server process on `host` with exactly these flags; (process, port)."""
-    port = free_port()
+    port = free_port(host)
     listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     proc = subprocess.Popen([server_binary(), "--listen", listen, "--jwt-secret", SECRET,
                              "--db", ":memory:", *args], stdout=subprocess.PIPE,

@@ -93,7 +93,7 @@ static void on_connection(uv_stream_t *l, int status) {
     cc_log(CC_LOG_WARN, "accepting a connection: %s", uv_strerror(status));
     return;
   }
-  if (s->draining || s->freeing) return;
+  if (s->freeing) return;
   cc_uv_conn *c = cc_calloc(&s->mem, 1, sizeof *c);
   if (!c) {
     /* libuv stops accepting until this connection is taken: take it with the
@@ -295,6 +295,7 @@ static void drain_finish(cc_uv_server *s) {
   if (!s->drain_pending) return;
   s->drain_pending = 0;
   uv_timer_stop(&s->drain_timer);
+  stop_listening(s);
   /* Last: `done` may free the server. */
   if (s->drain_done) s->drain_done(s->drain_ud);
 }
@@ -305,8 +306,10 @@ static void on_drain_timer(uv_timer_t *t) {
     drain_finish(s);
     return;
   }
-  /* Deadline: drop the rest; drain_finish runs as the last one closes. */
+  /* Deadline: drop the rest and take no more; drain_finish runs as the last
+   * one closes. */
   s->drain_forced = 1;
+  stop_listening(s);
   close_all_conns(s);
 }
 
@@ -328,7 +331,9 @@ void cc_uv_server_drain(cc_uv_server *s, uint64_t deadline_ms,
   s->drain_pending = 1;
   s->drain_done = done;
   s->drain_ud = user_data;
-  stop_listening(s);
+  /* The listener stays open until the drain ends: clients, load balancers and
+   * probes get the gateway's 503 (with Retry-After), not a refused connection,
+   * and hear that this node is going away. */
   cc_gateway_drain(s->gw);
   /* With nothing open, `done` still comes from the loop, not from in here. */
   uv_timer_start(&s->drain_timer, on_drain_timer,
