@@ -12,7 +12,8 @@
 #   LIBDIR and PYTHON_DIR absolute (as meson configured them, under PREFIX).
 # Environment: CHATCORE_SANITIZE (meson's b_sanitize) adds -fsanitize= to the
 # compiles; CHATCORE_PRELOAD is preloaded into Python (the ASan runtime, which
-# must come first in a process that loads an ASan-built library).
+# must come first in a process that loads an ASan-built library) and
+# CHATCORE_PYTHON_ASAN_OPTIONS replaces ASAN_OPTIONS for it.
 set -euo pipefail
 build=$1 src=$2 prefix=$3 libdir=$4 pydir=$5 cc=$6
 
@@ -51,7 +52,7 @@ if [ -n "${CHATCORE_PYTHON_SKIP:-}" ]; then
   echo "SKIP Python bindings against the prefix: $CHATCORE_PYTHON_SKIP"
 else
   PYTHONPATH=$dest$pydir CHATCORE_EXPECT_PREFIX=$dest LD_PRELOAD=${CHATCORE_PRELOAD:-} \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider "$src/bindings/python/tests"
+    ASAN_OPTIONS=${CHATCORE_PYTHON_ASAN_OPTIONS:-${ASAN_OPTIONS:-}} /usr/bin/python3 -m pytest -q -p no:cacheprovider "$src/bindings/python/tests"
   echo "ok: Python bindings against the prefix"
 fi
 
