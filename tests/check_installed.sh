@@ -6,16 +6,18 @@
 #   2. the Python bindings' tests pass, package and library both from the prefix;
 #   3. tests/installed/consumer.c builds with `pkg-config --cflags --libs chatcore`
 #      and runs against the installed .so;
-#   4. it builds again with `pkg-config --static --cflags --libs chatcore` once the
+#   4. tests/installed/consumer.cpp (the C++ wrapper, <chatcore/chatcore.hpp>)
+#      builds warning-free with g++ and clang++ the same way and runs;
+#   5. consumer.c builds again with `pkg-config --static --cflags --libs chatcore` once the
 #      installed .so is gone, and runs without libchatcore.so.
-# usage: check_installed.sh BUILD_DIR SOURCE_DIR PREFIX LIBDIR PYTHON_DIR CC
+# usage: check_installed.sh BUILD_DIR SOURCE_DIR PREFIX LIBDIR PYTHON_DIR CC CXX
 #   LIBDIR and PYTHON_DIR absolute (as meson configured them, under PREFIX).
 # Environment: CHATCORE_SANITIZE (meson's b_sanitize) adds -fsanitize= to the
 # compiles; CHATCORE_PRELOAD is preloaded into Python (the ASan runtime, which
 # must come first in a process that loads an ASan-built library) and
 # CHATCORE_PYTHON_ASAN_OPTIONS replaces ASAN_OPTIONS for it.
 set -euo pipefail
-build=$1 src=$2 prefix=$3 libdir=$4 pydir=$5 cc=$6
+build=$1 src=$2 prefix=$3 libdir=$4 pydir=$5 cc=$6 cxx=$7
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -68,6 +70,26 @@ LD_LIBRARY_PATH=$dest$libdir ./consumer
 LD_LIBRARY_PATH=$dest$libdir ldd ./consumer | grep -q "libchatcore.so.* => $dest" ||
   fail "consumer does not run against the installed libchatcore.so"
 echo "ok: consumer built with pkg-config --cflags --libs chatcore"
+
+# The C++ wrapper with g++ and clang++. Under a sanitizer with meson's compiler
+# only: the instrumented library needs that compiler's runtime, which the
+# other's would clash with.
+cxxflags=(-std=c++17 -Wall -Wextra -pedantic -Werror "${san[@]}")
+cxxs=()
+if [ ${#san[@]} -gt 0 ]; then
+  cxxs=("$cxx")
+else
+  for c in g++ clang++; do
+    if command -v "$c" >/dev/null; then cxxs+=("$c"); else echo "SKIP $c: not installed"; fi
+  done
+fi
+for c in "${cxxs[@]}"; do
+  # shellcheck disable=SC2046
+  "$c" "${cxxflags[@]}" "$src/tests/installed/consumer.cpp" -o consumer-cxx \
+    $(pkg-config --cflags --libs chatcore)
+  LD_LIBRARY_PATH=$dest$libdir ./consumer-cxx
+  echo "ok: C++ wrapper with $c (-std=c++17 -Wall -Wextra -pedantic -Werror)"
+done
 
 rm -f "$dest$libdir"/libchatcore.so*
 # shellcheck disable=SC2046

@@ -30,10 +30,18 @@ class error : public std::runtime_error {
 public:
   explicit error(int code, const std::string &detail = std::string())
       : std::runtime_error(text(code, detail)), code_(code) {}
-  int code() const noexcept { return code_; }
-  const char *name() const noexcept { return cc_err_name(code_); }
-  const char *message() const noexcept { return cc_strerror(code_); }
-  bool fatal() const noexcept { return cc_err_is_fatal(code_) != 0; }
+  int code() const noexcept {
+    return code_;
+  }
+  const char *name() const noexcept {
+    return cc_err_name(code_);
+  }
+  const char *message() const noexcept {
+    return cc_strerror(code_);
+  }
+  bool fatal() const noexcept {
+    return cc_err_is_fatal(code_) != 0;
+  }
 
 private:
   static std::string text(int code, const std::string &detail) {
@@ -61,7 +69,9 @@ class rate_limited_error : public error {
 public:
   explicit rate_limited_error(std::uint64_t retry_after_ns)
       : error(CC_ERR_RATE_LIMITED), retry_after_ns_(retry_after_ns) {}
-  std::uint64_t retry_after_ns() const noexcept { return retry_after_ns_; }
+  std::uint64_t retry_after_ns() const noexcept {
+    return retry_after_ns_;
+  }
 
 private:
   std::uint64_t retry_after_ns_;
@@ -110,13 +120,17 @@ public:
   }
   handle(const handle &) = delete;
   handle &operator=(const handle &) = delete;
-  ~handle() { F(p_); }
+  ~handle() {
+    F(p_);
+  }
   // The pointer, or chatcore::error CC_ERR_CLOSED when there is none (moved from).
   T *get() const {
     if (!p_) throw error(CC_ERR_CLOSED, "moved-from object");
     return p_;
   }
-  explicit operator bool() const noexcept { return p_ != nullptr; }
+  explicit operator bool() const noexcept {
+    return p_ != nullptr;
+  }
 
 private:
   T *p_ = nullptr;
@@ -171,7 +185,9 @@ class jwt_verifier {
 public:
   // Throws jwt_error JWT_KEY for an unusable key, error INVALID for a bad setting.
   explicit jwt_verifier(const jwt_options &o);
-  jwt_alg alg() const { return static_cast<jwt_alg>(cc_jwt_verifier_alg(v_.get())); }
+  jwt_alg alg() const {
+    return static_cast<jwt_alg>(cc_jwt_verifier_alg(v_.get()));
+  }
   // The claims of a token that passes every check; else throws jwt_error with
   // the first failed check's code (error TOO_LARGE over the length cap).
   jwt_claims verify(std::string_view token) const {
@@ -180,7 +196,9 @@ public:
     return jwt_claims{std::string(c.sub, c.sub_len), c.exp,
                       c.iat < 0 ? std::nullopt : std::optional<std::int64_t>(c.iat)};
   }
-  const cc_jwt_verifier *c_ptr() const { return v_.get(); }
+  const cc_jwt_verifier *c_ptr() const {
+    return v_.get();
+  }
 
 private:
   detail::handle<cc_jwt_verifier, cc_jwt_verifier_free> v_;
@@ -253,7 +271,9 @@ public:
     check(rc);
     return true;
   }
-  std::size_t size() const { return cc_ratelimit_size(rl_.get()); }
+  std::size_t size() const {
+    return cc_ratelimit_size(rl_.get());
+  }
 
 private:
   detail::handle<cc_ratelimit, cc_ratelimit_free> rl_;
@@ -308,8 +328,12 @@ public:
     if (s.allow_unknown)
       check(cc_protocol_limits_set_allow_unknown(raw, *s.allow_unknown ? 1 : 0));
   }
-  frame_kind kind() const noexcept { return kind_; }
-  const cc_protocol_limits *c_ptr() const { return l_.get(); }
+  frame_kind kind() const noexcept {
+    return kind_;
+  }
+  const cc_protocol_limits *c_ptr() const {
+    return l_.get();
+  }
 
 private:
   frame_kind kind_;
@@ -328,10 +352,11 @@ inline const cc_protocol_limits *limits_for(frame_kind kind, const limits *l) {
 inline void validate(frame_kind kind, encoding enc, std::string_view data,
                      const limits *l = nullptr) {
   char msg[256] = "";
-  check(cc_protocol_validate(static_cast<cc_protocol_kind>(kind),
-                             static_cast<cc_encoding>(enc), detail::bytes(data),
-                             data.size(), impl::limits_for(kind, l), msg, sizeof msg),
-        msg);
+  // Two statements: `msg` must be read after the call has filled it.
+  const int rc = cc_protocol_validate(
+      static_cast<cc_protocol_kind>(kind), static_cast<cc_encoding>(enc),
+      detail::bytes(data), data.size(), impl::limits_for(kind, l), msg, sizeof msg);
+  check(rc, msg);
 }
 
 // Validates as validate() and re-encodes the frame in `to` (bytes of the frame;
@@ -340,12 +365,11 @@ inline std::string transcode(frame_kind kind, encoding from, std::string_view da
                              encoding to, const limits *l = nullptr) {
   char msg[256] = "";
   cc_buf *buf = nullptr;
-  check(cc_protocol_transcode(&buf, static_cast<cc_protocol_kind>(kind),
-                              static_cast<cc_encoding>(from),
-                              detail::bytes(data), data.size(),
-                              static_cast<cc_encoding>(to), impl::limits_for(kind, l),
-                              nullptr, msg, sizeof msg),
-        msg);
+  const int rc = cc_protocol_transcode(
+      &buf, static_cast<cc_protocol_kind>(kind), static_cast<cc_encoding>(from),
+      detail::bytes(data), data.size(), static_cast<cc_encoding>(to),
+      impl::limits_for(kind, l), nullptr, msg, sizeof msg);
+  check(rc, msg);
   const detail::handle<cc_buf, cc_buf_unref> owned(buf);
   return std::string(reinterpret_cast<const char *>(cc_buf_cdata(buf)), cc_buf_len(buf));
 }
