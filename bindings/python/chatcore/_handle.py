@@ -17,7 +17,10 @@ from .errors import ClosedError, ErrorCode
 class Handle:
     __slots__ = ("_ptr", "_free", "_lock", "_users", "_closed", "_what")
 
-    def __init__(self, ptr: int, free: Callable[[int], None], what: str) -> None:
+    def __init__(self, ptr: Optional[int], free: Callable[[int], None],
+                 what: str) -> None:
+        # A constructor that returned 0 set its out-pointer: never NULL here.
+        assert ptr is not None, f"{what}: NULL from a successful constructor"
         self._ptr: Optional[int] = ptr
         self._free = free
         self._lock = threading.Lock()

@@ -29,7 +29,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 # The ABI this package is written against: the soname's number, and the
 # library versions (major, minor) whose API it knows.
@@ -175,13 +175,18 @@ class Library:
             setattr(self, name, fn)
         self.version = check_version(read_version(self))
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a name not set above: the functions are typed by
+        # _PROTOTYPES, not by this class.
+        raise AttributeError(f"libchatcore function {name} is not declared in _lib.py")
+
 
 _lock = threading.Lock()
 _loaded: Optional[Library] = None
 
 
 def read_version(lib: Library) -> VersionInfo:
-    info = lib.cc_version().contents  # type: ignore[attr-defined]
+    info = lib.cc_version().contents
     num = info.version_num
     return VersionInfo(major=(num >> 16) & 0xFF, minor=(num >> 8) & 0xFF,
                        patch=num & 0xFF,

@@ -46,17 +46,17 @@ class ErrorCode(enum.IntEnum):
 def err_name(code: int) -> str:
     """The library's name for `code` without prefix ("JWT_EXPIRED"); "OK" for 0,
     "UNKNOWN" for a value the library does not define."""
-    return _lib.lib().cc_err_name(code).decode()  # type: ignore[attr-defined]
+    return str(_lib.lib().cc_err_name(code).decode())
 
 
 def strerror(code: int) -> str:
     """The library's message for `code` ("token expired")."""
-    return _lib.lib().cc_strerror(code).decode()  # type: ignore[attr-defined]
+    return str(_lib.lib().cc_strerror(code).decode())
 
 
 def is_fatal(code: int) -> bool:
     """True when `code` leaves the object it came from usable only to be freed."""
-    return bool(_lib.lib().cc_err_is_fatal(code))  # type: ignore[attr-defined]
+    return bool(_lib.lib().cc_err_is_fatal(code))
 
 
 class ChatcoreError(Exception):

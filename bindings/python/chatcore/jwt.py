@@ -41,14 +41,14 @@ class Algorithm(enum.IntEnum):
         if not isinstance(name, str):
             raise TypeError(f"name must be str, not {type(name).__name__}")
         out = ctypes.c_int(0)
-        check(_lib.lib().cc_jwt_alg_from_name(  # type: ignore[attr-defined]
+        check(_lib.lib().cc_jwt_alg_from_name(
             name.encode("utf-8"), ctypes.byref(out)))
         return cls(out.value)
 
     @property
     def jws_name(self) -> str:
         """The library's name for the algorithm ("HS256")."""
-        return _lib.lib().cc_jwt_alg_name(self.value).decode()  # type: ignore
+        return str(_lib.lib().cc_jwt_alg_name(self.value).decode())
 
 
 def _alg(alg: Union[Algorithm, str]) -> Algorithm:
@@ -106,28 +106,28 @@ class Verifier(Closeable):
         c_clock = self._make_clock(clock) if clock is not None else None
         fallback_handle = None
         opt = ctypes.c_void_p()
-        check(lib.cc_jwt_options_new(ctypes.byref(opt)))  # type: ignore[attr-defined]
+        check(lib.cc_jwt_options_new(ctypes.byref(opt)))
         try:
             if self.algorithm in (Algorithm.RS256, Algorithm.ES256):
-                check(lib.cc_jwt_options_set_public_key_pem(  # type: ignore
+                check(lib.cc_jwt_options_set_public_key_pem(
                     opt, self.algorithm, keyb, len(keyb)))
             else:
-                check(lib.cc_jwt_options_set_hmac_key(  # type: ignore
+                check(lib.cc_jwt_options_set_hmac_key(
                     opt, self.algorithm, keyb, len(keyb)))
-            for value, setter, what in ((issuer, lib.cc_jwt_options_set_issuer,  # type: ignore
+            for value, setter, what in ((issuer, lib.cc_jwt_options_set_issuer,
                                          "issuer"),
-                                        (audience, lib.cc_jwt_options_set_audience,  # type: ignore
+                                        (audience, lib.cc_jwt_options_set_audience,
                                          "audience")):
                 if value is not None:
                     b = _lib.c_bytes(value, what)
                     check(setter(opt, b, len(b)), f"{what} {value!r}")
-            check(lib.cc_jwt_options_set_leeway_seconds(opt, leeway),  # type: ignore
+            check(lib.cc_jwt_options_set_leeway_seconds(opt, leeway),
                   f"leeway {leeway}")
             if max_token_len is not None:
-                check(lib.cc_jwt_options_set_max_token_len(  # type: ignore
+                check(lib.cc_jwt_options_set_max_token_len(
                     opt, max_token_len), f"max_token_len {max_token_len}")
             if c_clock is not None:
-                check(lib.cc_jwt_options_set_clock(opt, c_clock, None))  # type: ignore
+                check(lib.cc_jwt_options_set_clock(opt, c_clock, None))
             if fallback is not None:
                 if not isinstance(fallback, Verifier):
                     raise TypeError("fallback must be a Verifier")
@@ -136,20 +136,20 @@ class Verifier(Closeable):
                 # Held until this verifier is freed: the C verifier borrows it.
                 fb_ptr = fallback_handle.enter()
                 try:
-                    check(lib.cc_jwt_options_set_fallback(opt, fb_ptr))  # type: ignore
+                    check(lib.cc_jwt_options_set_fallback(opt, fb_ptr))
                 except BaseException:
                     fallback_handle.leave()
                     fallback_handle = None
                     raise
             out = ctypes.c_void_p()
             try:
-                check(lib.cc_jwt_verifier_new(ctypes.byref(out), opt, None))  # type: ignore
+                check(lib.cc_jwt_verifier_new(ctypes.byref(out), opt, None))
             except BaseException:
                 if fallback_handle is not None:
                     fallback_handle.leave()
                 raise
         finally:
-            lib.cc_jwt_options_free(opt)  # type: ignore[attr-defined]
+            lib.cc_jwt_options_free(opt)
 
         def free(ptr: int, lib: Any = lib, clock_ref: Any = c_clock,
                  fallback_handle: Optional[Handle] = fallback_handle) -> None:
@@ -158,7 +158,7 @@ class Verifier(Closeable):
             if fallback_handle is not None:
                 fallback_handle.leave()
 
-        self._handle = Handle(out.value, free, "Verifier")  # type: ignore[arg-type]
+        self._handle = Handle(out.value, free, "Verifier")
 
     @staticmethod
     def _make_clock(clock: Callable[[], float]) -> Any:
@@ -184,7 +184,7 @@ class Verifier(Closeable):
         claims = _lib.CJwtClaims()
         with self._use() as ptr:
             clear_parked()
-            rc = _lib.lib().cc_jwt_verify(  # type: ignore[attr-defined]
+            rc = _lib.lib().cc_jwt_verify(
                 ptr, tok, len(tok), ctypes.byref(claims))
         raise_parked()
         check(rc)
@@ -213,7 +213,7 @@ def sign_hmac(alg: Union[Algorithm, str], key: Union[str, BytesLike],
     need = ctypes.c_size_t(0)
     check(_measure(lib, algorithm, keyb, body, need))
     buf = ctypes.create_string_buffer(need.value + 1)
-    check(lib.cc_jwt_sign_hmac(  # type: ignore[attr-defined]
+    check(lib.cc_jwt_sign_hmac(
         algorithm, keyb, len(keyb), body, len(body), buf, len(buf), ctypes.byref(need)))
     return buf.raw[:need.value].decode("ascii")
 
@@ -223,4 +223,4 @@ def _measure(lib: Any, alg: Algorithm, key: bytes, body: bytes,
     rc = lib.cc_jwt_sign_hmac(alg, key, len(key), body, len(body), None, 0,
                               ctypes.byref(need))
     # Measuring reports TOO_LARGE with the length set; other errors are real.
-    return 0 if rc == ErrorCode.TOO_LARGE and need.value > 0 else rc
+    return 0 if rc == ErrorCode.TOO_LARGE and need.value > 0 else int(rc)

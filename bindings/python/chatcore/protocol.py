@@ -50,7 +50,7 @@ class Encoding(enum.IntEnum):
     @property
     def subprotocol(self) -> str:
         """The WebSocket subprotocol name of this encoding."""
-        return _lib.lib().cc_protocol_subprotocol(self.value).decode()  # type: ignore
+        return str(_lib.lib().cc_protocol_subprotocol(self.value).decode())
 
     @classmethod
     def from_subprotocol(cls, name: Union[str, bytes]) -> "Encoding":
@@ -58,7 +58,7 @@ class Encoding(enum.IntEnum):
         ChatcoreError UNSUPPORTED for any other name."""
         b = _lib.c_bytes(name, "name")
         out = ctypes.c_int(0)
-        check(_lib.lib().cc_protocol_encoding_from_subprotocol(  # type: ignore
+        check(_lib.lib().cc_protocol_encoding_from_subprotocol(
             b, len(b), ctypes.byref(out)), repr(name))
         return cls(out.value)
 
@@ -79,7 +79,7 @@ def select_subprotocol(header: Union[str, bytes, None]) -> Tuple[Encoding, Optio
     (refuse the handshake)."""
     b = b"" if header is None else _lib.c_bytes(header, "header")
     out = ctypes.c_int(0)
-    rc = check(_lib.lib().cc_protocol_select_subprotocol(  # type: ignore
+    rc = check(_lib.lib().cc_protocol_select_subprotocol(
         b, len(b), ctypes.byref(out)), repr(header))
     enc = Encoding(out.value)
     return enc, (enc.subprotocol if rc == 1 else None)
@@ -98,13 +98,13 @@ class Limits(Closeable):
                  allow_unknown: Optional[bool] = None) -> None:
         lib = _lib.lib()
         self.kind = FrameKind(kind)
-        settings = (("max_frame", max_frame, lib.cc_protocol_limits_set_max_frame,  # type: ignore
+        settings = (("max_frame", max_frame, lib.cc_protocol_limits_set_max_frame,
                      1 << 64),
-                    ("max_field", max_field, lib.cc_protocol_limits_set_max_field,  # type: ignore
+                    ("max_field", max_field, lib.cc_protocol_limits_set_max_field,
                      1 << 64),
                     ("max_repeated", max_repeated,
-                     lib.cc_protocol_limits_set_max_repeated, 1 << 64),  # type: ignore
-                    ("max_depth", max_depth, lib.cc_protocol_limits_set_max_depth,  # type: ignore
+                     lib.cc_protocol_limits_set_max_repeated, 1 << 64),
+                    ("max_depth", max_depth, lib.cc_protocol_limits_set_max_depth,
                      1 << 32))
         for name, value, _, bound in settings:
             if value is not None and (not isinstance(value, int)
@@ -113,15 +113,15 @@ class Limits(Closeable):
             if value is not None and not 0 <= value < bound:
                 raise ChatcoreError(ErrorCode.INVALID, f"{name} {value} out of range")
         out = ctypes.c_void_p()
-        check(lib.cc_protocol_limits_new(ctypes.byref(out), self.kind, None))  # type: ignore
-        self._handle = Handle(out.value, lib.cc_protocol_limits_free,  # type: ignore
+        check(lib.cc_protocol_limits_new(ctypes.byref(out), self.kind, None))
+        self._handle = Handle(out.value, lib.cc_protocol_limits_free,
                               "Limits")
         with self._use() as ptr:
             for name, value, setter, _ in settings:
                 if value is not None:
                     check(setter(ptr, value), f"{name} {value}")
             if allow_unknown is not None:
-                check(lib.cc_protocol_limits_set_allow_unknown(  # type: ignore
+                check(lib.cc_protocol_limits_set_allow_unknown(
                     ptr, 1 if allow_unknown else 0))
 
     def __repr__(self) -> str:
@@ -155,7 +155,7 @@ def _call(fn: Any, limits: Optional[Limits], kind: FrameKind, *args: Any) -> int
             rc = fn(*args, ptr, errmsg, _ERRMSG_SIZE)
     if rc < 0:
         raise error(rc, errmsg.value.decode("utf-8", "replace") or None)
-    return rc
+    return int(rc)
 
 
 def validate(data: Data, kind: FrameKind, encoding: Encoding,
@@ -166,7 +166,7 @@ def validate(data: Data, kind: FrameKind, encoding: Encoding,
     `detail` says where ("sendMessage.chatId: expected a string")."""
     enc, kind = Encoding(encoding), FrameKind(kind)
     b = _frame_bytes(data, enc)
-    _call(_lib.lib().cc_protocol_validate, limits, kind,  # type: ignore[attr-defined]
+    _call(_lib.lib().cc_protocol_validate, limits, kind,
           kind, enc, b, len(b))
 
 
@@ -182,16 +182,16 @@ def transcode(data: Data, kind: FrameKind, from_encoding: Encoding,
 
     def run(kind: int, src: int, data: bytes, size: int, dst: int, limits: Any,
             errmsg: Any, errmsg_size: int) -> int:
-        return lib.cc_protocol_transcode(  # type: ignore[attr-defined]
+        return int(lib.cc_protocol_transcode(
             ctypes.byref(out), kind, src, data, size, dst, limits, None, errmsg,
-            errmsg_size)
+            errmsg_size))
 
     _call(run, limits, kind, kind, src, b, len(b), dst)
     try:
-        return ctypes.string_at(lib.cc_buf_cdata(out),  # type: ignore[attr-defined]
-                                lib.cc_buf_len(out))  # type: ignore[attr-defined]
+        return ctypes.string_at(lib.cc_buf_cdata(out),
+                                lib.cc_buf_len(out))
     finally:
-        lib.cc_buf_unref(out)  # type: ignore[attr-defined]
+        lib.cc_buf_unref(out)
 
 
 def _json_default(value: Any) -> Any:
@@ -228,7 +228,7 @@ def decode(data: Data, kind: FrameKind, encoding: Encoding,
 
 def _check_id(fn_name: str, value: Union[str, bytes]) -> bool:
     b = _lib.c_bytes(value, "id")
-    return getattr(_lib.lib(), fn_name)(b, len(b)) == 0
+    return bool(getattr(_lib.lib(), fn_name)(b, len(b)) == 0)
 
 
 def is_valid_user_id(user_id: Union[str, bytes]) -> bool:
@@ -252,7 +252,7 @@ def direct_chat_id(user_a: str, user_b: str) -> str:
     a, b = _lib.c_bytes(user_a, "user_a"), _lib.c_bytes(user_b, "user_b")
     out = ctypes.create_string_buffer(2 + 2 * 64 + 1 + 1)
     n = ctypes.c_size_t(0)
-    check(_lib.lib().cc_protocol_direct_chat_id(  # type: ignore[attr-defined]
+    check(_lib.lib().cc_protocol_direct_chat_id(
         out, len(out), ctypes.byref(n), a, len(a), b, len(b)),
         f"{user_a!r}, {user_b!r}")
     return out.raw[:n.value].decode("ascii")
@@ -265,22 +265,22 @@ def parse_direct_chat_id(chat_id: str) -> Tuple[str, str]:
     lo, hi = ctypes.c_void_p(), ctypes.c_void_p()
     lo_len, hi_len = ctypes.c_size_t(0), ctypes.c_size_t(0)
     # The outputs point into `b`, which this frame keeps alive.
-    check(_lib.lib().cc_protocol_parse_direct_chat_id(  # type: ignore[attr-defined]
+    check(_lib.lib().cc_protocol_parse_direct_chat_id(
         b, len(b), ctypes.byref(lo), ctypes.byref(lo_len), ctypes.byref(hi),
         ctypes.byref(hi_len)), repr(chat_id))
-    return (ctypes.string_at(lo.value, lo_len.value).decode("ascii"),  # type: ignore
-            ctypes.string_at(hi.value, hi_len.value).decode("ascii"))  # type: ignore
+    return (ctypes.string_at(lo, lo_len.value).decode("ascii"),
+            ctypes.string_at(hi, hi_len.value).decode("ascii"))
 
 
 # ---- error codes carried in Error.code ----
 
 def error_code_for(err: int) -> int:
     """The protocol ErrorCode number a server reports for library error `err`."""
-    return int(_lib.lib().cc_protocol_error_code_for(int(err)))  # type: ignore
+    return int(_lib.lib().cc_protocol_error_code_for(int(err)))
 
 
 def error_code_name(code: int) -> Optional[str]:
     """The JSON name of protocol ErrorCode `code` ("ERROR_CODE_RATE_LIMITED"),
     None for a number the schema does not define."""
-    name = _lib.lib().cc_protocol_error_code_name(int(code))  # type: ignore
+    name = _lib.lib().cc_protocol_error_code_name(int(code))
     return None if name is None else name.decode()

@@ -57,31 +57,31 @@ class RateLimiter(Closeable):
         self._lock = threading.RLock()
         self._depth = 0
         opt = ctypes.c_void_p()
-        check(lib.cc_ratelimit_options_new(ctypes.byref(opt)))  # type: ignore
+        check(lib.cc_ratelimit_options_new(ctypes.byref(opt)))
         try:
             if events is not None or period_ms is not None:
                 ev = 10 if events is None else events
                 per = 1000 if period_ms is None else period_ms
-                check(lib.cc_ratelimit_options_set_rate(opt, ev, per),  # type: ignore
+                check(lib.cc_ratelimit_options_set_rate(opt, ev, per),
                       f"rate {ev} per {per} ms")
             if burst is not None:
-                check(lib.cc_ratelimit_options_set_burst(opt, burst),  # type: ignore
+                check(lib.cc_ratelimit_options_set_burst(opt, burst),
                       f"burst {burst}")
             if max_keys is not None:
-                check(lib.cc_ratelimit_options_set_max_keys(opt, max_keys),  # type: ignore
+                check(lib.cc_ratelimit_options_set_max_keys(opt, max_keys),
                       f"max_keys {max_keys}")
             if c_clock is not None:
-                check(lib.cc_ratelimit_options_set_clock(opt, c_clock, None))  # type: ignore
+                check(lib.cc_ratelimit_options_set_clock(opt, c_clock, None))
             out = ctypes.c_void_p()
-            check(lib.cc_ratelimit_new(ctypes.byref(out), opt, None))  # type: ignore
+            check(lib.cc_ratelimit_new(ctypes.byref(out), opt, None))
         finally:
-            lib.cc_ratelimit_options_free(opt)  # type: ignore[attr-defined]
+            lib.cc_ratelimit_options_free(opt)
 
         def free(ptr: int, lib: Any = lib, clock_ref: Any = c_clock) -> None:
             lib.cc_ratelimit_free(ptr)
             del clock_ref  # the C limiter called it until now
 
-        self._handle = Handle(out.value, free, "RateLimiter")  # type: ignore[arg-type]
+        self._handle = Handle(out.value, free, "RateLimiter")
 
     @staticmethod
     def _make_tick(clock: Callable[[], float]) -> Callable[[Any], int]:
@@ -122,8 +122,8 @@ class RateLimiter(Closeable):
             raise ChatcoreError(ErrorCode.INVALID, f"cost {cost} out of range")
         retry = ctypes.c_uint64(0)
         lib = _lib.lib()
-        rc = self._call(lambda ptr: lib.cc_ratelimit_take(  # type: ignore
-            ptr, k, len(k), cost, ctypes.byref(retry)))
+        rc = self._call(lambda ptr: int(lib.cc_ratelimit_take(
+            ptr, k, len(k), cost, ctypes.byref(retry))))
         if rc == ErrorCode.RATE_LIMITED:
             raise RateLimitedError(rc, None, retry.value)
         check(rc)
@@ -139,7 +139,7 @@ class RateLimiter(Closeable):
     def __len__(self) -> int:
         """The number of keys currently held."""
         lib = _lib.lib()
-        return self._call(lambda ptr: lib.cc_ratelimit_size(ptr))  # type: ignore
+        return self._call(lambda ptr: int(lib.cc_ratelimit_size(ptr)))
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
