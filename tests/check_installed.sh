@@ -67,8 +67,10 @@ cflags=(-std=c11 -Wall -Wextra -pedantic -Werror "${san[@]}")
 "$cc" "${cflags[@]}" "$src/tests/installed/consumer.c" -o consumer \
   $(pkg-config --cflags --libs chatcore)
 LD_LIBRARY_PATH=$dest$libdir ./consumer
-LD_LIBRARY_PATH=$dest$libdir ldd ./consumer | grep -q "libchatcore.so.* => $dest" ||
-  fail "consumer does not run against the installed libchatcore.so"
+# (ldd's output held first: grep -q stopping early would fail the pipe.)
+deps=$(LD_LIBRARY_PATH=$dest$libdir ldd ./consumer)
+grep -q "libchatcore.so.* => $dest" <<<"$deps" ||
+  fail "consumer does not run against the installed libchatcore.so: $deps"
 echo "ok: consumer built with pkg-config --cflags --libs chatcore"
 
 # The C++ wrapper with g++ and clang++. Under a sanitizer with meson's compiler
@@ -96,7 +98,8 @@ rm -f "$dest$libdir"/libchatcore.so*
 "$cc" "${cflags[@]}" "$src/tests/installed/consumer.c" -o consumer-static \
   $(pkg-config --static --cflags --libs chatcore)
 ./consumer-static
-if ldd ./consumer-static | grep libchatcore; then
+deps=$(ldd ./consumer-static)
+if grep libchatcore <<<"$deps"; then
   fail "consumer-static still needs libchatcore.so"
 fi
 echo "ok: consumer built with pkg-config --static --cflags --libs chatcore"

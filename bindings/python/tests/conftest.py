@@ -26,5 +26,5 @@ def loaded_from_expected_place():
         assert os.path.realpath(chatcore.__file__).startswith(prefix)
         assert os.path.realpath(chatcore.library_path()).startswith(prefix)
         assert "CHATCORE_LIBRARY" not in os.environ
-    else:
+    elif "CHATCORE_LIBRARY" in os.environ:
         assert os.path.samefile(chatcore.library_path(), os.environ["CHATCORE_LIBRARY"])
