@@ -15,10 +15,12 @@ from .errors import ClosedError, ErrorCode
 
 
 class Handle:
-    __slots__ = ("_ptr", "_free", "_lock", "_users", "_closed", "_what")
+    __slots__ = ("_ptr", "_free", "_lock", "_users", "_closed", "_what", "_keep")
 
-    def __init__(self, ptr: Optional[int], free: Callable[[int], None],
-                 what: str) -> None:
+    def __init__(self, ptr: Optional[int], free: Callable[[int], None], what: str,
+                 keep: object = None) -> None:
+        """`keep`: what the C object calls or borrows (a clock's ctypes thunk),
+        held until the pointer is freed."""
         # A constructor that returned 0 set its out-pointer: never NULL here.
         assert ptr is not None, f"{what}: NULL from a successful constructor"
         self._ptr: Optional[int] = ptr
@@ -27,6 +29,7 @@ class Handle:
         self._users = 0
         self._closed = False
         self._what = what
+        self._keep = keep
 
     @property
     def closed(self) -> bool:
@@ -61,6 +64,7 @@ class Handle:
         ptr, self._ptr = self._ptr, None
         if ptr is not None:
             self._free(ptr)
+        self._keep = None
 
 
 class Using:

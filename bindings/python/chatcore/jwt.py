@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from . import _lib
 from ._handle import Closeable, Handle, clear_parked, park, raise_parked, seconds_to_ns
-from .errors import ChatcoreError, ErrorCode, check
+from .errors import ChatcoreError, ClosedError, ErrorCode, check
 
 __all__ = ["Algorithm", "Claims", "Verifier", "sign_hmac"]
 
@@ -131,8 +131,9 @@ class Verifier(Closeable):
             if fallback is not None:
                 if not isinstance(fallback, Verifier):
                     raise TypeError("fallback must be a Verifier")
+                if fallback._handle is None:
+                    raise ClosedError(ErrorCode.CLOSED, "fallback is closed")
                 fallback_handle = fallback._handle
-                assert fallback_handle is not None
                 # Held until this verifier is freed: the C verifier borrows it.
                 fb_ptr = fallback_handle.enter()
                 try:
@@ -151,14 +152,13 @@ class Verifier(Closeable):
         finally:
             lib.cc_jwt_options_free(opt)
 
-        def free(ptr: int, lib: Any = lib, clock_ref: Any = c_clock,
+        def free(ptr: int, lib: Any = lib,
                  fallback_handle: Optional[Handle] = fallback_handle) -> None:
             lib.cc_jwt_verifier_free(ptr)
-            del clock_ref  # the C verifier called it until now
             if fallback_handle is not None:
                 fallback_handle.leave()
 
-        self._handle = Handle(out.value, free, "Verifier")
+        self._handle = Handle(out.value, free, "Verifier", keep=c_clock)
 
     @staticmethod
     def _make_clock(clock: Callable[[], float]) -> Any:

@@ -77,11 +77,8 @@ class RateLimiter(Closeable):
         finally:
             lib.cc_ratelimit_options_free(opt)
 
-        def free(ptr: int, lib: Any = lib, clock_ref: Any = c_clock) -> None:
-            lib.cc_ratelimit_free(ptr)
-            del clock_ref  # the C limiter called it until now
-
-        self._handle = Handle(out.value, free, "RateLimiter")
+        self._handle = Handle(out.value, lib.cc_ratelimit_free, "RateLimiter",
+                              keep=c_clock)
 
     @staticmethod
     def _make_tick(clock: Callable[[], float]) -> Callable[[Any], int]:
