@@ -177,6 +177,27 @@ static cc_storage *make_pg(void *arg) {
   return open_pg(NULL, 4);
 }
 
+/* Two servers (two databases of the private server stand for them), each
+ * holding half of the logical partitions: every chat call goes to one of them,
+ * list_chats merges both. */
+static cc_storage *make_pg_two(void *arg) {
+  (void)arg;
+  char other[256];
+  snprintf(other, sizeof other, "postgresql://chatcore:chatcore@127.0.0.1:%d/other",
+           primary_port);
+  cc_pg_options *opt = NULL;
+  ck_assert_int_eq(cc_pg_options_new(&opt), 0);
+  ck_assert_int_eq(cc_pg_options_set_partitions(opt, 64, 2), 0);
+  ck_assert_int_eq(cc_pg_options_set_pool(opt, 2, 256), 0);
+  ck_assert_int_eq(cc_pg_options_add_server(opt, conninfo, 0, 31), 0);
+  ck_assert_int_eq(cc_pg_options_add_server(opt, other, 32, 63), 0);
+  ready_rec rr;
+  cc_storage *s = open_pg_opt(NULL, NULL, opt, &rr);
+  cc_pg_options_free(opt);
+  ck_assert_msg(rr.err == 0, "ready: %s (%s)", cc_err_name(rr.err), rr.error);
+  return s;
+}
+
 static void destroy_pg(cc_storage *s, void *arg) {
   (void)arg;
   close_pg(s);
@@ -964,5 +985,12 @@ int main(int argc, char **argv) {
                                    .pump = pump,
                                    .large_log = 20000,
                                    .many_chats = 3000};
-  return run_suites(storage_conformance_suite(&b), pg_suite(), NULL);
+  storage_conformance_backend two = {.name = "storage-postgres-two-servers",
+                                     .make = make_pg_two,
+                                     .destroy = destroy_pg,
+                                     .pump = pump,
+                                     .large_log = 2000,
+                                     .many_chats = 1000};
+  return run_suites(storage_conformance_suite(&b), storage_conformance_suite(&two),
+                    pg_suite(), NULL);
 }
