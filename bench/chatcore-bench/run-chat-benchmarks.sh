@@ -35,7 +35,30 @@ DB_DIR=${DB_DIR:-$OUT}
 # shellcheck source=bench/chatcore-bench/bench-common.sh
 . "$(dirname "$0")/bench-common.sh"
 make_certs
-trap stop_server EXIT
+PG_DIR=
+PG_PORT=
+# A private PostgreSQL for the *-postgres measurements (tests/support/postgres.sh),
+# started on first use, stopped at exit; each measurement gets a fresh database.
+pg_db() { # NAME -> a postgresql:// URI
+  local script
+  script=$(dirname "$0")/../../tests/support/postgres.sh
+  if [ -z "$PG_DIR" ]; then
+    PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/chatcore-bench-pg-XXXXXX")
+    PG_PORT=$((PORT + 50))
+    bash "$script" start "$PG_DIR" "$PG_PORT" >&2
+  fi
+  local db=bench_${1//[^a-z0-9]/_}_$RANDOM
+  bash "$script" psql "$PG_PORT" "CREATE DATABASE $db OWNER chatcore" >&2
+  echo "postgresql://chatcore:chatcore@127.0.0.1:$PG_PORT/$db"
+}
+cleanup() {
+  stop_server
+  if [ -n "$PG_DIR" ]; then
+    bash "$(dirname "$0")/../../tests/support/postgres.sh" stop "$PG_DIR"
+    rm -rf "$PG_DIR"
+  fi
+}
+trap cleanup EXIT
 TLS_FLAGS=
 
 # /proc/stat's busy and total jiffies of CPUs 0 and 1: "b0 t0 b1 t1".
@@ -72,6 +95,7 @@ measure() { # NAME DB bench args...
   settle
   quiet
   [ "$db" = file ] && db="$DB_DIR/chat-$name.db" && rm -f "$db" "$db-wal" "$db-shm"
+  [ "$db" = postgres ] && db=$(pg_db "$name")
   # shellcheck disable=SC2086
   start_server "$db" --message-rate 1000000 --message-burst 1000000 $TLS_FLAGS
   local scheme=ws
@@ -100,7 +124,7 @@ measure() { # NAME DB bench args...
   grep -E '^  (sent|acked|delivered|delivery|ack lat|seq|server CPU|bench CPU|error)' \
     "$OUT/$name.log" | sed 's/^/   /'
   stop_server
-  [ "$db" != :memory: ] && rm -f "$db" "$db-wal" "$db-shm"
+  case $db in :memory: | postgresql://*) ;; *) rm -f "$db" "$db-wal" "$db-shm" ;; esac
   if command -v gnuplot >/dev/null; then
     "$PLOT" "$OUT/$name.csv" "$OUT/$name.png" "$name" >/dev/null 2>&1 ||
       echo "   (warning: no $OUT/$name.png: plot.sh failed)" >&2
@@ -132,6 +156,8 @@ run_one() {
   persist-file-proto) measure "$name" file persist --connections 2000 --inflight 16 \
     --proto proto ;;
   persist-mem) measure "$name" :memory: persist --connections 2000 --inflight 16 ;;
+  # The same on PostgreSQL (a private server on this machine, started here).
+  persist-postgres) measure "$name" postgres persist --connections 2000 --inflight 16 ;;
   *) echo "unknown measurement $1" >&2; exit 2 ;;
   esac
 }
@@ -139,7 +165,8 @@ run_one() {
 measurements=(group-mem-0.1 group-mem-0.25 group-mem-0.5 group-mem-1 group-mem-2 group-mem-3
   group-mem-5 group-file-0.5 group-file-1 group-file-2
   group-file-3 group-proto-3 broadcast-50 broadcast-190 direct-file-20 persist-file
-  persist-file-proto persist-mem tls-group-mem-0.5 tls-group-mem-5 tls-persist-file)
+  persist-file-proto persist-mem persist-postgres tls-group-mem-0.5 tls-group-mem-5
+  tls-persist-file)
 [ $# -gt 0 ] && measurements=("$@")
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
   "$(uname -r); server on CPU $SERVER_CPU, bench on CPU $BENCH_CPU; ${DURATION}s each"

@@ -37,7 +37,10 @@
  *
  * Everything runs on the caller's loop through the loop contract
  * (<chatcore/loop.h>): libpq in non-blocking mode, its sockets watched by the
- * loop; no call blocks. This header does not include <libpq-fe.h>. When
+ * loop; no call blocks, with one exception that is libpq's: a host given by
+ * name is resolved with a blocking getaddrinfo at each connection attempt.
+ * Give IP addresses (or `hostaddr`) where a stalled resolver must not stall
+ * the loop. This header does not include <libpq-fe.h>. When
  * libchatcore is built without PostgreSQL (-Dpostgres=disabled) the functions
  * exist and cc_storage_pg_open returns CC_ERR_UNSUPPORTED. */
 #ifndef CHATCORE_POSTGRES_H

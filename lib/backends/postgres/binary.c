@@ -79,10 +79,24 @@ static unsigned char *array(pg_params *p, const cc_mem *mem, uint32_t oid, size_
 }
 
 void pg_params_bytea_array(pg_params *p, const cc_mem *mem, const cc_str *v, size_t n) {
+  pg_params_array(p, mem, OID_BYTEA, v, n);
+}
+
+cc_str pg_params_get(const pg_params *p, int i) {
+  cc_str s = {"", 0};
+  if (i < p->n && p->off[i] != SIZE_MAX) {
+    s.ptr = p->buf + p->off[i];
+    s.len = (size_t)p->len[i];
+  }
+  return s;
+}
+
+void pg_params_array(pg_params *p, const cc_mem *mem, uint32_t elem_oid, const cc_str *v,
+                     size_t n) {
   size_t bytes = 0;
   for (size_t i = 0; i < n; i++)
     bytes += 4 + v[i].len;
-  unsigned char *at = array(p, mem, OID_BYTEA, n, bytes);
+  unsigned char *at = array(p, mem, elem_oid, n, bytes);
   for (size_t i = 0; at && i < n; i++) {
     put32(at, (uint32_t)v[i].len);
     if (v[i].len) memcpy(at + 4, v[i].ptr, v[i].len);

@@ -98,12 +98,17 @@ static void fail_list(pg_store *s, pg_req *r, int err) {
 
 static void batch_free(pg_conn *c, pg_batch *b) {
   const cc_mem *m = &c->s->mem;
-  for (size_t i = 0; i < b->n; i++)
+  for (size_t i = 0; b->slots && i < b->statements; i++)
+    if (b->slots[i].res) PQclear(b->slots[i].res);
+  for (size_t i = 0; i < b->n; i++) {
+    b->sent[i]->group_res = NULL;
     if (b->sent[i]->res) {
       PQclear(b->sent[i]->res);
       b->sent[i]->res = NULL;
     }
+  }
   if (b->error) PQclear(b->error);
+  cc_free(m, b->slots);
   cc_free(m, b->sent);
   cc_free(m, b->reqs);
   cc_free(m, b);
@@ -304,7 +309,8 @@ static pg_batch *batch_new(pg_conn *c, size_t n, size_t statements) {
   if (n) {
     b->sent = cc_calloc(m, n, sizeof *b->sent);
     b->reqs = cc_calloc(m, n, sizeof *b->reqs);
-    if (!b->sent || !b->reqs) {
+    b->slots = cc_calloc(m, n, sizeof *b->slots);
+    if (!b->sent || !b->reqs || !b->slots) {
       batch_free(c, b);
       return NULL;
     }
@@ -384,10 +390,54 @@ static void merge_sort(pg_req **v, pg_req **tmp, size_t n) {
   memcpy(v, tmp, n * sizeof *v);
 }
 
+static int is_message(const pg_req *r) {
+  return r->op == PG_OP_APPEND && r->kind == CC_ENTRY_MESSAGE;
+}
+
+/* Sends one statement: a request's own, or append_messages for the MESSAGE
+ * appends sent[first .. first + n) (columns built from their parameters:
+ * chat, sender, client message id, text, payload, at). 0 or -1 (lost). */
+static int send_slot(pg_conn *c, pg_batch *b, pg_slot *slot) {
+  static const int formats[PG_MAX_PARAMS] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  pg_store *s = c->s;
+  const char *values[PG_MAX_PARAMS];
+  pg_params group = {0}, *p = &b->sent[slot->first]->params;
+  pg_stmt stmt = b->sent[slot->first]->stmt;
+  if (slot->n > 1) {
+    static const int column[6] = {0, 2, 3, 4, 5, 6};
+    static const uint32_t oid[6] = {17, 17, 17, 17, 17, 20}; /* bytea..., int8 */
+    cc_str *v = cc_calloc(&s->mem, slot->n, sizeof *v);
+    for (int k = 0; v && k < 6; k++) {
+      for (size_t i = 0; i < slot->n; i++)
+        v[i] = pg_params_get(&b->sent[slot->first + i]->params, column[k]);
+      pg_params_array(&group, &s->mem, oid[k], v, slot->n);
+    }
+    if (!v) group.err = CC_ERR_NOMEM;
+    cc_free(&s->mem, v);
+    if (group.err) {
+      pg_params_release(&group, &s->mem);
+      lost(c, "out of memory");
+      return -1;
+    }
+    p = &group;
+    stmt = PG_ST_APPEND_MESSAGES;
+  }
+  for (int i = 0; i < p->n; i++)
+    values[i] = p->off[i] == SIZE_MAX ? NULL : p->buf + p->off[i];
+  int ok =
+      PQsendQueryPrepared(c->pg, pg_stmt_name[stmt], p->n, values, p->len, formats, 1);
+  pg_params_release(&group, &s->mem);
+  if (!ok) {
+    lost(c, PQerrorMessage(c->pg));
+    return -1;
+  }
+  return 0;
+}
+
 static void send_batch(pg_conn *c) {
   pg_store *s = c->s;
   size_t n = c->n_pending < s->opt.max_batch ? c->n_pending : s->opt.max_batch;
-  pg_batch *b = batch_new(c, n, n);
+  pg_batch *b = batch_new(c, n, 0);
   pg_req **tmp = cc_calloc(&s->mem, n, sizeof *tmp);
   if (!b || !tmp) {
     if (b) batch_free(c, b);
@@ -405,19 +455,22 @@ static void send_batch(pg_conn *c) {
   c->n_pending -= n;
   merge_sort(b->sent, tmp, n);
   cc_free(&s->mem, tmp);
-  push_flying(c, b);
-  static const int formats[PG_MAX_PARAMS] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  for (size_t i = 0; i < n; i++) {
-    pg_req *r = b->sent[i];
-    const char *values[PG_MAX_PARAMS];
-    for (int p = 0; p < r->params.n; p++)
-      values[p] = r->params.off[p] == SIZE_MAX ? NULL : r->params.buf + r->params.off[p];
-    if (!PQsendQueryPrepared(c->pg, pg_stmt_name[r->stmt], r->params.n, values,
-                             r->params.len, formats, 1)) {
-      lost(c, PQerrorMessage(c->pg));
-      return;
-    }
+  /* runs of MESSAGE appends (in lock order) become one statement each */
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    if (is_message(b->sent[i]))
+      while (j < n && is_message(b->sent[j]))
+        j++;
+    pg_slot *slot = &b->slots[b->statements++];
+    slot->first = i;
+    slot->n = j - i;
+    for (size_t k = 0; slot->n > 1 && k < slot->n; k++)
+      b->sent[i + k]->row = (int)k;
+    i = j;
   }
+  push_flying(c, b);
+  for (size_t i = 0; i < b->statements; i++)
+    if (send_slot(c, b, &b->slots[i]) != 0) return;
   if (!PQpipelineSync(c->pg)) {
     lost(c, PQerrorMessage(c->pg));
     return;
@@ -474,6 +527,16 @@ static void batch_done(pg_conn *c, pg_batch *b) {
     return;
   }
   if (!b->error) {
+    for (size_t i = 0; i < b->statements; i++) { /* results to their requests */
+      pg_slot *slot = &b->slots[i];
+      if (slot->n == 1) {
+        b->sent[slot->first]->res = slot->res;
+        slot->res = NULL;
+      } else {
+        for (size_t k = 0; k < slot->n; k++)
+          b->sent[slot->first + k]->group_res = slot->res; /* freed with b */
+      }
+    }
     for (size_t i = 0; i < b->n; i++) {
       pg_req *r = b->reqs[i];
       PGresult *res = r->res;
@@ -485,8 +548,10 @@ static void batch_done(pg_conn *c, pg_batch *b) {
     batch_free(c, b);
   } else {
     failure f = classify(b->error);
-    pg_req *failed =
-        b->error_at < b->n && f == FAIL_STATEMENT ? b->sent[b->error_at] : NULL;
+    /* the statement that failed: its requests fail, the others go again */
+    pg_slot *failed = b->error_at < b->statements && f == FAIL_STATEMENT
+                          ? &b->slots[b->error_at]
+                          : NULL;
     one_line(why, sizeof why, PQresultErrorMessage(b->error));
     pg_req *head = NULL, *tail = NULL, *give_up = NULL;
     size_t n_again = 0;
@@ -496,7 +561,10 @@ static void batch_done(pg_conn *c, pg_batch *b) {
         PQclear(r->res);
         r->res = NULL;
       }
-      if (r == failed || f == FAIL_CONNECTION || ++r->attempts >= PG_MAX_ATTEMPTS) {
+      int in_failed = 0;
+      for (size_t k = 0; failed && k < failed->n; k++)
+        in_failed |= b->sent[failed->first + k] == r;
+      if (in_failed || f == FAIL_CONNECTION || ++r->attempts >= PG_MAX_ATTEMPTS) {
         r->next = give_up;
         give_up = r;
         continue;
@@ -546,8 +614,9 @@ static void take_result(pg_conn *c, PGresult *res) {
       b->error_at = b->cur;
       return;
     }
-  } else if (st == PGRES_TUPLES_OK && b->cur < b->n && !b->sent[b->cur]->res) {
-    b->sent[b->cur]->res = res;
+  } else if (st == PGRES_TUPLES_OK && b->slots && b->cur < b->statements &&
+             !b->slots[b->cur].res) {
+    b->slots[b->cur].res = res;
     return;
   }
   PQclear(res); /* COMMAND_OK of the setup, PIPELINE_ABORTED, or later errors */

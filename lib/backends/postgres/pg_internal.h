@@ -44,6 +44,12 @@ void pg_params_int4(pg_params *p, const cc_mem *mem, int32_t v);
 void pg_params_int8(pg_params *p, const cc_mem *mem, int64_t v);
 void pg_params_bytea_array(pg_params *p, const cc_mem *mem, const cc_str *v, size_t n);
 void pg_params_int4_array(pg_params *p, const cc_mem *mem, const int32_t *v, size_t n);
+/* An array of elements of type `elem_oid` whose binary forms are `v` (e.g.
+ * other parameters' bytes). */
+void pg_params_array(pg_params *p, const cc_mem *mem, uint32_t elem_oid, const cc_str *v,
+                     size_t n);
+/* Parameter `i` of `p` as bytes (empty for NULL). */
+cc_str pg_params_get(const pg_params *p, int i);
 void pg_params_release(pg_params *p, const cc_mem *mem);
 
 /* Columns of a binary result. NULL reads as 0 or empty. */
@@ -77,6 +83,7 @@ typedef enum pg_stmt {
   PG_ST_MEMBERSHIP,
   PG_ST_LIST,
   PG_ST_MARK_READ,
+  PG_ST_APPEND_MESSAGES,
   PG_ST_COUNT_
 } pg_stmt;
 extern const char *const pg_stmt_name[PG_ST_COUNT_];
@@ -113,6 +120,7 @@ typedef struct pg_req {
   struct pg_req *next;
   pg_op op;
   pg_stmt stmt;
+  cc_entry_kind kind; /* append */
   pg_cb cb;
   void *user_data;
   pg_params params;
@@ -122,7 +130,9 @@ typedef struct pg_req {
   int attempts;
   pg_list *list; /* a list_chats spread over servers: the whole */
   size_t list_slot;
-  PGresult *res; /* its statement's result, once its batch committed */
+  PGresult *res;             /* its statement's result, once its batch committed */
+  const PGresult *group_res; /* or its row `row` of a grouped statement's */
+  int row;
 } pg_req;
 
 /* ---- requests.c ---- */
@@ -155,6 +165,13 @@ typedef enum pg_conn_state {
   PG_CONN_CLOSED /* finished: no more use */
 } pg_conn_state;
 
+/* A statement of a batch: one request, or a run of MESSAGE appends sent as
+ * one append_messages call. */
+typedef struct pg_slot {
+  size_t first, n; /* requests sent[first .. first + n) */
+  PGresult *res;
+} pg_slot;
+
 typedef struct pg_batch {
   struct pg_batch *next;
   size_t n;          /* requests (0 for the setup batch) */
@@ -165,6 +182,7 @@ typedef struct pg_batch {
   size_t error_at;   /* its statement (== statements: at COMMIT) */
   pg_req **sent;     /* requests in sent (lock) order */
   pg_req **reqs;     /* requests in call order (callbacks run in it) */
+  pg_slot *slots;    /* per statement (none for the setup batch) */
 } pg_batch;
 
 struct pg_conn {

@@ -253,7 +253,24 @@ static void list_part_done(pg_store *s, pg_req *r, int err, PGresult *res) {
   cc_free(&s->mem, l);
 }
 
+/* An append's answer: (status, seq) in its own result, or (ord, status, seq)
+ * at its row of a grouped append_messages. */
+static void complete_append(pg_req *r, const PGresult *res) {
+  const PGresult *src = r->group_res ? r->group_res : res;
+  int row = r->group_res ? r->row : 0, col = r->group_res ? 1 : 0;
+  int st = row < PQntuples(src) ? pg_col_int4(src, row, col) : CC_ERR_BACKEND;
+  if (st < 0)
+    r->cb.append(r->user_data, st, 0, 0);
+  else
+    r->cb.append(r->user_data, 0, u64(src, row, col + 1), st == 1);
+}
+
 void pg_req_complete(pg_store *s, pg_req *r, PGresult *res) {
+  if (r->op == PG_OP_APPEND && r->group_res) {
+    complete_append(r, NULL);
+    pg_req_free(s, r);
+    return;
+  }
   if (!res) { /* a statement without rows: not one of ours */
     pg_req_fail(s, r, CC_ERR_BACKEND);
     return;
@@ -268,10 +285,7 @@ void pg_req_complete(pg_store *s, pg_req *r, PGresult *res) {
     r->cb.done(r->user_data, st < 0 ? st : 0);
     break;
   case PG_OP_APPEND:
-    if (st < 0)
-      r->cb.append(r->user_data, st, 0, 0);
-    else
-      r->cb.append(r->user_data, 0, u64(res, 0, 1), st == 1);
+    complete_append(r, res);
     break;
   case PG_OP_READ:
     if (st < 0)

@@ -167,6 +167,58 @@ static const char schema_v1[] =
     "  UPDATE chats c SET last_seq = o_seq WHERE c.chat_id = p_chat;\n"
     "  o_status := 0;\n"
     "END $f$;\n"
+    /* append_messages: many MESSAGE appends (to one or several chats) as
+     * one call, set-based: the rows of the chats are locked in chat id order,
+     * then (a new snapshot, which sees whatever committed before the locks
+     * were granted) the messages already stored are found, the new ones of
+     * each chat numbered after its last_seq in input order, inserted, and
+     * the chats' last_seq moved. A message repeated inside the input is
+     * appended once (its first occurrence); the repeats answer as retries.
+     * One row per input element, in input order: (ord, status, seq) with the
+     * statuses of append_entry. */
+    "CREATE FUNCTION append_messages(p_chats bytea[], p_senders bytea[],"
+    "  p_cmids bytea[], p_texts bytea[], p_payloads bytea[], p_ats bigint[])"
+    " RETURNS TABLE (o_ord bigint, o_status int, o_seq bigint)"
+    " LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$\n"
+    "BEGIN\n"
+    "  PERFORM 1 FROM chats c WHERE c.chat_id = ANY (p_chats) ORDER BY c.chat_id"
+    "    FOR NO KEY UPDATE;\n"
+    "  RETURN QUERY\n"
+    "  WITH input AS (SELECT * FROM unnest(p_chats, p_senders, p_cmids, p_texts,"
+    "      p_payloads, p_ats) WITH ORDINALITY"
+    "      AS i(chat, sender, cmid, text, payload, at, ord)),\n"
+    "  stored AS (SELECT i.ord, e.seq, (e.updated_seq = e.seq AND e.text = i.text"
+    "      AND e.payload = i.payload) OR (e.updated_seq <> e.seq AND e.orig_digest ="
+    "      sha256(int8send(length(i.text)) || i.text || i.payload)) AS same"
+    "    FROM input i JOIN entries e ON e.chat_id = i.chat AND e.sender_id = i.sender"
+    "      AND e.client_msg_id = i.cmid),\n"
+    "  firsts AS (SELECT DISTINCT ON (i.chat, i.sender, i.cmid) i.* FROM input i"
+    "    WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.ord = i.ord)"
+    "    ORDER BY i.chat, i.sender, i.cmid, i.ord),\n"
+    "  numbered AS (SELECT f.*, c.last_seq + row_number() OVER"
+    "      (PARTITION BY f.chat ORDER BY f.ord) AS seq"
+    "    FROM firsts f JOIN chats c ON c.chat_id = f.chat),\n"
+    "  ins AS (INSERT INTO entries (chat_id, seq, kind, sender_id, client_msg_id,"
+    "      text, payload, at_ms, updated_seq)"
+    "    SELECT n.chat, n.seq, 1, n.sender, n.cmid, n.text, n.payload, n.at, n.seq"
+    "    FROM numbered n RETURNING 1),\n"
+    "  moved AS (UPDATE chats c SET last_seq = m.seq FROM (SELECT n.chat, max(n.seq)"
+    "      AS seq FROM numbered n GROUP BY n.chat) m WHERE c.chat_id = m.chat"
+    "    RETURNING 1)\n"
+    "  SELECT i.ord,"
+    "    CASE WHEN s.ord IS NOT NULL THEN CASE WHEN s.same THEN 1 ELSE -4 END"
+    "      WHEN n.ord IS NOT NULL THEN 0"
+    "      WHEN f.ord IS NULL THEN -3"
+    "      WHEN f.text = i.text AND f.payload = i.payload THEN 1 ELSE -4 END,"
+    "    COALESCE(s.seq, n.seq, CASE WHEN f.text = i.text AND f.payload = i.payload"
+    "      THEN f.seq END, 0)"
+    "  FROM input i"
+    "  LEFT JOIN stored s ON s.ord = i.ord"
+    "  LEFT JOIN numbered n ON n.ord = i.ord"
+    "  LEFT JOIN numbered f ON f.chat = i.chat AND f.sender = i.sender"
+    "    AND f.cmid = i.cmid AND f.ord < i.ord"
+    "  ORDER BY i.ord;\n"
+    "END $f$;\n"
     /* mark_read: (0, read_seq, unread) or (-3 NOT_FOUND, 0, 0). It locks the
      * chat row as an append does, so that every write to a chat takes its
      * locks in the same order (chat row first). */
@@ -264,6 +316,7 @@ char *pg_migration_sql(const cc_mem *mem, const char *schema, int from,
 #define OID_INT4 23
 #define OID_BYTEA_ARRAY 1001
 #define OID_INT4_ARRAY 1007
+#define OID_INT8_ARRAY 1016
 
 #define ENTRY_COLS                                                                       \
   "e.seq, e.kind, e.sender_id, e.client_msg_id, e.text, e.payload, e.at_ms, "            \
@@ -272,8 +325,8 @@ char *pg_migration_sql(const cc_mem *mem, const char *schema, int from,
 #define FIRST_SEQ "COALESCE((SELECT min(x.seq) FROM entries x WHERE x.chat_id = $1), 0)"
 
 const char *const pg_stmt_name[PG_ST_COUNT_] = {
-    "cc_create",   "cc_append",     "cc_fetch_asc", "cc_fetch_desc",
-    "cc_get_chat", "cc_membership", "cc_list",      "cc_mark_read"};
+    "cc_create",     "cc_append", "cc_fetch_asc", "cc_fetch_desc",     "cc_get_chat",
+    "cc_membership", "cc_list",   "cc_mark_read", "cc_append_messages"};
 
 const char *const pg_stmt_sql[PG_ST_COUNT_] = {
     [PG_ST_CREATE] = "SELECT create_chat($1, $2, $3, $4, $5, $6, $7)",
@@ -310,9 +363,10 @@ const char *const pg_stmt_sql[PG_ST_COUNT_] = {
         "z.kind = 1 ORDER BY z.seq DESC LIMIT 1) l ON true "
         "WHERE m.user_id = $1 AND m.chat_id > $2 ORDER BY m.chat_id LIMIT $3",
     [PG_ST_MARK_READ] = "SELECT * FROM mark_read($1, $2, $3)",
+    [PG_ST_APPEND_MESSAGES] = "SELECT * FROM append_messages($1, $2, $3, $4, $5, $6)",
 };
 
-const int pg_stmt_nparams[PG_ST_COUNT_] = {7, 11, 4, 4, 1, 2, 3, 3};
+const int pg_stmt_nparams[PG_ST_COUNT_] = {7, 11, 4, 4, 1, 2, 3, 3, 6};
 
 static const Oid t_create[] = {OID_BYTEA, OID_INT4,        OID_BYTEA,     OID_BYTEA,
                                OID_INT8,  OID_BYTEA_ARRAY, OID_INT4_ARRAY};
@@ -324,6 +378,9 @@ static const Oid t_chat[] = {OID_BYTEA};
 static const Oid t_membership[] = {OID_BYTEA, OID_BYTEA};
 static const Oid t_list[] = {OID_BYTEA, OID_BYTEA, OID_INT8};
 static const Oid t_read[] = {OID_BYTEA, OID_BYTEA, OID_INT8};
+static const Oid t_messages[] = {OID_BYTEA_ARRAY, OID_BYTEA_ARRAY, OID_BYTEA_ARRAY,
+                                 OID_BYTEA_ARRAY, OID_BYTEA_ARRAY, OID_INT8_ARRAY};
 
-const Oid *const pg_stmt_types[PG_ST_COUNT_] = {t_create, t_append,     t_fetch, t_fetch,
-                                                t_chat,   t_membership, t_list,  t_read};
+const Oid *const pg_stmt_types[PG_ST_COUNT_] = {t_create, t_append, t_fetch,
+                                                t_fetch,  t_chat,   t_membership,
+                                                t_list,   t_read,   t_messages};

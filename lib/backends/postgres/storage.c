@@ -146,6 +146,7 @@ static void m_append(cc_storage *base, const cc_entry *e, cc_storage_append_cb c
     cb(user_data, err, 0, 0);
     return;
   }
+  r->kind = e->kind;
   const cc_mem *m = &s->mem;
   cc_str none = {"", 0};
   int msg = e->kind == CC_ENTRY_MESSAGE, membership = e->kind == CC_ENTRY_MEMBERSHIP;
