@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <chatcore/postgres.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +27,9 @@ static const char usage[] =
     "                              growing with every message, and nothing on disk),\n"
     "                              or PostgreSQL: postgresql://user:pw@host/db (a\n"
     "                              libpq URI; several hosts follow a failover)\n"
+    "  --db-server FIRST-LAST=URI  a PostgreSQL server holding logical partitions\n"
+    "                              FIRST..LAST of 0..63 (repeatable: chats spread\n"
+    "                              over several servers; instead of --db)\n"
     "  --message-rate N            messages per second per user (default 20)\n"
     "  --message-burst N           burst of messages per user (default 40)\n"
     "  --chat-change-rate N        chat changes (create chats, add/remove members,\n"
@@ -115,6 +120,35 @@ static int origins_from_env(server_config *cfg, const char *list, char *error,
   return 0;
 }
 
+/* "FIRST-LAST=postgresql://...": the partitions are checked against each other
+ * when the storage opens (a partition held twice or by nobody is named). */
+static int add_db_server(server_config *cfg, const char *v, char *error, size_t cap) {
+  char *end = NULL;
+  unsigned long first = strtoul(v, &end, 10), last = 0;
+  int ok = end != v && *end == '-';
+  if (ok) {
+    const char *from = end + 1;
+    last = strtoul(from, &end, 10);
+    ok = end != from && *end == '=' && first <= last && last <= 65535;
+  }
+  if (!ok || !cc_pg_is_uri(end + 1)) {
+    snprintf(error, cap,
+             "--db-server: expected FIRST-LAST=postgresql://... (e.g. "
+             "0-31=postgresql://chat@db1/chat), got '%s'",
+             v);
+    return 2;
+  }
+  if (cfg->n_db_servers == CONFIG_MAX_DB_SERVERS) {
+    snprintf(error, cap, "--db-server: at most %d servers", CONFIG_MAX_DB_SERVERS);
+    return 2;
+  }
+  cfg->db_servers[cfg->n_db_servers].first = (uint32_t)first;
+  cfg->db_servers[cfg->n_db_servers].last = (uint32_t)last;
+  cfg->db_servers[cfg->n_db_servers].uri = end + 1;
+  cfg->n_db_servers++;
+  return 0;
+}
+
 static int apply(server_config *cfg, const char *name, const char *v, char *error,
                  size_t cap) {
   uint64_t n;
@@ -144,6 +178,8 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
       return 2;
     }
     cfg->db = v;
+  } else if (strcmp(name, "--db-server") == 0) {
+    return add_db_server(cfg, v, error, cap);
   } else if (strcmp(name, "--message-rate") == 0) {
     if (parse_size(name, v, 1, 1000000, &n, error, cap)) return 2;
     cfg->message_rate = (uint32_t)n;
@@ -301,6 +337,10 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
              "anyone who reaches it could sign in as anyone; add "
              "--dev-login-any-address to serve it there anyway",
              cfg->listen);
+    return 2;
+  }
+  if (cfg->n_db_servers && cc_pg_is_uri(cfg->db)) {
+    snprintf(error, cap, "--db-server: give either --db URI or --db-server, not both");
     return 2;
   }
   if (!cfg->tls_cert != !cfg->tls_key) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define CONFIG_MAX_ORIGINS 32
+#define CONFIG_MAX_DB_SERVERS 16
 #define CONFIG_DEFAULT_PING_MS 25000 /* the gateway's defaults */
 #define CONFIG_DEFAULT_IDLE_MS 60000
 
@@ -20,7 +21,13 @@ typedef struct server_config {
   const char *tls_cert, *tls_key;
   size_t max_message_bytes; /* 0: the gateway's default */
   uint64_t drain_timeout_ms;
-  const char *db;             /* SQLite file (default ./chatcore.db); ":memory:" */
+  const char *db;         /* SQLite file (default ./chatcore.db); ":memory:";
+                           * or a postgresql:// URI */
+  struct {                /* --db-server FIRST-LAST=URI: PostgreSQL servers */
+    uint32_t first, last; /* the logical partitions each holds */
+    const char *uri;
+  } db_servers[CONFIG_MAX_DB_SERVERS];
+  size_t n_db_servers;
   int dev_login;              /* serve POST /v1/login (demos only) */
   int dev_login_any_address;  /* ... even on an address other than loopback */
   uint32_t message_rate;      /* messages per second per user (0: default) */

@@ -256,7 +256,12 @@ static int open_postgres(server *s, const server_config *cfg) {
   char error[512];
   if (cc_pg_options_new(&po) != 0) return fail("out of memory", NULL);
   pg_wait w = {0};
-  int rv = cc_pg_options_add_server(po, cfg->db, 0, UINT32_MAX);
+  int rv = 0;
+  const char *flag = cfg->n_db_servers ? "--db-server" : "--db";
+  if (!cfg->n_db_servers) rv = cc_pg_options_add_server(po, cfg->db, 0, UINT32_MAX);
+  for (size_t i = 0; rv == 0 && i < cfg->n_db_servers; i++)
+    rv = cc_pg_options_add_server(po, cfg->db_servers[i].uri, cfg->db_servers[i].first,
+                                  cfg->db_servers[i].last);
   if (rv == 0) rv = cc_pg_options_set_max_members(po, SERVER_MAX_MEMBERS);
   if (rv == 0)
     rv = cc_storage_pg_open(&s->storage, s->backend_loop, po, NULL, on_pg_ready, &w,
@@ -264,17 +269,17 @@ static int open_postgres(server *s, const server_config *cfg) {
   else
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_pg_options_free(po);
-  if (rv != 0) return fail("--db", error);
+  if (rv != 0) return fail(flag, error);
   while (!w.calls)
     uv_run(s->loop, UV_RUN_ONCE);
-  if (w.err) return fail("--db", w.error);
+  if (w.err) return fail(flag, w.error);
   return 0;
 }
 
 static int open_backends(server *s, const server_config *cfg) {
   cc_sqlite_options *so;
   char error[512];
-  if (cc_pg_is_uri(cfg->db)) {
+  if (cc_pg_is_uri(cfg->db) || cfg->n_db_servers) {
     int rv = cc_uv_loop_new(&s->backend_loop, s->loop, NULL);
     if (rv != 0) return fail("out of memory", NULL);
     if (open_postgres(s, cfg) != 0) return 2;
@@ -497,7 +502,15 @@ int main(int argc, char **argv) {
   uv_timer_start(&s.presence_timer, on_presence_timer, 10000, 10000);
   uv_unref((uv_handle_t *)&s.presence_timer);
   char db[512];
-  redact_password(db, sizeof db, cfg.db);
+  if (cfg.n_db_servers) {
+    char first[400];
+    redact_password(first, sizeof first, cfg.db_servers[0].uri);
+    snprintf(db, sizeof db, "%s and %zu more PostgreSQL server%s", first,
+             cfg.n_db_servers - 1, cfg.n_db_servers == 2 ? "" : "s");
+    if (cfg.n_db_servers == 1) snprintf(db, sizeof db, "%s", first);
+  } else {
+    redact_password(db, sizeof db, cfg.db);
+  }
   printf("chatcore-server %s listening on %s://%s (WebSocket at /ws, database %s%s)\n",
          cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, db,
          cfg.dev_login ? ", dev login on" : "");

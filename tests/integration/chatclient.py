@@ -32,7 +32,7 @@ from typing import NamedTuple, Optional
 
 import websockets
 
-from conftest import Server, fresh_db, token
+from conftest import Server, db_args, token
 
 PROTO = pathlib.Path(__file__).resolve().parents[2] / "proto" / "chatcore" / "v1" / "chatcore.proto"
 
@@ -537,13 +537,13 @@ def run(coro, timeout=90):
 # ---- the server with a database ----------------------------------------------------
 
 class ChatServer(Server):
-    """chatcore-server with its data in `db_dir` (conftest.fresh_db); the directory
+    """chatcore-server with its data in `db_dir` (conftest.db_args); the directory
     belongs to the caller."""
 
     def __init__(self, db_dir, *extra):
         self.db_dir = db_dir
         self.extra = extra
-        super().__init__("--db", fresh_db(db_dir), *extra)
+        super().__init__(*db_args(db_dir), *extra)
 
     def restart(self):
         """A new process on the same database (this one must have ended)."""

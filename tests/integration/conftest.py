@@ -40,15 +40,9 @@ def token(sub="alice", ttl=600, secret=SECRET, **claims):
 _pg_databases = itertools.count()
 
 
-def fresh_db(tmpdir):
-    """The --db of a server whose data lives in `tmpdir`: the file chat.db there,
-    or, when the suite runs on PostgreSQL (tests/integration/with_postgres.sh),
-    a database made for `tmpdir` the first time (its URI kept in the directory,
-    so that a restarted server finds the same chats)."""
-    port = os.environ.get("CHATCORE_TEST_PG_PORT")
-    if not port:
-        return os.path.join(tmpdir, "chat.db")
-    keep = os.path.join(tmpdir, "postgres-uri")
+def _pg_database(port, keep):
+    """A database made once for `keep` (its URI kept in that file, so that a
+    restarted server finds the same chats)."""
     if os.path.exists(keep):
         with open(keep) as f:
             return f.read()
@@ -61,6 +55,21 @@ def fresh_db(tmpdir):
     return uri
 
 
+def db_args(tmpdir):
+    """The database flags of a server whose data lives in `tmpdir`: --db with the
+    file chat.db there, or, when the suite runs on PostgreSQL
+    (tests/integration/with_postgres.sh), --db with a database made for
+    `tmpdir`; with CHATCORE_TEST_PG_SERVERS=2, two databases standing for two
+    servers, each holding half of the 64 logical partitions (--db-server)."""
+    port = os.environ.get("CHATCORE_TEST_PG_PORT")
+    if not port:
+        return ["--db", os.path.join(tmpdir, "chat.db")]
+    if os.environ.get("CHATCORE_TEST_PG_SERVERS", "1") == "2":
+        return ["--db-server", "0-31=" + _pg_database(port, os.path.join(tmpdir, "pg-a")),
+                "--db-server", "32-63=" + _pg_database(port, os.path.join(tmpdir, "pg-b"))]
+    return ["--db", _pg_database(port, os.path.join(tmpdir, "pg-uri"))]
+
+
 class Server:
     """A chatcore-server process; stops itself at the end of the test."""
 
@@ -69,7 +78,7 @@ class Server:
         self.scheme = scheme
         # Each server keeps its chats in its own temporary database.
         self.dir = tempfile.TemporaryDirectory(prefix="chatcore-it-")
-        db = [] if "--db" in extra else ["--db", fresh_db(self.dir.name)]
+        db = [] if {"--db", "--db-server"} & set(extra) else db_args(self.dir.name)
         args = [server_binary(), "--listen", f"127.0.0.1:{self.port}",
                 "--jwt-secret", SECRET, *db, *extra]
         self.log = tempfile.TemporaryFile()

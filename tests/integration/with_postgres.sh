@@ -2,8 +2,9 @@
 # Runs `python3 -m pytest ARGS...` with a private PostgreSQL 15 (tests/support/
 # postgres.sh) on a free loopback port: every chatcore-server the tests start
 # without an explicit --db keeps its chats in a fresh database there
-# (conftest.py: fresh_db). The server is stopped and its directory removed at
-# the end, whatever happens.
+# (conftest.py: db_args); with CHATCORE_TEST_PG_SERVERS=2 in the environment,
+# in two databases standing for two servers (--db-server). The server is
+# stopped and its directory removed at the end, whatever happens.
 set -euo pipefail
 tests=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/chatcore-pg-it-XXXXXX")
