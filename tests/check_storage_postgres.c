@@ -807,6 +807,52 @@ START_TEST(failover_to_promoted_standby) {
 }
 END_TEST
 
+/* A server error in one message of a batch (a trigger the test adds refuses
+ * the text "poison") rolls the batch back: that message fails with
+ * CC_ERR_BACKEND, the others, sent again, are stored with seqs 1..n. */
+START_TEST(one_bad_message_fails_alone) {
+  char schema[64], sql[512];
+  snprintf(schema, sizeof schema, "poison_%d", (int)getpid());
+  cc_storage *s = open_pg(schema, 4);
+  ck_assert_int_eq(create(s, "g:p", "alice", "bob"), 0);
+  snprintf(sql, sizeof sql,
+           "CREATE FUNCTION %s.refuse() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN "
+           "IF NEW.text = ''poison'' THEN RAISE EXCEPTION ''refused by the test''; END "
+           "IF; RETURN NEW; END'",
+           schema);
+  psql(primary_port, sql);
+  snprintf(sql, sizeof sql,
+           "CREATE TRIGGER refuse BEFORE INSERT ON %s.entries FOR EACH ROW EXECUTE "
+           "FUNCTION %s.refuse()",
+           schema, schema);
+  psql(primary_port, sql);
+  enum { N = 12 };
+  storage_rec r[N];
+  memset(r, 0, sizeof r);
+  char cmid[N][16];
+  for (int i = 0; i < N; i++) { /* made in one loop turn: one batch */
+    snprintf(cmid[i], sizeof cmid[i], "m%d", i);
+    append_msg(s, "g:p", "alice", cmid[i], i == 5 ? "poison" : cmid[i],
+               storage_rec_append, &r[i]);
+  }
+  for (int i = 0; i < N; i++)
+    wait_rec(&r[i]);
+  uint64_t seq = 0;
+  for (int i = 0; i < N; i++) {
+    if (i == 5) {
+      ck_assert_int_eq(r[i].err, CC_ERR_BACKEND);
+      continue;
+    }
+    ck_assert_int_eq(r[i].err, 0);
+    ck_assert_uint_eq(r[i].seq, ++seq); /* in call order, no gap */
+  }
+  storage_rec all = fetch_all(s, "g:p");
+  ck_assert_uint_eq(all.n, N - 1);
+  ck_assert_uint_eq(all.seq, N - 1);
+  close_pg(s);
+}
+END_TEST
+
 static Suite *pg_suite(void) {
   Suite *su = suite_create("storage-postgres");
   TCase *tc = tcase_create("postgres");
@@ -819,6 +865,7 @@ static Suite *pg_suite(void) {
   tcase_add_test(tc, open_newer_schema);
   tcase_add_test(tc, reopen_and_concurrent_open);
   tcase_add_test(tc, member_cap);
+  tcase_add_test(tc, one_bad_message_fails_alone);
   tcase_add_test(tc, four_processes_gap_free);
   tcase_add_test(tc, kill9_server_under_load);
   tcase_add_test(tc, failover_to_promoted_standby);

@@ -391,7 +391,7 @@ static void merge_sort(pg_req **v, pg_req **tmp, size_t n) {
 }
 
 static int is_message(const pg_req *r) {
-  return r->op == PG_OP_APPEND && r->kind == CC_ENTRY_MESSAGE;
+  return r->op == PG_OP_APPEND && r->kind == CC_ENTRY_MESSAGE && !r->alone;
 }
 
 /* Sends one statement: a request's own, or append_messages for the MESSAGE
@@ -564,6 +564,12 @@ static void batch_done(pg_conn *c, pg_batch *b) {
       int in_failed = 0;
       for (size_t k = 0; failed && k < failed->n; k++)
         in_failed |= b->sent[failed->first + k] == r;
+      /* a grouped statement that failed: its messages go again one by one,
+       * so that only the one at fault fails */
+      if (in_failed && failed->n > 1) {
+        r->alone = 1;
+        in_failed = 0;
+      }
       if (in_failed || f == FAIL_CONNECTION || ++r->attempts >= PG_MAX_ATTEMPTS) {
         r->next = give_up;
         give_up = r;
@@ -705,6 +711,7 @@ static void on_io(void *arg, unsigned events) {
 
 static void lost(pg_conn *c, const char *why_raw) {
   pg_store *s = c->s;
+  if (c->state == PG_CONN_CLOSED) return;
   char why[400];
   one_line(why, sizeof why, why_raw);
   int was = c->state;

@@ -128,6 +128,7 @@ typedef struct pg_req {
   uint32_t limit;          /* fetch, list: what the caller asked for */
   int newest;              /* fetch */
   int attempts;
+  int alone; /* a MESSAGE append sent on its own (its group failed once) */
   pg_list *list; /* a list_chats spread over servers: the whole */
   size_t list_slot;
   PGresult *res;             /* its statement's result, once its batch committed */
