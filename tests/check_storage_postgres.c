@@ -8,9 +8,10 @@
  * promoted synchronous standby.
  *
  *   check_storage_postgres                   the Check suites
- *   check_storage_postgres --bench CONNINFO CHATS N K
- *       durable appends/s and ack latency: N appends over CHATS chats, K in
- *       flight, against a running server (bench/postgres/run.sh starts one)
+ *   check_storage_postgres --bench CONNINFO CHATS N K [RATE]
+ *       durable appends/s and ack latency: N appends over CHATS chats, at
+ *       most K in flight, offered as fast as acks come or at RATE appends/s,
+ *       against a running server
  *
  * CC_PG_SCRIPT names tests/support/postgres.sh (meson sets it). */
 #include <check.h>
@@ -879,7 +880,9 @@ typedef struct bench {
   cc_storage *s;
   int chats, in_flight, max_in_flight;
   long next, target, acked, failed;
-  double *lat_ms; /* per append */
+  double rate;             /* appends/s to offer (0: as fast as acks come) */
+  struct timespec started; /* for the rate */
+  double *lat_ms;          /* per append */
   struct timespec *t0;
 } bench;
 
@@ -911,7 +914,8 @@ static void on_bench_ack(void *ud, int err, uint64_t seq, int dup) {
 }
 
 static void bench_fill(bench *b) {
-  while (b->in_flight < b->max_in_flight && b->next < b->target) {
+  while (b->in_flight < b->max_in_flight && b->next < b->target &&
+         (b->rate <= 0 || (double)b->next < since_ms(&b->started) * b->rate / 1e3)) {
     long n = b->next++;
     char chat[32], cmid[32];
     snprintf(chat, sizeof chat, "b:%ld", n % b->chats);
@@ -936,7 +940,7 @@ static int cmp_double(const void *a, const void *b) {
  * K in flight; prints appends/s and ack latency percentiles. */
 static int run_bench(int argc, char **argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: %s --bench CONNINFO CHATS N K\n", argv[0]);
+    fprintf(stderr, "usage: %s --bench CONNINFO CHATS N K [RATE]\n", argv[0]);
     return 2;
   }
   bench b = {0};
@@ -981,18 +985,23 @@ static int run_bench(int argc, char **argv) {
   b.lat_ms = calloc((size_t)b.target, sizeof *b.lat_ms);
   b.t0 = calloc((size_t)b.target, sizeof *b.t0);
   if (!b.lat_ms || !b.t0) return 1;
-  struct timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
+  b.rate = argc > 6 ? atof(argv[6]) : 0;
+  clock_gettime(CLOCK_MONOTONIC, &b.started);
   bench_fill(&b);
-  while (b.in_flight > 0)
-    uv_run(the_loop(), UV_RUN_ONCE);
-  double ms = since_ms(&start);
+  while (b.in_flight > 0 || b.next < b.target) {
+    uv_run(the_loop(), b.rate > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    if (b.rate > 0) {
+      bench_fill(&b);
+      usleep(200); /* paced: offer the next ones on time */
+    }
+  }
+  double ms = since_ms(&b.started);
   qsort(b.lat_ms, (size_t)b.acked, sizeof *b.lat_ms, cmp_double);
   double p50 = b.acked ? b.lat_ms[b.acked / 2] : 0;
   double p99 = b.acked ? b.lat_ms[(long)((double)b.acked * 0.99)] : 0;
-  printf("postgres appends: chats=%d n=%ld in_flight=%d acked=%ld failed=%ld "
-         "%.0f appends/s p50=%.2f ms p99=%.2f ms\n",
-         b.chats, b.target, b.max_in_flight, b.acked, b.failed,
+  printf("postgres appends: chats=%d n=%ld in_flight=%d offered=%.0f/s acked=%ld "
+         "failed=%ld %.0f appends/s p50=%.2f ms p99=%.2f ms\n",
+         b.chats, b.target, b.max_in_flight, b.rate, b.acked, b.failed,
          (double)b.acked * 1e3 / ms, p50, p99);
   int closed = 0;
   b.s->methods->close(b.s, on_closed, &closed);
