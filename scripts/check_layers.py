@@ -43,7 +43,7 @@ PUBLIC = {
     "http.h": "gateway", "gateway.h": "gateway",
     "service.h": "service",
     "edge.h": "edge",
-    "memory.h": "backends", "sqlite.h": "backends", "postgres.h": "backends",
+    "memory.h": "backends", "sqlite.h": "backends", "postgres.h": "backends", "redis.h": "backends",
     "memnet.h": "transport", "uv.h": "transport",
     "link.h": "link", "http_api.h": "link",
     "chatcore.h": "umbrella",

@@ -24,6 +24,7 @@
 #include <chatcore/service.h>
 #include <chatcore/session.h>
 #include <chatcore/postgres.h>
+#include <chatcore/redis.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>
 #include <chatcore/uv.h>

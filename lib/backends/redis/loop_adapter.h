@@ -1,0 +1,13 @@
+/* hiredis' asynchronous context on the loop contract (loop_adapter.c). */
+#ifndef CC_BACKENDS_REDIS_LOOP_ADAPTER_H
+#define CC_BACKENDS_REDIS_LOOP_ADAPTER_H
+
+#include <chatcore/loop.h>
+#include <hiredis/async.h>
+
+/* Hooks `ac` (just connected or connecting: its fd is set) to `loop`; `mem`
+ * (borrowed, must outlive the context) allocates the adapter. 0, or
+ * CC_ERR_NOMEM / the loop's watch_new error (then `ac` is not hooked). */
+int redis_attach(redisAsyncContext *ac, cc_loop *loop, const cc_mem *mem);
+
+#endif
