@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "conformance/presence_conformance.h"
+#include "support/loop.h"
 #include "support/runner.h"
 
 static cc_str S(const char *s) {
@@ -37,67 +38,11 @@ static char dir[256];
 static int port;
 static pid_t main_pid;
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-    abort();
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 static int redis_script(const char *verb, const char *extra) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "bash %s %s %s %s", script, verb, dir, extra ? extra : "");
   int rc = system(cmd);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
-}
-
-/* ---- a loop per process (Check forks each test) ---- */
-
-static uv_loop_t loop_storage;
-static uv_loop_t *loop;
-static pid_t loop_pid;
-static cc_loop *backend_loop;
-
-static uv_loop_t *the_loop(void) {
-  if (!loop || loop_pid != getpid()) {
-    if (uv_loop_init(&loop_storage) != 0) abort();
-    loop = &loop_storage;
-    loop_pid = getpid();
-    backend_loop = NULL;
-    if (cc_uv_loop_new(&backend_loop, loop, NULL) != 0) abort();
-  }
-  return loop;
-}
-
-/* Runs the loop for `ms` (real time). */
-static void run_for(uint64_t ms) {
-  struct timespec t0, t;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (;;) {
-    uv_run(the_loop(), UV_RUN_NOWAIT);
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    if ((uint64_t)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000) >=
-        ms)
-      return;
-    usleep(1000);
-  }
-}
-
-typedef struct ready_rec {
-  int calls, err;
-  char error[300];
-} ready_rec;
-
-static void on_ready(void *ud, int err, const char *error) {
-  ready_rec *r = ud;
-  r->calls++;
-  r->err = err;
-  snprintf(r->error, sizeof r->error, "%s", error ? error : "");
 }
 
 static unsigned prefix_counter;
@@ -117,16 +62,16 @@ static cc_presence *open_on(int on, const char *password, const char *prefix,
   ck_assert_int_eq(cc_redis_options_set_prefix(o, prefix), 0);
   ck_assert_int_eq(cc_redis_options_set_sweep_ms(o, 20), 0);
   if (password) ck_assert_int_eq(cc_redis_options_set_auth(o, NULL, password), 0);
-  the_loop();
+  test_loop();
   cc_presence *p = NULL;
   char error[300];
   memset(rr, 0, sizeof *rr);
-  int rv = cc_presence_redis_open(&p, backend_loop, o, NULL, on_ready, rr, error,
+  int rv = cc_presence_redis_open(&p, test_cc_loop(), o, NULL, ready_rec_cb, rr, error,
                                   sizeof error);
   cc_redis_options_free(o);
   ck_assert_msg(rv == 0, "open: %s", error);
   for (int i = 0; !rr->calls && i < 100000; i++)
-    uv_run(loop, UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(rr->calls, 1);
   return p;
 }
@@ -139,7 +84,7 @@ static void close_presence(cc_presence *p) {
   int closed = 0;
   p->methods->close(p, on_closed, &closed);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 /* ---- the conformance suite, on real time ---- */
@@ -159,13 +104,13 @@ static void destroy_redis(cc_presence *p, void *arg) {
 
 static void pump(void *arg) {
   (void)arg;
-  the_loop();
-  uv_run(loop, UV_RUN_ONCE);
+  test_loop();
+  uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 static void advance(void *arg, uint64_t ms) {
   (void)arg;
-  run_for(ms);
+  test_loop_run_for(ms);
 }
 
 static int64_t wall_ms(void *arg) {
@@ -216,7 +161,7 @@ static void on_change(void *ud, cc_str user, int online, int64_t seen) {
 
 static void wait_rec(rec *r) {
   for (int i = 0; !r->calls && i < 100000; i++)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(r->calls, 1);
 }
 
@@ -251,7 +196,7 @@ START_TEST(instances_share_state) {
   ck_assert_int_eq(b->methods->subscribe(b, on_change, &h, NULL), 0);
   ck_assert_int_eq(set_device(a, "alice", "d1", 60000).err, 0);
   for (int i = 0; h.n == 0 && i < 100000; i++)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(h.n, 1);
   ck_assert_str_eq(h.user, "alice");
   ck_assert_int_eq(h.online, 1);
@@ -265,7 +210,7 @@ END_TEST
 
 START_TEST(open_unreachable) {
   ready_rec rr;
-  cc_presence *p = open_on(free_port(), NULL, NULL, &rr);
+  cc_presence *p = open_on(test_free_port(), NULL, NULL, &rr);
   ck_assert_int_eq(rr.err, CC_ERR_UNAVAILABLE);
   ck_assert_msg(strstr(rr.error, "127.0.0.1:") && strstr(rr.error, "refused"), "%s",
                 rr.error);
@@ -279,7 +224,7 @@ START_TEST(open_wrong_password) {
   char other[300];
   snprintf(other, sizeof other, "%s/pw", dir);
   char cmd[900];
-  int pw_port = free_port();
+  int pw_port = test_free_port();
   snprintf(cmd, sizeof cmd, "mkdir -p %s && bash %s start %s %d s3cret", other, script,
            other, pw_port);
   ck_assert_int_eq(system(cmd), 0);
@@ -306,14 +251,14 @@ START_TEST(restart_rebuilds) {
   ck_assert_int_eq(rr.err, 0);
   ck_assert_int_eq(set_device(p, "alice", "d1", 60000).err, 0);
   ck_assert_int_eq(redis_script("kill", NULL), 0);
-  run_for(100);
+  test_loop_run_for(100);
   ck_assert_int_eq(set_device(p, "alice", "d1", 60000).err, CC_ERR_UNAVAILABLE);
   char args[32];
   snprintf(args, sizeof args, "%d", port);
   ck_assert_int_eq(redis_script("start", args), 0);
   int err = CC_ERR_UNAVAILABLE;
   for (int i = 0; err && i < 200; i++) {
-    run_for(50);
+    test_loop_run_for(50);
     err = set_device(p, "alice", "d1", 60000).err;
   }
   ck_assert_int_eq(err, 0);
@@ -354,7 +299,7 @@ int main(void) {
   const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   snprintf(dir, sizeof dir, "%s/chatcore-redis-XXXXXX", base);
   if (!mkdtemp(dir)) return 1;
-  port = free_port();
+  port = test_free_port();
   char args[32];
   snprintf(args, sizeof args, "%d", port);
   if (redis_script("start", args) != 0) {

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "conformance/storage_conformance.h"
+#include "support/loop.h"
 #include "support/runner.h"
 #include "support/storage_rec.h"
 
@@ -49,18 +50,6 @@ static const char *script;
 static char primary_dir[256];
 static int primary_port;
 static char conninfo[256];
-
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-    abort();
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 static int pg_script(const char *args) {
   char cmd[4096];
@@ -85,43 +74,13 @@ static void conninfo_for(char *out, size_t cap, int port) {
   snprintf(out, cap, "postgresql://chatcore:chatcore@127.0.0.1:%d/chatcore", port);
 }
 
-/* ---- a loop per process (Check forks each test) ---- */
-
-static uv_loop_t loop_storage;
-static uv_loop_t *loop;
-static pid_t loop_pid;
-static cc_loop *backend_loop;
-
-static uv_loop_t *the_loop(void) {
-  if (!loop || loop_pid != getpid()) {
-    if (uv_loop_init(&loop_storage) != 0) abort();
-    loop = &loop_storage;
-    loop_pid = getpid();
-    backend_loop = NULL;
-    if (cc_uv_loop_new(&backend_loop, loop, NULL) != 0) abort();
-  }
-  return loop;
-}
-
 static void pump(void *arg) {
   (void)arg;
-  the_loop();
-  uv_run(loop, UV_RUN_ONCE);
+  test_loop();
+  uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 /* ---- opening ---- */
-
-typedef struct ready_rec {
-  int calls, err;
-  char error[400];
-} ready_rec;
-
-static void on_ready(void *ud, int err, const char *error) {
-  ready_rec *r = ud;
-  r->calls++;
-  r->err = err;
-  snprintf(r->error, sizeof r->error, "%s", error ? error : "");
-}
 
 static unsigned schema_counter;
 
@@ -136,15 +95,15 @@ static cc_storage *open_pg_opt(const char *info, const char *schema, cc_pg_optio
   }
   ck_assert_int_eq(cc_pg_options_set_schema(opt, schema), 0);
   if (info) ck_assert_int_eq(cc_pg_options_add_server(opt, info, 0, UINT32_MAX), 0);
-  the_loop();
+  test_loop();
   cc_storage *s = NULL;
   char error[400];
   memset(rr, 0, sizeof *rr);
-  int rv =
-      cc_storage_pg_open(&s, backend_loop, opt, NULL, on_ready, rr, error, sizeof error);
+  int rv = cc_storage_pg_open(&s, test_cc_loop(), opt, NULL, ready_rec_cb, rr, error,
+                              sizeof error);
   ck_assert_msg(rv == 0, "open: %s", error);
   for (int i = 0; rr->calls == 0 && i < 1000000; i++)
-    uv_run(loop, UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(rr->calls, 1);
   return s;
 }
@@ -168,7 +127,7 @@ static void close_pg(cc_storage *s) {
   int closed = 0;
   s->methods->close(s, on_closed, &closed);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 /* ---- the conformance suite ---- */
@@ -204,54 +163,6 @@ static void destroy_pg(cc_storage *s, void *arg) {
   close_pg(s);
 }
 
-/* ---- helpers that wait on the loop ---- */
-
-static void wait_rec(storage_rec *r) {
-  for (int i = 0; r->calls == 0 && i < 1000000; i++)
-    uv_run(the_loop(), UV_RUN_ONCE);
-  ck_assert_int_eq(r->calls, 1);
-}
-
-static int create(cc_storage *s, const char *id, const char *a, const char *b) {
-  cc_member m[2] = {{S(a), CC_ROLE_OWNER}, {S(b ? b : ""), CC_ROLE_MEMBER}};
-  cc_chat chat = {0};
-  chat.chat_id = S(id);
-  chat.kind = CC_CHAT_GROUP;
-  chat.title = S("title");
-  chat.created_by = S(a);
-  storage_rec r = {0};
-  s->methods->create_chat(s, &chat, m, b ? 2 : 1, storage_rec_done, &r);
-  wait_rec(&r);
-  return r.err;
-}
-
-static void append_msg(cc_storage *s, const char *chat, const char *sender,
-                       const char *cmid, const char *text, cc_storage_append_cb cb,
-                       void *ud) {
-  cc_entry e = {0};
-  e.kind = CC_ENTRY_MESSAGE;
-  e.chat_id = S(chat);
-  e.sender_id = S(sender);
-  e.client_msg_id = S(cmid);
-  e.text = S(text);
-  s->methods->append(s, &e, cb, ud);
-}
-
-static storage_rec send_msg(cc_storage *s, const char *chat, const char *who,
-                            const char *cmid, const char *text) {
-  storage_rec r = {0};
-  append_msg(s, chat, who, cmid, text, storage_rec_append, &r);
-  wait_rec(&r);
-  return r;
-}
-
-static storage_rec fetch_all(cc_storage *s, const char *chat) {
-  storage_rec r = {0};
-  s->methods->fetch(s, S(chat), 0, 0, UINT32_MAX, 0, storage_rec_entries, &r);
-  wait_rec(&r);
-  return r;
-}
-
 /* ---- options and open errors ---- */
 
 START_TEST(options_validate) {
@@ -281,37 +192,37 @@ START_TEST(options_validate) {
   ck_assert_int_eq(cc_pg_is_uri("chatcore.db"), 0);
   ck_assert_int_eq(cc_pg_is_uri(NULL), 0);
   /* no server: INVALID at once, *out untouched, a reason */
-  the_loop();
+  test_loop();
   cc_storage *sentinel = (cc_storage *)&opt, *s = sentinel;
   char error[300];
   ready_rec rr = {0};
-  ck_assert_int_eq(
-      cc_storage_pg_open(&s, backend_loop, opt, NULL, on_ready, &rr, error, sizeof error),
-      CC_ERR_INVALID);
+  ck_assert_int_eq(cc_storage_pg_open(&s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr,
+                                      error, sizeof error),
+                   CC_ERR_INVALID);
   ck_assert_ptr_eq(s, sentinel);
   ck_assert_str_eq(error, "no PostgreSQL server given");
   /* partitions held twice, or by nobody */
   ck_assert_int_eq(cc_pg_options_add_server(opt, "host=a", 0, 40), 0);
   ck_assert_int_eq(cc_pg_options_add_server(opt, "host=b", 40, 63), 0);
-  ck_assert_int_eq(
-      cc_storage_pg_open(&s, backend_loop, opt, NULL, on_ready, &rr, error, sizeof error),
-      CC_ERR_INVALID);
+  ck_assert_int_eq(cc_storage_pg_open(&s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr,
+                                      error, sizeof error),
+                   CC_ERR_INVALID);
   ck_assert_str_eq(error, "partition 40 is given to servers 1 and 2");
   cc_pg_options_free(opt);
   ck_assert_int_eq(cc_pg_options_new(&opt), 0);
   ck_assert_int_eq(cc_pg_options_add_server(opt, "host=a", 0, 40), 0);
-  ck_assert_int_eq(
-      cc_storage_pg_open(&s, backend_loop, opt, NULL, on_ready, &rr, error, sizeof error),
-      CC_ERR_INVALID);
+  ck_assert_int_eq(cc_storage_pg_open(&s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr,
+                                      error, sizeof error),
+                   CC_ERR_INVALID);
   ck_assert_str_eq(error, "partition 41 is held by no server");
   cc_pg_options_free(opt);
   /* a URI with an unknown parameter: named */
   ck_assert_int_eq(cc_pg_options_new(&opt), 0);
   ck_assert_int_eq(
       cc_pg_options_add_server(opt, "postgresql://127.0.0.1/db?bogus_param=1", 0, 63), 0);
-  ck_assert_int_eq(
-      cc_storage_pg_open(&s, backend_loop, opt, NULL, on_ready, &rr, error, sizeof error),
-      CC_ERR_INVALID);
+  ck_assert_int_eq(cc_storage_pg_open(&s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr,
+                                      error, sizeof error),
+                   CC_ERR_INVALID);
   ck_assert_msg(strstr(error, "bogus_param") != NULL, "%s", error);
   ck_assert_ptr_eq(s, sentinel);
   ck_assert_int_eq(rr.calls, 0);
@@ -335,14 +246,14 @@ static void expect_open_error(const char *info, const char *schema, int err,
   /* every call fails with that error */
   storage_rec r = {0};
   s->methods->get_chat(s, S("g"), storage_rec_chat, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_int_eq(r.err, err);
   close_pg(s);
 }
 
 START_TEST(open_unreachable) {
   char info[128];
-  conninfo_for(info, sizeof info, free_port());
+  conninfo_for(info, sizeof info, test_free_port());
   expect_open_error(info, NULL, CC_ERR_UNAVAILABLE, "Connection refused");
 }
 END_TEST
@@ -399,27 +310,27 @@ START_TEST(reopen_and_concurrent_open) {
   ck_assert_int_eq(cc_pg_options_new(&opt), 0);
   ck_assert_int_eq(cc_pg_options_set_schema(opt, schema), 0);
   ck_assert_int_eq(cc_pg_options_add_server(opt, conninfo, 0, UINT32_MAX), 0);
-  the_loop();
+  test_loop();
   cc_storage *v[3];
   ready_rec rr[3] = {{0}};
   char error[300];
   for (int i = 0; i < 3; i++)
-    ck_assert_int_eq(cc_storage_pg_open(&v[i], backend_loop, opt, NULL, on_ready, &rr[i],
-                                        error, sizeof error),
+    ck_assert_int_eq(cc_storage_pg_open(&v[i], test_cc_loop(), opt, NULL, ready_rec_cb,
+                                        &rr[i], error, sizeof error),
                      0);
   cc_pg_options_free(opt);
   while (rr[0].calls + rr[1].calls + rr[2].calls < 3)
-    uv_run(loop, UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   for (int i = 0; i < 3; i++)
     ck_assert_msg(rr[i].err == 0, "%d: %s", i, rr[i].error);
-  ck_assert_int_eq(create(v[0], "g:1", "alice", "bob"), 0);
-  ck_assert_int_eq(create(v[1], "g:1", "alice", "bob"), CC_ERR_EXISTS);
-  ck_assert_uint_eq(send_msg(v[2], "g:1", "alice", "m1", "hi").seq, 1);
-  ck_assert_uint_eq(send_msg(v[1], "g:1", "bob", "m1", "hi").seq, 2);
+  ck_assert_int_eq(st_create(v[0], "g:1", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(v[1], "g:1", "alice", "bob"), CC_ERR_EXISTS);
+  ck_assert_uint_eq(st_send_msg(v[2], "g:1", "alice", "m1", "hi").seq, 1);
+  ck_assert_uint_eq(st_send_msg(v[1], "g:1", "bob", "m1", "hi").seq, 2);
   for (int i = 0; i < 3; i++)
     close_pg(v[i]);
   cc_storage *s = open_pg(schema, 16);
-  storage_rec r = fetch_all(s, "g:1");
+  storage_rec r = st_fetch_all(s, "g:1");
   ck_assert_uint_eq(r.n, 2);
   ck_assert_uint_eq(r.seq, 2);
   close_pg(s);
@@ -435,7 +346,7 @@ START_TEST(member_cap) {
   cc_storage *s = open_pg_opt(conninfo, NULL, opt, &rr);
   cc_pg_options_free(opt);
   ck_assert_int_eq(rr.err, 0);
-  ck_assert_int_eq(create(s, "g:cap", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(s, "g:cap", "alice", "bob"), 0);
   cc_str two[2] = {S("carol"), S("dave")}, one[1] = {S("carol")}, bob[1] = {S("bob")};
   cc_entry e = {0};
   e.kind = CC_ENTRY_MEMBERSHIP;
@@ -445,14 +356,14 @@ START_TEST(member_cap) {
   e.n_added = 2;
   storage_rec r = {0};
   s->methods->append(s, &e, storage_rec_append, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_int_eq(r.err, CC_ERR_TOO_LARGE);
   /* one more fits; and removing bob makes room for dave in the same change */
   e.added = one;
   e.n_added = 1;
   memset(&r, 0, sizeof r);
   s->methods->append(s, &e, storage_rec_append, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_int_eq(r.err, 0);
   cc_str dave[1] = {S("dave")};
   e.added = dave;
@@ -460,7 +371,7 @@ START_TEST(member_cap) {
   e.n_removed = 1;
   memset(&r, 0, sizeof r);
   s->methods->append(s, &e, storage_rec_append, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_int_eq(r.err, 0);
   ck_assert_uint_eq(r.seq, 2);
   close_pg(s);
@@ -529,7 +440,7 @@ static void load_send(load *l, int n) {
   c->l = l;
   c->n = n;
   l->in_flight++;
-  append_msg(l->s, chat, "alice", cmid, cmid, on_load_ack, c);
+  st_append_msg(l->s, chat, "alice", cmid, cmid, on_load_ack, c);
 }
 
 /* Keeps max_in_flight calls going; one call in 8 resends a message acked
@@ -549,7 +460,7 @@ static void load_run(load *l, double seconds) {
   for (;;) {
     load_fill(l);
     if (l->in_flight == 0 && (l->next >= l->target || l->stop)) return;
-    uv_run(the_loop(), UV_RUN_NOWAIT);
+    uv_run(test_loop(), UV_RUN_NOWAIT);
     clock_gettime(CLOCK_MONOTONIC, &t);
     if (seconds > 0 && (t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
       return;
@@ -563,7 +474,7 @@ static void load_until_acked(load *l, int acks) {
   l->target = LOAD_MAX - 1000; /* room for what runs after */
   for (int i = 0; l->n_acked < acks && i < 200000; i++) {
     load_fill(l);
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   }
   ck_assert_int_ge(l->n_acked, acks);
   ck_assert_int_gt(l->in_flight, 0);
@@ -573,7 +484,7 @@ static void create_load_chats(cc_storage *s) {
   for (int i = 0; i < LOAD_CHATS; i++) {
     char chat[32];
     chat_name(chat, sizeof chat, i);
-    ck_assert_int_eq(create(s, chat, "alice", "bob"), 0);
+    ck_assert_int_eq(st_create(s, chat, "alice", "bob"), 0);
   }
 }
 
@@ -583,7 +494,7 @@ static void check_logs(cc_storage *s, load **loads, int n_loads) {
   for (int i = 0; i < LOAD_CHATS; i++) {
     char chat[32];
     chat_name(chat, sizeof chat, i);
-    storage_rec r = fetch_all(s, chat);
+    storage_rec r = st_fetch_all(s, chat);
     ck_assert_int_eq(r.err, 0);
     ck_assert_uint_eq(r.n, r.seq); /* n entries, the last one numbered n */
   }
@@ -598,7 +509,7 @@ static void check_logs(cc_storage *s, load **loads, int n_loads) {
       storage_rec r = {0};
       s->methods->fetch(s, S(chat), l->seq[n] - 1, l->seq[n] + 1, 1, 0,
                         storage_rec_entries, &r);
-      wait_rec(&r);
+      storage_rec_wait(&r);
       ck_assert_uint_eq(r.n, 1);
       ck_assert_str_eq(r.cmid, cmid);
     }
@@ -613,7 +524,7 @@ static uint64_t total_entries(cc_storage *s) {
     chat_name(chat, sizeof chat, i);
     storage_rec r = {0};
     s->methods->get_chat(s, S(chat), storage_rec_chat, &r);
-    wait_rec(&r);
+    storage_rec_wait(&r);
     total += r.last_seq;
   }
   return total;
@@ -678,7 +589,7 @@ END_TEST
 /* A second server of our own, for the tests that kill one. */
 static void start_own(char *dir, size_t cap, int *port, const char *tag) {
   make_dir(dir, cap, tag);
-  *port = free_port();
+  *port = test_free_port();
   char args[400];
   snprintf(args, sizeof args, "start %s %d", dir, *port);
   ck_assert_int_eq(pg_script(args), 0);
@@ -693,7 +604,7 @@ static void script_dir(const char *verb, const char *dir) {
 /* Pumps the loop for `ms` without load. */
 static void pump_for(int ms) {
   for (int i = 0; i < ms / 5; i++) {
-    uv_run(the_loop(), UV_RUN_NOWAIT);
+    uv_run(test_loop(), UV_RUN_NOWAIT);
     usleep(5000);
   }
 }
@@ -702,7 +613,7 @@ static void pump_for(int ms) {
  * `seconds`; returns its seq. */
 static uint64_t append_until_ok(cc_storage *s, const char *cmid, double seconds) {
   for (int i = 0; i < seconds * 20; i++) {
-    storage_rec r = send_msg(s, "g:load-0", "alice", cmid, cmid);
+    storage_rec r = st_send_msg(s, "g:load-0", "alice", cmid, cmid);
     if (r.err == 0) return r.seq;
     ck_assert_msg(r.err == CC_ERR_UNAVAILABLE, "got %s", cc_err_name(r.err));
     pump_for(50);
@@ -739,7 +650,7 @@ START_TEST(kill9_server_under_load) {
   ck_assert_int_eq(l.in_flight, 0);
   ck_assert_int_eq(l.n_other, 0);
   /* while it is down, calls fail at once */
-  storage_rec r = send_msg(s, "g:load-0", "alice", "down-1", "x");
+  storage_rec r = st_send_msg(s, "g:load-0", "alice", "down-1", "x");
   ck_assert_int_eq(r.err, CC_ERR_UNAVAILABLE);
   char args[400];
   snprintf(args, sizeof args, "start %s %d", dir, port);
@@ -764,7 +675,7 @@ START_TEST(failover_to_promoted_standby) {
   int pport, sport;
   start_own(pdir, sizeof pdir, &pport, "fo-primary");
   make_dir(sdir, sizeof sdir, "fo-standby");
-  sport = free_port();
+  sport = test_free_port();
   char args[600];
   snprintf(args, sizeof args, "standby %s %d %d", sdir, sport, pport);
   ck_assert_int_eq(pg_script(args), 0);
@@ -815,7 +726,7 @@ START_TEST(one_bad_message_fails_alone) {
   char schema[64], sql[512];
   snprintf(schema, sizeof schema, "poison_%d", (int)getpid());
   cc_storage *s = open_pg(schema, 4);
-  ck_assert_int_eq(create(s, "g:p", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(s, "g:p", "alice", "bob"), 0);
   snprintf(sql, sizeof sql,
            "CREATE FUNCTION %s.refuse() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN "
            "IF NEW.text = ''poison'' THEN RAISE EXCEPTION ''refused by the test''; END "
@@ -833,11 +744,11 @@ START_TEST(one_bad_message_fails_alone) {
   char cmid[N][16];
   for (int i = 0; i < N; i++) { /* made in one loop turn: one batch */
     snprintf(cmid[i], sizeof cmid[i], "m%d", i);
-    append_msg(s, "g:p", "alice", cmid[i], i == 5 ? "poison" : cmid[i],
-               storage_rec_append, &r[i]);
+    st_append_msg(s, "g:p", "alice", cmid[i], i == 5 ? "poison" : cmid[i],
+                  storage_rec_append, &r[i]);
   }
   for (int i = 0; i < N; i++)
-    wait_rec(&r[i]);
+    storage_rec_wait(&r[i]);
   uint64_t seq = 0;
   for (int i = 0; i < N; i++) {
     if (i == 5) {
@@ -847,7 +758,7 @@ START_TEST(one_bad_message_fails_alone) {
     ck_assert_int_eq(r[i].err, 0);
     ck_assert_uint_eq(r[i].seq, ++seq); /* in call order, no gap */
   }
-  storage_rec all = fetch_all(s, "g:p");
+  storage_rec all = st_fetch_all(s, "g:p");
   ck_assert_uint_eq(all.n, N - 1);
   ck_assert_uint_eq(all.seq, N - 1);
   close_pg(s);
@@ -926,8 +837,8 @@ static void bench_fill(bench *b) {
     c->n = n;
     clock_gettime(CLOCK_MONOTONIC, &b->t0[n]);
     b->in_flight++;
-    append_msg(b->s, chat, "alice", cmid, "a message of about sixty bytes, as chats have",
-               on_bench_ack, c);
+    st_append_msg(b->s, chat, "alice", cmid,
+                  "a message of about sixty bytes, as chats have", on_bench_ack, c);
   }
 }
 
@@ -958,12 +869,12 @@ static int run_bench(int argc, char **argv) {
   if (cc_pg_options_new(&opt) || cc_pg_options_set_schema(opt, schema) ||
       cc_pg_options_add_server(opt, argv[2], 0, UINT32_MAX))
     return 1;
-  the_loop();
-  int rv = cc_storage_pg_open(&b.s, backend_loop, opt, NULL, on_ready, &rr, error,
+  test_loop();
+  int rv = cc_storage_pg_open(&b.s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr, error,
                               sizeof error);
   cc_pg_options_free(opt);
   while (rv == 0 && !rr.calls)
-    uv_run(loop, UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   if (rv || rr.err) {
     fprintf(stderr, "bench: %s\n", rv ? error : rr.error);
     return 1;
@@ -976,7 +887,7 @@ static int run_bench(int argc, char **argv) {
     storage_rec r = {0};
     b.s->methods->create_chat(b.s, &c, m, 2, storage_rec_done, &r);
     while (!r.calls)
-      uv_run(loop, UV_RUN_ONCE);
+      uv_run(test_loop(), UV_RUN_ONCE);
     if (r.err) {
       fprintf(stderr, "bench: create_chat: %s\n", cc_strerror(r.err));
       return 1;
@@ -989,7 +900,7 @@ static int run_bench(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &b.started);
   bench_fill(&b);
   while (b.in_flight > 0 || b.next < b.target) {
-    uv_run(the_loop(), b.rate > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
+    uv_run(test_loop(), b.rate > 0 ? UV_RUN_NOWAIT : UV_RUN_ONCE);
     if (b.rate > 0) {
       bench_fill(&b);
       usleep(200); /* paced: offer the next ones on time */
@@ -1006,7 +917,7 @@ static int run_bench(int argc, char **argv) {
   int closed = 0;
   b.s->methods->close(b.s, on_closed, &closed);
   while (!closed)
-    uv_run(loop, UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   free(b.lat_ms);
   free(b.t0);
   return b.failed ? 1 : 0;
@@ -1034,7 +945,7 @@ int main(int argc, char **argv) {
   }
   main_pid = getpid();
   make_dir(primary_dir, sizeof primary_dir, "primary");
-  primary_port = free_port();
+  primary_port = test_free_port();
   char args[400];
   snprintf(args, sizeof args, "start %s %d", primary_dir, primary_port);
   if (pg_script(args) != 0) {

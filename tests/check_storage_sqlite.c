@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "conformance/storage_conformance.h"
+#include "support/loop.h"
 #include "support/runner.h"
 #include "support/storage_rec.h"
 
@@ -39,32 +40,9 @@ static cc_str S(const char *s) {
   return r;
 }
 
-/* ---- a loop per process (Check forks each test) and a temporary directory ---- */
+/* ---- a temporary directory; the loop is support/loop.h's (one per process) ---- */
 
 static char tmpdir[256];
-static uv_loop_t loop_storage;
-static uv_loop_t *loop;
-static pid_t loop_pid;
-
-static cc_loop *backend_loop; /* the loop contract on `loop` */
-
-static uv_loop_t *the_loop(void) {
-  if (!loop || loop_pid != getpid()) {
-    if (uv_loop_init(&loop_storage) != 0) abort();
-    loop = &loop_storage;
-    loop_pid = getpid();
-    backend_loop = NULL;
-    if (cc_uv_loop_new(&backend_loop, loop, NULL) != 0) abort();
-  }
-  return loop;
-}
-
-/* The loop the storages complete on. */
-static cc_loop *the_cc_loop(void) {
-  the_loop();
-  return backend_loop;
-}
-
 /* A fresh file name in tmpdir. */
 static void db_path(char *out, size_t cap, const char *tag) {
   static unsigned counter;
@@ -77,7 +55,7 @@ static int open_db(cc_storage **s, const char *path, cc_sqlite_synchronous sync,
   ck_assert_int_eq(cc_sqlite_options_new(&opt), 0);
   ck_assert_int_eq(cc_sqlite_options_set_path(opt, path), 0);
   ck_assert_int_eq(cc_sqlite_options_set_synchronous(opt, sync), 0);
-  int rv = cc_storage_sqlite_open(s, the_cc_loop(), opt, NULL, error, cap);
+  int rv = cc_storage_sqlite_open(s, test_cc_loop(), opt, NULL, error, cap);
   cc_sqlite_options_free(opt);
   return rv;
 }
@@ -95,7 +73,7 @@ static void close_db(cc_storage *s) {
   int closed = 0;
   cc_storage_sqlite_free(s, on_closed, &closed);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 /* ---- the conformance suite ---- */
@@ -121,70 +99,7 @@ static void destroy_sqlite(cc_storage *s, void *arg) {
 
 static void pump(void *arg) {
   (void)arg;
-  uv_run(the_loop(), UV_RUN_ONCE);
-}
-
-/* ---- helpers that wait on the loop ---- */
-
-static void wait_rec(storage_rec *r) {
-  for (int i = 0; r->calls == 0 && i < 100000; i++)
-    uv_run(the_loop(), UV_RUN_ONCE);
-  ck_assert_int_eq(r->calls, 1);
-}
-
-static int create(cc_storage *s, const char *id, const char *a, const char *b) {
-  cc_member m[2] = {{S(a), CC_ROLE_OWNER}, {S(b ? b : ""), CC_ROLE_MEMBER}};
-  cc_chat chat = {0};
-  chat.chat_id = S(id);
-  chat.kind = CC_CHAT_GROUP;
-  chat.title = S("title");
-  chat.created_by = S(a);
-  storage_rec r = {0};
-  s->methods->create_chat(s, &chat, m, b ? 2 : 1, storage_rec_done, &r);
-  wait_rec(&r);
-  return r.err;
-}
-
-static void append_msg(cc_storage *s, const char *chat, const char *sender,
-                       const char *cmid, const char *text, cc_storage_append_cb cb,
-                       void *ud) {
-  cc_entry e = {0};
-  e.kind = CC_ENTRY_MESSAGE;
-  e.chat_id = S(chat);
-  e.sender_id = S(sender);
-  e.client_msg_id = S(cmid);
-  e.text = S(text);
-  s->methods->append(s, &e, cb, ud);
-}
-
-static storage_rec send_msg(cc_storage *s, const char *chat, const char *who,
-                            const char *cmid, const char *text) {
-  storage_rec r = {0};
-  append_msg(s, chat, who, cmid, text, storage_rec_append, &r);
-  wait_rec(&r);
-  return r;
-}
-
-static storage_rec fetch_all(cc_storage *s, const char *chat) {
-  storage_rec r = {0};
-  s->methods->fetch(s, S(chat), 0, 0, UINT32_MAX, 0, storage_rec_entries, &r);
-  wait_rec(&r);
-  return r;
-}
-
-static storage_rec get_chat(cc_storage *s, const char *chat) {
-  storage_rec r = {0};
-  s->methods->get_chat(s, S(chat), storage_rec_chat, &r);
-  wait_rec(&r);
-  return r;
-}
-
-static storage_rec mark_read(cc_storage *s, const char *user, const char *chat,
-                             uint64_t seq) {
-  storage_rec r = {0};
-  s->methods->mark_read(s, S(user), S(chat), seq, storage_rec_read, &r);
-  wait_rec(&r);
-  return r;
+  uv_run(test_loop(), UV_RUN_ONCE);
 }
 
 /* Runs one SQL query returning an integer on the file, outside the backend. */
@@ -241,12 +156,12 @@ START_TEST(options_validate) {
   cc_storage *sentinel = (cc_storage *)&opt, *s = sentinel;
   char error[128];
   ck_assert_int_eq(
-      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error),
+      cc_storage_sqlite_open(&s, test_cc_loop(), opt, NULL, error, sizeof error),
       CC_ERR_INVALID);
   ck_assert_ptr_eq(s, sentinel);
   ck_assert_str_eq(error, "no path");
   ck_assert_int_eq(cc_storage_sqlite_open(&s, NULL, opt, NULL, NULL, 0), CC_ERR_INVALID);
-  ck_assert_int_eq(cc_storage_sqlite_open(&s, the_cc_loop(), NULL, NULL, NULL, 0),
+  ck_assert_int_eq(cc_storage_sqlite_open(&s, test_cc_loop(), NULL, NULL, NULL, 0),
                    CC_ERR_INVALID);
   cc_sqlite_options_free(opt);
   cc_sqlite_options_free(NULL);
@@ -314,8 +229,8 @@ START_TEST(migrate_fresh_and_existing) {
   db_path(path, sizeof path, "migrate");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
-  ck_assert_int_eq(send_msg(s, "g:1", "alice", "m1", "hello").err, 0);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_int_eq(st_send_msg(s, "g:1", "alice", "m1", "hello").err, 0);
   close_db(s);
   ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
   ck_assert_int_eq(sql_int(path, "PRAGMA application_id"), 0x63686174);
@@ -329,7 +244,7 @@ START_TEST(migrate_fresh_and_existing) {
       1);
   /* An existing file at the current version: opened as is. */
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(get_chat(s, "g:1").last_seq, 1);
+  ck_assert_int_eq(st_get_chat(s, "g:1").last_seq, 1);
   close_db(s);
   ck_assert_int_eq(sql_int(path, "PRAGMA user_version"), 1);
   /* An empty file is a fresh database. */
@@ -338,7 +253,7 @@ START_TEST(migrate_fresh_and_existing) {
   FILE *f = fopen(empty, "w");
   fclose(f);
   ck_assert_int_eq(open_db(&s, empty, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", NULL), 0);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", NULL), 0);
   close_db(s);
   ck_assert_int_eq(sql_int(empty, "PRAGMA user_version"), 1);
 }
@@ -371,9 +286,9 @@ START_TEST(reopen_keeps_everything) {
   db_path(path, sizeof path, "reopen");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
-  ck_assert_uint_eq(send_msg(s, "g:1", "alice", "m1", "one").seq, 1);
-  ck_assert_uint_eq(send_msg(s, "g:1", "bob", "m2", "two").seq, 2);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_uint_eq(st_send_msg(s, "g:1", "alice", "m1", "one").seq, 1);
+  ck_assert_uint_eq(st_send_msg(s, "g:1", "bob", "m2", "two").seq, 2);
   cc_entry e = {0};
   e.kind = CC_ENTRY_EDIT;
   e.chat_id = S("g:1");
@@ -382,7 +297,7 @@ START_TEST(reopen_keeps_everything) {
   e.text = S("one, edited");
   storage_rec r = {0};
   s->methods->append(s, &e, storage_rec_append, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_uint_eq(r.seq, 3);
   cc_str carol[1] = {S("carol")};
   cc_entry m = {0};
@@ -393,31 +308,32 @@ START_TEST(reopen_keeps_everything) {
   m.n_added = 1;
   memset(&r, 0, sizeof r);
   s->methods->append(s, &m, storage_rec_append, &r);
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_uint_eq(r.seq, 4);
-  ck_assert_uint_eq(mark_read(s, "bob", "g:1", 3).read_seq, 3);
+  ck_assert_uint_eq(st_mark_read(s, "bob", "g:1", 3).read_seq, 3);
   close_db(s);
 
   s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  storage_rec g = get_chat(s, "g:1");
+  storage_rec g = st_get_chat(s, "g:1");
   ck_assert_int_eq(g.err, 0);
   ck_assert_uint_eq(g.last_seq, 4);
   ck_assert_uint_eq(g.n, 3);
-  storage_rec f = fetch_all(s, "g:1");
+  storage_rec f = st_fetch_all(s, "g:1");
   ck_assert_uint_eq(f.n, 4);
   /* The edit is kept; an idempotent retry of the original send still is one. */
-  storage_rec d = send_msg(s, "g:1", "alice", "m1", "one");
+  storage_rec d = st_send_msg(s, "g:1", "alice", "m1", "one");
   ck_assert_int_eq(d.err, 0);
   ck_assert_int_eq(d.dup, 1);
   ck_assert_uint_eq(d.seq, 1);
-  ck_assert_int_eq(send_msg(s, "g:1", "alice", "m1", "one, edited").err, CC_ERR_EXISTS);
+  ck_assert_int_eq(st_send_msg(s, "g:1", "alice", "m1", "one, edited").err,
+                   CC_ERR_EXISTS);
   /* Seqs continue; read pointers were kept. */
-  ck_assert_uint_eq(send_msg(s, "g:1", "carol", "m3", "three").seq, 5);
-  storage_rec rd = mark_read(s, "bob", "g:1", 0);
+  ck_assert_uint_eq(st_send_msg(s, "g:1", "carol", "m3", "three").seq, 5);
+  storage_rec rd = st_mark_read(s, "bob", "g:1", 0);
   ck_assert_uint_eq(rd.read_seq, 3);
   ck_assert_uint_eq(rd.unread, 1);
-  ck_assert_int_eq(mark_read(s, "carol", "g:1", 0).err, 0);
+  ck_assert_int_eq(st_mark_read(s, "carol", "g:1", 0).err, 0);
   close_db(s);
 }
 END_TEST
@@ -444,7 +360,7 @@ START_TEST(group_commit_keeps_order) {
   db_path(path, sizeof path, "group");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", "bob"), 0);
   enum { N = 3000 };
   flight f = {0, 0, 0, 1, 0};
   char cmid[32];
@@ -462,7 +378,7 @@ START_TEST(group_commit_keeps_order) {
   storage_rec r = {0};
   s->methods->fetch(s, S("g:1"), 0, 0, 1, 1, storage_rec_entries, &r);
   ck_assert_int_eq(f.done, 0); /* nothing completes inside the calls */
-  wait_rec(&r);
+  storage_rec_wait(&r);
   ck_assert_int_eq(f.done, N); /* completions in call order */
   ck_assert_int_eq(f.errors, 0);
   ck_assert_int_eq(f.out_of_order, 0);
@@ -486,8 +402,8 @@ START_TEST(chat_rows_follow_batched_appends) {
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
   const char *chats[3] = {"g:a", "g:b", "g:c"};
   for (int c = 0; c < 3; c++)
-    ck_assert_int_eq(create(s, chats[c], "alice", "bob"), 0);
-  ck_assert_uint_eq(send_msg(s, "g:b", "alice", "taken", "first").seq, 1);
+    ck_assert_int_eq(st_create(s, chats[c], "alice", "bob"), 0);
+  ck_assert_uint_eq(st_send_msg(s, "g:b", "alice", "taken", "first").seq, 1);
   enum { N = 300 };
   storage_rec recs[N];
   memset(recs, 0, sizeof recs);
@@ -495,11 +411,11 @@ START_TEST(chat_rows_follow_batched_appends) {
   for (int i = 0; i < N; i++) {
     snprintf(cmid, sizeof cmid, "m%d", i);
     /* i == 151: "taken" again with other text in g:b, refused. */
-    append_msg(s, chats[i % 3], "alice", i == 151 ? "taken" : cmid, "burst",
-               storage_rec_append, &recs[i]);
+    st_append_msg(s, chats[i % 3], "alice", i == 151 ? "taken" : cmid, "burst",
+                  storage_rec_append, &recs[i]);
   }
   for (int i = 0; i < N; i++)
-    wait_rec(&recs[i]);
+    storage_rec_wait(&recs[i]);
   uint64_t next[3] = {1, 2, 1};
   for (int i = 0; i < N; i++) {
     if (i == 151) {
@@ -518,7 +434,7 @@ START_TEST(chat_rows_follow_batched_appends) {
                    100);
   ck_assert_int_eq(sql_int(path, "SELECT count(*) FROM entries"), 300);
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_uint_eq(send_msg(s, "g:b", "bob", "after", "reopened").seq, 101);
+  ck_assert_uint_eq(st_send_msg(s, "g:b", "bob", "after", "reopened").seq, 101);
   close_db(s);
 }
 END_TEST
@@ -532,19 +448,19 @@ START_TEST(two_writers_share_a_file) {
   cc_storage *a = NULL, *b = NULL;
   ck_assert_int_eq(open_db(&a, path, CC_SQLITE_SYNC_NORMAL, error, sizeof error), 0);
   ck_assert_int_eq(open_db(&b, path, CC_SQLITE_SYNC_NORMAL, error, sizeof error), 0);
-  ck_assert_int_eq(create(a, "g:1", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(a, "g:1", "alice", "bob"), 0);
   char cmid[32];
   for (int i = 0; i < 40; i++) {
     /* a, a, b, a, b, b, ...: each storage's cache goes stale in turn. */
     cc_storage *w = (i * 7 / 3) % 2 ? b : a;
     snprintf(cmid, sizeof cmid, "c%d", i);
-    storage_rec r = send_msg(w, "g:1", w == a ? "alice" : "bob", cmid, "hi");
+    storage_rec r = st_send_msg(w, "g:1", w == a ? "alice" : "bob", cmid, "hi");
     ck_assert_int_eq(r.err, 0);
     ck_assert_uint_eq(r.seq, (uint64_t)i + 1);
   }
   /* Both read the same history. */
-  ck_assert_int_eq(fetch_all(a, "g:1").n, 40);
-  ck_assert_int_eq(fetch_all(b, "g:1").n, 40);
+  ck_assert_int_eq(st_fetch_all(a, "g:1").n, 40);
+  ck_assert_int_eq(st_fetch_all(b, "g:1").n, 40);
   close_db(a);
   close_db(b);
 }
@@ -651,28 +567,28 @@ START_TEST(a_lost_transaction_leaves_no_seq_behind) {
   db_path(path, sizeof path, "lost");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
-  ck_assert_uint_eq(send_msg(s, "g:1", "alice", "kept-1", "one").seq, 1);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_uint_eq(st_send_msg(s, "g:1", "alice", "kept-1", "one").seq, 1);
   __atomic_store_n(&fail_wal_syncs, 1, __ATOMIC_SEQ_CST);
   storage_rec lost[3];
   memset(lost, 0, sizeof lost);
-  append_msg(s, "g:1", "alice", "lost-1", "x", storage_rec_append, &lost[0]);
-  append_msg(s, "g:1", "bob", "lost-2", "y", storage_rec_append, &lost[1]);
-  append_msg(s, "g:1", "alice", "lost-3", "z", storage_rec_append, &lost[2]);
+  st_append_msg(s, "g:1", "alice", "lost-1", "x", storage_rec_append, &lost[0]);
+  st_append_msg(s, "g:1", "bob", "lost-2", "y", storage_rec_append, &lost[1]);
+  st_append_msg(s, "g:1", "alice", "lost-3", "z", storage_rec_append, &lost[2]);
   for (int i = 0; i < 3; i++) {
-    wait_rec(&lost[i]);
+    storage_rec_wait(&lost[i]);
     ck_assert_int_ne(lost[i].err, 0);
   }
   __atomic_store_n(&fail_wal_syncs, 0, __ATOMIC_SEQ_CST);
-  storage_rec r = send_msg(s, "g:1", "bob", "kept-2", "two");
+  storage_rec r = st_send_msg(s, "g:1", "bob", "kept-2", "two");
   ck_assert_int_eq(r.err, 0);
   ck_assert_uint_eq(r.seq, 2);
   /* A lost send retried is stored as new, at the next seq. */
-  r = send_msg(s, "g:1", "alice", "lost-1", "x");
+  r = st_send_msg(s, "g:1", "alice", "lost-1", "x");
   ck_assert_int_eq(r.err, 0);
   ck_assert_uint_eq(r.seq, 3);
   ck_assert_int_eq(r.dup, 0);
-  ck_assert_int_eq(fetch_all(s, "g:1").n, 3);
+  ck_assert_int_eq(st_fetch_all(s, "g:1").n, 3);
   close_db(s);
   ck_assert_int_eq(sql_int(path, "SELECT last_seq FROM chats"), 3);
   sqlite3_vfs_unregister(&failing_vfs);
@@ -705,7 +621,7 @@ static void counts_then_calls(void *ud, int err, uint64_t seq, int dup) {
 /* Makes chat g:1 and starts 100 appends to it (none awaited), counted in `f`;
  * the tenth callback calls the storage again. */
 static void start_100_appends(cc_storage *s, flight *f) {
-  ck_assert_int_eq(create(s, "g:1", "alice", "bob"), 0);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", "bob"), 0);
   char cmid[32];
   for (int i = 0; i < 100; i++) {
     snprintf(cmid, sizeof cmid, "c%d", i);
@@ -734,10 +650,10 @@ START_TEST(free_finishes_queued_calls) {
   ck_assert_int_eq(f.closed_calls, 1);
   ck_assert_int_eq(closed, 0);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_uint_eq(get_chat(s, "g:1").last_seq, 100);
+  ck_assert_uint_eq(st_get_chat(s, "g:1").last_seq, 100);
   close_db(s);
 }
 END_TEST
@@ -759,17 +675,17 @@ START_TEST(close_completes_calls_on_the_loop) {
   ck_assert_int_eq(f.done, 0); /* nothing waited for the worker */
   ck_assert_int_eq(closed, 0);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(closed, 1);
   ck_assert_int_eq(f.done, 100);
   ck_assert_int_eq(f.errors, 0);
   ck_assert_int_eq(f.out_of_order, 0);
   ck_assert_int_eq(f.closed_calls, 1);
-  ck_assert_int_eq(uv_run(the_loop(), UV_RUN_DEFAULT), 0); /* nothing held */
+  ck_assert_int_eq(uv_run(test_loop(), UV_RUN_DEFAULT), 0); /* nothing held */
   ck_assert_int_eq(closed, 1);
   s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_uint_eq(get_chat(s, "g:1").last_seq, 100);
+  ck_assert_uint_eq(st_get_chat(s, "g:1").last_seq, 100);
   close_db(s);
 }
 END_TEST
@@ -804,16 +720,16 @@ START_TEST(free_inside_callback) {
   db_path(path, sizeof path, "freecb");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(create(s, "g:1", "alice", NULL), 0);
-  ck_assert_int_eq(send_msg(s, "g:1", "alice", "m1", "still here").err, 0);
+  ck_assert_int_eq(st_create(s, "g:1", "alice", NULL), 0);
+  ck_assert_int_eq(st_send_msg(s, "g:1", "alice", "m1", "still here").err, 0);
   freer t = {s, 0, 0, ""};
   s->methods->fetch(s, S("g:1"), 0, 0, 10, 0, free_inside, &t);
   while (t.calls == 0)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   ck_assert_int_eq(t.nested_err, CC_ERR_CLOSED);
   ck_assert_str_eq(t.seen, "still here");
   /* The handle closes on the next turns; then the loop has nothing left. */
-  ck_assert_int_eq(uv_run(the_loop(), UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_run(test_loop(), UV_RUN_DEFAULT), 0);
 }
 END_TEST
 
@@ -823,14 +739,14 @@ START_TEST(loop_ref_only_while_pending) {
   db_path(path, sizeof path, "ref");
   cc_storage *s = NULL;
   ck_assert_int_eq(open_db(&s, path, CC_SQLITE_SYNC_FULL, error, sizeof error), 0);
-  ck_assert_int_eq(uv_run(the_loop(), UV_RUN_DEFAULT), 0); /* returns: idle */
+  ck_assert_int_eq(uv_run(test_loop(), UV_RUN_DEFAULT), 0); /* returns: idle */
   cc_member m[1] = {{S("alice"), CC_ROLE_OWNER}};
   cc_chat chat = {0};
   chat.chat_id = S("g:1");
   chat.kind = CC_CHAT_GROUP;
   storage_rec r = {0};
   s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
-  uv_run(the_loop(), UV_RUN_DEFAULT); /* runs until the callback came */
+  uv_run(test_loop(), UV_RUN_DEFAULT); /* runs until the callback came */
   ck_assert_int_eq(r.calls, 1);
   ck_assert_int_eq(r.err, 0);
   close_db(s);
@@ -870,7 +786,7 @@ static void bench_issue(bench *b) {
   uint64_t n = b->issued++;
   snprintf(chat, sizeof chat, "g:%" PRIu64, n % 100);
   snprintf(cmid, sizeof cmid, "m%" PRIu64, n);
-  append_msg(b->s, chat, "sender", cmid, text, bench_done, b);
+  st_append_msg(b->s, chat, "sender", cmid, text, bench_done, b);
 }
 
 /* The chats bench_issue appends to: g:0 .. g:99, "sender" their owner. */
@@ -885,7 +801,7 @@ static int bench_setup(cc_storage *s) {
     storage_rec r = {0};
     s->methods->create_chat(s, &chat, m, 1, storage_rec_done, &r);
     while (!r.calls)
-      uv_run(the_loop(), UV_RUN_ONCE);
+      uv_run(test_loop(), UV_RUN_ONCE);
     if (r.err) return r.err;
   }
   return 0;
@@ -904,14 +820,14 @@ START_TEST(wal_stays_under_its_cap) {
   ck_assert_int_eq(cc_sqlite_options_set_wal_checkpoint(opt, CAP_START, CAP_MAX), 0);
   cc_storage *s = NULL;
   ck_assert_int_eq(
-      cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error), 0);
+      cc_storage_sqlite_open(&s, test_cc_loop(), opt, NULL, error, sizeof error), 0);
   cc_sqlite_options_free(opt);
   ck_assert_int_eq(bench_setup(s), 0);
   bench c = {s, 0, 0, CAP_APPENDS, 0, wal, 0};
   for (int i = 0; i < 1000; i++)
     bench_issue(&c);
   while (c.done < CAP_APPENDS)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   struct stat st;
   ck_assert_int_eq(stat(wal, &st), 0);
   if (st.st_size > c.wal_max) c.wal_max = st.st_size;
@@ -971,7 +887,7 @@ static void crash_issue(crash_child *c) {
   snprintf(chat, sizeof chat, "g:%d", op->chat);
   snprintf(cmid, sizeof cmid, "m%" PRIu64, op->n);
   snprintf(text, sizeof text, "message number %" PRIu64, op->n);
-  append_msg(c->s, chat, "writer", cmid, text, crash_op_done, op);
+  st_append_msg(c->s, chat, "writer", cmid, text, crash_op_done, op);
 }
 
 static void crash_child_main(const char *path, int fd) {
@@ -1005,7 +921,7 @@ static void kill9_run(void) {
   for (int i = 0; i < CRASH_CHATS; i++) {
     char id[16];
     snprintf(id, sizeof id, "g:%d", i);
-    ck_assert_int_eq(create(s, id, "writer", "reader"), 0);
+    ck_assert_int_eq(st_create(s, id, "writer", "reader"), 0);
   }
   close_db(s);
 
@@ -1061,13 +977,13 @@ static void kill9_run(void) {
   for (int ch = 0; ch < CRASH_CHATS; ch++) {
     char id[16];
     snprintf(id, sizeof id, "g:%d", ch);
-    storage_rec g = get_chat(s, id);
+    storage_rec g = st_get_chat(s, id);
     uint64_t last = g.last_seq;
     /* Seqs 1..last, each once, and each message (client id) once. */
     for (uint64_t q = 1; q <= last; q++) {
       storage_rec r = {0};
       s->methods->fetch(s, S(id), q - 1, q + 1, 10, 0, storage_rec_entries, &r);
-      wait_rec(&r);
+      storage_rec_wait(&r);
       ck_assert_uint_eq(r.n, 1);
       ck_assert_uint_eq(r.seq, q);
     }
@@ -1080,7 +996,7 @@ static void kill9_run(void) {
       storage_rec r = {0};
       s->methods->fetch(s, S(id), acked_seq[i] - 1, acked_seq[i] + 1, 1, 0,
                         storage_rec_entries, &r);
-      wait_rec(&r);
+      storage_rec_wait(&r);
       char want[32];
       snprintf(want, sizeof want, "m%" PRIu64, acked_n[i]);
       ck_assert_uint_eq(r.n, 1);
@@ -1158,7 +1074,7 @@ static int run_bench(int argc, char **argv) {
   cc_storage *s = NULL;
   cc_sqlite_options *opt = NULL;
   if (cc_sqlite_options_new(&opt) || cc_sqlite_options_set_path(opt, path)) return 1;
-  int rv = cc_storage_sqlite_open(&s, the_cc_loop(), opt, NULL, error, sizeof error);
+  int rv = cc_storage_sqlite_open(&s, test_cc_loop(), opt, NULL, error, sizeof error);
   cc_sqlite_options_free(opt);
   if (rv != 0) {
     fprintf(stderr, "%s\n", error);
@@ -1170,12 +1086,12 @@ static int run_bench(int argc, char **argv) {
   for (uint64_t i = 0; i < inflight && i < total; i++)
     bench_issue(&b);
   while (b.done < total)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   double dt = now_s() - t0;
   int closed = 0;
   cc_storage_sqlite_free(s, on_closed, &closed);
   while (!closed)
-    uv_run(the_loop(), UV_RUN_ONCE);
+    uv_run(test_loop(), UV_RUN_ONCE);
   printf("%" PRIu64 " appends, %" PRIu64 " in flight, synchronous=FULL, %s: %.2f s, "
          "%.0f appends/s, %d errors\n",
          total, inflight, path, dt, (double)total / dt, b.errors);
