@@ -40,7 +40,13 @@ static const char usage[] =
     "  --handshake-rate N          WebSocket upgrade requests per second per client\n"
     "                              address; over it: 429 (default 20)\n"
     "  --handshake-burst N         burst of upgrade requests per address (default 40,\n"
-    "                              or twice --handshake-rate when only that is set)\n"
+    "                              or twice --handshake-rate when only that is set);\n"
+    "                              an IPv6 address counts per /64\n"
+    "  --trusted-proxy CIDR        a proxy network (10.0.0.0/8, ::1, ...; repeatable)\n"
+    "                              whose X-Forwarded-For names the client: limits\n"
+    "                              and logs then see the right-most address in it\n"
+    "                              that is not a trusted proxy (default: none; the\n"
+    "                              header is ignored from any other peer)\n"
     "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
@@ -54,7 +60,8 @@ static const char usage[] =
     "  --dev-login-any-address     allow --dev-login on any --listen address\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
-    "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
+    "CHATCORE_ALLOWED_ORIGINS and CHATCORE_TRUSTED_PROXIES (comma-separated), "
+    "CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CHAT_CHANGE_RATE,\n"
     "CHATCORE_READ_RATE, CHATCORE_MAX_GROUPS_PER_USER, CHATCORE_CLIENT_FRAME_RATE,\n"
@@ -90,30 +97,21 @@ static int parse_size(const char *name, const char *v, uint64_t min, uint64_t ma
   return 0;
 }
 
-static int add_origin(server_config *cfg, const char *origin, char *error, size_t cap) {
-  if (cfg->n_origins == CONFIG_MAX_ORIGINS) {
-    snprintf(error, cap, "--allowed-origin: at most %d origins", CONFIG_MAX_ORIGINS);
+/* Appends `v` to a repeatable flag's list of `max` entries. */
+static int add_to_list(const char **list, size_t *n, size_t max, const char *flag,
+                       const char *v, char *error, size_t cap) {
+  if (*n == max) {
+    snprintf(error, cap, "%s: given more than %zu times", flag, max);
     return 2;
   }
-  cfg->origins[cfg->n_origins++] = origin;
+  list[(*n)++] = v;
   return 0;
 }
 
-/* CHATCORE_ALLOWED_ORIGINS is split in place of a copy we keep for the process. */
-static int origins_from_env(server_config *cfg, const char *list, char *error,
-                            size_t cap) {
-  static char copy[4096];
-  if (strlen(list) >= sizeof copy) {
-    snprintf(error, cap, "CHATCORE_ALLOWED_ORIGINS: longer than %zu bytes",
-             sizeof copy - 1);
-    return 2;
-  }
-  strcpy(copy, list);
-  for (char *save = NULL, *o = strtok_r(copy, ",", &save); o;
-       o = strtok_r(NULL, ",", &save))
-    if (*o && add_origin(cfg, o, error, cap)) return 2;
-  return 0;
-}
+/* A comma-separated variable, split in a copy kept for the process, each item
+ * applied as `flag`. */
+static int list_from_env(server_config *cfg, const char *flag, const char *list,
+                         char *error, size_t cap);
 
 static int apply(server_config *cfg, const char *name, const char *v, char *error,
                  size_t cap) {
@@ -127,7 +125,11 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--jwt-alg") == 0) {
     cfg->jwt_alg = v;
   } else if (strcmp(name, "--allowed-origin") == 0) {
-    return add_origin(cfg, v, error, cap);
+    return add_to_list(cfg->origins, &cfg->n_origins, CONFIG_MAX_ORIGINS, name, v, error,
+                       cap);
+  } else if (strcmp(name, "--trusted-proxy") == 0) {
+    return add_to_list(cfg->trusted_proxies, &cfg->n_trusted_proxies,
+                       CONFIG_MAX_TRUSTED_PROXIES, name, v, error, cap);
   } else if (strcmp(name, "--tls-cert") == 0) {
     cfg->tls_cert = v;
   } else if (strcmp(name, "--tls-key") == 0) {
@@ -192,6 +194,34 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   return 0;
 }
 
+static int list_from_env(server_config *cfg, const char *flag, const char *list,
+                         char *error, size_t cap) {
+  static char pool[8192];
+  static size_t used;
+  size_t len = strlen(list);
+  if (len >= sizeof pool - used) {
+    snprintf(error, cap, "%s: the list is longer than %zu bytes", flag,
+             sizeof pool - used - 1);
+    return 2;
+  }
+  char *copy = memcpy(pool + used, list, len + 1);
+  used += len + 1;
+  for (char *save = NULL, *item = strtok_r(copy, ",", &save); item;
+       item = strtok_r(NULL, ",", &save))
+    if (*item && apply(cfg, flag, item, error, cap)) return 2;
+  return 0;
+}
+
+/* Rewrites a flag's error to name the variable `env` that gave the value
+ * instead of the flag it stands for; returns 2. */
+static int name_variable(const char *env, char *error, size_t cap) {
+  char msg[512];
+  const char *why = strchr(error, ':');
+  snprintf(msg, sizeof msg, "%s%s", env, why ? why : ": invalid value");
+  snprintf(error, cap, "%s", msg);
+  return 2;
+}
+
 int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t cap) {
   memset(cfg, 0, sizeof *cfg);
   cfg->listen = "127.0.0.1:8080";
@@ -224,12 +254,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
     if (v && *v && apply(cfg, envs[i].flag, v, error, cap)) {
-      /* Name the variable, not the flag it stands for. */
-      char msg[512];
-      const char *why = strchr(error, ':');
-      snprintf(msg, sizeof msg, "%s%s", envs[i].env, why ? why : ": invalid value");
-      snprintf(error, cap, "%s", msg);
-      return 2;
+      return name_variable(envs[i].env, error, cap);
     }
   }
   /* The dev login hands out tokens: never switched on by a variable, which an
@@ -240,8 +265,18 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
              "flag");
     return 2;
   }
-  const char *origins = getenv("CHATCORE_ALLOWED_ORIGINS");
-  if (origins && *origins && origins_from_env(cfg, origins, error, cap)) return 2;
+  static const struct {
+    const char *env, *flag;
+  } lists[] = {
+      {"CHATCORE_ALLOWED_ORIGINS", "--allowed-origin"},
+      {"CHATCORE_TRUSTED_PROXIES", "--trusted-proxy"},
+  };
+  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
+    const char *v = getenv(lists[i].env);
+    if (v && *v && list_from_env(cfg, lists[i].flag, v, error, cap)) {
+      return name_variable(lists[i].env, error, cap);
+    }
+  }
 
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
