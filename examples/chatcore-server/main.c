@@ -319,8 +319,8 @@ static int gateway_options(server *s, const server_config *cfg,
     rv = cc_gateway_options_add_trusted_proxy(o, cfg->trusted_proxies[i]);
     if (rv != 0) {
       cc_gateway_options_free(o);
-      return fail("--trusted-proxy: expected an IP address or a CIDR network "
-                  "(10.0.0.0/8, 2001:db8::/32)",
+      return fail("--trusted-proxy (or CHATCORE_TRUSTED_PROXIES): expected an IP "
+                  "address or a CIDR network (10.0.0.0/8, 2001:db8::/32)",
                   cfg->trusted_proxies[i]);
     }
   }
