@@ -1666,6 +1666,124 @@ START_TEST(ipv6_clients_limited_per_64) {
 }
 END_TEST
 
+/* The source cc_proxy_header_parse reads from `hdr` (`len` bytes): its text,
+ * "none" for a header without one, or "more", "plain", "bad". */
+static const char *proxy_source(const void *hdr, size_t len, int *used) {
+  static char out[CC_IP_TEXT_MAX];
+  uint8_t a[16];
+  int has = -1;
+  int n = cc_proxy_header_parse(hdr, len, a, &has);
+  *used = n;
+  if (n == 0) return "more";
+  if (n == CC_ERR_NOT_FOUND) return "plain";
+  if (n < 0) return "bad";
+  if (!has) return "none";
+  cc_ip_format(a, out);
+  return out;
+}
+
+START_TEST(proxy_protocol_headers) {
+  int used;
+  const char *v1 = "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\nGET / HTTP/1.1\r\n";
+  ck_assert_str_eq(proxy_source(v1, strlen(v1), &used), "203.0.113.7");
+  ck_assert_int_eq(used, (int)(strstr(v1, "GET") - v1));
+  for (size_t i = 0; i < (size_t)used; i++) /* every prefix waits for more */
+    ck_assert_str_eq(proxy_source(v1, i, &used), "more");
+  const char *v1_6 = "PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n";
+  ck_assert_str_eq(proxy_source(v1_6, strlen(v1_6), &used), "2001:db8::7");
+  ck_assert_str_eq(proxy_source("PROXY UNKNOWN\r\n", 15, &used), "none");
+  ck_assert_int_eq(used, 15);
+  const char *bad[] = {"PROXY TCP4 203.0.113.7 10.0.0.1 51000\r\n",
+                       "PROXY TCP4 2001:db8::7 10.0.0.1 51000 443\r\n",
+                       "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443 x\r\n",
+                       "PROXY TCP4 203.0.113.7 10.0.0.1 65536 443\r\n",
+                       "PROXY TCP4  203.0.113.7 10.0.0.1 1 2\r\n",
+                       "PROXY UDP4 203.0.113.7 10.0.0.1 1 2\r\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(strcmp(proxy_source(bad[i], strlen(bad[i]), &used), "bad") == 0,
+                  "accepted %s", bad[i]);
+  char longline[200];
+  memset(longline, 'x', sizeof longline);
+  memcpy(longline, "PROXY ", 6);
+  ck_assert_str_eq(proxy_source(longline, sizeof longline, &used), "bad");
+  /* HTTP, even a method starting like it, is no header. */
+  ck_assert_str_eq(proxy_source("PROPFIND / HTTP/1.1\r\n", 21, &used), "plain");
+  ck_assert_str_eq(proxy_source("GET /ws HTTP/1.1\r\n", 18, &used), "plain");
+  /* Version 2: signature, PROXY over TCP/IPv4, 12 bytes of addresses, and a
+   * 3-byte TLV after them. */
+  uint8_t v2[16 + 15] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54,
+                         0x0A, 0x21, 0x11, 0x00, 15,   198,  51,   100,  9,    10,   0,
+                         0,    1,    0xC7, 0x38, 0x01, 0xBB, 0x04, 0x00, 0x00};
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "198.51.100.9");
+  ck_assert_int_eq(used, (int)sizeof v2);
+  ck_assert_str_eq(proxy_source(v2, sizeof v2 - 1, &used), "more");
+  v2[12] = 0x20; /* LOCAL: the proxy's own connection */
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "none");
+  v2[12] = 0x31; /* version 3 */
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "bad");
+  v2[12] = 0x21;
+  v2[15] = 4; /* too short for two IPv4 addresses and ports */
+  ck_assert_str_eq(proxy_source(v2, 20, &used), "bad");
+  uint8_t v2_6[16 + 36] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                           0x55, 0x49, 0x54, 0x0A, 0x21, 0x21, 0x00, 36,
+                           0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,
+                           0,    0,    0,    0,    0,    0,    0,    0x07};
+  ck_assert_str_eq(proxy_source(v2_6, sizeof v2_6, &used), "2001:db8::7");
+  v2_6[14] = 0x10; /* 4 KiB of TLVs: more than is read */
+  ck_assert_str_eq(proxy_source(v2_6, sizeof v2_6, &used), "bad");
+}
+END_TEST
+
+static void trust_proxies_with_header(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "10.0.0.0/8"), 0);
+  ck_assert_int_eq(cc_gateway_options_set_proxy_protocol(o, 1), 0);
+}
+
+/* An upgrade from `peer` preceded by `prefix`, fed `step` bytes at a time: the
+ * status (the client address seen is in the_app.last_peer). */
+static int upgrade_behind(const char *peer, const char *prefix, size_t step) {
+  char req[4096];
+  size_t n = (size_t)snprintf(req, sizeof req, "%s", prefix);
+  ws_session_request(req + n, sizeof req - n, "pat", 60, NULL);
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
+  size_t len = strlen(req);
+  for (size_t off = 0; off < len; off += step)
+    ck_assert_int_eq(
+        cc_conn_recv(c, (const uint8_t *)req + off, off + step < len ? step : len - off),
+        0);
+  response_len = drain(c, (uint8_t *)response, sizeof response - 1);
+  response[response_len] = '\0';
+  int status = status_of(response);
+  cc_conn_free(c);
+  return status;
+}
+
+START_TEST(proxy_protocol_from_trusted_proxies) {
+  remake_gateway(trust_proxies_with_header);
+  const char *hdr = "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n";
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", hdr, 4096), 101);
+  ck_assert_str_eq(the_app.last_peer, "203.0.113.7");
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", hdr, 1), 101); /* a byte at a time */
+  ck_assert_str_eq(the_app.last_peer, "203.0.113.7");
+  /* Optional: a trusted peer's plain request (a health check) is served. */
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "", 3), 101);
+  ck_assert_str_eq(the_app.last_peer, "10.0.0.1");
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "PROXY UNKNOWN\r\n", 4096), 101);
+  ck_assert_str_eq(the_app.last_peer, "10.0.0.1");
+  /* Malformed from a trusted peer: 400. From another peer it is not read. */
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "PROXY TCP4 nonsense\r\n", 4096), 400);
+  ck_assert_int_eq(upgrade_behind("192.0.2.1", hdr, 4096), 400);
+  /* The source is the client for the limits: 60 clients behind one proxy. */
+  for (int i = 0; i < 60; i++) {
+    char h[96];
+    snprintf(h, sizeof h, "PROXY TCP4 198.51.100.%d 10.0.0.1 5000 443\r\n", i);
+    ck_assert_int_eq(upgrade_behind("10.0.0.1", h, 4096), 101);
+  }
+  ck_assert_int_eq(the_app.opened, 64);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -1680,6 +1798,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, token_in_subprotocol);
   tcase_add_test(tc, forwarded_client_counts_for_limits);
   tcase_add_test(tc, ipv6_clients_limited_per_64);
+  tcase_add_test(tc, proxy_protocol_from_trusted_proxies);
   tcase_add_test(tc, bearer_header_forms);
   tcase_add_test(tc, origin_allow_list);
   tcase_add_test(tc, version_key_and_shape);
@@ -1699,6 +1818,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, cidr_parsing_and_matching);
   tcase_add_test(tc, forwarded_for_selection);
   tcase_add_test(tc, gateway_option_rules);
+  tcase_add_test(tc, proxy_protocol_headers);
   suite_add_tcase(s, tc);
   tc = tcase_create("session");
   tcase_add_checked_fixture(tc, setup, teardown);

@@ -47,6 +47,9 @@ static const char usage[] =
     "                              and logs then see the right-most address in it\n"
     "                              that is not a trusted proxy (default: none; the\n"
     "                              header is ignored from any other peer)\n"
+    "  --proxy-protocol            a trusted proxy's connection may begin with a\n"
+    "                              PROXY protocol header (v1 or v2) naming the\n"
+    "                              client (needs --trusted-proxy)\n"
     "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
@@ -60,14 +63,14 @@ static const char usage[] =
     "  --dev-login-any-address     allow --dev-login on any --listen address\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
-    "CHATCORE_ALLOWED_ORIGINS and CHATCORE_TRUSTED_PROXIES (comma-separated), "
+    "CHATCORE_ALLOWED_ORIGINS and CHATCORE_TRUSTED_PROXIES (comma-separated),\n"
     "CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CHAT_CHANGE_RATE,\n"
     "CHATCORE_READ_RATE, CHATCORE_MAX_GROUPS_PER_USER, CHATCORE_CLIENT_FRAME_RATE,\n"
     "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
-    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS (not the --dev-login\n"
-    "flags). Flags win.\n";
+    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS, CHATCORE_PROXY_PROTOCOL\n"
+    "(1 or 0; not the --dev-login flags). Flags win.\n";
 
 /* Whether the host of "HOST:PORT" or "[IPV6]:PORT" is 127.0.0.0/8 or ::1. */
 static int listen_is_loopback(const char *listen) {
@@ -112,6 +115,13 @@ static int add_to_list(const char **list, size_t *n, size_t max, const char *fla
  * applied as `flag`. */
 static int list_from_env(server_config *cfg, const char *flag, const char *list,
                          char *error, size_t cap);
+
+/* Flags that take no value ("--flag" is "--flag=1"). */
+static int is_switch(const char *name) {
+  return strcmp(name, "--dev-login") == 0 ||
+         strcmp(name, "--dev-login-any-address") == 0 ||
+         strcmp(name, "--proxy-protocol") == 0;
+}
 
 static int apply(server_config *cfg, const char *name, const char *v, char *error,
                  size_t cap) {
@@ -179,13 +189,14 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--idle-timeout-ms") == 0) {
     if (parse_size(name, v, 2000, 86400000, &n, error, cap)) return 2;
     cfg->idle_timeout_ms = n;
-  } else if (strcmp(name, "--dev-login") == 0 ||
-             strcmp(name, "--dev-login-any-address") == 0) {
+  } else if (is_switch(name)) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
       snprintf(error, cap, "%s: expected no value, 1 or 0, got '%s'", name, v);
       return 2;
     }
-    *(strcmp(name, "--dev-login") == 0 ? &cfg->dev_login : &cfg->dev_login_any_address) =
+    *(strcmp(name, "--dev-login") == 0               ? &cfg->dev_login
+      : strcmp(name, "--dev-login-any-address") == 0 ? &cfg->dev_login_any_address
+                                                     : &cfg->proxy_protocol) =
         v[0] == '1';
   } else {
     snprintf(error, cap, "%s: unknown flag (see --help)", name);
@@ -250,6 +261,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst"},
       {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
       {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
+      {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol"},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
@@ -300,8 +312,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       name[n] = '\0';
       flag = name;
       value = eq + 1;
-    } else if (strcmp(arg, "--dev-login") == 0 ||
-               strcmp(arg, "--dev-login-any-address") == 0) { /* switches */
+    } else if (is_switch(arg)) {
       value = "1";
     } else if (i + 1 < argc) {
       value = argv[++i];
@@ -336,6 +347,12 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
              "anyone who reaches it could sign in as anyone; add "
              "--dev-login-any-address to serve it there anyway",
              cfg->listen);
+    return 2;
+  }
+  if (cfg->proxy_protocol && cfg->n_trusted_proxies == 0) {
+    snprintf(error, cap,
+             "--proxy-protocol: needs --trusted-proxy (the header is read only from "
+             "trusted proxies)");
     return 2;
   }
   if (!cfg->tls_cert != !cfg->tls_key) {

@@ -21,6 +21,7 @@ typedef struct server_config {
   /* CIDR networks whose X-Forwarded-For is believed (checked by the gateway) */
   const char *trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES];
   size_t n_trusted_proxies;
+  int proxy_protocol; /* trusted proxies may send a PROXY protocol header */
   const char *tls_cert, *tls_key;
   size_t max_message_bytes; /* 0: the gateway's default */
   uint64_t drain_timeout_ms;

@@ -324,6 +324,7 @@ static int gateway_options(server *s, const server_config *cfg,
                   cfg->trusted_proxies[i]);
     }
   }
+  if (rv == 0) rv = cc_gateway_options_set_proxy_protocol(o, cfg->proxy_protocol);
   if (rv == 0 && cfg->max_message_bytes)
     rv = cc_gateway_options_set_max_message_bytes(o, cfg->max_message_bytes);
   if (rv == 0 && cfg->client_frame_rate)

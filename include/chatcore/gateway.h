@@ -102,6 +102,13 @@ CC_EXTERN int cc_gateway_options_set_handshake_rate(cc_gateway_options *opt,
  * (not an address or network) or CC_ERR_TOO_LARGE (64 already). */
 CC_EXTERN int cc_gateway_options_add_trusted_proxy(cc_gateway_options *opt,
                                                    const char *cidr);
+/* With `enabled` non-zero, a connection from a trusted proxy (see above) may
+ * begin with a PROXY protocol header, version 1 or 2 (HAProxy's; what TCP load
+ * balancers send): its source address is then the connection's peer, before
+ * X-Forwarded-For is read. A malformed one is answered 400. From any other
+ * peer such a header is not read (it is a malformed request). Off by default.
+ * 0, or CC_ERR_INVALID for a NULL `opt`. */
+CC_EXTERN int cc_gateway_options_set_proxy_protocol(cc_gateway_options *opt, int enabled);
 /* How long a connect ticket (cc_gateway_ticket_issue) stays valid,
  * 1,000..300,000 ms; default 30,000. */
 CC_EXTERN int cc_gateway_options_set_ticket_ttl(cc_gateway_options *opt, uint64_t ms);

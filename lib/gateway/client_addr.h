@@ -55,4 +55,19 @@ void cc_ip_limit_key(const uint8_t addr[16], char out[CC_IP_TEXT_MAX]);
 int cc_forwarded_client(const cc_cidr *trusted, size_t n, const uint8_t peer[16],
                         const cc_str *xff, size_t n_xff, uint8_t out[16]);
 
+/* The longest PROXY protocol header read (a v2 header with 520 bytes of
+ * addresses and TLVs); longer ones are refused. */
+#define CC_PROXY_HEADER_MAX 536
+
+/* Parses a PROXY protocol header, version 1 ("PROXY TCP4 203.0.113.7 10.0.0.1
+ * 51000 443\r\n") or 2 (binary), at the start of `data` (`len` bytes, borrowed
+ * for the call). Returns the header's length, with *has_addr 1 and `addr` the
+ * source address when it names one (TCP over IPv4 or IPv6), *has_addr 0 when
+ * it does not (v1 UNKNOWN, v2 LOCAL or another family: the connection is the
+ * proxy's own); 0 when `data` is a prefix of a header (more bytes needed);
+ * CC_ERR_NOT_FOUND when `data` does not start with one; CC_ERR_INVALID when
+ * it is malformed or longer than CC_PROXY_HEADER_MAX. */
+int cc_proxy_header_parse(const uint8_t *data, size_t len, uint8_t addr[16],
+                          int *has_addr);
+
 #endif

@@ -72,6 +72,12 @@ int cc_gateway_options_add_trusted_proxy(cc_gateway_options *opt, const char *ci
   return 0;
 }
 
+int cc_gateway_options_set_proxy_protocol(cc_gateway_options *opt, int enabled) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->proxy_protocol = enabled != 0;
+  return 0;
+}
+
 int cc_gateway_options_set_ticket_ttl(cc_gateway_options *opt, uint64_t ms) {
   if (!opt || ms < 1000 || ms > 300000) return CC_ERR_INVALID;
   opt->ticket_ttl_ms = ms;

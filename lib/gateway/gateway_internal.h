@@ -24,6 +24,7 @@ struct cc_gateway_options {
   size_t n_origins;
   cc_cidr trusted[CC_GW_MAX_TRUSTED_PROXIES];
   size_t n_trusted;
+  int proxy_protocol; /* trusted peers may send a PROXY protocol header */
   uint64_t ticket_ttl_ms;
   size_t max_message_bytes;
   size_t max_header_bytes;
@@ -82,7 +83,9 @@ struct cc_conn {
   cc_conn *prev, *next;
   uint64_t id;
   enum conn_state state;
-  cc_http_reader *http;       /* only while reading or answering a request */
+  cc_http_reader *http; /* only while reading or answering a request */
+  uint8_t *proxy_buf;   /* a PROXY header being read (trusted peers only) */
+  size_t proxy_len;
   wslay_event_context_ptr ws; /* only while reading or closing: see session.c */
   uint64_t ws_fed, ws_framed; /* bytes given to ws, bytes of finished frames */
   uint64_t ws_frame_bytes;    /* size of the frame being read */

@@ -315,6 +315,46 @@ def test_trusted_proxy_clients_are_limited_each(make_server):
     assert forwarded_statuses(from_env.port, 8) == [101] * 8
 
 
+def proxied_statuses(port, headers):
+    """The status of one upgrade behind each PROXY protocol header (bytes)."""
+    statuses = []
+    for i, header in enumerate(headers):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(header + upgrade_request(tok=token(f"p{i}")))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(4096)
+                assert data, head
+                head += data
+            statuses.append(status_of(head))
+    return statuses
+
+
+def proxy_v2(client):
+    """A PROXY protocol v2 header: TCP over IPv4 from `client` to 10.0.0.1:443."""
+    body = socket.inet_aton(client) + socket.inet_aton("10.0.0.1") + struct.pack("!HH", 5000, 443)
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body))
+            + body)
+
+
+def test_proxy_protocol_from_trusted_proxies(make_server):
+    v1 = [f"PROXY TCP4 198.51.100.{i} 127.0.0.1 5000 443\r\n".encode() for i in range(20)]
+    v2 = [proxy_v2(f"198.51.101.{i}") for i in range(20)]
+    server = make_server(*LIMITS, "--trusted-proxy", "127.0.0.1", "--proxy-protocol")
+    # 40 clients behind one proxy, as v1 and v2 headers name them: none limited.
+    assert proxied_statuses(server.port, v1 + v2) == [101] * 40
+    # One client named again and again is limited as itself.
+    same = [b"PROXY TCP4 203.0.113.1 127.0.0.1 5000 443\r\n"] * 8
+    assert proxied_statuses(server.port, same) == [101] * 5 + [429] * 3
+    assert proxied_statuses(server.port, [b"PROXY TCP4 bad\r\n"]) == [400]
+    # Not read from a peer that is not trusted.
+    untrusted = make_server(*LIMITS, "--trusted-proxy", "10.0.0.0/8", "--proxy-protocol")
+    assert proxied_statuses(untrusted.port, v1[:2]) == [400, 400]
+    # Nor without the flag.
+    plain = make_server(*LIMITS, "--trusted-proxy", "127.0.0.1")
+    assert proxied_statuses(plain.port, v1[:1]) == [400]
+
+
 def test_ipv6_clients_limited_per_64(tmp_path):
     """A server on [::1] trusting ::1: clients announced in one /64 share a
     limit; clients in distinct /64s do not."""
@@ -511,6 +551,8 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--trusted-proxy", "proxy.example"], "--trusted-proxy"),
     (["--jwt-secret", SECRET, "--trusted-proxy", "::1/129"], "--trusted-proxy"),
     (["--jwt-secret", SECRET, "--trusted-proxy", ""], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--proxy-protocol"], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--proxy-protocol=yes"], "--proxy-protocol"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "10"], "--ping-interval-ms"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "90000"], "--idle-timeout-ms"),
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
