@@ -434,20 +434,27 @@ START_TEST(oversized_headers) {
 }
 END_TEST
 
+/* The status of `req` sent on a new connection from `peer` (the answer stays
+ * in `response`); the connection is freed. */
+static int status_from(const char *peer, const char *req) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
+  int status = status_of(exchange(c, req));
+  cc_conn_free(c);
+  return status;
+}
+
 START_TEST(handshake_rate_per_ip) {
   char req[2048];
   ws_session_request(req, sizeof req, "flood", 60, NULL);
   int ok = 0, limited = 0;
   for (int i = 0; i < 60; i++) {
-    cc_conn *c;
-    ck_assert_int_eq(cc_conn_new(gw, "10.0.0.9", &c), 0);
-    int status = status_of(exchange(c, req));
+    int status = status_from("10.0.0.9", req);
     if (status == 101) ok++;
     if (status == 429) {
       limited++;
       ck_assert_ptr_nonnull(strstr(response, "Retry-After: 1\r\n"));
     }
-    cc_conn_free(c);
   }
   ck_assert_int_eq(ok, 40); /* the burst */
   ck_assert_int_eq(limited, 20);
@@ -1301,17 +1308,13 @@ END_TEST
  * lines) from `peer`; returns the status (the answer stays in `response`) and
  * frees the connection. */
 static int upgrade_status(const char *peer, const char *target, const char *headers) {
-  cc_conn *c;
-  ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
   char req[4096];
   snprintf(req, sizeof req,
            "GET %s HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
            "%s\r\n",
            target, headers ? headers : "");
-  int status = status_of(exchange(c, req));
-  cc_conn_free(c);
-  return status;
+  return status_from(peer, req);
 }
 
 /* A ticket for a token of `user` good for `ttl_s` more seconds; returns its
@@ -1649,20 +1652,14 @@ START_TEST(ipv6_clients_limited_per_64) {
   for (int i = 0; i < 60; i++) {
     char peer[64];
     snprintf(peer, sizeof peer, "2001:db8:1:2:%x::%x", i, i + 1); /* all in one /64 */
-    cc_conn *c;
-    ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
-    int status = status_of(exchange(c, req));
+    int status = status_from(peer, req);
     ok += status == 101;
     limited += status == 429;
-    cc_conn_free(c);
   }
   ck_assert_int_eq(ok, 40);
   ck_assert_int_eq(limited, 20);
   /* The next /64 is another client. */
-  cc_conn *c;
-  ck_assert_int_eq(cc_conn_new(gw, "2001:db8:1:3::1", &c), 0);
-  ck_assert_int_eq(status_of(exchange(c, req)), 101);
-  cc_conn_free(c);
+  ck_assert_int_eq(status_from("2001:db8:1:3::1", req), 101);
 }
 END_TEST
 

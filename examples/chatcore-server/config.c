@@ -223,16 +223,6 @@ static int list_from_env(server_config *cfg, const char *flag, const char *list,
   return 0;
 }
 
-/* Rewrites a flag's error to name the variable `env` that gave the value
- * instead of the flag it stands for; returns 2. */
-static int name_variable(const char *env, char *error, size_t cap) {
-  char msg[512];
-  const char *why = strchr(error, ':');
-  snprintf(msg, sizeof msg, "%s%s", env, why ? why : ": invalid value");
-  snprintf(error, cap, "%s", msg);
-  return 2;
-}
-
 int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t cap) {
   memset(cfg, 0, sizeof *cfg);
   cfg->listen = "127.0.0.1:8080";
@@ -240,33 +230,42 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   cfg->db = "chatcore.db";
   static const struct {
     const char *env, *flag;
+    int list; /* comma-separated values of a repeatable flag */
   } envs[] = {
-      {"CHATCORE_LISTEN", "--listen"},
-      {"CHATCORE_JWT_SECRET", "--jwt-secret"},
-      {"CHATCORE_JWT_PUBLIC_KEY", "--jwt-public-key"},
-      {"CHATCORE_JWT_ALG", "--jwt-alg"},
-      {"CHATCORE_TLS_CERT", "--tls-cert"},
-      {"CHATCORE_TLS_KEY", "--tls-key"},
-      {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes"},
-      {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms"},
-      {"CHATCORE_DB", "--db"},
-      {"CHATCORE_MESSAGE_RATE", "--message-rate"},
-      {"CHATCORE_MESSAGE_BURST", "--message-burst"},
-      {"CHATCORE_CHAT_CHANGE_RATE", "--chat-change-rate"},
-      {"CHATCORE_READ_RATE", "--read-rate"},
-      {"CHATCORE_MAX_GROUPS_PER_USER", "--max-groups-per-user"},
-      {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
-      {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
-      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate"},
-      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst"},
-      {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
-      {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
-      {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol"},
+      {"CHATCORE_LISTEN", "--listen", 0},
+      {"CHATCORE_JWT_SECRET", "--jwt-secret", 0},
+      {"CHATCORE_JWT_PUBLIC_KEY", "--jwt-public-key", 0},
+      {"CHATCORE_JWT_ALG", "--jwt-alg", 0},
+      {"CHATCORE_ALLOWED_ORIGINS", "--allowed-origin", 1},
+      {"CHATCORE_TRUSTED_PROXIES", "--trusted-proxy", 1},
+      {"CHATCORE_TLS_CERT", "--tls-cert", 0},
+      {"CHATCORE_TLS_KEY", "--tls-key", 0},
+      {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes", 0},
+      {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", 0},
+      {"CHATCORE_DB", "--db", 0},
+      {"CHATCORE_MESSAGE_RATE", "--message-rate", 0},
+      {"CHATCORE_MESSAGE_BURST", "--message-burst", 0},
+      {"CHATCORE_CHAT_CHANGE_RATE", "--chat-change-rate", 0},
+      {"CHATCORE_READ_RATE", "--read-rate", 0},
+      {"CHATCORE_MAX_GROUPS_PER_USER", "--max-groups-per-user", 0},
+      {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate", 0},
+      {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate", 0},
+      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate", 0},
+      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst", 0},
+      {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms", 0},
+      {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms", 0},
+      {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol", 0},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
-    if (v && *v && apply(cfg, envs[i].flag, v, error, cap)) {
-      return name_variable(envs[i].env, error, cap);
+    if (v && *v &&
+        (envs[i].list ? list_from_env : apply)(cfg, envs[i].flag, v, error, cap)) {
+      /* Name the variable, not the flag it stands for. */
+      char msg[512];
+      const char *why = strchr(error, ':');
+      snprintf(msg, sizeof msg, "%s%s", envs[i].env, why ? why : ": invalid value");
+      snprintf(error, cap, "%s", msg);
+      return 2;
     }
   }
   /* The dev login hands out tokens: never switched on by a variable, which an
@@ -276,18 +275,6 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
              "CHATCORE_DEV_LOGIN: not read any more; unset it and use the --dev-login "
              "flag");
     return 2;
-  }
-  static const struct {
-    const char *env, *flag;
-  } lists[] = {
-      {"CHATCORE_ALLOWED_ORIGINS", "--allowed-origin"},
-      {"CHATCORE_TRUSTED_PROXIES", "--trusted-proxy"},
-  };
-  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
-    const char *v = getenv(lists[i].env);
-    if (v && *v && list_from_env(cfg, lists[i].flag, v, error, cap)) {
-      return name_variable(lists[i].env, error, cap);
-    }
   }
 
   for (int i = 1; i < argc; i++) {

@@ -241,13 +241,14 @@ def test_handshake_rate_per_ip(server):
     assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
 
 
-def handshake_statuses(port, n):
-    """The statuses of n upgrades sent one after another: each is answered before
-    the next goes out, much faster than a bucket of 1/s refills."""
+def head_statuses(address, requests):
+    """The status of each request (bytes), each sent on a connection of its own
+    once the one before was answered (only the response head is read): much
+    faster than a bucket of 1/s refills."""
     statuses = []
-    for i in range(n):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(upgrade_request(tok=token(f"h{i}")))
+    for request in requests:
+        with socket.create_connection(address, timeout=5) as s:
+            s.sendall(request)
             head = b""
             while b"\r\n\r\n" not in head:
                 data = s.recv(4096)
@@ -255,6 +256,12 @@ def handshake_statuses(port, n):
                 head += data
             statuses.append(status_of(head))
     return statuses
+
+
+def handshake_statuses(port, n):
+    """The statuses of n upgrades sent one after another."""
+    return head_statuses(("127.0.0.1", port),
+                         [upgrade_request(tok=token(f"h{i}")) for i in range(n)])
 
 
 def test_handshake_flags_move_the_429_point(make_server):
@@ -271,24 +278,15 @@ def forwarded_statuses(port, n, distinct=True, prefix="198.51.100."):
     """Statuses of n upgrades, one after another, each announcing a client in
     X-Forwarded-For (another one each time when `distinct`)."""
     clients = [f"{prefix}{i if distinct else 7}" for i in range(n)]
-    return head_statuses(("127.0.0.1", port), clients)
+    return forwarded_for(("127.0.0.1", port), clients)
 
 
-def head_statuses(address, clients):
+def forwarded_for(address, clients):
     """The status of one upgrade per entry of `clients`, one after another, each
-    with that X-Forwarded-For (only the response head is read)."""
-    statuses = []
-    for i, client in enumerate(clients):
-        with socket.create_connection(address, timeout=5) as s:
-            s.sendall(upgrade_request(tok=token(f"x{i}"),
-                                      headers=[f"X-Forwarded-For: {client}"]))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = s.recv(4096)
-                assert data, head
-                head += data
-            statuses.append(status_of(head))
-    return statuses
+    with that X-Forwarded-For."""
+    return head_statuses(address, [
+        upgrade_request(tok=token(f"x{i}"), headers=[f"X-Forwarded-For: {client}"])
+        for i, client in enumerate(clients)])
 
 
 LIMITS = ("--handshake-rate", "1", "--handshake-burst", "5")
@@ -317,17 +315,8 @@ def test_trusted_proxy_clients_are_limited_each(make_server):
 
 def proxied_statuses(port, headers):
     """The status of one upgrade behind each PROXY protocol header (bytes)."""
-    statuses = []
-    for i, header in enumerate(headers):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(header + upgrade_request(tok=token(f"p{i}")))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = s.recv(4096)
-                assert data, head
-                head += data
-            statuses.append(status_of(head))
-    return statuses
+    return head_statuses(("127.0.0.1", port), [
+        header + upgrade_request(tok=token(f"p{i}")) for i, header in enumerate(headers)])
 
 
 def proxy_v2(client):
@@ -376,9 +365,9 @@ def test_ipv6_clients_limited_per_64(tmp_path):
                 assert time.time() < deadline and proc.poll() is None, "no server"
                 time.sleep(0.02)
         one_64 = [f"2001:db8:1:2:{i:x}::1" for i in range(8)]
-        assert head_statuses(("::1", port), one_64) == [101] * 5 + [429] * 3
+        assert forwarded_for(("::1", port), one_64) == [101] * 5 + [429] * 3
         many_64 = [f"2001:db8:2:{i:x}::1" for i in range(8)]
-        assert head_statuses(("::1", port), many_64) == [101] * 8
+        assert forwarded_for(("::1", port), many_64) == [101] * 8
     finally:
         proc.terminate()
         proc.wait(timeout=15)
