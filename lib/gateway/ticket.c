@@ -69,8 +69,10 @@ int cc_gateway_ticket_issue(cc_gateway *gw, const cc_jwt_claims *claims, char *o
   t->token_exp = claims->exp;
   /* Never past the token: a ticket is no way to stretch one. */
   uint64_t ttl_ms = gw->opt.ticket_ttl_ms;
-  uint64_t left_ms = (uint64_t)claims->exp * 1000u - now_ms;
-  if (left_ms < ttl_ms) ttl_ms = left_ms;
+  if ((uint64_t)(claims->exp - now_s) <= ttl_ms / 1000u + 1) { /* no overflow */
+    uint64_t left_ms = (uint64_t)claims->exp * 1000u - now_ms;
+    if (left_ms < ttl_ms) ttl_ms = left_ms;
+  }
   t->expires_ns = now + ttl_ms * 1000000u;
   t->node.key = (const uint8_t *)t->id;
   t->node.key_len = CC_GATEWAY_TICKET_LEN;
