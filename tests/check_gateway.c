@@ -29,6 +29,7 @@ typedef struct app {
   int opened, closed, http_calls;
   uint16_t close_code;
   char last_user[64];
+  char last_peer[64]; /* cc_conn_peer at on_open and on_http */
   uint8_t last_msg[70000];
   size_t last_len;
   int last_binary, messages;
@@ -48,6 +49,8 @@ static void on_open(void *ud, cc_conn *c) {
     cc_conn_send_message(c, big, sizeof big);
   cc_str u = cc_conn_user(c);
   snprintf(a->last_user, sizeof a->last_user, "%.*s", (int)u.len, u.ptr);
+  cc_str p = cc_conn_peer(c);
+  snprintf(a->last_peer, sizeof a->last_peer, "%.*s", (int)p.len, p.ptr);
 }
 
 static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
@@ -74,6 +77,8 @@ static void on_close(void *ud, cc_conn *c, uint16_t code) {
 static void on_http(void *ud, cc_conn *c, const cc_http_request *req) {
   app *a = ud;
   a->http_calls++;
+  cc_str peer = cc_http_request_peer(req);
+  snprintf(a->last_peer, sizeof a->last_peer, "%.*s", (int)peer.len, peer.ptr);
   cc_str path = cc_http_request_path(req);
   char body[128];
   int n = snprintf(body, sizeof body, "you asked for %.*s", (int)path.len, path.ptr);
@@ -429,20 +434,27 @@ START_TEST(oversized_headers) {
 }
 END_TEST
 
+/* The status of `req` sent on a new connection from `peer` (the answer stays
+ * in `response`); the connection is freed. */
+static int status_from(const char *peer, const char *req) {
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
+  int status = status_of(exchange(c, req));
+  cc_conn_free(c);
+  return status;
+}
+
 START_TEST(handshake_rate_per_ip) {
   char req[2048];
   ws_session_request(req, sizeof req, "flood", 60, NULL);
   int ok = 0, limited = 0;
   for (int i = 0; i < 60; i++) {
-    cc_conn *c;
-    ck_assert_int_eq(cc_conn_new(gw, "10.0.0.9", &c), 0);
-    int status = status_of(exchange(c, req));
+    int status = status_from("10.0.0.9", req);
     if (status == 101) ok++;
     if (status == 429) {
       limited++;
       ck_assert_ptr_nonnull(strstr(response, "Retry-After: 1\r\n"));
     }
-    cc_conn_free(c);
   }
   ck_assert_int_eq(ok, 40); /* the burst */
   ck_assert_int_eq(limited, 20);
@@ -1290,6 +1302,485 @@ START_TEST(query_parameters) {
 }
 END_TEST
 
+/* ---- tokens out of URLs: connect tickets and the bearer subprotocol ---- */
+
+/* Sends an upgrade request for `target` ("/ws?...") with `headers` (whole
+ * lines) from `peer`; returns the status (the answer stays in `response`) and
+ * frees the connection. */
+static int upgrade_status(const char *peer, const char *target, const char *headers) {
+  char req[4096];
+  snprintf(req, sizeof req,
+           "GET %s HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+           "%s\r\n",
+           target, headers ? headers : "");
+  return status_from(peer, req);
+}
+
+/* A ticket for a token of `user` good for `ttl_s` more seconds; returns its
+ * expiry (Unix ms). */
+static uint64_t issue_ticket(const char *user, long ttl_s, char *ticket) {
+  const char *tok = ws_token(user, ttl_s);
+  cc_jwt_claims claims;
+  ck_assert_int_eq(cc_jwt_verify(verifier, tok, strlen(tok), &claims), 0);
+  uint64_t expires_at_ms = 0;
+  ck_assert_int_eq(cc_gateway_ticket_issue(gw, &claims, ticket, CC_GATEWAY_TICKET_LEN + 1,
+                                           &expires_at_ms),
+                   0);
+  ck_assert_uint_eq(strlen(ticket), CC_GATEWAY_TICKET_LEN);
+  return expires_at_ms;
+}
+
+START_TEST(connect_ticket_is_single_use) {
+  char t[CC_GATEWAY_TICKET_LEN + 1], other[CC_GATEWAY_TICKET_LEN + 1], target[96];
+  uint64_t now_ms = cc_clock_realtime_ns() / 1000000u;
+  uint64_t exp = issue_ticket("dave", 600, t);
+  ck_assert_uint_ge(exp, now_ms + 29000);
+  ck_assert_uint_le(exp, now_ms + 31000);
+  issue_ticket("dave", 600, other);
+  ck_assert_str_ne(t, other);
+  /* No token in the request at all: the ticket stands for it. */
+  snprintf(target, sizeof target, "/ws?ticket=%s", t);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", target, NULL), 101);
+  ck_assert_str_eq(the_app.last_user, "dave");
+  /* Used once: then refused as a bad token is. */
+  ck_assert_int_eq(upgrade_status("127.0.0.1", target, NULL), 401);
+  ck_assert_ptr_nonnull(strstr(response, "error=\"invalid_token\""));
+  ck_assert_ptr_nonnull(strstr(response, "ticket"));
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws?ticket=nope", NULL), 401);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws?ticket=", NULL), 401);
+  /* A ticket one character off is another (unknown) ticket. */
+  other[0] = other[0] == 'A' ? 'B' : 'A';
+  snprintf(target, sizeof target, "/ws?ticket=%s", other);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", target, NULL), 401);
+  ck_assert_int_eq(the_app.opened, 1);
+}
+END_TEST
+
+START_TEST(connect_ticket_expires) {
+  char t[CC_GATEWAY_TICKET_LEN + 1], fresh[CC_GATEWAY_TICKET_LEN + 1], target[96];
+  issue_ticket("erin", 600, t);
+  fake_now += 20 * SEC;
+  issue_ticket("erin", 600, fresh);
+  fake_now += 10 * SEC; /* the first is 30 s old: gone; the second 10 s */
+  snprintf(target, sizeof target, "/ws?ticket=%s", t);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", target, NULL), 401);
+  ck_assert_ptr_nonnull(strstr(response, "invalid_token"));
+  snprintf(target, sizeof target, "/ws?ticket=%s", fresh);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", target, NULL), 101);
+  /* Never past its token, and the session ends with the token. */
+  uint64_t now_ms = cc_clock_realtime_ns() / 1000000u;
+  ck_assert_uint_le(issue_ticket("erin", 5, t), now_ms + 5000);
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char req[1024];
+  snprintf(req, sizeof req,
+           "GET /ws?ticket=%s HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n",
+           t);
+  ck_assert_int_eq(status_of(exchange(c, req)), 101);
+  ck_assert_uint_le(cc_conn_deadline(c), fake_now + 5 * SEC);
+  fake_now += 6 * SEC;
+  cc_conn_on_timer(c);
+  expect_close(c, CC_CLOSE_TOKEN_EXPIRED);
+  cc_conn_free(c);
+  /* An expired token gets no ticket. */
+  cc_jwt_claims claims = {.exp = (int64_t)(now_ms / 1000) - 1, .iat = -1, .sub_len = 1};
+  strcpy(claims.sub, "x");
+  ck_assert_int_eq(cc_gateway_ticket_issue(gw, &claims, t, sizeof t, NULL),
+                   CC_ERR_JWT_EXPIRED);
+  claims.exp += 3600;
+  ck_assert_int_eq(cc_gateway_ticket_issue(gw, &claims, t, CC_GATEWAY_TICKET_LEN, NULL),
+                   CC_ERR_INVALID);
+  claims.sub_len = 0;
+  ck_assert_int_eq(cc_gateway_ticket_issue(gw, &claims, t, sizeof t, NULL),
+                   CC_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(tickets_limited_per_user) {
+  char t[CC_GATEWAY_TICKET_LEN + 1];
+  const char *tok = ws_token("greedy", 600);
+  cc_jwt_claims claims;
+  ck_assert_int_eq(cc_jwt_verify(verifier, tok, strlen(tok), &claims), 0);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 60; i++) {
+    int rv = cc_gateway_ticket_issue(gw, &claims, t, sizeof t, NULL);
+    ok += rv == 0;
+    limited += rv == CC_ERR_RATE_LIMITED;
+  }
+  ck_assert_int_eq(ok, 40); /* the handshake burst */
+  ck_assert_int_eq(limited, 20);
+  issue_ticket("modest", 600, t); /* another user is not affected */
+}
+END_TEST
+
+START_TEST(token_in_subprotocol) {
+  char hdr[1400], tok[1024];
+  ck_assert_int_eq(ws_mint_token(tok, sizeof tok, "frank", 60), 0);
+  snprintf(hdr, sizeof hdr,
+           "Sec-WebSocket-Protocol: chatcore.bearer.%s, chatcore.v1.proto\r\n", tok);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws", hdr), 101);
+  ck_assert_str_eq(the_app.last_user, "frank");
+  /* Only our encoding is echoed, never the token. */
+  ck_assert_ptr_nonnull(
+      strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.proto\r\n"));
+  ck_assert_ptr_null(strstr(response, "bearer"));
+  ck_assert_ptr_null(strstr(response, tok));
+  /* In a header line of its own, after ours. */
+  snprintf(hdr, sizeof hdr,
+           "Sec-WebSocket-Protocol: chatcore.v1.json\r\n"
+           "Sec-WebSocket-Protocol: chatcore.bearer.%s\r\n",
+           tok);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws", hdr), 101);
+  ck_assert_ptr_nonnull(strstr(response, "Sec-WebSocket-Protocol: chatcore.v1.json\r\n"));
+  ck_assert_ptr_null(strstr(response, "bearer"));
+  /* Alone: JSON, and nothing to echo. */
+  snprintf(hdr, sizeof hdr, "Sec-WebSocket-Protocol: chatcore.bearer.%s\r\n", tok);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws", hdr), 101);
+  ck_assert_ptr_null(strstr(response, "Sec-WebSocket-Protocol"));
+  ck_assert_int_eq(the_app.opened, 3);
+  /* A bad one is a bad token; with only unknown encodings, 400 as before. */
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws",
+                                  "Sec-WebSocket-Protocol: chatcore.bearer.x.y.z, "
+                                  "chatcore.v1.json\r\n"),
+                   401);
+  ck_assert_ptr_nonnull(strstr(response, "invalid_token"));
+  snprintf(hdr, sizeof hdr, "Sec-WebSocket-Protocol: mqtt, chatcore.bearer.%s\r\n", tok);
+  ck_assert_int_eq(upgrade_status("127.0.0.1", "/ws", hdr), 400);
+  ck_assert_int_eq(the_app.opened, 3);
+}
+END_TEST
+
+/* ---- the client behind trusted proxies ---- */
+
+static const char *ip_text(const char *in) {
+  static char out[CC_IP_TEXT_MAX];
+  uint8_t a[16];
+  if (cc_ip_parse(in, strlen(in), a) != 0) return "invalid";
+  cc_ip_format(a, out);
+  return out;
+}
+
+START_TEST(ip_forms) {
+  ck_assert_str_eq(ip_text("1.2.3.4"), "1.2.3.4");
+  ck_assert_str_eq(ip_text(" \t1.2.3.4 "), "1.2.3.4");
+  ck_assert_str_eq(ip_text("1.2.3.4:8080"), "1.2.3.4");
+  ck_assert_str_eq(ip_text("2001:DB8:0:0::1"), "2001:db8::1");
+  ck_assert_str_eq(ip_text("[2001:db8::1]"), "2001:db8::1");
+  ck_assert_str_eq(ip_text("[2001:db8::1]:443"), "2001:db8::1");
+  ck_assert_str_eq(ip_text("::ffff:1.2.3.4"), "1.2.3.4");
+  const char *bad[] = {"",          "unknown",     "1.2.3.4:", "1.2.3.4:x", "1.2.3.4:1:2",
+                       "[1.2.3.4]", "[::1",        "[::1]x",   "1.2.3",     "1.2.3.256",
+                       "1.2.3.4 5", "[::1]:123456"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(strcmp(ip_text(bad[i]), "invalid") == 0, "accepted '%s'", bad[i]);
+  uint8_t a[16];
+  char key[CC_IP_TEXT_MAX];
+  ck_assert_int_eq(cc_ip_parse("203.0.113.9", 11, a), 0);
+  cc_ip_limit_key(a, key);
+  ck_assert_str_eq(key, "203.0.113.9");
+  ck_assert_int_eq(cc_ip_parse("2001:db8:1:2:3:4:5:6", 20, a), 0);
+  cc_ip_limit_key(a, key);
+  ck_assert_str_eq(key, "2001:db8:1:2::/64");
+  ck_assert_int_eq(cc_ip_parse("2001:db8:1:2:ffff::", 19, a), 0);
+  cc_ip_limit_key(a, key);
+  ck_assert_str_eq(key, "2001:db8:1:2::/64");
+}
+END_TEST
+
+static int in_net(const char *cidr, const char *ip) {
+  cc_cidr n;
+  uint8_t a[16];
+  ck_assert_int_eq(cc_cidr_parse(cidr, &n), 0);
+  ck_assert_int_eq(cc_ip_parse(ip, strlen(ip), a), 0);
+  return cc_cidr_contains(&n, a);
+}
+
+START_TEST(cidr_parsing_and_matching) {
+  ck_assert(in_net("10.0.0.0/8", "10.255.255.255"));
+  ck_assert(!in_net("10.0.0.0/8", "11.0.0.0"));
+  ck_assert(!in_net("10.0.0.0/8", "::a00:1"));   /* IPv6, not IPv4-mapped */
+  ck_assert(in_net("10.1.2.3/8", "10.200.0.1")); /* host bits ignored */
+  ck_assert(in_net("192.168.1.2/31", "192.168.1.3"));
+  ck_assert(!in_net("192.168.1.2/31", "192.168.1.4"));
+  ck_assert(in_net("127.0.0.1", "127.0.0.1"));
+  ck_assert(!in_net("127.0.0.1", "127.0.0.2"));
+  ck_assert(in_net("0.0.0.0/0", "203.0.113.1"));
+  ck_assert(!in_net("0.0.0.0/0", "2001:db8::1"));
+  ck_assert(in_net("::1", "::1"));
+  ck_assert(!in_net("::1", "::2"));
+  ck_assert(in_net("2001:db8::/32", "2001:db8:ffff::1"));
+  ck_assert(!in_net("2001:db8::/32", "2001:db9::"));
+  ck_assert(in_net("2001:db8:0:0:8000::/65", "2001:db8::ffff:0:0:1"));
+  ck_assert(!in_net("2001:db8:0:0:8000::/65", "2001:db8::7fff:0:0:1"));
+  ck_assert(in_net("::ffff:0:0/96", "1.2.3.4")); /* IPv4-mapped, written as IPv6 */
+  const char *bad[] = {"",           "/8",           "10.0.0.0/",    "10.0.0.0/33",
+                       "::/129",     "10.0.0.0/08",  "10.0.0/8",     "host",
+                       "[::1]",      "10.0.0.1 ",    "1.2.3.4/8x",   "::1/-1",
+                       "1.2.3.4:80", "10.0.0.0/8/8", "10.0.0.0/1000"};
+  cc_cidr n;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(cc_cidr_parse(bad[i], &n) == CC_ERR_INVALID, "accepted '%s'", bad[i]);
+  ck_assert_int_eq(cc_cidr_parse(NULL, &n), CC_ERR_INVALID);
+}
+END_TEST
+
+/* The client behind trusted 10.0.0.0/8 and 192.168.0.0/16, from `peer` with
+ * up to two X-Forwarded-For values: its text, or "peer" when it is the peer. */
+static const char *client_of(const char *peer, const char *xff1, const char *xff2) {
+  static char out[CC_IP_TEXT_MAX];
+  cc_cidr trusted[2];
+  ck_assert_int_eq(cc_cidr_parse("10.0.0.0/8", &trusted[0]), 0);
+  ck_assert_int_eq(cc_cidr_parse("192.168.0.0/16", &trusted[1]), 0);
+  cc_str xff[2] = {{xff1, xff1 ? strlen(xff1) : 0}, {xff2, xff2 ? strlen(xff2) : 0}};
+  uint8_t p[16], client[16];
+  ck_assert_int_eq(cc_ip_parse(peer, strlen(peer), p), 0);
+  if (!cc_forwarded_client(trusted, 2, p, xff, xff2 ? 2 : xff1 ? 1 : 0, client))
+    return "peer";
+  cc_ip_format(client, out);
+  return out;
+}
+
+START_TEST(forwarded_for_selection) {
+  /* Anyone can write the header: from an untrusted peer it means nothing. */
+  ck_assert_str_eq(client_of("203.0.113.1", "1.1.1.1", NULL), "peer");
+  ck_assert_str_eq(client_of("10.0.0.1", NULL, NULL), "peer");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1", NULL), "1.1.1.1");
+  /* The right-most untrusted entry: the left ones are the client's own claims. */
+  ck_assert_str_eq(client_of("10.0.0.1", "6.6.6.6, 1.1.1.1", NULL), "1.1.1.1");
+  ck_assert_str_eq(client_of("10.0.0.1", "6.6.6.6, 1.1.1.1, 10.0.0.5", NULL), "1.1.1.1");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1,192.168.3.3,10.9.9.9", NULL),
+                   "1.1.1.1");
+  /* Several header lines are one list, in order. */
+  ck_assert_str_eq(client_of("10.0.0.1", "6.6.6.6", "1.1.1.1, 192.168.1.1"), "1.1.1.1");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1", "192.168.0.1"), "1.1.1.1");
+  /* All trusted: the left-most. */
+  ck_assert_str_eq(client_of("10.0.0.1", "10.0.0.7, 10.0.0.8", NULL), "10.0.0.7");
+  /* Not an address: the hop that wrote it is the client. */
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1, unknown", NULL), "peer");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1, unknown, 10.0.0.9", NULL), "10.0.0.9");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1, , ", NULL), "1.1.1.1");
+  ck_assert_str_eq(client_of("10.0.0.1", "", NULL), "peer");
+  ck_assert_str_eq(client_of("10.0.0.1", "[2001:db8::1]:443", NULL), "2001:db8::1");
+  ck_assert_str_eq(client_of("10.0.0.1", "1.1.1.1:5000", NULL), "1.1.1.1");
+  /* No trusted networks: the peer, whatever the header says. */
+  uint8_t p[16], client[16];
+  ck_assert_int_eq(cc_ip_parse("10.0.0.1", 8, p), 0);
+  cc_str one = {"1.1.1.1", 7};
+  ck_assert_int_eq(cc_forwarded_client(NULL, 0, p, &one, 1, client), 0);
+}
+END_TEST
+
+START_TEST(gateway_option_rules) {
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "10.0.0.0/33"),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "proxy"), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, NULL), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(NULL, "::1"), CC_ERR_INVALID);
+  for (int i = 0; i < 64; i++) {
+    char net[32];
+    snprintf(net, sizeof net, "10.%d.0.0/16", i);
+    ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, net), 0);
+  }
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "::1"), CC_ERR_TOO_LARGE);
+  ck_assert_int_eq(cc_gateway_options_set_ticket_ttl(o, 999), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_ticket_ttl(o, 300001), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_ticket_ttl(o, 1000), 0);
+  ck_assert_int_eq(cc_gateway_options_set_ticket_ttl(o, 300000), 0);
+  cc_gateway_options_free(o);
+}
+END_TEST
+
+static void trust_proxies(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "10.0.0.0/8"), 0);
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "fd00::/8"), 0);
+}
+
+/* Upgrades of `n` clients (`distinct`: each another address, else all one)
+ * announced in X-Forwarded-For from `peer`: how many were refused 429. */
+static int limited_of(const char *peer, int n, int distinct) {
+  int limited = 0;
+  for (int i = 0; i < n; i++) {
+    char hdr[1200];
+    snprintf(hdr, sizeof hdr,
+             "Authorization: Bearer %s\r\nX-Forwarded-For: 198.51.100.%d\r\n",
+             ws_token("many", 60), distinct ? i : 255);
+    int status = upgrade_status(peer, "/ws", hdr);
+    ck_assert(status == 101 || status == 429);
+    limited += status == 429;
+  }
+  return limited;
+}
+
+START_TEST(forwarded_client_counts_for_limits) {
+  remake_gateway(trust_proxies);
+  char hdr[1200];
+  snprintf(
+      hdr, sizeof hdr,
+      "Authorization: Bearer %s\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.7, 10.9.9.9\r\n",
+      ws_token("ivy", 60));
+  ck_assert_int_eq(upgrade_status("10.1.2.3", "/ws", hdr), 101);
+  ck_assert_str_eq(the_app.last_peer, "203.0.113.7");
+  /* From a peer we do not trust, the header is ignored. */
+  ck_assert_int_eq(upgrade_status("192.0.2.50", "/ws", hdr), 101);
+  ck_assert_str_eq(the_app.last_peer, "192.0.2.50");
+  /* The application's HTTP requests see the client too. */
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "fd00::7", &c), 0);
+  exchange(c, "GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 2001:db8::5\r\n\r\n");
+  ck_assert_str_eq(the_app.last_peer, "2001:db8::5");
+  cc_str peer = cc_conn_peer(c);
+  ck_assert_int_eq((int)peer.len, 11);
+  cc_conn_free(c);
+  /* Many clients behind one proxy are not one client... */
+  ck_assert_int_eq(limited_of("10.0.0.1", 60, 1), 0);
+  /* ...but one client behind it is limited as itself... */
+  ck_assert_int_eq(limited_of("10.0.0.1", 60, 0), 20);
+  /* ...and a client that writes the header itself does not escape its limit. */
+  ck_assert_int_eq(limited_of("192.0.2.9", 60, 1), 20);
+}
+END_TEST
+
+START_TEST(ipv6_clients_limited_per_64) {
+  char req[2048];
+  ws_session_request(req, sizeof req, "six", 60, NULL);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 60; i++) {
+    char peer[64];
+    snprintf(peer, sizeof peer, "2001:db8:1:2:%x::%x", i, i + 1); /* all in one /64 */
+    int status = status_from(peer, req);
+    ok += status == 101;
+    limited += status == 429;
+  }
+  ck_assert_int_eq(ok, 40);
+  ck_assert_int_eq(limited, 20);
+  /* The next /64 is another client. */
+  ck_assert_int_eq(status_from("2001:db8:1:3::1", req), 101);
+}
+END_TEST
+
+/* The source cc_proxy_header_parse reads from `hdr` (`len` bytes): its text,
+ * "none" for a header without one, or "more", "plain", "bad". */
+static const char *proxy_source(const void *hdr, size_t len, int *used) {
+  static char out[CC_IP_TEXT_MAX];
+  uint8_t a[16];
+  int has = -1;
+  int n = cc_proxy_header_parse(hdr, len, a, &has);
+  *used = n;
+  if (n == 0) return "more";
+  if (n == CC_ERR_NOT_FOUND) return "plain";
+  if (n < 0) return "bad";
+  if (!has) return "none";
+  cc_ip_format(a, out);
+  return out;
+}
+
+START_TEST(proxy_protocol_headers) {
+  int used;
+  const char *v1 = "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\nGET / HTTP/1.1\r\n";
+  ck_assert_str_eq(proxy_source(v1, strlen(v1), &used), "203.0.113.7");
+  ck_assert_int_eq(used, (int)(strstr(v1, "GET") - v1));
+  for (size_t i = 0; i < (size_t)used; i++) /* every prefix waits for more */
+    ck_assert_str_eq(proxy_source(v1, i, &used), "more");
+  const char *v1_6 = "PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n";
+  ck_assert_str_eq(proxy_source(v1_6, strlen(v1_6), &used), "2001:db8::7");
+  ck_assert_str_eq(proxy_source("PROXY UNKNOWN\r\n", 15, &used), "none");
+  ck_assert_int_eq(used, 15);
+  const char *bad[] = {"PROXY TCP4 203.0.113.7 10.0.0.1 51000\r\n",
+                       "PROXY TCP4 2001:db8::7 10.0.0.1 51000 443\r\n",
+                       "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443 x\r\n",
+                       "PROXY TCP4 203.0.113.7 10.0.0.1 65536 443\r\n",
+                       "PROXY TCP4  203.0.113.7 10.0.0.1 1 2\r\n",
+                       "PROXY UDP4 203.0.113.7 10.0.0.1 1 2\r\n"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(strcmp(proxy_source(bad[i], strlen(bad[i]), &used), "bad") == 0,
+                  "accepted %s", bad[i]);
+  char longline[200];
+  memset(longline, 'x', sizeof longline);
+  memcpy(longline, "PROXY ", 6);
+  ck_assert_str_eq(proxy_source(longline, sizeof longline, &used), "bad");
+  /* HTTP, even a method starting like it, is no header. */
+  ck_assert_str_eq(proxy_source("PROPFIND / HTTP/1.1\r\n", 21, &used), "plain");
+  ck_assert_str_eq(proxy_source("GET /ws HTTP/1.1\r\n", 18, &used), "plain");
+  /* Version 2: signature, PROXY over TCP/IPv4, 12 bytes of addresses, and a
+   * 3-byte TLV after them. */
+  uint8_t v2[16 + 15] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54,
+                         0x0A, 0x21, 0x11, 0x00, 15,   198,  51,   100,  9,    10,   0,
+                         0,    1,    0xC7, 0x38, 0x01, 0xBB, 0x04, 0x00, 0x00};
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "198.51.100.9");
+  ck_assert_int_eq(used, (int)sizeof v2);
+  ck_assert_str_eq(proxy_source(v2, sizeof v2 - 1, &used), "more");
+  v2[12] = 0x20; /* LOCAL: the proxy's own connection */
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "none");
+  v2[12] = 0x31; /* version 3 */
+  ck_assert_str_eq(proxy_source(v2, sizeof v2, &used), "bad");
+  v2[12] = 0x21;
+  v2[15] = 4; /* too short for two IPv4 addresses and ports */
+  ck_assert_str_eq(proxy_source(v2, 20, &used), "bad");
+  uint8_t v2_6[16 + 36] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                           0x55, 0x49, 0x54, 0x0A, 0x21, 0x21, 0x00, 36,
+                           0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,
+                           0,    0,    0,    0,    0,    0,    0,    0x07};
+  ck_assert_str_eq(proxy_source(v2_6, sizeof v2_6, &used), "2001:db8::7");
+  v2_6[14] = 0x10; /* 4 KiB of TLVs: more than is read */
+  ck_assert_str_eq(proxy_source(v2_6, sizeof v2_6, &used), "bad");
+}
+END_TEST
+
+static void trust_proxies_with_header(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_add_trusted_proxy(o, "10.0.0.0/8"), 0);
+  ck_assert_int_eq(cc_gateway_options_set_proxy_protocol(o, 1), 0);
+}
+
+/* An upgrade from `peer` preceded by `prefix`, fed `step` bytes at a time: the
+ * status (the client address seen is in the_app.last_peer). */
+static int upgrade_behind(const char *peer, const char *prefix, size_t step) {
+  char req[4096];
+  size_t n = (size_t)snprintf(req, sizeof req, "%s", prefix);
+  ws_session_request(req + n, sizeof req - n, "pat", 60, NULL);
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, peer, &c), 0);
+  size_t len = strlen(req);
+  for (size_t off = 0; off < len; off += step)
+    ck_assert_int_eq(
+        cc_conn_recv(c, (const uint8_t *)req + off, off + step < len ? step : len - off),
+        0);
+  response_len = drain(c, (uint8_t *)response, sizeof response - 1);
+  response[response_len] = '\0';
+  int status = status_of(response);
+  cc_conn_free(c);
+  return status;
+}
+
+START_TEST(proxy_protocol_from_trusted_proxies) {
+  remake_gateway(trust_proxies_with_header);
+  const char *hdr = "PROXY TCP4 203.0.113.7 10.0.0.1 51000 443\r\n";
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", hdr, 4096), 101);
+  ck_assert_str_eq(the_app.last_peer, "203.0.113.7");
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", hdr, 1), 101); /* a byte at a time */
+  ck_assert_str_eq(the_app.last_peer, "203.0.113.7");
+  /* Optional: a trusted peer's plain request (a health check) is served. */
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "", 3), 101);
+  ck_assert_str_eq(the_app.last_peer, "10.0.0.1");
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "PROXY UNKNOWN\r\n", 4096), 101);
+  ck_assert_str_eq(the_app.last_peer, "10.0.0.1");
+  /* Malformed from a trusted peer: 400. From another peer it is not read. */
+  ck_assert_int_eq(upgrade_behind("10.0.0.1", "PROXY TCP4 nonsense\r\n", 4096), 400);
+  ck_assert_int_eq(upgrade_behind("192.0.2.1", hdr, 4096), 400);
+  /* The source is the client for the limits: 60 clients behind one proxy. */
+  for (int i = 0; i < 60; i++) {
+    char h[96];
+    snprintf(h, sizeof h, "PROXY TCP4 198.51.100.%d 10.0.0.1 5000 443\r\n", i);
+    ck_assert_int_eq(upgrade_behind("10.0.0.1", h, 4096), 101);
+  }
+  ck_assert_int_eq(the_app.opened, 64);
+}
+END_TEST
+
 static Suite *gateway_suite(void) {
   Suite *s = suite_create("gateway");
   TCase *tc = tcase_create("handshake");
@@ -1298,6 +1789,13 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, subprotocol_negotiation);
   tcase_add_test(tc, unauthorized_tokens);
   tcase_add_test(tc, token_in_query_parameter);
+  tcase_add_test(tc, connect_ticket_is_single_use);
+  tcase_add_test(tc, connect_ticket_expires);
+  tcase_add_test(tc, tickets_limited_per_user);
+  tcase_add_test(tc, token_in_subprotocol);
+  tcase_add_test(tc, forwarded_client_counts_for_limits);
+  tcase_add_test(tc, ipv6_clients_limited_per_64);
+  tcase_add_test(tc, proxy_protocol_from_trusted_proxies);
   tcase_add_test(tc, bearer_header_forms);
   tcase_add_test(tc, origin_allow_list);
   tcase_add_test(tc, version_key_and_shape);
@@ -1313,6 +1811,11 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, bearer_token_rules);
   tcase_add_test(tc, percent_decoding);
   tcase_add_test(tc, query_parameters);
+  tcase_add_test(tc, ip_forms);
+  tcase_add_test(tc, cidr_parsing_and_matching);
+  tcase_add_test(tc, forwarded_for_selection);
+  tcase_add_test(tc, gateway_option_rules);
+  tcase_add_test(tc, proxy_protocol_headers);
   suite_add_tcase(s, tc);
   tc = tcase_create("session");
   tcase_add_checked_fixture(tc, setup, teardown);

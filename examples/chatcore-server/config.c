@@ -45,7 +45,16 @@ static const char usage[] =
     "  --handshake-rate N          WebSocket upgrade requests per second per client\n"
     "                              address; over it: 429 (default 20)\n"
     "  --handshake-burst N         burst of upgrade requests per address (default 40,\n"
-    "                              or twice --handshake-rate when only that is set)\n"
+    "                              or twice --handshake-rate when only that is set);\n"
+    "                              an IPv6 address counts per /64\n"
+    "  --trusted-proxy CIDR        a proxy network (10.0.0.0/8, ::1, ...; repeatable)\n"
+    "                              whose X-Forwarded-For names the client: limits\n"
+    "                              and logs then see the right-most address in it\n"
+    "                              that is not a trusted proxy (default: none; the\n"
+    "                              header is ignored from any other peer)\n"
+    "  --proxy-protocol            a trusted proxy's connection may begin with a\n"
+    "                              PROXY protocol header (v1 or v2) naming the\n"
+    "                              client (needs --trusted-proxy)\n"
     "  --ping-interval-ms N        ping a connection after N ms of silence (default\n"
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
@@ -59,13 +68,14 @@ static const char usage[] =
     "  --dev-login-any-address     allow --dev-login on any --listen address\n"
     "Every flag can also come from the environment: CHATCORE_LISTEN,\n"
     "CHATCORE_JWT_SECRET, CHATCORE_JWT_PUBLIC_KEY, CHATCORE_JWT_ALG,\n"
-    "CHATCORE_ALLOWED_ORIGINS (comma-separated), CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
+    "CHATCORE_ALLOWED_ORIGINS and CHATCORE_TRUSTED_PROXIES (comma-separated),\n"
+    "CHATCORE_TLS_CERT, CHATCORE_TLS_KEY,\n"
     "CHATCORE_MAX_MESSAGE_BYTES, CHATCORE_DRAIN_TIMEOUT_MS, CHATCORE_DB,\n"
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CHAT_CHANGE_RATE,\n"
     "CHATCORE_READ_RATE, CHATCORE_MAX_GROUPS_PER_USER, CHATCORE_CLIENT_FRAME_RATE,\n"
     "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
-    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS (not the --dev-login\n"
-    "flags). Flags win.\n";
+    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS, CHATCORE_PROXY_PROTOCOL\n"
+    "(1 or 0; not the --dev-login flags). Flags win.\n";
 
 /* Whether the host of "HOST:PORT" or "[IPV6]:PORT" is 127.0.0.0/8 or ::1. */
 static int listen_is_loopback(const char *listen) {
@@ -95,29 +105,27 @@ static int parse_size(const char *name, const char *v, uint64_t min, uint64_t ma
   return 0;
 }
 
-static int add_origin(server_config *cfg, const char *origin, char *error, size_t cap) {
-  if (cfg->n_origins == CONFIG_MAX_ORIGINS) {
-    snprintf(error, cap, "--allowed-origin: at most %d origins", CONFIG_MAX_ORIGINS);
+/* Appends `v` to a repeatable flag's list of `max` entries. */
+static int add_to_list(const char **list, size_t *n, size_t max, const char *flag,
+                       const char *v, char *error, size_t cap) {
+  if (*n == max) {
+    snprintf(error, cap, "%s: given more than %zu times", flag, max);
     return 2;
   }
-  cfg->origins[cfg->n_origins++] = origin;
+  list[(*n)++] = v;
   return 0;
 }
 
-/* CHATCORE_ALLOWED_ORIGINS is split in place of a copy we keep for the process. */
-static int origins_from_env(server_config *cfg, const char *list, char *error,
-                            size_t cap) {
-  static char copy[4096];
-  if (strlen(list) >= sizeof copy) {
-    snprintf(error, cap, "CHATCORE_ALLOWED_ORIGINS: longer than %zu bytes",
-             sizeof copy - 1);
-    return 2;
-  }
-  strcpy(copy, list);
-  for (char *save = NULL, *o = strtok_r(copy, ",", &save); o;
-       o = strtok_r(NULL, ",", &save))
-    if (*o && add_origin(cfg, o, error, cap)) return 2;
-  return 0;
+/* A comma-separated variable, split in a copy kept for the process, each item
+ * applied as `flag`. */
+static int list_from_env(server_config *cfg, const char *flag, const char *list,
+                         char *error, size_t cap);
+
+/* Flags that take no value ("--flag" is "--flag=1"). */
+static int is_switch(const char *name) {
+  return strcmp(name, "--dev-login") == 0 ||
+         strcmp(name, "--dev-login-any-address") == 0 ||
+         strcmp(name, "--proxy-protocol") == 0;
 }
 
 /* "FIRST-LAST=postgresql://...": the partitions are checked against each other
@@ -161,7 +169,11 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--jwt-alg") == 0) {
     cfg->jwt_alg = v;
   } else if (strcmp(name, "--allowed-origin") == 0) {
-    return add_origin(cfg, v, error, cap);
+    return add_to_list(cfg->origins, &cfg->n_origins, CONFIG_MAX_ORIGINS, name, v, error,
+                       cap);
+  } else if (strcmp(name, "--trusted-proxy") == 0) {
+    return add_to_list(cfg->trusted_proxies, &cfg->n_trusted_proxies,
+                       CONFIG_MAX_TRUSTED_PROXIES, name, v, error, cap);
   } else if (strcmp(name, "--tls-cert") == 0) {
     cfg->tls_cert = v;
   } else if (strcmp(name, "--tls-key") == 0) {
@@ -213,18 +225,37 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--idle-timeout-ms") == 0) {
     if (parse_size(name, v, 2000, 86400000, &n, error, cap)) return 2;
     cfg->idle_timeout_ms = n;
-  } else if (strcmp(name, "--dev-login") == 0 ||
-             strcmp(name, "--dev-login-any-address") == 0) {
+  } else if (is_switch(name)) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
       snprintf(error, cap, "%s: expected no value, 1 or 0, got '%s'", name, v);
       return 2;
     }
-    *(strcmp(name, "--dev-login") == 0 ? &cfg->dev_login : &cfg->dev_login_any_address) =
+    *(strcmp(name, "--dev-login") == 0               ? &cfg->dev_login
+      : strcmp(name, "--dev-login-any-address") == 0 ? &cfg->dev_login_any_address
+                                                     : &cfg->proxy_protocol) =
         v[0] == '1';
   } else {
     snprintf(error, cap, "%s: unknown flag (see --help)", name);
     return 2;
   }
+  return 0;
+}
+
+static int list_from_env(server_config *cfg, const char *flag, const char *list,
+                         char *error, size_t cap) {
+  static char pool[8192];
+  static size_t used;
+  size_t len = strlen(list);
+  if (len >= sizeof pool - used) {
+    snprintf(error, cap, "%s: the list is longer than %zu bytes", flag,
+             sizeof pool - used - 1);
+    return 2;
+  }
+  char *copy = memcpy(pool + used, list, len + 1);
+  used += len + 1;
+  for (char *save = NULL, *item = strtok_r(copy, ",", &save); item;
+       item = strtok_r(NULL, ",", &save))
+    if (*item && apply(cfg, flag, item, error, cap)) return 2;
   return 0;
 }
 
@@ -235,31 +266,36 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   cfg->db = "chatcore.db";
   static const struct {
     const char *env, *flag;
+    int list; /* comma-separated values of a repeatable flag */
   } envs[] = {
-      {"CHATCORE_LISTEN", "--listen"},
-      {"CHATCORE_JWT_SECRET", "--jwt-secret"},
-      {"CHATCORE_JWT_PUBLIC_KEY", "--jwt-public-key"},
-      {"CHATCORE_JWT_ALG", "--jwt-alg"},
-      {"CHATCORE_TLS_CERT", "--tls-cert"},
-      {"CHATCORE_TLS_KEY", "--tls-key"},
-      {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes"},
-      {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms"},
-      {"CHATCORE_DB", "--db"},
-      {"CHATCORE_MESSAGE_RATE", "--message-rate"},
-      {"CHATCORE_MESSAGE_BURST", "--message-burst"},
-      {"CHATCORE_CHAT_CHANGE_RATE", "--chat-change-rate"},
-      {"CHATCORE_READ_RATE", "--read-rate"},
-      {"CHATCORE_MAX_GROUPS_PER_USER", "--max-groups-per-user"},
-      {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate"},
-      {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate"},
-      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate"},
-      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst"},
-      {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms"},
-      {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms"},
+      {"CHATCORE_LISTEN", "--listen", 0},
+      {"CHATCORE_JWT_SECRET", "--jwt-secret", 0},
+      {"CHATCORE_JWT_PUBLIC_KEY", "--jwt-public-key", 0},
+      {"CHATCORE_JWT_ALG", "--jwt-alg", 0},
+      {"CHATCORE_ALLOWED_ORIGINS", "--allowed-origin", 1},
+      {"CHATCORE_TRUSTED_PROXIES", "--trusted-proxy", 1},
+      {"CHATCORE_TLS_CERT", "--tls-cert", 0},
+      {"CHATCORE_TLS_KEY", "--tls-key", 0},
+      {"CHATCORE_MAX_MESSAGE_BYTES", "--max-message-bytes", 0},
+      {"CHATCORE_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", 0},
+      {"CHATCORE_DB", "--db", 0},
+      {"CHATCORE_MESSAGE_RATE", "--message-rate", 0},
+      {"CHATCORE_MESSAGE_BURST", "--message-burst", 0},
+      {"CHATCORE_CHAT_CHANGE_RATE", "--chat-change-rate", 0},
+      {"CHATCORE_READ_RATE", "--read-rate", 0},
+      {"CHATCORE_MAX_GROUPS_PER_USER", "--max-groups-per-user", 0},
+      {"CHATCORE_CLIENT_FRAME_RATE", "--client-frame-rate", 0},
+      {"CHATCORE_CLIENT_BYTE_RATE", "--client-byte-rate", 0},
+      {"CHATCORE_HANDSHAKE_RATE", "--handshake-rate", 0},
+      {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst", 0},
+      {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms", 0},
+      {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms", 0},
+      {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol", 0},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
-    if (v && *v && apply(cfg, envs[i].flag, v, error, cap)) {
+    if (v && *v &&
+        (envs[i].list ? list_from_env : apply)(cfg, envs[i].flag, v, error, cap)) {
       /* Name the variable, not the flag it stands for. */
       char msg[512];
       const char *why = strchr(error, ':');
@@ -276,8 +312,6 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
              "flag");
     return 2;
   }
-  const char *origins = getenv("CHATCORE_ALLOWED_ORIGINS");
-  if (origins && *origins && origins_from_env(cfg, origins, error, cap)) return 2;
 
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -301,8 +335,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       name[n] = '\0';
       flag = name;
       value = eq + 1;
-    } else if (strcmp(arg, "--dev-login") == 0 ||
-               strcmp(arg, "--dev-login-any-address") == 0) { /* switches */
+    } else if (is_switch(arg)) {
       value = "1";
     } else if (i + 1 < argc) {
       value = argv[++i];
@@ -341,6 +374,12 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   }
   if (cfg->n_db_servers && cc_pg_is_uri(cfg->db)) {
     snprintf(error, cap, "--db-server: give either --db URI or --db-server, not both");
+    return 2;
+  }
+  if (cfg->proxy_protocol && cfg->n_trusted_proxies == 0) {
+    snprintf(error, cap,
+             "--proxy-protocol: needs --trusted-proxy (the header is read only from "
+             "trusted proxies)");
     return 2;
   }
   if (!cfg->tls_cert != !cfg->tls_key) {

@@ -8,7 +8,8 @@
 
 #define CONFIG_MAX_ORIGINS 32
 #define CONFIG_MAX_DB_SERVERS 16
-#define CONFIG_DEFAULT_PING_MS 25000 /* the gateway's defaults */
+#define CONFIG_MAX_TRUSTED_PROXIES 64 /* the gateway's cap */
+#define CONFIG_DEFAULT_PING_MS 25000  /* the gateway's defaults */
 #define CONFIG_DEFAULT_IDLE_MS 60000
 
 typedef struct server_config {
@@ -18,6 +19,10 @@ typedef struct server_config {
   const char *jwt_alg;        /* "HS256" (default with a secret), "RS256", "ES256", ... */
   const char *origins[CONFIG_MAX_ORIGINS];
   size_t n_origins;
+  /* CIDR networks whose X-Forwarded-For is believed (checked by the gateway) */
+  const char *trusted_proxies[CONFIG_MAX_TRUSTED_PROXIES];
+  size_t n_trusted_proxies;
+  int proxy_protocol; /* trusted proxies may send a PROXY protocol header */
   const char *tls_cert, *tls_key;
   size_t max_message_bytes; /* 0: the gateway's default */
   uint64_t drain_timeout_ms;

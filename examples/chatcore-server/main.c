@@ -306,7 +306,10 @@ static int open_backends(server *s, const server_config *cfg) {
   return 0;
 }
 
-static int make_gateway(server *s, const server_config *cfg) {
+/* The gateway's options from the flags, checked before anything is opened;
+ * exit status 2 with a message naming the flag on a bad value. */
+static int gateway_options(server *s, const server_config *cfg,
+                           cc_gateway_options **out) {
   cc_gateway_options *o;
   if (cc_gateway_options_new(&o) != 0) return fail("out of memory", NULL);
   int rv = cc_gateway_options_set_jwt(o, s->verifier);
@@ -317,6 +320,16 @@ static int make_gateway(server *s, const server_config *cfg) {
       return fail("--allowed-origin: not a usable origin", cfg->origins[i]);
     }
   }
+  for (size_t i = 0; rv == 0 && i < cfg->n_trusted_proxies; i++) {
+    rv = cc_gateway_options_add_trusted_proxy(o, cfg->trusted_proxies[i]);
+    if (rv != 0) {
+      cc_gateway_options_free(o);
+      return fail("--trusted-proxy (or CHATCORE_TRUSTED_PROXIES): expected an IP "
+                  "address or a CIDR network (10.0.0.0/8, 2001:db8::/32)",
+                  cfg->trusted_proxies[i]);
+    }
+  }
+  if (rv == 0) rv = cc_gateway_options_set_proxy_protocol(o, cfg->proxy_protocol);
   if (rv == 0 && cfg->max_message_bytes)
     rv = cc_gateway_options_set_max_message_bytes(o, cfg->max_message_bytes);
   if (rv == 0 && cfg->client_frame_rate)
@@ -330,6 +343,18 @@ static int make_gateway(server *s, const server_config *cfg) {
                              : (cfg->handshake_rate ? 2 * cfg->handshake_rate : 40));
   if (rv == 0)
     rv = cc_gateway_options_set_heartbeat(o, cfg->ping_interval_ms, cfg->idle_timeout_ms);
+  if (rv != 0) {
+    cc_gateway_options_free(o);
+    return fail("cannot configure the gateway", cc_strerror(rv));
+  }
+  *out = o;
+  return 0;
+}
+
+/* The service, edge, link, HTTP API and gateway (with options `o`, borrowed). */
+static int make_gateway(server *s, const server_config *cfg,
+                        const cc_gateway_options *o) {
+  int rv = 0;
   cc_service_options *so;
   if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
   if (rv == 0) rv = cc_service_options_new(&so);
@@ -362,7 +387,6 @@ static int make_gateway(server *s, const server_config *cfg) {
   cc_gateway_callbacks cb = {0};
   cc_edge_gateway_callbacks(&cb);
   if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s->edge, o, s->metrics, NULL);
-  cc_gateway_options_free(o);
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));
 }
 
@@ -474,10 +498,13 @@ int main(int argc, char **argv) {
   if (cfg.jwt_alg) cc_jwt_alg_from_name(cfg.jwt_alg, &s.alg);
   /* Every flag is checked before the database is opened or created. */
   cc_uv_options *uo = NULL;
+  cc_gateway_options *go = NULL;
   rv = make_verifier(&s, &cfg);
   if (rv == 0) rv = listen_options(&cfg, &uo);
+  if (rv == 0) rv = gateway_options(&s, &cfg, &go);
   if (rv == 0) rv = open_backends(&s, &cfg);
-  if (rv == 0) rv = make_gateway(&s, &cfg);
+  if (rv == 0) rv = make_gateway(&s, &cfg, go);
+  cc_gateway_options_free(go);
   /* Before the first client can connect. */
   if (rv == 0 && cfg.dev_login)
     fprintf(stderr,

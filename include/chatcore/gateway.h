@@ -9,7 +9,8 @@
  *
  * On each connection the gateway reads one HTTP/1.1 request and either answers it
  * (/healthz, /readyz, /metrics, errors) or upgrades it to a WebSocket session after
- * checking the JWT, the Origin and the per-IP handshake rate. On a session it
+ * checking the JWT (or a connect ticket), the Origin and the per-address
+ * handshake rate. On a session it
  * enforces RFC 6455 (with wslay), heartbeats, per-connection frame and byte rates,
  * a cap on each connection's send queue, and connection limits per user and in
  * total. Chat logic is not here: complete client messages go to the application's
@@ -84,10 +85,33 @@ CC_EXTERN int cc_gateway_options_set_max_message_bytes(cc_gateway_options *opt,
  * 8 KiB. Requests over it are answered 431. */
 CC_EXTERN int cc_gateway_options_set_max_header_bytes(cc_gateway_options *opt,
                                                       size_t bytes);
-/* Handshakes (upgrade requests) per client IP: `per_second` sustained with bursts
- * of `burst`; default 20/s, burst 40. Over it: 429 with Retry-After. */
+/* Handshakes (upgrade requests) per client address: `per_second` sustained with
+ * bursts of `burst`; default 20/s, burst 40. Over it: 429 with Retry-After. An
+ * IPv6 client is counted per /64 (one subscriber usually holds a whole /64).
+ * Connect tickets are limited per user at the same rate. */
 CC_EXTERN int cc_gateway_options_set_handshake_rate(cc_gateway_options *opt,
                                                     uint32_t per_second, uint32_t burst);
+/* Adds a network of trusted proxies (load balancers, reverse proxies):
+ * "10.0.0.0/8", "2001:db8::/32", or one address ("127.0.0.1", "::1"); host bits
+ * past the prefix are ignored; at most 64. When a request's TCP peer is inside
+ * one, the client is the right-most X-Forwarded-For address that is not itself
+ * trusted (the left-most if all are): the address the handshake rate counts
+ * and that cc_conn_peer() and cc_http_request_peer() report. From any other
+ * peer X-Forwarded-For is ignored, since a client can write it. None by
+ * default. `cidr` is NUL-terminated, read during the call. 0, CC_ERR_INVALID
+ * (not an address or network) or CC_ERR_TOO_LARGE (64 already). */
+CC_EXTERN int cc_gateway_options_add_trusted_proxy(cc_gateway_options *opt,
+                                                   const char *cidr);
+/* With `enabled` non-zero, a connection from a trusted proxy (see above) may
+ * begin with a PROXY protocol header, version 1 or 2 (HAProxy's; what TCP load
+ * balancers send): its source address is then the connection's peer, before
+ * X-Forwarded-For is read. A malformed one is answered 400. From any other
+ * peer such a header is not read (it is a malformed request). Off by default.
+ * 0, or CC_ERR_INVALID for a NULL `opt`. */
+CC_EXTERN int cc_gateway_options_set_proxy_protocol(cc_gateway_options *opt, int enabled);
+/* How long a connect ticket (cc_gateway_ticket_issue) stays valid,
+ * 1,000..300,000 ms; default 30,000. */
+CC_EXTERN int cc_gateway_options_set_ticket_ttl(cc_gateway_options *opt, uint64_t ms);
 /* Frames per second a connection may send (burst 2x); default 200. Over: 4008. */
 CC_EXTERN int cc_gateway_options_set_frame_rate(cc_gateway_options *opt,
                                                 uint32_t per_second);
@@ -142,6 +166,28 @@ CC_EXTERN size_t cc_gateway_max_message_bytes(const cc_gateway *gw);
 CC_EXTERN uint64_t cc_gateway_ping_interval_ms(const cc_gateway *gw);
 /* Connections currently open (made and not yet freed). */
 CC_EXTERN size_t cc_gateway_conn_count(const cc_gateway *gw);
+
+/* ---- connect tickets ---- */
+
+/* Characters in a connect ticket (base64url of 32 random bytes). */
+#define CC_GATEWAY_TICKET_LEN 43
+
+/* Issues a connect ticket for the verified `claims` (borrowed for the call):
+ * a random string that the WebSocket upgrade accepts once, as `?ticket=`, in
+ * place of the token, so that long-lived tokens stay out of URLs (which
+ * proxies and load balancers log). The session it opens is the claims' user's
+ * and ends at their `exp`. A ticket is valid for the ticket TTL (never past
+ * `exp`), only on this gateway, and only once: used, expired or unknown, it is
+ * refused with the 401 of a bad token. The application issues it from an
+ * authenticated HTTP request (cc_http_api serves POST /v1/tickets).
+ * Writes the ticket and its NUL into `out` (`out_cap` >= CC_GATEWAY_TICKET_LEN
+ * + 1) and, when `expires_at_ms` is not NULL, its expiry in Unix milliseconds.
+ * Returns 0; CC_ERR_INVALID (bad arguments, no `sub`); CC_ERR_JWT_EXPIRED
+ * (`exp` has passed); CC_ERR_RATE_LIMITED (over the user's handshake rate, or
+ * 65,536 tickets outstanding); CC_ERR_NOMEM; CC_ERR_INTERNAL (no random
+ * bytes). On error `out` is untouched. */
+CC_EXTERN int cc_gateway_ticket_issue(cc_gateway *gw, const cc_jwt_claims *claims,
+                                      char *out, size_t out_cap, uint64_t *expires_at_ms);
 
 /* ---- driver side of a connection ---- */
 
@@ -232,7 +278,9 @@ CC_EXTERN cc_encoding cc_conn_encoding(const cc_conn *conn);
 CC_EXTERN cc_gateway *cc_conn_gateway(const cc_conn *conn);
 /* A process-unique id for the connection (for cc_fanout and logs); never 0. */
 CC_EXTERN uint64_t cc_conn_id(const cc_conn *conn);
-/* The client's IP address as text. */
+/* The client's IP address as text: the TCP peer's, or behind a trusted proxy
+ * (cc_gateway_options_add_trusted_proxy) the address it forwarded, once the
+ * request was read. */
 CC_EXTERN cc_str cc_conn_peer(const cc_conn *conn);
 /* A pointer the application attaches to the connection (NULL by default). */
 CC_EXTERN void cc_conn_set_user_data(cc_conn *conn, void *user_data);

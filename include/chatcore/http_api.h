@@ -1,9 +1,14 @@
 /* libchatcore — the HTTP API of a chat service, served on a gateway's
  * connections:
  *
- *   GET /v1/chats[?limit=&cursor=]                           the caller's chats
- * (ChatList) GET /v1/chats/{chatId}/messages[?before=&after=&limit=]  a page
- * (HistoryPage)
+ *   GET /v1/chats[?limit=&cursor=]              the caller's chats (ChatList)
+ *   GET /v1/chats/{chatId}/messages[?before=&after=&limit=]
+ *                                               a page (HistoryPage)
+ *   POST /v1/tickets                            a connect ticket for the
+ *                                               WebSocket upgrade (?ticket=):
+ *                                               {"ticket","expiresAtMs"}, from
+ *                                               cc_gateway_ticket_issue; 429
+ *                                               over the user's handshake rate
  *
  * as proto3 JSON, with `Authorization: Bearer <JWT>` (401 without a valid one,
  * 403 not a member, 404 unknown chat or resource, 400 bad parameters, 405

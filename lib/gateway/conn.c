@@ -77,6 +77,19 @@ int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
   if (limits.max_request_line > limits.max_head_bytes)
     limits.max_request_line = limits.max_head_bytes;
   cc_http_reader_init(c->http, &limits, &gw->mem, c->peer);
+  uint8_t peer[16];
+  if (gw->opt.proxy_protocol && cc_ip_parse(c->peer, strlen(c->peer), peer) == 0) {
+    for (size_t i = 0; i < gw->opt.n_trusted && !c->proxy_buf; i++) {
+      if (!cc_cidr_contains(&gw->opt.trusted[i], peer)) continue;
+      c->proxy_buf = cc_malloc(&gw->mem, CC_PROXY_HEADER_MAX);
+      if (!c->proxy_buf) {
+        cc_http_reader_free(c->http);
+        cc_free(&gw->mem, c->http);
+        cc_free(&gw->mem, c);
+        return CC_ERR_NOMEM;
+      }
+    }
+  }
   c->next = gw->conns;
   if (gw->conns) gw->conns->prev = c;
   gw->conns = c;
@@ -132,10 +145,64 @@ static int feed_http(cc_conn *c, const uint8_t **data, size_t *len) {
   return 0;
 }
 
+static void proxy_done(cc_conn *c) {
+  cc_free(&c->gw->mem, c->proxy_buf);
+  c->proxy_buf = NULL;
+}
+
+static int feed(cc_conn *c, const uint8_t *data, size_t len);
+
+/* A trusted proxy's connection may begin with a PROXY header: collect bytes
+ * until it is read (its source becomes the peer) or they are not one; then
+ * what followed goes on as the request. */
+static int feed_proxy(cc_conn *c, const uint8_t **data, size_t *len) {
+  size_t take = CC_PROXY_HEADER_MAX - c->proxy_len;
+  if (take > *len) take = *len;
+  memcpy(c->proxy_buf + c->proxy_len, *data, take);
+  c->proxy_len += take;
+  *data += take;
+  *len -= take;
+  uint8_t addr[16];
+  int has_addr = 0;
+  int n = cc_proxy_header_parse(c->proxy_buf, c->proxy_len, addr, &has_addr);
+  if (n == 0 && c->proxy_len < CC_PROXY_HEADER_MAX) return 0;
+  if (n == 0 || n == CC_ERR_INVALID) {
+    proxy_done(c);
+    static const char text[] = "malformed PROXY protocol header\n";
+    return cc_gw_respond(c, 400, "text/plain; charset=utf-8", (const uint8_t *)text,
+                         sizeof text - 1, NULL) == CC_ERR_NOMEM
+               ? CC_ERR_NOMEM
+               : 0;
+  }
+  size_t used = n > 0 ? (size_t)n : 0;
+  if (has_addr) {
+    cc_ip_format(addr, c->peer);
+    memcpy(c->http->peer, c->peer, sizeof c->http->peer);
+  }
+  /* The bytes after the header were the start of the request. */
+  uint8_t *rest = c->proxy_buf;
+  size_t rest_len = c->proxy_len - used;
+  c->proxy_buf = NULL;
+  int rv = rest_len ? feed(c, rest + used, rest_len) : 0;
+  cc_free(&c->gw->mem, rest);
+  return rv;
+}
+
 int cc_conn_recv(cc_conn *c, const uint8_t *data, size_t len) {
   if (!c || (!data && len)) return CC_ERR_INVALID;
   if (c->aborted) return CC_ERR_CLOSED;
   cc_metric_add(c->gw->m.bytes_in, (int64_t)len);
+  int rv = 0;
+  int proxy = c->proxy_buf && c->state == CONN_HTTP; /* not after a 503 */
+  if (proxy) rv = feed_proxy(c, &data, &len);
+  if (rv == 0 && (!proxy || !c->proxy_buf)) rv = feed(c, data, len);
+  cut_slow_consumer(c);
+  if (rv == 0 && c->aborted) rv = CC_ERR_CLOSED;
+  return rv;
+}
+
+/* Request bytes, then session bytes. */
+static int feed(cc_conn *c, const uint8_t *data, size_t len) {
   int rv = 0;
   if (c->state == CONN_HTTP && len > 0) rv = feed_http(c, &data, &len);
   /* Bytes right behind an upgrade request belong to the session. */
@@ -144,8 +211,6 @@ int cc_conn_recv(cc_conn *c, const uint8_t *data, size_t len) {
     if (rv != 0) cc_gw_abort(c);
   }
   /* Anything else (after a response, or past a finished close) is dropped. */
-  cut_slow_consumer(c);
-  if (rv == 0 && c->aborted) rv = CC_ERR_CLOSED;
   return rv;
 }
 
@@ -257,6 +322,7 @@ void cc_conn_free(cc_conn *c) {
     cc_http_reader_free(c->http);
     cc_free(&gw->mem, c->http);
   }
+  cc_free(&gw->mem, c->proxy_buf);
   cc_metric_add(gw->m.send_queue_bytes, -(int64_t)c->out.bytes);
   cc_outq_clear(&c->out, &gw->mem);
   cc_free(&gw->mem, c->user);

@@ -27,6 +27,7 @@ int cc_gateway_options_new(cc_gateway_options **out) {
   o->ping_ns = 25000 * MS;
   o->idle_timeout_ns = 60000 * MS;
   o->handshake_timeout_ns = 10000 * MS;
+  o->ticket_ttl_ms = 30000;
   o->clock = cc_clock_monotonic_hook;
   *out = o;
   return 0;
@@ -60,6 +61,26 @@ int cc_gateway_options_add_origin(cc_gateway_options *opt, const char *origin) {
   char *copy = cc_strndup(cc_mem_default(), origin, strlen(origin));
   if (!copy) return CC_ERR_NOMEM;
   opt->origins[opt->n_origins++] = copy;
+  return 0;
+}
+
+int cc_gateway_options_add_trusted_proxy(cc_gateway_options *opt, const char *cidr) {
+  cc_cidr net;
+  if (!opt || !cidr || cc_cidr_parse(cidr, &net) != 0) return CC_ERR_INVALID;
+  if (opt->n_trusted == CC_GW_MAX_TRUSTED_PROXIES) return CC_ERR_TOO_LARGE;
+  opt->trusted[opt->n_trusted++] = net;
+  return 0;
+}
+
+int cc_gateway_options_set_proxy_protocol(cc_gateway_options *opt, int enabled) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->proxy_protocol = enabled != 0;
+  return 0;
+}
+
+int cc_gateway_options_set_ticket_ttl(cc_gateway_options *opt, uint64_t ms) {
+  if (!opt || ms < 1000 || ms > 300000) return CC_ERR_INVALID;
+  opt->ticket_ttl_ms = ms;
   return 0;
 }
 
@@ -253,6 +274,7 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
       rv = CC_ERR_NOMEM;
   }
   if (rv == 0) rv = cc_table_init(&gw->users, &gw->mem);
+  if (rv == 0) rv = cc_table_init(&gw->tickets, &gw->mem);
   /* Without a registry from the caller, series go to a private one so the code
    * that updates them never has to check. */
   gw->metrics = metrics;
@@ -263,6 +285,10 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
   if (rv == 0) rv = register_metrics(gw);
   if (rv == 0)
     rv = make_limiter(&gw->handshake_rl, opt, opt->handshake_per_second,
+                      opt->handshake_burst);
+  /* Tickets per user: one per handshake, at the handshake rate. */
+  if (rv == 0)
+    rv = make_limiter(&gw->ticket_rl, opt, opt->handshake_per_second,
                       opt->handshake_burst);
   if (rv == 0)
     rv = make_limiter(&gw->frame_rl, opt, opt->frames_per_second,
@@ -290,7 +316,9 @@ void cc_gateway_free(cc_gateway *gw) {
     }
     cc_table_destroy(&gw->users);
   }
+  cc_gw_tickets_free(gw);
   cc_ratelimit_free(gw->handshake_rl);
+  cc_ratelimit_free(gw->ticket_rl);
   cc_ratelimit_free(gw->frame_rl);
   cc_ratelimit_free(gw->byte_rl);
   if (gw->owns_metrics) cc_metrics_free(gw->metrics);

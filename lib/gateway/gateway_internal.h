@@ -8,16 +8,24 @@
 #include <wslay/wslay.h>
 
 #include "core/table.h"
+#include "gateway/client_addr.h"
 #include "gateway/http_reader.h"
 #include "gateway/outq.h"
 
 #define CC_GW_MAX_ORIGINS 64
+#define CC_GW_MAX_TRUSTED_PROXIES 64
+/* Tickets a gateway holds at once; past it, issuing is refused. */
+#define CC_GW_MAX_TICKETS 65536
 
 struct cc_gateway_options {
   const cc_jwt_verifier *jwt;
   char path[256];
   char *origins[CC_GW_MAX_ORIGINS];
   size_t n_origins;
+  cc_cidr trusted[CC_GW_MAX_TRUSTED_PROXIES];
+  size_t n_trusted;
+  int proxy_protocol; /* trusted peers may send a PROXY protocol header */
+  uint64_t ticket_ttl_ms;
   size_t max_message_bytes;
   size_t max_header_bytes;
   uint32_t handshake_per_second, handshake_burst;
@@ -53,8 +61,9 @@ struct cc_gateway {
   cc_metrics *metrics; /* the caller's, or our own when owns_metrics */
   int owns_metrics;
   gw_metrics m;
-  cc_ratelimit *handshake_rl, *frame_rl, *byte_rl;
+  cc_ratelimit *handshake_rl, *frame_rl, *byte_rl, *ticket_rl;
   cc_table users;
+  cc_table tickets; /* connect tickets by id, oldest first */
   cc_conn_notify_fn notify;
   void *driver_data;
   cc_conn *conns; /* doubly linked list of live connections */
@@ -74,7 +83,9 @@ struct cc_conn {
   cc_conn *prev, *next;
   uint64_t id;
   enum conn_state state;
-  cc_http_reader *http;       /* only while reading or answering a request */
+  cc_http_reader *http; /* only while reading or answering a request */
+  uint8_t *proxy_buf;   /* a PROXY header being read (trusted peers only) */
+  size_t proxy_len;
   wslay_event_context_ptr ws; /* only while reading or closing: see session.c */
   uint64_t ws_fed, ws_framed; /* bytes given to ws, bytes of finished frames */
   uint64_t ws_frame_bytes;    /* size of the frame being read */
@@ -126,6 +137,15 @@ uint64_t cc_gw_now(const cc_gateway *gw);
 void cc_gw_count_handshake(cc_gateway *gw, int status);
 int cc_gw_user_acquire(cc_gateway *gw, const char *user, size_t len);
 void cc_gw_user_release(cc_gateway *gw, const char *user, size_t len);
+
+/* ticket.c */
+/* Takes the ticket `id` out of the store and, if it has not expired, fills
+ * `claims` from it: 0, CC_ERR_NOT_FOUND (unknown or already used) or
+ * CC_ERR_JWT_EXPIRED. */
+int cc_gw_ticket_redeem(cc_gateway *gw, const char *id, size_t len,
+                        cc_jwt_claims *claims);
+/* Frees every ticket and the store. */
+void cc_gw_tickets_free(cc_gateway *gw);
 
 /* handshake.c: answers a complete request read on `c` (HTTP state). */
 void cc_gw_handle_request(cc_conn *c, const cc_http_request *req);

@@ -97,21 +97,52 @@ static void accept_value(cc_str key, char out[29]) {
   out[28] = '\0';
 }
 
-/* The encoding from every Sec-WebSocket-Protocol header, in order: 1 when one of
- * ours was offered (*enc set), 0 when none was offered, CC_ERR_UNSUPPORTED when
- * only others were. */
-static int negotiate(const cc_http_request *req, cc_encoding *enc) {
-  int result = 0;
+/* A subprotocol entry that carries the token instead of naming an encoding:
+ * browsers cannot set Authorization on a WebSocket, and this keeps the token
+ * out of the URL. It is never echoed back. */
+#define BEARER_PROTOCOL "chatcore.bearer."
+
+static int is_field(const cc_http_request *req, const cc_http_field *f,
+                    const char *name) {
+  size_t n = strlen(name);
+  return f->name.len == n && strncasecmp(req->arena + f->name.off, name, n) == 0;
+}
+
+/* The subprotocols offered in every Sec-WebSocket-Protocol header, in order:
+ * *enc is set to the first of ours, *bearer to the token of the first
+ * "chatcore.bearer.<token>" entry. Returns 1 when one of ours was offered, 0
+ * when none was (bearer entries aside), CC_ERR_UNSUPPORTED when only others
+ * were. */
+static int negotiate(const cc_http_request *req, cc_encoding *enc, cc_str *bearer) {
+  static const size_t bl = sizeof BEARER_PROTOCOL - 1;
+  int found = 0, others = 0;
   for (size_t i = 0; i < req->n_fields; i++) {
     const cc_http_field *f = &req->fields[i];
-    if (f->name.len != 22 ||
-        strncasecmp(req->arena + f->name.off, "Sec-WebSocket-Protocol", 22) != 0)
-      continue;
-    int rv = cc_protocol_select_subprotocol(req->arena + f->value.off, f->value.len, enc);
-    if (rv == 1) return 1;
-    if (rv == CC_ERR_UNSUPPORTED) result = rv;
+    if (!is_field(req, f, "Sec-WebSocket-Protocol")) continue;
+    const char *p = req->arena + f->value.off, *end = p + f->value.len;
+    while (p < end) {
+      const char *start = p;
+      while (p < end && *p != ',')
+        p++;
+      const char *stop = p++;
+      while (start < stop && (*start == ' ' || *start == '\t'))
+        start++;
+      while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+        stop--;
+      size_t n = (size_t)(stop - start);
+      cc_encoding e;
+      if (n == 0) continue;
+      if (n > bl && memcmp(start, BEARER_PROTOCOL, bl) == 0) {
+        if (!bearer->ptr) *bearer = (cc_str){start + bl, n - bl};
+      } else if (cc_protocol_encoding_from_subprotocol(start, n, &e) == 0) {
+        if (!found) *enc = e;
+        found = 1;
+      } else {
+        others = 1;
+      }
+    }
   }
-  return result;
+  return found ? 1 : others ? CC_ERR_UNSUPPORTED : 0;
 }
 
 static int origin_allowed(const cc_gateway *gw, cc_str origin) {
@@ -126,33 +157,66 @@ static void refuse(cc_conn *c, int status, const char *text, const char *extra) 
   respond_text(c, status, text, extra);
 }
 
-/* Verifies the bearer token from the Authorization header (in place) or the
- * access_token query parameter (percent-decoded into a scratch copy). Returns
- * 0, the verifier's error, or CC_ERR_NOT_FOUND when no token was sent. */
-static int verify_token(cc_conn *c, const cc_http_request *req, cc_jwt_claims *claims) {
+/* The claims of the credentials sent, taken from the first present of: the
+ * Authorization header, a "chatcore.bearer." subprotocol (`bearer`), a connect
+ * ticket (?ticket=), the access_token query parameter (percent-decoded into a
+ * scratch copy). Returns 0, an error whose text *why says, or
+ * CC_ERR_NOT_FOUND when none was sent. */
+static int verify_token(cc_conn *c, const cc_http_request *req, cc_str bearer,
+                        cc_jwt_claims *claims, const char **why) {
   const cc_jwt_verifier *v = c->gw->opt.jwt;
   cc_str auth = cc_http_request_header(req, "Authorization");
+  int rv;
+  *why = NULL;
   if (auth.ptr) {
     cc_str token;
-    if (cc_http_bearer_token(auth, &token) != 0) return CC_ERR_JWT_MALFORMED;
-    return cc_jwt_verify(v, token.ptr, token.len, claims);
-  }
-  cc_str query = cc_http_request_query(req);
-  char *buf = cc_malloc(&c->gw->mem, query.len + 1);
-  if (!buf) return CC_ERR_NOMEM;
-  int n = cc_http_query_param(query, "access_token", buf, query.len + 1);
-  int rv = n == CC_ERR_NOT_FOUND ? CC_ERR_NOT_FOUND
+    rv = cc_http_bearer_token(auth, &token) != 0
+             ? CC_ERR_JWT_MALFORMED
+             : cc_jwt_verify(v, token.ptr, token.len, claims);
+  } else if (bearer.ptr) {
+    rv = cc_jwt_verify(v, bearer.ptr, bearer.len, claims);
+  } else {
+    cc_str query = cc_http_request_query(req);
+    char *buf = cc_malloc(&c->gw->mem, query.len + 1);
+    if (!buf) return CC_ERR_NOMEM;
+    int n = cc_http_query_param(query, "ticket", buf, query.len + 1);
+    if (n != CC_ERR_NOT_FOUND) {
+      rv = n >= 0 ? cc_gw_ticket_redeem(c->gw, buf, (size_t)n, claims) : CC_ERR_INVALID;
+      if (rv != 0) {
+        *why = "connect ticket unknown, already used or expired";
+        rv = CC_ERR_INVALID; /* a bad credential, not a missing one */
+      }
+    } else {
+      n = cc_http_query_param(query, "access_token", buf, query.len + 1);
+      rv = n == CC_ERR_NOT_FOUND ? CC_ERR_NOT_FOUND
            : n > 0               ? cc_jwt_verify(v, buf, (size_t)n, claims)
                                  : CC_ERR_JWT_MALFORMED;
-  cc_free(&c->gw->mem, buf);
+    }
+    cc_free(&c->gw->mem, buf);
+  }
+  if (rv != 0 && !*why)
+    *why = rv == CC_ERR_NOT_FOUND ? "a bearer token is required" : cc_strerror(rv);
   return rv;
+}
+
+/* The key the handshake limiter counts `peer` under: an IPv6 client's /64. */
+static void limit_key(cc_str peer, char key[CC_IP_TEXT_MAX]) {
+  uint8_t a[16];
+  if (cc_ip_parse(peer.ptr, peer.len, a) == 0) {
+    cc_ip_limit_key(a, key);
+  } else {
+    size_t n = peer.len < CC_IP_TEXT_MAX - 1 ? peer.len : CC_IP_TEXT_MAX - 1;
+    if (n) memcpy(key, peer.ptr, n);
+    key[n] = '\0';
+  }
 }
 
 static void upgrade(cc_conn *c, const cc_http_request *req) {
   cc_gateway *gw = c->gw;
   uint64_t retry_ns = 0;
-  cc_str peer = cc_http_request_peer(req);
-  if (cc_ratelimit_take(gw->handshake_rl, peer.ptr, peer.len ? peer.len : 1, 1,
+  char client[CC_IP_TEXT_MAX];
+  limit_key(cc_http_request_peer(req), client);
+  if (cc_ratelimit_take(gw->handshake_rl, client, strlen(client) ? strlen(client) : 1, 1,
                         &retry_ns) == CC_ERR_RATE_LIMITED) {
     char extra[64];
     snprintf(extra, sizeof extra, "Retry-After: %llu\r\n",
@@ -190,7 +254,8 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
     return;
   }
   cc_encoding encoding = CC_ENCODING_JSON;
-  int proto = negotiate(req, &encoding);
+  cc_str bearer = {NULL, 0};
+  int proto = negotiate(req, &encoding, &bearer);
   if (proto < 0) {
     refuse(c, 400,
            "no supported subprotocol offered; this server speaks "
@@ -203,13 +268,17 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
     return;
   }
   cc_jwt_claims claims;
-  int rv = verify_token(c, req, &claims);
+  const char *why;
+  int rv = verify_token(c, req, bearer, &claims, &why);
   /* The session ends when the token does. A token accepted only thanks to the
    * verifier's leeway has no time left to live: refuse it now rather than close
    * the session at once. */
   int64_t left_s =
       rv == 0 ? claims.exp - (int64_t)(cc_clock_realtime_ns() / 1000000000ull) : 0;
-  if (rv == 0 && left_s <= 0) rv = CC_ERR_JWT_EXPIRED;
+  if (rv == 0 && left_s <= 0) {
+    rv = CC_ERR_JWT_EXPIRED;
+    why = cc_strerror(rv);
+  }
   if (rv != 0) {
     if (rv == CC_ERR_NOMEM) {
       cc_gw_abort(c);
@@ -220,8 +289,7 @@ static void upgrade(cc_conn *c, const cc_http_request *req) {
                                 : "WWW-Authenticate: Bearer realm=\"chatcore\", "
                                   "error=\"invalid_token\"\r\n";
     char text[96];
-    snprintf(text, sizeof text, "%s\n",
-             missing ? "a bearer token is required" : cc_strerror(rv));
+    snprintf(text, sizeof text, "%s\n", why);
     refuse(c, 401, text, extra);
     return;
   }
@@ -271,9 +339,37 @@ static void serve_metrics(cc_conn *c) {
   cc_buf_unref(text);
 }
 
+/* Behind a trusted proxy the client is the address it forwarded: what the
+ * limits count, and what cc_conn_peer() and on_http see. */
+static void resolve_client(cc_conn *c, const cc_http_request *req) {
+  cc_gateway *gw = c->gw;
+  uint8_t peer[16], client[16];
+  if (gw->opt.n_trusted == 0 || cc_ip_parse(c->peer, strlen(c->peer), peer) != 0) return;
+  /* The right-most values matter: keep the last 16 headers of a longer list. */
+  cc_str xff[16];
+  size_t n = 0;
+  for (size_t i = 0; i < req->n_fields; i++) {
+    const cc_http_field *f = &req->fields[i];
+    if (!is_field(req, f, "X-Forwarded-For")) continue;
+    if (n == 16) {
+      memmove(xff, xff + 1, sizeof xff - sizeof xff[0]);
+      n--;
+    }
+    xff[n++] = (cc_str){req->arena + f->value.off, f->value.len};
+  }
+  if (!cc_forwarded_client(gw->opt.trusted, gw->opt.n_trusted, peer, xff, n, client))
+    return;
+  cc_ip_format(client, c->peer);
+  if (c->http) {
+    memcpy(c->http->peer, c->peer, sizeof c->http->peer);
+    c->http->req.peer = (cc_str){c->http->peer, strlen(c->http->peer)};
+  }
+}
+
 void cc_gw_handle_request(cc_conn *c, const cc_http_request *req) {
   cc_gateway *gw = c->gw;
   cc_metric_add(gw->m.http_requests, 1);
+  resolve_client(c, req);
   cc_str path = cc_http_request_path(req);
   if (str_eq(path, gw->opt.path)) {
     if (gw->draining) {

@@ -10,6 +10,7 @@
 #include "core/mem.h"
 
 #define CHATS_PATH "/v1/chats"
+#define TICKETS_PATH "/v1/tickets"
 #define MARK 0x68747470u /* "http": what a pending request's user data starts with */
 
 #define API_E(name) CC_PROTOCOL_ERROR_##name
@@ -137,10 +138,10 @@ static int query_uint(cc_str query, const char *name, uint64_t max, uint64_t *ou
   return 0;
 }
 
-/* The caller from `Authorization: Bearer <JWT>` into `user`; 0, or an answer
- * was sent. */
+/* The caller's verified claims from `Authorization: Bearer <JWT>`; 0, or an
+ * answer was sent. */
 static int authenticate(cc_http_api *api, cc_conn *conn, const cc_http_request *req,
-                        char *user) {
+                        cc_jwt_claims *claims) {
   static const char challenge[] = "WWW-Authenticate: Bearer realm=\"chatcore\"\r\n";
   cc_str token;
   if (cc_http_bearer_token(cc_http_request_header(req, "Authorization"), &token) != 0) {
@@ -148,20 +149,54 @@ static int authenticate(cc_http_api *api, cc_conn *conn, const cc_http_request *
                               "Authorization: Bearer <token> required", challenge);
     return -1;
   }
-  cc_jwt_claims claims;
-  if (cc_jwt_verify(api->verifier, token.ptr, token.len, &claims) != 0 ||
-      cc_protocol_check_user_id(claims.sub, claims.sub_len) != 0) {
+  if (cc_jwt_verify(api->verifier, token.ptr, token.len, claims) != 0 ||
+      cc_protocol_check_user_id(claims->sub, claims->sub_len) != 0) {
     cc_http_api_respond_error(conn, 401, API_E(UNAUTHORIZED), "invalid or expired token",
                               challenge);
     return -1;
   }
-  memcpy(user, claims.sub, claims.sub_len + 1);
   return 0;
+}
+
+/* POST /v1/tickets: a connect ticket of the gateway `conn` came through, for
+ * the caller's token, as {"ticket", "expiresAtMs"} (a decimal string, as every
+ * 64-bit integer of the protocol's JSON). */
+static void issue_ticket(cc_http_api *api, cc_conn *conn, const cc_http_request *req) {
+  cc_str method = cc_http_request_method(req);
+  if (method.len != 4 || memcmp(method.ptr, "POST", 4) != 0) {
+    cc_http_api_respond_error(conn, 405, API_E(BAD_REQUEST), "use POST",
+                              "Allow: POST\r\n");
+    return;
+  }
+  cc_jwt_claims claims;
+  if (authenticate(api, conn, req, &claims) != 0) return;
+  char ticket[CC_GATEWAY_TICKET_LEN + 1], body[160];
+  uint64_t expires_at_ms;
+  int rv = cc_gateway_ticket_issue(cc_conn_gateway(conn), &claims, ticket, sizeof ticket,
+                                   &expires_at_ms);
+  if (rv == CC_ERR_RATE_LIMITED) {
+    cc_http_api_respond_error(conn, 429, API_E(RATE_LIMITED), "too many tickets",
+                              "Retry-After: 1\r\n");
+  } else if (rv != 0) {
+    cc_http_api_respond_error(conn, 503, API_E(UNAVAILABLE), cc_strerror(rv), NULL);
+  } else {
+    int n = snprintf(body, sizeof body, "{\"ticket\":\"%s\",\"expiresAtMs\":\"%llu\"}\n",
+                     ticket, (unsigned long long)expires_at_ms);
+    cc_conn_http_respond(conn, 200, "application/json", (const uint8_t *)body, (size_t)n,
+                         "Cache-Control: no-store\r\n");
+  }
 }
 
 int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *req) {
   if (!api || !conn || !req) return 0;
   cc_str path = cc_http_request_path(req);
+  if (path.len == strlen(TICKETS_PATH) && memcmp(path.ptr, TICKETS_PATH, path.len) == 0) {
+    if (!api->verifier)
+      cc_http_api_respond_error(conn, 503, API_E(UNAVAILABLE), "no token verifier", NULL);
+    else
+      issue_ticket(api, conn, req);
+    return 1;
+  }
   size_t pl = strlen(CHATS_PATH);
   if (path.len < pl || memcmp(path.ptr, CHATS_PATH, pl) != 0 ||
       (path.len > pl && path.ptr[pl] != '/'))
@@ -187,8 +222,9 @@ int cc_http_api_handle(cc_http_api *api, cc_conn *conn, const cc_http_request *r
                               "this server has no chat storage", NULL);
     return 1;
   }
-  char user[CC_JWT_SUB_MAX + 1];
-  if (authenticate(api, conn, req, user) != 0) return 1;
+  cc_jwt_claims claims;
+  if (authenticate(api, conn, req, &claims) != 0) return 1;
+  const char *user = claims.sub;
   cc_str query = cc_http_request_query(req);
   uint64_t limit, before, after;
   if (query_uint(query, "limit", 100000, &limit) != 0 ||

@@ -181,6 +181,7 @@ class Browser:
         self.driver.set_script_timeout(10)
         self.frames = []
         self.console = []
+        self.ws_urls = []  # every WebSocket the page opened
 
     # ---- page access ----
 
@@ -298,8 +299,15 @@ class Browser:
                 elif method in ("Network.webSocketClosed", "Network.webSocketCreated",
                                 "Network.webSocketHandshakeResponseReceived"):
                     self.frames.append(f"-- {method} {json.dumps(msg['params'])[:300]}")
+                if method == "Network.webSocketCreated":
+                    self.ws_urls.append(msg["params"]["url"])
         except Exception as err:  # the browser may be gone already
             self.console.append(f"(logs unavailable: {err})")
+
+    def websocket_urls(self):
+        """The URL of every WebSocket the page opened so far."""
+        self.collect_logs()
+        return list(self.ws_urls)
 
     def page_state(self):
         try:

@@ -132,6 +132,14 @@ def test_two_users_chat_through_a_restart(server, browsers):
                "bob, reloaded: the senders")
     wait_until(lambda: bob.text("peer-presence") == "online", "bob, reloaded: alice online")
 
+    # Every connection (the first, after the restart, after a reload) carried a
+    # single-use connect ticket in its URL, never the token (proxies log URLs).
+    for b in (alice, bob):
+        urls = b.websocket_urls()
+        assert len(urls) >= 2, urls
+        assert all("ticket=" in u and "access_token" not in u for u in urls), urls
+        assert len({u.split("ticket=")[1] for u in urls}) == len(urls), urls
+
     # alice closes her tab: bob sees her go offline.
     alice.close_tab()
     wait_until(lambda: bob.text("peer-presence").startswith("offline"),

@@ -141,6 +141,58 @@ def test_no_subprotocol_means_json_and_no_header(server):
     assert b"Sec-WebSocket-Protocol" not in r
 
 
+# ---- tokens out of URLs -----------------------------------------------------------
+
+def test_connect_ticket_opens_one_session(server):
+    status, body = http_call(server.port, "POST", "/v1/tickets", tok=token("tina"))
+    assert status == 200, body
+    ticket = body["ticket"]
+    assert len(ticket) == 43 and token("tina") not in ticket
+    assert 25_000 <= int(body["expiresAtMs"]) - time.time() * 1000 <= 31_000
+
+    async def go():
+        async with websockets.connect(server.url + "?ticket=" + ticket,
+                                      subprotocols=["chatcore.v1.json"]) as ws:
+            hello = json.loads(await ws.recv())
+            assert hello["event"]["hello"]["userId"] == "tina"
+    run(go())
+    # Single use: the second upgrade is refused as a bad token is.
+    again = raw_request(server.port, upgrade_request(path="/ws?ticket=" + ticket), timeout=2)
+    assert status_of(again) == 401 and b'error="invalid_token"' in again, again
+    bogus = raw_request(server.port, upgrade_request(path="/ws?ticket=" + "A" * 43), timeout=2)
+    assert status_of(bogus) == 401
+    # Only for a valid token, only by POST; and the old ?access_token= still works.
+    assert http_call(server.port, "POST", "/v1/tickets")[0] == 401
+    assert http_call(server.port, "POST", "/v1/tickets", tok=token("tina", ttl=-60))[0] == 401
+    assert http_call(server.port, "GET", "/v1/tickets", tok=token("tina"))[0] == 405
+    old = raw_request(server.port, upgrade_request(path="/ws?access_token=" + token("tina")),
+                      timeout=1)
+    assert status_of(old) == 101
+
+
+def test_token_in_subprotocol_is_not_echoed(server):
+    tok = token("sam")
+
+    async def go():
+        async with websockets.connect(server.url,
+                                      subprotocols=["chatcore.v1.json",
+                                                    "chatcore.bearer." + tok]) as ws:
+            assert ws.subprotocol == "chatcore.v1.json"
+            hello = json.loads(await ws.recv())
+            assert hello["event"]["hello"]["userId"] == "sam"
+    run(go())
+    r = raw_request(server.port, upgrade_request(
+        headers=[f"Sec-WebSocket-Protocol: chatcore.bearer.{tok}, chatcore.v1.proto"]),
+        timeout=1)
+    assert status_of(r) == 101
+    assert b"Sec-WebSocket-Protocol: chatcore.v1.proto\r\n" in r
+    assert b"bearer" not in r and tok.encode() not in r
+    bad = raw_request(server.port, upgrade_request(
+        headers=["Sec-WebSocket-Protocol: chatcore.v1.json, chatcore.bearer.x.y.z"]),
+        timeout=1)
+    assert status_of(bad) == 401
+
+
 # ---- the handshake's refusals --------------------------------------------------
 
 def test_handshake_refusals(server):
@@ -189,13 +241,14 @@ def test_handshake_rate_per_ip(server):
     assert all(b"Retry-After: " in h for h in heads if status_of(h) == 429)
 
 
-def handshake_statuses(port, n):
-    """The statuses of n upgrades sent one after another: each is answered before
-    the next goes out, much faster than a bucket of 1/s refills."""
+def head_statuses(address, requests):
+    """The status of each request (bytes), each sent on a connection of its own
+    once the one before was answered (only the response head is read): much
+    faster than a bucket of 1/s refills."""
     statuses = []
-    for i in range(n):
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-            s.sendall(upgrade_request(tok=token(f"h{i}")))
+    for request in requests:
+        with socket.create_connection(address, timeout=5) as s:
+            s.sendall(request)
             head = b""
             while b"\r\n\r\n" not in head:
                 data = s.recv(4096)
@@ -203,6 +256,12 @@ def handshake_statuses(port, n):
                 head += data
             statuses.append(status_of(head))
     return statuses
+
+
+def handshake_statuses(port, n):
+    """The statuses of n upgrades sent one after another."""
+    return head_statuses(("127.0.0.1", port),
+                         [upgrade_request(tok=token(f"h{i}")) for i in range(n)])
 
 
 def test_handshake_flags_move_the_429_point(make_server):
@@ -213,6 +272,105 @@ def test_handshake_flags_move_the_429_point(make_server):
     assert handshake_statuses(from_env.port, 8) == [101] * 6 + [429] * 2
     high = make_server("--handshake-rate", "1", "--handshake-burst", "60")
     assert handshake_statuses(high.port, 50) == [101] * 50
+
+
+def forwarded_statuses(port, n, distinct=True, prefix="198.51.100."):
+    """Statuses of n upgrades, one after another, each announcing a client in
+    X-Forwarded-For (another one each time when `distinct`)."""
+    clients = [f"{prefix}{i if distinct else 7}" for i in range(n)]
+    return forwarded_for(("127.0.0.1", port), clients)
+
+
+def forwarded_for(address, clients):
+    """The status of one upgrade per entry of `clients`, one after another, each
+    with that X-Forwarded-For."""
+    return head_statuses(address, [
+        upgrade_request(tok=token(f"x{i}"), headers=[f"X-Forwarded-For: {client}"])
+        for i, client in enumerate(clients)])
+
+
+LIMITS = ("--handshake-rate", "1", "--handshake-burst", "5")
+
+
+def test_trusted_proxy_clients_are_limited_each(make_server):
+    # Behind a trusted proxy (here: 127.0.0.1), 50 clients are 50 clients...
+    proxied = make_server(*LIMITS, "--trusted-proxy", "127.0.0.1")
+    assert forwarded_statuses(proxied.port, 50) == [101] * 50
+    # ...and one client is one client, whichever proxy it came through.
+    assert forwarded_statuses(proxied.port, 8, distinct=False,
+                              prefix="203.0.113.") == [101] * 5 + [429] * 3
+    # Without trust the header is ignored: 50 upgrades from one address.
+    plain = make_server(*LIMITS)
+    assert forwarded_statuses(plain.port, 8) == [101] * 5 + [429] * 3
+    # A peer outside the trusted networks cannot escape its limit by writing
+    # the header itself (spoofing).
+    other = make_server(*LIMITS, "--trusted-proxy", "10.0.0.0/8",
+                        "--trusted-proxy", "::1")
+    assert forwarded_statuses(other.port, 8) == [101] * 5 + [429] * 3
+    # From the environment too.
+    env = dict(os.environ, CHATCORE_TRUSTED_PROXIES="10.0.0.0/8,127.0.0.0/8")
+    from_env = make_server(*LIMITS, env=env)
+    assert forwarded_statuses(from_env.port, 8) == [101] * 8
+
+
+def proxied_statuses(port, headers):
+    """The status of one upgrade behind each PROXY protocol header (bytes)."""
+    return head_statuses(("127.0.0.1", port), [
+        header + upgrade_request(tok=token(f"p{i}")) for i, header in enumerate(headers)])
+
+
+def proxy_v2(client):
+    """A PROXY protocol v2 header: TCP over IPv4 from `client` to 10.0.0.1:443."""
+    body = socket.inet_aton(client) + socket.inet_aton("10.0.0.1") + struct.pack("!HH", 5000, 443)
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(body))
+            + body)
+
+
+def test_proxy_protocol_from_trusted_proxies(make_server):
+    v1 = [f"PROXY TCP4 198.51.100.{i} 127.0.0.1 5000 443\r\n".encode() for i in range(20)]
+    v2 = [proxy_v2(f"198.51.101.{i}") for i in range(20)]
+    server = make_server(*LIMITS, "--trusted-proxy", "127.0.0.1", "--proxy-protocol")
+    # 40 clients behind one proxy, as v1 and v2 headers name them: none limited.
+    assert proxied_statuses(server.port, v1 + v2) == [101] * 40
+    # One client named again and again is limited as itself.
+    same = [b"PROXY TCP4 203.0.113.1 127.0.0.1 5000 443\r\n"] * 8
+    assert proxied_statuses(server.port, same) == [101] * 5 + [429] * 3
+    assert proxied_statuses(server.port, [b"PROXY TCP4 bad\r\n"]) == [400]
+    # Not read from a peer that is not trusted.
+    untrusted = make_server(*LIMITS, "--trusted-proxy", "10.0.0.0/8", "--proxy-protocol")
+    assert proxied_statuses(untrusted.port, v1[:2]) == [400, 400]
+    # Nor without the flag.
+    plain = make_server(*LIMITS, "--trusted-proxy", "127.0.0.1")
+    assert proxied_statuses(plain.port, v1[:1]) == [400]
+
+
+def test_ipv6_clients_limited_per_64(tmp_path):
+    """A server on [::1] trusting ::1: clients announced in one /64 share a
+    limit; clients in distinct /64s do not."""
+    try:
+        port = free_port("::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    proc = subprocess.Popen([server_binary(), "--listen", f"[::1]:{port}", "--jwt-secret",
+                             SECRET, "--db", str(tmp_path / "c.db"), *LIMITS,
+                             "--trusted-proxy", "::1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("::1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "no server"
+                time.sleep(0.02)
+        one_64 = [f"2001:db8:1:2:{i:x}::1" for i in range(8)]
+        assert forwarded_for(("::1", port), one_64) == [101] * 5 + [429] * 3
+        many_64 = [f"2001:db8:2:{i:x}::1" for i in range(8)]
+        assert forwarded_for(("::1", port), many_64) == [101] * 8
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 def test_bad_handshake_variable_exits_2(tmp_path):
@@ -393,6 +551,12 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--handshake-rate", "2x"], "--handshake-rate"),
     (["--jwt-secret", SECRET, "--handshake-burst", "-1"], "--handshake-burst"),
     (["--jwt-secret", SECRET, "--handshake-burst", "99999999999"], "--handshake-burst"),
+    (["--jwt-secret", SECRET, "--trusted-proxy", "10.0.0.0/33"], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--trusted-proxy", "proxy.example"], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--trusted-proxy", "::1/129"], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--trusted-proxy", ""], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--proxy-protocol"], "--trusted-proxy"),
+    (["--jwt-secret", SECRET, "--proxy-protocol=yes"], "--proxy-protocol"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "10"], "--ping-interval-ms"),
     (["--jwt-secret", SECRET, "--ping-interval-ms", "90000"], "--idle-timeout-ms"),
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],

@@ -100,6 +100,21 @@ async function freshToken() {
   return session.token;
 }
 
+// A connect ticket for the WebSocket URL (POST /v1/tickets, docs/protocol.md):
+// proxies and load balancers log URLs, so the URL carries a 30-second,
+// single-use ticket instead of the token (browsers cannot set an Authorization
+// header on a WebSocket). The server that issues it must be the one we connect
+// to: here, the page's own.
+async function connectTicket(token) {
+  const res = await fetch('/v1/tickets', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (res.status === 401) session.stale = true; // log in again next time
+  if (!res.ok) throw new Error(`no connect ticket (HTTP ${res.status})`);
+  return (await res.json()).ticket;
+}
+
 // ---- 3. Connection ---------------------------------------------------------------
 //
 // One WebSocket at /ws with the subprotocol chatcore.v1.json. Commands are sent
@@ -132,19 +147,18 @@ async function connect() {
   clearTimeout(conn.retryTimer);
   if (conn.stopped || conn.ws) return;
   setConnState('connecting');
-  let token;
+  let ticket;
   try {
-    token = await freshToken();
+    ticket = await connectTicket(await freshToken());
   } catch (err) {
-    console.warn('chatcore: cannot refresh the token:', err.message);
+    console.warn('chatcore: cannot get a connect ticket:', err.message);
     scheduleReconnect();
     return;
   }
   if (conn.stopped || conn.ws) return;
   const url = new URL('/ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  // Browsers cannot set an Authorization header on a WebSocket.
-  url.searchParams.set('access_token', token);
+  url.searchParams.set('ticket', ticket);
   const ws = new WebSocket(url, 'chatcore.v1.json');
   conn.ws = ws;
   conn.nextRequestId = 1; // request ids count per connection
