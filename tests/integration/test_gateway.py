@@ -383,6 +383,17 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
      "--idle-timeout-ms"),
     (["--jwt-public-key", "/dev/null", "--jwt-alg", "ES256", "--dev-login"], "--jwt-public-key"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "4095"], "--send-queue-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "1M"], "--send-queue-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-max-bytes", "0"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-max-bytes", "65536"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "65536", "--send-queue-max-bytes",
+      "32768"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-grace-ms", "9"], "--send-queue-grace-ms"),
+    (["--jwt-secret", SECRET, "--send-queue-grace-ms", "-1"], "--send-queue-grace-ms"),
+    (["--jwt-secret", SECRET, "--send-queue-budget-bytes", "x"], "--send-queue-budget-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-budget-bytes", "16777215"],
+     "--send-queue-budget-bytes"),
 ])
 def test_bad_flags_exit_2(args, needle, tmp_path):
     # Run where a stray database would show: no flag error may create one.
