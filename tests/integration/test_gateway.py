@@ -83,7 +83,14 @@ def test_health_ready_metrics_and_other_paths(server):
                    b"cc_gateway_frames_total", b"cc_gateway_bytes_total",
                    b"cc_gateway_messages_delivered_total", b"cc_gateway_send_queue_bytes",
                    b"cc_gateway_handshake_latency_seconds_bucket",
-                   b"cc_gateway_delivery_latency_seconds_bucket"):
+                   b"cc_gateway_delivery_latency_seconds_bucket",
+                   b'cc_gateway_slow_consumer_closes_total{rule="stalled"}',
+                   b'cc_gateway_slow_consumer_closes_total{rule="max_bytes"}',
+                   b'cc_gateway_slow_consumer_closes_total{rule="budget"}',
+                   b"cc_gateway_send_queue_behind_sessions",
+                   b"cc_gateway_send_queue_paused",
+                   b"cc_gateway_send_queue_peak_bytes",
+                   b"cc_gateway_send_queue_budget_bytes 268435456"):
         assert series in r, series
     assert status_of(raw_request(server.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
     assert status_of(raw_request(server.port, b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
