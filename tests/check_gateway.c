@@ -1178,6 +1178,16 @@ static void client_reads(cc_conn *c, size_t n) {
   }
 }
 
+/* Expects exactly one slow-consumer close, by `rule` (0 stalled, 1 max_bytes,
+ * 2 budget), and `c` to be the one: it answers with close 4009. */
+static void expect_cut(cc_conn *c, int rule) {
+  for (int r = 0; r < 3; r++)
+    ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[r]), r == rule);
+  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 1);
+  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), CC_ERR_STATE);
+  expect_close(c, 4009);
+}
+
 START_TEST(behind_but_draining_is_kept) {
   remake_gateway(slow_policy);
   cc_conn *c = open_session_as("reader", NULL);
@@ -1226,13 +1236,10 @@ START_TEST(behind_without_draining_for_the_grace_period_is_closed) {
   ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), 0);
   fake_now = end;
   cc_conn_on_timer(c);
-  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[0]), 1);
-  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 1);
   ck_assert_int_eq(cc_metric_value(gw->m.behind), 0);
   /* The backlog was freed: only the close frame remains. */
   ck_assert_uint_lt(cc_conn_out_bytes(c), 40);
-  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), CC_ERR_STATE);
-  expect_close(c, 4009);
+  expect_cut(c, 0);
   cc_conn_free(c);
   ck_assert_uint_eq(the_app.close_code, 4009);
 }
@@ -1249,9 +1256,7 @@ START_TEST(hard_cap_closes_at_once) {
   /* The default cap, 8 watermarks: 65 frames of 1004 bytes fit in 64 KiB. */
   ck_assert_int_eq(rv, CC_ERR_CLOSED);
   ck_assert_int_eq(sent, 65);
-  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[1]), 1);
-  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[0]), 0);
-  expect_close(c, 4009);
+  expect_cut(c, 1);
   cc_conn_free(c);
 }
 END_TEST
@@ -1294,11 +1299,8 @@ START_TEST(budget_cuts_the_stalled_first_and_pauses_reads) {
   ck_assert(!cc_conn_want_read(busy));
   /* Past the budget: the stalled session goes first, though not the biggest. */
   queue_messages(sender, 14);
-  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[2]), 1);
-  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 1);
+  expect_cut(stuck, 2);
   ck_assert_int_eq(cc_conn_send_message(busy, (const uint8_t *)"x", 1), 0);
-  ck_assert_int_eq(cc_conn_send_message(stuck, (const uint8_t *)"x", 1), CC_ERR_STATE);
-  expect_close(stuck, 4009);
   /* The readers drain: under a quarter of the budget every session is told to
    * read again. */
   int before = notified;
@@ -1331,9 +1333,7 @@ START_TEST(budget_without_a_stalled_session_cuts_the_biggest) {
   cc_conn *third = open_session_as("third", NULL);
   drain(third, wire, sizeof wire);
   queue_messages(third, 15);
-  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[2]), 1);
-  ck_assert_int_eq(cc_conn_send_message(big, (const uint8_t *)"x", 1), CC_ERR_STATE);
-  expect_close(big, 4009);
+  expect_cut(big, 2);
   ck_assert_int_eq(cc_conn_send_message(third, (const uint8_t *)"x", 1), 0);
   ck_assert_int_eq(cc_conn_send_message(small, (const uint8_t *)"x", 1), 0);
   cc_conn_free(big);
