@@ -1295,6 +1295,7 @@ START_TEST(budget_cuts_the_stalled_first_and_pauses_reads) {
   /* 27 KB queued in all, over half the budget: no session is read, not even
    * one with nothing queued. */
   ck_assert_int_eq(cc_metric_value(gw->m.paused), 1);
+  ck_assert_int_eq(cc_metric_value(gw->m.pauses), 1);
   ck_assert(!cc_conn_want_read(sender));
   ck_assert(!cc_conn_want_read(busy));
   /* Past the budget: the stalled session goes first, though not the biggest. */

@@ -76,6 +76,7 @@ void cc_gw_backlog_changed(cc_conn *c, size_t before) {
   if (!gw->paused && gw->queued > gw->budget / 2) {
     gw->paused = 1;
     cc_metric_set(gw->m.paused, 1);
+    cc_metric_add(gw->m.pauses, 1);
   } else if (gw->paused && gw->queued <= gw->budget / 4) {
     gw->paused = 0;
     cc_metric_set(gw->m.paused, 0);

@@ -223,6 +223,8 @@ static int register_metrics(cc_gateway *gw) {
   ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_paused",
       "1 while the queues are over half the budget and sessions are not read.", NULL,
       &m->paused);
+  ADD(CC_METRIC_COUNTER, "cc_gateway_send_queue_pauses_total",
+      "Times the queues passed half the budget and reading paused.", NULL, &m->pauses);
   ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_peak_bytes",
       "The largest one connection's send queue has been.", NULL, &m->queue_peak);
   ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_budget_bytes",

@@ -38,7 +38,7 @@ typedef struct gw_metrics {
   cc_metric *frames_in, *frames_out, *bytes_in, *bytes_out;
   cc_metric *messages_in, *messages_delivered, *send_queue_bytes;
   cc_metric *closes_slow_consumer, *closes_rate_limited, *closes_idle;
-  cc_metric *behind, *paused, *queue_peak, *budget, *slow_closes[3];
+  cc_metric *behind, *paused, *pauses, *queue_peak, *budget, *slow_closes[3];
   cc_metric *handshake_latency, *delivery_latency, *http_requests;
 } gw_metrics;
 
