@@ -1178,7 +1178,7 @@ def test_member_who_never_reads_is_closed_after_the_grace_period(own_servers):
     # does not shrink, so after the grace period it is closed 4009 (not before:
     # the hard cap is far away), while the others, who read, get everything and
     # carry on; a reconnect and the history bring back what it missed.
-    grace_ms = 2000
+    grace_ms = 3000  # the senders, behind too while they read, must drain within it
     s = own_servers.start("--send-queue-bytes", "262144", "--send-queue-grace-ms",
                           str(grace_ms), "--send-queue-max-bytes", str(64 << 20))
     users = unique(*[f"s{i}" for i in range(8)], "lazy")
