@@ -667,8 +667,8 @@ START_TEST(slow_reader_is_cut_with_4009) {
 }
 END_TEST
 
-/* 3000-byte messages against a 4 KiB send queue: each echo puts the queue over
- * half its cap, so the server stops reading after each message and must start
+/* 3000-byte messages against a 4 KiB watermark: each echo puts the queue over
+ * half of it, so the server stops reading after each message and must start
  * again once the echo is written. On TLS the three go in one TCP segment (as
  * three records): the server has read them all and must go on from what it
  * holds, with no socket event to prompt it. On plain TCP the gateway takes a
