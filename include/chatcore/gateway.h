@@ -208,8 +208,8 @@ CC_EXTERN int cc_conn_recv(cc_conn *conn, const uint8_t *data, size_t len);
  * over half the watermark), so that a client that does not read cannot make the
  * server queue answers (pongs) without end; and, for every session, while the
  * gateway's queues are over half their budget, so that senders wait while
- * readers drain. Stop reading the socket then; the gateway notifies every
- * session when the pause ends. */
+ * readers drain. Stop reading the socket then; check it again on every notify
+ * (the gateway notifies every session when such a pause begins and ends). */
 CC_EXTERN int cc_conn_want_read(const cc_conn *conn);
 
 /* Fills up to `max` slices of pending output, in order, and returns how many.

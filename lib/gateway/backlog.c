@@ -45,7 +45,8 @@ int cc_gw_backlog_init(cc_gateway *gw) {
   return 0;
 }
 
-/* Tells every session's driver to look at want_read again. */
+/* Tells every session's driver to look at want_read again (a pause began or
+ * ended). */
 static void wake_all(cc_gateway *gw) {
   for (cc_conn *c = gw->conns; c; c = c->next)
     if (c->state == CONN_WS && !c->aborted) cc_gw_notify(c);
@@ -77,6 +78,7 @@ void cc_gw_backlog_changed(cc_conn *c, size_t before) {
     gw->paused = 1;
     cc_metric_set(gw->m.paused, 1);
     cc_metric_add(gw->m.pauses, 1);
+    wake_all(gw); /* drivers stop reading now, not after one more read */
   } else if (gw->paused && gw->queued <= gw->budget / 4) {
     gw->paused = 0;
     cc_metric_set(gw->m.paused, 0);

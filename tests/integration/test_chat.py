@@ -1221,8 +1221,6 @@ def test_member_who_never_reads_is_closed_after_the_grace_period(own_servers):
             while not lazy.closed and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert lazy.closed and lazy.ws.close_code == 4009, lazy.ws.close_code
-            missed = set(every) - {e["seq"] for k, e in lazy.log if k == "message"}
-            assert missed, "the cut freed the backlog: it cannot have had everything"
             # The others carry on.
             last = (await cl[1].send(chat_id, "still here"))["seq"]
             for c in cl:
