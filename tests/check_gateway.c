@@ -704,10 +704,13 @@ START_TEST(heartbeat_and_idle_timeout) {
 }
 END_TEST
 
+/* A send queue capped at its watermark: the tests of what a cut does (frees the
+ * backlog, spares exposed bytes, works from inside a read) cut at once. */
 static void strict_rates(cc_gateway_options *o) {
   ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 10), 0);
   ck_assert_int_eq(cc_gateway_options_set_max_connections_per_user(o, 2), 0);
   ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 8192), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 8192), 0);
 }
 
 START_TEST(frame_rate_limit) {
@@ -1156,6 +1159,236 @@ START_TEST(slow_consumer_cut_from_inside_a_read) {
   expect_close(c, 4009);
   cc_conn_free(c);
   ck_assert_uint_eq(the_app.close_code, 4009);
+}
+END_TEST
+
+/* ---- the slow-consumer policy: behind, grace, hard cap, budget ---- */
+
+/* Watermark 8 KiB, the default hard cap (8 x: 64 KiB), a 5 s grace period. */
+static void slow_policy(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 8192), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_grace(o, 5000), 0);
+}
+
+/* Queues `n` 1000-byte messages (1004 bytes each on the wire). */
+static void queue_messages(cc_conn *c, int n) {
+  static uint8_t payload[1000];
+  memset(payload, 'm', sizeof payload);
+  for (int i = 0; i < n; i++)
+    ck_assert_int_eq(cc_conn_send_message(c, payload, sizeof payload), 0);
+}
+
+/* The client reads `n` bytes, as a driver would report them, exposing only the
+ * slices it writes. */
+static void client_reads(cc_conn *c, size_t n) {
+  while (n > 0) {
+    cc_iov iov;
+    ck_assert_uint_eq(cc_conn_out_iov(c, &iov, 1), 1);
+    size_t take = iov.len < n ? iov.len : n;
+    cc_conn_out_consumed(c, take);
+    n -= take;
+  }
+}
+
+/* Expects exactly one slow-consumer close, by `rule` (0 stalled, 1 max_bytes,
+ * 2 budget), and `c` to be the one: it answers with close 4009. */
+static void expect_cut(cc_conn *c, int rule) {
+  for (int r = 0; r < 3; r++)
+    ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[r]), r == rule);
+  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 1);
+  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), CC_ERR_STATE);
+  expect_close(c, 4009);
+}
+
+START_TEST(behind_but_draining_is_kept) {
+  remake_gateway(slow_policy);
+  cc_conn *c = open_session_as("reader", NULL);
+  drain(c, wire, sizeof wire);
+  queue_messages(c, 8); /* 8,032 bytes: under the watermark */
+  ck_assert_int_eq(cc_metric_value(gw->m.behind), 0);
+  static uint8_t big[7000];
+  ck_assert_int_eq(cc_conn_send_message(c, big, sizeof big), 0);
+  /* 15,036 bytes: behind, and the window's mark. */
+  ck_assert_int_eq(cc_metric_value(gw->m.behind), 1);
+  ck_assert_uint_eq(cc_conn_deadline(c), fake_now + 5 * SEC);
+  /* Three windows in which more arrives but the client reads more: each ends
+   * with a smaller queue than it began with. */
+  for (int round = 0; round < 3; round++) {
+    client_reads(c, 3000);
+    queue_messages(c, 2);
+    fake_now = cc_conn_deadline(c);
+    cc_conn_on_timer(c);
+    ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[0]), 0);
+    ck_assert_uint_eq(cc_conn_deadline(c), fake_now + 5 * SEC); /* a new window */
+  }
+  ck_assert_uint_gt(cc_conn_out_bytes(c), 8192); /* still behind, still open */
+  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), 0);
+  /* Caught up: no longer behind, and the grace rule sets no deadline. */
+  drain(c, wire, sizeof wire);
+  ck_assert_int_eq(cc_metric_value(gw->m.behind), 0);
+  ck_assert_uint_gt(cc_conn_deadline(c), fake_now + 5 * SEC); /* the next ping */
+  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 0);
+  cc_conn_free(c);
+  ck_assert_uint_ne(the_app.close_code, 4009);
+}
+END_TEST
+
+START_TEST(behind_without_draining_for_the_grace_period_is_closed) {
+  remake_gateway(slow_policy);
+  cc_conn *c = open_session_as("stalled", NULL);
+  drain(c, wire, sizeof wire);
+  queue_messages(c, 12); /* behind from the 9th (9,036 bytes: the mark) */
+  uint64_t end = fake_now + 5 * SEC;
+  /* It reads a little, but more arrives than it reads. */
+  client_reads(c, 1004);
+  queue_messages(c, 2);
+  fake_now = end - 1;
+  cc_conn_on_timer(c);
+  ck_assert_int_eq(cc_metric_value(gw->m.closes_slow_consumer), 0);
+  ck_assert_int_eq(cc_conn_send_message(c, (const uint8_t *)"x", 1), 0);
+  fake_now = end;
+  cc_conn_on_timer(c);
+  ck_assert_int_eq(cc_metric_value(gw->m.behind), 0);
+  /* The backlog was freed: only the close frame remains. */
+  ck_assert_uint_lt(cc_conn_out_bytes(c), 40);
+  expect_cut(c, 0);
+  cc_conn_free(c);
+  ck_assert_uint_eq(the_app.close_code, 4009);
+}
+END_TEST
+
+START_TEST(hard_cap_closes_at_once) {
+  remake_gateway(slow_policy);
+  cc_conn *c = open_session_as("flooded", NULL);
+  drain(c, wire, sizeof wire);
+  static uint8_t payload[1000];
+  int rv, sent = 0;
+  while ((rv = cc_conn_send_message(c, payload, sizeof payload)) == 0)
+    sent++;
+  /* The default cap, 8 watermarks: 65 frames of 1004 bytes fit in 64 KiB. */
+  ck_assert_int_eq(rv, CC_ERR_CLOSED);
+  ck_assert_int_eq(sent, 65);
+  expect_cut(c, 1);
+  cc_conn_free(c);
+}
+END_TEST
+
+/* Watermark 4 KiB, cap 16 KiB, budget 40 KiB: reads pause over 20 KiB queued in
+ * all, resume at 10 KiB. */
+static void small_budget(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 4096), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 16384), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_budget(o, 40960), 0);
+}
+
+/* The driver's hook: counts notifications in the connection's driver data. */
+static void count_notify(void *driver_data, cc_conn *c) {
+  (void)driver_data;
+  int *n = cc_conn_get_driver_data(c);
+  if (n) (*n)++;
+}
+
+START_TEST(budget_cuts_the_stalled_first_and_pauses_reads) {
+  remake_gateway(small_budget);
+  cc_gateway_set_notify(gw, count_notify, NULL);
+  cc_conn *stuck = open_session_as("stuck", NULL);
+  cc_conn *busy = open_session_as("busy", NULL);
+  cc_conn *sender = open_session_as("sender", NULL);
+  int notified = 0;
+  cc_conn_set_driver_data(sender, &notified);
+  drain(stuck, wire, sizeof wire);
+  drain(busy, wire, sizeof wire);
+  drain(sender, wire, sizeof wire);
+  ck_assert(cc_conn_want_read(sender));
+  queue_messages(stuck, 12);
+  fake_now += 2 * SEC; /* `stuck` has written nothing since: stalled */
+  queue_messages(busy, 15);
+  client_reads(busy, 100); /* `busy` holds more, but writes */
+  /* 27 KB queued in all, over half the budget: no session is read, not even
+   * one with nothing queued. */
+  ck_assert_int_eq(cc_metric_value(gw->m.paused), 1);
+  ck_assert_int_eq(cc_metric_value(gw->m.pauses), 1);
+  ck_assert(!cc_conn_want_read(sender));
+  ck_assert(!cc_conn_want_read(busy));
+  /* Past the budget: the stalled session goes first, though not the biggest. */
+  queue_messages(sender, 14);
+  expect_cut(stuck, 2);
+  ck_assert_int_eq(cc_conn_send_message(busy, (const uint8_t *)"x", 1), 0);
+  /* The readers drain: under a quarter of the budget every session is told to
+   * read again. */
+  int before = notified;
+  drain(busy, wire, sizeof wire);
+  ck_assert(!cc_conn_want_read(sender)); /* its own queue is over half its watermark */
+  drain(sender, wire, sizeof wire);
+  ck_assert_int_eq(cc_metric_value(gw->m.paused), 0);
+  ck_assert_int_gt(notified, before);
+  ck_assert(cc_conn_want_read(sender));
+  ck_assert(cc_conn_want_read(busy));
+  cc_conn_free(stuck);
+  cc_conn_free(busy);
+  cc_conn_free(sender);
+  ck_assert_int_eq(cc_metric_value(gw->m.send_queue_bytes), 0);
+}
+END_TEST
+
+START_TEST(budget_without_a_stalled_session_cuts_the_biggest) {
+  remake_gateway(small_budget);
+  cc_conn *big = open_session_as("big", NULL);
+  cc_conn *small = open_session_as("small", NULL);
+  drain(big, wire, sizeof wire);
+  drain(small, wire, sizeof wire);
+  queue_messages(big, 16); /* no time passes: nobody is stalled */
+  queue_messages(small, 10);
+  ck_assert_int_eq(cc_metric_value(gw->m.slow_closes[2]), 0);
+  /* The 15th message to a third session puts the total (16,064 + 10,040 +
+   * 15,060 bytes) over the budget; nobody is stalled: the biggest queue goes,
+   * though it is not the one that grew last. */
+  cc_conn *third = open_session_as("third", NULL);
+  drain(third, wire, sizeof wire);
+  queue_messages(third, 15);
+  expect_cut(big, 2);
+  ck_assert_int_eq(cc_conn_send_message(third, (const uint8_t *)"x", 1), 0);
+  ck_assert_int_eq(cc_conn_send_message(small, (const uint8_t *)"x", 1), 0);
+  cc_conn_free(big);
+  cc_conn_free(small);
+  cc_conn_free(third);
+}
+END_TEST
+
+static void cap_under_watermark(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 65536), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 32768), 0);
+}
+
+static void budget_under_two_caps(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 1 << 20), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_budget(o, (1 << 21) - 1), 0);
+}
+
+START_TEST(send_queue_limits_that_contradict_are_refused) {
+  tweak_fn bad[] = {cap_under_watermark, budget_under_two_caps};
+  for (size_t i = 0; i < 2; i++) {
+    cc_jwt_verifier *v = ws_verifier_new();
+    cc_gateway_options *o;
+    ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+    ck_assert_int_eq(cc_gateway_options_set_jwt(o, v), 0);
+    bad[i](o);
+    cc_gateway_callbacks cb = {1, on_open, on_message, on_close, on_http, is_ready};
+    cc_gateway *g = NULL;
+    ck_assert_int_eq(cc_gateway_new(&g, &cb, NULL, o, NULL, NULL), CC_ERR_INVALID);
+    ck_assert_ptr_null(g);
+    cc_gateway_options_free(o);
+    cc_jwt_verifier_free(v);
+  }
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 4095), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_grace(o, 9), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_grace(o, 3600001), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_budget(o, 8191), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_budget(o, 0), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 0), 0);
+  cc_gateway_options_free(o);
 }
 END_TEST
 
@@ -1850,6 +2083,15 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, handshake_limiter_follows_the_gateway_clock);
   tcase_add_test(tc, request_shape_rules);
   tcase_set_timeout(tc, 120);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("slow consumers");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, behind_but_draining_is_kept);
+  tcase_add_test(tc, behind_without_draining_for_the_grace_period_is_closed);
+  tcase_add_test(tc, hard_cap_closes_at_once);
+  tcase_add_test(tc, budget_cuts_the_stalled_first_and_pauses_reads);
+  tcase_add_test(tc, budget_without_a_stalled_session_cuts_the_biggest);
+  tcase_add_test(tc, send_queue_limits_that_contradict_are_refused);
   suite_add_tcase(s, tc);
   return s;
 }

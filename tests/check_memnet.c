@@ -86,6 +86,10 @@ START_TEST(slow_reader_is_cut_off) {
   /* Each message queues 3 x 102 bytes that the reader never takes. */
   for (int i = 0; i < 20 && !cc_memclient_closed(cl); i++)
     ws_memnet_send(cl, 1, text, strlen(text));
+  /* Over the watermark, and nothing read for the grace period. */
+  ck_assert_uint_gt(cc_conn_out_bytes(cc_memclient_conn(cl)), 4096);
+  fake_now += 10 * SEC;
+  cc_memnet_run_timers(net);
   cc_memclient_set_window(cl, 1 << 20);
   cc_memnet_flush(net);
   uint8_t buf[8192];

@@ -230,6 +230,7 @@ typedef Chatcore__V1__ServerFrame server_frame;
 static uint64_t wall_ns;  /* Unix time: the service's timestamps, presence lastSeen */
 static uint64_t mono_ns;  /* the service's rate limits */
 static uint64_t pmono_ns; /* the presence's TTLs */
+static uint64_t gw_ns;    /* the gateway's (heartbeats, the send-queue grace) */
 static int auto_tick;     /* cli_cmd moves mono_ns 1 s first (rate budgets refill) */
 
 static uint64_t read_clock(void *ud) {
@@ -362,6 +363,8 @@ static void start_chat_service(int deferred) {
   ck_assert_int_eq(cc_gateway_options_set_frame_rate(o, 100000), 0);
   ck_assert_int_eq(cc_gateway_options_set_handshake_rate(o, 100000, 100000), 0);
   ck_assert_int_eq(cc_gateway_options_set_heartbeat(o, 20000, 60000), 0);
+  gw_ns = 1000000 * MS;
+  ck_assert_int_eq(cc_gateway_options_set_clock(o, read_clock, &gw_ns), 0);
   start_front(o);
   cc_edge_set_clock(edge, read_clock, &wall_ns); /* hello's serverTimeMs */
 }
@@ -3023,8 +3026,9 @@ START_TEST(list_chats_limit_cap) {
 }
 END_TEST
 
-/* A member who does not read is dropped (4009) by the gateway while the chat
- * goes on; after reconnecting, sync brings back everything. */
+/* A member who does not read is dropped (4009) by the gateway once its queue
+ * has stayed over the watermark for the grace period without shrinking, while
+ * the chat goes on; after reconnecting, sync brings back everything. */
 START_TEST(slow_consumer_dropped_mid_chat) {
   client *a = cli_json("alice"), *b = cli_json("bob"), *b2 = cli_proto("bob");
   const char *chat = direct_chat(a, "bob");
@@ -3038,6 +3042,14 @@ START_TEST(slow_consumer_dropped_mid_chat) {
     ck_assert_uint_eq(say(a, chat, cmid, text), (uint64_t)i);
     expect_message(b2, chat, (uint64_t)i, "alice", text);
   }
+  /* 1.6 MB queued for it: behind, not yet closed. */
+  ck_assert_uint_gt(cc_conn_out_bytes(cc_memclient_conn(b->mc)), 1u << 20);
+  gw_ns += 10000 * MS - 1;
+  cc_memnet_run_timers(net);
+  ck_assert_uint_gt(cc_conn_out_bytes(cc_memclient_conn(b->mc)), 1u << 20);
+  gw_ns += 1;
+  cc_memnet_run_timers(net); /* the grace period is over: nothing was read */
+  ck_assert_uint_lt(cc_conn_out_bytes(cc_memclient_conn(b->mc)), 1u << 20);
   /* What bob's first device finds when it reads again: some messages, then the
    * close. */
   cc_memclient_set_window(b->mc, 16u << 20);

@@ -52,6 +52,8 @@ typedef struct app {
   char last_peer[64];
   cc_conn *flood; /* the slow-reader test pushes frames at it */
   int flood_sent, flood_refused;
+  cc_conn *held[2]; /* the budget test fills their queues */
+  cc_conn *last_opened;
 } app;
 
 static app A;
@@ -59,12 +61,13 @@ static app A;
 static void on_open(void *ud, cc_conn *c) {
   (void)ud;
   A.opened++;
+  A.last_opened = c;
   cc_str p = cc_conn_peer(c);
   snprintf(A.last_peer, sizeof A.last_peer, "%.*s", (int)p.len, p.ptr);
 }
 
 /* "burst:N" answers with N messages "r0".."rN-1"; "flood" enrols the connection
- * in the slow-reader pump; anything else is echoed. */
+ * in the slow-reader pump, "hold" in the budget test; anything else is echoed. */
 static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
                        int binary) {
   (void)ud;
@@ -86,12 +89,19 @@ static void on_message(void *ud, cc_conn *c, const uint8_t *data, size_t len,
     A.flood = c;
     return;
   }
+  if (len == 4 && memcmp(data, "hold", 4) == 0) {
+    A.held[A.held[0] != NULL] = c;
+    return;
+  }
   ck_assert_int_eq(cc_conn_send_message(c, data, len), 0);
 }
 
 static void on_close(void *ud, cc_conn *c, uint16_t code) {
   (void)ud;
   if (c == A.flood) A.flood = NULL;
+  for (int i = 0; i < 2; i++)
+    if (c == A.held[i]) A.held[i] = NULL;
+  if (c == A.last_opened) A.last_opened = NULL;
   if (code == 0) return; /* an HTTP request, not a session */
   if (A.closed < 16) A.codes[A.closed] = code;
   A.closed++;
@@ -667,8 +677,8 @@ START_TEST(slow_reader_is_cut_with_4009) {
 }
 END_TEST
 
-/* 3000-byte messages against a 4 KiB send queue: each echo puts the queue over
- * half its cap, so the server stops reading after each message and must start
+/* 3000-byte messages against a 4 KiB watermark: each echo puts the queue over
+ * half of it, so the server stops reading after each message and must start
  * again once the echo is written. On TLS the three go in one TCP segment (as
  * three records): the server has read them all and must go on from what it
  * holds, with no socket event to prompt it. On plain TCP the gateway takes a
@@ -720,6 +730,96 @@ START_TEST(tls_reading_resumes_after_backpressure) {
   ck_assert_int_eq(A.messages, 3);
   ck_assert_uint_eq(A.close_code, 1000);
   SSL_CTX_free(j.tls);
+}
+END_TEST
+
+/* Watermark 4 KiB, cap 64 KiB, budget 128 KiB: reads pause over 64 KiB queued
+ * in all and resume at 32 KiB; a grace period longer than the test. */
+static void small_budget(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_bytes(o, 4096), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_max_bytes(o, 65536), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_budget(o, 131072), 0);
+  ck_assert_int_eq(cc_gateway_options_set_send_queue_grace(o, 60000), 0);
+}
+
+static atomic_int held_frames[2]; /* frames queued for each holder */
+
+/* Two holders that do not read (small receive buffers) and a sender. Once the
+ * holders' queues pass half the budget, the sender sends a message; the
+ * holders then read all that was queued for them, and the sender expects its
+ * echo. */
+static void budget_pause_client(job *j) {
+  cl x[2], z;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)j->port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 2; i++) {
+    CHECK(j, cl_connect_to(&x[i], (struct sockaddr *)&sa, sizeof sa, NULL, 4096) == 0);
+    CHECK(j, ws_handshake(&x[i], "holder", 0) == 101);
+    CHECK(j, ws_send(&x[i], 0x1, "hold", 4) == 0);
+  }
+  CHECK(j, cl_connect(&z, j->port, NULL) == 0);
+  CHECK(j, ws_handshake(&z, "sender", 0) == 101);
+  atomic_store(&j->stage, 1);
+  CHECK(j, wait_go(j, 1));
+  CHECK(j, ws_send(&z, 0x1, "while paused", 12) == 0);
+  atomic_store(&j->stage, 2);
+  CHECK(j, wait_go(j, 2));
+  uint8_t buf[2048];
+  size_t len;
+  for (int i = 0; i < 2; i++)
+    for (int k = 0; k < atomic_load(&held_frames[i]); k++)
+      CHECK(j, ws_recv(&x[i], buf, sizeof buf, &len) == 0x1);
+  CHECK(j, ws_recv(&z, buf, sizeof buf, &len) == 0x1);
+  CHECK(j, len == 12 && memcmp(buf, "while paused", 12) == 0);
+  for (int i = 0; i < 2; i++) {
+    CHECK(j, ws_close(&x[i], 1000) == 0);
+    cl_close(&x[i]);
+  }
+  CHECK(j, ws_close(&z, 1000) == 0);
+  cl_close(&z);
+}
+
+START_TEST(reads_pause_over_half_the_budget) {
+  job j = {0};
+  atomic_store(&held_frames[0], 0);
+  atomic_store(&held_frames[1], 0);
+  job_start(&j, budget_pause_client);
+  wait_stage(&j, 1, 10000);
+  RUN_UNTIL(A.held[1] && A.opened == 3, 5000);
+  cc_conn *sender = A.last_opened;
+  ck_assert(cc_conn_want_read(sender));
+  /* Fill the holders' queues, the smaller first, until they hold over half
+   * the budget (their sockets take some first). */
+  static uint8_t payload[1000];
+  memset(payload, 'h', sizeof payload);
+  while (cc_conn_out_bytes(A.held[0]) + cc_conn_out_bytes(A.held[1]) <= 65536 + 1024) {
+    int i = cc_conn_out_bytes(A.held[0]) > cc_conn_out_bytes(A.held[1]);
+    ck_assert_int_eq(cc_conn_send_message(A.held[i], payload, sizeof payload), 0);
+    atomic_fetch_add(&held_frames[i], 1);
+    ck_assert_int_lt(atomic_load(&held_frames[i]), 100000);
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  /* Paused: the sender, with nothing queued, is not read. */
+  ck_assert(!cc_conn_want_read(sender));
+  int before = A.messages;
+  atomic_store(&j.go, 1);
+  wait_stage(&j, 2, 10000);
+  uint64_t end = uv_hrtime() + 300 * MS;
+  while (uv_hrtime() < end)
+    uv_run(&loop, UV_RUN_ONCE);
+  ck_assert_int_eq(A.messages, before);
+  /* The holders read; under a quarter of the budget the driver reads the
+   * sender again, without a socket event from it. */
+  atomic_store(&j.go, 2);
+  RUN_UNTIL(A.messages == before + 1, 10000);
+  job_finish(&j);
+  RUN_UNTIL(cc_gateway_conn_count(gw) == 0, 5000);
+  ck_assert_int_eq(A.closed, 3);
+  for (int i = 0; i < 3; i++)
+    ck_assert_uint_eq(A.codes[i], 1000);
 }
 END_TEST
 
@@ -1366,6 +1466,10 @@ static void setup_small_queue(void) {
   start(small_queue, NULL);
 }
 
+static void setup_small_budget(void) {
+  start(small_budget, NULL);
+}
+
 static void setup_heartbeat(void) {
   start(heartbeat, NULL);
 }
@@ -1389,6 +1493,11 @@ static Suite *uv_suite(void) {
   tcase_add_checked_fixture(tc, setup_small_queue, teardown);
   tcase_add_test(tc, slow_reader_is_cut_with_4009);
   tcase_add_test(tc, reading_resumes_after_backpressure);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("budget");
+  tcase_add_checked_fixture(tc, setup_small_budget, teardown);
+  tcase_add_test(tc, reads_pause_over_half_the_budget);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("timers");

@@ -59,6 +59,18 @@ static const char usage[] =
     "                              25000)\n"
     "  --idle-timeout-ms N         close a connection silent for N ms with 4000\n"
     "                              (default 60000; more than the ping interval)\n"
+    "  --send-queue-bytes N        send-queue watermark: a connection with more\n"
+    "                              queued for it is behind, and closed 4009 if its\n"
+    "                              queue does not shrink within the grace period\n"
+    "                              (default 1048576)\n"
+    "  --send-queue-max-bytes N    hard cap of one send queue: 4009 at once past it\n"
+    "                              (default 8 x --send-queue-bytes)\n"
+    "  --send-queue-grace-ms N     grace period of a connection behind (default\n"
+    "                              10000)\n"
+    "  --send-queue-budget-bytes N bytes all send queues may hold together: over\n"
+    "                              half, clients are not read; over all, the\n"
+    "                              stalled biggest are closed 4009 (default 256 MiB\n"
+    "                              or 4 hard caps; at least 2 hard caps)\n"
     "  --dev-login                 serve POST /v1/login {\"user\": NAME}, which hands\n"
     "                              anyone a 24-hour token: for demos only. The tokens\n"
     "                              are signed with a random key made at start (valid\n"
@@ -74,8 +86,10 @@ static const char usage[] =
     "CHATCORE_MESSAGE_RATE, CHATCORE_MESSAGE_BURST, CHATCORE_CHAT_CHANGE_RATE,\n"
     "CHATCORE_READ_RATE, CHATCORE_MAX_GROUPS_PER_USER, CHATCORE_CLIENT_FRAME_RATE,\n"
     "CHATCORE_CLIENT_BYTE_RATE, CHATCORE_HANDSHAKE_RATE, CHATCORE_HANDSHAKE_BURST,\n"
-    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS, CHATCORE_PROXY_PROTOCOL\n"
-    "(1 or 0; not the --dev-login flags). Flags win.\n";
+    "CHATCORE_PING_INTERVAL_MS, CHATCORE_IDLE_TIMEOUT_MS,\n"
+    "CHATCORE_SEND_QUEUE_BYTES, CHATCORE_SEND_QUEUE_MAX_BYTES,\n"
+    "CHATCORE_SEND_QUEUE_GRACE_MS, CHATCORE_SEND_QUEUE_BUDGET_BYTES,\n"
+    "CHATCORE_PROXY_PROTOCOL (1 or 0; not the --dev-login flags). Flags win.\n";
 
 /* Whether the host of "HOST:PORT" or "[IPV6]:PORT" is 127.0.0.0/8 or ::1. */
 static int listen_is_loopback(const char *listen) {
@@ -225,6 +239,18 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
   } else if (strcmp(name, "--idle-timeout-ms") == 0) {
     if (parse_size(name, v, 2000, 86400000, &n, error, cap)) return 2;
     cfg->idle_timeout_ms = n;
+  } else if (strcmp(name, "--send-queue-bytes") == 0) {
+    if (parse_size(name, v, 4096, 1u << 30, &n, error, cap)) return 2;
+    cfg->send_queue_bytes = n;
+  } else if (strcmp(name, "--send-queue-max-bytes") == 0) {
+    if (parse_size(name, v, 4096, 8ull << 30, &n, error, cap)) return 2;
+    cfg->send_queue_max_bytes = n;
+  } else if (strcmp(name, "--send-queue-grace-ms") == 0) {
+    if (parse_size(name, v, 10, 3600000, &n, error, cap)) return 2;
+    cfg->send_queue_grace_ms = n;
+  } else if (strcmp(name, "--send-queue-budget-bytes") == 0) {
+    if (parse_size(name, v, 8192, 1ull << 40, &n, error, cap)) return 2;
+    cfg->send_queue_budget = n;
   } else if (is_switch(name)) {
     if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
       snprintf(error, cap, "%s: expected no value, 1 or 0, got '%s'", name, v);
@@ -259,6 +285,29 @@ static int list_from_env(server_config *cfg, const char *flag, const char *list,
   return 0;
 }
 
+/* The send-queue limits must nest as the gateway requires (cc_gateway_new): the
+ * hard cap at least the watermark, the budget at least two hard caps. */
+static int check_send_queue(const server_config *cfg, char *error, size_t cap) {
+  uint64_t mark =
+      cfg->send_queue_bytes ? cfg->send_queue_bytes : CONFIG_DEFAULT_SEND_QUEUE;
+  uint64_t max = cfg->send_queue_max_bytes ? cfg->send_queue_max_bytes : 8 * mark;
+  if (max < mark) {
+    snprintf(error, cap,
+             "--send-queue-max-bytes: must be at least the watermark (%llu, "
+             "--send-queue-bytes), got %llu",
+             (unsigned long long)mark, (unsigned long long)max);
+    return 2;
+  }
+  if (cfg->send_queue_budget && cfg->send_queue_budget < 2 * max) {
+    snprintf(error, cap,
+             "--send-queue-budget-bytes: must be at least twice the hard cap (%llu, "
+             "--send-queue-max-bytes), got %llu",
+             (unsigned long long)max, (unsigned long long)cfg->send_queue_budget);
+    return 2;
+  }
+  return 0;
+}
+
 int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t cap) {
   memset(cfg, 0, sizeof *cfg);
   cfg->listen = "127.0.0.1:8080";
@@ -290,6 +339,10 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_HANDSHAKE_BURST", "--handshake-burst", 0},
       {"CHATCORE_PING_INTERVAL_MS", "--ping-interval-ms", 0},
       {"CHATCORE_IDLE_TIMEOUT_MS", "--idle-timeout-ms", 0},
+      {"CHATCORE_SEND_QUEUE_BYTES", "--send-queue-bytes", 0},
+      {"CHATCORE_SEND_QUEUE_MAX_BYTES", "--send-queue-max-bytes", 0},
+      {"CHATCORE_SEND_QUEUE_GRACE_MS", "--send-queue-grace-ms", 0},
+      {"CHATCORE_SEND_QUEUE_BUDGET_BYTES", "--send-queue-budget-bytes", 0},
       {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol", 0},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
@@ -364,6 +417,7 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   }
   cfg->ping_interval_ms = ping;
   cfg->idle_timeout_ms = idle;
+  if (check_send_queue(cfg, error, cap)) return 2;
   if (cfg->dev_login && !cfg->dev_login_any_address && !listen_is_loopback(cfg->listen)) {
     snprintf(error, cap,
              "--dev-login: refused on %s, not a loopback address (127.0.0.0/8, ::1): "

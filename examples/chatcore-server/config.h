@@ -11,6 +11,7 @@
 #define CONFIG_MAX_TRUSTED_PROXIES 64 /* the gateway's cap */
 #define CONFIG_DEFAULT_PING_MS 25000  /* the gateway's defaults */
 #define CONFIG_DEFAULT_IDLE_MS 60000
+#define CONFIG_DEFAULT_SEND_QUEUE (1u << 20)
 
 typedef struct server_config {
   const char *listen;         /* HOST:PORT */
@@ -46,6 +47,11 @@ typedef struct server_config {
   uint32_t handshake_burst;   /* (0: default) */
   uint64_t ping_interval_ms;  /* heartbeat ping after this much silence */
   uint64_t idle_timeout_ms;   /* close after this much silence (> ping_interval_ms) */
+  /* The send-queue policy (docs/gateway.md, "Slow consumers"); 0: default. */
+  uint64_t send_queue_bytes;     /* the watermark */
+  uint64_t send_queue_max_bytes; /* the hard cap */
+  uint64_t send_queue_grace_ms;
+  uint64_t send_queue_budget; /* all connections together */
 } server_config;
 
 /* Fills `cfg` from the environment and then `argv`. On a bad flag or value,

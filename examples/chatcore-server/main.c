@@ -343,6 +343,15 @@ static int gateway_options(server *s, const server_config *cfg,
                              : (cfg->handshake_rate ? 2 * cfg->handshake_rate : 40));
   if (rv == 0)
     rv = cc_gateway_options_set_heartbeat(o, cfg->ping_interval_ms, cfg->idle_timeout_ms);
+  if (rv == 0 && cfg->send_queue_bytes)
+    rv = cc_gateway_options_set_send_queue_bytes(o, (size_t)cfg->send_queue_bytes);
+  if (rv == 0 && cfg->send_queue_max_bytes)
+    rv =
+        cc_gateway_options_set_send_queue_max_bytes(o, (size_t)cfg->send_queue_max_bytes);
+  if (rv == 0 && cfg->send_queue_grace_ms)
+    rv = cc_gateway_options_set_send_queue_grace(o, cfg->send_queue_grace_ms);
+  if (rv == 0 && cfg->send_queue_budget)
+    rv = cc_gateway_options_set_send_queue_budget(o, cfg->send_queue_budget);
   if (rv != 0) {
     cc_gateway_options_free(o);
     return fail("cannot configure the gateway", cc_strerror(rv));

@@ -124,10 +124,34 @@ CC_EXTERN int cc_gateway_options_set_max_connections_per_user(cc_gateway_options
 /* Open connections in total (any state); default 100,000. Over it new connections
  * are answered 503. */
 CC_EXTERN int cc_gateway_options_set_max_connections(cc_gateway_options *opt, uint32_t n);
-/* Bytes a connection may have queued for sending, 4 KiB..1 GiB; default 1 MiB.
- * A connection whose queue goes over it is closed with 4009 and its queue freed. */
+/* The send queue's watermark, 4 KiB..1 GiB; default 1 MiB. A session with more
+ * queued for it is "behind": it is closed with 4009 (its queued application
+ * frames freed) if its queue is not smaller at the end of the grace period than
+ * at its start; if it shrank, a new period starts. A connection is also not read
+ * while its queue is over half the watermark. The whole policy, with the hard
+ * cap and the budget below, is in docs/gateway.md ("Slow consumers"). */
 CC_EXTERN int cc_gateway_options_set_send_queue_bytes(cc_gateway_options *opt,
                                                       size_t bytes);
+/* The hard cap of one connection's send queue: past it, 4009 at once (queued
+ * application frames freed). 4 KiB..8 GiB, or 0 (the default) for 8 times the
+ * watermark: 8 MiB, a full burst of messages (40 x 16 KiB) from each of 12
+ * members of a group at once. cc_gateway_new() refuses a cap under the
+ * watermark (CC_ERR_INVALID). */
+CC_EXTERN int cc_gateway_options_set_send_queue_max_bytes(cc_gateway_options *opt,
+                                                          size_t bytes);
+/* The grace period of a session behind its watermark, 10 ms..1 h; default
+ * 10,000 ms. */
+CC_EXTERN int cc_gateway_options_set_send_queue_grace(cc_gateway_options *opt,
+                                                      uint64_t ms);
+/* The budget: bytes the send queues of all the gateway's connections may hold
+ * together (a frame shared by many queues counts in each), 8 KiB..1 TiB, or 0
+ * (the default) for 256 MiB or 4 hard caps, whichever is more. Over half of it
+ * no session is read until a quarter is left (senders wait, readers drain); over
+ * all of it sessions are closed 4009 until it holds: first those that have
+ * written nothing for a second, biggest queue first, then the biggest.
+ * cc_gateway_new() refuses a budget under two hard caps (CC_ERR_INVALID). */
+CC_EXTERN int cc_gateway_options_set_send_queue_budget(cc_gateway_options *opt,
+                                                       uint64_t bytes);
 /* Heartbeat: a ping every `ping_ms` (default 25,000) of silence from the client;
  * a client silent for `timeout_ms` (default 60,000, > ping_ms) is closed with
  * 4000. */
@@ -146,8 +170,8 @@ CC_EXTERN int cc_gateway_options_set_clock(cc_gateway_options *opt, cc_clock_fn 
  * borrowed and must outlive the gateway: the gateway registers its series there
  * (cc_gateway_* names; several gateways, one per loop, share them) and /metrics
  * renders it. `mem` copied (NULL: default).
- * Errors: CC_ERR_INVALID (no on_message, no JWT verifier), CC_ERR_NOMEM, or the
- * registry's error; *out untouched. */
+ * Errors: CC_ERR_INVALID (no on_message, no JWT verifier, send-queue limits that
+ * contradict each other), CC_ERR_NOMEM, or the registry's error; *out untouched. */
 CC_EXTERN int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
                              void *user_data, const cc_gateway_options *opt,
                              cc_metrics *metrics, const cc_mem *mem);
@@ -226,9 +250,12 @@ CC_EXTERN int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out);
 CC_EXTERN int cc_conn_recv(cc_conn *conn, const uint8_t *data, size_t len);
 
 /* Non-zero while the connection wants more input. It is 0 after the session
- * ended, and while the client is not reading what is sent to it (its send queue
- * is over half its cap): stop reading the socket then, so that a client that
- * does not read cannot make the server queue answers (pongs) without end. */
+ * ended; while the client is not reading what is sent to it (its send queue is
+ * over half the watermark), so that a client that does not read cannot make the
+ * server queue answers (pongs) without end; and, for every session, while the
+ * gateway's queues are over half their budget, so that senders wait while
+ * readers drain. Stop reading the socket then; check it again on every notify
+ * (the gateway notifies every session when such a pause begins and ends). */
 CC_EXTERN int cc_conn_want_read(const cc_conn *conn);
 
 /* Fills up to `max` slices of pending output, in order, and returns how many.
@@ -288,8 +315,10 @@ CC_EXTERN void *cc_conn_get_user_data(const cc_conn *conn);
 
 /* Queues a complete WebSocket frame built by cc_ws_frame_new() (or shared among
  * many connections) by reference: takes its own reference to `frame`. Returns 0;
- * CC_ERR_STATE if the session is not open (or closing); CC_ERR_CLOSED if the send
- * queue went over its cap (the connection is being closed with 4009). */
+ * CC_ERR_STATE if the session is not open (or closing); CC_ERR_CLOSED if the
+ * frame put the send queue over its hard cap or the gateway over its budget and
+ * this connection is being closed with 4009 (other connections the budget
+ * closes are told through the driver). */
 CC_EXTERN int cc_conn_send(cc_conn *conn, cc_buf *frame);
 
 /* Builds a frame for `payload` in this connection's encoding (text frame for

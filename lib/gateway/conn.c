@@ -10,7 +10,7 @@
 
 static _Atomic uint64_t next_conn_id = 1;
 
-static void notify(cc_conn *c) {
+void cc_gw_notify(cc_conn *c) {
   if (c->gw->notify && !c->constructing && !c->releasing)
     c->gw->notify(c->gw->driver_data, c);
 }
@@ -19,11 +19,11 @@ int cc_gw_enqueue(cc_conn *c, cc_buf *b, int droppable) {
   size_t before = c->out.bytes;
   int rv = cc_outq_push(&c->out, b, droppable, &c->gw->mem);
   if (rv != 0) return rv;
-  cc_metric_add(c->gw->m.send_queue_bytes, (int64_t)(c->out.bytes - before));
   if (before == 0 && c->out.bytes > 0) {
     c->queued_since_ns = cc_gw_now(c->gw);
-    notify(c);
+    cc_gw_notify(c);
   }
+  cc_gw_backlog_changed(c, before);
   return 0;
 }
 
@@ -36,23 +36,7 @@ void cc_gw_finish(cc_conn *c) {
 void cc_gw_abort(cc_conn *c) {
   if (c->aborted) return;
   c->aborted = 1;
-  notify(c);
-}
-
-/* A client whose queue passed the cap: free its backlog of application frames
- * (never bytes the driver is writing, never the gateway's own frames) and close
- * it with 4009. Runs after any enqueue, from the next safe point. */
-static void cut_slow_consumer(cc_conn *c) {
-  cc_gateway *gw = c->gw;
-  if (c->out.bytes <= gw->opt.send_queue_bytes || c->aborted) return;
-  size_t freed = cc_outq_drop_data(&c->out, &gw->mem);
-  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)freed);
-  if (c->state == CONN_WS && !cc_gw_session_closing(c)) {
-    cc_metric_add(gw->m.closes_slow_consumer, 1);
-    cc_gw_session_close(c, CC_CLOSE_SLOW_CONSUMER, "slow consumer");
-  } else if (c->out.bytes > gw->opt.send_queue_bytes) {
-    cc_gw_abort(c); /* still over with nothing left to drop */
-  }
+  cc_gw_notify(c);
 }
 
 int cc_conn_new(cc_gateway *gw, const char *peer_ip, cc_conn **out) {
@@ -196,7 +180,7 @@ int cc_conn_recv(cc_conn *c, const uint8_t *data, size_t len) {
   int proxy = c->proxy_buf && c->state == CONN_HTTP; /* not after a 503 */
   if (proxy) rv = feed_proxy(c, &data, &len);
   if (rv == 0 && (!proxy || !c->proxy_buf)) rv = feed(c, data, len);
-  cut_slow_consumer(c);
+  cc_gw_backlog_enforce(c);
   if (rv == 0 && c->aborted) rv = CC_ERR_CLOSED;
   return rv;
 }
@@ -218,6 +202,8 @@ int cc_conn_want_read(const cc_conn *c) {
   if (!c || c->aborted) return 0;
   if (c->out.bytes > c->gw->opt.send_queue_bytes / 2) return 0;
   if (c->state == CONN_HTTP) return 1;
+  /* Over half the budget, senders wait in their sockets while readers drain. */
+  if (c->gw->paused) return 0;
   /* wslay's own queue (pongs not yet moved into ours) counts too. */
   if (c->ws && wslay_event_want_write(c->ws)) return 0;
   return c->state == CONN_WS && (!c->ws || wslay_event_want_read(c->ws));
@@ -235,9 +221,11 @@ void cc_conn_out_consumed(cc_conn *c, size_t n) {
   if (!c || n == 0) return;
   if (n > c->out.bytes) n = c->out.bytes;
   cc_gateway *gw = c->gw;
+  size_t before = c->out.bytes;
   cc_outq_consume(&c->out, n, &gw->mem);
+  c->last_write_ns = cc_gw_now(gw);
   cc_metric_add(gw->m.bytes_out, (int64_t)n);
-  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)n);
+  cc_gw_backlog_changed(c, before);
   if (c->out.bytes == 0)
     cc_metric_observe(gw->m.delivery_latency,
                       (double)(cc_gw_now(gw) - c->queued_since_ns) / 1e9);
@@ -251,6 +239,12 @@ static uint64_t min_u64(uint64_t a, uint64_t b) {
   return a < b ? a : b;
 }
 
+/* When the next heartbeat ping is due on an open session. */
+static uint64_t ping_due(const cc_conn *c) {
+  uint64_t last = c->last_heard_ns > c->last_ping_ns ? c->last_heard_ns : c->last_ping_ns;
+  return last + c->gw->opt.ping_ns;
+}
+
 uint64_t cc_conn_deadline(const cc_conn *c) {
   if (!c || c->aborted) return 0;
   const cc_gateway_options *o = &c->gw->opt;
@@ -262,12 +256,8 @@ uint64_t cc_conn_deadline(const cc_conn *c) {
     if (cc_gw_session_closing(c))
       return (c->close_sent_ns ? c->close_sent_ns : c->last_heard_ns) +
              o->handshake_timeout_ns;
-    {
-      uint64_t last =
-          c->last_heard_ns > c->last_ping_ns ? c->last_heard_ns : c->last_ping_ns;
-      return min_u64(c->token_expiry_ns,
-                     min_u64(last + o->ping_ns, c->last_heard_ns + o->idle_timeout_ns));
-    }
+    return min_u64(min_u64(c->token_expiry_ns, cc_gw_backlog_deadline(c)),
+                   min_u64(ping_due(c), c->last_heard_ns + o->idle_timeout_ns));
   case CONN_DONE:
     break;
   }
@@ -298,14 +288,16 @@ void cc_conn_on_timer(cc_conn *c) {
       cc_metric_add(gw->m.closes_idle, 1);
       cc_gw_session_close(c, CC_CLOSE_IDLE_TIMEOUT, "idle timeout");
     } else {
-      cc_gw_session_ping(c);
+      /* The deadline was the ping's, the grace window's, or both. */
+      if (now >= ping_due(c)) cc_gw_session_ping(c);
+      cc_gw_backlog_on_timer(c, now);
     }
     break;
   case CONN_DONE:
     cc_gw_abort(c);
     break;
   }
-  cut_slow_consumer(c);
+  cc_gw_backlog_enforce(c);
 }
 
 void cc_conn_free(cc_conn *c) {
@@ -323,8 +315,7 @@ void cc_conn_free(cc_conn *c) {
     cc_free(&gw->mem, c->http);
   }
   cc_free(&gw->mem, c->proxy_buf);
-  cc_metric_add(gw->m.send_queue_bytes, -(int64_t)c->out.bytes);
-  cc_outq_clear(&c->out, &gw->mem);
+  cc_gw_backlog_release(c);
   cc_free(&gw->mem, c->user);
   if (c->prev)
     c->prev->next = c->next;
@@ -382,11 +373,8 @@ int cc_conn_send(cc_conn *c, cc_buf *frame) {
   if (cc_gw_enqueue(c, frame, 1) != 0) return CC_ERR_NOMEM;
   cc_metric_add(gw->m.frames_out, 1);
   cc_metric_add(gw->m.messages_delivered, 1);
-  if (c->out.bytes > gw->opt.send_queue_bytes) {
-    cut_slow_consumer(c);
-    return CC_ERR_CLOSED;
-  }
-  return 0;
+  cc_gw_backlog_enforce(c);
+  return session_open(c) ? 0 : CC_ERR_CLOSED;
 }
 
 int cc_conn_send_message(cc_conn *c, const uint8_t *payload, size_t len) {

@@ -24,6 +24,7 @@ int cc_gateway_options_new(cc_gateway_options **out) {
   o->max_per_user = 16;
   o->max_connections = 100000;
   o->send_queue_bytes = 1024 * 1024;
+  o->send_queue_grace_ns = 10000 * MS;
   o->ping_ns = 25000 * MS;
   o->idle_timeout_ns = 60000 * MS;
   o->handshake_timeout_ns = 10000 * MS;
@@ -136,6 +137,26 @@ int cc_gateway_options_set_send_queue_bytes(cc_gateway_options *opt, size_t byte
   return 0;
 }
 
+int cc_gateway_options_set_send_queue_max_bytes(cc_gateway_options *opt, size_t bytes) {
+  if (!opt || (bytes != 0 && (bytes < 4096 || (uint64_t)bytes > (8ull << 30))))
+    return CC_ERR_INVALID;
+  opt->send_queue_max_bytes = bytes;
+  return 0;
+}
+
+int cc_gateway_options_set_send_queue_grace(cc_gateway_options *opt, uint64_t ms) {
+  if (!opt || ms < 10 || ms > 3600000) return CC_ERR_INVALID;
+  opt->send_queue_grace_ns = ms * MS;
+  return 0;
+}
+
+int cc_gateway_options_set_send_queue_budget(cc_gateway_options *opt, uint64_t bytes) {
+  if (!opt || (bytes != 0 && (bytes < 8192 || bytes > (1ull << 40))))
+    return CC_ERR_INVALID;
+  opt->send_queue_budget = bytes;
+  return 0;
+}
+
 int cc_gateway_options_set_heartbeat(cc_gateway_options *opt, uint64_t ping_ms,
                                      uint64_t timeout_ms) {
   if (!opt || ping_ms < 10 || timeout_ms <= ping_ms || timeout_ms > 86400000)
@@ -212,6 +233,23 @@ static int register_metrics(cc_gateway *gw) {
       "Bytes queued for sending, all connections.", NULL, &m->send_queue_bytes);
   ADD(CC_METRIC_COUNTER, "cc_gateway_closes_total", "Sessions closed by the gateway.",
       "reason=\"slow_consumer\"", &m->closes_slow_consumer);
+  static const char *const rules[] = {"rule=\"stalled\"", "rule=\"max_bytes\"",
+                                      "rule=\"budget\""};
+  for (size_t i = 0; i < 3; i++)
+    ADD(CC_METRIC_COUNTER, "cc_gateway_slow_consumer_closes_total",
+        "Sessions closed 4009, by the rule that closed them.", rules[i],
+        &m->slow_closes[i]);
+  ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_behind_sessions",
+      "Sessions whose send queue is over the watermark.", NULL, &m->behind);
+  ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_paused",
+      "1 while the queues are over half the budget and sessions are not read.", NULL,
+      &m->paused);
+  ADD(CC_METRIC_COUNTER, "cc_gateway_send_queue_pauses_total",
+      "Times the queues passed half the budget and reading paused.", NULL, &m->pauses);
+  ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_peak_bytes",
+      "The largest one connection's send queue has been.", NULL, &m->queue_peak);
+  ADD(CC_METRIC_GAUGE, "cc_gateway_send_queue_budget_bytes",
+      "Bytes all send queues may hold together.", NULL, &m->budget);
   ADD(CC_METRIC_COUNTER, "cc_gateway_closes_total", "Sessions closed by the gateway.",
       "reason=\"rate_limited\"", &m->closes_rate_limited);
   ADD(CC_METRIC_COUNTER, "cc_gateway_closes_total", "Sessions closed by the gateway.",
@@ -283,6 +321,7 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
     gw->owns_metrics = rv == 0;
   }
   if (rv == 0) rv = register_metrics(gw);
+  if (rv == 0) rv = cc_gw_backlog_init(gw);
   if (rv == 0)
     rv = make_limiter(&gw->handshake_rl, opt, opt->handshake_per_second,
                       opt->handshake_burst);

@@ -31,7 +31,10 @@ struct cc_gateway_options {
   uint32_t handshake_per_second, handshake_burst;
   uint32_t frames_per_second, bytes_per_second;
   uint32_t max_per_user, max_connections;
-  size_t send_queue_bytes;
+  size_t send_queue_bytes;     /* the watermark: over it a session is behind */
+  size_t send_queue_max_bytes; /* the hard cap; 0: CC_GW_MAX_FACTOR x the watermark */
+  uint64_t send_queue_grace_ns;
+  uint64_t send_queue_budget; /* all sessions together; 0: automatic */
   uint64_t ping_ns, idle_timeout_ns, handshake_timeout_ns;
   cc_clock_fn clock;
   void *clock_data;
@@ -43,6 +46,7 @@ typedef struct gw_metrics {
   cc_metric *frames_in, *frames_out, *bytes_in, *bytes_out;
   cc_metric *messages_in, *messages_delivered, *send_queue_bytes;
   cc_metric *closes_slow_consumer, *closes_rate_limited, *closes_idle;
+  cc_metric *behind, *paused, *pauses, *queue_peak, *budget, *slow_closes[3];
   cc_metric *handshake_latency, *delivery_latency, *http_requests;
 } gw_metrics;
 
@@ -69,6 +73,13 @@ struct cc_gateway {
   cc_conn *conns; /* doubly linked list of live connections */
   size_t n_conns;
   int draining;
+  /* The send-queue policy (backlog.c), resolved from the options. */
+  size_t max_queue;      /* the hard cap */
+  uint64_t budget;       /* queued bytes of all connections */
+  uint64_t queued;       /* what they hold now */
+  uint64_t budget_stuck; /* a budget pass found nothing to cut at this total */
+  size_t queue_peak;     /* the largest queue seen */
+  int paused;            /* over half the budget: sessions are not read */
 };
 
 enum conn_state {
@@ -106,10 +117,14 @@ struct cc_conn {
   unsigned aborted : 1;       /* drop now, without flushing */
   unsigned proto_error : 1;   /* a violation wslay does not answer with 1002 itself */
   unsigned flooding : 1;      /* over a limit while closing: read no more */
+  unsigned behind : 1;        /* its queue is over the watermark */
   uint64_t after_close_bytes; /* frame bytes the client sent after our close */
   uint16_t close_code;        /* the code that ended the session, once known */
   uint64_t created_ns, last_heard_ns, last_ping_ns, close_sent_ns, queued_since_ns;
   uint64_t done_ns;         /* when the state became CONN_DONE */
+  uint64_t last_write_ns;   /* when the driver last reported bytes written */
+  uint64_t behind_since_ns; /* start of the current grace window, while behind */
+  size_t behind_mark;       /* queued bytes at that start */
   uint64_t token_expiry_ns; /* monotonic; UINT64_MAX: none */
   void *user_data;
   void *driver_data;
@@ -120,13 +135,40 @@ struct cc_conn {
  * close and the frames already on their way. */
 #define CC_GW_AFTER_CLOSE_SLACK 16384u
 
+#define CC_GW_MAX_FACTOR 8u /* default hard cap: this many watermarks */
+/* A queue from which nothing was written for this long counts as stalled when
+ * the budget picks whom to cut. */
+#define CC_GW_STALL_NS 1000000000ull
+
 /* conn.c */
+/* Tells the driver the connection needs attention (not while constructing or
+ * releasing it). */
+void cc_gw_notify(cc_conn *c);
 /* Queues `b` by reference; `droppable` for application data frames. */
 int cc_gw_enqueue(cc_conn *c, cc_buf *b, int droppable);
 /* Nothing more will be read: flush what is queued, then close. */
 void cc_gw_finish(cc_conn *c);
 /* Drop the connection now, output abandoned (tells the driver). */
 void cc_gw_abort(cc_conn *c);
+
+/* backlog.c: the send-queue policy (docs/gateway.md, "Slow consumers"). */
+/* Resolves the hard cap and the budget from the options; CC_ERR_INVALID if they
+ * contradict each other (cap under the watermark, budget under two caps). */
+int cc_gw_backlog_init(cc_gateway *gw);
+/* Accounts for a change of c->out.bytes from `before`: totals, metrics, whether
+ * it is behind, whether sessions are paused. Call after every change. */
+void cc_gw_backlog_changed(cc_conn *c, size_t before);
+/* Applies the hard cap to `c` and the budget to every session: closes 4009
+ * whom they condemn. Runs at the safe points after queueing (the end of
+ * cc_conn_recv, cc_conn_on_timer, cc_conn_send). */
+void cc_gw_backlog_enforce(cc_conn *c);
+/* When the grace rule next looks at `c` (UINT64_MAX: not behind). */
+uint64_t cc_gw_backlog_deadline(const cc_conn *c);
+/* The grace rule at `now`: a session behind for a whole window whose queue did
+ * not shrink is closed 4009; one that shrank starts a new window. */
+void cc_gw_backlog_on_timer(cc_conn *c, uint64_t now);
+/* Frees `c`'s queue (the connection is going). */
+void cc_gw_backlog_release(cc_conn *c);
 
 /* frame.c: one unmasked frame, any opcode. */
 int cc_gw_frame_build(cc_buf **out, int opcode, const uint8_t *payload, size_t len,

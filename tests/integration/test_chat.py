@@ -7,6 +7,7 @@ stay independent); those that need other flags, a restart or a kill start their 
 """
 import asyncio
 import secrets
+import socket
 import time
 
 import pytest
@@ -1090,3 +1091,148 @@ def test_http_api(chat, own_servers):
     assert r.status == 400 and r.error_code() == "BAD_REQUEST", r
     assert chat.http("DELETE", path, tok=tb).status == 405
     assert chat.http("POST", "/v1/chats", {"x": 1}, tok=tb).status == 405
+
+
+# ---- 16. slow consumers --------------------------------------------------------------
+# docs/protocol.md, "Reading what the server sends": a client that reads is never
+# closed 4009 for traffic inside the documented limits; one that stops reading is,
+# once its queue has not shrunk for the grace period.
+
+FIELD_LIMIT = 16 * 1024  # one string field (docs/protocol.md, Limits)
+MESSAGE_BURST = 40       # sendMessage per user, the default burst
+
+
+def gateway_metrics(server):
+    """The gateway's series from GET /metrics, as {"name{labels}": value}."""
+    r = server.http("GET", "/metrics")
+    assert r.status == 200, r
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+async def burst(client, chat_id, n, tag):
+    """`n` sendMessage of FIELD_LIMIT bytes, pipelined; their acks' seqs."""
+    futs = [await client.submit("sendMessage", chatId=chat_id, clientMsgId=f"{tag}-{i}",
+                                text=chr(ord("a") + i % 26) * FIELD_LIMIT)
+            for i in range(n)]
+    return [result_of("sendMessage", r)["seq"] for r in await replies(futs, timeout=60)]
+
+
+async def wait_for_messages(client, chat_id, seqs, timeout):
+    """Waits until `client` has seen a message event for every seq in `seqs`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        seen = {e["seq"] for k, e in client.log if k == "message" and e["chatId"] == chat_id}
+        missing = set(seqs) - seen
+        if not missing:
+            return
+        assert not client.closed, \
+            f"{client.user}: closed ({client.ws.close_code}) with {len(missing)} missing"
+        assert asyncio.get_running_loop().time() < deadline, \
+            f"{client.user}: {len(missing)} messages missing after {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+def test_group_burst_inside_the_limits_closes_nobody(own_servers):
+    # Issue 16, finding 2: 8 members each send one full burst (40 x 16 KiB) into a
+    # group while a 9th only reads. Up to 5 MiB can be queued for a member at once
+    # (2 MiB measured on loopback), past the 1 MiB watermark, faster than any
+    # client reads; all of them read, so nobody is closed. (With the cap at the
+    # watermark, --send-queue-max-bytes 1048576, as before the fix: 4009.)
+    s = own_servers.start()  # the documented defaults
+    users = unique(*[f"sender{i}" for i in range(8)], "reader")
+    senders, reader = users[:8], users[8]
+
+    async def go():
+        async with Clients(s) as cs:
+            cl = [await cs.connect(u) for u in users]
+            chat_id = await group_with(cl[0], users[1:])
+            for c in cl[1:]:
+                await c.wait_event("membershipChanged", chatId=chat_id)
+            t0 = time.monotonic()
+            acked = await asyncio.gather(*(burst(c, chat_id, MESSAGE_BURST, u)
+                                           for c, u in zip(cl[:8], senders)))
+            every = sorted(seq for seqs in acked for seq in seqs)
+            assert len(every) == 8 * MESSAGE_BURST
+            for c, own in zip(cl, acked + [[]]):
+                # A sender's own messages come back as replies, the rest as events.
+                await wait_for_messages(c, chat_id, set(every) - set(own), 60 * SCALE)
+            elapsed = time.monotonic() - t0
+            for c in cl:
+                assert not c.closed, f"{c.user}: closed {c.ws.close_code}"
+                await c.ping()
+            m = gateway_metrics(s)
+            peak = m["cc_gateway_send_queue_peak_bytes"]
+            print(f"\n{len(every)} messages of {FIELD_LIMIT} bytes to 9 members in "
+                  f"{elapsed:.2f}s; largest send queue {peak / 2**20:.2f} MiB")
+            assert m['cc_gateway_closes_total{reason="slow_consumer"}'] == 0, m
+    run(go())
+
+
+def test_member_who_never_reads_is_closed_after_the_grace_period(own_servers):
+    # A member stops reading its socket: its queue passes the watermark and
+    # does not shrink, so after the grace period it is closed 4009 (not before:
+    # the hard cap is far away), while the others, who read, get everything and
+    # carry on; a reconnect and the history bring back what it missed.
+    grace_ms = 3000  # the senders, behind too while they read, must drain within it
+    s = own_servers.start("--send-queue-bytes", "262144", "--send-queue-grace-ms",
+                          str(grace_ms), "--send-queue-max-bytes", str(64 << 20))
+    users = unique(*[f"s{i}" for i in range(8)], "lazy")
+    senders, lazy_user = users[:8], users[8]
+
+    async def go():
+        async with Clients(s) as cs:
+            cl = [await cs.connect(u) for u in senders]
+            lazy = await cs.connect(lazy_user)
+            chat_id = await group_with(cl[0], users[1:])
+            for c in cl[1:] + [lazy]:
+                await c.wait_event("membershipChanged", chatId=chat_id)
+            # Stop reading the socket, with a small receive buffer (the kernel's
+            # buffers fill, then the server's queue grows; a tinier one makes
+            # reading again crawl on zero-window probes).
+            sock = lazy.ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            lazy.ws.transport.pause_reading()
+            t0 = time.monotonic()
+            acked = await asyncio.gather(*(burst(c, chat_id, MESSAGE_BURST, u)
+                                           for c, u in zip(cl, senders)))
+            every = sorted(seq for seqs in acked for seq in seqs)
+            for c, own in zip(cl, acked):
+                await wait_for_messages(c, chat_id, set(every) - set(own), 60 * SCALE)
+            deadline = time.monotonic() + (grace_ms / 1000 + TIMEOUT) * SCALE
+            rules = {}
+            while time.monotonic() < deadline:
+                m = gateway_metrics(s)
+                rules = {r: m[f'cc_gateway_slow_consumer_closes_total{{rule="{r}"}}']
+                         for r in ("stalled", "max_bytes", "budget")}
+                if any(rules.values()):
+                    break
+                await asyncio.sleep(0.05)
+            cut_after = time.monotonic() - t0
+            assert rules == {"stalled": 1, "max_bytes": 0, "budget": 0}, rules
+            assert cut_after >= grace_ms / 1000, cut_after
+            # It reads again: what was being written, then the close.
+            lazy.ws.transport.resume_reading()
+            deadline = time.monotonic() + TIMEOUT
+            while not lazy.closed and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert lazy.closed and lazy.ws.close_code == 4009, lazy.ws.close_code
+            # The others carry on.
+            last = (await cl[1].send(chat_id, "still here"))["seq"]
+            for c in cl:
+                assert not c.closed, f"{c.user}: closed {c.ws.close_code}"
+            for c in cl[:1] + cl[2:]:
+                await c.wait_event("message", chatId=chat_id, seq=last)
+            # Nothing was lost: after a reconnect the history has it all.
+            again = await cs.connect(lazy_user)
+            log = await read_log(again, chat_id)
+            assert {e["seq"] for e in messages_of(log)} == set(every) | {last}
+            peak = gateway_metrics(s)["cc_gateway_send_queue_peak_bytes"]
+            print(f"\nthe non-reader was closed 4009 {cut_after:.2f}s after the burst "
+                  f"began (grace {grace_ms} ms); largest send queue "
+                  f"{peak / 2**20:.2f} MiB")
+    run(go())

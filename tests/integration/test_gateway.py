@@ -83,7 +83,14 @@ def test_health_ready_metrics_and_other_paths(server):
                    b"cc_gateway_frames_total", b"cc_gateway_bytes_total",
                    b"cc_gateway_messages_delivered_total", b"cc_gateway_send_queue_bytes",
                    b"cc_gateway_handshake_latency_seconds_bucket",
-                   b"cc_gateway_delivery_latency_seconds_bucket"):
+                   b"cc_gateway_delivery_latency_seconds_bucket",
+                   b'cc_gateway_slow_consumer_closes_total{rule="stalled"}',
+                   b'cc_gateway_slow_consumer_closes_total{rule="max_bytes"}',
+                   b'cc_gateway_slow_consumer_closes_total{rule="budget"}',
+                   b"cc_gateway_send_queue_behind_sessions",
+                   b"cc_gateway_send_queue_paused",
+                   b"cc_gateway_send_queue_peak_bytes",
+                   b"cc_gateway_send_queue_budget_bytes 268435456"):
         assert series in r, series
     assert status_of(raw_request(server.port, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")) == 404
     assert status_of(raw_request(server.port, b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 405
@@ -562,6 +569,17 @@ def test_sigterm_drains_with_1001(make_server):
     (["--jwt-secret", SECRET, "--idle-timeout-ms", "2000", "--ping-interval-ms", "2000"],
      "--idle-timeout-ms"),
     (["--jwt-public-key", "/dev/null", "--jwt-alg", "ES256", "--dev-login"], "--jwt-public-key"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "4095"], "--send-queue-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "1M"], "--send-queue-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-max-bytes", "0"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-max-bytes", "65536"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-bytes", "65536", "--send-queue-max-bytes",
+      "32768"], "--send-queue-max-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-grace-ms", "9"], "--send-queue-grace-ms"),
+    (["--jwt-secret", SECRET, "--send-queue-grace-ms", "-1"], "--send-queue-grace-ms"),
+    (["--jwt-secret", SECRET, "--send-queue-budget-bytes", "x"], "--send-queue-budget-bytes"),
+    (["--jwt-secret", SECRET, "--send-queue-budget-bytes", "16777215"],
+     "--send-queue-budget-bytes"),
 ])
 def test_bad_flags_exit_2(args, needle, tmp_path):
     # Run where a stray database would show: no flag error may create one.

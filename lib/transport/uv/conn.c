@@ -184,8 +184,14 @@ void cc_uv_conn_attend(cc_uv_conn *c) {
       cc_uv_conn_close(c, 1);
       return;
     }
+  } else if (c->reading && !cc_conn_want_read(c->conn)) {
+    /* Its queue grew (a fan-out) or the gateway paused reading (over half its
+     * budget): stop now, not after one more read. */
+    c->reading = 0;
+    uv_read_stop((uv_stream_t *)&c->tcp);
   } else if (!c->reading && cc_conn_want_read(c->conn)) {
-    /* The client caught up with its queue: listen to it again. */
+    /* The client caught up with its queue, or the pause ended: listen to it
+     * again. */
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
       cc_uv_conn_close(c, 0);
       return;
