@@ -129,20 +129,37 @@ static void refuse(cc_conn *c, int status, const char *text, const char *extra) 
 /* Verifies the bearer token from the Authorization header (in place) or the
  * access_token query parameter (percent-decoded into a scratch copy). Returns
  * 0, the verifier's error, or CC_ERR_NOT_FOUND when no token was sent. */
+static int check_token(const cc_gateway *gw, const char *token, size_t len,
+                       cc_jwt_claims *claims) {
+  if (!gw->opt.verify) return cc_jwt_verify(gw->opt.jwt, token, len, claims);
+  memset(claims, 0, sizeof *claims);
+  claims->iat = -1;
+  int rv = gw->opt.verify(gw->opt.verify_data, token, len, claims);
+  if (rv != 0) return rv < 0 ? rv : CC_ERR_JWT_CLAIM;
+  /* The application's answer is input like any other: a subject we cannot
+   * carry is a refusal, not a session. */
+  if (claims->sub_len == 0 || claims->sub_len > CC_JWT_SUB_MAX ||
+      memchr(claims->sub, '\0', claims->sub_len))
+    return CC_ERR_JWT_CLAIM;
+  claims->sub[claims->sub_len] = '\0';
+  if (claims->exp <= 0) claims->exp = INT64_MAX;
+  return 0;
+}
+
 static int verify_token(cc_conn *c, const cc_http_request *req, cc_jwt_claims *claims) {
-  const cc_jwt_verifier *v = c->gw->opt.jwt;
+  const cc_gateway *gw = c->gw;
   cc_str auth = cc_http_request_header(req, "Authorization");
   if (auth.ptr) {
     cc_str token;
     if (cc_http_bearer_token(auth, &token) != 0) return CC_ERR_JWT_MALFORMED;
-    return cc_jwt_verify(v, token.ptr, token.len, claims);
+    return check_token(gw, token.ptr, token.len, claims);
   }
   cc_str query = cc_http_request_query(req);
   char *buf = cc_malloc(&c->gw->mem, query.len + 1);
   if (!buf) return CC_ERR_NOMEM;
   int n = cc_http_query_param(query, "access_token", buf, query.len + 1);
   int rv = n == CC_ERR_NOT_FOUND ? CC_ERR_NOT_FOUND
-           : n > 0               ? cc_jwt_verify(v, buf, (size_t)n, claims)
+           : n > 0               ? check_token(gw, buf, (size_t)n, claims)
                                  : CC_ERR_JWT_MALFORMED;
   cc_free(&c->gw->mem, buf);
   return rv;
