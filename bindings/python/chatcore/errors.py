@@ -39,6 +39,7 @@ class ErrorCode(enum.IntEnum):
     CLOSED = -61
     TIMEOUT = -62
     BACKEND = -63
+    UNAVAILABLE = -64
     FATAL = -500
     INTERNAL = -501
 

@@ -8,13 +8,13 @@ import re
 import pytest
 
 import chatcore
-from chatcore import jwt, protocol, ratelimit
+from chatcore import jwt, protocol, ratelimit, server
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs",
                    "bindings-python.md")
 
 
-@pytest.mark.parametrize("module", [chatcore, jwt, ratelimit, protocol])
+@pytest.mark.parametrize("module", [chatcore, jwt, ratelimit, protocol, server])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
