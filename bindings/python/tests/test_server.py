@@ -97,7 +97,7 @@ def test_tokens_checked_by_the_application():
     async def go(server):
         alice = await connect(server, "tok-alice")
         assert alice.user == "alice"
-        with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+        with pytest.raises(websockets.InvalidStatusCode) as refused:
             await connect(server, "tok-mallory")
         assert refused.value.status_code == 401
         assert "serverTimeMs" in (await alice.call(ping={}))["ping"]
@@ -116,7 +116,7 @@ def test_tokens_checked_as_jwt():
     async def go(server):
         alice = await connect(server, good)
         assert alice.user == "alice"
-        with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+        with pytest.raises(websockets.InvalidStatusCode) as refused:
             await connect(server, forged)
         assert refused.value.status_code == 401
         await alice.ws.close()
@@ -136,7 +136,7 @@ def test_verifier_answers_that_are_not_a_user_are_refused(caplog):
 
     async def go(server):
         for token in ("raise", "bad-id", "int"):
-            with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+            with pytest.raises(websockets.InvalidStatusCode) as refused:
                 await connect(server, token)
             assert refused.value.status_code == 401
         bob = await connect(server, "tok-bob")  # still serving
