@@ -23,9 +23,11 @@ ignored. Each such exception is logged with its traceback on the
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
 
@@ -34,6 +36,16 @@ from .errors import ChatcoreError, ClosedError, ErrorCode, check
 from .jwt import Verifier
 
 log = logging.getLogger("chatcore.server")
+
+# Servers still running when the interpreter exits are stopped first: their
+# thread must not call into an interpreter that is being torn down.
+_running: "weakref.WeakSet[Server]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_running):
+        server.stop()
 
 # Protocol error codes a rejection may carry (docs/protocol.md, ErrorCode).
 _CODES = {
@@ -218,6 +230,7 @@ class Server:
             self._thunks = thunks
             self._jwt_use = jwt_use
             self.port = lib.cc_server_port(self._ptr)
+            _running.add(self)
         log.info("chat server listening on %s", self.url)
         return self
 
@@ -233,6 +246,7 @@ class Server:
             rc = _lib.lib().cc_server_stop(ptr)
             check(rc, "stop() called from one of the server's own callbacks")
             self._ptr = None
+            _running.discard(self)
             self._thunks = []  # no callback can run any more
             if self._jwt_use is not None:
                 self._jwt_use.__exit__(None, None, None)

@@ -393,3 +393,24 @@ def test_stop_from_a_callback_is_refused():
         reply = run(go(server))
     assert "sendMessage" in reply
     assert results == [chatcore.ErrorCode.STATE]
+
+
+def test_a_server_left_running_is_stopped_at_exit(tmp_path):
+    """A program that never calls stop(): the interpreter stops the server
+    before it goes (its thread would otherwise call into a dying interpreter),
+    and the process exits 0."""
+    import subprocess
+    import sys
+    script = tmp_path / "leak.py"
+    script.write_text(
+        "import chatcore\n"
+        "s = chatcore.Server(verify_token=lambda t: 'alice',\n"
+        "                    after_store=lambda e: None).start()\n"
+        "print(s.port, flush=True)\n")
+    pkg_parent = os.path.dirname(os.path.dirname(chatcore.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [pkg_parent] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) > 0
