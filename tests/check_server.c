@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <chatcore/error.h>
+#include <chatcore/memory.h>
 #include <chatcore/protocol.h>
 #include <chatcore/server.h>
 #include <netinet/in.h>
@@ -235,6 +236,56 @@ START_TEST(stop_refused_on_the_servers_thread) {
 }
 END_TEST
 
+/* ---- a storage of the application's ---- */
+
+static int factory_calls;
+static cc_loop *factory_loop;
+
+static int make_storage(void *ud, cc_loop *loop, cc_storage **out) {
+  factory_calls++;
+  factory_loop = loop;
+  if (ud) return *(const int *)ud;
+  int rv = cc_storage_memory_new(out, NULL);
+  return rv;
+}
+
+START_TEST(storage_from_a_factory) {
+  /* A failing factory fails the start with its error. */
+  cc_server_options *o = options();
+  static const int unavailable = CC_ERR_UNAVAILABLE;
+  ck_assert_int_eq(cc_server_options_set_storage_factory(NULL, make_storage, NULL),
+                   CC_ERR_INVALID);
+  ck_assert_int_eq(
+      cc_server_options_set_storage_factory(o, make_storage, (void *)&unavailable), 0);
+  cc_server *s;
+  char error[256];
+  ck_assert_int_eq(cc_server_start(&s, o, NULL, error, sizeof error), CC_ERR_UNAVAILABLE);
+  ck_assert_msg(strstr(error, "storage factory"), "%s", error);
+  ck_assert_int_eq(factory_calls, 1);
+
+  /* One that works: called once, with the server's loop; chats land in it. */
+  ck_assert_int_eq(cc_server_options_set_storage_factory(o, make_storage, NULL), 0);
+  ck_assert_int_eq(cc_server_start(&s, o, NULL, error, sizeof error), 0);
+  cc_server_options_free(o);
+  ck_assert_int_eq(factory_calls, 2);
+  ck_assert_ptr_nonnull(factory_loop);
+  char head[1024], frame[2048];
+  int fd = dial(cc_server_port(s));
+  ck_assert_int_eq(upgrade(fd, "sess-dave", head, sizeof head), 101);
+  ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
+  const char *cmd = "{\"requestId\":\"1\",\"createDirectChat\":{\"peerId\":\"erin\"}}";
+  uint8_t wire[256];
+  size_t n = ws_client_frame(wire, CC_WS_TEXT, cmd, strlen(cmd));
+  ck_assert_int_eq(write(fd, wire, n), (ssize_t)n);
+  do
+    ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
+  while (!strstr(frame, "\"reply\""));
+  ck_assert_msg(strstr(frame, "createDirectChat"), "%s", frame);
+  close(fd);
+  ck_assert_int_eq(cc_server_stop(s), 0); /* closes the storage (ASan: no leak) */
+}
+END_TEST
+
 static Suite *server_suite(void) {
   Suite *s = suite_create("server");
   TCase *tc = tcase_create("server");
@@ -242,6 +293,7 @@ static Suite *server_suite(void) {
   tcase_add_test(tc, options_and_start_errors);
   tcase_add_test(tc, session_hook_and_stop_with_a_client);
   tcase_add_test(tc, stop_refused_on_the_servers_thread);
+  tcase_add_test(tc, storage_from_a_factory);
   suite_add_tcase(s, tc);
   return s;
 }

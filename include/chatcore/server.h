@@ -22,7 +22,9 @@
 #include <chatcore/common.h>
 #include <chatcore/gateway.h>
 #include <chatcore/jwt.h>
+#include <chatcore/loop.h>
 #include <chatcore/service.h>
+#include <chatcore/storage.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +48,19 @@ CC_EXTERN int cc_server_options_set_listen(cc_server_options *opt, const char *h
  * `opt` or a path of 4096 bytes or more. (A library built without SQLite fails
  * at cc_server_start, CC_ERR_IO naming the reason.) */
 CC_EXTERN int cc_server_options_set_db(cc_server_options *opt, const char *path);
+/* Makes the server's storage, in place of SQLite or memory: your own backend
+ * (a cc_storage, <chatcore/storage.h>). Called once, on the server's thread,
+ * during cc_server_start, with the loop contract of the server's loop (for a
+ * backend that waits on a network or a worker thread; borrowed, valid until
+ * the storage is closed). Return 0 and set *out (owned by the server from
+ * then: closed with methods->close, or ->free before version 3, at stop), or
+ * an error: cc_server_start fails with it (CC_ERR_IO for an error that is not
+ * a CC_ERR_* code). NULL restores SQLite or memory (as set_db says).
+ * `user_data` borrowed. CC_ERR_INVALID for a NULL `opt`. */
+typedef int (*cc_server_storage_fn)(void *user_data, cc_loop *loop, cc_storage **out);
+CC_EXTERN int cc_server_options_set_storage_factory(cc_server_options *opt,
+                                                    cc_server_storage_fn fn,
+                                                    void *user_data);
 /* The JWT verifier of handshake tokens (borrowed: it must outlive the server).
  * Replaces a token verifier. CC_ERR_INVALID for NULL. */
 CC_EXTERN int cc_server_options_set_jwt(cc_server_options *opt,

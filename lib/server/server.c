@@ -28,7 +28,9 @@
 
 struct cc_server_options {
   char listen[SERVER_LISTEN_MAX];
-  char *db; /* NULL: memory */
+  char *db;                          /* NULL: memory */
+  cc_server_storage_fn make_storage; /* in place of `db` */
+  void *make_storage_data;
   const cc_jwt_verifier *jwt;
   cc_token_verify_fn verify;
   void *verify_data;
@@ -109,6 +111,14 @@ int cc_server_options_set_db(cc_server_options *opt, const char *path) {
   return 0;
 }
 
+int cc_server_options_set_storage_factory(cc_server_options *opt, cc_server_storage_fn fn,
+                                          void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->make_storage = fn;
+  opt->make_storage_data = fn ? user_data : NULL;
+  return 0;
+}
+
 int cc_server_options_set_jwt(cc_server_options *opt, const cc_jwt_verifier *verifier) {
   if (!opt || !verifier) return CC_ERR_INVALID;
   opt->jwt = verifier;
@@ -159,7 +169,15 @@ static void set_error(cc_server *s, const char *what, const char *detail) {
 static int open_storage(cc_server *s) {
   int rv = cc_uv_loop_new(&s->backend_loop, &s->loop, &s->mem);
   if (rv != 0) return rv;
-  if (!s->opt.db) {
+  if (s->opt.make_storage) {
+    rv = s->opt.make_storage(s->opt.make_storage_data, s->backend_loop, &s->storage);
+    if (rv == 0 && (!s->storage || !s->storage->methods)) rv = CC_ERR_INVALID;
+    if (rv != 0) {
+      s->storage = NULL;
+      set_error(s, "the storage factory failed", cc_strerror(rv));
+      return rv < 0 ? rv : CC_ERR_IO;
+    }
+  } else if (!s->opt.db) {
     rv = cc_storage_memory_new(&s->storage, &s->mem);
   } else {
     cc_sqlite_options *so;
@@ -269,10 +287,13 @@ static void on_listener_closed(void *ud) {
   cc_server *s = ud;
   s->listener = NULL;
   free_chat(s);
-  if (s->storage)
-    s->storage->methods->close(s->storage, on_storage_closed, s);
-  else
+  cc_storage *st = s->storage;
+  if (st && st->methods->version >= 3 && st->methods->close) {
+    st->methods->close(st, on_storage_closed, s);
+  } else {
+    if (st) st->methods->free(st); /* an older backend: it completes in free */
     on_storage_closed(s);
+  }
 }
 
 static void on_drained(void *ud) {
