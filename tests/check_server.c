@@ -93,6 +93,17 @@ static int next_frame(int fd, char *buf, size_t cap) {
   return op;
 }
 
+/* Sends the JSON command `cmd`; reads frames (events) until a reply, left in
+ * `frame`. */
+static void call(int fd, const char *cmd, char *frame, size_t cap) {
+  uint8_t wire[512];
+  size_t n = ws_client_frame(wire, CC_WS_TEXT, cmd, strlen(cmd));
+  ck_assert_int_eq(write(fd, wire, n), (ssize_t)n);
+  do
+    ck_assert_int_eq(next_frame(fd, frame, cap), CC_WS_TEXT);
+  while (!strstr(frame, "\"reply\""));
+}
+
 static cc_server_options *options(void) {
   cc_server_options *o;
   ck_assert_int_eq(cc_server_options_new(&o), 0);
@@ -158,20 +169,12 @@ START_TEST(session_hook_and_stop_with_a_client) {
   ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
   ck_assert_msg(strstr(frame, "\"hello\"") && strstr(frame, "\"alice\""), "%s", frame);
   /* A message the hook refuses: the reason comes back. */
-  const char *cmd = "{\"requestId\":\"1\",\"createDirectChat\":{\"peerId\":\"bob\"}}";
-  uint8_t wire[512];
-  size_t n = ws_client_frame(wire, CC_WS_TEXT, cmd, strlen(cmd));
-  ck_assert_int_eq(write(fd, wire, n), (ssize_t)n);
-  do
-    ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
-  while (!strstr(frame, "\"reply\""));
-  cmd = "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
-        "\"clientMsgId\":\"m1\",\"text\":\"hi there\"}}";
-  n = ws_client_frame(wire, CC_WS_TEXT, cmd, strlen(cmd));
-  ck_assert_int_eq(write(fd, wire, n), (ssize_t)n);
-  do
-    ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
-  while (!strstr(frame, "\"reply\""));
+  call(fd, "{\"requestId\":\"1\",\"createDirectChat\":{\"peerId\":\"bob\"}}", frame,
+       sizeof frame);
+  call(fd,
+       "{\"requestId\":\"2\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+       "\"clientMsgId\":\"m1\",\"text\":\"hi there\"}}",
+       frame, sizeof frame);
   ck_assert_msg(strstr(frame, "ERROR_CODE_FORBIDDEN") && strstr(frame, "not today"), "%s",
                 frame);
   ck_assert_str_eq(hooked_text, "hi there");
@@ -273,13 +276,8 @@ START_TEST(storage_from_a_factory) {
   int fd = dial(cc_server_port(s));
   ck_assert_int_eq(upgrade(fd, "sess-dave", head, sizeof head), 101);
   ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
-  const char *cmd = "{\"requestId\":\"1\",\"createDirectChat\":{\"peerId\":\"erin\"}}";
-  uint8_t wire[256];
-  size_t n = ws_client_frame(wire, CC_WS_TEXT, cmd, strlen(cmd));
-  ck_assert_int_eq(write(fd, wire, n), (ssize_t)n);
-  do
-    ck_assert_int_eq(next_frame(fd, frame, sizeof frame), CC_WS_TEXT);
-  while (!strstr(frame, "\"reply\""));
+  call(fd, "{\"requestId\":\"1\",\"createDirectChat\":{\"peerId\":\"erin\"}}", frame,
+       sizeof frame);
   ck_assert_msg(strstr(frame, "createDirectChat"), "%s", frame);
   close(fd);
   ck_assert_int_eq(cc_server_stop(s), 0); /* closes the storage (ASan: no leak) */
