@@ -27,6 +27,9 @@ BELOW = {
     "transport": ["core", "protocol", "primitives", "gateway", "interfaces"],
     "link": ["core", "protocol", "primitives", "interfaces", "gateway",
              "service", "edge"],
+    # the embedded server (server.h): everything above, wired on a thread
+    "server": ["core", "protocol", "primitives", "interfaces", "gateway",
+               "service", "edge", "link", "backends", "transport"],
     "umbrella": None,  # chatcore.h includes everything, and nothing includes it
 }
 
@@ -46,6 +49,7 @@ PUBLIC = {
     "memory.h": "backends", "sqlite.h": "backends", "postgres.h": "backends", "redis.h": "backends",
     "memnet.h": "transport", "uv.h": "transport",
     "link.h": "link", "http_api.h": "link",
+    "server.h": "server",
     "chatcore.h": "umbrella",
 }
 
@@ -53,7 +57,7 @@ PUBLIC = {
 INTERNAL = {
     "core": "core", "protocol": "protocol", "primitives": "primitives",
     "gateway": "gateway", "service": "service", "edge": "edge", "link": "link",
-    "backends": "backends", "transport": "transport",
+    "backends": "backends", "transport": "transport", "server": "server",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

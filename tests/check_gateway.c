@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gateway/gateway_internal.h" /* to watch the wslay context come and go */
 #include "support/runner.h"
@@ -332,6 +333,113 @@ START_TEST(token_in_query_parameter) {
   ck_assert_int_eq(status_of(exchange(c, req)), 101);
   ck_assert_str_eq(the_app.last_user, "carol");
   cc_conn_free(c);
+}
+END_TEST
+
+/* ---- the application's own token check ---- */
+
+static char seen_token[256];
+static int verify_calls;
+
+/* Opaque tokens of the application's user system: "sess-<user>" opens a
+ * session of <user> with no expiry; "expired" ended a minute ago; "long" and
+ * "nul" answer subjects the gateway cannot carry; anything else is refused. */
+static int app_verify(void *ud, const char *token, size_t len, cc_jwt_claims *claims) {
+  ck_assert_ptr_eq(ud, &the_app);
+  ck_assert_int_eq(claims->iat, -1); /* arrives zeroed, iat -1 */
+  ck_assert_uint_eq(claims->sub_len, 0);
+  verify_calls++;
+  snprintf(seen_token, sizeof seen_token, "%.*s", (int)len, token);
+  if (len > 5 && memcmp(token, "sess-", 5) == 0 && len - 5 <= CC_JWT_SUB_MAX) {
+    memcpy(claims->sub, token + 5, len - 5);
+    claims->sub_len = len - 5;
+    return 0;
+  }
+  if (len == 7 && memcmp(token, "expired", 7) == 0) {
+    memcpy(claims->sub, "old", 3);
+    claims->sub_len = 3;
+    claims->exp = (int64_t)time(NULL) - 60;
+    return 0;
+  }
+  if (len == 4 && memcmp(token, "long", 4) == 0) {
+    memset(claims->sub, 'x', CC_JWT_SUB_MAX);
+    claims->sub_len = CC_JWT_SUB_MAX + 1;
+    return 0;
+  }
+  if (len == 3 && memcmp(token, "nul", 3) == 0) {
+    memcpy(claims->sub, "a\0b", 3);
+    claims->sub_len = 3;
+    return 0;
+  }
+  return CC_ERR_JWT_SIGNATURE;
+}
+
+static void app_tokens(cc_gateway_options *o) {
+  ck_assert_int_eq(cc_gateway_options_set_token_verifier(o, NULL, NULL), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_gateway_options_set_token_verifier(o, app_verify, &the_app), 0);
+}
+
+START_TEST(application_token_verifier) {
+  remake_gateway(app_tokens);
+  verify_calls = 0;
+  cc_conn *c;
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  char req[2048];
+  ck_assert_int_eq(
+      status_of(exchange(c, ws_upgrade_request(req, sizeof req,
+                                               "Authorization: Bearer sess-alice\r\n"))),
+      101);
+  ck_assert_str_eq(seen_token, "sess-alice");
+  ck_assert_str_eq(the_app.last_user, "alice");
+  /* No expiry: the session is not timed by a token deadline. */
+  ck_assert_int_eq(cc_conn_should_close(c), 0);
+  cc_conn_free(c);
+  /* The query parameter arrives percent-decoded. */
+  ck_assert_int_eq(cc_conn_new(gw, "127.0.0.1", &c), 0);
+  snprintf(
+      req, sizeof req,
+      "GET /ws?access_token=sess-b%%6Fb HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n\r\n");
+  ck_assert_int_eq(status_of(exchange(c, req)), 101);
+  ck_assert_str_eq(seen_token, "sess-bob");
+  ck_assert_str_eq(the_app.last_user, "bob");
+  cc_conn_free(c);
+  /* Refusals: the application's error text; subjects we cannot carry; an
+   * expiry in the past; a JWT (the JWT verifier is replaced, not a fallback). */
+  the_app.opened = 0;
+  ck_assert_int_eq(
+      refused_with("Authorization: Bearer nope\r\n", "token signature invalid"), 401);
+  ck_assert_int_eq(refused_with("Authorization: Bearer long\r\n", "token claim"), 401);
+  ck_assert_int_eq(refused_with("Authorization: Bearer nul\r\n", "token claim"), 401);
+  ck_assert_int_eq(refused_with("Authorization: Bearer expired\r\n", "token expired"),
+                   401);
+  char hdr[1200];
+  snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", ws_token("eve", 60));
+  ck_assert_int_eq(refused_with(hdr, "invalid_token"), 401);
+  /* No token: never asked. */
+  int before = verify_calls;
+  ck_assert_int_eq(refused_with("", "WWW-Authenticate: Bearer realm"), 401);
+  ck_assert_int_eq(verify_calls, before);
+  /* set_jwt afterwards replaces the application's check again. */
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  cc_gateway_callbacks cb = {1, on_open, on_message, on_close, on_http, is_ready};
+  cc_gateway *g2;
+  ck_assert_int_eq(cc_gateway_new(&g2, &cb, &the_app, o, NULL, NULL), CC_ERR_INVALID);
+  app_tokens(o);
+  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
+  ck_assert_int_eq(cc_gateway_new(&g2, &cb, &the_app, o, NULL, NULL), 0);
+  ck_assert_int_eq(cc_conn_new(g2, "127.0.0.1", &c), 0);
+  before = verify_calls;
+  ck_assert_int_eq(
+      status_of(exchange(c, ws_upgrade_request(req, sizeof req,
+                                               "Authorization: Bearer sess-alice\r\n"))),
+      401);
+  ck_assert_int_eq(verify_calls, before);
+  cc_conn_free(c);
+  cc_gateway_free(g2);
+  cc_gateway_options_free(o);
 }
 END_TEST
 
@@ -2029,6 +2137,7 @@ static Suite *gateway_suite(void) {
   tcase_add_test(tc, forwarded_client_counts_for_limits);
   tcase_add_test(tc, ipv6_clients_limited_per_64);
   tcase_add_test(tc, proxy_protocol_from_trusted_proxies);
+  tcase_add_test(tc, application_token_verifier);
   tcase_add_test(tc, bearer_header_forms);
   tcase_add_test(tc, origin_allow_list);
   tcase_add_test(tc, version_key_and_shape);

@@ -316,6 +316,21 @@ static void on_http(void *ud, cc_conn *conn, const cc_http_request *req) {
     cc_conn_http_respond(conn, 404, "text/plain", (const uint8_t *)"not here\n", 9, NULL);
 }
 
+/* ---- the application's hooks (test case "hooks") ---- */
+
+static cc_message_hook_fn hook_fn;  /* installed by start_chat_service */
+static cc_stored_hook_fn stored_fn; /* likewise */
+static cc_hook_reply *held_reply;   /* the reply a "later" hook keeps */
+static char hook_seen[32][80];      /* "<kind> <sender> <text>" per draft */
+static int hook_calls;
+typedef struct stored_rec {
+  cc_entry_kind kind;
+  uint64_t seq, target_seq;
+  char text[64], sender[32];
+} stored_rec;
+static stored_rec stored[32];
+static int n_stored;
+
 static void start_chat_service(int deferred) {
   wall_ns = T0_MS * MS;
   mono_ns = 1000 * 1000 * MS;
@@ -354,6 +369,8 @@ static void start_chat_service(int deferred) {
   ck_assert_int_eq(cc_service_options_set_read_rate(so, READ_RATE, READ_BURST), 0);
   ck_assert_int_eq(cc_service_options_set_max_groups_per_user(so, MAX_GROUPS), 0);
   ck_assert_int_eq(cc_service_options_set_max_group_members(so, MAX_MEMBERS), 0);
+  ck_assert_int_eq(cc_service_options_set_message_hook(so, hook_fn, &hook_calls), 0);
+  ck_assert_int_eq(cc_service_options_set_stored_hook(so, stored_fn, &n_stored), 0);
   ck_assert_int_eq(cc_service_new(&svc, so, &counting_mem), 0);
   cc_service_options_free(so);
 
@@ -3093,6 +3110,190 @@ START_TEST(slow_consumer_dropped_mid_chat) {
 }
 END_TEST
 
+/* Moderation as an application writes it: "spam" is refused, "darn" is
+ * rewritten "****", "later" waits for the test to answer, anything else is
+ * stored as sent. */
+static void moderate(void *ud, const cc_message_draft *d, cc_hook_reply *reply) {
+  ck_assert_ptr_eq(ud, &hook_calls);
+  ck_assert_int_eq(d->version, 1);
+  ck_assert_int_lt(hook_calls, 32);
+  snprintf(hook_seen[hook_calls++], sizeof hook_seen[0], "%s %.*s %.*s",
+           d->kind == CC_ENTRY_MESSAGE ? "message" : "edit", (int)d->sender_id.len,
+           d->sender_id.ptr, (int)d->text.len, d->text.ptr);
+  cc_str t = d->text;
+  if (t.len == 4 && memcmp(t.ptr, "spam", 4) == 0) {
+    /* Bad verdicts are refused and leave the reply pending. */
+    ck_assert_int_eq(cc_hook_reject(reply, 0, "no"), CC_ERR_INVALID);
+    ck_assert_int_eq(cc_hook_reject(reply, 99, "no"), CC_ERR_INVALID);
+    ck_assert_int_eq(cc_hook_reject(reply, CC_PROTOCOL_ERROR_FORBIDDEN, "\xff"),
+                     CC_ERR_INVALID);
+    ck_assert_int_eq(
+        cc_hook_reject(reply, CC_PROTOCOL_ERROR_FORBIDDEN, "no spam in this chat"), 0);
+  } else if (t.len == 4 && memcmp(t.ptr, "darn", 4) == 0) {
+    ck_assert_int_eq(cc_hook_rewrite(reply, "\xc3", 1), CC_ERR_INVALID);
+    ck_assert_int_eq(cc_hook_rewrite(reply, "", 0), CC_ERR_INVALID); /* needs text */
+    ck_assert_int_eq(cc_hook_rewrite(reply, "****", 4), 0);
+  } else if (t.len == 5 && memcmp(t.ptr, "later", 5) == 0) {
+    held_reply = reply;
+  } else {
+    cc_hook_accept(reply);
+  }
+}
+
+static void record_stored(void *ud, const cc_entry *e) {
+  ck_assert_ptr_eq(ud, &n_stored);
+  ck_assert_int_lt(n_stored, 32);
+  stored_rec *r = &stored[n_stored++];
+  r->kind = e->kind;
+  r->seq = e->seq;
+  r->target_seq = e->target_seq;
+  snprintf(r->text, sizeof r->text, "%.*s", (int)e->text.len, e->text.ptr);
+  snprintf(r->sender, sizeof r->sender, "%.*s", (int)e->sender_id.len, e->sender_id.ptr);
+}
+
+static void setup_hooks(void) {
+  hook_fn = moderate;
+  stored_fn = record_stored;
+  held_reply = NULL;
+  hook_calls = n_stored = 0;
+  start_chat_service(0);
+}
+
+static void stop_hooks(void) {
+  stop_chat_service();
+  hook_fn = NULL;
+  stored_fn = NULL;
+}
+
+START_TEST(hook_rejects_with_a_reason) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  uint64_t rid = send_text(a, chat, "m1", "spam");
+  Chatcore__V1__Error *e = ERR(a, rid, FORBIDDEN);
+  ck_assert_str_eq(e->message, "no spam in this chat");
+  ck_assert_str_eq(hook_seen[0], "message alice spam");
+  expect_nothing(b); /* nothing delivered */
+  ck_assert_int_eq(n_stored, 0);
+  /* Nothing stored either: the next message is seq 1. */
+  ck_assert_uint_eq(say(a, chat, "m2", "hello"), 1);
+  expect_message(b, chat, 1, "alice", "hello");
+  ck_assert_int_eq(hook_calls, 2);
+}
+END_TEST
+
+START_TEST(hook_rewrites_messages_and_edits) {
+  client *a = cli_json("alice"), *b = cli_proto("bob");
+  const char *chat = direct_chat(a, "bob");
+  uint64_t rid = send_text(a, chat, "m1", "darn");
+  Chatcore__V1__Message *m = EVENT(a, MESSAGE, message);
+  ck_assert_str_eq(m->text, "****");
+  expect_reply(a, rid, RC(SEND_MESSAGE));
+  expect_message(b, chat, 1, "alice", "****");
+  /* The storage holds the rewrite: history shows it. */
+  rid = get_history(b, chat, 0, 0, 10);
+  Chatcore__V1__HistoryPage *p = REPLY(b, rid, GET_HISTORY, get_history);
+  ck_assert_uint_eq(p->n_entries, 1);
+  ck_assert_str_eq(p->entries[0]->message->text, "****");
+  /* Edits go through the hook too: no way around moderation. */
+  ck_assert_uint_eq(say(a, chat, "m2", "fine"), 2);
+  expect_message(b, chat, 2, "alice", "fine");
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"2\",\"text\":\"darn\"}",
+                chat);
+  Chatcore__V1__MessageEdited *me = EVENT(a, MESSAGE_EDITED, message_edited);
+  ck_assert_str_eq(me->text, "****");
+  expect_reply(a, rid, RC(EDIT_MESSAGE));
+  me = EVENT(b, MESSAGE_EDITED, message_edited);
+  ck_assert_str_eq(me->text, "****");
+  ck_assert_str_eq(hook_seen[2], "edit alice darn");
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"2\",\"text\":\"spam\"}",
+                chat);
+  ERR(a, rid, FORBIDDEN);
+  expect_quiet();
+}
+END_TEST
+
+START_TEST(hook_answers_later) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  uint64_t rid = send_text(a, chat, "m1", "later");
+  ck_assert_ptr_nonnull(held_reply);
+  /* While the verdict is pending the session goes on. */
+  uint64_t ping = cli_cmd(a, "\"ping\":{}");
+  expect_reply(a, ping, RC(PING));
+  expect_quiet();
+  cc_hook_reply *r = held_reply;
+  held_reply = NULL;
+  cc_hook_accept(r);
+  Chatcore__V1__Message *m = EVENT(a, MESSAGE, message);
+  ck_assert_str_eq(m->text, "later");
+  ck_assert_uint_eq(REPLY(a, rid, SEND_MESSAGE, send_message)->seq, 1);
+  expect_message(b, chat, 1, "alice", "later");
+  /* A rejection given later reaches a sender whose session is gone: dropped. */
+  rid = send_text(a, chat, "m2", "later");
+  r = held_reply;
+  ck_assert_ptr_nonnull(r);
+  cli_close(a);
+  ck_assert_int_eq(cc_hook_reject(r, CC_PROTOCOL_ERROR_FORBIDDEN, NULL), 0);
+  expect_quiet();
+}
+END_TEST
+
+/* The service is freed with a verdict pending: it lives until the answer,
+ * which is then dropped (nothing is appended to a storage that may be gone). */
+START_TEST(free_service_with_a_verdict_pending) {
+  client *a = cli_json("alice");
+  const char *chat = direct_chat(a, "bob");
+  send_text(a, chat, "m1", "later");
+  ck_assert_ptr_nonnull(held_reply);
+  free_front();
+  cc_service_free(svc);
+  ck_assert_int_gt(svc_allocs.live, 0); /* still held by the pending reply */
+  cc_hook_accept(held_reply);
+  ck_assert_int_eq(svc_allocs.live, 0);
+  ck_assert_int_eq(n_stored, 0);
+  store->methods->free(store);
+  presence->methods->free(presence);
+  cc_jwt_verifier_free(verifier);
+  net = NULL;
+}
+END_TEST
+
+START_TEST(stored_hook_sees_every_entry) {
+  client *a = cli_json("alice"), *b = cli_json("bob");
+  const char *chat = direct_chat(a, "bob");
+  ck_assert_uint_eq(say(a, chat, "m1", "one"), 1);
+  drain(b);
+  ck_assert_uint_eq(say(b, chat, "m2", "two"), 2);
+  drain(a);
+  /* A retry recognised as a duplicate is not passed again. */
+  uint64_t rid = send_text(a, chat, "m1", "one");
+  ck_assert(REPLY(a, rid, SEND_MESSAGE, send_message)->duplicate);
+  rid = cli_cmd(a, "\"editMessage\":{\"chatId\":\"%s\",\"seq\":\"1\",\"text\":\"darn\"}",
+                chat);
+  drain(a);
+  rid = cli_cmd(a, "\"deleteMessage\":{\"chatId\":\"%s\",\"seq\":\"1\"}", chat);
+  drain(a);
+  /* Refused messages are not stored, so not passed. */
+  send_text(a, chat, "m3", "spam");
+  drain(a);
+  drain(b);
+  ck_assert_int_eq(n_stored, 4);
+  ck_assert_int_eq(stored[0].kind, CC_ENTRY_MESSAGE);
+  ck_assert_uint_eq(stored[0].seq, 1);
+  ck_assert_str_eq(stored[0].text, "one");
+  ck_assert_str_eq(stored[0].sender, "alice");
+  ck_assert_uint_eq(stored[1].seq, 2);
+  ck_assert_str_eq(stored[1].sender, "bob");
+  ck_assert_int_eq(stored[2].kind, CC_ENTRY_EDIT);
+  ck_assert_uint_eq(stored[2].seq, 3);
+  ck_assert_uint_eq(stored[2].target_seq, 1);
+  ck_assert_str_eq(stored[2].text, "****"); /* what was stored: the rewrite */
+  ck_assert_int_eq(stored[3].kind, CC_ENTRY_DELETE);
+  ck_assert_uint_eq(stored[3].seq, 4);
+  ck_assert_uint_eq(stored[3].target_seq, 1);
+}
+END_TEST
+
 static Suite *service_suite(void) {
   Suite *s = suite_create("service");
   TCase *tc = tcase_create("wire");
@@ -3143,6 +3344,15 @@ static Suite *service_suite(void) {
   tcase_add_test(tc, removed_member_added_back);
   tcase_add_test(tc, list_chats_limit_cap);
   tcase_add_test(tc, slow_consumer_dropped_mid_chat);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("hooks");
+  tcase_add_checked_fixture(tc, setup_hooks, stop_hooks);
+  tcase_add_test(tc, hook_rejects_with_a_reason);
+  tcase_add_test(tc, hook_rewrites_messages_and_edits);
+  tcase_add_test(tc, hook_answers_later);
+  tcase_add_test(tc, free_service_with_a_verdict_pending);
+  tcase_add_test(tc, stored_hook_sees_every_entry);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deferred");

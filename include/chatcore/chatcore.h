@@ -21,6 +21,7 @@
 #include <chatcore/presence.h>
 #include <chatcore/protocol.h>
 #include <chatcore/queue.h>
+#include <chatcore/server.h>
 #include <chatcore/service.h>
 #include <chatcore/session.h>
 #include <chatcore/postgres.h>

@@ -68,10 +68,33 @@ typedef struct cc_gateway_callbacks {
 CC_EXTERN int cc_gateway_options_new(cc_gateway_options **out);
 /* NULL is a no-op. */
 CC_EXTERN void cc_gateway_options_free(cc_gateway_options *opt);
-/* The verifier for handshake tokens (required). Borrowed: it must outlive every
+/* The verifier for handshake tokens (this or a token verifier, below, is
+ * required; the last set wins). Borrowed: it must outlive every
  * gateway made from these options (a verifier is immutable and may be shared). */
 CC_EXTERN int cc_gateway_options_set_jwt(cc_gateway_options *opt,
                                          const cc_jwt_verifier *verifier);
+/* An application's own check of handshake tokens, in place of a JWT verifier
+ * (a session cookie value, an opaque API token looked up in the application's
+ * user system...). Called on the gateway's thread, from inside cc_conn_recv,
+ * with the bearer token as the client sent it (`token`, `len` bytes, borrowed
+ * for the call; the Authorization header's or the percent-decoded
+ * access_token query parameter). Return 0 and fill `claims`: `sub` and
+ * `sub_len` (the user id, 1..CC_JWT_SUB_MAX bytes, no NUL; the edge closes a
+ * session whose user is not a protocol user id with 1008), `exp` (Unix
+ * seconds when the session must end; 0 or less: never) and `iat` (-1 if
+ * unknown). Any other return refuses the upgrade with 401 and that error's
+ * cc_strerror() text (use the CC_ERR_JWT_* codes; CC_ERR_NOMEM drops the
+ * connection). `claims` arrives zeroed with `iat` -1. The call is synchronous:
+ * it holds the loop, so a check that waits on a network belongs behind a cache. */
+typedef int (*cc_token_verify_fn)(void *user_data, const char *token, size_t len,
+                                  cc_jwt_claims *claims);
+/* Installs `fn` (with `user_data`, borrowed: it must outlive every gateway
+ * made from these options) as the token check, replacing a JWT verifier set
+ * with cc_gateway_options_set_jwt (and set_jwt replaces this one): a gateway
+ * has exactly one. CC_ERR_INVALID for a NULL `opt` or `fn`. */
+CC_EXTERN int cc_gateway_options_set_token_verifier(cc_gateway_options *opt,
+                                                    cc_token_verify_fn fn,
+                                                    void *user_data);
 /* The WebSocket endpoint's path; default "/ws". Must start with '/'. Copied. */
 CC_EXTERN int cc_gateway_options_set_path(cc_gateway_options *opt, const char *path);
 /* Adds an allowed Origin (exact match, e.g. "https://chat.example.com"); copied.
@@ -170,8 +193,9 @@ CC_EXTERN int cc_gateway_options_set_clock(cc_gateway_options *opt, cc_clock_fn 
  * borrowed and must outlive the gateway: the gateway registers its series there
  * (cc_gateway_* names; several gateways, one per loop, share them) and /metrics
  * renders it. `mem` copied (NULL: default).
- * Errors: CC_ERR_INVALID (no on_message, no JWT verifier, send-queue limits that
- * contradict each other), CC_ERR_NOMEM, or the registry's error; *out untouched. */
+ * Errors: CC_ERR_INVALID (no on_message, neither a JWT verifier nor a token
+ * verifier, send-queue limits that contradict each other), CC_ERR_NOMEM, or the
+ * registry's error; *out untouched. */
 CC_EXTERN int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
                              void *user_data, const cc_gateway_options *opt,
                              cc_metrics *metrics, const cc_mem *mem);

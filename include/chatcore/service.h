@@ -108,6 +108,71 @@ CC_EXTERN int cc_service_options_set_max_groups_per_user(cc_service_options *opt
 CC_EXTERN int cc_service_options_set_max_group_members(cc_service_options *opt,
                                                        uint32_t n);
 
+/* ---- application hooks: moderation before a message is stored, and a feed
+ * of what was stored ---- */
+
+/* A message (sendMessage) or an edit (editMessage) about to be stored, as the
+ * message hook sees it. Every field is borrowed for the hook call only. */
+typedef struct cc_message_draft {
+  int version;          /* 1 */
+  cc_entry_kind kind;   /* CC_ENTRY_MESSAGE or CC_ENTRY_EDIT */
+  cc_str chat_id;       /* the chat (the sender is a member) */
+  cc_str sender_id;     /* the sender (the editor, for an edit) */
+  cc_str client_msg_id; /* MESSAGE: the sender's idempotency key */
+  cc_str text;          /* MESSAGE: the text (may be empty); EDIT: the new text */
+  cc_str payload;       /* MESSAGE: the opaque payload (may be empty) */
+  uint64_t target_seq;  /* EDIT: the message edited */
+} cc_message_draft;
+
+/* The pending verdict on one draft: answered exactly once with cc_hook_accept,
+ * cc_hook_reject or cc_hook_rewrite, during the hook call or later, on the
+ * service's thread. The service owns it; it is gone once answered. */
+typedef struct cc_hook_reply cc_hook_reply;
+
+/* Called on the service's thread for every sendMessage and editMessage that
+ * passed the service's own checks (a valid request from a member, within the
+ * message budget), before anything is stored. A retried send (same
+ * clientMsgId) runs it again: answer a retry as the original (a rewrite that
+ * differs makes the storage answer CONFLICT). While the reply is pending the
+ * command waits: its session's other frames keep running. */
+typedef void (*cc_message_hook_fn)(void *user_data, const cc_message_draft *draft,
+                                   cc_hook_reply *reply);
+/* Installs the message hook (with `user_data`, borrowed: it must outlive the
+ * service); NULL (the default) stores every message as sent. Every pending
+ * reply must be answered, also after cc_service_free (which releases the
+ * service once the last is; the answer is then dropped). CC_ERR_INVALID for a
+ * NULL `opt`. */
+CC_EXTERN int cc_service_options_set_message_hook(cc_service_options *opt,
+                                                  cc_message_hook_fn fn, void *user_data);
+/* Stores the draft as it is. */
+CC_EXTERN void cc_hook_accept(cc_hook_reply *reply);
+/* Refuses the draft: the sender gets an error reply with `code` (a
+ * cc_protocol_error_code other than UNSPECIFIED; FORBIDDEN for content the
+ * application refuses) and `reason` (UTF-8, at most CC_HOOK_REASON_MAX bytes,
+ * copied; NULL: "refused by the server"). Nothing is stored or delivered. 0;
+ * CC_ERR_INVALID for a bad code or reason, and the reply stays pending. */
+CC_EXTERN int cc_hook_reject(cc_hook_reply *reply, int code, const char *reason);
+/* Stores the draft with `text` (`len` bytes, UTF-8, at most
+ * CC_PROTOCOL_DEFAULT_MAX_FIELD, copied) in place of its text: members receive
+ * the rewritten text. 0; CC_ERR_INVALID for text that is not UTF-8, too long,
+ * or empty where the command needs text (an edit, or a message without
+ * payload), and the reply stays pending. */
+CC_EXTERN int cc_hook_rewrite(cc_hook_reply *reply, const char *text, size_t len);
+
+#define CC_HOOK_REASON_MAX 256
+
+/* Called on the service's thread with each entry once it is durable and
+ * delivered, before its sender's ack: a message (its seq, text, payload,
+ * client_msg_id, at_ms), an edit or a deletion made through this service
+ * instance (kind, target_seq). A retried send recognised as a duplicate is not
+ * passed again. `entry` is borrowed for the call. For webhooks, bots, search
+ * indexing: the hook must not block (queue the work). */
+typedef void (*cc_stored_hook_fn)(void *user_data, const cc_entry *entry);
+/* Installs the stored hook (`user_data` borrowed, outliving the service);
+ * NULL (the default) removes it. CC_ERR_INVALID for a NULL `opt`. */
+CC_EXTERN int cc_service_options_set_stored_hook(cc_service_options *opt,
+                                                 cc_stored_hook_fn fn, void *user_data);
+
 /* Makes a service. `opt` copied (NULL: defaults), `mem` copied (NULL: default).
  * 0, CC_ERR_INVALID or CC_ERR_NOMEM; *out untouched on error. */
 CC_EXTERN int cc_service_new(cc_service **out, const cc_service_options *opt,

@@ -44,6 +44,17 @@ void cc_gateway_options_free(cc_gateway_options *opt) {
 int cc_gateway_options_set_jwt(cc_gateway_options *opt, const cc_jwt_verifier *verifier) {
   if (!opt || !verifier) return CC_ERR_INVALID;
   opt->jwt = verifier;
+  opt->verify = NULL;
+  opt->verify_data = NULL;
+  return 0;
+}
+
+int cc_gateway_options_set_token_verifier(cc_gateway_options *opt, cc_token_verify_fn fn,
+                                          void *user_data) {
+  if (!opt || !fn) return CC_ERR_INVALID;
+  opt->jwt = NULL;
+  opt->verify = fn;
+  opt->verify_data = user_data;
   return 0;
 }
 
@@ -293,7 +304,7 @@ int cc_gateway_new(cc_gateway **out, const cc_gateway_callbacks *callbacks,
                    const cc_mem *mem) {
   cc_mem m;
   if (!out || !callbacks || callbacks->version < 1 || !callbacks->on_message || !opt ||
-      !opt->jwt || cc_mem_copy(&m, mem) != 0)
+      (!opt->jwt && !opt->verify) || cc_mem_copy(&m, mem) != 0)
     return CC_ERR_INVALID;
   cc_gateway *gw = cc_calloc(&m, 1, sizeof *gw);
   if (!gw) return CC_ERR_NOMEM;

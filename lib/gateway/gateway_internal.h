@@ -19,6 +19,8 @@
 
 struct cc_gateway_options {
   const cc_jwt_verifier *jwt;
+  cc_token_verify_fn verify; /* the application's, in place of `jwt` */
+  void *verify_data;
   char path[256];
   char *origins[CC_GW_MAX_ORIGINS];
   size_t n_origins;

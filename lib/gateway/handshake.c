@@ -157,6 +157,26 @@ static void refuse(cc_conn *c, int status, const char *text, const char *extra) 
   respond_text(c, status, text, extra);
 }
 
+/* Verifies `token` with the gateway's verifier: the application's
+ * (cc_gateway_options_set_token_verifier) or the JWT one. Returns 0 or the
+ * verifier's error. */
+static int check_token(const cc_gateway *gw, const char *token, size_t len,
+                       cc_jwt_claims *claims) {
+  if (!gw->opt.verify) return cc_jwt_verify(gw->opt.jwt, token, len, claims);
+  memset(claims, 0, sizeof *claims);
+  claims->iat = -1;
+  int rv = gw->opt.verify(gw->opt.verify_data, token, len, claims);
+  if (rv != 0) return rv < 0 ? rv : CC_ERR_JWT_CLAIM;
+  /* The application's answer is input like any other: a subject we cannot
+   * carry is a refusal, not a session. */
+  if (claims->sub_len == 0 || claims->sub_len > CC_JWT_SUB_MAX ||
+      memchr(claims->sub, '\0', claims->sub_len))
+    return CC_ERR_JWT_CLAIM;
+  claims->sub[claims->sub_len] = '\0';
+  if (claims->exp <= 0) claims->exp = INT64_MAX;
+  return 0;
+}
+
 /* The claims of the credentials sent, taken from the first present of: the
  * Authorization header, a "chatcore.bearer." subprotocol (`bearer`), a connect
  * ticket (?ticket=), the access_token query parameter (percent-decoded into a
@@ -164,7 +184,7 @@ static void refuse(cc_conn *c, int status, const char *text, const char *extra) 
  * CC_ERR_NOT_FOUND when none was sent. */
 static int verify_token(cc_conn *c, const cc_http_request *req, cc_str bearer,
                         cc_jwt_claims *claims, const char **why) {
-  const cc_jwt_verifier *v = c->gw->opt.jwt;
+  const cc_gateway *gw = c->gw;
   cc_str auth = cc_http_request_header(req, "Authorization");
   int rv;
   *why = NULL;
@@ -172,9 +192,9 @@ static int verify_token(cc_conn *c, const cc_http_request *req, cc_str bearer,
     cc_str token;
     rv = cc_http_bearer_token(auth, &token) != 0
              ? CC_ERR_JWT_MALFORMED
-             : cc_jwt_verify(v, token.ptr, token.len, claims);
+             : check_token(gw, token.ptr, token.len, claims);
   } else if (bearer.ptr) {
-    rv = cc_jwt_verify(v, bearer.ptr, bearer.len, claims);
+    rv = check_token(gw, bearer.ptr, bearer.len, claims);
   } else {
     cc_str query = cc_http_request_query(req);
     char *buf = cc_malloc(&c->gw->mem, query.len + 1);
@@ -189,7 +209,7 @@ static int verify_token(cc_conn *c, const cc_http_request *req, cc_str bearer,
     } else {
       n = cc_http_query_param(query, "access_token", buf, query.len + 1);
       rv = n == CC_ERR_NOT_FOUND ? CC_ERR_NOT_FOUND
-           : n > 0               ? cc_jwt_verify(v, buf, (size_t)n, claims)
+           : n > 0               ? check_token(gw, buf, (size_t)n, claims)
                                  : CC_ERR_JWT_MALFORMED;
     }
     cc_free(&c->gw->mem, buf);

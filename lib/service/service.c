@@ -51,6 +51,22 @@ int cc_service_options_set_monotonic_clock(cc_service_options *opt, cc_clock_fn 
   return 0;
 }
 
+int cc_service_options_set_message_hook(cc_service_options *opt, cc_message_hook_fn fn,
+                                        void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->message_hook = fn;
+  opt->message_hook_data = fn ? user_data : NULL;
+  return 0;
+}
+
+int cc_service_options_set_stored_hook(cc_service_options *opt, cc_stored_hook_fn fn,
+                                       void *user_data) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->stored_hook = fn;
+  opt->stored_hook_data = fn ? user_data : NULL;
+  return 0;
+}
+
 int cc_service_options_set_storage(cc_service_options *opt, cc_storage *storage) {
   if (!opt || (storage && (!storage->methods || storage->methods->version < 1)))
     return CC_ERR_INVALID;

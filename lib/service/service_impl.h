@@ -75,7 +75,11 @@ struct cc_service_options {
   uint32_t max_members;
   uint32_t presence_ttl_ms;
   char gateway_id[64];
-  cc_metrics *metrics; /* borrowed; NULL: the service keeps its own */
+  cc_metrics *metrics;             /* borrowed; NULL: the service keeps its own */
+  cc_message_hook_fn message_hook; /* before sendMessage/editMessage appends */
+  void *message_hook_data;
+  cc_stored_hook_fn stored_hook; /* after an entry is durable and delivered */
+  void *stored_hook_data;
 };
 
 /* The service's Prometheus series (cc_service_*). */

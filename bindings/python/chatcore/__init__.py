@@ -1,6 +1,7 @@
 """Python bindings of libchatcore, over the installed libchatcore.so through
 ctypes (no compiler needed): errors and version, JWT verification, the rate
-limiter and the wire protocol codec. docs/bindings-python.md tells how to
+limiter, the wire protocol codec, and an embedded chat server with Python
+hooks (chatcore.Server). docs/bindings-python.md tells how to
 install and use it.
 
     >>> import chatcore
@@ -10,7 +11,7 @@ install and use it.
 
 from __future__ import annotations
 
-from . import jwt, protocol, ratelimit
+from . import jwt, protocol, ratelimit, server
 from ._lib import (
     SUPPORTED_VERSIONS,
     LibraryError,
@@ -19,6 +20,7 @@ from ._lib import (
     library_path,
     load_library,
 )
+from .server import Draft, Reject, Server, StoredEntry
 from .errors import (
     ChatcoreError,
     ClosedError,
@@ -32,10 +34,11 @@ from .errors import (
 )
 
 __all__ = [
-    "ChatcoreError", "ClosedError", "ErrorCode", "JWTError", "LibraryError",
-    "ProtocolError", "RateLimitedError", "SUPPORTED_VERSIONS",
-    "UnsupportedLibraryError", "VersionInfo", "err_name", "is_fatal", "jwt",
-    "library_path", "load_library", "protocol", "ratelimit", "strerror", "version",
+    "ChatcoreError", "ClosedError", "Draft", "ErrorCode", "JWTError", "LibraryError",
+    "ProtocolError", "RateLimitedError", "Reject", "SUPPORTED_VERSIONS", "Server",
+    "StoredEntry", "UnsupportedLibraryError", "VersionInfo", "err_name", "is_fatal",
+    "jwt", "library_path", "load_library", "protocol", "ratelimit", "server",
+    "strerror", "version",
 ]
 
 

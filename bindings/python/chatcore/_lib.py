@@ -80,6 +80,53 @@ class CJwtClaims(Structure):
 # uint64_t (*cc_clock_fn)(void *user_data)
 CLOCK_FN = CFUNCTYPE(c_uint64, c_void_p)
 
+
+class CStr(Structure):
+    _fields_ = [("ptr", c_void_p), ("len", c_size_t)]
+
+
+class CMessageDraft(Structure):
+    _fields_ = [
+        ("version", c_int),
+        ("kind", c_int),
+        ("chat_id", CStr),
+        ("sender_id", CStr),
+        ("client_msg_id", CStr),
+        ("text", CStr),
+        ("payload", CStr),
+        ("target_seq", c_uint64),
+    ]
+
+
+class CEntry(Structure):
+    _fields_ = [
+        ("kind", c_int),
+        ("chat_id", CStr),
+        ("seq", c_uint64),
+        ("sender_id", CStr),
+        ("client_msg_id", CStr),
+        ("text", CStr),
+        ("payload", CStr),
+        ("at_ms", c_int64),
+        ("target_seq", c_uint64),
+        ("added", c_void_p),
+        ("n_added", c_size_t),
+        ("removed", c_void_p),
+        ("n_removed", c_size_t),
+        ("edited_at_ms", c_int64),
+        ("deleted", c_int),
+        ("updated_seq", c_uint64),
+        ("ext", c_void_p),
+    ]
+
+
+# int (*cc_token_verify_fn)(void *, const char *token, size_t, cc_jwt_claims *)
+TOKEN_VERIFY_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, POINTER(CJwtClaims))
+# void (*cc_message_hook_fn)(void *, const cc_message_draft *, cc_hook_reply *)
+MESSAGE_HOOK_FN = CFUNCTYPE(None, c_void_p, POINTER(CMessageDraft), c_void_p)
+# void (*cc_stored_hook_fn)(void *, const cc_entry *)
+STORED_HOOK_FN = CFUNCTYPE(None, c_void_p, POINTER(CEntry))
+
 _u8p = POINTER(c_uint8)
 _vp = c_void_p
 
@@ -153,6 +200,22 @@ _PROTOTYPES = {
     "cc_protocol_parse_direct_chat_id": (
         c_int, [c_char_p, c_size_t, POINTER(_vp), POINTER(c_size_t), POINTER(_vp),
                 POINTER(c_size_t)]),
+    # server.h, and the message hook's verdicts (service.h)
+    "cc_server_options_new": (c_int, [POINTER(_vp)]),
+    "cc_server_options_free": (None, [_vp]),
+    "cc_server_options_set_listen": (c_int, [_vp, c_char_p]),
+    "cc_server_options_set_db": (c_int, [_vp, c_char_p]),
+    "cc_server_options_set_jwt": (c_int, [_vp, _vp]),
+    "cc_server_options_set_token_verifier": (c_int, [_vp, TOKEN_VERIFY_FN, _vp]),
+    "cc_server_options_set_message_hook": (c_int, [_vp, MESSAGE_HOOK_FN, _vp]),
+    "cc_server_options_set_stored_hook": (c_int, [_vp, STORED_HOOK_FN, _vp]),
+    "cc_server_options_set_drain_timeout": (c_int, [_vp, c_uint64]),
+    "cc_server_start": (c_int, [POINTER(_vp), _vp, _vp, c_char_p, c_size_t]),
+    "cc_server_port": (c_int, [_vp]),
+    "cc_server_stop": (c_int, [_vp]),
+    "cc_hook_accept": (None, [_vp]),
+    "cc_hook_reject": (c_int, [_vp, c_int, c_char_p]),
+    "cc_hook_rewrite": (c_int, [_vp, c_char_p, c_size_t]),
     "cc_protocol_error_code_for": (c_int, [c_int]),
     "cc_protocol_error_code_name": (c_char_p, [c_int]),
 }
