@@ -869,6 +869,14 @@ static int run_bench(int argc, char **argv) {
   if (cc_pg_options_new(&opt) || cc_pg_options_set_schema(opt, schema) ||
       cc_pg_options_add_server(opt, argv[2], 0, UINT32_MAX))
     return 1;
+  /* CC_BENCH_POOL=CONNECTIONS[,MAX_BATCH]: the pool to measure */
+  const char *pool = getenv("CC_BENCH_POOL");
+  if (pool) {
+    unsigned conns = 4, batch = 256;
+    if (sscanf(pool, "%u,%u", &conns, &batch) < 1 ||
+        cc_pg_options_set_pool(opt, conns, batch))
+      return 2;
+  }
   test_loop();
   int rv = cc_storage_pg_open(&b.s, test_cc_loop(), opt, NULL, ready_rec_cb, &rr, error,
                               sizeof error);
