@@ -6,8 +6,10 @@
  * Two sessions, alice and bob, open (after their hello) in the encoding the
  * first input byte names: 'p' protobuf, anything else JSON. The rest is a list
  * of client messages separated by "\n~\n"; a message starting with "bob:" is
- * sent by bob (without that prefix), any other by alice. Each goes as one
- * WebSocket message (text for JSON, binary for protobuf) and 100 ms pass.
+ * sent by bob (without that prefix), any other by alice. In a message,
+ * "g:" and 24 '_' stand for the id of the last group its sender heard of
+ * (group ids are random). Each goes as one WebSocket message (text for JSON,
+ * binary for protobuf) and 100 ms pass.
  * Then time passes for presence to expire. Checks: every frame the server
  * sends to either session is whole, and every message in it is a valid server
  * frame in that session's encoding. Seeds: corpus/service/ (every command of
@@ -26,6 +28,11 @@
 
 #define SEPARATOR "\n~\n"
 #define BOB "bob:"
+/* Group ids are random ("g:" and 24 hex digits): this stands for the last one
+ * the server sent, so that seeds can act on the group they created. Same
+ * length, so that a protobuf message stays well formed. */
+#define GROUP "g:________________________"
+#define GROUP_LEN 26
 
 typedef struct stack {
   cc_storage *storage;
@@ -93,24 +100,45 @@ static void check_frame(void *arg, int opcode, const uint8_t *payload, size_t le
   if (rv != 0) fuzz_fail(err, __FILE__, __LINE__);
 }
 
-/* Sends one message from `c` and lets 100 ms pass. */
-static void send_message(client *c, client *all, size_t n, const uint8_t *msg,
-                         size_t len) {
-  uint8_t *frame = malloc(len + WS_MAX_HEAD);
-  FUZZ_ASSERT(frame);
-  size_t flen = ws_client_frame(frame, c->enc == CC_ENCODING_JSON ? 0x1 : 0x2, msg, len);
-  fuzz_feed(c->conn, frame, flen, &c->out);
-  free(frame);
-  fuzz_now_ns += 100000000;
-  for (size_t i = 0; i < n; i++)
-    fuzz_drain(all[i].conn, &all[i].out);
-}
-
 static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *s) {
   size_t n = strlen(s);
   for (; (size_t)(end - p) >= n; p++)
     if (memcmp(p, s, n) == 0) return p;
   return NULL;
+}
+
+/* The last group id in `out` (into `id`, GROUP_LEN bytes), if any. */
+static void last_group(const fuzz_bytes *out, char *id) {
+  if (!out->data) return;
+  const uint8_t *p = out->data, *end = out->data + out->len;
+  while ((p = find(p, end, "g:")) != NULL) {
+    size_t hex = 0;
+    while (hex < GROUP_LEN - 2 && p + 2 + hex < end &&
+           ((p[2 + hex] >= '0' && p[2 + hex] <= '9') ||
+            (p[2 + hex] >= 'a' && p[2 + hex] <= 'f')))
+      hex++;
+    if (hex == GROUP_LEN - 2) memcpy(id, p, GROUP_LEN);
+    p += 2;
+  }
+}
+
+/* Sends one message from `c`, GROUP replaced by `group`, and lets 100 ms
+ * pass. */
+static void send_message(client *c, client *all, size_t n, const uint8_t *msg, size_t len,
+                         const char *group) {
+  uint8_t *frame = malloc(len + WS_MAX_HEAD), *copy = malloc(len + 1);
+  FUZZ_ASSERT(frame && copy);
+  if (len) memcpy(copy, msg, len);
+  for (uint8_t *g = copy; (g = (uint8_t *)find(g, copy + len, GROUP)) != NULL;
+       g += GROUP_LEN)
+    memcpy(g, group, GROUP_LEN);
+  size_t flen = ws_client_frame(frame, c->enc == CC_ENCODING_JSON ? 0x1 : 0x2, copy, len);
+  free(copy);
+  fuzz_feed(c->conn, frame, flen, &c->out);
+  free(frame);
+  fuzz_now_ns += 100000000;
+  for (size_t i = 0; i < n; i++)
+    fuzz_drain(all[i].conn, &all[i].out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -125,6 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c[1].conn = fuzz_session_open(s.gw, "bob", subprotocol, &c[1].out);
   fuzz_drain(c[0].conn, &c[0].out);
 
+  char group[GROUP_LEN + 1] = GROUP;
   const uint8_t *p = data + 1, *end = data + size;
   while (p <= end) {
     const uint8_t *next = find(p, end, SEPARATOR);
@@ -134,7 +163,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       from = &c[1];
       p += strlen(BOB);
     }
-    send_message(from, c, 2, p, (size_t)(stop - p));
+    last_group(&from->out, group);
+    send_message(from, c, 2, p, (size_t)(stop - p), group);
     if (!next) break;
     p = next + strlen(SEPARATOR);
   }
