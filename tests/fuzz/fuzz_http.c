@@ -3,7 +3,8 @@
  * The input is what a client sends on a new connection: one request, and
  * after an upgrade whatever follows it. It goes to two connections of one
  * gateway, at once to the first and a few bytes at a time to the second (as a
- * slow socket delivers it); both must answer with the same status line.
+ * slow socket delivers it); both must answer alike (the same status, or
+ * both an error).
  * Requests the gateway hands to the application are read the way an
  * application does (headers that may be missing, the query, the body) and
  * answered. Seeds: corpus/http/ (a good upgrade, one without Upgrade, missing
@@ -60,10 +61,10 @@ static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) 
   FUZZ_ASSERT(rv == 0);
 }
 
-/* The status line of a response, or an empty string. */
-static size_t status_line(const fuzz_bytes *out) {
-  const uint8_t *eol = out->len ? memchr(out->data, '\r', out->len) : NULL;
-  return eol ? (size_t)(eol - out->data) : 0;
+/* The status code of the response in `out`, or 0 when there is none. */
+static int status_code(const fuzz_bytes *out) {
+  if (out->len < 12 || memcmp(out->data, "HTTP/1.1 ", 9) != 0) return 0;
+  return (out->data[9] - '0') * 100 + (out->data[10] - '0') * 10 + (out->data[11] - '0');
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -85,9 +86,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cc_conn_on_timer(bytes);
   fuzz_drain(whole, &out_whole);
   fuzz_drain(bytes, &out_bytes);
-  size_t n = status_line(&out_whole);
-  FUZZ_ASSERT(n == status_line(&out_bytes));
-  FUZZ_ASSERT(n == 0 || memcmp(out_whole.data, out_bytes.data, n) == 0);
+  /* A request that is wrong in two ways may be refused for either, depending
+   * on where the reads end (too many headers seen before a bad byte): the
+   * answers then differ, but both are errors. */
+  int whole_status = status_code(&out_whole), bytes_status = status_code(&out_bytes);
+  FUZZ_ASSERT(whole_status == bytes_status ||
+              (whole_status >= 400 && bytes_status >= 400));
   cc_conn_free(whole);
   cc_conn_free(bytes);
   cc_gateway_free(gw);
