@@ -1942,7 +1942,7 @@ END_TEST
  * kept them, nested and top-level). */
 START_TEST(api_transcode_drops_unknown_fields) {
   /* event { typing { chatId "d:alice:bob" userId "bo" 99: 5 } } 10: 80 3: 1 */
-  static const uint8_t in[] = {0x12, 0x15, 0x32, 0x13, 0x0a, 0x0b, 'd',  ':',  'a',  'l',
+  static const uint8_t in[] = {0x12, 0x16, 0x32, 0x14, 0x0a, 0x0b, 'd',  ':',  'a',  'l',
                                'i',  'c',  'e',  ':',  'b',  'o',  'b',  0x12, 0x02, 'b',
                                'o',  0x98, 0x06, 0x05, 0x50, 0x50, 0x18, 0x01};
   cc_buf *pb = NULL, *js = NULL, *back = NULL;
@@ -1963,7 +1963,7 @@ START_TEST(api_transcode_drops_unknown_fields) {
                                          cc_buf_len(js), CC_ENCODING_PROTOBUF, NULL, NULL,
                                          NULL, 0),
                    0);
-  ck_assert_uint_eq(cc_buf_len(pb), 19);
+  ck_assert_uint_eq(cc_buf_len(pb), sizeof in - 7); /* 3 + 2 + 2 bytes unknown */
   ck_assert_uint_eq(cc_buf_len(back), cc_buf_len(pb));
   ck_assert(memcmp(cc_buf_cdata(back), cc_buf_cdata(pb), cc_buf_len(pb)) == 0);
   cc_buf_unref(pb);
