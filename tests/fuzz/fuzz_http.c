@@ -45,6 +45,10 @@ static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) 
   char value[64];
   int n = cc_http_query_param(query, "access_token", value, sizeof value);
   FUZZ_ASSERT(n < (int)sizeof value);
+  /* A header read as a query string, absent ({NULL, 0}) in most requests. */
+  n = cc_http_query_param(cc_http_request_header(req, "Cookie"), "session", value,
+                          sizeof value);
+  FUZZ_ASSERT(n < (int)sizeof value);
   decode(cc_http_request_path(req), 0);
   decode(query, CC_HTTP_PLUS_IS_SPACE);
   cc_str method = cc_http_request_method(req);
