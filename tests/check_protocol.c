@@ -1959,6 +1959,42 @@ START_TEST(api_transcode) {
 }
 END_TEST
 
+/* A server frame with unknown fields (lenient: skipped) transcodes to the same
+ * protobuf whether it goes through JSON or not: the unknown fields are dropped
+ * in both (issue 16, found by tests/fuzz/fuzz_protocol: protobuf to protobuf
+ * kept them, nested and top-level). */
+START_TEST(api_transcode_drops_unknown_fields) {
+  /* event { typing { chatId "d:alice:bob" userId "bo" 99: 5 } } 10: 80 3: 1 */
+  static const uint8_t in[] = {0x12, 0x16, 0x32, 0x14, 0x0a, 0x0b, 'd',  ':',  'a',  'l',
+                               'i',  'c',  'e',  ':',  'b',  'o',  'b',  0x12, 0x02, 'b',
+                               'o',  0x98, 0x06, 0x05, 0x50, 0x50, 0x18, 0x01};
+  cc_buf *pb = NULL, *js = NULL, *back = NULL;
+  ck_assert_int_eq(cc_protocol_transcode(&pb, CC_PROTOCOL_SERVER_FRAME,
+                                         CC_ENCODING_PROTOBUF, in, sizeof in,
+                                         CC_ENCODING_PROTOBUF, NULL, NULL, NULL, 0),
+                   0);
+  ck_assert_int_eq(cc_protocol_transcode(&js, CC_PROTOCOL_SERVER_FRAME,
+                                         CC_ENCODING_PROTOBUF, in, sizeof in,
+                                         CC_ENCODING_JSON, NULL, NULL, NULL, 0),
+                   0);
+  const char *json =
+      "{\"event\":{\"typing\":{\"chatId\":\"d:alice:bob\",\"userId\":\"bo\"}}}";
+  ck_assert_uint_eq(cc_buf_len(js), strlen(json));
+  ck_assert(memcmp(cc_buf_cdata(js), json, strlen(json)) == 0);
+  ck_assert_int_eq(cc_protocol_transcode(&back, CC_PROTOCOL_SERVER_FRAME,
+                                         CC_ENCODING_JSON, cc_buf_cdata(js),
+                                         cc_buf_len(js), CC_ENCODING_PROTOBUF, NULL, NULL,
+                                         NULL, 0),
+                   0);
+  ck_assert_uint_eq(cc_buf_len(pb), sizeof in - 7); /* 3 + 2 + 2 bytes unknown */
+  ck_assert_uint_eq(cc_buf_len(back), cc_buf_len(pb));
+  ck_assert(memcmp(cc_buf_cdata(back), cc_buf_cdata(pb), cc_buf_len(pb)) == 0);
+  cc_buf_unref(pb);
+  cc_buf_unref(js);
+  cc_buf_unref(back);
+}
+END_TEST
+
 START_TEST(api_error_reply_and_headroom) {
   cc_buf *b = NULL;
   ck_assert_int_eq(
@@ -2277,6 +2313,7 @@ static Suite *protocol_suite(void) {
   tc = tcase_create("api");
   tcase_add_test(tc, api_subprotocols);
   tcase_add_test(tc, api_transcode);
+  tcase_add_test(tc, api_transcode_drops_unknown_fields);
   tcase_add_test(tc, api_error_reply_and_headroom);
   tcase_add_test(tc, api_peek_request_id);
   tcase_add_test(tc, api_error_codes);

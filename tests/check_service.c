@@ -1772,13 +1772,13 @@ START_TEST(groups_per_user_cap) {
   for (unsigned i = 0; i < MAX_GROUPS; i++)
     group_chat(a, "mine", "\"u1\"");
   const char *cmd = "\"createGroup\":{\"title\":\"one more\",\"memberIds\":[\"u1\"]}";
-  uint64_t rid = cli_cmd(a, cmd);
+  uint64_t rid = cli_cmd(a, "%s", cmd);
   Chatcore__V1__Error *e = ERR(a, rid, TOO_LARGE);
   ck_assert_uint_eq(e->retry_after_ms, 0); /* no wait lifts it */
   expect_quiet();
   /* A count, not a rate: an hour later it still holds. */
   mono_ns += 3600 * 1000 * MS;
-  rid = cli_cmd(a, cmd);
+  rid = cli_cmd(a, "%s", cmd);
   ERR(a, rid, TOO_LARGE);
   /* Other users' groups are counted apart; alice's other changes go on. */
   group_chat(b, "bob's", "\"u1\"");
@@ -2835,14 +2835,14 @@ START_TEST(group_cap_counts_groups_in_flight_not_refused_ones) {
   /* Groups the storage refuses do not count. */
   for (unsigned i = 0; i < MAX_GROUPS; i++) {
     deferred_storage_fail_next(lag, CC_ERR_BACKEND);
-    uint64_t rid = cli_cmd(a, cmd);
+    uint64_t rid = cli_cmd(a, "%s", cmd);
     pump_all();
     ERR(a, rid, UNAVAILABLE);
   }
   /* Groups in flight do: one past the cap is refused before they complete. */
   for (unsigned i = 0; i < MAX_GROUPS; i++)
-    cli_cmd(a, cmd);
-  uint64_t rid = cli_cmd(a, cmd);
+    cli_cmd(a, "%s", cmd);
+  uint64_t rid = cli_cmd(a, "%s", cmd);
   ERR(a, rid, TOO_LARGE);
   pump_all();
   unsigned created = 0;
@@ -2853,7 +2853,7 @@ START_TEST(group_cap_counts_groups_in_flight_not_refused_ones) {
       created++;
   }
   ck_assert_uint_eq(created, MAX_GROUPS);
-  rid = cli_cmd(a, cmd);
+  rid = cli_cmd(a, "%s", cmd);
   ERR(a, rid, TOO_LARGE);
   expect_quiet();
 }

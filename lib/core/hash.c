@@ -40,7 +40,9 @@ uint64_t cc_hash(const cc_hash_key *key, const void *data, size_t len) {
   uint64_t v1 = 0x646f72616e646f6dULL ^ key->k1;
   uint64_t v2 = 0x6c7967656e657261ULL ^ key->k0;
   uint64_t v3 = 0x7465646279746573ULL ^ key->k1;
-  const uint8_t *end = in + len - (len % 8);
+  /* `data` may be NULL when `len` is 0 (an absent string): NULL + 0 is undefined
+   * behaviour in C. */
+  const uint8_t *end = len ? in + len - (len % 8) : in;
   for (; in != end; in += 8) {
     uint64_t m = load64_le(in);
     v3 ^= m;

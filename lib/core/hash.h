@@ -14,7 +14,7 @@ typedef struct cc_hash_key {
  * if the kernel call fails. */
 cc_hash_key cc_hash_key_random(void);
 
-/* SipHash-1-3 of `len` bytes. */
+/* SipHash-1-3 of `len` bytes at `data` (which may be NULL when `len` is 0). */
 uint64_t cc_hash(const cc_hash_key *key, const void *data, size_t len);
 
 #endif

@@ -37,7 +37,8 @@ int cc_http_percent_decode(cc_str in, unsigned flags, char *out, size_t out_cap)
 int cc_http_query_param(cc_str query, const char *name, char *out, size_t out_cap) {
   if (!name || !out || out_cap == 0) return CC_ERR_INVALID;
   size_t name_len = strlen(name);
-  const char *p = query.ptr, *end = query.ptr + query.len;
+  /* An absent query is {NULL, 0}: NULL + 0 is undefined behaviour in C. */
+  const char *p = query.ptr, *end = p ? p + query.len : NULL;
   while (p && p < end) {
     const char *amp = memchr(p, '&', (size_t)(end - p));
     const char *pair_end = amp ? amp : end;

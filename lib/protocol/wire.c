@@ -72,6 +72,37 @@ static void track_free_fn(void *ud, void *p) {
 /* ------------------------------------------------------------------------- */
 /* Decode */
 
+/* Frees the unknown fields protobuf-c kept in `m` and in every message under
+ * it (lenient limits let them through), so that a frame decodes to the same
+ * message from protobuf as from JSON (whose decoder skips them) and re-encodes
+ * without them in either encoding. */
+static void drop_unknown(ProtobufCMessage *m, ProtobufCAllocator *a) {
+  if (!m) return;
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    a->free(a->allocator_data, m->unknown_fields[i].data);
+  if (m->unknown_fields) a->free(a->allocator_data, m->unknown_fields);
+  m->unknown_fields = NULL;
+  m->n_unknown_fields = 0;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  char *base = (char *)m;
+  for (unsigned i = 0; i < d->n_fields; i++) {
+    const ProtobufCFieldDescriptor *f = &d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) continue;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(base + f->quantifier_offset);
+      ProtobufCMessage **v = *(ProtobufCMessage ***)(base + f->offset);
+      for (size_t k = 0; k < n; k++)
+        drop_unknown(v[k], a);
+      continue;
+    }
+    /* A oneof member's slot holds another member unless the case is its own. */
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+      continue;
+    drop_unknown(*(ProtobufCMessage **)(base + f->offset), a);
+  }
+}
+
 int cc_wire_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc,
                    cc_encoding enc, const uint8_t *data, size_t len,
                    const cc_wire_limits *lim, const cc_mem *mem, cc_wire_err *err) {
@@ -98,6 +129,7 @@ int cc_wire_decode(ProtobufCMessage **out, const ProtobufCMessageDescriptor *des
      * (e.g. a proto2 required field missing). */
     return cc_wire_err_set(err, CC_ERR_PROTO, "malformed protobuf");
   }
+  drop_unknown(m, &a);
   *out = m;
   return 0;
 }

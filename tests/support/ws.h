@@ -2,8 +2,9 @@
  * client frames, and server frames read from any byte source; then the same
  * as one-call helpers over the in-memory transport (memnet).
  *
- * The functions before the memnet ones make no Check assertions, so a client
- * thread may use them (they report failure in their result instead). */
+ * The functions before the memnet ones (but ws_verifier_new and ws_token) make
+ * no Check assertions, so a client thread or a fuzz target may use them (they
+ * report failure in their result instead); they are in ws_client.c. */
 #ifndef CC_TESTS_SUPPORT_WS_H
 #define CC_TESTS_SUPPORT_WS_H
 
@@ -49,6 +50,10 @@ size_t ws_client_frame(uint8_t *out, int opcode, const void *payload, size_t len
 
 /* Reads exactly `len` bytes from `src` into `buf`: 0, or -1 if it could not. */
 typedef int (*ws_read_fn)(void *src, void *buf, size_t len);
+
+/* Reads a server frame's head through `read`: returns its opcode and its
+ * payload's length in *len; -1 when a read failed or the frame is masked. */
+int ws_read_head(ws_read_fn read, void *src, uint64_t *len);
 
 /* Reads one server frame through `read`: returns its opcode, its payload in
  * `buf` (`cap` bytes) and the payload's length in *len; -1 when a read failed,

@@ -1,0 +1,2 @@
+r
+Release crewbobcarol

@@ -1,0 +1,2 @@
+R<
+d:alice:bob$5f0c2a8e-1b7d-4e4c-9a51-0c6a1f3e2b77Hi Bob!

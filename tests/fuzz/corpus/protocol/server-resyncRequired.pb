@@ -1,0 +1,2 @@
+-B+
+g:01HF7Z3KQ´"delivery queue overflow

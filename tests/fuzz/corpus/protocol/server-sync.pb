@@ -1,0 +1,9 @@
+
+’
+šŒ
+s
+d:alice:bob`
+^
+d:alice:bob*alice"$5f0c2a8e-1b7d-4e4c-9a51-0c6a1f3e2b77*Hi Bob!8ûÐ•ÿ¼1Rd:alice:bob/42X*(0*
+
+g:01HF7Z3KQ(¨F0 G

@@ -1,0 +1,2 @@
+2
+d:alice:bobbob

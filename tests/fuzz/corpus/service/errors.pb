@@ -1,0 +1,13 @@
+p
+~
+R
+g:nopexx
+~
+j
+alice
+~
+’
+d:alice:bobÿÿÿÿÿÿÿÿÿ
+~
+¢
+d:alice:bobc
