@@ -175,14 +175,16 @@ static const char schema_v1[] =
      * the chats' last_seq moved. A message repeated inside the input is
      * appended once (its first occurrence); the repeats answer as retries.
      * One row per input element, in input order: (ord, status, seq) with the
-     * statuses of append_entry. Its plans are cached for the session, made
-     * while the tables may still be small: without enable_seqscan off they
-     * scan every chat for each batch (measured: most of the server's time
-     * with 10,000 chats). */
+     * statuses of append_entry. Its plans are generic (planning this query
+     * over partitioned tables for every batch cost more than running it),
+     * cached for the session and may be made while the tables are small:
+     * without enable_seqscan off they scan every chat for each batch
+     * (measured: most of the server's time with 10,000 chats). */
     "CREATE FUNCTION append_messages(p_chats bytea[], p_senders bytea[],"
     "  p_cmids bytea[], p_texts bytea[], p_payloads bytea[], p_ats bigint[])"
     " RETURNS TABLE (o_ord bigint, o_status int, o_seq bigint)"
     " LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_seqscan = off"
+    " SET plan_cache_mode = force_generic_plan"
     " AS $f$\n"
     "BEGIN\n"
     "  PERFORM 1 FROM chats c WHERE c.chat_id = ANY (p_chats) ORDER BY c.chat_id"
