@@ -64,10 +64,22 @@ static void psql(int port, const char *sql) {
   ck_assert_msg(pg_script(args) == 0, "psql failed: %s", sql);
 }
 
+/* A new directory for a server. The servers of tests (kill -9, failover) are
+ * listed in the primary's directory, so that the main process stops them at
+ * exit even when their test failed halfway. */
 static void make_dir(char *out, size_t cap, const char *tag) {
   const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   snprintf(out, cap, "%s/chatcore-pg-%s-XXXXXX", base, tag);
   if (!mkdtemp(out)) abort();
+  if (primary_dir[0] && strcmp(out, primary_dir) != 0) {
+    char list[400];
+    snprintf(list, sizeof list, "%s/test-servers", primary_dir);
+    FILE *f = fopen(list, "a");
+    if (f) {
+      fprintf(f, "%s\n", out);
+      fclose(f);
+    }
+  }
 }
 
 static void conninfo_for(char *out, size_t cap, int port) {
@@ -936,7 +948,17 @@ static pid_t main_pid; /* Check's forked tests exit too: only main stops */
 static void stop_servers(void) {
   if (getpid() != main_pid) return;
   if (primary_dir[0]) {
-    char args[400];
+    char args[900], list[400], dir[400];
+    snprintf(list, sizeof list, "%s/test-servers", primary_dir);
+    FILE *f = fopen(list, "r");
+    while (f && fgets(dir, sizeof dir, f)) {
+      dir[strcspn(dir, "\n")] = 0;
+      snprintf(args, sizeof args, "stop %s", dir);
+      pg_script(args);
+      snprintf(args, sizeof args, "rm -rf %s", dir);
+      if (system(args) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
+    if (f) fclose(f);
     snprintf(args, sizeof args, "stop %s", primary_dir);
     pg_script(args);
     snprintf(args, sizeof args, "rm -rf %s", primary_dir);
