@@ -11,7 +11,7 @@
 
 typedef struct adapter {
   cc_loop *loop;
-  const cc_mem *mem;
+  cc_mem mem; /* a copy: the adapter outlives the presence that made it */
   redisAsyncContext *ac; /* NULL once hiredis cleaned up */
   cc_loop_watch *watch;
   unsigned events;
@@ -48,8 +48,9 @@ static void del_write(void *p) {
 
 static void release(void *p) {
   adapter *a = p;
+  cc_mem mem = a->mem;
   a->loop->methods->unref(a->loop);
-  cc_free(a->mem, a);
+  cc_free(&mem, a);
 }
 
 static void cleanup(void *p) {
@@ -59,8 +60,9 @@ static void cleanup(void *p) {
   a->watch = NULL;
   a->loop->methods->ref(a->loop);
   if (a->loop->methods->post(a->loop, release, a) != 0) {
+    cc_mem mem = a->mem;
     a->loop->methods->unref(a->loop);
-    cc_free(a->mem, a); /* the loop is closing: no callback of ours can run */
+    cc_free(&mem, a); /* the loop is closing: no callback of ours can run */
   }
 }
 
@@ -68,7 +70,7 @@ int redis_attach(redisAsyncContext *ac, cc_loop *loop, const cc_mem *mem) {
   adapter *a = cc_calloc(mem, 1, sizeof *a);
   if (!a) return CC_ERR_NOMEM;
   a->loop = loop;
-  a->mem = mem;
+  a->mem = *mem;
   a->ac = ac;
   int err = loop->methods->watch_new(loop, &a->watch, ac->c.fd, on_events, a);
   if (err) {

@@ -6,7 +6,8 @@
 #include <hiredis/async.h>
 
 /* Hooks `ac` (just connected or connecting: its fd is set) to `loop`; `mem`
- * (borrowed, must outlive the context) allocates the adapter. 0, or
+ * (copied) allocates the adapter, which is freed from a post to the loop after
+ * hiredis let go of the context (possibly after its owner is gone). 0, or
  * CC_ERR_NOMEM / the loop's watch_new error (then `ac` is not hooked). */
 int redis_attach(redisAsyncContext *ac, cc_loop *loop, const cc_mem *mem);
 
