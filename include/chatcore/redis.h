@@ -47,7 +47,9 @@ CC_EXTERN void cc_redis_options_free(cc_redis_options *opt);
  * Copied. CC_ERR_INVALID otherwise. */
 CC_EXTERN int cc_redis_options_set_server(cc_redis_options *opt, const char *ip,
                                           uint16_t port);
-/* The password (AUTH) and optional user (NULL: the default user). Copied. */
+/* The password (AUTH) and optional user (NULL: the default user). Copied.
+ * CC_ERR_INVALID for a NULL opt or password, a password of 256 bytes or more,
+ * or a user of 128 bytes or more. */
 CC_EXTERN int cc_redis_options_set_auth(cc_redis_options *opt, const char *user,
                                         const char *password);
 /* The prefix of every key and of the channel (1..64 bytes, no '{' or '}');
