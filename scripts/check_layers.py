@@ -46,7 +46,7 @@ PUBLIC = {
     "http.h": "gateway", "gateway.h": "gateway",
     "service.h": "service",
     "edge.h": "edge",
-    "memory.h": "backends", "sqlite.h": "backends", "postgres.h": "backends", "redis.h": "backends",
+    "memory.h": "backends", "sqlite.h": "backends", "postgres.h": "backends", "redis.h": "backends", "nats.h": "backends",
     "memnet.h": "transport", "uv.h": "transport",
     "link.h": "link", "http_api.h": "link",
     "server.h": "server",
