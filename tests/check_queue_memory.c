@@ -684,7 +684,7 @@ typedef struct done_rec {
   int calls, err;
   uint64_t id;
   cc_queue *q;
-  int free_queue; /* free the queue from done */
+  int free_queue;      /* free the queue from done */
   const char *publish; /* publish this to "t" from done */
 } done_rec;
 
@@ -781,10 +781,10 @@ START_TEST(options_checked_then_ignored) {
   /* Nothing is retained: START_ALL and START_SEQ get only what comes next; one
    * durable name serves two subscriptions at once. */
   publish_n(q, "t", 0, 2);
-  cc_queue_sub_options all = {.durable = S("d"), .start = CC_QUEUE_START_ALL,
-                              .ack_wait_ms = 1};
-  cc_queue_sub_options seq = {.durable = S("d"), .start = CC_QUEUE_START_SEQ,
-                              .start_seq = 1};
+  cc_queue_sub_options all = {
+      .durable = S("d"), .start = CC_QUEUE_START_ALL, .ack_wait_ms = 1};
+  cc_queue_sub_options seq = {
+      .durable = S("d"), .start = CC_QUEUE_START_SEQ, .start_seq = 1};
   hold_with(q, &a, "t", &all);
   hold_with(q, &b, "t", &seq);
   publish_n(q, "t", 2, 1);

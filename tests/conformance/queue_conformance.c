@@ -999,8 +999,8 @@ static void on_subscribed(void *ud, uint64_t id, int err) {
 static int sub_with_raw(ctx *c, sink *s, const char *pattern,
                         const cc_queue_sub_options *o) {
   uint64_t id = 0;
-  int rv = c->q->methods->subscribe_with(c->q, S(pattern), o, on_msg, s, on_subscribed,
-                                         s, &id);
+  int rv = c->q->methods->subscribe_with(c->q, S(pattern), o, on_msg, s, on_subscribed, s,
+                                         &id);
   return subscribed(s, rv, id);
 }
 
@@ -1085,8 +1085,8 @@ CONF_TEST(subscribe_with_validates) {
   name[64] = '\0';
   cc_queue_sub_options good = {.durable = S(name)};
   sink *ok = sub_with(c, 1, "v", &good);
-  ck_assert_int_eq(c->q->methods->subscribe_with(c->q, S("v"), NULL, on_msg,
-                                                 &c->sinks[2], NULL, NULL, NULL),
+  ck_assert_int_eq(c->q->methods->subscribe_with(c->q, S("v"), NULL, on_msg, &c->sinks[2],
+                                                 NULL, NULL, NULL),
                    0);
   barrier(c, ok, "v");
   pump_until(c, &c->sinks[2].markers, 1);
@@ -1223,7 +1223,7 @@ CONF_TEST(set_state_handler_accepts_null) {
   c->q->methods->set_state_handler(c->q, NULL, NULL);
   size_t at_null = calls;
   barrier(c, s, "st");
-  ck_assert_uint_eq(calls, at_null); /* not called once removed */
+  ck_assert_uint_eq(calls, at_null);                  /* not called once removed */
   c->q->methods->set_state_handler(c->q, NULL, NULL); /* again: still fine */
 }
 END_TEST
@@ -1254,10 +1254,10 @@ Suite *queue_conformance_suite(const queue_conformance_backend *b) {
   CONF_AREA(version_3, subscribe_with_reports_done, subscribe_with_validates,
             unsubscribe_before_done, max_in_flight_holds_back, nak, ack_wait_redelivers,
             start_all, durable_resumes, set_state_handler_accepts_null);
-  const conformance_area *areas[] = {
-      &basics_area, &wildcards_area, &groups_area,    &unsubscribe_area,
-      &dedupe_area, &order_area,     &handlers_area,  &bad_input_area,
-      &scale_area,  &close_area,     &version_3_area};
+  const conformance_area *areas[] = {&basics_area,      &wildcards_area, &groups_area,
+                                     &unsubscribe_area, &dedupe_area,    &order_area,
+                                     &handlers_area,    &bad_input_area, &scale_area,
+                                     &close_area,       &version_3_area};
   return conformance_suite(b->name ? b->name : "queue", idx, areas,
                            sizeof areas / sizeof areas[0]);
 }

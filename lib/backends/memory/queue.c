@@ -85,12 +85,12 @@ typedef struct sub {
   uint64_t id;
   cc_queue_handler_fn handler;
   void *user_data;
-  group *group;            /* NULL: gets every message */
-  literal *literal;        /* NULL: a wildcard pattern, on mqueue.wild */
-  struct sub *prev, *next; /* in literal->subs or mqueue.wild */
-  uint32_t max_in_flight;  /* 0: unlimited */
-  size_t in_flight;        /* delivered (or ready) and not yet acked */
-  size_t pending;          /* on the main FIFO, not yet drained */
+  group *group;               /* NULL: gets every message */
+  literal *literal;           /* NULL: a wildcard pattern, on mqueue.wild */
+  struct sub *prev, *next;    /* in literal->subs or mqueue.wild */
+  uint32_t max_in_flight;     /* 0: unlimited */
+  size_t in_flight;           /* with a max_in_flight: delivered (or ready), unacked */
+  size_t pending;             /* on the main FIFO, not yet drained */
   delivery *held, *held_tail; /* held back while full, oldest first */
   size_t pattern_len;
   char pattern[];
@@ -112,10 +112,10 @@ typedef struct mqueue {
   cc_table dedupe;
   sublist wild;
   uint64_t next_id;
-  delivery *head, *tail; /* to deliver */
+  delivery *head, *tail;        /* to deliver */
   delivery *ready, *ready_tail; /* held deliveries an ack released: first */
-  delivery outstanding;  /* sentinel of the delivered, unacked list */
-  sub **match;           /* scratch: the subscriptions one publish matches */
+  delivery outstanding;         /* sentinel of the delivered, unacked list */
+  sub **match;                  /* scratch: the subscriptions one publish matches */
   size_t match_cap;
   unsigned depth;         /* calls and callbacks running */
   int closing;            /* free was called during a callback */
@@ -289,7 +289,7 @@ static void drain(mqueue *q) {
         append(&s->held, &s->held_tail, d);
         continue;
       }
-      s->in_flight++;
+      if (s->max_in_flight) s->in_flight++;
     }
     d->prev = &q->outstanding;
     d->next = q->outstanding.next;
@@ -642,7 +642,8 @@ static int m_subscribe_with(cc_queue *base, cc_str pattern,
       start > CC_QUEUE_START_SEQ || (start == CC_QUEUE_START_SEQ && opt->start_seq < 1))
     return CC_ERR_INVALID;
   uint64_t id = 0;
-  int rv = add_sub(q, pattern, opt->group, opt->max_in_flight, handler, handler_data, &id);
+  int rv =
+      add_sub(q, pattern, opt->group, opt->max_in_flight, handler, handler_data, &id);
   if (rv != 0) return rv;
   if (out_id) *out_id = id;
   if (done) {
