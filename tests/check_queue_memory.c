@@ -4,7 +4,10 @@
  * backend promises: the dedupe window and cap on an injected clock,
  * round-robin groups, the documented order of nested publishes (no
  * recursion), the caller's allocator for everything, atomic failure when
- * memory runs out, free from inside a handler, its length limits. */
+ * memory runs out, free from inside a handler, its length limits; and what it
+ * does of version 3: done inside the call, options checked then ignored,
+ * max_in_flight per subscription and in groups, held-back deliveries released
+ * by unsubscribe, free and close, nak as ack, no state changes. */
 #include <check.h>
 #include <chatcore/error.h>
 #include <chatcore/memory.h>
@@ -644,6 +647,316 @@ START_TEST(out_of_memory_is_atomic) {
 }
 END_TEST
 
+/* ---- version 3 ---- */
+
+/* A subscription that keeps what it gets unacked (up to 16), as text in
+ * `text`: "<data> " per message. */
+typedef struct holder {
+  cc_queue *q;
+  char text[256];
+  size_t len;
+  cc_queue_msg *held[16];
+  size_t n_held;
+} holder;
+
+static void hold_msg(void *ud, cc_queue_msg *m) {
+  holder *h = ud;
+  int w = snprintf(h->text + h->len, sizeof h->text - h->len, "%.*s ", (int)m->len,
+                   (const char *)m->data);
+  ck_assert(w > 0 && (size_t)w < sizeof h->text - h->len);
+  h->len += (size_t)w;
+  ck_assert_uint_lt(h->n_held, 16);
+  h->held[h->n_held++] = m;
+}
+
+/* Acks (or naks) the oldest message `h` holds. */
+static void release_oldest(holder *h, int nak) {
+  ck_assert_uint_gt(h->n_held, 0);
+  cc_queue_msg *m = h->held[0];
+  memmove(h->held, h->held + 1, --h->n_held * sizeof *h->held);
+  if (nak)
+    h->q->methods->nak(h->q, m, 0);
+  else
+    h->q->methods->ack(h->q, m);
+}
+
+typedef struct done_rec {
+  int calls, err;
+  uint64_t id;
+  cc_queue *q;
+  int free_queue;      /* free the queue from done */
+  const char *publish; /* publish this to "t" from done */
+} done_rec;
+
+static void on_done(void *ud, uint64_t id, int err) {
+  done_rec *d = ud;
+  d->calls++;
+  d->id = id;
+  d->err = err;
+  if (d->publish)
+    d->q->methods->publish(d->q, S("t"), B(d->publish), strlen(d->publish), S(""), NULL,
+                           NULL);
+  if (d->free_queue) d->q->methods->free(d->q);
+}
+
+/* subscribe_with of `h` to `pattern` with options `o`; returns the id. */
+static uint64_t hold_with(cc_queue *q, holder *h, const char *pattern,
+                          const cc_queue_sub_options *o) {
+  h->q = q;
+  done_rec d = {.q = q};
+  uint64_t id = 0;
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S(pattern), o, hold_msg, h, on_done, &d, &id), 0);
+  ck_assert_int_eq(d.calls, 1); /* before it returned */
+  ck_assert_int_eq(d.err, 0);
+  ck_assert_uint_eq(d.id, id);
+  return id;
+}
+
+static void publish_n(cc_queue *q, const char *subject, int first, int n) {
+  char text[16];
+  for (int k = first; k < first + n; k++) {
+    snprintf(text, sizeof text, "%d", k);
+    ck_assert_int_eq(publish(q, subject, text, ""), 0);
+  }
+}
+
+START_TEST(v3_table) {
+  cc_queue *q = make_on(0, 0, NULL);
+  const cc_queue_methods *m = q->methods;
+  ck_assert_int_eq(m->version, 3);
+  ck_assert(m->subscribe_with && m->nak && m->set_state_handler);
+  m->free(q);
+}
+END_TEST
+
+START_TEST(done_runs_inside_the_call) {
+  cc_queue *q = make_on(0, 0, NULL);
+  inbox in = {.q = q};
+  done_rec d = {.q = q, .publish = "from-done"};
+  uint64_t id = 0;
+  /* NULL options: the defaults. What done publishes is delivered to the new
+   * subscription before subscribe_with returns. */
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("t"), NULL, on_msg, &in, on_done, &d, &id), 0);
+  ck_assert_int_eq(d.calls, 1);
+  ck_assert_uint_eq(d.id, id);
+  ck_assert_str_eq(in.text, "t=from-done ");
+  /* done may be NULL, and so may out_id. */
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("t"), NULL, on_msg, &in, NULL, NULL, NULL), 0);
+  q->methods->free(q);
+}
+END_TEST
+
+START_TEST(done_may_free_the_queue) {
+  counting_alloc_reset(&allocs);
+  cc_queue *q = make_on(0, 0, &tracking_mem);
+  holder h = {.q = q};
+  done_rec d = {.q = q, .free_queue = 1, .publish = "x"};
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("t"), NULL, hold_msg, &h, on_done, &d, NULL), 0);
+  ck_assert_int_eq(d.calls, 1);
+  ck_assert_uint_eq(h.n_held, 0); /* freed before the drain */
+  ck_assert_int_eq(allocs.live, 0);
+}
+END_TEST
+
+START_TEST(options_checked_then_ignored) {
+  cc_queue *q = make_on(0, 0, NULL);
+  holder a = {.len = 0}, b = {.len = 0};
+  uint64_t id = 7;
+  done_rec d = {.q = q};
+  cc_queue_sub_options neg = {.start = (cc_queue_start)-1};
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("t"), &neg, hold_msg, &a, on_done, &d, &id),
+      CC_ERR_INVALID);
+  cc_str null_name = {NULL, 3};
+  cc_queue_sub_options bad = {.durable = null_name};
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("t"), &bad, hold_msg, &a, on_done, &d, &id),
+      CC_ERR_INVALID);
+  ck_assert_int_eq(d.calls, 0);
+  ck_assert_uint_eq(id, 7);
+  /* Nothing is retained: START_ALL and START_SEQ get only what comes next; one
+   * durable name serves two subscriptions at once. */
+  publish_n(q, "t", 0, 2);
+  cc_queue_sub_options all = {
+      .durable = S("d"), .start = CC_QUEUE_START_ALL, .ack_wait_ms = 1};
+  cc_queue_sub_options seq = {
+      .durable = S("d"), .start = CC_QUEUE_START_SEQ, .start_seq = 1};
+  hold_with(q, &a, "t", &all);
+  hold_with(q, &b, "t", &seq);
+  publish_n(q, "t", 2, 1);
+  ck_assert_str_eq(a.text, "2 ");
+  ck_assert_str_eq(b.text, "2 ");
+  release_oldest(&a, 0);
+  release_oldest(&b, 1);
+  q->methods->free(q);
+}
+END_TEST
+
+START_TEST(max_in_flight_per_subscription) {
+  cc_queue *q = make_on(0, 0, NULL);
+  holder h = {.len = 0};
+  cc_queue_sub_options o = {.max_in_flight = 2};
+  hold_with(q, &h, "t", &o);
+  publish_n(q, "t", 0, 5);
+  ck_assert_str_eq(h.text, "0 1 ");
+  release_oldest(&h, 0); /* delivers 2 before the ack returns */
+  ck_assert_str_eq(h.text, "0 1 2 ");
+  release_oldest(&h, 1); /* a nak frees room as an ack does */
+  ck_assert_str_eq(h.text, "0 1 2 3 ");
+  publish_n(q, "t", 5, 1); /* behind what is held back */
+  release_oldest(&h, 0);
+  release_oldest(&h, 0);
+  ck_assert_str_eq(h.text, "0 1 2 3 4 5 ");
+  while (h.n_held)
+    release_oldest(&h, 0);
+  q->methods->free(q);
+}
+END_TEST
+
+/* A group member that is full is passed over for one with room; when none has
+ * room, the member whose turn it was holds the message back. */
+START_TEST(max_in_flight_in_groups) {
+  cc_queue *q = make_on(0, 0, NULL);
+  holder a = {.len = 0}, b = {.len = 0};
+  cc_queue_sub_options one = {.group = S("w"), .max_in_flight = 1};
+  hold_with(q, &a, "jobs", &one);
+  hold_with(q, &b, "jobs", &one);
+  publish_n(q, "jobs", 0, 2); /* a: 0, b: 1; both full now */
+  ck_assert_str_eq(a.text, "0 ");
+  ck_assert_str_eq(b.text, "1 ");
+  publish_n(q, "jobs", 2, 2); /* a's turn: held on a; then b's: held on b */
+  ck_assert_str_eq(a.text, "0 ");
+  ck_assert_str_eq(b.text, "1 ");
+  release_oldest(&b, 0);
+  ck_assert_str_eq(b.text, "1 3 ");
+  release_oldest(&a, 0);
+  ck_assert_str_eq(a.text, "0 2 ");
+  /* a is full, b is not: b gets the next two, whoever's turn it is. */
+  release_oldest(&b, 0);
+  publish_n(q, "jobs", 4, 1);
+  ck_assert_str_eq(b.text, "1 3 4 ");
+  ck_assert_str_eq(a.text, "0 2 ");
+  /* An unlimited member takes what the full ones cannot. */
+  inbox c = {.q = q};
+  subscribe(q, &c, "jobs", "w");
+  publish_n(q, "jobs", 5, 3);
+  ck_assert_str_eq(c.text, "jobs=5 jobs=6 jobs=7 ");
+  ck_assert_str_eq(a.text, "0 2 ");
+  ck_assert_str_eq(b.text, "1 3 4 ");
+  while (a.n_held)
+    release_oldest(&a, 0);
+  while (b.n_held)
+    release_oldest(&b, 0);
+  q->methods->free(q);
+}
+END_TEST
+
+/* Held-back deliveries are released by unsubscribe, free and close, also when
+ * free is called from a handler (the leak checkers and the counting allocator
+ * check it). */
+static void free_on_second(void *ud, cc_queue_msg *m) {
+  holder *h = ud;
+  hold_msg(h, m);
+  if (h->n_held == 2) h->q->methods->free(h->q);
+}
+
+static void count_closed(void *ud) {
+  ++*(int *)ud;
+}
+
+START_TEST(held_back_released) {
+  for (int how = 0; how < 4; how++) {
+    counting_alloc_reset(&allocs);
+    cc_queue *q = make_on(0, 0, &tracking_mem);
+    holder h = {.len = 0}, other = {.len = 0};
+    cc_queue_sub_options o = {.max_in_flight = 1};
+    uint64_t id = hold_with(q, &h, "t", &o);
+    hold_with(q, &other, "u", &o);
+    publish_n(q, "t", 0, 3);
+    publish_n(q, "u", 0, 2);
+    ck_assert_str_eq(h.text, "0 ");
+    if (how == 0) { /* unsubscribe drops what is held back */
+      long before = allocs.live;
+      ck_assert_int_eq(q->methods->unsubscribe(q, id), 0);
+      ck_assert_int_lt(allocs.live, before);
+      release_oldest(&h, 0); /* frees room for nobody */
+      ck_assert_str_eq(h.text, "0 ");
+      q->methods->free(q);
+    } else if (how == 1) {
+      q->methods->free(q);
+    } else if (how == 2) {
+      int closed = 0;
+      q->methods->close(q, count_closed, &closed);
+      ck_assert_int_eq(closed, 1);
+    } else { /* free from the handler that an ack's release calls */
+      holder f = {.q = q};
+      done_rec d = {.q = q};
+      ck_assert_int_eq(q->methods->subscribe_with(q, S("f"), &o, free_on_second, &f,
+                                                  on_done, &d, NULL),
+                       0);
+      publish_n(q, "f", 0, 3);
+      ck_assert_str_eq(f.text, "0 ");
+      q->methods->ack(q, f.held[0]); /* delivers 1, whose handler frees */
+      ck_assert_str_eq(f.text, "0 1 ");
+    }
+    ck_assert_int_eq(allocs.live, 0);
+  }
+}
+END_TEST
+
+static int state_calls;
+
+static void count_state(void *ud, cc_queue_state state) {
+  (void)ud;
+  (void)state;
+  state_calls++;
+}
+
+START_TEST(state_handler_never_called) {
+  cc_queue *q = make_on(0, 0, NULL);
+  inbox in = {.q = q};
+  q->methods->set_state_handler(q, count_state, NULL);
+  subscribe(q, &in, "t", "");
+  ck_assert_int_eq(publish(q, "t", "x", ""), 0);
+  q->methods->set_state_handler(q, NULL, NULL);
+  q->methods->set_state_handler(q, count_state, &in);
+  q->methods->free(q);
+  ck_assert_int_eq(state_calls, 0);
+}
+END_TEST
+
+/* subscribe_with out of memory: CC_ERR_NOMEM, done not called, nothing kept. */
+START_TEST(subscribe_with_out_of_memory) {
+  for (long k = 1; k <= 8; k++) {
+    counting_alloc_reset(&allocs);
+    cc_queue *q = make_on(0, 0, &tracking_mem);
+    long before = allocs.live;
+    holder h = {.q = q};
+    done_rec d = {.q = q};
+    cc_queue_sub_options o = {.group = S("g"), .max_in_flight = 1};
+    allocs.fail_countdown = k;
+    uint64_t id = 0;
+    int rv = q->methods->subscribe_with(q, S("a.b"), &o, hold_msg, &h, on_done, &d, &id);
+    allocs.fail_countdown = 0;
+    if (rv == 0) {
+      ck_assert_int_eq(d.calls, 1);
+      q->methods->free(q);
+      break;
+    }
+    ck_assert_int_eq(rv, CC_ERR_NOMEM);
+    ck_assert_int_eq(d.calls, 0);
+    ck_assert_uint_eq(id, 0);
+    ck_assert_int_eq(allocs.live, before);
+    q->methods->free(q);
+    ck_assert_int_eq(allocs.live, 0);
+  }
+}
+END_TEST
+
 static Suite *memory_suite(void) {
   Suite *s = suite_create("queue-memory-only");
   TCase *tc = tcase_create("memory");
@@ -659,18 +972,37 @@ static Suite *memory_suite(void) {
   tcase_add_test(tc, allocator_used_and_balanced);
   tcase_add_test(tc, out_of_memory_is_atomic);
   suite_add_tcase(s, tc);
+  TCase *v3 = tcase_create("memory version 3");
+  tcase_add_test(v3, v3_table);
+  tcase_add_test(v3, done_runs_inside_the_call);
+  tcase_add_test(v3, done_may_free_the_queue);
+  tcase_add_test(v3, options_checked_then_ignored);
+  tcase_add_test(v3, max_in_flight_per_subscription);
+  tcase_add_test(v3, max_in_flight_in_groups);
+  tcase_add_test(v3, held_back_released);
+  tcase_add_test(v3, state_handler_never_called);
+  tcase_add_test(v3, subscribe_with_out_of_memory);
+  suite_add_tcase(s, v3);
   return s;
 }
 
 int main(void) {
-  queue_conformance_backend memory = {.name = "queue-memory", .make = make_memory};
+  /* At-most-once, retaining nothing, one round robin per group. */
+  queue_conformance_backend memory = {.name = "queue-memory",
+                                      .make = make_memory,
+                                      .retains = 0,
+                                      .redelivers = 0,
+                                      .groups_per_pattern = 0};
   /* Behind the wrapper the scale tests are smaller: they test the suite's
    * waiting, which does not change with size. */
   queue_conformance_backend later = {.name = "queue-memory-deferred",
                                      .make = make_deferred,
                                      .pump = d_pump,
                                      .max_pumps = 100000,
-                                     .many = 5000};
+                                     .many = 5000,
+                                     .retains = 0,
+                                     .redelivers = 0,
+                                     .groups_per_pattern = 0};
   /* In turn (arguments have no set order): the direct backend is backend 0. */
   Suite *direct_suite = queue_conformance_suite(&memory);
   Suite *deferred_suite = queue_conformance_suite(&later);

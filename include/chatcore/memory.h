@@ -43,7 +43,25 @@ CC_EXTERN int cc_storage_memory_new(cc_storage **out, const cc_mem *mem);
  *
  * Dedupe ids are remembered for `dedupe_window_ms` after their first publish
  * (a duplicate does not extend it), and at most `max_dedupe_ids` of them (the
- * oldest forgotten first). Subjects and dedupe ids are at most 65535 bytes. */
+ * oldest forgotten first). Subjects and dedupe ids are at most 65535 bytes.
+ *
+ * Version 3 (queue.h): subscribe_with checks its options as queue.h says and
+ * runs `done` (err 0) before it returns, as a publish runs its callback (what
+ * `done` publishes is delivered after `done` returns: before subscribe_with
+ * returns, or when called from a handler, after that one). It retains
+ * nothing, so `durable`, `start` and `start_seq` are checked and otherwise
+ * ignored (a subscription gets what is published after it, whatever its name;
+ * one name may be used by several subscriptions at once), and so is
+ * `ack_wait_ms` (no redelivery); `nak` drops the message as `ack` does; the
+ * state handler is never called (there is no connection). `max_in_flight`
+ * (0: unlimited) is per subscription: what reaches a subscription with that
+ * many messages unacked is held back, in order, and delivered as acks (or
+ * naks) free room: before that ack returns when it is made outside handlers
+ * and callbacks, else after the outermost one returns, as nested publishes
+ * are. A consumer group gives a message to the member whose turn it is, or if
+ * that one is full, to the next member (in subscription order) that has room;
+ * when none has, the member whose turn it was holds it back. Unsubscribe drops
+ * what a subscription holds back; free and close release it. */
 typedef struct cc_queue_memory_options cc_queue_memory_options;
 
 /* Options with defaults: dedupe window 120,000 ms, max_dedupe_ids 1,000,000,

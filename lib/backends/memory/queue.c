@@ -11,6 +11,12 @@
  *    each delivery is a small struct pointing at it, queued on one FIFO that the
  *    outermost call drains. A delivered message sits on the `outstanding` list
  *    until acked, so free can release what was never acked.
+ *  - max_in_flight (version 3): a subscription with that many deliveries
+ *    unacked (`in_flight`) keeps what the FIFO brings it on its own `held`
+ *    list, in order. An ack that frees room moves the oldest held delivery to
+ *    the `ready` FIFO (counted in flight from then on), which the drain empties
+ *    before the main one: a subscription's held deliveries are older than any
+ *    of its deliveries still on the main FIFO, so its order is kept.
  *  - dedupe ids: a table in first-publish order (its LRU list, never touched),
  *    so the expired and the surplus ones are at its oldest end.
  *
@@ -32,6 +38,7 @@
 #define MAX_SUBJECT_LEN 65535u
 #define MAX_DEDUPE_LEN 65535u
 #define MAX_GROUP_LEN 255u
+#define MAX_DURABLE_LEN 64u
 #define NS_PER_MS 1000000u
 
 struct cc_queue_memory_options {
@@ -52,6 +59,7 @@ typedef struct delivery {
   struct delivery *prev, *next; /* the FIFO (next only), then `outstanding` */
   payload *pl;
   uint64_t sub_id;
+  int limited; /* the subscription has a max_in_flight: acks free room */
 } delivery;
 
 typedef struct group {
@@ -77,9 +85,13 @@ typedef struct sub {
   uint64_t id;
   cc_queue_handler_fn handler;
   void *user_data;
-  group *group;            /* NULL: gets every message */
-  literal *literal;        /* NULL: a wildcard pattern, on mqueue.wild */
-  struct sub *prev, *next; /* in literal->subs or mqueue.wild */
+  group *group;               /* NULL: gets every message */
+  literal *literal;           /* NULL: a wildcard pattern, on mqueue.wild */
+  struct sub *prev, *next;    /* in literal->subs or mqueue.wild */
+  uint32_t max_in_flight;     /* 0: unlimited */
+  size_t in_flight;           /* with a max_in_flight: delivered (or ready), unacked */
+  size_t pending;             /* on the main FIFO, not yet drained */
+  delivery *held, *held_tail; /* held back while full, oldest first */
   size_t pattern_len;
   char pattern[];
 } sub;
@@ -100,9 +112,10 @@ typedef struct mqueue {
   cc_table dedupe;
   sublist wild;
   uint64_t next_id;
-  delivery *head, *tail; /* to deliver */
-  delivery outstanding;  /* sentinel of the delivered, unacked list */
-  sub **match;           /* scratch: the subscriptions one publish matches */
+  delivery *head, *tail;        /* to deliver */
+  delivery *ready, *ready_tail; /* held deliveries an ack released: first */
+  delivery outstanding;         /* sentinel of the delivered, unacked list */
+  sub **match;                  /* scratch: the subscriptions one publish matches */
   size_t match_cap;
   unsigned depth;         /* calls and callbacks running */
   int closing;            /* free was called during a callback */
@@ -225,16 +238,58 @@ static sub *find_sub(const mqueue *q, uint64_t id) {
   return (sub *)cc_table_find(&q->subs, h, &id, sizeof id);
 }
 
-/* Delivers queued messages until none is left or the queue is being freed. */
+/* Appends `d` to the list at *head / *tail. */
+static void append(delivery **head, delivery **tail, delivery *d) {
+  d->next = NULL;
+  if (*tail)
+    (*tail)->next = d;
+  else
+    *head = d;
+  *tail = d;
+}
+
+/* Takes the first delivery off the list at *head / *tail (not empty). */
+static delivery *take(delivery **head, delivery **tail) {
+  delivery *d = *head;
+  *head = d->next;
+  if (!*head) *tail = NULL;
+  return d;
+}
+
+/* Releases every delivery on the list at *head. */
+static void release_all(mqueue *q, delivery **head) {
+  while (*head) {
+    delivery *d = *head;
+    *head = d->next;
+    release(q, d);
+  }
+}
+
+/* Whether `s` may take one more delivery now: unlimited, or nothing held and
+ * fewer than max_in_flight in flight (counting `extra` more). */
+static int has_room(const sub *s, size_t extra) {
+  return s->max_in_flight == 0 ||
+         (!s->held && s->in_flight + extra < (size_t)s->max_in_flight);
+}
+
+/* Delivers queued messages until none is left or the queue is being freed:
+ * first those an ack released, then the FIFO. */
 static void drain(mqueue *q) {
-  while (q->head && !q->closing) {
-    delivery *d = q->head;
-    q->head = d->next;
-    if (!q->head) q->tail = NULL;
-    const sub *s = find_sub(q, d->sub_id);
+  while ((q->ready || q->head) && !q->closing) {
+    int released = q->ready != NULL;
+    delivery *d = released ? take(&q->ready, &q->ready_tail) : take(&q->head, &q->tail);
+    sub *s = find_sub(q, d->sub_id);
     if (!s) { /* unsubscribed since: at-most-once, so it is dropped */
       release(q, d);
       continue;
+    }
+    if (!released) {
+      s->pending--;
+      if (!has_room(s, 0)) { /* full: held back, in order */
+        append(&s->held, &s->held_tail, d);
+        continue;
+      }
+      if (s->max_in_flight) s->in_flight++;
     }
     d->prev = &q->outstanding;
     d->next = q->outstanding.next;
@@ -305,7 +360,9 @@ static int by_group(const void *a, const void *b) {
 
 /* Fills q->match[0..*n) with the subscriptions that receive a message on
  * `subject`: every one without a group, and one member of each group (not yet
- * advancing its turn). 0 or CC_ERR_NOMEM. */
+ * advancing its turn): the one whose turn it is, or if that one is full
+ * (max_in_flight), the next after it that has room; when none has, the one
+ * whose turn it is (it holds the message back). 0 or CC_ERR_NOMEM. */
 static int recipients(mqueue *q, cc_str subject, size_t *out_n) {
   size_t n = 0, grouped = 0;
   uint64_t h = cc_table_hash(&q->literals, subject.ptr, subject.len);
@@ -332,7 +389,15 @@ static int recipients(mqueue *q, cc_str subject, size_t *out_n) {
     size_t j = i;
     while (j < n && q->match[j]->group == q->match[i]->group)
       j++;
-    q->match[k++] = q->match[i + (size_t)(q->match[i]->group->turn % (j - i))];
+    size_t first = (size_t)(q->match[i]->group->turn % (j - i)), pick = first;
+    for (size_t t = 0; t < j - i; t++) {
+      sub *m = q->match[i + (first + t) % (j - i)];
+      if (has_room(m, m->pending)) {
+        pick = (first + t) % (j - i);
+        break;
+      }
+    }
+    q->match[k++] = q->match[i + pick];
     i = j;
   }
   *out_n = k;
@@ -377,6 +442,7 @@ static int do_publish(mqueue *q, cc_str subject, const uint8_t *data, size_t len
       d->msg.len = len;
       d->pl = pl;
       d->sub_id = q->match[i]->id;
+      d->limited = q->match[i]->max_in_flight != 0;
       d->prev = NULL;
       d->next = NULL;
       if (last)
@@ -397,8 +463,10 @@ static int do_publish(mqueue *q, cc_str subject, const uint8_t *data, size_t len
     if (cc_table_insert(&q->dedupe, &dd->node) != 0) goto fail;
     forget_old_ids(q, now, q->opt.max_ids); /* the oldest, if over the cap */
   }
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    q->match[i]->pending++;
     if (q->match[i]->group) q->match[i]->group->turn++;
+  }
   if (last) {
     if (q->tail)
       q->tail->next = first;
@@ -498,9 +566,10 @@ static void unlink_sub(mqueue *q, sub *s) {
   leave_group(q, s->group);
 }
 
-static int m_subscribe(cc_queue *base, cc_str pattern, cc_str group_name,
-                       cc_queue_handler_fn handler, void *user_data, uint64_t *out_id) {
-  mqueue *q = (mqueue *)base;
+/* Subscribes as subscribe does (its checks and errors), with at most
+ * `max_in_flight` deliveries unacked (0: unlimited). */
+static int add_sub(mqueue *q, cc_str pattern, cc_str group_name, uint32_t max_in_flight,
+                   cc_queue_handler_fn handler, void *user_data, uint64_t *out_id) {
   int lit;
   if (!handler || !valid_subject(pattern, 1, &lit) || !valid_group(group_name))
     return CC_ERR_INVALID;
@@ -510,6 +579,7 @@ static int m_subscribe(cc_queue *base, cc_str pattern, cc_str group_name,
   s->id = q->next_id;
   s->handler = handler;
   s->user_data = user_data;
+  s->max_in_flight = max_in_flight;
   s->pattern_len = pattern.len;
   memcpy(s->pattern, pattern.ptr, pattern.len);
   s->node.key = (const uint8_t *)&s->id;
@@ -538,31 +608,101 @@ fail:
   return CC_ERR_NOMEM;
 }
 
+static int m_subscribe(cc_queue *base, cc_str pattern, cc_str group_name,
+                       cc_queue_handler_fn handler, void *user_data, uint64_t *out_id) {
+  return add_sub((mqueue *)base, pattern, group_name, 0, handler, user_data, out_id);
+}
+
+/* A durable name: empty, or 1..64 bytes of [A-Za-z0-9_-]. */
+static int valid_durable(cc_str d) {
+  if (d.len == 0) return 1;
+  if (!d.ptr || d.len > MAX_DURABLE_LEN) return 0;
+  for (size_t i = 0; i < d.len; i++) {
+    char c = d.ptr[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/* Nothing is retained, so durable and start are checked and then ignored, as
+ * is ack_wait_ms (no redelivery). `done` runs before this returns, as a
+ * publish's callback does: inside enter/leave, so what it publishes is
+ * delivered after it, and it may free the queue. */
+static int m_subscribe_with(cc_queue *base, cc_str pattern,
+                            const cc_queue_sub_options *opt, cc_queue_handler_fn handler,
+                            void *handler_data, cc_queue_subscribed_cb done,
+                            void *done_data, uint64_t *out_id) {
+  mqueue *q = (mqueue *)base;
+  static const cc_queue_sub_options defaults = {.start = CC_QUEUE_START_NEW};
+  if (!opt) opt = &defaults;
+  int start = (int)opt->start;
+  if (!valid_durable(opt->durable) || start < CC_QUEUE_START_NEW ||
+      start > CC_QUEUE_START_SEQ || (start == CC_QUEUE_START_SEQ && opt->start_seq < 1))
+    return CC_ERR_INVALID;
+  uint64_t id = 0;
+  int rv =
+      add_sub(q, pattern, opt->group, opt->max_in_flight, handler, handler_data, &id);
+  if (rv != 0) return rv;
+  if (out_id) *out_id = id;
+  if (done) {
+    enter(q);
+    q->depth++;
+    done(done_data, id, 0);
+    q->depth--;
+    leave(q);
+  }
+  return 0;
+}
+
 static int m_unsubscribe(cc_queue *base, uint64_t id) {
   mqueue *q = (mqueue *)base;
   sub *s = find_sub(q, id);
   if (!s) return CC_ERR_NOT_FOUND;
   cc_table_remove(&q->subs, &s->node);
   unlink_sub(q, s);
+  release_all(q, &s->held); /* never delivered: dropped (at-most-once) */
   cc_free(&q->mem, s);
   return 0;
 }
 
+/* ack and nak: releases `m`; if that frees room for a subscription that holds
+ * deliveries back, its oldest goes to the `ready` FIFO, which the outermost
+ * call drains (this one, called outside handlers and callbacks). */
 static void m_ack(cc_queue *base, cc_queue_msg *m) {
   mqueue *q = (mqueue *)base;
   if (!m) return;
   delivery *d = (delivery *)m;
   d->prev->next = d->next;
   d->next->prev = d->prev;
+  sub *s = d->limited ? find_sub(q, d->sub_id) : NULL;
   release(q, d);
+  if (!s) return;
+  s->in_flight--;
+  if (!s->held || s->in_flight >= (size_t)s->max_in_flight) return;
+  append(&q->ready, &q->ready_tail, take(&s->held, &s->held_tail));
+  s->in_flight++;
+  enter(q);
+  leave(q);
+}
+
+/* At-most-once: a nak drops the message as ack does. */
+static void m_nak(cc_queue *base, cc_queue_msg *m, uint32_t delay_ms) {
+  (void)delay_ms;
+  m_ack(base, m);
+}
+
+/* No connection: the state never changes, so the handler is never called. */
+static void m_set_state_handler(cc_queue *base, cc_queue_state_fn fn, void *user_data) {
+  (void)base;
+  (void)fn;
+  (void)user_data;
 }
 
 static void destroy(mqueue *q) {
-  while (q->head) {
-    delivery *d = q->head;
-    q->head = d->next;
-    release(q, d);
-  }
+  release_all(q, &q->head);
+  release_all(q, &q->ready);
   while (q->outstanding.next != &q->outstanding) {
     delivery *d = q->outstanding.next;
     q->outstanding.next = d->next;
@@ -571,6 +711,7 @@ static void destroy(mqueue *q) {
   cc_tnode *n, *next;
   for (n = cc_table_oldest(&q->subs); n; n = next) {
     next = cc_table_newer(&q->subs, n);
+    release_all(q, &((sub *)n)->held);
     cc_free(&q->mem, n);
   }
   cc_table *owned[] = {&q->literals, &q->groups, &q->dedupe};
@@ -612,13 +753,16 @@ static void m_close(cc_queue *base, void (*cb)(void *user_data), void *user_data
 }
 
 static const cc_queue_methods memory_methods = {
-    .version = 2,
+    .version = 3,
     .publish = m_publish,
     .subscribe = m_subscribe,
     .unsubscribe = m_unsubscribe,
     .ack = m_ack,
     .free = m_free,
     .close = m_close,
+    .subscribe_with = m_subscribe_with,
+    .nak = m_nak,
+    .set_state_handler = m_set_state_handler,
 };
 
 int cc_queue_memory_new(cc_queue **out, const cc_queue_memory_options *opt,
