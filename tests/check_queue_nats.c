@@ -634,7 +634,10 @@ int main(void) {
                                   .destroy = destroy,
                                   .pump = pump,
                                   .arg = &r3,
-                                  .many = 5000};
+                                  .many = 5000,
+                                  .retains = 1,
+                                  .redelivers = 1,
+                                  .groups_per_pattern = 1};
   queue_conformance_backend b1 = b3;
   b1.name = "queue-nats-r1";
   b1.arg = &r1;
