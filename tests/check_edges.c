@@ -2,7 +2,10 @@
  * edge, its own chat service and a cc_link through one memory queue, and one
  * memory storage behind both services. Membership changed through one side
  * holds on the other at once: a removed member stops receiving the chat's
- * events and stops being able to post, whichever edge and service they use. */
+ * events and stops being able to post, whichever edge and service they use.
+ * A log entry the queue loses on its way to an edge (queues are not the
+ * record of truth: docs/nats.md) shows its clients a gap in seqs, which a
+ * `sync` from the last seq they applied fills from the storage. */
 #include <check.h>
 #include <chatcore/edge.h>
 #include <chatcore/error.h>
@@ -31,14 +34,82 @@ static cc_storage *store;
 static cc_queue *queue;
 static node nodes[2];
 
-static void node_start(node *n, uint64_t edge_id) {
+/* ---- a queue that loses deliveries on demand (node 2's view of `queue`) ---- */
+
+typedef struct lossy {
+  cc_queue base;
+  cc_queue *inner;
+  int drop; /* deliveries still to lose */
+  int dropped;
+} lossy;
+
+typedef struct lossy_sub {
+  lossy *l;
+  cc_queue_handler_fn handler;
+  void *user_data;
+} lossy_sub;
+
+static lossy_sub lossy_subs[8];
+static int n_lossy_subs;
+
+static void lossy_deliver(void *ud, cc_queue_msg *m) {
+  lossy_sub *s = ud;
+  if (s->l->drop > 0) {
+    s->l->drop--;
+    s->l->dropped++;
+    s->l->inner->methods->ack(s->l->inner, m);
+    return;
+  }
+  s->handler(s->user_data, m);
+}
+
+static void lossy_publish(cc_queue *q, cc_str subject, const uint8_t *data, size_t len,
+                          cc_str dedupe, cc_queue_publish_cb cb, void *ud) {
+  lossy *l = (lossy *)q;
+  l->inner->methods->publish(l->inner, subject, data, len, dedupe, cb, ud);
+}
+
+static int lossy_subscribe(cc_queue *q, cc_str pattern, cc_str group, cc_queue_handler_fn h,
+                           void *ud, uint64_t *out_id) {
+  lossy *l = (lossy *)q;
+  ck_assert_int_lt(n_lossy_subs, 8);
+  lossy_sub *s = &lossy_subs[n_lossy_subs++];
+  *s = (lossy_sub){l, h, ud};
+  return l->inner->methods->subscribe(l->inner, pattern, group, lossy_deliver, s, out_id);
+}
+
+static int lossy_unsubscribe(cc_queue *q, uint64_t id) {
+  lossy *l = (lossy *)q;
+  return l->inner->methods->unsubscribe(l->inner, id);
+}
+
+static void lossy_ack(cc_queue *q, cc_queue_msg *m) {
+  lossy *l = (lossy *)q;
+  l->inner->methods->ack(l->inner, m);
+}
+
+static void lossy_free(cc_queue *q) {
+  (void)q; /* the inner queue is freed by teardown */
+}
+
+static const cc_queue_methods lossy_methods = {
+    .version = 1,
+    .publish = lossy_publish,
+    .subscribe = lossy_subscribe,
+    .unsubscribe = lossy_unsubscribe,
+    .ack = lossy_ack,
+    .free = lossy_free,
+};
+static lossy node2_queue;
+
+static void node_start(node *n, uint64_t edge_id, cc_queue *q) {
   cc_service_options *so;
   ck_assert_int_eq(cc_service_options_new(&so), 0);
   ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
   ck_assert_int_eq(cc_service_new(&n->svc, so, NULL), 0);
   cc_service_options_free(so);
   ck_assert_int_eq(cc_edge_new(&n->edge, edge_id, NULL), 0);
-  ck_assert_int_eq(cc_link_new(&n->link, n->svc, n->edge, queue, NULL), 0);
+  ck_assert_int_eq(cc_link_new(&n->link, n->svc, n->edge, q, NULL), 0);
   cc_gateway_options *o;
   ck_assert_int_eq(cc_gateway_options_new(&o), 0);
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
@@ -61,8 +132,10 @@ static void setup(void) {
   verifier = ws_verifier_new();
   ck_assert_int_eq(cc_storage_memory_new(&store, NULL), 0);
   ck_assert_int_eq(cc_queue_memory_new(&queue, NULL, NULL), 0);
-  node_start(&nodes[0], 1);
-  node_start(&nodes[1], 2);
+  node2_queue = (lossy){{&lossy_methods}, queue, 0, 0};
+  n_lossy_subs = 0;
+  node_start(&nodes[0], 1, queue);
+  node_start(&nodes[1], 2, &node2_queue.base);
 }
 
 static void teardown(void) {
@@ -211,11 +284,68 @@ START_TEST(removal_holds_on_the_other_edge) {
 }
 END_TEST
 
+/* The seq of the first event in `buf` that carries `text`. */
+static long seq_of(const char *buf, const char *text) {
+  const char *t = strstr(buf, text);
+  ck_assert_msg(t, "no %s in %s", text, buf);
+  const char *line = t;
+  while (line > buf && line[-1] != '\n')
+    line--;
+  const char *seq = strstr(line, "\"seq\":\"");
+  ck_assert_msg(seq && seq < strchr(t, '\n'), "no seq with %s: %s", text, buf);
+  return atol(seq + 7);
+}
+
+START_TEST(lost_queue_message_heals_by_sync) {
+  char buf[65536], chat[64], cmd[512];
+  cc_memclient *alice = connect_as(&nodes[0], "alice");
+  cc_memclient *bob = connect_as(&nodes[1], "bob");
+  send_json(alice, "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\","
+                   "\"memberIds\":[\"bob\"]}}");
+  drain(alice, buf, sizeof buf);
+  const char *id = strstr(buf, "\"chatId\":\"");
+  ck_assert_msg(id, "no chat in %s", buf);
+  id += 10;
+  size_t len = (size_t)(strchr(id, '"') - id);
+  memcpy(chat, id, len);
+  chat[len] = '\0';
+  drain(bob, buf, sizeof buf);
+
+  send_text(alice, 2, chat, "m1", "one");
+  drain(bob, buf, sizeof buf);
+  long one = seq_of(buf, "\"text\":\"one\"");
+  /* The queue loses "two" on its way to edge 2: Bob hears nothing... */
+  node2_queue.drop = 1;
+  send_text(alice, 3, chat, "m2", "two");
+  drain(alice, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"text\":\"two\""), "alice: %s", buf);
+  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+  ck_assert_int_eq(node2_queue.dropped, 1);
+  /* ...and then "three", one seq too far: a gap. */
+  send_text(alice, 4, chat, "m3", "three");
+  drain(bob, buf, sizeof buf);
+  ck_assert_int_eq(seq_of(buf, "\"text\":\"three\""), one + 2);
+  ck_assert_ptr_null(strstr(buf, "\"text\":\"two\""));
+  /* A sync from the last seq he applied fills it from the storage. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"5\",\"sync\":{\"chats\":[{\"chatId\":\"%s\","
+           "\"lastSeenSeq\":\"%ld\"}],\"limit\":100}}",
+           chat, one);
+  send_json(bob, cmd);
+  drain(bob, buf, sizeof buf);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"5\""), "bob's sync: %s", buf);
+  ck_assert_int_eq(seq_of(buf, "\"text\":\"two\""), one + 1);
+  cc_memclient_close(alice);
+  cc_memclient_close(bob);
+}
+END_TEST
+
 static Suite *edges_suite(void) {
   Suite *s = suite_create("edges");
   TCase *tc = tcase_create("two_edges");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, removal_holds_on_the_other_edge);
+  tcase_add_test(tc, lost_queue_message_heals_by_sync);
   suite_add_tcase(s, tc);
   return s;
 }
