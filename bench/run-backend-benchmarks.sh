@@ -41,6 +41,10 @@ m=$((rate * 5))
 "$bench" queue nats --url "nats://127.0.0.1:$single" --replicas 0 --messages "$m" --rate "$rate"
 "$bench" queue nats --url "nats://127.0.0.1:$single" --replicas 1 --messages "$m" --rate "$rate"
 "$bench" queue nats --url "$cluster" --replicas 3 --messages "$m" --rate "$rate"
+echo "# paced, written at once (cc_nats_options_set_send_asap)"
+"$bench" queue nats --url "nats://127.0.0.1:$single" --replicas 0 --messages "$m" --rate "$rate" --send-asap 1
+"$bench" queue nats --url "nats://127.0.0.1:$single" --replicas 1 --messages "$m" --rate "$rate" --send-asap 1
+"$bench" queue nats --url "$cluster" --replicas 3 --messages "$m" --rate "$rate" --send-asap 1
 echo "# presence: $n device sets over 10,000 users, 1000 in flight"
 "$bench" presence memory --updates "$n"
 "$bench" presence redis --redis "127.0.0.1:$rport" --updates "$n"

@@ -121,6 +121,14 @@ CC_EXTERN int cc_nats_options_set_consumer_defaults(cc_nats_options *opt,
                                                     uint32_t max_in_flight,
                                                     uint32_t inactive_ms);
 
+/* Latency against system calls. By default nats.c's flusher thread gathers
+ * what the loop publishes (messages, acks) for up to 1 ms before writing it;
+ * with `on`, each is written at once from the loop thread: about 1 ms less
+ * per hop (docs/benchmarks.md) for a write per publish, and a full socket send
+ * buffer then blocks the loop, for at most nats.c's write deadline (2 s).
+ * CC_ERR_INVALID for a NULL opt. */
+CC_EXTERN int cc_nats_options_set_send_asap(cc_nats_options *opt, int on);
+
 /* err 0 once connected with every stream created or checked; else
  * CC_ERR_UNAVAILABLE (no server reachable, credentials refused, JetStream not
  * enabled or without a leader), CC_ERR_EXISTS (a stream of that name exists

@@ -30,6 +30,7 @@ struct cc_nats_options {
   uint32_t connect_timeout_ms, backoff_min_ms, backoff_max_ms;
   uint32_t publish_timeout_ms, publish_max_in_flight;
   uint32_t ack_wait_ms, max_in_flight, inactive_ms;
+  int send_asap;
 };
 
 /* 1 if `s` is 1..64 bytes of [A-Za-z0-9_-] (stream and durable names). */

@@ -116,3 +116,9 @@ int cc_nats_options_set_consumer_defaults(cc_nats_options *opt, uint32_t ack_wai
   opt->inactive_ms = inactive_ms;
   return 0;
 }
+
+int cc_nats_options_set_send_asap(cc_nats_options *opt, int on) {
+  if (!opt) return CC_ERR_INVALID;
+  opt->send_asap = on != 0;
+  return 0;
+}

@@ -442,6 +442,7 @@ static void do_open(nq *q) {
   /* One delivery thread for every subscription, not one each: all they do
    * is post to the loop. */
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(o, true);
+  if (s == NATS_OK && q->opt.send_asap) s = natsOptions_SetSendAsap(o, true);
   if (s == NATS_OK && q->opt.has_secret)
     s = q->opt.user[0] ? natsOptions_SetUserInfo(o, q->opt.user, q->opt.secret)
                        : natsOptions_SetToken(o, q->opt.secret);
