@@ -202,6 +202,24 @@ static void change_members(cc_memclient *cl, int rid, const char *verb, const ch
   send_json(cl, cmd);
 }
 
+/* `cl` creates a group with `members` (a JSON list) as request 1; its id
+ * into `chat` (64 bytes). */
+static void create_group(cc_memclient *cl, const char *members, char *chat) {
+  char buf[65536], cmd[512];
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\",\"memberIds\":%s}}",
+           members);
+  send_json(cl, cmd);
+  drain(cl, buf, sizeof buf);
+  const char *id = strstr(buf, "\"chatId\":\"");
+  ck_assert_msg(id, "no chat in %s", buf);
+  id += 10;
+  size_t len = (size_t)(strchr(id, '"') - id);
+  ck_assert_uint_lt(len, 64);
+  memcpy(chat, id, len);
+  chat[len] = '\0';
+}
+
 START_TEST(removal_holds_on_the_other_edge) {
   char buf[65536], chat[64];
   cc_memclient *alice = connect_as(&nodes[0], "alice");
@@ -210,15 +228,7 @@ START_TEST(removal_holds_on_the_other_edge) {
 
   /* Alice makes a group on edge 1; Bob and Carol on edge 2 are subscribed to
    * it by the membership change alone. */
-  send_json(alice, "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\","
-                   "\"memberIds\":[\"bob\",\"carol\"]}}");
-  drain(alice, buf, sizeof buf);
-  const char *id = strstr(buf, "\"chatId\":\"");
-  ck_assert_msg(id, "no chat in %s", buf);
-  id += 10;
-  size_t len = (size_t)(strchr(id, '"') - id);
-  memcpy(chat, id, len);
-  chat[len] = '\0';
+  create_group(alice, "[\"bob\",\"carol\"]", chat);
   drain(bob, buf, sizeof buf);
   ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
 
@@ -300,15 +310,7 @@ START_TEST(lost_queue_message_heals_by_sync) {
   char buf[65536], chat[64], cmd[512];
   cc_memclient *alice = connect_as(&nodes[0], "alice");
   cc_memclient *bob = connect_as(&nodes[1], "bob");
-  send_json(alice, "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\","
-                   "\"memberIds\":[\"bob\"]}}");
-  drain(alice, buf, sizeof buf);
-  const char *id = strstr(buf, "\"chatId\":\"");
-  ck_assert_msg(id, "no chat in %s", buf);
-  id += 10;
-  size_t len = (size_t)(strchr(id, '"') - id);
-  memcpy(chat, id, len);
-  chat[len] = '\0';
+  create_group(alice, "[\"bob\"]", chat);
   drain(bob, buf, sizeof buf);
 
   send_text(alice, 2, chat, "m1", "one");

@@ -89,6 +89,33 @@ static cc_queue *open_with(const cc_nats_options *o, ready_rec *rr) {
   return q;
 }
 
+/* Options for the single node on `port`, or the cluster (port 0), under a
+ * fresh prefix (copied to `prefix`, 32 bytes) with one stream of `subjects`
+ * and `replicas` (its name copied to `stream`, 32 bytes). */
+static cc_nats_options *fresh_options(int port, const char *subjects, int replicas,
+                                      char *prefix, char *stream) {
+  fresh(prefix, stream);
+  cc_nats_options *o = NULL;
+  ck_assert_int_eq(cc_nats_options_new(&o), 0);
+  if (port)
+    single_url(o, port);
+  else
+    cluster_urls(o);
+  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
+  cc_nats_stream s = {.name = stream, .subjects = subjects, .replicas = replicas};
+  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
+  return o;
+}
+
+/* Opens a queue with `o` (then freed) and asserts it became ready. */
+static cc_queue *open_ready(cc_nats_options *o) {
+  ready_rec rr;
+  cc_queue *q = open_with(o, &rr);
+  cc_nats_options_free(o);
+  ck_assert_msg(rr.err == 0, "open: %s", rr.error);
+  return q;
+}
+
 static void on_closed(void *ud) {
   *(int *)ud = 1;
 }
@@ -110,21 +137,8 @@ typedef struct target {
 static cc_queue *make(void *arg) {
   const target *t = arg;
   char prefix[32], stream[32];
-  fresh(prefix, stream);
-  cc_nats_options *o = NULL;
-  ck_assert_int_eq(cc_nats_options_new(&o), 0);
-  if (t->replicas == 3)
-    cluster_urls(o);
-  else
-    single_url(o, single_port);
-  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
-  cc_nats_stream s = {.name = stream, .subjects = ">", .replicas = t->replicas};
-  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
-  ready_rec rr;
-  cc_queue *q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "open: %s", rr.error);
-  return q;
+  return open_ready(
+      fresh_options(t->replicas == 3 ? 0 : single_port, ">", t->replicas, prefix, stream));
 }
 
 static void destroy(cc_queue *q, void *arg) {
@@ -194,17 +208,7 @@ static void on_subscribed(void *ud, uint64_t id, int err) {
  * shared, dedupe ids refused. */
 START_TEST(plain_subjects) {
   char prefix[32], stream[32];
-  fresh(prefix, stream);
-  cc_nats_options *o = NULL;
-  ck_assert_int_eq(cc_nats_options_new(&o), 0);
-  single_url(o, single_port);
-  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
-  cc_nats_stream s = {.name = stream, .subjects = "durable.>"};
-  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
-  ready_rec rr;
-  cc_queue *q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "%s", rr.error);
+  cc_queue *q = open_ready(fresh_options(single_port, "durable.>", 1, prefix, stream));
   the_q = q;
   got a = {0}, b = {0}, w1 = {0}, w2 = {0};
   subd d = {0};
@@ -290,18 +294,10 @@ END_TEST
  * changed limits are applied. */
 START_TEST(stream_conflicts) {
   char prefix[32], stream[32];
-  fresh(prefix, stream);
+  close_queue(open_ready(fresh_options(single_port, "a.>", 1, prefix, stream)));
   cc_nats_options *o = NULL;
-  ck_assert_int_eq(cc_nats_options_new(&o), 0);
-  single_url(o, single_port);
-  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
-  cc_nats_stream s = {.name = stream, .subjects = "a.>"};
-  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
   ready_rec rr;
-  cc_queue *q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "%s", rr.error);
-  close_queue(q);
+  cc_queue *q;
 
   const cc_nats_stream other[] = {
       {.name = stream, .subjects = "b.>"},
@@ -326,10 +322,7 @@ START_TEST(stream_conflicts) {
   ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
   cc_nats_stream longer = {.name = stream, .subjects = "a.>", .max_age_ms = 3600000};
   ck_assert_int_eq(cc_nats_options_add_stream(o, &longer), 0);
-  q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "%s", rr.error);
-  close_queue(q);
+  close_queue(open_ready(o));
 }
 END_TEST
 
@@ -385,17 +378,7 @@ START_TEST(restart_reconnects) {
   snprintf(args, sizeof args, "start %s rs %d", dir, port);
   ck_assert_int_eq(test_script(script, "%s", args), 0);
   char prefix[32], stream[32];
-  fresh(prefix, stream);
-  cc_nats_options *o = NULL;
-  ck_assert_int_eq(cc_nats_options_new(&o), 0);
-  single_url(o, port);
-  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
-  cc_nats_stream s = {.name = stream, .subjects = ">"};
-  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
-  ready_rec rr;
-  cc_queue *q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "%s", rr.error);
+  cc_queue *q = open_ready(fresh_options(port, ">", 1, prefix, stream));
   the_q = q;
   states st = {0};
   q->methods->set_state_handler(q, on_state, &st);
@@ -507,21 +490,12 @@ static void stream_leader(const char *stream, char *out, size_t cap) {
 
 START_TEST(leader_killed_under_load) {
   char prefix[32], stream[32];
-  fresh(prefix, stream);
-  cc_nats_options *o = NULL;
-  ck_assert_int_eq(cc_nats_options_new(&o), 0);
-  cluster_urls(o);
-  ck_assert_int_eq(cc_nats_options_set_prefix(o, prefix), 0);
+  cc_nats_options *o = fresh_options(0, "load.>", 3, prefix, stream);
   ck_assert_int_eq(cc_nats_options_set_publish_limits(o, 2000, 4096), 0);
   ck_assert_int_eq(cc_nats_options_set_consumer_defaults(o, 2000, 1024, 60000), 0);
-  cc_nats_stream s = {.name = stream, .subjects = "load.>", .replicas = 3};
-  ck_assert_int_eq(cc_nats_options_add_stream(o, &s), 0);
-  ready_rec rr;
   load *l = calloc(1, sizeof *l);
   ck_assert_ptr_nonnull(l);
-  l->q = open_with(o, &rr);
-  cc_nats_options_free(o);
-  ck_assert_msg(rr.err == 0, "%s", rr.error);
+  l->q = open_ready(o);
   cc_queue_sub_options so = {.group = S("workers")};
   subd d = {0};
   ck_assert_int_eq(l->q->methods->subscribe_with(l->q, S("load.>"), &so, on_load_msg, l,

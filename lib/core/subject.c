@@ -41,6 +41,17 @@ int cc_subject_group_valid(cc_str g) {
   return 1;
 }
 
+int cc_subject_name_valid(cc_str s) {
+  if (!s.ptr || s.len == 0 || s.len > 64) return 0;
+  for (size_t i = 0; i < s.len; i++) {
+    char c = s.ptr[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
 /* A cursor over the tokens of a subject or pattern. */
 typedef struct tokens {
   const char *p;

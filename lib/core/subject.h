@@ -14,6 +14,9 @@
 int cc_subject_valid(cc_str s, int wild, int *is_literal);
 /* 1 if `g` is empty or a valid group name (queue.h). */
 int cc_subject_group_valid(cc_str g);
+/* 1 if `s` is 1..64 bytes of [A-Za-z0-9_-]: a durable name (queue.h), a
+ * stream name (nats.h). */
+int cc_subject_name_valid(cc_str s);
 /* 1 if pattern `p` matches subject `s` (both valid). */
 int cc_subject_matches(cc_str p, cc_str s);
 /* 1 if every subject pattern `inner` matches is matched by `outer` (both

@@ -30,15 +30,13 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/subject.h"
 #include "core/table.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SUBJECT_LEN 65535u
 #define MAX_DEDUPE_LEN 65535u
-#define MAX_GROUP_LEN 255u
-#define MAX_DURABLE_LEN 64u
 #define NS_PER_MS 1000000u
 
 struct cc_queue_memory_options {
@@ -165,65 +163,6 @@ int cc_queue_memory_options_set_clock(cc_queue_memory_options *opt, cc_clock_fn 
   opt->clock = fn ? fn : cc_clock_monotonic_hook;
   opt->clock_data = fn ? user_data : NULL;
   return 0;
-}
-
-/* ---- subjects ---- */
-
-static int bad_byte(char c) {
-  return c == '.' || c == '*' || c == '>' || c == '\0' || c == ' ' || c == '\t' ||
-         c == '\r' || c == '\n';
-}
-
-/* 1 if `s` is a valid subject (wild 0) or pattern (wild 1), see queue.h. With
- * a pattern, *is_literal says whether it has no wildcard. */
-static int valid_subject(cc_str s, int wild, int *is_literal) {
-  if (!s.ptr || s.len == 0 || s.len > MAX_SUBJECT_LEN) return 0;
-  int lit = 1;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.len; i++) {
-    if (i < s.len && s.ptr[i] != '.') continue;
-    size_t n = i - start;
-    const char *t = s.ptr + start;
-    if (n == 0) return 0;
-    if (wild && n == 1 && (*t == '*' || *t == '>')) {
-      if (*t == '>' && i != s.len) return 0; /* '>' only last */
-      lit = 0;
-    } else {
-      for (size_t j = 0; j < n; j++)
-        if (bad_byte(t[j])) return 0;
-    }
-    start = i + 1;
-  }
-  if (is_literal) *is_literal = lit;
-  return 1;
-}
-
-static int valid_group(cc_str g) {
-  if (g.len == 0) return 1;
-  if (!g.ptr || g.len > MAX_GROUP_LEN) return 0;
-  for (size_t i = 0; i < g.len; i++) {
-    char c = g.ptr[i];
-    if (c == '\0' || c == ' ' || c == '\t' || c == '\r' || c == '\n') return 0;
-  }
-  return 1;
-}
-
-/* Whether pattern `p` matches subject `s` (both valid). */
-static int matches(const char *p, size_t pl, const char *s, size_t sl) {
-  size_t i = 0, j = 0;
-  for (;;) {
-    size_t pe = i, se = j;
-    while (pe < pl && p[pe] != '.')
-      pe++;
-    if (pe - i == 1 && p[i] == '>') return 1; /* the rest: at least one token */
-    while (se < sl && s[se] != '.')
-      se++;
-    int star = pe - i == 1 && p[i] == '*';
-    if (!star && (pe - i != se - j || memcmp(p + i, s + j, pe - i) != 0)) return 0;
-    if (pe == pl || se == sl) return pe == pl && se == sl;
-    i = pe + 1;
-    j = se + 1;
-  }
 }
 
 /* ---- deliveries ---- */
@@ -371,7 +310,7 @@ static int recipients(mqueue *q, cc_str subject, size_t *out_n) {
   for (sub *s = lit ? lit->subs.head : NULL; s; s = s->next)
     if (add_match(q, &n, s) != 0) return CC_ERR_NOMEM;
   for (sub *s = q->wild.head; s; s = s->next)
-    if (matches(s->pattern, s->pattern_len, subject.ptr, subject.len) &&
+    if (cc_subject_matches((cc_str){s->pattern, s->pattern_len}, subject) &&
         add_match(q, &n, s) != 0)
       return CC_ERR_NOMEM;
   /* Plain subscriptions first, then the grouped ones, grouped. */
@@ -406,7 +345,7 @@ static int recipients(mqueue *q, cc_str subject, size_t *out_n) {
 
 static int do_publish(mqueue *q, cc_str subject, const uint8_t *data, size_t len,
                       cc_str dedupe_id, int *dup) {
-  if (!valid_subject(subject, 0, NULL) || (len && !data) ||
+  if (!cc_subject_valid(subject, 0, NULL) || (len && !data) ||
       (dedupe_id.len && !dedupe_id.ptr) || dedupe_id.len > MAX_DEDUPE_LEN)
     return CC_ERR_INVALID;
   if (q->closing) return CC_ERR_CLOSED;
@@ -571,7 +510,7 @@ static void unlink_sub(mqueue *q, sub *s) {
 static int add_sub(mqueue *q, cc_str pattern, cc_str group_name, uint32_t max_in_flight,
                    cc_queue_handler_fn handler, void *user_data, uint64_t *out_id) {
   int lit;
-  if (!handler || !valid_subject(pattern, 1, &lit) || !valid_group(group_name))
+  if (!handler || !cc_subject_valid(pattern, 1, &lit) || !cc_subject_group_valid(group_name))
     return CC_ERR_INVALID;
   if (q->closing) return CC_ERR_CLOSED;
   sub *s = cc_calloc(&q->mem, 1, sizeof *s + pattern.len);
@@ -613,19 +552,6 @@ static int m_subscribe(cc_queue *base, cc_str pattern, cc_str group_name,
   return add_sub((mqueue *)base, pattern, group_name, 0, handler, user_data, out_id);
 }
 
-/* A durable name: empty, or 1..64 bytes of [A-Za-z0-9_-]. */
-static int valid_durable(cc_str d) {
-  if (d.len == 0) return 1;
-  if (!d.ptr || d.len > MAX_DURABLE_LEN) return 0;
-  for (size_t i = 0; i < d.len; i++) {
-    char c = d.ptr[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 /* Nothing is retained, so durable and start are checked and then ignored, as
  * is ack_wait_ms (no redelivery). `done` runs before this returns, as a
  * publish's callback does: inside enter/leave, so what it publishes is
@@ -638,7 +564,7 @@ static int m_subscribe_with(cc_queue *base, cc_str pattern,
   static const cc_queue_sub_options defaults = {.start = CC_QUEUE_START_NEW};
   if (!opt) opt = &defaults;
   int start = (int)opt->start;
-  if (!valid_durable(opt->durable) || start < CC_QUEUE_START_NEW ||
+  if ((opt->durable.len && !cc_subject_name_valid(opt->durable)) || start < CC_QUEUE_START_NEW ||
       start > CC_QUEUE_START_SEQ || (start == CC_QUEUE_START_SEQ && opt->start_seq < 1))
     return CC_ERR_INVALID;
   uint64_t id = 0;

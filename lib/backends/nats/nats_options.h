@@ -33,7 +33,4 @@ struct cc_nats_options {
   int send_asap;
 };
 
-/* 1 if `s` is 1..64 bytes of [A-Za-z0-9_-] (stream and durable names). */
-int cc_nats_name_valid(cc_str s);
-
 #endif

@@ -58,22 +58,11 @@ int cc_nats_options_set_prefix(cc_nats_options *opt, const char *prefix) {
   return 0;
 }
 
-int cc_nats_name_valid(cc_str s) {
-  if (!s.ptr || s.len == 0 || s.len > 64) return 0;
-  for (size_t i = 0; i < s.len; i++) {
-    char c = s.ptr[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 int cc_nats_options_add_stream(cc_nats_options *opt, const cc_nats_stream *s) {
   if (!opt || !s || !s->name || !s->subjects || opt->n_streams == CC_NATS_MAX_STREAMS)
     return CC_ERR_INVALID;
   cc_str name = {s->name, strlen(s->name)}, subjects = {s->subjects, strlen(s->subjects)};
-  if (!cc_nats_name_valid(name) || subjects.len >= sizeof opt->streams[0].subjects ||
+  if (!cc_subject_name_valid(name) || subjects.len >= sizeof opt->streams[0].subjects ||
       !cc_subject_valid(subjects, 1, NULL) || s->replicas < 0 || s->replicas > 5 ||
       s->retention < CC_NATS_LIMITS || s->retention > CC_NATS_INTEREST || s->max_bytes < 0)
     return CC_ERR_INVALID;

@@ -978,7 +978,7 @@ static void group_name(cc_str group, const char *subject, char out[72]) {
 
 static int valid_opts(const cc_queue_sub_options *o) {
   return cc_subject_group_valid(o->group) &&
-         (o->durable.len == 0 || cc_nats_name_valid(o->durable)) &&
+         (o->durable.len == 0 || cc_subject_name_valid(o->durable)) &&
          (o->start == CC_QUEUE_START_NEW || o->start == CC_QUEUE_START_ALL ||
           (o->start == CC_QUEUE_START_SEQ && o->start_seq >= 1));
 }
