@@ -226,7 +226,9 @@ static void barrier(ctx *c, sink *s, const char *subject) {
   size_t want = s->markers + 1;
   ck_assert_int_eq(publish(c, subject, MARKER, NULL), 0);
   pump_until(c, &s->markers, want);
-  ck_assert_msg(s->markers == want, "the marker on %s did not arrive", subject);
+  /* >=: an earlier marker (another sink's barrier) may arrive in the same
+   * turn on a backend that delivers to each subscription on its own. */
+  ck_assert_msg(s->markers >= want, "the marker on %s did not arrive", subject);
 }
 
 static void await(ctx *c, sink *s, size_t n) {
