@@ -32,6 +32,7 @@
 
 #include <chatcore/common.h>
 #include <chatcore/edge.h>
+#include <chatcore/loop.h>
 #include <chatcore/queue.h>
 #include <chatcore/service.h>
 
@@ -50,6 +51,45 @@ CC_EXTERN int cc_link_new(cc_link **out, cc_service *svc, cc_edge *edge, cc_queu
 /* Unlinks (the service's output and the edge's commands are removed) and frees.
  * NULL is a no-op. */
 CC_EXTERN void cc_link_free(cc_link *link);
+
+/* ---- the seam across a queue: gateways and services in other processes ----
+ *
+ * docs/split.md. A gateway process links its edge to the services through the
+ * queue with a cc_edge_link; a service process links its service to the
+ * gateways with a cc_service_link. Each session is held by one service: its
+ * open goes to the services' consumer group, its frames and close to the
+ * service that took it. Both ends publish a heartbeat every `heartbeat_ms`;
+ * a gateway closes with 1012 the sessions of a service it has not heard for
+ * 3 heartbeats (their clients reconnect and sync), and a service closes the
+ * sessions of a gateway it has not heard for as long. Every queue call is
+ * made on the loop's thread; the loop (borrowed) runs the heartbeat timers.
+ * Plain (at-most-once) delivery is enough: a lost event is a gap in seqs
+ * that the client heals with `sync`; a lost command is a request the client
+ * retries. */
+typedef struct cc_edge_link cc_edge_link;
+typedef struct cc_service_link cc_service_link;
+
+/* Links `edge` (made with id `edge_id`, unique among the deployment's edges)
+ * to the services on `queue`, installing itself as the edge's commands.
+ * `heartbeat_ms`: 0 for 1000 (100..60000). Everything borrowed must outlive
+ * the link; `mem` copied (NULL: default). 0, CC_ERR_INVALID, CC_ERR_NOMEM or
+ * the queue's subscribe error; *out untouched on error. */
+CC_EXTERN int cc_edge_link_new(cc_edge_link **out, cc_edge *edge, uint64_t edge_id,
+                               cc_queue *queue, cc_loop *loop, uint32_t heartbeat_ms,
+                               const cc_mem *mem);
+/* Unlinks (the edge's commands removed, subscriptions and timers stopped) and
+ * frees. Publishes still in flight complete into nothing. NULL is a no-op. */
+CC_EXTERN void cc_edge_link_free(cc_edge_link *link);
+
+/* Links `svc` to the gateways on `queue` as service `service_id` (unique among
+ * the deployment's services), installing itself as the service's output.
+ * As cc_edge_link_new otherwise. */
+CC_EXTERN int cc_service_link_new(cc_service_link **out, cc_service *svc,
+                                  uint64_t service_id, cc_queue *queue, cc_loop *loop,
+                                  uint32_t heartbeat_ms, const cc_mem *mem);
+/* Unlinks and frees; the sessions it held are closed in the service (their
+ * gateways close them with 1012 once the heartbeats stop). NULL is a no-op. */
+CC_EXTERN void cc_service_link_free(cc_service_link *link);
 
 #ifdef __cplusplus
 }
