@@ -4,13 +4,37 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef CHATCORE_ROLE
+#define CHATCORE_ROLE CONFIG_ROLE_ALL
+#endif
+
+static const char *const programs[] = {"chatcore-server", "chatcore-gateway",
+                                       "chatcore-service"};
+
+/* The split deployment's flags (docs/split.md), for chatcore-gateway and
+ * chatcore-service. */
+static const char usage_split[] =
+    "Split deployment (docs/split.md):\n"
+    "  --nats URL[,URL...]         the NATS servers of the queue (required)\n"
+    "  --node-id N                 this process's id among the gateways (or the\n"
+    "                              services) of the deployment (default: random)\n"
+    "  --heartbeat-ms N            heartbeat of the seam; a peer silent for 3 is\n"
+    "                              gone (default 1000)\n"
+    "  --redis IP:PORT             (chatcore-service) presence in Redis, shared by\n"
+    "                              every service (default: in this process)\n"
+    "chatcore-gateway takes the WebSocket flags above (not --db); chatcore-service\n"
+    "takes --db and the rate flags (no --listen, no tokens: the gateways check\n"
+    "them). CHATCORE_NATS, CHATCORE_NODE_ID, CHATCORE_HEARTBEAT_MS, CHATCORE_REDIS.\n";
+
 static const char usage[] =
-    "usage: chatcore-server [flags]\n"
+    "  [flags]\n"
     "  --listen HOST:PORT          address to serve on (default 127.0.0.1:8080)\n"
     "  --jwt-secret SECRET         HMAC secret for client tokens (>= 32 bytes)\n"
     "  --jwt-public-key PEM_FILE   public key for client tokens (with --jwt-alg)\n"
@@ -174,7 +198,33 @@ static int add_db_server(server_config *cfg, const char *v, char *error, size_t 
 static int apply(server_config *cfg, const char *name, const char *v, char *error,
                  size_t cap) {
   uint64_t n;
-  if (strcmp(name, "--listen") == 0) {
+  int split = strcmp(name, "--nats") == 0 || strcmp(name, "--node-id") == 0 ||
+              strcmp(name, "--heartbeat-ms") == 0 || strcmp(name, "--redis") == 0;
+  if (split && cfg->role == CONFIG_ROLE_ALL) {
+    snprintf(error, cap, "%s: a flag of chatcore-gateway and chatcore-service", name);
+    return 2;
+  }
+  if (strcmp(name, "--nats") == 0) {
+    if (!*v) {
+      snprintf(error, cap, "--nats: expected nats://HOST:PORT[,nats://HOST:PORT...]");
+      return 2;
+    }
+    cfg->nats = v;
+  } else if (strcmp(name, "--redis") == 0) {
+    if (cfg->role != CONFIG_ROLE_SERVICE || !strchr(v, ':')) {
+      snprintf(error, cap, "--redis: %s", cfg->role != CONFIG_ROLE_SERVICE
+                                            ? "a flag of chatcore-service"
+                                            : "expected IP:PORT");
+      return 2;
+    }
+    cfg->redis = v;
+  } else if (strcmp(name, "--node-id") == 0) {
+    if (parse_size(name, v, 1, (1ull << 53), &n, error, cap)) return 2;
+    cfg->node_id = n;
+  } else if (strcmp(name, "--heartbeat-ms") == 0) {
+    if (parse_size(name, v, 100, 60000, &n, error, cap)) return 2;
+    cfg->heartbeat_ms = (uint32_t)n;
+  } else if (strcmp(name, "--listen") == 0) {
     cfg->listen = v;
   } else if (strcmp(name, "--jwt-secret") == 0) {
     cfg->jwt_secret = v;
@@ -310,12 +360,15 @@ static int check_send_queue(const server_config *cfg, char *error, size_t cap) {
 
 int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t cap) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->role = CHATCORE_ROLE;
+  cfg->program = programs[cfg->role];
   cfg->listen = "127.0.0.1:8080";
   cfg->drain_timeout_ms = 10000;
   cfg->db = "chatcore.db";
   static const struct {
     const char *env, *flag;
-    int list; /* comma-separated values of a repeatable flag */
+    int list;  /* comma-separated values of a repeatable flag */
+    int split; /* chatcore-gateway and chatcore-service only */
   } envs[] = {
       {"CHATCORE_LISTEN", "--listen", 0},
       {"CHATCORE_JWT_SECRET", "--jwt-secret", 0},
@@ -344,9 +397,15 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
       {"CHATCORE_SEND_QUEUE_GRACE_MS", "--send-queue-grace-ms", 0},
       {"CHATCORE_SEND_QUEUE_BUDGET_BYTES", "--send-queue-budget-bytes", 0},
       {"CHATCORE_PROXY_PROTOCOL", "--proxy-protocol", 0},
+      {"CHATCORE_NATS", "--nats", 0, 1},
+      {"CHATCORE_NODE_ID", "--node-id", 0, 1},
+      {"CHATCORE_HEARTBEAT_MS", "--heartbeat-ms", 0, 1},
+      {"CHATCORE_REDIS", "--redis", 0, 1},
   };
   for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
     const char *v = getenv(envs[i].env);
+    /* The split deployment's variables mean nothing to chatcore-server. */
+    if (cfg->role == CONFIG_ROLE_ALL && envs[i].split) continue;
     if (v && *v &&
         (envs[i].list ? list_from_env : apply)(cfg, envs[i].flag, v, error, cap)) {
       /* Name the variable, not the flag it stands for. */
@@ -369,7 +428,9 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
     if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      printf("usage: %s", cfg->program);
       fputs(usage, stdout);
+      if (cfg->role != CONFIG_ROLE_ALL) fputs(usage_split, stdout);
       return 1;
     }
     /* "--flag value" or "--flag=value". */
@@ -398,7 +459,17 @@ int config_parse(server_config *cfg, int argc, char **argv, char *error, size_t 
     }
     if (apply(cfg, flag, value, error, cap)) return 2;
   }
-  if (!cfg->jwt_secret && !cfg->jwt_public_key) {
+  if (cfg->role != CONFIG_ROLE_ALL && !cfg->nats) {
+    snprintf(error, cap, "--nats is required (the queue between gateways and services)");
+    return 2;
+  }
+  if (cfg->role != CONFIG_ROLE_ALL && !cfg->node_id) {
+    /* Random ids are unique among a deployment's processes in practice. */
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)getpid() << 20;
+    cfg->node_id = (r & ((1ull << 53) - 1)) | 1;
+  }
+  if (cfg->role != CONFIG_ROLE_SERVICE && !cfg->jwt_secret && !cfg->jwt_public_key) {
     snprintf(error, cap, "--jwt-secret or --jwt-public-key is required");
     return 2;
   }

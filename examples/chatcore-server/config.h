@@ -13,7 +13,18 @@
 #define CONFIG_DEFAULT_IDLE_MS 60000
 #define CONFIG_DEFAULT_SEND_QUEUE (1u << 20)
 
+/* Which program: the all-in-one server, or one side of the split deployment
+ * (docs/split.md). Set at build time (CHATCORE_ROLE, examples/chatcore-server/
+ * meson.build): the three programs share these sources. */
+enum { CONFIG_ROLE_ALL = 0, CONFIG_ROLE_GATEWAY = 1, CONFIG_ROLE_SERVICE = 2 };
+
 typedef struct server_config {
+  int role;                   /* CONFIG_ROLE_* */
+  const char *program;        /* "chatcore-server", "chatcore-gateway", ... */
+  const char *nats;           /* NATS URLs, comma-separated (split roles) */
+  const char *redis;          /* IP:PORT of Redis for presence (service), or NULL */
+  uint64_t node_id;           /* this gateway's edge id or this service's id */
+  uint32_t heartbeat_ms;      /* the seam's heartbeat (0: the link's default) */
   const char *listen;         /* HOST:PORT */
   const char *jwt_secret;     /* HMAC secret, or NULL */
   const char *jwt_public_key; /* PEM file, or NULL */

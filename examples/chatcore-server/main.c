@@ -1,4 +1,10 @@
-/* chatcore-server: the all-in-one reference server. A WebSocket gateway (JWT at
+/* chatcore-server: the all-in-one reference server; built from the same
+ * sources, chatcore-gateway and chatcore-service are the two sides of the
+ * split deployment (docs/split.md): the gateway without the service, linked
+ * to services through NATS (cc_edge_link); the service without a listener,
+ * linked to gateways (cc_service_link), over its database and presence.
+ *
+ * chatcore-server: A WebSocket gateway (JWT at
  * the handshake, RFC 6455 sessions, limits, /healthz /readyz /metrics) in front of
  * the chat service, over SQLite storage and in-process presence (no queue:
  * entries go straight from the service to the fan-out), on one libuv loop;
@@ -42,6 +48,10 @@ typedef struct server {
   cc_loop *backend_loop; /* the loop contract on `loop`, for SQLite */
   cc_storage *storage;
   cc_presence *presence;
+  int memory_presence;   /* presence in this process (expired by the timer) */
+  cc_queue *queue;       /* the split roles: NATS */
+  cc_edge_link *edge_link;
+  cc_service_link *service_link;
   uv_timer_t presence_timer;
   cc_metrics *metrics;
   cc_service *service;
@@ -54,9 +64,10 @@ typedef struct server {
   uint64_t drain_timeout_ms;
 } server;
 
+static const char *program = "chatcore-server";
+
 static int fail(const char *what, const char *detail) {
-  fprintf(stderr, "chatcore-server: %s%s%s\n", what, detail ? ": " : "",
-          detail ? detail : "");
+  fprintf(stderr, "%s: %s%s%s\n", program, what, detail ? ": " : "", detail ? detail : "");
   return 2;
 }
 
@@ -200,7 +211,9 @@ static void dev_login(server *s, cc_conn *conn, const cc_http_request *req) {
  * client, the dev login, else 404. */
 static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) {
   server *s = user_data;
-  if (cc_http_api_handle(s->http_api, conn, req) || static_serve(conn, req)) return;
+  if ((s->http_api && cc_http_api_handle(s->http_api, conn, req)) ||
+      static_serve(conn, req))
+    return;
   cc_str path = cc_http_request_path(req);
   if (s->cfg->dev_login && path.len == 9 && memcmp(path.ptr, "/v1/login", 9) == 0) {
     dev_login(s, conn, req);
@@ -213,7 +226,7 @@ static void on_http(void *user_data, cc_conn *conn, const cc_http_request *req) 
 
 static void on_http_closed(void *user_data, cc_conn *conn) {
   server *s = user_data;
-  cc_http_api_closed(s->http_api, conn);
+  if (s->http_api) cc_http_api_closed(s->http_api, conn);
 }
 
 /* The member cap of groups: the service checks it, and a PostgreSQL storage
@@ -276,16 +289,50 @@ static int open_postgres(server *s, const server_config *cfg) {
   return 0;
 }
 
+/* Presence: in this process, or (chatcore-service --redis) in Redis, shared
+ * by every service; waited for like the database. */
+static int open_presence(server *s, const server_config *cfg) {
+  if (!cfg->redis) {
+    s->memory_presence = 1;
+    return cc_presence_memory_new(&s->presence, NULL, NULL) == 0
+               ? 0
+               : fail("out of memory", NULL);
+  }
+  char ip[64], error[512];
+  unsigned port = 0;
+  const char *colon = strrchr(cfg->redis, ':');
+  size_t hl = (size_t)(colon - cfg->redis);
+  cc_redis_options *ro;
+  if (cc_redis_options_new(&ro) != 0) return fail("out of memory", NULL);
+  int ok = hl < sizeof ip && sscanf(colon + 1, "%u", &port) == 1 && port > 0 && port < 65536;
+  if (ok) {
+    memcpy(ip, cfg->redis, hl);
+    ip[hl] = '\0';
+    ok = cc_redis_options_set_server(ro, ip, (uint16_t)port) == 0;
+  }
+  if (!ok) {
+    cc_redis_options_free(ro);
+    return fail("--redis: expected IP:PORT with an IP address", cfg->redis);
+  }
+  pg_wait w = {0};
+  int rv = cc_presence_redis_open(&s->presence, s->backend_loop, ro, NULL, on_pg_ready, &w,
+                                  error, sizeof error);
+  cc_redis_options_free(ro);
+  if (rv != 0) return fail("--redis", error);
+  while (!w.calls)
+    uv_run(s->loop, UV_RUN_ONCE);
+  return w.err ? fail("--redis", w.error) : 0;
+}
+
 static int open_backends(server *s, const server_config *cfg) {
   cc_sqlite_options *so;
   char error[512];
+  if (cfg->role == CONFIG_ROLE_GATEWAY) return 0; /* the services have them */
   if (cc_pg_is_uri(cfg->db) || cfg->n_db_servers) {
     int rv = cc_uv_loop_new(&s->backend_loop, s->loop, NULL);
     if (rv != 0) return fail("out of memory", NULL);
     if (open_postgres(s, cfg) != 0) return 2;
-    if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
-      return fail("out of memory", NULL);
-    return 0;
+    return open_presence(s, cfg);
   }
   if (cc_sqlite_options_new(&so) != 0) return fail("out of memory", NULL);
   int rv = cc_sqlite_options_set_path(so, cfg->db);
@@ -298,12 +345,42 @@ static int open_backends(server *s, const server_config *cfg) {
     snprintf(error, sizeof error, "%s", cc_strerror(rv));
   cc_sqlite_options_free(so);
   if (rv != 0) return fail("--db", error);
-  /* No queue: with every connection in this process, entries go from the
-   * service straight to the fan-out (a queue relay would encode, copy and
-   * decode each one for nobody else to read). */
-  if (cc_presence_memory_new(&s->presence, NULL, NULL) != 0)
+  /* chatcore-server has no queue: with every connection in this process,
+   * entries go from the service straight to the fan-out (a queue relay would
+   * encode, copy and decode each one for nobody else to read). */
+  return open_presence(s, cfg);
+}
+
+/* The split roles' queue: NATS at --nats, plain subjects (docs/split.md says
+ * why nothing of the seam needs a stream); waited for before serving. */
+static int open_queue(server *s, const server_config *cfg) {
+  if (cfg->role == CONFIG_ROLE_ALL) return 0;
+  if (!s->backend_loop && cc_uv_loop_new(&s->backend_loop, s->loop, NULL) != 0)
     return fail("out of memory", NULL);
-  return 0;
+  cc_nats_options *no;
+  char list[1024], error[512];
+  if (cc_nats_options_new(&no) != 0) return fail("out of memory", NULL);
+  snprintf(list, sizeof list, "%s", cfg->nats);
+  int rv = 0;
+  for (char *save = NULL, *url = strtok_r(list, ",", &save); url && rv == 0;
+       url = strtok_r(NULL, ",", &save))
+    rv = cc_nats_options_add_server(no, url);
+  /* Every hop of the seam is one publish: write it at once rather than after
+   * nats.c's 1 ms gathering (docs/benchmarks.md). */
+  if (rv == 0) rv = cc_nats_options_set_send_asap(no, 1);
+  if (rv != 0) {
+    cc_nats_options_free(no);
+    return fail("--nats: expected up to 16 URLs nats://HOST:PORT, comma-separated",
+                cfg->nats);
+  }
+  pg_wait w = {0};
+  rv = cc_queue_nats_open(&s->queue, s->backend_loop, no, NULL, on_pg_ready, &w, error,
+                          sizeof error);
+  cc_nats_options_free(no);
+  if (rv != 0) return fail("--nats", error);
+  while (!w.calls)
+    uv_run(s->loop, UV_RUN_ONCE);
+  return w.err ? fail("--nats", w.error) : 0;
 }
 
 /* The gateway's options from the flags, checked before anything is opened;
@@ -360,12 +437,12 @@ static int gateway_options(server *s, const server_config *cfg,
   return 0;
 }
 
-/* The service, edge, link, HTTP API and gateway (with options `o`, borrowed). */
-static int make_gateway(server *s, const server_config *cfg,
-                        const cc_gateway_options *o) {
+/* The chat service (not in chatcore-gateway); chatcore-service links it to
+ * the gateways through the queue. */
+static int make_service(server *s, const server_config *cfg) {
   int rv = 0;
   cc_service_options *so;
-  if (rv == 0) rv = cc_metrics_new(&s->metrics, NULL);
+  if (cfg->role == CONFIG_ROLE_GATEWAY) return 0;
   if (rv == 0) rv = cc_service_options_new(&so);
   if (rv == 0) {
     rv = cc_service_options_set_storage(so, s->storage);
@@ -387,11 +464,29 @@ static int make_gateway(server *s, const server_config *cfg,
     if (rv == 0) rv = cc_service_new(&s->service, so, NULL);
     cc_service_options_free(so);
   }
-  /* The service and the edge of the gateway, linked in this process (no
-   * queue: every session is here). */
-  if (rv == 0) rv = cc_edge_new(&s->edge, 1, NULL);
-  if (rv == 0) rv = cc_link_new(&s->link, s->service, s->edge, NULL, NULL);
-  if (rv == 0) rv = cc_http_api_new(&s->http_api, s->service, s->verifier, NULL);
+  if (rv == 0 && cfg->role == CONFIG_ROLE_SERVICE)
+    rv = cc_service_link_new(&s->service_link, s->service, cfg->node_id, s->queue,
+                             s->backend_loop, cfg->heartbeat_ms, NULL);
+  return rv == 0 ? 0 : fail("cannot start the service", cc_strerror(rv));
+}
+
+/* The edge, its link to the service (in this process, or through the queue to
+ * the services), the HTTP API (beside a service only) and the gateway (with
+ * options `o`, borrowed). Not in chatcore-service. */
+static int make_gateway(server *s, const server_config *cfg,
+                        const cc_gateway_options *o) {
+  int rv = 0;
+  if (cfg->role == CONFIG_ROLE_SERVICE) return 0;
+  if (cfg->role == CONFIG_ROLE_GATEWAY) {
+    rv = cc_edge_new(&s->edge, cfg->node_id, NULL);
+    if (rv == 0)
+      rv = cc_edge_link_new(&s->edge_link, s->edge, cfg->node_id, s->queue, s->backend_loop,
+                            cfg->heartbeat_ms, NULL);
+  } else {
+    rv = cc_edge_new(&s->edge, 1, NULL);
+    if (rv == 0) rv = cc_link_new(&s->link, s->service, s->edge, NULL, NULL);
+    if (rv == 0) rv = cc_http_api_new(&s->http_api, s->service, s->verifier, NULL);
+  }
   if (rv == 0) cc_edge_set_http(s->edge, on_http, on_http_closed, s);
   cc_gateway_callbacks cb = {0};
   cc_edge_gateway_callbacks(&cb);
@@ -403,8 +498,8 @@ static int make_gateway(server *s, const server_config *cfg,
  * nothing the service sees), and devices past their TTL expire. */
 static void on_presence_timer(uv_timer_t *t) {
   server *s = t->data;
-  cc_service_refresh_presence(s->service);
-  cc_presence_memory_expire(s->presence);
+  if (s->service) cc_service_refresh_presence(s->service);
+  if (s->memory_presence) cc_presence_memory_expire(s->presence);
 }
 
 static void on_storage_closed(void *ud) {
@@ -412,10 +507,27 @@ static void on_storage_closed(void *ud) {
   s->storage = NULL;
 }
 
+static void on_queue_closed(void *ud) {
+  server *s = ud;
+  s->queue = NULL;
+}
+
+static void on_presence_closed(void *ud) {
+  server *s = ud;
+  s->presence = NULL;
+}
+
 static void on_closed(void *ud) {
   server *s = ud;
-  /* a network storage's connections keep the loop running: they go now
-   * (calls in flight complete first) */
+  /* The links go before the queue; network backends' connections keep the
+   * loop running: they go now (calls in flight complete first). */
+  cc_edge_link_free(s->edge_link);
+  s->edge_link = NULL;
+  cc_service_link_free(s->service_link);
+  s->service_link = NULL;
+  if (s->queue) s->queue->methods->close(s->queue, on_queue_closed, s);
+  if (s->presence && !s->memory_presence)
+    s->presence->methods->close(s->presence, on_presence_closed, s);
   if (s->storage) s->storage->methods->close(s->storage, on_storage_closed, s);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -424,7 +536,7 @@ static void on_closed(void *ud) {
 
 static void on_drained(void *ud) {
   server *s = ud;
-  fprintf(stderr, "chatcore-server: drained, exiting\n");
+  fprintf(stderr, "%s: drained, exiting\n", program);
   cc_uv_server_free(s->listener, on_closed, s);
   s->listener = NULL;
 }
@@ -433,9 +545,12 @@ static void on_signal(uv_signal_t *h, int signum) {
   server *s = h->data;
   if (s->draining) return;
   s->draining = 1;
-  fprintf(stderr, "chatcore-server: %s, draining\n",
-          signum == SIGTERM ? "SIGTERM" : "SIGINT");
-  cc_uv_server_drain(s->listener, s->drain_timeout_ms, on_drained, s);
+  fprintf(stderr, "%s: %s, %s\n", program, signum == SIGTERM ? "SIGTERM" : "SIGINT",
+          s->listener ? "draining" : "exiting");
+  if (s->listener)
+    cc_uv_server_drain(s->listener, s->drain_timeout_ms, on_drained, s);
+  else
+    on_closed(s); /* chatcore-service: its gateways close its sessions 1012 */
 }
 
 /* The service goes before its backends; the storage finishes its calls and
@@ -444,9 +559,20 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void cleanup(server *s) {
   cc_gateway_free(s->gateway);
   cc_link_free(s->link);
+  cc_edge_link_free(s->edge_link);
+  cc_service_link_free(s->service_link);
   cc_edge_free(s->edge);
   cc_http_api_free(s->http_api);
   cc_service_free(s->service);
+  if (s->queue) {
+    s->queue->methods->close(s->queue, NULL, NULL);
+    uv_run(s->loop, UV_RUN_DEFAULT);
+  }
+  if (s->presence && !s->memory_presence) {
+    s->presence->methods->close(s->presence, NULL, NULL);
+    s->presence = NULL;
+    uv_run(s->loop, UV_RUN_DEFAULT);
+  }
   if (s->storage) {
     s->storage->methods->close(s->storage, NULL, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
@@ -488,6 +614,7 @@ int main(int argc, char **argv) {
   server_config cfg;
   char error[512];
   int rv = config_parse(&cfg, argc, argv, error, sizeof error);
+  program = cfg.program;
   if (rv == 1) return 0;
   if (rv != 0) return fail(error, NULL);
   signal(SIGPIPE, SIG_IGN);
@@ -508,19 +635,23 @@ int main(int argc, char **argv) {
   /* Every flag is checked before the database is opened or created. */
   cc_uv_options *uo = NULL;
   cc_gateway_options *go = NULL;
-  rv = make_verifier(&s, &cfg);
-  if (rv == 0) rv = listen_options(&cfg, &uo);
-  if (rv == 0) rv = gateway_options(&s, &cfg, &go);
+  int front = cfg.role != CONFIG_ROLE_SERVICE; /* serves clients */
+  rv = front ? make_verifier(&s, &cfg) : 0;
+  if (rv == 0 && front) rv = listen_options(&cfg, &uo);
+  if (rv == 0 && front) rv = gateway_options(&s, &cfg, &go);
+  if (rv == 0) rv = cc_metrics_new(&s.metrics, NULL) == 0 ? 0 : fail("out of memory", NULL);
   if (rv == 0) rv = open_backends(&s, &cfg);
+  if (rv == 0) rv = open_queue(&s, &cfg);
+  if (rv == 0) rv = make_service(&s, &cfg);
   if (rv == 0) rv = make_gateway(&s, &cfg, go);
   cc_gateway_options_free(go);
   /* Before the first client can connect. */
   if (rv == 0 && cfg.dev_login)
     fprintf(stderr,
-            "chatcore-server: WARNING: --dev-login is on: POST /v1/login hands a token "
-            "for any user to anyone who can reach %s (demos only)\n",
-            cfg.listen);
-  if (rv == 0) rv = listen_on(&s, uo);
+            "%s: WARNING: --dev-login is on: POST /v1/login hands a token for any user "
+            "to anyone who can reach %s (demos only)\n",
+            program, cfg.listen);
+  if (rv == 0 && front) rv = listen_on(&s, uo);
   cc_uv_options_free(uo);
   if (rv != 0) {
     cleanup(&s);
@@ -547,9 +678,20 @@ int main(int argc, char **argv) {
   } else {
     redact_password(db, sizeof db, cfg.db);
   }
-  printf("chatcore-server %s listening on %s://%s (WebSocket at /ws, database %s%s)\n",
-         cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, db,
-         cfg.dev_login ? ", dev login on" : "");
+  if (cfg.role == CONFIG_ROLE_ALL)
+    printf("chatcore-server %s listening on %s://%s (WebSocket at /ws, database %s%s)\n",
+           cc_version()->version_str, cfg.tls_cert ? "https" : "http", cfg.listen, db,
+           cfg.dev_login ? ", dev login on" : "");
+  else if (cfg.role == CONFIG_ROLE_GATEWAY)
+    printf("chatcore-gateway %s (edge %llu) listening on %s://%s (WebSocket at /ws, "
+           "services through NATS %s)\n",
+           cc_version()->version_str, (unsigned long long)cfg.node_id,
+           cfg.tls_cert ? "https" : "http", cfg.listen, cfg.nats);
+  else
+    printf("chatcore-service %s (service %llu) ready (database %s, presence %s, gateways "
+           "through NATS %s)\n",
+           cc_version()->version_str, (unsigned long long)cfg.node_id, db,
+           cfg.redis ? cfg.redis : "in this process", cfg.nats);
   fflush(stdout);
 
   uv_run(s.loop, UV_RUN_DEFAULT);

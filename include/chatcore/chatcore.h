@@ -25,6 +25,7 @@
 #include <chatcore/service.h>
 #include <chatcore/session.h>
 #include <chatcore/postgres.h>
+#include <chatcore/nats.h>
 #include <chatcore/redis.h>
 #include <chatcore/sqlite.h>
 #include <chatcore/storage.h>

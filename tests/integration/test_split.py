@@ -1,0 +1,286 @@
+"""The split deployment (docs/split.md) as separate processes: a nats-server,
+chatcore-service processes over one PostgreSQL database (with_postgres.sh starts
+it) and chatcore-gateway processes, all on loopback.
+
+Users connected to different gateways chat through whichever service holds
+their sessions. A service killed with kill -9 loses no acknowledged message:
+the gateways close its sessions with 1012 within three heartbeats, the clients
+reconnect, `sync` what they missed and resend what was not acknowledged with
+the same client message ids, which the storage absorbs. A gateway killed with
+kill -9: its clients reconnect to the other gateway and sync."""
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from chatclient import ChatClient, read_log, result_of
+from conftest import SECRET, _pg_database, free_port, token
+
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NATS = os.path.join(TESTS, "support", "nats.sh")
+HEARTBEAT_MS = 200
+
+
+def binary(name):
+    path = os.environ.get(name)
+    if not path:
+        pytest.exit(f"{name} must point at the program", 2)
+    return os.path.abspath(path)
+
+
+class Proc:
+    """One process of the deployment, its output kept in a temp file."""
+
+    def __init__(self, args, ready):
+        self.args = args
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited: {self.output()}")
+            if ready(self):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{args[0]} did not get ready: {self.output()}")
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return f"{self.args[0]} did not exit after SIGTERM"
+        out = self.output()
+        if "runtime error:" in out or "Sanitizer" in out:
+            return f"sanitizer report: {out[-3000:]}"
+        return None
+
+
+class Deployment:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.nats_port = free_port()
+        subprocess.run(["bash", NATS, "start", tmp, "nats", str(self.nats_port)], check=True)
+        self.nats = f"nats://127.0.0.1:{self.nats_port}"
+        pg = os.environ.get("CHATCORE_TEST_PG_PORT")
+        if not pg:
+            pytest.skip("needs PostgreSQL (run through with_postgres.sh)")
+        self.db = _pg_database(pg, os.path.join(tmp, "pg-uri"))
+        self.services, self.gateways = [], []
+        self.next_id = 1
+
+    def service(self):
+        node = self.next_id
+        self.next_id += 1
+        p = Proc([binary("CHATCORE_SERVICE"), "--nats", self.nats, "--db", self.db,
+                  "--node-id", str(node), "--heartbeat-ms", str(HEARTBEAT_MS)],
+                 lambda p: "ready" in p.output())
+        self.services.append(p)
+        return p
+
+    def gateway(self):
+        port = free_port()
+        node = self.next_id
+        self.next_id += 1
+
+        def listening(p):
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        p = Proc([binary("CHATCORE_GATEWAY"), "--nats", self.nats, "--listen",
+                  f"127.0.0.1:{port}", "--jwt-secret", SECRET, "--node-id", str(node),
+                  "--heartbeat-ms", str(HEARTBEAT_MS)], listening)
+        p.url = f"ws://127.0.0.1:{port}/ws"
+        self.gateways.append(p)
+        return p
+
+    def close(self):
+        problems = [x for x in (p.stop() for p in self.gateways + self.services) if x]
+        subprocess.run(["bash", NATS, "stopall", self.tmp])
+        return problems
+
+
+@pytest.fixture
+def deployment():
+    with tempfile.TemporaryDirectory(prefix="chatcore-split-") as tmp:
+        d = Deployment(tmp)
+        try:
+            yield d
+        finally:
+            problems = d.close()
+        assert not problems, problems
+
+
+async def connect(url, user, encoding="json"):
+    return await ChatClient.connect(url, user, encoding, tok=token(user))
+
+
+def run(coro, timeout=120):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def send(client, chat, text, cmid=None):
+    """sendMessage, retried while the service answers UNAVAILABLE (as the
+    protocol asks): a service that just heard of a membership change made by
+    another checks it with the storage before it lets the new member post."""
+    cmid = cmid or secrets.token_hex(8)
+    for _ in range(100):
+        r = await client.request("sendMessage", chatId=chat, text=text, clientMsgId=cmid)
+        if "error" not in r or r["error"]["code"] != "ERROR_CODE_UNAVAILABLE":
+            return result_of("sendMessage", r)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{client.user}: still UNAVAILABLE: {r}")
+
+
+def test_users_on_two_gateways_chat(deployment):
+    deployment.service()
+    deployment.service()
+    g1, g2 = deployment.gateway(), deployment.gateway()
+
+    async def go():
+        alice = await connect(g1.url, "alice")
+        bob = await connect(g2.url, "bob", "proto")
+        carol = await connect(g1.url, "carol")
+        group = (await alice.call("createGroup", title="g", memberIds=["bob", "carol"]))
+        chat = group["chat"]["chatId"]
+        await bob.wait_event("membershipChanged", chatId=chat)
+        sent = [await send(alice if i % 2 else bob, chat, f"m{i}") for i in range(20)]
+        assert [s["seq"] for s in sent] == list(range(2, 22)), sent
+        for c in (alice, bob, carol):
+            got = [e["text"] for e in await c.collect("message", 20, chatId=chat)]
+            assert got == [f"m{i}" for i in range(20)], (c.user, got)
+            assert c.entries_seen(chat) == list(range(1, 22)), c.entries_seen(chat)
+        # a direct chat made on one gateway reaches the other
+        await carol.call("createDirectChat", peerId="bob")
+        await send(carol, "d:bob:carol", "psst")
+        e = await bob.wait_event("message", chatId="d:bob:carol")
+        assert e["text"] == "psst"
+        for c in (alice, bob, carol):
+            await c.close()
+    run(go())
+
+
+async def sender(d, user, chat, n, state):
+    """Sends n messages to `chat`, each until acknowledged: on a closed
+    connection, reconnects (to the next gateway), syncs and resends with the
+    same client message id. Records acks and the longest wait for one."""
+    gw = hash(user) % len(d.gateways)
+    client = await connect(d.gateways[gw].url, user)
+    for i in range(n):
+        cmid = f"{user}-{i}"
+        started = time.monotonic()
+        while True:
+            try:
+                r = await send(client, chat, cmid, cmid)
+                state["acked"].add((cmid, r["seq"]))
+                break
+            except (ConnectionError, AssertionError):
+                state["reconnects"] += 1
+                code = client.ws.close_code
+                if code is not None:
+                    state["codes"].add(code)
+                await client.close()
+                await asyncio.sleep(0.1)
+                gw = (gw + 1) % len(d.gateways)
+                try:
+                    client = await connect(d.gateways[gw].url, user)
+                except Exception:
+                    continue
+        state["longest"] = max(state["longest"], time.monotonic() - started)
+        await asyncio.sleep(0.01)
+    await client.close()
+
+
+def check_log(entries, state, users, n):
+    """Every acknowledged message is in the chat's log exactly once, with the
+    seq its ack said; seqs are gap-free."""
+    seqs = [e[1]["seq"] for e in entries]
+    assert seqs == list(range(1, len(seqs) + 1)), "seqs must be gap-free"
+    by_cmid = {}
+    for kind, e in entries:
+        if kind == "message":
+            assert e["clientMsgId"] not in by_cmid, f"{e['clientMsgId']} stored twice"
+            by_cmid[e["clientMsgId"]] = e["seq"]
+    for cmid, seq in state["acked"]:
+        assert by_cmid.get(cmid) == seq, f"acked {cmid} at {seq}, stored at {by_cmid.get(cmid)}"
+    assert len(by_cmid) == len(users) * n
+
+
+def test_service_killed_loses_no_acknowledged_message(deployment):
+    victim = deployment.service()
+    deployment.service()
+    deployment.gateway()
+    deployment.gateway()
+    users = ["u1", "u2", "u3", "u4"]
+    n = 60
+
+    async def go():
+        owner = await connect(deployment.gateways[0].url, "owner")
+        chat = (await owner.call("createGroup", title="load",
+                                 memberIds=users))["chat"]["chatId"]
+        state = {"acked": set(), "reconnects": 0, "codes": set(), "longest": 0.0}
+        tasks = [asyncio.create_task(sender(deployment, u, chat, n, state)) for u in users]
+        while len(state["acked"]) < len(users) * n // 3:
+            await asyncio.sleep(0.05)
+        killed_at = time.monotonic()
+        victim.kill9()
+        await asyncio.gather(*tasks)
+        await owner.close()  # its session may have been on the victim: read anew
+        owner = await connect(deployment.gateways[1].url, "owner")
+        entries = await read_log(owner, chat)
+        check_log([e for e in entries if e[0] in ("message", "membershipChanged")],
+                  state, users, n)
+        print(f"service kill -9: {len(state['acked'])} acknowledged, "
+              f"{state['reconnects']} reconnects (close codes {sorted(state['codes'])}), "
+              f"longest wait for an ack {state['longest']:.2f} s, "
+              f"done {time.monotonic() - killed_at:.1f} s after the kill")
+        assert 1012 in state["codes"] or state["reconnects"] == 0
+        await owner.close()
+    run(go())
+
+
+def test_gateway_killed_clients_move(deployment):
+    deployment.service()
+    g1, g2 = deployment.gateway(), deployment.gateway()
+
+    async def go():
+        alice = await connect(g1.url, "alice")
+        bob = await connect(g2.url, "bob")
+        await alice.call("createDirectChat", peerId="bob")
+        chat = "d:alice:bob"
+        await send(alice, chat, "one", cmid="a1")
+        g1.kill9()
+        # Bob keeps sending while Alice is away; she comes back on gateway 2.
+        await send(bob, chat, "two", cmid="b1")
+        alice = await connect(g2.url, "alice")
+        r = await alice.call("sync", chats=[{"chatId": chat, "lastSeenSeq": 1}], limit=100)
+        texts = [e["message"]["text"] for c in r["chats"] for e in c["entries"]
+                 if "message" in e]
+        assert texts == ["two"], r
+        # Her unacknowledged resend is absorbed: same seq, marked duplicate.
+        again = await alice.call("sendMessage", chatId=chat, text="one", clientMsgId="a1")
+        assert again["seq"] == 1 and again["duplicate"], again
+        await send(bob, chat, "three")
+        assert (await alice.wait_event("message", chatId=chat))["text"] == "three"
+        await alice.close()
+        await bob.close()
+    run(go())
