@@ -289,11 +289,10 @@ static void on_tick(void *arg) {
       cc_session s = {l->id, t->id};
       int closed = t->closed;
       drop_tracked(l, t);
+      /* (the edge's close comes back as cmd_close, which finds nothing) */
       if (!closed)
         cc_edge_close_session(l->edge, s, lost ? 1012 : 1013,
                               lost ? "service restart" : "no service answered");
-      next = cc_table_oldest(&l->sessions); /* the edge may have closed others */
-      if (next && ((tracked *)next)->opened_ms > now) next = NULL;
     }
     n = next;
   }

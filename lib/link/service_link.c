@@ -46,6 +46,15 @@ static void drop_held(cc_service_link *l, held *h) {
   cc_free(&l->mem, h);
 }
 
+/* Forgets `h` and closes its session in the service. */
+static void close_held(cc_service_link *l, held *h) {
+  cc_session s = h->s;
+  char user[sizeof h->user];
+  memcpy(user, h->user, sizeof user);
+  drop_held(l, h);
+  cc_service_session_close(l->svc, s, (cc_str){user, strlen(user)});
+}
+
 static held *add_held(cc_service_link *l, cc_session s, cc_str user) {
   held *h = cc_calloc(&l->mem, 1, sizeof *h);
   if (!h) return NULL;
@@ -269,9 +278,7 @@ static void on_command(void *ud, cc_queue_msg *m) {
       cc_service_session_frame(l->svc, h->s, user, (cc_encoding)c->frame->encoding,
                                c->frame->data.data, c->frame->data.len);
     } else if (c->command_case == CHATCORE__V1__SEAM_COMMAND__COMMAND_CLOSE) {
-      cc_session s = h->s;
-      drop_held(l, h);
-      cc_service_session_close(l->svc, s, user);
+      close_held(l, h);
     }
   }
   seam_free(&c->base, &l->mem);
@@ -317,14 +324,7 @@ static void edge_gone(void *arg, uint64_t edge) {
   cc_tnode *n = cc_table_oldest(&l->sessions);
   while (n) {
     cc_tnode *next = cc_table_newer(&l->sessions, n);
-    held *h = (held *)n;
-    if (h->s.edge == edge) {
-      cc_session s = h->s;
-      char user[sizeof h->user];
-      memcpy(user, h->user, sizeof user);
-      drop_held(l, h);
-      cc_service_session_close(l->svc, s, (cc_str){user, strlen(user)});
-    }
+    if (((held *)n)->s.edge == edge) close_held(l, (held *)n);
     n = next;
   }
 }
@@ -408,14 +408,8 @@ void cc_service_link_free(cc_service_link *l) {
   if (l->installed) cc_service_set_output(l->svc, NULL, NULL);
   if (l->tables) {
     cc_tnode *n;
-    while ((n = cc_table_oldest(&l->sessions)) != NULL) {
-      held *h = (held *)n;
-      cc_session s = h->s;
-      char user[sizeof h->user];
-      memcpy(user, h->user, sizeof user);
-      drop_held(l, h);
-      cc_service_session_close(l->svc, s, (cc_str){user, strlen(user)});
-    }
+    while ((n = cc_table_oldest(&l->sessions)) != NULL)
+      close_held(l, (held *)n);
     cc_table_destroy(&l->sessions);
     seam_peers_destroy(&l->edges);
   }
