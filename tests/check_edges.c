@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/chatnet.h"
 #include "support/runner.h"
 #include "support/ws.h"
 
@@ -136,6 +137,8 @@ static void setup(void) {
   n_lossy_subs = 0;
   node_start(&nodes[0], 1, queue);
   node_start(&nodes[1], 2, &node2_queue.base);
+  cc_memnet *nets[] = {nodes[0].net, nodes[1].net};
+  chatnet_use(nets, 2);
 }
 
 static void teardown(void) {
@@ -146,52 +149,6 @@ static void teardown(void) {
   cc_jwt_verifier_free(verifier);
 }
 
-/* Every frame waiting on `cl`, concatenated (NUL-terminated) into `out`. */
-static size_t drain(cc_memclient *cl, char *out, size_t cap) {
-  size_t used = 0, frames = 0;
-  out[0] = '\0';
-  /* What one edge's service did reaches the other gateway's connections
-   * without that gateway's driver being called: run both drivers. */
-  cc_memnet_flush(nodes[0].net);
-  cc_memnet_flush(nodes[1].net);
-  while (cc_memclient_pending(cl) > 0) {
-    uint8_t *p;
-    size_t n;
-    ws_memnet_read_frame_alloc(cl, &p, &n);
-    ck_assert_uint_lt(used + n + 2, cap);
-    memcpy(out + used, p, n);
-    used += n;
-    out[used++] = '\n';
-    out[used] = '\0';
-    free(p);
-    frames++;
-  }
-  return frames;
-}
-
-static cc_memclient *connect_as(node *n, const char *user) {
-  cc_memclient *cl = ws_memnet_session(n->net, user, NULL);
-  char buf[8192];
-  drain(cl, buf, sizeof buf);
-  ck_assert_msg(strstr(buf, "\"hello\""), "no hello for %s: %s", user, buf);
-  return cl;
-}
-
-static void send_json(cc_memclient *cl, const char *json) {
-  ws_memnet_send(cl, 1, json, strlen(json));
-}
-
-/* sendMessage `text` to `chat` as request `rid`. */
-static void send_text(cc_memclient *cl, int rid, const char *chat, const char *cmid,
-                      const char *text) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"%d\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":"
-           "\"%s\",\"text\":\"%s\"}}",
-           rid, chat, cmid, text);
-  send_json(cl, cmd);
-}
-
 /* addMembers or removeMembers (`verb`) of `user` in `chat` as request `rid`. */
 static void change_members(cc_memclient *cl, int rid, const char *verb, const char *chat,
                            const char *user) {
@@ -199,91 +156,73 @@ static void change_members(cc_memclient *cl, int rid, const char *verb, const ch
   snprintf(cmd, sizeof cmd,
            "{\"requestId\":\"%d\",\"%s\":{\"chatId\":\"%s\",\"userIds\":[\"%s\"]}}", rid,
            verb, chat, user);
-  send_json(cl, cmd);
-}
-
-/* `cl` creates a group with `members` (a JSON list) as request 1; its id
- * into `chat` (64 bytes). */
-static void create_group(cc_memclient *cl, const char *members, char *chat) {
-  char buf[65536], cmd[512];
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\",\"memberIds\":%s}}",
-           members);
-  send_json(cl, cmd);
-  drain(cl, buf, sizeof buf);
-  const char *id = strstr(buf, "\"chatId\":\"");
-  ck_assert_msg(id, "no chat in %s", buf);
-  id += 10;
-  size_t len = (size_t)(strchr(id, '"') - id);
-  ck_assert_uint_lt(len, 64);
-  memcpy(chat, id, len);
-  chat[len] = '\0';
+  chatnet_send_json(cl, cmd);
 }
 
 START_TEST(removal_holds_on_the_other_edge) {
   char buf[65536], chat[64];
-  cc_memclient *alice = connect_as(&nodes[0], "alice");
-  cc_memclient *bob = connect_as(&nodes[1], "bob");
-  cc_memclient *carol = connect_as(&nodes[1], "carol");
+  cc_memclient *alice = chatnet_connect(nodes[0].net, "alice");
+  cc_memclient *bob = chatnet_connect(nodes[1].net, "bob");
+  cc_memclient *carol = chatnet_connect(nodes[1].net, "carol");
 
   /* Alice makes a group on edge 1; Bob and Carol on edge 2 are subscribed to
    * it by the membership change alone. */
-  create_group(alice, "[\"bob\",\"carol\"]", chat);
-  drain(bob, buf, sizeof buf);
+  chatnet_create_group(alice, "[\"bob\",\"carol\"]", chat);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
 
   /* Bob posts through service 2: Alice hears it on edge 1, Carol on edge 2. */
-  send_text(bob, 2, chat, "b1", "from bob");
-  drain(alice, buf, sizeof buf);
+  chatnet_send_text(bob, 2, chat, "b1", "from bob");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "from bob"), "alice: %s", buf);
-  drain(carol, buf, sizeof buf);
+  chatnet_drain(carol, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "from bob"), "carol: %s", buf);
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"2\""), "bob's ack: %s", buf);
 
   /* Alice removes Bob through service 1. Bob hears of his removal... */
   change_members(alice, 3, "removeMembers", chat, "bob");
-  drain(alice, buf, sizeof buf);
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"3\""), "alice: %s", buf);
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"removedUserIds\":[\"bob\"]"), "bob: %s", buf);
 
   /* ...and from then on receives nothing of the chat on edge 2, while Carol,
    * on the same edge, still does. */
-  send_text(alice, 4, chat, "a1", "bob is gone");
-  drain(carol, buf, sizeof buf);
+  chatnet_send_text(alice, 4, chat, "a1", "bob is gone");
+  chatnet_drain(carol, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
-  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(bob, buf, sizeof buf, NULL), 0);
 
   /* Service 2 refuses his posts: it learned the change through the queue. */
-  send_text(bob, 5, chat, "b2", "let me in");
-  drain(bob, buf, sizeof buf);
+  chatnet_send_text(bob, 5, chat, "b2", "let me in");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "ERROR_CODE_NOT_MEMBER"), "bob: %s", buf);
-  ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(carol, buf, sizeof buf, NULL), 0);
 
   /* Added back through service 2, he hears the chat again on edge 2. */
   change_members(carol, 6, "addMembers", chat, "bob");
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
-  send_text(alice, 7, chat, "a2", "welcome back");
-  drain(bob, buf, sizeof buf);
+  chatnet_send_text(alice, 7, chat, "a2", "welcome back");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "welcome back"), "bob: %s", buf);
 
   /* A direct chat made on edge 1 (no log entry carries it) reaches Bob's
    * subscriptions on edge 2 through the queue. */
-  drain(carol, buf, sizeof buf);
-  send_json(alice, "{\"requestId\":\"8\",\"createDirectChat\":{\"peerId\":\"bob\"}}");
-  drain(alice, buf, sizeof buf);
+  chatnet_drain(carol, buf, sizeof buf, NULL);
+  chatnet_send_json(alice, "{\"requestId\":\"8\",\"createDirectChat\":{\"peerId\":\"bob\"}}");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"8\""), "alice: %s", buf);
-  send_json(alice, "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+  chatnet_send_json(alice, "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
                    "\"clientMsgId\":\"d1\",\"text\":\"just us\"}}");
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "just us"), "bob: %s", buf);
-  ck_assert_uint_eq(drain(carol, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(carol, buf, sizeof buf, NULL), 0);
   /* ...and Bob may answer through service 2. */
-  send_json(bob, "{\"requestId\":\"10\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+  chatnet_send_json(bob, "{\"requestId\":\"10\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
                  "\"clientMsgId\":\"d2\",\"text\":\"sure\"}}");
-  drain(alice, buf, sizeof buf);
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"text\":\"sure\""), "alice: %s", buf);
 
   ck_assert_uint_eq(cc_edge_session_count(nodes[1].edge), 2);
@@ -308,24 +247,24 @@ static long seq_of(const char *buf, const char *text) {
 
 START_TEST(lost_queue_message_heals_by_sync) {
   char buf[65536], chat[64], cmd[512];
-  cc_memclient *alice = connect_as(&nodes[0], "alice");
-  cc_memclient *bob = connect_as(&nodes[1], "bob");
-  create_group(alice, "[\"bob\"]", chat);
-  drain(bob, buf, sizeof buf);
+  cc_memclient *alice = chatnet_connect(nodes[0].net, "alice");
+  cc_memclient *bob = chatnet_connect(nodes[1].net, "bob");
+  chatnet_create_group(alice, "[\"bob\"]", chat);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
 
-  send_text(alice, 2, chat, "m1", "one");
-  drain(bob, buf, sizeof buf);
+  chatnet_send_text(alice, 2, chat, "m1", "one");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   long one = seq_of(buf, "\"text\":\"one\"");
   /* The queue loses "two" on its way to edge 2: Bob hears nothing... */
   node2_queue.drop = 1;
-  send_text(alice, 3, chat, "m2", "two");
-  drain(alice, buf, sizeof buf);
+  chatnet_send_text(alice, 3, chat, "m2", "two");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"text\":\"two\""), "alice: %s", buf);
-  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(bob, buf, sizeof buf, NULL), 0);
   ck_assert_int_eq(node2_queue.dropped, 1);
   /* ...and then "three", one seq too far: a gap. */
-  send_text(alice, 4, chat, "m3", "three");
-  drain(bob, buf, sizeof buf);
+  chatnet_send_text(alice, 4, chat, "m3", "three");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_int_eq(seq_of(buf, "\"text\":\"three\""), one + 2);
   ck_assert_ptr_null(strstr(buf, "\"text\":\"two\""));
   /* A sync from the last seq he applied fills it from the storage. */
@@ -333,8 +272,8 @@ START_TEST(lost_queue_message_heals_by_sync) {
            "{\"requestId\":\"5\",\"sync\":{\"chats\":[{\"chatId\":\"%s\","
            "\"lastSeenSeq\":\"%ld\"}],\"limit\":100}}",
            chat, one);
-  send_json(bob, cmd);
-  drain(bob, buf, sizeof buf);
+  chatnet_send_json(bob, cmd);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"5\""), "bob's sync: %s", buf);
   ck_assert_int_eq(seq_of(buf, "\"text\":\"two\""), one + 1);
   cc_memclient_close(alice);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "support/chatnet.h"
 #include "support/loop.h"
 #include "support/runner.h"
 #include "support/ws.h"
@@ -91,6 +92,8 @@ static void setup(void) {
   service_start(&svcs[1], 2);
   gateway_start(&gws[0], 1);
   gateway_start(&gws[1], 2);
+  cc_memnet *nets[] = {gws[0].net, gws[1].net};
+  chatnet_use(nets, 2);
 }
 
 static void teardown(void) {
@@ -103,93 +106,28 @@ static void teardown(void) {
   cc_jwt_verifier_free(verifier);
 }
 
-/* Every frame waiting on `cl`, concatenated (NUL-terminated) into `out`; the
- * close code of a close frame among them in *close (if not NULL). */
-static size_t drain_close(cc_memclient *cl, char *out, size_t cap, int *close) {
-  size_t used = 0, frames = 0;
-  out[0] = '\0';
-  for (int i = 0; i < 2; i++)
-    cc_memnet_flush(gws[i].net);
-  while (cc_memclient_pending(cl) > 0) {
-    uint8_t *p;
-    size_t n;
-    int op = ws_memnet_read_frame_alloc(cl, &p, &n);
-    if (op == 8 && close && n >= 2) *close = p[0] << 8 | p[1];
-    ck_assert_uint_lt(used + n + 2, cap);
-    memcpy(out + used, p, n);
-    used += n;
-    out[used++] = '\n';
-    out[used] = '\0';
-    free(p);
-    frames++;
-  }
-  return frames;
-}
-
-static size_t drain(cc_memclient *cl, char *out, size_t cap) {
-  return drain_close(cl, out, cap, NULL);
-}
-
-static cc_memclient *connect_as(gateway_node *g, const char *user) {
-  cc_memclient *cl = ws_memnet_session(g->net, user, NULL);
-  char buf[8192];
-  drain(cl, buf, sizeof buf);
-  ck_assert_msg(strstr(buf, "\"hello\""), "no hello for %s: %s", user, buf);
-  return cl;
-}
-
-static void send_json(cc_memclient *cl, const char *json) {
-  ws_memnet_send(cl, 1, json, strlen(json));
-}
-
-static void send_text(cc_memclient *cl, int rid, const char *chat, const char *cmid,
-                      const char *text) {
-  char cmd[512];
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"%d\",\"sendMessage\":{\"chatId\":\"%s\",\"clientMsgId\":"
-           "\"%s\",\"text\":\"%s\"}}",
-           rid, chat, cmid, text);
-  send_json(cl, cmd);
-}
-
-static void create_group(cc_memclient *cl, const char *members, char *chat) {
-  char buf[65536], cmd[512];
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"1\",\"createGroup\":{\"title\":\"g\",\"memberIds\":%s}}",
-           members);
-  send_json(cl, cmd);
-  drain(cl, buf, sizeof buf);
-  const char *id = strstr(buf, "\"chatId\":\"");
-  ck_assert_msg(id, "no chat in %s", buf);
-  id += 10;
-  size_t len = (size_t)(strchr(id, '"') - id);
-  ck_assert_uint_lt(len, 64);
-  memcpy(chat, id, len);
-  chat[len] = '\0';
-}
-
 START_TEST(users_on_two_gateways_chat) {
   char buf[65536], chat[64];
-  cc_memclient *alice = connect_as(&gws[0], "alice");
-  cc_memclient *bob = connect_as(&gws[1], "bob");
-  cc_memclient *carol = connect_as(&gws[1], "carol");
-  create_group(alice, "[\"bob\",\"carol\"]", chat);
-  drain(bob, buf, sizeof buf);
+  cc_memclient *alice = chatnet_connect(gws[0].net, "alice");
+  cc_memclient *bob = chatnet_connect(gws[1].net, "bob");
+  cc_memclient *carol = chatnet_connect(gws[1].net, "carol");
+  chatnet_create_group(alice, "[\"bob\",\"carol\"]", chat);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"membershipChanged\""), "bob: %s", buf);
 
-  send_text(alice, 2, chat, "a1", "hi from gateway 1");
-  drain(alice, buf, sizeof buf);
+  chatnet_send_text(alice, 2, chat, "a1", "hi from gateway 1");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"2\"") && strstr(buf, "\"seq\""), "alice: %s",
                 buf);
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "hi from gateway 1"), "bob: %s", buf);
-  drain(carol, buf, sizeof buf);
+  chatnet_drain(carol, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "hi from gateway 1"), "carol: %s", buf);
 
-  send_text(bob, 3, chat, "b1", "and back");
-  drain(alice, buf, sizeof buf);
+  chatnet_send_text(bob, 3, chat, "b1", "and back");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "and back"), "alice: %s", buf);
-  drain(bob, buf, sizeof buf);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"3\""), "bob's ack: %s", buf);
 
   /* Typing is not a log entry: it crosses too, and skips its sender. */
@@ -198,11 +136,11 @@ START_TEST(users_on_two_gateways_chat) {
            "{\"requestId\":\"4\",\"setTyping\":{\"chatId\":\"%s\","
            "\"state\":\"TYPING_STATE_STARTED\"}}",
            chat);
-  send_json(alice, typing);
-  drain(bob, buf, sizeof buf);
+  chatnet_send_json(alice, typing);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"typing\"") && strstr(buf, "\"userId\":\"alice\""), "bob: %s",
                 buf);
-  drain(alice, buf, sizeof buf);
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(!strstr(buf, "\"typing\":{"), "alice hears her own typing: %s", buf);
 
   /* Removal through a service holds on the other gateway at once. */
@@ -210,13 +148,13 @@ START_TEST(users_on_two_gateways_chat) {
   snprintf(cmd, sizeof cmd,
            "{\"requestId\":\"5\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
            chat);
-  send_json(alice, cmd);
-  drain(bob, buf, sizeof buf);
+  chatnet_send_json(alice, cmd);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"removedUserIds\":[\"bob\"]"), "bob: %s", buf);
-  send_text(alice, 6, chat, "a2", "bob is gone");
-  drain(carol, buf, sizeof buf);
+  chatnet_send_text(alice, 6, chat, "a2", "bob is gone");
+  chatnet_drain(carol, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
-  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(bob, buf, sizeof buf, NULL), 0);
   cc_memclient_close(alice);
   cc_memclient_close(bob);
   cc_memclient_close(carol);
@@ -227,18 +165,18 @@ END_TEST
  * see that every session it held is closed 1012 and comes back on the other. */
 START_TEST(lost_service_closes_its_sessions) {
   char buf[65536], chat[64];
-  cc_memclient *alice = connect_as(&gws[0], "alice");
-  cc_memclient *bob = connect_as(&gws[1], "bob");
-  create_group(alice, "[\"bob\"]", chat);
-  send_text(alice, 2, chat, "a1", "before");
-  drain(alice, buf, sizeof buf);
+  cc_memclient *alice = chatnet_connect(gws[0].net, "alice");
+  cc_memclient *bob = chatnet_connect(gws[1].net, "bob");
+  chatnet_create_group(alice, "[\"bob\"]", chat);
+  chatnet_send_text(alice, 2, chat, "a1", "before");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"2\""), "alice: %s", buf);
 
   service_stop(&svcs[0]);
   test_loop_run_for(HEARTBEAT_MS * 6);
   int a_close = 0, b_close = 0;
-  drain_close(alice, buf, sizeof buf, &a_close);
-  drain_close(bob, buf, sizeof buf, &b_close);
+  chatnet_drain(alice, buf, sizeof buf, &a_close);
+  chatnet_drain(bob, buf, sizeof buf, &b_close);
   /* Two sessions, two services round robin: at least one was on service 1. */
   ck_assert_msg(a_close == 1012 || b_close == 1012, "closes: alice %d, bob %d", a_close,
                 b_close);
@@ -247,24 +185,24 @@ START_TEST(lost_service_closes_its_sessions) {
 
   /* Reconnected, everyone lands on service 2: the message acked before is
    * there, and new ones flow. */
-  if (a_close) alice = connect_as(&gws[1], "alice");
-  if (b_close) bob = connect_as(&gws[0], "bob");
+  if (a_close) alice = chatnet_connect(gws[1].net, "alice");
+  if (b_close) bob = chatnet_connect(gws[0].net, "bob");
   char cmd[256];
   snprintf(cmd, sizeof cmd,
            "{\"requestId\":\"7\",\"sync\":{\"chats\":[{\"chatId\":\"%s\","
            "\"lastSeenSeq\":\"0\"}],\"limit\":100}}",
            chat);
-  send_json(bob, cmd);
-  drain(bob, buf, sizeof buf);
+  chatnet_send_json(bob, cmd);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"7\"") && strstr(buf, "before"), "bob: %s", buf);
-  send_text(alice, 8, chat, "a2", "after");
-  drain(bob, buf, sizeof buf);
+  chatnet_send_text(alice, 8, chat, "a2", "after");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "after"), "bob: %s", buf);
   /* The same client message id again: stored once, acked with the same seq. */
-  send_text(alice, 9, chat, "a1", "before");
-  drain(alice, buf, sizeof buf);
+  chatnet_send_text(alice, 9, chat, "a1", "before");
+  chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"9\""), "alice: %s", buf);
-  ck_assert_uint_eq(drain(bob, buf, sizeof buf), 0);
+  ck_assert_uint_eq(chatnet_drain(bob, buf, sizeof buf, NULL), 0);
   cc_memclient_close(alice);
   cc_memclient_close(bob);
 }
@@ -276,10 +214,10 @@ START_TEST(no_service_closes_1013) {
   cc_memclient *alice = ws_memnet_session(gws[0].net, "alice", NULL);
   char buf[8192];
   int code = 0;
-  drain_close(alice, buf, sizeof buf, &code);
+  chatnet_drain(alice, buf, sizeof buf, &code);
   ck_assert_ptr_null(strstr(buf, "\"hello\""));
   test_loop_run_for(5500);
-  drain_close(alice, buf, sizeof buf, &code);
+  chatnet_drain(alice, buf, sizeof buf, &code);
   ck_assert_int_eq(code, 1013);
   cc_memclient_close(alice);
 }

@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "core/mem.h"
+#include "link/seam.h"
 #include "protocol/outbound.h"
 
 #define SUBJECT_PREFIX "chatcore.chat."
@@ -27,18 +28,6 @@ struct cc_link {
 static void to_session(void *ud, cc_session s, const cc_outbound *out) {
   cc_link *l = ud;
   cc_edge_to_session(l->edge, s, out);
-}
-
-/* Chat ids may contain '.', the subject token separator, but never '~': map
- * one to the other so each chat is one token. */
-static size_t chat_subject(char *out, size_t cap, cc_str chat) {
-  size_t pl = strlen(SUBJECT_PREFIX);
-  if (pl + chat.len + 1 > cap) return 0;
-  memcpy(out, SUBJECT_PREFIX, pl);
-  for (size_t i = 0; i < chat.len; i++)
-    out[pl + i] = chat.ptr[i] == '.' ? '~' : chat.ptr[i];
-  out[pl + chat.len] = '\0';
-  return pl + chat.len;
 }
 
 static void link_release(cc_link *l) {
@@ -127,25 +116,12 @@ static void membership_only(Chatcore__V1__Event *ev, Chatcore__V1__MembershipCha
 }
 
 /* NUL-terminated copies of `n` user ids (each <= 64 bytes) in `buf`. */
-static char **id_list(cc_link *l, const cc_str *ids, size_t n) {
-  if (n == 0) return NULL;
-  char **list = cc_calloc(&l->mem, n, sizeof *list + CC_PROTOCOL_USER_ID_MAX + 1);
-  if (!list) return NULL;
-  char *strings = (char *)(list + n);
-  for (size_t i = 0; i < n; i++) {
-    list[i] = strings + i * (CC_PROTOCOL_USER_ID_MAX + 1);
-    size_t len = ids[i].len <= CC_PROTOCOL_USER_ID_MAX ? ids[i].len : 0;
-    memcpy(list[i], ids[i].ptr, len);
-    list[i][len] = '\0';
-  }
-  return list;
-}
-
 static void publish(cc_link *l, cc_str chat, const Chatcore__V1__Event *ev, uint64_t seq,
                     const cc_outbound *out, const cc_delivery *d) {
   char subject[sizeof SUBJECT_PREFIX + CC_PROTOCOL_CHAT_ID_MAX];
   char dedupe[CC_PROTOCOL_CHAT_ID_MAX + 24];
-  size_t sl = chat_subject(subject, sizeof subject, chat);
+  /* '.' (allowed in chat ids) is a subject separator: written '~' */
+  size_t sl = seam_subject(subject, sizeof subject, SUBJECT_PREFIX, chat);
   int dl = seq ? snprintf(dedupe, sizeof dedupe, "%.*s/%llu", (int)chat.len, chat.ptr,
                           (unsigned long long)seq)
                : 0;
@@ -181,8 +157,8 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
     char id[CC_PROTOCOL_CHAT_ID_MAX + 1];
     memcpy(id, chat.ptr, chat.len);
     id[chat.len] = '\0';
-    char **added = id_list(l, d->joined, d->n_joined);
-    char **removed = id_list(l, d->left, d->n_left);
+    char **added = seam_id_list(&l->mem, d->joined, d->n_joined, CC_PROTOCOL_USER_ID_MAX);
+    char **removed = seam_id_list(&l->mem, d->left, d->n_left, CC_PROTOCOL_USER_ID_MAX);
     if ((added || !d->n_joined) && (removed || !d->n_left)) {
       Chatcore__V1__Event mev;
       Chatcore__V1__MembershipChanged mc;

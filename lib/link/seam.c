@@ -39,6 +39,20 @@ uint64_t seam_subject_tail_id(cc_str subject, const char *prefix) {
   return id;
 }
 
+char **seam_id_list(const cc_mem *mem, const cc_str *ids, size_t n, size_t max) {
+  if (n == 0) return NULL;
+  char **list = cc_calloc(mem, n, sizeof *list + max + 1);
+  if (!list) return NULL;
+  char *strings = (char *)(list + n);
+  for (size_t i = 0; i < n; i++) {
+    list[i] = strings + i * (max + 1);
+    size_t len = ids[i].len <= max ? ids[i].len : 0;
+    memcpy(list[i], ids[i].ptr, len);
+    list[i][len] = '\0';
+  }
+  return list;
+}
+
 int seam_publish(cc_queue *q, const char *subject, const ProtobufCMessage *msg,
                  const cc_mem *mem) {
   size_t n = protobuf_c_message_get_packed_size(msg);

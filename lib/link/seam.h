@@ -29,6 +29,10 @@ size_t seam_subject_id(char *out, size_t cap, const char *prefix, uint64_t id);
 /* The id after `prefix` in a subject (0 if none). */
 uint64_t seam_subject_tail_id(cc_str subject, const char *prefix);
 
+/* NUL-terminated copies of `ids` (each cut to `max` bytes: longer ones become
+ * empty) in one allocation of `mem`; NULL when n is 0 or out of memory. */
+char **seam_id_list(const cc_mem *mem, const cc_str *ids, size_t n, size_t max);
+
 /* Packs `msg` and publishes it on `subject` (no dedupe id, no callback). 0 or
  * CC_ERR_NOMEM (the publish itself reports nothing: delivery is at most
  * once). */

@@ -102,17 +102,10 @@ static void to_session(void *ud, cc_session s, const cc_outbound *out) {
 
 static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n, int done) {
   cc_service_link *l = ud;
-  char **ids = n ? cc_calloc(&l->mem, n, sizeof *ids + CC_PROTOCOL_CHAT_ID_MAX + 1) : NULL;
+  char **ids = seam_id_list(&l->mem, chats, n, CC_PROTOCOL_CHAT_ID_MAX);
   if (n && !ids) {
     cc_log(CC_LOG_ERROR, "seam: out of memory handing a session its chats");
     return;
-  }
-  char *strings = (char *)(ids + n);
-  for (size_t i = 0; i < n; i++) {
-    ids[i] = strings + i * (CC_PROTOCOL_CHAT_ID_MAX + 1);
-    size_t len = chats[i].len <= CC_PROTOCOL_CHAT_ID_MAX ? chats[i].len : 0;
-    memcpy(ids[i], chats[i].ptr, len);
-    ids[i][len] = '\0';
   }
   Chatcore__V1__SeamChats c = CHATCORE__V1__SEAM_CHATS__INIT;
   c.n_chat_ids = n;
@@ -138,22 +131,6 @@ static void close_session(void *ud, cc_session s, uint16_t code, const char *rea
   publish_output(l, s, &o);
 }
 
-/* NUL-terminated copies of `ids` in one allocation (NULL when n is 0 or out
- * of memory). */
-static char **id_list(const cc_mem *mem, const cc_str *ids, size_t n) {
-  if (n == 0) return NULL;
-  char **list = cc_calloc(mem, n, sizeof *list + CC_PROTOCOL_USER_ID_MAX + 1);
-  if (!list) return NULL;
-  char *strings = (char *)(list + n);
-  for (size_t i = 0; i < n; i++) {
-    list[i] = strings + i * (CC_PROTOCOL_USER_ID_MAX + 1);
-    size_t len = ids[i].len <= CC_PROTOCOL_USER_ID_MAX ? ids[i].len : 0;
-    memcpy(list[i], ids[i].ptr, len);
-    list[i][len] = '\0';
-  }
-  return list;
-}
-
 static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_delivery *d) {
   cc_service_link *l = ud;
   char subject[sizeof SEAM_CHAT + CC_PROTOCOL_CHAT_ID_MAX];
@@ -170,8 +147,8 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
     cc_log(CC_LOG_WARN, "seam: an event of %s could not be encoded: dropped", chat_id);
     return;
   }
-  char **joined = id_list(&l->mem, d->joined, d->n_joined);
-  char **left = id_list(&l->mem, d->left, d->n_left);
+  char **joined = seam_id_list(&l->mem, d->joined, d->n_joined, CC_PROTOCOL_USER_ID_MAX);
+  char **left = seam_id_list(&l->mem, d->left, d->n_left, CC_PROTOCOL_USER_ID_MAX);
   if ((d->n_joined && !joined) || (d->n_left && !left)) {
     cc_log(CC_LOG_ERROR, "seam: out of memory: a membership change of %s is lost", chat_id);
   } else {
