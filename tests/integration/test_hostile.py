@@ -15,14 +15,19 @@ the event loop that times the valid clients), about 2,000 connections in ~15 s:
 
 The gateway limits handshakes per address (20/s, bursts of 40): the attackers
 are spread over loopback source addresses (127.0.x.y, bound per socket), as are
-the valid clients (127.1.0.x); the server runs with its default limits.
+the valid clients (127.1.0.x); the server runs with its default limits. On this
+shared 2-core machine the attacker process runs niced and the measuring process
+without Python's cyclic collector, so that neither client's own pauses are
+counted against the server (see attacker_main and the test).
 
 Asserted: every valid client's handshake and every ping round trip succeeds,
 before, during and after the attack; the p99 of the handshake and of the round
-trip during the attack is within max(2 x baseline p99, 50 ms); the server is
-alive, its connections back to the valid clients' after the attack, its RSS
-back within baseline + RSS_MARGIN_KIB; and it exits cleanly at the end (no
-sanitizer report). The figures are printed (pytest -s, or the test log).
+trip during the attack is within max(2 x baseline p99, 50 ms); every attacker
+was cut by the server (slowloris with its 408, the flooders after a 4008); the
+server is alive, its connections back to the valid clients' after the attack,
+its RSS peak within baseline + 64 MiB and back within baseline + 16 MiB after;
+and it exits cleanly at the end (no sanitizer report). The figures are printed
+(pytest -s, or the test log).
 """
 import asyncio
 import gc
@@ -94,6 +99,8 @@ def masked(opcode, payload=b"", fin=True, length=None):
 
 # ---- the attackers (a child process) -----------------------------------------------
 
+TOKENS = {}  # user -> token, minted before the attack starts
+
 class Attack:
     def __init__(self, port, deadline):
         self.port = port
@@ -118,7 +125,7 @@ class Attack:
     async def upgraded(self, kind, user, src=None):
         """A raw socket past a valid upgrade (101), or None if refused."""
         r, w = await self.open(kind, src)
-        w.write(upgrade_request(tok=token(user)))
+        w.write(upgrade_request(tok=TOKENS[user]))
         head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 10)
         if b" 101 " not in head.split(b"\r\n")[0]:
             self.count(kind + ".refused_" + head.split(b" ")[1].decode())
@@ -151,7 +158,7 @@ class Attack:
             w.close()
 
     async def slowloris(self, i):
-        request = upgrade_request(tok=token(f"slow{i}"))[:-2]  # never the final CRLF
+        request = upgrade_request(tok=TOKENS[f"slow{i}"])[:-2]  # never the final CRLF
         while self.left() > 1:
             r, w = await self.open("slowloris")
             try:
@@ -265,6 +272,18 @@ class Attack:
 
 
 def attacker_main(port, go, results):
+    # The attackers share this 2-core machine with the server and the measuring
+    # clients, where in earnest they would run elsewhere: opening ~1,500
+    # connections at once takes this process a full core for a second, which
+    # delayed the valid clients' own Python (handshakes 30-50 ms late, the
+    # server under half a core at the time). Niced, the attackers take what
+    # CPU is left; what reaches the server is the same. Tokens are minted
+    # before the start for the same reason.
+    os.nice(10)
+    for kind, n in (("slow", SLOWLORIS), ("garbage", GARBAGE_WS), ("big", OVERSIZE_HEADER),
+                    ("long", OVERSIZE_TEXT), ("flood", FLOODERS)):
+        for i in range(n):
+            TOKENS[f"{kind}{i}"] = token(f"{kind}{i}")
     go.wait()
     a = Attack(port, time.monotonic() + ATTACK_S)
     asyncio.run(a.run())
