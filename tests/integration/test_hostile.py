@@ -101,6 +101,7 @@ def masked(opcode, payload=b"", fin=True, length=None):
 
 TOKENS = {}  # user -> token, minted before the attack starts
 
+
 class Attack:
     def __init__(self, port, deadline):
         self.port = port
@@ -134,7 +135,9 @@ class Attack:
         return r, w
 
     async def until_closed(self, kind, r, w, timeout=12):
-        """Reads what the server sends until it closes; counts the close code."""
+        """Reads what the server sends until it closes; counts how it ended: an
+        HTTP status, a close code, or (most often) a reset, the server having
+        closed with our unread bytes still in its socket."""
         data = b""
         try:
             while True:
@@ -147,7 +150,6 @@ class Attack:
         except OSError:
             self.count(kind + ".reset")
         else:
-            # the first bytes say it all: an HTTP status or a close frame
             if data.startswith(b"HTTP/1.1 "):
                 self.count(kind + ".http_" + data.split(b" ")[1].decode())
             elif len(data) >= 4 and data[0] == 0x88:
