@@ -1186,8 +1186,8 @@ static void on_event(void *arg) {
     q->pending_subs--;
     int err = e->err;
     if (err && e->text) cc_log(CC_LOG_WARN, "%s", e->text);
-    if (s->state == SUB_GONE) {
-      err = CC_ERR_CLOSED;
+    if (s->state == SUB_GONE || q->state == Q_CLOSING) {
+      err = CC_ERR_CLOSED; /* unsubscribe or close came first */
     } else if (err) {
       s->state = SUB_GONE;
       if (s->in_table) {
