@@ -50,6 +50,7 @@ typedef struct server {
   cc_presence *presence;
   int memory_presence;   /* presence in this process (expired by the timer) */
   cc_queue *queue;       /* the split roles: NATS */
+  int queue_up;          /* connected to NATS (chatcore-gateway's /readyz) */
   cc_edge_link *edge_link;
   cc_service_link *service_link;
   uv_timer_t presence_timer;
@@ -351,6 +352,22 @@ static int open_backends(server *s, const server_config *cfg) {
   return open_presence(s, cfg);
 }
 
+/* The gateway's /readyz: 503 while the queue to the services is down. The
+ * gateway's callbacks get the edge as user_data, so the server is a static:
+ * one per process. */
+static server *the_server;
+
+static int gateway_ready(void *user_data) {
+  (void)user_data;
+  return the_server->queue_up;
+}
+
+static void on_queue_state(void *user_data, cc_queue_state state) {
+  server *s = user_data;
+  s->queue_up = state == CC_QUEUE_UP;
+  fprintf(stderr, "%s: NATS %s\n", program, s->queue_up ? "reconnected" : "disconnected");
+}
+
 /* The split roles' queue: NATS at --nats, plain subjects (docs/split.md says
  * why nothing of the seam needs a stream); waited for before serving. */
 static int open_queue(server *s, const server_config *cfg) {
@@ -380,7 +397,10 @@ static int open_queue(server *s, const server_config *cfg) {
   if (rv != 0) return fail("--nats", error);
   while (!w.calls)
     uv_run(s->loop, UV_RUN_ONCE);
-  return w.err ? fail("--nats", w.error) : 0;
+  if (w.err) return fail("--nats", w.error);
+  s->queue_up = 1;
+  s->queue->methods->set_state_handler(s->queue, on_queue_state, s);
+  return 0;
 }
 
 /* The gateway's options from the flags, checked before anything is opened;
@@ -490,6 +510,10 @@ static int make_gateway(server *s, const server_config *cfg,
   if (rv == 0) cc_edge_set_http(s->edge, on_http, on_http_closed, s);
   cc_gateway_callbacks cb = {0};
   cc_edge_gateway_callbacks(&cb);
+  if (cfg->role == CONFIG_ROLE_GATEWAY) {
+    the_server = s;
+    cb.is_ready = gateway_ready;
+  }
   if (rv == 0) rv = cc_gateway_new(&s->gateway, &cb, s->edge, o, s->metrics, NULL);
   return rv == 0 ? 0 : fail("cannot start the gateway", cc_strerror(rv));
 }

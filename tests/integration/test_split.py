@@ -284,3 +284,45 @@ def test_gateway_killed_clients_move(deployment):
         await alice.close()
         await bob.close()
     run(go())
+
+
+def test_gateway_not_ready_without_nats(deployment):
+    """/readyz says 503 while the gateway cannot reach NATS, and 200 again once
+    it reconnected by itself; sessions work again after that."""
+    import urllib.error
+    import urllib.request
+    deployment.service()
+    g = deployment.gateway()
+    base = g.url.replace("ws://", "http://").replace("/ws", "")
+
+    def readyz():
+        try:
+            return urllib.request.urlopen(base + "/readyz", timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def wait_for(status, seconds=15):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if readyz() == status:
+                return True
+            time.sleep(0.1)
+        return False
+    assert readyz() == 200
+    subprocess.run(["bash", NATS, "kill", deployment.tmp, "nats"], check=True)
+    assert wait_for(503), "readyz stayed 200 with NATS down"
+    subprocess.run(["bash", NATS, "start", deployment.tmp, "nats",
+                    str(deployment.nats_port)], check=True)
+    assert wait_for(200), "readyz did not come back after NATS restarted"
+
+    async def go():
+        # The service reconnected too (its heartbeats reach the gateway again).
+        for _ in range(50):
+            try:
+                alice = await connect(g.url, "alice")
+                break
+            except Exception:
+                await asyncio.sleep(0.2)
+        await alice.ping()
+        await alice.close()
+    run(go())
