@@ -20,6 +20,7 @@
 
 #include "support/chatnet.h"
 #include "support/runner.h"
+#include "support/spy_queue.h"
 #include "support/ws.h"
 
 typedef struct node {
@@ -35,73 +36,7 @@ static cc_storage *store;
 static cc_queue *queue;
 static node nodes[2];
 
-/* ---- a queue that loses deliveries on demand (node 2's view of `queue`) ---- */
-
-typedef struct lossy {
-  cc_queue base;
-  cc_queue *inner;
-  int drop; /* deliveries still to lose */
-  int dropped;
-} lossy;
-
-typedef struct lossy_sub {
-  lossy *l;
-  cc_queue_handler_fn handler;
-  void *user_data;
-} lossy_sub;
-
-static lossy_sub lossy_subs[8];
-static int n_lossy_subs;
-
-static void lossy_deliver(void *ud, cc_queue_msg *m) {
-  lossy_sub *s = ud;
-  if (s->l->drop > 0) {
-    s->l->drop--;
-    s->l->dropped++;
-    s->l->inner->methods->ack(s->l->inner, m);
-    return;
-  }
-  s->handler(s->user_data, m);
-}
-
-static void lossy_publish(cc_queue *q, cc_str subject, const uint8_t *data, size_t len,
-                          cc_str dedupe, cc_queue_publish_cb cb, void *ud) {
-  lossy *l = (lossy *)q;
-  l->inner->methods->publish(l->inner, subject, data, len, dedupe, cb, ud);
-}
-
-static int lossy_subscribe(cc_queue *q, cc_str pattern, cc_str group, cc_queue_handler_fn h,
-                           void *ud, uint64_t *out_id) {
-  lossy *l = (lossy *)q;
-  ck_assert_int_lt(n_lossy_subs, 8);
-  lossy_sub *s = &lossy_subs[n_lossy_subs++];
-  *s = (lossy_sub){l, h, ud};
-  return l->inner->methods->subscribe(l->inner, pattern, group, lossy_deliver, s, out_id);
-}
-
-static int lossy_unsubscribe(cc_queue *q, uint64_t id) {
-  lossy *l = (lossy *)q;
-  return l->inner->methods->unsubscribe(l->inner, id);
-}
-
-static void lossy_ack(cc_queue *q, cc_queue_msg *m) {
-  lossy *l = (lossy *)q;
-  l->inner->methods->ack(l->inner, m);
-}
-
-static void lossy_free(cc_queue *q) {
-  (void)q; /* the inner queue is freed by teardown */
-}
-
-static const cc_queue_methods lossy_methods = {
-    .version = 1,
-    .publish = lossy_publish,
-    .subscribe = lossy_subscribe,
-    .unsubscribe = lossy_unsubscribe,
-    .ack = lossy_ack,
-    .free = lossy_free,
-};
-static lossy node2_queue;
+static spy_queue node2_queue; /* node 2's view of `queue`: loses on demand */
 
 static void node_start(node *n, uint64_t edge_id, cc_queue *q) {
   cc_service_options *so;
@@ -133,8 +68,7 @@ static void setup(void) {
   verifier = ws_verifier_new();
   ck_assert_int_eq(cc_storage_memory_new(&store, NULL), 0);
   ck_assert_int_eq(cc_queue_memory_new(&queue, NULL, NULL), 0);
-  node2_queue = (lossy){{&lossy_methods}, queue, 0, 0};
-  n_lossy_subs = 0;
+  spy_queue_init(&node2_queue, queue);
   node_start(&nodes[0], 1, queue);
   node_start(&nodes[1], 2, &node2_queue.base);
   cc_memnet *nets[] = {nodes[0].net, nodes[1].net};

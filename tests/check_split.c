@@ -21,6 +21,7 @@
 #include "support/chatnet.h"
 #include "support/loop.h"
 #include "support/runner.h"
+#include "support/spy_queue.h"
 #include "support/ws.h"
 
 enum { HEARTBEAT_MS = 100 };
@@ -41,12 +42,13 @@ static cc_jwt_verifier *verifier;
 static cc_storage *store;
 static cc_queue *queue;
 static gateway_node gws[2];
+static spy_queue gw2_queue; /* gateway 2's view of `queue`: counts chat events */
 static service_node svcs[2];
 
-static void gateway_start(gateway_node *g, uint64_t id) {
+static void gateway_start(gateway_node *g, uint64_t id, cc_queue *q) {
   ck_assert_int_eq(cc_edge_new(&g->edge, id, NULL), 0);
   ck_assert_int_eq(
-      cc_edge_link_new(&g->link, g->edge, id, queue, test_cc_loop(), HEARTBEAT_MS, NULL), 0);
+      cc_edge_link_new(&g->link, g->edge, id, q, test_cc_loop(), HEARTBEAT_MS, NULL), 0);
   cc_gateway_options *o;
   ck_assert_int_eq(cc_gateway_options_new(&o), 0);
   ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
@@ -90,8 +92,10 @@ static void setup(void) {
   ck_assert_int_eq(cc_queue_memory_new(&queue, NULL, NULL), 0);
   service_start(&svcs[0], 1);
   service_start(&svcs[1], 2);
-  gateway_start(&gws[0], 1);
-  gateway_start(&gws[1], 2);
+  spy_queue_init(&gw2_queue, queue);
+  gw2_queue.count = "seam.chat.";
+  gateway_start(&gws[0], 1, queue);
+  gateway_start(&gws[1], 2, &gw2_queue.base);
   cc_memnet *nets[] = {gws[0].net, gws[1].net};
   chatnet_use(nets, 2);
 }
@@ -241,12 +245,59 @@ START_TEST(links_refuse_bad_arguments) {
 }
 END_TEST
 
+/* A gateway hears the chats its users are in, and only those: it starts to
+ * when one of its users joins, and stops when the last one leaves. */
+START_TEST(gateways_follow_only_their_users_chats) {
+  char buf[65536], chat[64], cmd[256];
+  cc_memclient *alice = chatnet_connect(gws[0].net, "alice");
+  cc_memclient *carol = chatnet_connect(gws[0].net, "carol");
+  cc_memclient *bob = chatnet_connect(gws[1].net, "bob");
+  chatnet_create_group(alice, "[\"carol\"]", chat);
+  for (int i = 0; i < 5; i++)
+    chatnet_send_text(alice, 10 + i, chat, "x", "for gateway 1 only");
+  chatnet_drain(carol, buf, sizeof buf, NULL);
+  ck_assert_msg(strstr(buf, "for gateway 1 only"), "carol: %s", buf);
+  ck_assert_uint_eq(gw2_queue.counted, 0); /* nothing of it reached gateway 2 */
+
+  /* Bob joins: gateway 2 hears of it through him, then follows the chat. */
+  snprintf(cmd, sizeof cmd,
+           "{\"requestId\":\"20\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+           chat);
+  chatnet_send_json(alice, cmd);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
+  ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
+  chatnet_send_text(alice, 21, chat, "y", "now bob too");
+  chatnet_drain(bob, buf, sizeof buf, NULL);
+  ck_assert_msg(strstr(buf, "now bob too"), "bob: %s", buf);
+  /* The join reached him once, not through both paths. */
+  ck_assert_ptr_null(strstr(strstr(buf, "now bob too"), "addedUserIds"));
+  size_t heard = gw2_queue.counted;
+  ck_assert_uint_gt(heard, 0);
+
+  /* He leaves: gateway 2 stops following the chat. */
+  snprintf(cmd, sizeof cmd, "{\"requestId\":\"22\",\"leaveChat\":{\"chatId\":\"%s\"}}", chat);
+  chatnet_send_json(bob, cmd);
+  chatnet_drain(bob, buf, sizeof buf, NULL);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"22\""), "bob: %s", buf);
+  heard = gw2_queue.counted;
+  chatnet_send_text(alice, 23, chat, "z", "bob is gone");
+  chatnet_drain(carol, buf, sizeof buf, NULL);
+  ck_assert_msg(strstr(buf, "bob is gone"), "carol: %s", buf);
+  ck_assert_uint_eq(gw2_queue.counted, heard);
+  ck_assert_uint_eq(chatnet_drain(bob, buf, sizeof buf, NULL), 0);
+  cc_memclient_close(alice);
+  cc_memclient_close(carol);
+  cc_memclient_close(bob);
+}
+END_TEST
+
 static Suite *split_suite(void) {
   Suite *s = suite_create("split");
   TCase *tc = tcase_create("seam_over_queue");
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, users_on_two_gateways_chat);
+  tcase_add_test(tc, gateways_follow_only_their_users_chats);
   tcase_add_test(tc, lost_service_closes_its_sessions);
   tcase_add_test(tc, no_service_closes_1013);
   tcase_add_test(tc, links_refuse_bad_arguments);

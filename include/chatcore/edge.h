@@ -63,6 +63,24 @@ CC_EXTERN void cc_edge_free(cc_edge *edge);
  * table with version < 1 or without `open` and `frame`. */
 CC_EXTERN int cc_edge_set_commands(cc_edge *edge, const cc_edge_commands *commands,
                                    void *user_data);
+/* What an edge's users follow, for a link that subscribes to it elsewhere
+ * (cc_edge_link subscribes the queue only to the chats and users of its
+ * gateway). */
+typedef enum cc_edge_interest_kind {
+  CC_EDGE_INTEREST_CHAT = 1, /* a chat some user with a session here is in */
+  CC_EDGE_INTEREST_USER = 2, /* a user with a session here */
+} cc_edge_interest_kind;
+/* `on` 1: `what` (a chat or user id, borrowed for the call) gained its first
+ * follower here; 0: lost its last. Runs on the edge's thread from inside the
+ * edge's calls (a session opening or closing, cc_edge_session_chats,
+ * cc_edge_to_chat); it must not call the edge. */
+typedef void (*cc_edge_interest_fn)(void *user_data, cc_edge_interest_kind kind, cc_str what,
+                                    int on);
+/* Installs the interest hook before the edge's first session (CC_ERR_STATE
+ * once it has one: the counts would start wrong), or removes it (NULL: at any
+ * time). CC_ERR_INVALID for a NULL edge; CC_ERR_NOMEM. */
+CC_EXTERN int cc_edge_set_interest(cc_edge *edge, cc_edge_interest_fn fn, void *user_data);
+
 /* Wall clock in ns for `hello`'s serverTimeMs (tests inject one); NULL restores
  * the default. */
 CC_EXTERN void cc_edge_set_clock(cc_edge *edge, cc_clock_fn fn, void *user_data);

@@ -100,7 +100,7 @@ static void member_joined(cc_edge *e, cc_str user, cc_str chat) {
 
 static void member_left(cc_edge *e, cc_str user, cc_str chat) {
   edge_user *u = edge_user_find(e, user);
-  if (!u || !edge_user_remove_chat(u, chat)) return;
+  if (!u || !edge_user_remove_chat(e, u, chat)) return;
   for (edge_session *s = u->sessions; s; s = s->next_of_user)
     if (s->ready) edge_leave(s, chat);
 }

@@ -35,13 +35,68 @@ static void held_free(cc_edge *e, edge_session *s) {
   s->n_held = 0;
 }
 
+/* ---- interest: how many local users each chat has ---- */
+
+typedef struct chat_ref {
+  cc_tnode node; /* in edge->chat_refs; key = chat */
+  size_t users;
+  char chat[];
+} chat_ref;
+
+static void notify(cc_edge *e, cc_edge_interest_kind kind, cc_str what, int on) {
+  if (e->interest) e->interest(e->interest_data, kind, what, on);
+}
+
+/* One more (delta 1) or one less (-1) local user in `chat`. */
+static void chat_ref_add(cc_edge *e, cc_str chat, int delta) {
+  if (!e->interest) return;
+  uint64_t h = cc_table_hash(&e->chat_refs, chat.ptr, chat.len);
+  chat_ref *r = (chat_ref *)cc_table_find(&e->chat_refs, h, chat.ptr, chat.len);
+  if (!r && delta > 0) {
+    r = cc_calloc(&e->mem, 1, sizeof *r + chat.len + 1);
+    if (!r) return; /* not followed from elsewhere: a gap its clients sync */
+    memcpy(r->chat, chat.ptr, chat.len);
+    r->node.key = (const uint8_t *)r->chat;
+    r->node.key_len = (uint32_t)chat.len;
+    r->node.hash = h;
+    if (cc_table_insert(&e->chat_refs, &r->node) != 0) {
+      cc_free(&e->mem, r);
+      return;
+    }
+  }
+  if (!r) return;
+  if (delta > 0 && r->users++ == 0) notify(e, CC_EDGE_INTEREST_CHAT, chat, 1);
+  if (delta < 0 && --r->users == 0) {
+    cc_table_remove(&e->chat_refs, &r->node);
+    notify(e, CC_EDGE_INTEREST_CHAT, chat, 0);
+    cc_free(&e->mem, r);
+  }
+}
+
+int cc_edge_set_interest(cc_edge *e, cc_edge_interest_fn fn, void *user_data) {
+  if (!e) return CC_ERR_INVALID;
+  if (fn && e->users.count > 0) return CC_ERR_STATE;
+  if (fn && !e->has_chat_refs) {
+    if (cc_table_init(&e->chat_refs, &e->mem) != 0) return CC_ERR_NOMEM;
+    e->has_chat_refs = 1;
+  }
+  e->interest = fn;
+  e->interest_data = fn ? user_data : NULL;
+  return 0;
+}
+
 static void user_free(cc_edge *e, edge_user *u) {
+  for (const cc_strset_item *c = cc_strset_first(&u->chats); c;
+       c = cc_strset_next(&u->chats, c))
+    chat_ref_add(e, (cc_str){c->str, c->len}, -1);
+  notify(e, CC_EDGE_INTEREST_USER, (cc_str){u->id, u->id_len}, 0);
   cc_strset_clear(&u->chats);
   cc_free(&e->mem, u);
 }
 
 void cc_edge_free(cc_edge *e) {
   if (!e) return;
+  e->interest = NULL; /* whoever listened may be gone first */
   cc_tnode *n;
   while (e->users.slots && (n = cc_table_oldest(&e->users)) != NULL) {
     edge_user *u = (edge_user *)n;
@@ -58,6 +113,13 @@ void cc_edge_free(cc_edge *e) {
   cc_table_destroy(&e->users);
   cc_fanout_free(e->fanout[0]);
   cc_fanout_free(e->fanout[1]);
+  if (e->has_chat_refs) {
+    while ((n = cc_table_oldest(&e->chat_refs)) != NULL) {
+      cc_table_remove(&e->chat_refs, n);
+      cc_free(&e->mem, n);
+    }
+    cc_table_destroy(&e->chat_refs);
+  }
   cc_free(&e->mem, e->slots);
   cc_free(&e->mem, e->gens);
   cc_free(&e->mem, e->free_slots);
@@ -118,15 +180,20 @@ static edge_user *user_get(cc_edge *e, cc_str id) {
     cc_free(&e->mem, u);
     return NULL;
   }
+  notify(e, CC_EDGE_INTEREST_USER, id, 1);
   return u;
 }
 
 int edge_user_add_chat(cc_edge *e, edge_user *u, cc_str chat) {
-  return cc_strset_add(&u->chats, &e->mem, chat.ptr, chat.len);
+  int rv = cc_strset_add(&u->chats, &e->mem, chat.ptr, chat.len);
+  if (rv == 1) chat_ref_add(e, chat, 1);
+  return rv;
 }
 
-int edge_user_remove_chat(edge_user *u, cc_str chat) {
-  return cc_strset_remove(&u->chats, chat.ptr, chat.len);
+int edge_user_remove_chat(cc_edge *e, edge_user *u, cc_str chat) {
+  int rv = cc_strset_remove(&u->chats, chat.ptr, chat.len);
+  if (rv) chat_ref_add(e, chat, -1);
+  return rv;
 }
 
 /* ---- sessions ---- */

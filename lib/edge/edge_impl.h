@@ -73,6 +73,12 @@ struct cc_edge {
   uint32_t *free_slots;
   uint32_t n_free;
   size_t n_sessions;
+  /* The interest hook (cc_edge_set_interest) and, while it is set, how many
+   * local users each chat has (chat_ref nodes). */
+  cc_edge_interest_fn interest;
+  void *interest_data;
+  cc_table chat_refs;
+  int has_chat_refs;
   /* During a fan-out: whom to leave out. */
   const edge_user *skip_user;
   uint64_t skip_session;
@@ -84,7 +90,7 @@ edge_user *edge_user_find(cc_edge *e, cc_str id);
 /* Adds `chat` to the user's set: 1 added, 0 already there, <0 error. */
 int edge_user_add_chat(cc_edge *e, edge_user *u, cc_str chat);
 /* Removes it: 1 removed, 0 not there. */
-int edge_user_remove_chat(edge_user *u, cc_str chat);
+int edge_user_remove_chat(cc_edge *e, edge_user *u, cc_str chat);
 void edge_session_ready(edge_session *s);
 
 /* ---- delivery.c ---- */

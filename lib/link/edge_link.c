@@ -1,7 +1,10 @@
 /* The gateway's end of the seam across a queue (include/chatcore/link.h,
  * docs/split.md): the edge's sessions opened through the services' group,
  * their frames sent to the service holding them, and what services say
- * delivered to the edge. */
+ * delivered to the edge. The gateway subscribes only to what its users
+ * follow (the edge's interest hook): each chat one of them is in, each user
+ * with a session here (their events and the chats they join), and the
+ * presence of both sides of each direct chat. */
 #include <chatcore/error.h>
 #include <chatcore/link.h>
 #include <string.h>
@@ -23,6 +26,18 @@ typedef struct tracked {
   int closed;         /* gone before its open was answered */
 } tracked;
 
+/* A subscription made for what the edge follows; key "c:<chat>", "u:<user>"
+ * or "p:<user>". */
+typedef struct interest {
+  cc_tnode node;
+  uint64_t subs[2];
+  int n_subs;
+  size_t refs;         /* presence: the direct chats followed with this user */
+  uint64_t joined_seq; /* chat: the entry that came through a member's join */
+  size_t len;
+  char key[];
+} interest;
+
 struct cc_edge_link {
   cc_mem mem;
   cc_edge *edge;
@@ -35,7 +50,8 @@ struct cc_edge_link {
   int n_subs;
   cc_table sessions;
   seam_peers services;
-  int tables, installed;
+  cc_table interests;
+  int tables, hooked, installed;
 };
 
 static tracked *find_tracked(cc_edge_link *l, uint64_t id) {
@@ -199,12 +215,9 @@ static void on_output(void *ud, cc_queue_msg *m) {
   seam_free(&o->base, &l->mem);
 }
 
-static void on_chat(void *ud, cc_queue_msg *m) {
-  cc_edge_link *l = ud;
-  Chatcore__V1__SeamChatEvent *ev = (Chatcore__V1__SeamChatEvent *)seam_unpack(
-      &chatcore__v1__seam_chat_event__descriptor, m, &l->mem);
-  l->q->methods->ack(l->q, m);
-  if (!ev) return;
+static interest *find_interest(cc_edge_link *l, char kind, const char *id, size_t len);
+
+static void deliver_chat_event(cc_edge_link *l, const Chatcore__V1__SeamChatEvent *ev) {
   size_t nj = ev->n_joined_user_ids, nl = ev->n_left_user_ids;
   cc_str *joined = nj ? cc_calloc(&l->mem, nj, sizeof *joined) : NULL;
   cc_str *left = nl ? cc_calloc(&l->mem, nl, sizeof *left) : NULL;
@@ -231,6 +244,35 @@ static void on_chat(void *ud, cc_queue_msg *m) {
   cc_wire_free_server(f, &l->mem);
   cc_free(&l->mem, joined);
   cc_free(&l->mem, left);
+}
+
+/* An event of a chat followed here. */
+static void on_chat(void *ud, cc_queue_msg *m) {
+  cc_edge_link *l = ud;
+  Chatcore__V1__SeamChatEvent *ev = (Chatcore__V1__SeamChatEvent *)seam_unpack(
+      &chatcore__v1__seam_chat_event__descriptor, m, &l->mem);
+  l->q->methods->ack(l->q, m);
+  if (!ev) return;
+  interest *c = ev->chat_id ? find_interest(l, 'c', ev->chat_id, strlen(ev->chat_id)) : NULL;
+  /* Not twice: the entry that made this gateway follow the chat came first
+   * through the member who joined. */
+  if (!(c && ev->seq && ev->seq == c->joined_seq)) deliver_chat_event(l, ev);
+  seam_free(&ev->base, &l->mem);
+}
+
+/* A local user joined a chat: when no one here followed it yet, the event is
+ * delivered from here (which makes the edge follow it from now on). */
+static void on_joined(void *ud, cc_queue_msg *m) {
+  cc_edge_link *l = ud;
+  Chatcore__V1__SeamChatEvent *ev = (Chatcore__V1__SeamChatEvent *)seam_unpack(
+      &chatcore__v1__seam_chat_event__descriptor, m, &l->mem);
+  l->q->methods->ack(l->q, m);
+  if (!ev) return;
+  if (ev->chat_id && !find_interest(l, 'c', ev->chat_id, strlen(ev->chat_id))) {
+    deliver_chat_event(l, ev);
+    interest *c = find_interest(l, 'c', ev->chat_id, strlen(ev->chat_id));
+    if (c) c->joined_seq = ev->seq;
+  }
   seam_free(&ev->base, &l->mem);
 }
 
@@ -265,6 +307,90 @@ static void on_alive(void *ud, cc_queue_msg *m) {
   uint64_t svc = seam_subject_tail_id(m->subject, SEAM_ALIVE_SERVICE);
   if (svc) seam_peers_heard(&l->services, svc, l->loop->methods->now_ms(l->loop));
   l->q->methods->ack(l->q, m);
+}
+
+/* ---- what the edge follows ---- */
+
+static interest *find_interest(cc_edge_link *l, char kind, const char *id, size_t len) {
+  char key[2 + CC_PROTOCOL_CHAT_ID_MAX];
+  if (len > CC_PROTOCOL_CHAT_ID_MAX) return NULL;
+  key[0] = kind;
+  key[1] = ':';
+  memcpy(key + 2, id, len);
+  return (interest *)cc_table_find(&l->interests, cc_table_hash(&l->interests, key, len + 2),
+                                   key, len + 2);
+}
+
+static void drop_interest(cc_edge_link *l, interest *i) {
+  for (int k = 0; k < i->n_subs; k++)
+    l->q->methods->unsubscribe(l->q, i->subs[k]);
+  cc_table_remove(&l->interests, &i->node);
+  cc_free(&l->mem, i);
+}
+
+/* Subscribes `kind` (c, u or p) of `id`: the subjects each prefix of
+ * `prefixes` makes with `id`, to `handlers`. NULL when out of memory (then
+ * what it would have heard is missed: gaps its clients sync). */
+static interest *add_interest(cc_edge_link *l, char kind, cc_str id, const char *const *prefixes,
+                              const cc_queue_handler_fn *handlers, int n) {
+  if (id.len > CC_PROTOCOL_CHAT_ID_MAX) return NULL;
+  interest *i = cc_calloc(&l->mem, 1, sizeof *i + id.len + 2);
+  if (!i) return NULL;
+  i->key[0] = kind;
+  i->key[1] = ':';
+  memcpy(i->key + 2, id.ptr, id.len);
+  i->len = id.len + 2;
+  i->node.key = (const uint8_t *)i->key;
+  i->node.key_len = (uint32_t)i->len;
+  i->node.hash = cc_table_hash(&l->interests, i->key, i->len);
+  if (cc_table_insert(&l->interests, &i->node) != 0) {
+    cc_free(&l->mem, i);
+    return NULL;
+  }
+  char subject[32 + CC_PROTOCOL_CHAT_ID_MAX];
+  for (int k = 0; k < n; k++) {
+    size_t sl = seam_subject(subject, sizeof subject, prefixes[k], id);
+    if (sl && l->q->methods->subscribe(l->q, (cc_str){subject, sl}, (cc_str){"", 0},
+                                       handlers[k], l, &i->subs[i->n_subs]) == 0)
+      i->n_subs++;
+    else
+      cc_log(CC_LOG_WARN, "seam: could not subscribe to %s", subject);
+  }
+  return i;
+}
+
+/* One more (1) or one less (-1) direct chat followed here with `user`. */
+static void presence_ref(cc_edge_link *l, cc_str user, int delta) {
+  static const char *const prefixes[] = {SEAM_PRESENCE};
+  static const cc_queue_handler_fn handlers[] = {on_presence};
+  interest *p = find_interest(l, 'p', user.ptr, user.len);
+  if (!p && delta > 0) p = add_interest(l, 'p', user, prefixes, handlers, 1);
+  if (!p) return;
+  if (delta > 0) p->refs++;
+  if (delta < 0 && --p->refs == 0) drop_interest(l, p);
+}
+
+static void on_interest(void *ud, cc_edge_interest_kind kind, cc_str what, int on) {
+  cc_edge_link *l = ud;
+  if (kind == CC_EDGE_INTEREST_USER) {
+    static const char *const prefixes[] = {SEAM_USER, SEAM_JOINED};
+    static const cc_queue_handler_fn handlers[] = {on_user, on_joined};
+    interest *u = find_interest(l, 'u', what.ptr, what.len);
+    if (on && !u) add_interest(l, 'u', what, prefixes, handlers, 2);
+    if (!on && u) drop_interest(l, u);
+    return;
+  }
+  static const char *const prefixes[] = {SEAM_CHAT};
+  static const cc_queue_handler_fn handlers[] = {on_chat};
+  interest *c = find_interest(l, 'c', what.ptr, what.len);
+  if (on && !c) add_interest(l, 'c', what, prefixes, handlers, 1);
+  if (!on && c) drop_interest(l, c);
+  const char *lo, *hi;
+  size_t lo_len, hi_len;
+  if (cc_protocol_parse_direct_chat_id(what.ptr, what.len, &lo, &lo_len, &hi, &hi_len) == 0) {
+    presence_ref(l, (cc_str){lo, lo_len}, on ? 1 : -1);
+    presence_ref(l, (cc_str){hi, hi_len}, on ? 1 : -1);
+  }
 }
 
 /* ---- heartbeats ---- */
@@ -335,12 +461,15 @@ int cc_edge_link_new(cc_edge_link **out, cc_edge *edge, uint64_t edge_id, cc_que
   int rv = cc_table_init(&l->sessions, &l->mem);
   if (rv == 0 && (rv = seam_peers_init(&l->services, &l->mem)) != 0)
     cc_table_destroy(&l->sessions);
+  if (rv == 0 && (rv = cc_table_init(&l->interests, &l->mem)) != 0) {
+    cc_table_destroy(&l->sessions);
+    seam_peers_destroy(&l->services);
+  }
   l->tables = rv == 0;
+  /* The edge must have no session yet: its interest counts start now. */
+  if (rv == 0) l->hooked = (rv = cc_edge_set_interest(edge, on_interest, l)) == 0;
   if (rv == 0 && (rv = loop->methods->timer_new(loop, &l->timer, on_tick, l)) == 0 &&
       (rv = subscribe(l, mine, on_output)) == 0 &&
-      (rv = subscribe(l, SEAM_CHAT ">", on_chat)) == 0 &&
-      (rv = subscribe(l, SEAM_USER "*", on_user)) == 0 &&
-      (rv = subscribe(l, SEAM_PRESENCE "*", on_presence)) == 0 &&
       (rv = subscribe(l, SEAM_ALIVE_SERVICE "*", on_alive)) == 0)
     rv = loop->methods->timer_start(loop, l->timer, l->heartbeat_ms, l->heartbeat_ms);
   if (rv != 0) {
@@ -357,6 +486,7 @@ int cc_edge_link_new(cc_edge_link **out, cc_edge *edge, uint64_t edge_id, cc_que
 void cc_edge_link_free(cc_edge_link *l) {
   if (!l) return;
   if (l->installed) cc_edge_set_commands(l->edge, NULL, NULL);
+  if (l->hooked) cc_edge_set_interest(l->edge, NULL, NULL);
   for (int i = 0; i < l->n_subs; i++)
     l->q->methods->unsubscribe(l->q, l->subs[i]);
   if (l->timer) l->loop->methods->timer_free(l->loop, l->timer);
@@ -364,7 +494,10 @@ void cc_edge_link_free(cc_edge_link *l) {
     cc_tnode *n;
     while ((n = cc_table_oldest(&l->sessions)) != NULL)
       drop_tracked(l, (tracked *)n);
+    while ((n = cc_table_oldest(&l->interests)) != NULL)
+      drop_interest(l, (interest *)n);
     cc_table_destroy(&l->sessions);
+    cc_table_destroy(&l->interests);
     seam_peers_destroy(&l->services);
   }
   cc_mem m = l->mem;

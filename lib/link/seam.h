@@ -16,6 +16,7 @@
 #define SEAM_CHAT "seam.chat."
 #define SEAM_USER "seam.user."
 #define SEAM_PRESENCE "seam.presence."
+#define SEAM_JOINED "seam.joined."
 #define SEAM_ALIVE_EDGE "seam.alive.edge."
 #define SEAM_ALIVE_SERVICE "seam.alive.service."
 /* A peer not heard for this many heartbeats is gone. */

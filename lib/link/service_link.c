@@ -169,6 +169,12 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
     ev.n_left_user_ids = d->n_left;
     ev.left_user_ids = left;
     seam_publish(l->q, subject, &ev.base, &l->mem);
+    /* A gateway follows only its users' chats: a new member's gateway hears
+     * of the chat through the member (and then follows it). */
+    char to[sizeof SEAM_JOINED + CC_PROTOCOL_USER_ID_MAX];
+    for (size_t i = 0; i < d->n_joined; i++)
+      if (seam_subject(to, sizeof to, SEAM_JOINED, d->joined[i]))
+        seam_publish(l->q, to, &ev.base, &l->mem);
   }
   cc_free(&l->mem, joined);
   cc_free(&l->mem, left);
