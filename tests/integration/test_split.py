@@ -72,24 +72,61 @@ class Proc:
         return None
 
 
+PG = os.path.join(TESTS, "support", "postgres.sh")
+REDIS = os.path.join(TESTS, "support", "redis.sh")
+
+
 class Deployment:
-    def __init__(self, tmp):
+    """One nats-server and the suite's PostgreSQL (with_postgres.sh); with
+    `cluster`, what scripts/cluster.sh runs instead: a 3-node NATS cluster,
+    Redis for presence, and a PostgreSQL primary with a synchronous standby
+    of its own."""
+
+    def __init__(self, tmp, cluster=False):
         self.tmp = tmp
-        self.nats_port = free_port()
-        subprocess.run(["bash", NATS, "start", tmp, "nats", str(self.nats_port)], check=True)
-        self.nats = f"nats://127.0.0.1:{self.nats_port}"
-        pg = os.environ.get("CHATCORE_TEST_PG_PORT")
-        if not pg:
-            pytest.skip("needs PostgreSQL (run through with_postgres.sh)")
-        self.db = _pg_database(pg, os.path.join(tmp, "pg-uri"))
+        self.cluster = cluster
         self.services, self.gateways = [], []
         self.next_id = 1
+        self.redis = None
+        if not cluster:
+            self.nats_port = free_port()
+            subprocess.run(["bash", NATS, "start", tmp, "nats", str(self.nats_port)],
+                           check=True)
+            self.nats = f"nats://127.0.0.1:{self.nats_port}"
+            pg = os.environ.get("CHATCORE_TEST_PG_PORT")
+            if not pg:
+                pytest.skip("needs PostgreSQL (run through with_postgres.sh)")
+            self.db = _pg_database(pg, os.path.join(tmp, "pg-uri"))
+            return
+        self.nats_ports = [free_port() for _ in range(3)]
+        routes = [free_port() for _ in range(3)]
+        for i in range(3):
+            others = [str(routes[(i + k) % 3]) for k in (1, 2)]
+            subprocess.run(["bash", NATS, "start", tmp, f"nats{i}", str(self.nats_ports[i]),
+                            str(routes[i]), *others], check=True)
+        self.nats = ",".join(f"nats://127.0.0.1:{p}" for p in self.nats_ports)
+        self.redis_port = free_port()
+        os.makedirs(os.path.join(tmp, "redis"))
+        subprocess.run(["bash", REDIS, "start", os.path.join(tmp, "redis"),
+                        str(self.redis_port)], check=True)
+        self.redis = f"127.0.0.1:{self.redis_port}"
+        self.pg_ports = [free_port(), free_port()]
+        for d in ("pg", "pg2"):
+            os.makedirs(os.path.join(tmp, d))
+        subprocess.run(["bash", PG, "start", os.path.join(tmp, "pg"), str(self.pg_ports[0])],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["bash", PG, "standby", os.path.join(tmp, "pg2"), str(self.pg_ports[1]),
+                        str(self.pg_ports[0])], check=True, stdout=subprocess.DEVNULL)
+        self.db = ("postgresql://chatcore:chatcore@" +
+                   ",".join(f"127.0.0.1:{p}" for p in self.pg_ports) +
+                   "/chatcore?target_session_attrs=read-write")
 
     def service(self):
         node = self.next_id
         self.next_id += 1
         p = Proc([binary("CHATCORE_SERVICE"), "--nats", self.nats, "--db", self.db,
-                  "--node-id", str(node), "--heartbeat-ms", str(HEARTBEAT_MS)],
+                  "--node-id", str(node), "--heartbeat-ms", str(HEARTBEAT_MS),
+                  *(["--redis", self.redis] if self.redis else [])],
                  lambda p: "ready" in p.output())
         self.services.append(p)
         return p
@@ -116,18 +153,33 @@ class Deployment:
     def close(self):
         problems = [x for x in (p.stop() for p in self.gateways + self.services) if x]
         subprocess.run(["bash", NATS, "stopall", self.tmp])
+        if self.cluster:
+            subprocess.run(["bash", REDIS, "stop", os.path.join(self.tmp, "redis")])
+            for d in ("pg2", "pg"):
+                subprocess.run(["bash", PG, "stop", os.path.join(self.tmp, d)],
+                               stdout=subprocess.DEVNULL)
         return problems
 
 
-@pytest.fixture
-def deployment():
+def deployed(cluster):
     with tempfile.TemporaryDirectory(prefix="chatcore-split-") as tmp:
-        d = Deployment(tmp)
+        os.chmod(tmp, 0o755)  # PostgreSQL runs as `postgres` below it
+        d = Deployment(tmp, cluster)
         try:
             yield d
         finally:
             problems = d.close()
         assert not problems, problems
+
+
+@pytest.fixture
+def deployment():
+    yield from deployed(False)
+
+
+@pytest.fixture
+def cluster():
+    yield from deployed(True)
 
 
 async def connect(url, user, encoding="json"):
@@ -326,3 +378,164 @@ def test_gateway_not_ready_without_nats(deployment):
         await alice.ping()
         await alice.close()
     run(go())
+
+
+# ---- chaos: one fault at a time under steady load ----------------------------
+
+RETRYABLE = ("ERROR_CODE_UNAVAILABLE", "ERROR_CODE_RATE_LIMITED", "ERROR_CODE_INTERNAL")
+
+
+class Sender:
+    """A user sending to its chats until each message is acknowledged: a closed
+    connection is reopened on the other gateway, a reply that does not come in
+    3 s or a retryable error is retried with the same client message id."""
+
+    def __init__(self, d, user, gw, encoding, stats):
+        self.d, self.user, self.gw, self.encoding, self.stats = d, user, gw, encoding, stats
+        self.client = None
+
+    async def ensure(self):
+        while self.client is None or self.client.closed:
+            try:
+                self.client = await ChatClient.connect(self.d.gateways[self.gw].url, self.user,
+                                                       self.encoding, tok=token(self.user))
+            except Exception:
+                self.stats["reconnects"] += 1
+                self.gw = (self.gw + 1) % len(self.d.gateways)
+                await asyncio.sleep(0.2)
+
+    async def send(self, chat, cmid):
+        while True:
+            await self.ensure()
+            try:
+                r = await self.client.request("sendMessage", timeout=3, chatId=chat,
+                                              text=cmid, clientMsgId=cmid)
+            except (ConnectionError, AssertionError):
+                self.stats["retries"] += 1
+                if self.client.closed:
+                    self.gw = (self.gw + 1) % len(self.d.gateways)
+                else:  # no reply in time: start afresh on the other gateway
+                    await self.client.close()
+                    self.client = None
+                continue
+            if "error" in r:
+                assert r["error"]["code"] in RETRYABLE, f"{self.user}: {r}"
+                self.stats["retries"] += 1
+                await asyncio.sleep(0.1)
+                continue
+            res = r["sendMessage"]
+            if res.get("duplicate"):
+                self.stats["duplicates"] += 1
+            return res
+
+
+async def chaos(d, fault, n=40):
+    """4 users on 2 gateways (JSON and protobuf) send n messages each, half to
+    a group of all, half to a direct chat; `fault` runs once a third is
+    acknowledged. Then every acknowledged message must be stored exactly once,
+    at the seq its ack said, in gap-free logs. Returns the figures."""
+    users = [("c1", 0, "json"), ("c2", 1, "proto"), ("c3", 0, "proto"), ("c4", 1, "json")]
+    stats = {"acked": {}, "retries": 0, "duplicates": 0, "reconnects": 0}
+    owner = await connect(d.gateways[0].url, "c1")
+    group = (await owner.call("createGroup", title="chaos",
+                              memberIds=["c2", "c3", "c4"]))["chat"]["chatId"]
+    await owner.close()
+    direct = {"c1": "d:c1:c2", "c2": "d:c1:c2", "c3": "d:c3:c4", "c4": "d:c3:c4"}
+    fault_at, first_after = [None], []
+
+    async def run_user(user, gw, enc):
+        s = Sender(d, user, gw, enc, stats)
+        for i in range(n):
+            chat = group if i % 2 else direct[user]
+            cmid = f"{user}-{i}"
+            r = await s.send(chat, cmid)
+            stats["acked"][cmid] = (chat, r["seq"])
+            if fault_at[0] and not any(u == user for u, _ in first_after):
+                first_after.append((user, time.monotonic() - fault_at[0]))
+        if s.client:
+            await s.client.close()
+    tasks = [asyncio.create_task(run_user(*u)) for u in users]
+    while len(stats["acked"]) < len(users) * n // 3:
+        await asyncio.sleep(0.02)
+    acked_before = len(stats["acked"])
+    fault_at[0] = time.monotonic()
+    await asyncio.get_running_loop().run_in_executor(None, fault)
+    fault_took = time.monotonic() - fault_at[0]
+    await asyncio.gather(*tasks)
+    # The stored logs, read through a fresh session.
+    reader = await connect(d.gateways[-1].url, "c1")
+    logs = {}
+    for chat in (group, "d:c1:c2"):
+        logs[chat] = await read_log(reader, chat)
+    await reader.close()
+    reader = await connect(d.gateways[-1].url, "c3")
+    logs["d:c3:c4"] = await read_log(reader, "d:c3:c4")
+    await reader.close()
+    stored = {}
+    for chat, entries in logs.items():
+        seqs = [e["seq"] for _, e in entries]
+        assert seqs == list(range(1, len(seqs) + 1)), f"{chat}: seqs not gap-free"
+        for kind, e in entries:
+            if kind == "message":
+                assert e["clientMsgId"] not in stored, f"{e['clientMsgId']} stored twice"
+                stored[e["clientMsgId"]] = (chat, e["seq"])
+    for cmid, where in stats["acked"].items():
+        assert stored.get(cmid) == where, f"acked {cmid} at {where}, stored {stored.get(cmid)}"
+    recovered = max(t for _, t in first_after) if first_after else 0.0
+    return {"acked": len(stats["acked"]), "acked_during_fault": len(stats["acked"]) - acked_before,
+            "fault_took_s": round(fault_took, 2),
+            "sends_succeed_again_after_s": round(recovered, 2),
+            "retries": stats["retries"], "duplicates_absorbed": stats["duplicates"],
+            "reconnects": stats["reconnects"]}
+
+
+def report(name, figures):
+    print(f"chaos {name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+
+
+def start_cluster(c):
+    c.service()
+    c.service()
+    c.gateway()
+    c.gateway()
+
+
+def test_chaos_nats_node_killed(cluster):
+    start_cluster(cluster)
+    victim = 0  # the first server of every process's list: most are connected to it
+
+    def fault():
+        subprocess.run(["bash", NATS, "kill", cluster.tmp, f"nats{victim}"], check=True)
+    report("kill -9 a NATS node", run(chaos(cluster, fault), timeout=150))
+
+
+def test_chaos_redis_restarted(cluster):
+    start_cluster(cluster)
+
+    def fault():
+        rdir = os.path.join(cluster.tmp, "redis")
+        subprocess.run(["bash", REDIS, "kill", rdir], check=True)
+        time.sleep(1)
+        subprocess.run(["bash", REDIS, "start", rdir, str(cluster.redis_port)], check=True)
+    report("restart Redis", run(chaos(cluster, fault), timeout=150))
+
+
+def test_chaos_postgres_primary_killed(cluster):
+    start_cluster(cluster)
+
+    def fault():
+        subprocess.run(["bash", PG, "kill", os.path.join(cluster.tmp, "pg")], check=True)
+        subprocess.run(["bash", PG, "promote", os.path.join(cluster.tmp, "pg2")], check=True,
+                       stdout=subprocess.DEVNULL)
+    report("kill -9 the PostgreSQL primary, promote the standby",
+           run(chaos(cluster, fault), timeout=150))
+
+
+def test_chaos_service_killed(cluster):
+    start_cluster(cluster)
+    report("kill -9 a service", run(chaos(cluster, cluster.services[0].kill9), timeout=150))
+
+
+def test_chaos_gateway_killed(cluster):
+    start_cluster(cluster)
+    report("kill -9 a gateway", run(chaos(cluster, cluster.gateways[0].kill9), timeout=150))
