@@ -7,7 +7,16 @@ their sessions. A service killed with kill -9 loses no acknowledged message:
 the gateways close its sessions with 1012 within three heartbeats, the clients
 reconnect, `sync` what they missed and resend what was not acknowledged with
 the same client message ids, which the storage absorbs. A gateway killed with
-kill -9: its clients reconnect to the other gateway and sync."""
+kill -9: its clients reconnect to the other gateway and sync.
+
+The chaos tests run what scripts/cluster.sh runs (3 NATS nodes, Redis, a
+PostgreSQL primary with a synchronous standby, 2 services, 2 gateways) under
+steady load from 4 users on both gateways in both encodings (a group and two
+direct chats), with one fault each: kill -9 of a NATS node, of the PostgreSQL
+primary (the standby promoted), of a service, of a gateway, and a Redis
+restart. Senders retry each message until acknowledged (same client message
+id); afterwards every acknowledged message is stored exactly once at the seq
+its ack said, in gap-free logs. Each prints its figures."""
 import asyncio
 import os
 import secrets
@@ -405,6 +414,7 @@ class Sender:
                 await asyncio.sleep(0.2)
 
     async def send(self, chat, cmid):
+        started = time.monotonic()
         while True:
             await self.ensure()
             try:
@@ -424,6 +434,7 @@ class Sender:
                 await asyncio.sleep(0.1)
                 continue
             res = r["sendMessage"]
+            self.stats["longest"] = max(self.stats["longest"], time.monotonic() - started)
             if res.get("duplicate"):
                 self.stats["duplicates"] += 1
             return res
@@ -435,13 +446,16 @@ async def chaos(d, fault, n=40):
     acknowledged. Then every acknowledged message must be stored exactly once,
     at the seq its ack said, in gap-free logs. Returns the figures."""
     users = [("c1", 0, "json"), ("c2", 1, "proto"), ("c3", 0, "proto"), ("c4", 1, "json")]
-    stats = {"acked": {}, "retries": 0, "duplicates": 0, "reconnects": 0}
+    stats = {"acked": {}, "retries": 0, "duplicates": 0, "reconnects": 0, "longest": 0.0}
     owner = await connect(d.gateways[0].url, "c1")
     group = (await owner.call("createGroup", title="chaos",
                               memberIds=["c2", "c3", "c4"]))["chat"]["chatId"]
+    await owner.call("createDirectChat", peerId="c2")
     await owner.close()
+    other = await connect(d.gateways[0].url, "c3")
+    await other.call("createDirectChat", peerId="c4")
+    await other.close()
     direct = {"c1": "d:c1:c2", "c2": "d:c1:c2", "c3": "d:c3:c4", "c4": "d:c3:c4"}
-    fault_at, first_after = [None], []
 
     async def run_user(user, gw, enc):
         s = Sender(d, user, gw, enc, stats)
@@ -450,17 +464,18 @@ async def chaos(d, fault, n=40):
             cmid = f"{user}-{i}"
             r = await s.send(chat, cmid)
             stats["acked"][cmid] = (chat, r["seq"])
-            if fault_at[0] and not any(u == user for u, _ in first_after):
-                first_after.append((user, time.monotonic() - fault_at[0]))
         if s.client:
             await s.client.close()
     tasks = [asyncio.create_task(run_user(*u)) for u in users]
     while len(stats["acked"]) < len(users) * n // 3:
+        for t in tasks:
+            if t.done():
+                t.result()  # a sender failed: say why now
         await asyncio.sleep(0.02)
     acked_before = len(stats["acked"])
-    fault_at[0] = time.monotonic()
+    fault_at = time.monotonic()
     await asyncio.get_running_loop().run_in_executor(None, fault)
-    fault_took = time.monotonic() - fault_at[0]
+    fault_took = time.monotonic() - fault_at
     await asyncio.gather(*tasks)
     # The stored logs, read through a fresh session.
     reader = await connect(d.gateways[-1].url, "c1")
@@ -481,12 +496,12 @@ async def chaos(d, fault, n=40):
                 stored[e["clientMsgId"]] = (chat, e["seq"])
     for cmid, where in stats["acked"].items():
         assert stored.get(cmid) == where, f"acked {cmid} at {where}, stored {stored.get(cmid)}"
-    recovered = max(t for _, t in first_after) if first_after else 0.0
-    return {"acked": len(stats["acked"]), "acked_during_fault": len(stats["acked"]) - acked_before,
+    return {"acked": len(stats["acked"]),
+            "acked_from_the_fault_on": len(stats["acked"]) - acked_before,
             "fault_took_s": round(fault_took, 2),
-            "sends_succeed_again_after_s": round(recovered, 2),
+            "longest_wait_for_an_ack_s": round(stats["longest"], 2),
             "retries": stats["retries"], "duplicates_absorbed": stats["duplicates"],
-            "reconnects": stats["reconnects"]}
+            "reconnect_failures": stats["reconnects"]}
 
 
 def report(name, figures):
