@@ -122,8 +122,8 @@ static void publish_more(qrun *r) {
     char id[32];
     snprintf(id, sizeof id, "b%ld", r->published);
     r->published++;
-    r->q->methods->publish(r->q, S("bench.x"), (const uint8_t *)r->payload, (size_t)r->size,
-                           r->ids ? S(id) : S(""), on_pub, r);
+    r->q->methods->publish(r->q, S("bench.x"), (const uint8_t *)r->payload,
+                           (size_t)r->size, r->ids ? S(id) : S(""), on_pub, r);
   }
   inside = 0;
 }
@@ -149,14 +149,22 @@ static int run_queue(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) die("a flag without its value");
-    if (strcmp(argv[i], "--url") == 0) urls = v;
-    else if (strcmp(argv[i], "--replicas") == 0) replicas = atoi(v);
-    else if (strcmp(argv[i], "--messages") == 0) r.n = atol(v);
-    else if (strcmp(argv[i], "--in-flight") == 0) r.in_flight = atol(v);
-    else if (strcmp(argv[i], "--size") == 0) r.size = atol(v);
-    else if (strcmp(argv[i], "--rate") == 0) r.rate = atof(v);
-    else if (strcmp(argv[i], "--send-asap") == 0) asap = atoi(v);
-    else die("unknown queue flag (see the comment at the top of bench/backend-bench.c)");
+    if (strcmp(argv[i], "--url") == 0)
+      urls = v;
+    else if (strcmp(argv[i], "--replicas") == 0)
+      replicas = atoi(v);
+    else if (strcmp(argv[i], "--messages") == 0)
+      r.n = atol(v);
+    else if (strcmp(argv[i], "--in-flight") == 0)
+      r.in_flight = atol(v);
+    else if (strcmp(argv[i], "--size") == 0)
+      r.size = atol(v);
+    else if (strcmp(argv[i], "--rate") == 0)
+      r.rate = atof(v);
+    else if (strcmp(argv[i], "--send-asap") == 0)
+      asap = atoi(v);
+    else
+      die("unknown queue flag (see the comment at the top of bench/backend-bench.c)");
     i++;
   }
   if (r.n < 1 || r.in_flight < 1 || r.size < 8 || r.size > 1 << 20 ||
@@ -181,8 +189,8 @@ static int run_queue(int argc, char **argv) {
     cc_nats_options_set_publish_limits(o, 10000, 100000);
     cc_nats_options_set_send_asap(o, asap);
     if (replicas) {
-      cc_nats_stream s = {.name = stream, .subjects = ">", .replicas = replicas,
-                          .max_age_ms = 600000};
+      cc_nats_stream s = {
+          .name = stream, .subjects = ">", .replicas = replicas, .max_age_ms = 600000};
       if (cc_nats_options_add_stream(o, &s) != 0) die("stream options");
     }
     ready rd = {0};
@@ -195,7 +203,8 @@ static int run_queue(int argc, char **argv) {
     die("the queue backend is memory or nats");
   }
   int subscribed = 0;
-  cc_queue_sub_options so = {.group = S("bench"), .max_in_flight = (uint32_t)r.in_flight * 2};
+  cc_queue_sub_options so = {.group = S("bench"),
+                             .max_in_flight = (uint32_t)r.in_flight * 2};
   if (r.q->methods->subscribe_with(r.q, S("bench.>"), &so, on_msg, &r, on_subscribed,
                                    &subscribed, NULL) != 0)
     die("subscribe");
@@ -255,7 +264,8 @@ static void set_more(prun *r) {
     char user[32], dev[32];
     snprintf(user, sizeof user, "u%ld", r->sent % 10000);
     snprintf(dev, sizeof dev, "d%ld", r->sent % 3);
-    cc_presence_device d = {.user_id = S(user), .device_id = S(dev), .gateway_id = S("gw1")};
+    cc_presence_device d = {
+        .user_id = S(user), .device_id = S(dev), .gateway_id = S("gw1")};
     r->sent++;
     r->p->methods->set(r->p, &d, 60000, on_set, r);
   }
@@ -292,7 +302,8 @@ static int run_presence(int argc, char **argv) {
     cc_redis_options_set_prefix(o, prefix);
     ready rd = {0};
     char error[300];
-    if (cc_presence_redis_open(&r.p, ccl, o, NULL, on_ready, &rd, error, sizeof error) != 0)
+    if (cc_presence_redis_open(&r.p, ccl, o, NULL, on_ready, &rd, error, sizeof error) !=
+        0)
       die(error);
     cc_redis_options_free(o);
     wait_ready(&rd);

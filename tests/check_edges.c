@@ -145,17 +145,20 @@ START_TEST(removal_holds_on_the_other_edge) {
   /* A direct chat made on edge 1 (no log entry carries it) reaches Bob's
    * subscriptions on edge 2 through the queue. */
   chatnet_drain(carol, buf, sizeof buf, NULL);
-  chatnet_send_json(alice, "{\"requestId\":\"8\",\"createDirectChat\":{\"peerId\":\"bob\"}}");
+  chatnet_send_json(alice,
+                    "{\"requestId\":\"8\",\"createDirectChat\":{\"peerId\":\"bob\"}}");
   chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"8\""), "alice: %s", buf);
-  chatnet_send_json(alice, "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
-                   "\"clientMsgId\":\"d1\",\"text\":\"just us\"}}");
+  chatnet_send_json(alice,
+                    "{\"requestId\":\"9\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+                    "\"clientMsgId\":\"d1\",\"text\":\"just us\"}}");
   chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "just us"), "bob: %s", buf);
   ck_assert_uint_eq(chatnet_drain(carol, buf, sizeof buf, NULL), 0);
   /* ...and Bob may answer through service 2. */
-  chatnet_send_json(bob, "{\"requestId\":\"10\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
-                 "\"clientMsgId\":\"d2\",\"text\":\"sure\"}}");
+  chatnet_send_json(bob,
+                    "{\"requestId\":\"10\",\"sendMessage\":{\"chatId\":\"d:alice:bob\","
+                    "\"clientMsgId\":\"d2\",\"text\":\"sure\"}}");
   chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"text\":\"sure\""), "alice: %s", buf);
 

@@ -137,8 +137,8 @@ typedef struct target {
 static cc_queue *make(void *arg) {
   const target *t = arg;
   char prefix[32], stream[32];
-  return open_ready(
-      fresh_options(t->replicas == 3 ? 0 : single_port, ">", t->replicas, prefix, stream));
+  return open_ready(fresh_options(t->replicas == 3 ? 0 : single_port, ">", t->replicas,
+                                  prefix, stream));
 }
 
 static void destroy(cc_queue *q, void *arg) {
@@ -185,7 +185,8 @@ static void wait_n(const int *n, int want) {
   ck_assert_int_ge(*n, want);
 }
 
-static got publish_wait(cc_queue *q, const char *subject, const char *data, const char *id) {
+static got publish_wait(cc_queue *q, const char *subject, const char *data,
+                        const char *id) {
   got g = {0};
   q->methods->publish(q, S(subject), (const uint8_t *)data, strlen(data), S(id ? id : ""),
                       on_pub, &g);
@@ -216,7 +217,8 @@ START_TEST(plain_subjects) {
   ck_assert_int_eq(q->methods->subscribe_with(q, S("typing.*"), &so, on_got_ack, &a,
                                               on_subscribed, &d, NULL),
                    0);
-  ck_assert_int_eq(q->methods->subscribe(q, S("typing.>"), S(""), on_got_ack, &b, NULL), 0);
+  ck_assert_int_eq(q->methods->subscribe(q, S("typing.>"), S(""), on_got_ack, &b, NULL),
+                   0);
   ck_assert_int_eq(q->methods->subscribe(q, S("work"), S("w"), on_got_ack, &w1, NULL), 0);
   ck_assert_int_eq(q->methods->subscribe(q, S("work"), S("w"), on_got_ack, &w2, NULL), 0);
   got p = publish_wait(q, "typing.42", "hi", NULL);
@@ -258,9 +260,9 @@ START_TEST(open_unreachable) {
   ck_assert_int_eq(p.err, CC_ERR_UNAVAILABLE);
   subd d = {0};
   got h = {0};
-  ck_assert_int_eq(q->methods->subscribe_with(q, S("x"), NULL, on_got, &h, on_subscribed, &d,
-                                              NULL),
-                   0);
+  ck_assert_int_eq(
+      q->methods->subscribe_with(q, S("x"), NULL, on_got, &h, on_subscribed, &d, NULL),
+      0);
   wait_n(&d.n, 1);
   ck_assert_int_eq(d.err, CC_ERR_UNAVAILABLE);
   close_queue(q);
@@ -349,12 +351,13 @@ START_TEST(options_refuse_bad_input) {
   ck_assert_int_eq(cc_nats_options_add_stream(o, &overlap), CC_ERR_INVALID);
   ck_assert_int_eq(cc_nats_options_add_stream(o, &apart), 0);
   ck_assert_int_eq(cc_nats_options_set_publish_limits(o, 10, 100), CC_ERR_INVALID);
-  ck_assert_int_eq(cc_nats_options_set_consumer_defaults(o, 1000, 0, 5000), CC_ERR_INVALID);
+  ck_assert_int_eq(cc_nats_options_set_consumer_defaults(o, 1000, 0, 5000),
+                   CC_ERR_INVALID);
   cc_queue *q = NULL;
   char error[100];
-  ck_assert_int_eq(cc_queue_nats_open(&q, NULL, o, NULL, ready_rec_cb, NULL, error,
-                                      sizeof error),
-                   CC_ERR_INVALID);
+  ck_assert_int_eq(
+      cc_queue_nats_open(&q, NULL, o, NULL, ready_rec_cb, NULL, error, sizeof error),
+      CC_ERR_INVALID);
   ck_assert_ptr_null(q);
   cc_nats_options_free(o);
 }
@@ -385,8 +388,8 @@ START_TEST(restart_reconnects) {
   got h = {0};
   cc_queue_sub_options so = {.group = S("g")};
   subd d = {0};
-  ck_assert_int_eq(q->methods->subscribe_with(q, S("in"), &so, on_got_ack, &h, on_subscribed,
-                                              &d, NULL),
+  ck_assert_int_eq(q->methods->subscribe_with(q, S("in"), &so, on_got_ack, &h,
+                                              on_subscribed, &d, NULL),
                    0);
   wait_n(&d.n, 1);
   ck_assert_int_eq(d.err, 0);
@@ -621,6 +624,6 @@ int main(void) {
   queue_conformance_backend b1 = b3;
   b1.name = "queue-nats-r1";
   b1.arg = &r1;
-  return run_suites(queue_conformance_suite(&b3), queue_conformance_suite(&b1), nats_suite(),
-                    NULL);
+  return run_suites(queue_conformance_suite(&b3), queue_conformance_suite(&b1),
+                    nats_suite(), NULL);
 }

@@ -72,9 +72,9 @@ static void service_start(service_node *s, uint64_t id) {
   ck_assert_int_eq(cc_service_options_set_storage(so, store), 0);
   ck_assert_int_eq(cc_service_new(&s->svc, so, NULL), 0);
   cc_service_options_free(so);
-  ck_assert_int_eq(
-      cc_service_link_new(&s->link, s->svc, id, queue, test_cc_loop(), HEARTBEAT_MS, NULL),
-      0);
+  ck_assert_int_eq(cc_service_link_new(&s->link, s->svc, id, queue, test_cc_loop(),
+                                       HEARTBEAT_MS, NULL),
+                   0);
 }
 
 /* A service process that dies: its link stops (no more heartbeats or
@@ -142,16 +142,17 @@ START_TEST(users_on_two_gateways_chat) {
            chat);
   chatnet_send_json(alice, typing);
   chatnet_drain(bob, buf, sizeof buf, NULL);
-  ck_assert_msg(strstr(buf, "\"typing\"") && strstr(buf, "\"userId\":\"alice\""), "bob: %s",
-                buf);
+  ck_assert_msg(strstr(buf, "\"typing\"") && strstr(buf, "\"userId\":\"alice\""),
+                "bob: %s", buf);
   chatnet_drain(alice, buf, sizeof buf, NULL);
   ck_assert_msg(!strstr(buf, "\"typing\":{"), "alice hears her own typing: %s", buf);
 
   /* Removal through a service holds on the other gateway at once. */
   char cmd[256];
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"5\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"5\",\"removeMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+      chat);
   chatnet_send_json(alice, cmd);
   chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"removedUserIds\":[\"bob\"]"), "bob: %s", buf);
@@ -198,7 +199,8 @@ START_TEST(lost_service_closes_its_sessions) {
            chat);
   chatnet_send_json(bob, cmd);
   chatnet_drain(bob, buf, sizeof buf, NULL);
-  ck_assert_msg(strstr(buf, "\"requestId\":\"7\"") && strstr(buf, "before"), "bob: %s", buf);
+  ck_assert_msg(strstr(buf, "\"requestId\":\"7\"") && strstr(buf, "before"), "bob: %s",
+                buf);
   chatnet_send_text(alice, 8, chat, "a2", "after");
   chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "after"), "bob: %s", buf);
@@ -236,8 +238,9 @@ START_TEST(links_refuse_bad_arguments) {
                    CC_ERR_INVALID);
   ck_assert_int_eq(cc_edge_link_new(&el, gws[0].edge, 9, queue, NULL, 0, NULL),
                    CC_ERR_INVALID);
-  ck_assert_int_eq(cc_service_link_new(&sl, svcs[0].svc, 9, queue, test_cc_loop(), 50, NULL),
-                   CC_ERR_INVALID);
+  ck_assert_int_eq(
+      cc_service_link_new(&sl, svcs[0].svc, 9, queue, test_cc_loop(), 50, NULL),
+      CC_ERR_INVALID);
   ck_assert_ptr_null(el);
   ck_assert_ptr_null(sl);
   cc_edge_link_free(NULL);
@@ -260,9 +263,10 @@ START_TEST(gateways_follow_only_their_users_chats) {
   ck_assert_uint_eq(gw2_queue.counted, 0); /* nothing of it reached gateway 2 */
 
   /* Bob joins: gateway 2 hears of it through him, then follows the chat. */
-  snprintf(cmd, sizeof cmd,
-           "{\"requestId\":\"20\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
-           chat);
+  snprintf(
+      cmd, sizeof cmd,
+      "{\"requestId\":\"20\",\"addMembers\":{\"chatId\":\"%s\",\"userIds\":[\"bob\"]}}",
+      chat);
   chatnet_send_json(alice, cmd);
   chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"addedUserIds\":[\"bob\"]"), "bob: %s", buf);
@@ -275,7 +279,8 @@ START_TEST(gateways_follow_only_their_users_chats) {
   ck_assert_uint_gt(heard, 0);
 
   /* He leaves: gateway 2 stops following the chat. */
-  snprintf(cmd, sizeof cmd, "{\"requestId\":\"22\",\"leaveChat\":{\"chatId\":\"%s\"}}", chat);
+  snprintf(cmd, sizeof cmd, "{\"requestId\":\"22\",\"leaveChat\":{\"chatId\":\"%s\"}}",
+           chat);
   chatnet_send_json(bob, cmd);
   chatnet_drain(bob, buf, sizeof buf, NULL);
   ck_assert_msg(strstr(buf, "\"requestId\":\"22\""), "bob: %s", buf);

@@ -212,9 +212,9 @@ static int apply(server_config *cfg, const char *name, const char *v, char *erro
     cfg->nats = v;
   } else if (strcmp(name, "--redis") == 0) {
     if (cfg->role != CONFIG_ROLE_SERVICE || !strchr(v, ':')) {
-      snprintf(error, cap, "--redis: %s", cfg->role != CONFIG_ROLE_SERVICE
-                                            ? "a flag of chatcore-service"
-                                            : "expected IP:PORT");
+      snprintf(error, cap, "--redis: %s",
+               cfg->role != CONFIG_ROLE_SERVICE ? "a flag of chatcore-service"
+                                                : "expected IP:PORT");
       return 2;
     }
     cfg->redis = v;

@@ -48,9 +48,9 @@ typedef struct server {
   cc_loop *backend_loop; /* the loop contract on `loop`, for SQLite */
   cc_storage *storage;
   cc_presence *presence;
-  int memory_presence;   /* presence in this process (expired by the timer) */
-  cc_queue *queue;       /* the split roles: NATS */
-  int queue_up;          /* connected to NATS (chatcore-gateway's /readyz) */
+  int memory_presence; /* presence in this process (expired by the timer) */
+  cc_queue *queue;     /* the split roles: NATS */
+  int queue_up;        /* connected to NATS (chatcore-gateway's /readyz) */
   cc_edge_link *edge_link;
   cc_service_link *service_link;
   uv_timer_t presence_timer;
@@ -68,7 +68,8 @@ typedef struct server {
 static const char *program = "chatcore-server";
 
 static int fail(const char *what, const char *detail) {
-  fprintf(stderr, "%s: %s%s%s\n", program, what, detail ? ": " : "", detail ? detail : "");
+  fprintf(stderr, "%s: %s%s%s\n", program, what, detail ? ": " : "",
+          detail ? detail : "");
   return 2;
 }
 
@@ -305,7 +306,8 @@ static int open_presence(server *s, const server_config *cfg) {
   size_t hl = (size_t)(colon - cfg->redis);
   cc_redis_options *ro;
   if (cc_redis_options_new(&ro) != 0) return fail("out of memory", NULL);
-  int ok = hl < sizeof ip && sscanf(colon + 1, "%u", &port) == 1 && port > 0 && port < 65536;
+  int ok =
+      hl < sizeof ip && sscanf(colon + 1, "%u", &port) == 1 && port > 0 && port < 65536;
   if (ok) {
     memcpy(ip, cfg->redis, hl);
     ip[hl] = '\0';
@@ -316,8 +318,8 @@ static int open_presence(server *s, const server_config *cfg) {
     return fail("--redis: expected IP:PORT with an IP address", cfg->redis);
   }
   pg_wait w = {0};
-  int rv = cc_presence_redis_open(&s->presence, s->backend_loop, ro, NULL, on_pg_ready, &w,
-                                  error, sizeof error);
+  int rv = cc_presence_redis_open(&s->presence, s->backend_loop, ro, NULL, on_pg_ready,
+                                  &w, error, sizeof error);
   cc_redis_options_free(ro);
   if (rv != 0) return fail("--redis", error);
   while (!w.calls)
@@ -500,8 +502,8 @@ static int make_gateway(server *s, const server_config *cfg,
   if (cfg->role == CONFIG_ROLE_GATEWAY) {
     rv = cc_edge_new(&s->edge, cfg->node_id, NULL);
     if (rv == 0)
-      rv = cc_edge_link_new(&s->edge_link, s->edge, cfg->node_id, s->queue, s->backend_loop,
-                            cfg->heartbeat_ms, NULL);
+      rv = cc_edge_link_new(&s->edge_link, s->edge, cfg->node_id, s->queue,
+                            s->backend_loop, cfg->heartbeat_ms, NULL);
   } else {
     rv = cc_edge_new(&s->edge, 1, NULL);
     if (rv == 0) rv = cc_link_new(&s->link, s->service, s->edge, NULL, NULL);
@@ -663,7 +665,8 @@ int main(int argc, char **argv) {
   rv = front ? make_verifier(&s, &cfg) : 0;
   if (rv == 0 && front) rv = listen_options(&cfg, &uo);
   if (rv == 0 && front) rv = gateway_options(&s, &cfg, &go);
-  if (rv == 0) rv = cc_metrics_new(&s.metrics, NULL) == 0 ? 0 : fail("out of memory", NULL);
+  if (rv == 0)
+    rv = cc_metrics_new(&s.metrics, NULL) == 0 ? 0 : fail("out of memory", NULL);
   if (rv == 0) rv = open_backends(&s, &cfg);
   if (rv == 0) rv = open_queue(&s, &cfg);
   if (rv == 0) rv = make_service(&s, &cfg);

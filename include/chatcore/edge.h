@@ -74,12 +74,13 @@ typedef enum cc_edge_interest_kind {
  * follower here; 0: lost its last. Runs on the edge's thread from inside the
  * edge's calls (a session opening or closing, cc_edge_session_chats,
  * cc_edge_to_chat); it must not call the edge. */
-typedef void (*cc_edge_interest_fn)(void *user_data, cc_edge_interest_kind kind, cc_str what,
-                                    int on);
+typedef void (*cc_edge_interest_fn)(void *user_data, cc_edge_interest_kind kind,
+                                    cc_str what, int on);
 /* Installs the interest hook before the edge's first session (CC_ERR_STATE
  * once it has one: the counts would start wrong), or removes it (NULL: at any
  * time). CC_ERR_INVALID for a NULL edge; CC_ERR_NOMEM. */
-CC_EXTERN int cc_edge_set_interest(cc_edge *edge, cc_edge_interest_fn fn, void *user_data);
+CC_EXTERN int cc_edge_set_interest(cc_edge *edge, cc_edge_interest_fn fn,
+                                   void *user_data);
 
 /* Wall clock in ns for `hello`'s serverTimeMs (tests inject one); NULL restores
  * the default. */

@@ -110,7 +110,8 @@ CC_EXTERN int cc_nats_options_add_stream(cc_nats_options *opt, const cc_nats_str
 /* How long a JetStream publish may wait for the stream's ack before failing
  * with CC_ERR_TIMEOUT (100..600000 ms), and how many may be in flight at once
  * (1..1000000; more fail at once with CC_ERR_AGAIN). CC_ERR_INVALID otherwise. */
-CC_EXTERN int cc_nats_options_set_publish_limits(cc_nats_options *opt, uint32_t timeout_ms,
+CC_EXTERN int cc_nats_options_set_publish_limits(cc_nats_options *opt,
+                                                 uint32_t timeout_ms,
                                                  uint32_t max_in_flight);
 /* Consumer defaults for subscriptions that give none: ack wait (100..3600000
  * ms) and max in flight (1..1000000); and how long the server keeps an
@@ -145,9 +146,10 @@ typedef void (*cc_nats_ready_cb)(void *user_data, int err, const char *error);
  * or ready) or CC_ERR_NOMEM with a reason in `error`; then *out is untouched
  * and `ready` is never called. Otherwise `ready` runs once, later, from the
  * loop (not if the queue is closed first). Release with out->methods->close. */
-CC_EXTERN int cc_queue_nats_open(cc_queue **out, cc_loop *loop, const cc_nats_options *opt,
-                                 const cc_mem *mem, cc_nats_ready_cb ready, void *user_data,
-                                 char *error, size_t error_cap);
+CC_EXTERN int cc_queue_nats_open(cc_queue **out, cc_loop *loop,
+                                 const cc_nats_options *opt, const cc_mem *mem,
+                                 cc_nats_ready_cb ready, void *user_data, char *error,
+                                 size_t error_cap);
 
 #ifdef __cplusplus
 }

@@ -67,7 +67,7 @@ typedef struct cc_queue_msg {
   cc_str subject;      /* the subject it was published to */
   const uint8_t *data; /* the bytes published (not NULL, even when len is 0) */
   size_t len;
-  const cc_ext *ext;   /* extensions (common.h): NULL today */
+  const cc_ext *ext; /* extensions (common.h): NULL today */
 } cc_queue_msg;
 
 /* duplicate: 1 if the dedupe id was seen within the window (nothing was
@@ -89,7 +89,7 @@ typedef enum cc_queue_start {
 /* Options of subscribe_with. Zero-initialise it (a designated initializer
  * does): every zero field means "the default". Borrowed for the call. */
 typedef struct cc_queue_sub_options {
-  cc_str group;     /* as subscribe's group (empty: a plain subscriber) */
+  cc_str group; /* as subscribe's group (empty: a plain subscriber) */
   /* A name under which a retaining backend keeps the subscription's position
    * between unsubscribe and the next subscribe with that name, and across
    * restarts (1..64 bytes of [A-Za-z0-9_-]; empty: none, the position dies

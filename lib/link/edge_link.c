@@ -21,9 +21,9 @@
 typedef struct tracked {
   cc_tnode node; /* key = &id */
   uint64_t id;
-  uint64_t service;   /* 0: its open is not answered yet */
+  uint64_t service; /* 0: its open is not answered yet */
   uint64_t opened_ms;
-  int closed;         /* gone before its open was answered */
+  int closed; /* gone before its open was answered */
 } tracked;
 
 /* A subscription made for what the edge follows; key "c:<chat>", "u:<user>"
@@ -55,8 +55,8 @@ struct cc_edge_link {
 };
 
 static tracked *find_tracked(cc_edge_link *l, uint64_t id) {
-  return (tracked *)cc_table_find(&l->sessions, cc_table_hash(&l->sessions, &id, sizeof id),
-                                  &id, sizeof id);
+  return (tracked *)cc_table_find(
+      &l->sessions, cc_table_hash(&l->sessions, &id, sizeof id), &id, sizeof id);
 }
 
 static void drop_tracked(cc_edge_link *l, tracked *t) {
@@ -65,8 +65,8 @@ static void drop_tracked(cc_edge_link *l, tracked *t) {
 }
 
 /* Publishes command `c` for session `id` of `user` on `subject`. */
-static void send_command(cc_edge_link *l, const char *subject, uint64_t id, const char *user,
-                         Chatcore__V1__SeamCommand *c) {
+static void send_command(cc_edge_link *l, const char *subject, uint64_t id,
+                         const char *user, Chatcore__V1__SeamCommand *c) {
   Chatcore__V1__SeamSession ss = CHATCORE__V1__SEAM_SESSION__INIT;
   ss.edge = l->id;
   ss.id = id;
@@ -253,7 +253,8 @@ static void on_chat(void *ud, cc_queue_msg *m) {
       &chatcore__v1__seam_chat_event__descriptor, m, &l->mem);
   l->q->methods->ack(l->q, m);
   if (!ev) return;
-  interest *c = ev->chat_id ? find_interest(l, 'c', ev->chat_id, strlen(ev->chat_id)) : NULL;
+  interest *c =
+      ev->chat_id ? find_interest(l, 'c', ev->chat_id, strlen(ev->chat_id)) : NULL;
   /* Not twice: the entry that made this gateway follow the chat came first
    * through the member who joined. */
   if (!(c && ev->seq && ev->seq == c->joined_seq)) deliver_chat_event(l, ev);
@@ -317,8 +318,8 @@ static interest *find_interest(cc_edge_link *l, char kind, const char *id, size_
   key[0] = kind;
   key[1] = ':';
   memcpy(key + 2, id, len);
-  return (interest *)cc_table_find(&l->interests, cc_table_hash(&l->interests, key, len + 2),
-                                   key, len + 2);
+  return (interest *)cc_table_find(
+      &l->interests, cc_table_hash(&l->interests, key, len + 2), key, len + 2);
 }
 
 static void drop_interest(cc_edge_link *l, interest *i) {
@@ -331,7 +332,8 @@ static void drop_interest(cc_edge_link *l, interest *i) {
 /* Subscribes `kind` (c, u or p) of `id`: the subjects each prefix of
  * `prefixes` makes with `id`, to `handlers`. NULL when out of memory (then
  * what it would have heard is missed: gaps its clients sync). */
-static interest *add_interest(cc_edge_link *l, char kind, cc_str id, const char *const *prefixes,
+static interest *add_interest(cc_edge_link *l, char kind, cc_str id,
+                              const char *const *prefixes,
                               const cc_queue_handler_fn *handlers, int n) {
   if (id.len > CC_PROTOCOL_CHAT_ID_MAX) return NULL;
   interest *i = cc_calloc(&l->mem, 1, sizeof *i + id.len + 2);
@@ -387,7 +389,8 @@ static void on_interest(void *ud, cc_edge_interest_kind kind, cc_str what, int o
   if (!on && c) drop_interest(l, c);
   const char *lo, *hi;
   size_t lo_len, hi_len;
-  if (cc_protocol_parse_direct_chat_id(what.ptr, what.len, &lo, &lo_len, &hi, &hi_len) == 0) {
+  if (cc_protocol_parse_direct_chat_id(what.ptr, what.len, &lo, &lo_len, &hi, &hi_len) ==
+      0) {
     presence_ref(l, (cc_str){lo, lo_len}, on ? 1 : -1);
     presence_ref(l, (cc_str){hi, hi_len}, on ? 1 : -1);
   }
@@ -399,8 +402,8 @@ static void on_tick(void *arg) {
   cc_edge_link *l = arg;
   char subject[64];
   if (seam_subject_id(subject, sizeof subject, SEAM_ALIVE_EDGE, l->id))
-    l->q->methods->publish(l->q, (cc_str){subject, strlen(subject)}, (const uint8_t *)"", 0,
-                           (cc_str){"", 0}, NULL, NULL);
+    l->q->methods->publish(l->q, (cc_str){subject, strlen(subject)}, (const uint8_t *)"",
+                           0, (cc_str){"", 0}, NULL, NULL);
   uint64_t now = l->loop->methods->now_ms(l->loop);
   uint64_t timeout = (uint64_t)l->heartbeat_ms * SEAM_MISSED;
   seam_peers_expire(&l->services, now, timeout, NULL, NULL);

@@ -60,14 +60,14 @@ int seam_publish(cc_queue *q, const char *subject, const ProtobufCMessage *msg,
   uint8_t *buf = n <= sizeof small ? small : cc_malloc(mem, n);
   if (!buf) return CC_ERR_NOMEM;
   protobuf_c_message_pack(msg, buf);
-  q->methods->publish(q, (cc_str){subject, strlen(subject)}, buf, n, (cc_str){"", 0}, NULL,
-                      NULL);
+  q->methods->publish(q, (cc_str){subject, strlen(subject)}, buf, n, (cc_str){"", 0},
+                      NULL, NULL);
   if (buf != small) cc_free(mem, buf);
   return 0;
 }
 
-ProtobufCMessage *seam_unpack(const ProtobufCMessageDescriptor *desc, const cc_queue_msg *m,
-                              const cc_mem *mem) {
+ProtobufCMessage *seam_unpack(const ProtobufCMessageDescriptor *desc,
+                              const cc_queue_msg *m, const cc_mem *mem) {
   ProtobufCAllocator a;
   cc_wire_allocator_init(&a, mem);
   ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &a, m->len, m->data);
@@ -121,7 +121,8 @@ void seam_peers_heard(seam_peers *p, uint64_t id, uint64_t now) {
   cc_table_touch(&p->t, &e->node); /* least recently heard at the oldest end */
 }
 
-int seam_peers_alive(const seam_peers *p, uint64_t id, uint64_t now, uint64_t timeout_ms) {
+int seam_peers_alive(const seam_peers *p, uint64_t id, uint64_t now,
+                     uint64_t timeout_ms) {
   const seam_peer *e = find(p, id);
   return e && now - e->heard_ms <= timeout_ms;
 }

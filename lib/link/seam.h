@@ -41,8 +41,8 @@ int seam_publish(cc_queue *q, const char *subject, const ProtobufCMessage *msg,
                  const cc_mem *mem);
 /* Unpacks a seam message of type `desc`; NULL (logged) when malformed. Free
  * with seam_free. */
-ProtobufCMessage *seam_unpack(const ProtobufCMessageDescriptor *desc, const cc_queue_msg *m,
-                              const cc_mem *mem);
+ProtobufCMessage *seam_unpack(const ProtobufCMessageDescriptor *desc,
+                              const cc_queue_msg *m, const cc_mem *mem);
 void seam_free(ProtobufCMessage *msg, const cc_mem *mem);
 
 /* The processes of the other side by id, with when each was last heard. */

@@ -37,8 +37,8 @@ struct cc_service_link {
 /* ---- sessions held ---- */
 
 static held *find_held(cc_service_link *l, cc_session s) {
-  return (held *)cc_table_find(&l->sessions, cc_table_hash(&l->sessions, &s, sizeof s), &s,
-                               sizeof s);
+  return (held *)cc_table_find(&l->sessions, cc_table_hash(&l->sessions, &s, sizeof s),
+                               &s, sizeof s);
 }
 
 static void drop_held(cc_service_link *l, held *h) {
@@ -72,7 +72,8 @@ static held *add_held(cc_service_link *l, cc_session s, cc_str user) {
 
 /* ---- service -> gateways ---- */
 
-static void publish_output(cc_service_link *l, cc_session s, Chatcore__V1__SeamOutput *o) {
+static void publish_output(cc_service_link *l, cc_session s,
+                           Chatcore__V1__SeamOutput *o) {
   Chatcore__V1__SeamSession ss = CHATCORE__V1__SEAM_SESSION__INIT;
   ss.edge = s.edge;
   ss.id = s.id;
@@ -100,7 +101,8 @@ static void to_session(void *ud, cc_session s, const cc_outbound *out) {
   cc_buf_unref(b);
 }
 
-static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n, int done) {
+static void session_chats(void *ud, cc_session s, const cc_str *chats, size_t n,
+                          int done) {
   cc_service_link *l = ud;
   char **ids = seam_id_list(&l->mem, chats, n, CC_PROTOCOL_CHAT_ID_MAX);
   if (n && !ids) {
@@ -150,7 +152,8 @@ static void to_chat(void *ud, cc_str chat, const cc_outbound *out, const cc_deli
   char **joined = seam_id_list(&l->mem, d->joined, d->n_joined, CC_PROTOCOL_USER_ID_MAX);
   char **left = seam_id_list(&l->mem, d->left, d->n_left, CC_PROTOCOL_USER_ID_MAX);
   if ((d->n_joined && !joined) || (d->n_left && !left)) {
-    cc_log(CC_LOG_ERROR, "seam: out of memory: a membership change of %s is lost", chat_id);
+    cc_log(CC_LOG_ERROR, "seam: out of memory: a membership change of %s is lost",
+           chat_id);
   } else {
     Chatcore__V1__SeamSession skip = CHATCORE__V1__SEAM_SESSION__INIT;
     skip.edge = d->skip.edge;
@@ -251,8 +254,9 @@ static void on_command(void *ud, cc_queue_msg *m) {
       &chatcore__v1__seam_command__descriptor, m, &l->mem);
   l->q->methods->ack(l->q, m);
   if (!c) return;
-  held *h = valid_command(c) ? find_held(l, (cc_session){c->session->edge, c->session->id})
-                             : NULL;
+  held *h = valid_command(c)
+                ? find_held(l, (cc_session){c->session->edge, c->session->id})
+                : NULL;
   if (h) {
     cc_str user = {h->user, strlen(h->user)};
     if (c->command_case == CHATCORE__V1__SEAM_COMMAND__COMMAND_FRAME &&
@@ -316,8 +320,8 @@ static void on_tick(void *arg) {
   cc_service_link *l = arg;
   char subject[64];
   if (seam_subject_id(subject, sizeof subject, SEAM_ALIVE_SERVICE, l->id))
-    l->q->methods->publish(l->q, (cc_str){subject, strlen(subject)}, (const uint8_t *)"", 0,
-                           (cc_str){"", 0}, NULL, NULL);
+    l->q->methods->publish(l->q, (cc_str){subject, strlen(subject)}, (const uint8_t *)"",
+                           0, (cc_str){"", 0}, NULL, NULL);
   seam_peers_expire(&l->edges, l->loop->methods->now_ms(l->loop),
                     (uint64_t)l->heartbeat_ms * SEAM_MISSED, edge_gone, l);
 }

@@ -25,8 +25,8 @@ static void spy_publish(cc_queue *base, cc_str subject, const uint8_t *data, siz
   q->inner->methods->publish(q->inner, subject, data, len, dedupe, cb, ud);
 }
 
-static int spy_subscribe(cc_queue *base, cc_str pattern, cc_str group, cc_queue_handler_fn h,
-                         void *ud, uint64_t *out_id) {
+static int spy_subscribe(cc_queue *base, cc_str pattern, cc_str group,
+                         cc_queue_handler_fn h, void *ud, uint64_t *out_id) {
   spy_queue *q = (spy_queue *)base;
   ck_assert_int_lt(q->n_subs, 64);
   spy_sub *s = &q->subs[q->n_subs++];

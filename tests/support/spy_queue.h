@@ -18,9 +18,9 @@ typedef struct spy_sub {
 typedef struct spy_queue {
   cc_queue base;
   cc_queue *inner;
-  int drop;             /* deliveries still to lose */
+  int drop; /* deliveries still to lose */
   int dropped;
-  const char *count;    /* subject prefix counted (NULL: none) */
+  const char *count; /* subject prefix counted (NULL: none) */
   size_t counted;
   spy_sub subs[64];
   int n_subs;

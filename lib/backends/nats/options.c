@@ -64,7 +64,8 @@ int cc_nats_options_add_stream(cc_nats_options *opt, const cc_nats_stream *s) {
   cc_str name = {s->name, strlen(s->name)}, subjects = {s->subjects, strlen(s->subjects)};
   if (!cc_subject_name_valid(name) || subjects.len >= sizeof opt->streams[0].subjects ||
       !cc_subject_valid(subjects, 1, NULL) || s->replicas < 0 || s->replicas > 5 ||
-      s->retention < CC_NATS_LIMITS || s->retention > CC_NATS_INTEREST || s->max_bytes < 0)
+      s->retention < CC_NATS_LIMITS || s->retention > CC_NATS_INTEREST ||
+      s->max_bytes < 0)
     return CC_ERR_INVALID;
   for (int i = 0; i < opt->n_streams; i++) {
     const nats_stream_opt *o = &opt->streams[i];

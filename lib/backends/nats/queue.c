@@ -41,8 +41,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MS_TO_NS(ms) ((int64_t)(ms) * 1000000)
-#define WAIT_MS 5000  /* bound on waiting for nats.c to finish a subscription */
+#define MS_TO_NS(ms) ((int64_t)(ms)*1000000)
+#define WAIT_MS 5000   /* bound on waiting for nats.c to finish a subscription */
 #define SETUP_MS 15000 /* how long open retries streams while JetStream elects */
 
 typedef struct nq nq;
@@ -66,10 +66,10 @@ typedef struct ev {
   nq *q;
   ev_kind kind;
   int err;
-  int js;       /* EV_MSG: acks go to the reply subject */
-  natsMsg *m;   /* EV_MSG, EV_PUBACK */
-  nsub *sub;    /* EV_MSG, EV_SUBSCRIBED, EV_UNSUBSCRIBED */
-  char *text;   /* EV_READY, EV_LOG (malloc'd) */
+  int js;                 /* EV_MSG: acks go to the reply subject */
+  natsMsg *m;             /* EV_MSG, EV_PUBACK */
+  nsub *sub;              /* EV_MSG, EV_SUBSCRIBED, EV_UNSUBSCRIBED */
+  char *text;             /* EV_READY, EV_LOG (malloc'd) */
   struct ev *prev, *next; /* delivered and not acked: q->unacked */
 } ev;
 
@@ -83,10 +83,10 @@ struct nsub {
   void *handler_data;
   cc_queue_subscribed_cb done;
   void *done_data;
-  sub_state state;      /* loop */
-  int in_table;         /* loop */
-  int unsubscribing;    /* loop: a J_UNSUBSCRIBE is queued */
-  nsub *prev, *next;    /* loop: q->all, from subscribe to free */
+  sub_state state;   /* loop */
+  int in_table;      /* loop */
+  int unsubscribing; /* loop: a J_UNSUBSCRIBE is queued */
+  nsub *prev, *next; /* loop: q->all, from subscribe to free */
   /* Fixed at subscribe. */
   const nats_stream_opt *stream; /* NULL: a plain NATS subscription */
   char *subject;                 /* prefix.pattern */
@@ -158,7 +158,7 @@ struct nq {
   natsConnection *nc; /* set by the worker before EV_READY; read by the loop after */
   jsCtx *js;
   natsSubscription *acks;
-  int open_failed; /* worker */
+  int open_failed;                 /* worker */
   int acks_completed, conn_closed; /* under mu */
   nsub *wsubs;
 };
@@ -245,7 +245,8 @@ static void on_msg(natsConnection *nc, natsSubscription *ns, natsMsg *m, void *c
   post(s->q, e);
 }
 
-static void on_puback(natsConnection *nc, natsSubscription *ns, natsMsg *m, void *closure) {
+static void on_puback(natsConnection *nc, natsSubscription *ns, natsMsg *m,
+                      void *closure) {
   (void)nc;
   (void)ns;
   nq *q = closure;
@@ -352,7 +353,9 @@ static int is_unavailable(natsStatus s, jsErrCode jerr) {
 }
 
 static const char *retention_name(jsRetentionPolicy r) {
-  return r == js_WorkQueuePolicy ? "work queue" : r == js_InterestPolicy ? "interest" : "limits";
+  return r == js_WorkQueuePolicy  ? "work queue"
+         : r == js_InterestPolicy ? "interest"
+                                  : "limits";
 }
 
 /* Creates stream `so` or checks the one there; updates the limits that may
@@ -411,11 +414,13 @@ static int ensure_stream(nq *q, const nats_stream_opt *so, char **why, int *retr
              have->MaxBytes != cfg.MaxBytes || have->Duplicates != cfg.Duplicates) {
     s = js_UpdateStream(NULL, q->js, &cfg, NULL, &jerr);
     if (s != NATS_OK) {
-      *why = text_dup("nats: updating stream %s (replicas %" PRId64 " -> %d, limits) failed: %s",
+      *why = text_dup("nats: updating stream %s (replicas %" PRId64
+                      " -> %d, limits) failed: %s",
                       so->name, have->Replicas, so->replicas, nats_why(s));
       rv = CC_ERR_BACKEND;
     } else {
-      cc_log(CC_LOG_INFO, "nats queue: stream %s updated to the configured limits", so->name);
+      cc_log(CC_LOG_INFO, "nats queue: stream %s updated to the configured limits",
+             so->name);
     }
   }
   jsStreamInfo_Destroy(si);
@@ -458,8 +463,8 @@ static void do_open(nq *q) {
     q->nc = NULL;
     q->open_failed = 1;
     post_ready(q, CC_ERR_UNAVAILABLE,
-               text_dup("nats: cannot connect to %s%s: %s", urls[0], n > 1 ? " and the others" : "",
-                        nats_why(s)));
+               text_dup("nats: cannot connect to %s%s: %s", urls[0],
+                        n > 1 ? " and the others" : "", nats_why(s)));
     return;
   }
   natsInbox *inbox = NULL;
@@ -515,8 +520,10 @@ static void drop_ns(nq *q, nsub *s) {
     pthread_mutex_unlock(&q->mu);
     natsSubscription_Destroy(s->ns);
     s->ns = NULL;
-    if (s->wprev) s->wprev->wnext = s->wnext;
-    else if (q->wsubs == s) q->wsubs = s->wnext;
+    if (s->wprev)
+      s->wprev->wnext = s->wnext;
+    else if (q->wsubs == s)
+      q->wsubs = s->wnext;
     if (s->wnext) s->wnext->wprev = s->wprev;
     s->wprev = s->wnext = NULL;
   }
@@ -528,8 +535,9 @@ static void drop_ns(nq *q, nsub *s) {
 }
 
 static natsStatus listen(nq *q, nsub *s, const char *subject, const char *queue) {
-  natsStatus st = queue ? natsConnection_QueueSubscribe(&s->ns, q->nc, subject, queue, on_msg, s)
-                        : natsConnection_Subscribe(&s->ns, q->nc, subject, on_msg, s);
+  natsStatus st =
+      queue ? natsConnection_QueueSubscribe(&s->ns, q->nc, subject, queue, on_msg, s)
+            : natsConnection_Subscribe(&s->ns, q->nc, subject, on_msg, s);
   if (st != NATS_OK) {
     s->ns = NULL;
     return st;
@@ -556,10 +564,11 @@ static int js_subscribe(nq *q, nsub *s, char **why) {
                  strcmp(c->FilterSubject, s->subject) == 0 &&
                  (c->DeliverGroup != NULL) == (queue != NULL);
       if (!same) {
-        *why = text_dup("nats: consumer %s of stream %s exists with other settings "
-                        "(filter %s, %s)", s->name, stream,
-                        c && c->FilterSubject ? c->FilterSubject : "(none)",
-                        c && c->DeliverGroup ? "a group" : "no group");
+        *why =
+            text_dup("nats: consumer %s of stream %s exists with other settings "
+                     "(filter %s, %s)",
+                     s->name, stream, c && c->FilterSubject ? c->FilterSubject : "(none)",
+                     c && c->DeliverGroup ? "a group" : "no group");
         jsConsumerInfo_Destroy(ci);
         return CC_ERR_EXISTS;
       }
@@ -569,7 +578,8 @@ static int js_subscribe(nq *q, nsub *s, char **why) {
       return 0;
     }
     if (st != NATS_NOT_FOUND && jerr != JSConsumerNotFoundErr) goto fail;
-    snprintf(deliver, sizeof deliver, "_cc.deliver.%s.%s.%s", q->opt.prefix, stream, s->name);
+    snprintf(deliver, sizeof deliver, "_cc.deliver.%s.%s.%s", q->opt.prefix, stream,
+             s->name);
   } else {
     natsInbox *inbox = NULL;
     st = natsInbox_Create(&inbox);
@@ -704,7 +714,8 @@ static const nats_stream_opt *stream_of(const nq *q, cc_str subject, int pattern
   for (int i = 0; i < q->opt.n_streams; i++) {
     const nats_stream_opt *so = &q->opt.streams[i];
     cc_str sp = {so->subjects, strlen(so->subjects)};
-    if (pattern ? cc_subject_covers(sp, subject) : cc_subject_matches(sp, subject)) return so;
+    if (pattern ? cc_subject_covers(sp, subject) : cc_subject_matches(sp, subject))
+      return so;
   }
   return NULL;
 }
@@ -743,17 +754,17 @@ static void dedupe_header(cc_str id, char out[72]) {
 }
 
 static int status_err(natsStatus s) {
-  return s == NATS_MAX_PAYLOAD           ? CC_ERR_TOO_LARGE
-         : s == NATS_NO_MEMORY           ? CC_ERR_NOMEM
-         : s == NATS_CONNECTION_CLOSED   ? CC_ERR_CLOSED
+  return s == NATS_MAX_PAYLOAD               ? CC_ERR_TOO_LARGE
+         : s == NATS_NO_MEMORY               ? CC_ERR_NOMEM
+         : s == NATS_CONNECTION_CLOSED       ? CC_ERR_CLOSED
          : s == NATS_CONNECTION_DISCONNECTED ? CC_ERR_UNAVAILABLE
-                                         : CC_ERR_BACKEND;
+                                             : CC_ERR_BACKEND;
 }
 
 /* Sends a publish now; completes `r` (core NATS, or an error) or puts it in
  * flight. */
-static void send_pub(nq *q, pubrec *r, const char *subject, const uint8_t *data, size_t len,
-                     cc_str dedupe) {
+static void send_pub(nq *q, pubrec *r, const char *subject, const uint8_t *data,
+                     size_t len, cc_str dedupe) {
   if (!q->up) {
     pub_done(q, r, CC_ERR_UNAVAILABLE, 0);
     return;
@@ -828,8 +839,8 @@ static void fail_in_flight(nq *q, int err) {
 static void q_publish(cc_queue *base, cc_str subject, const uint8_t *data, size_t len,
                       cc_str dedupe, cc_queue_publish_cb cb, void *user_data) {
   nq *q = (nq *)base;
-  if (!cc_subject_valid(subject, 0, NULL) || (!data && len) || (dedupe.len && !dedupe.ptr) ||
-      dedupe.len > 65535) {
+  if (!cc_subject_valid(subject, 0, NULL) || (!data && len) ||
+      (dedupe.len && !dedupe.ptr) || dedupe.len > 65535) {
     if (cb) cb(user_data, CC_ERR_INVALID, 0);
     return;
   }
@@ -901,7 +912,8 @@ static void timer_arm(nq *q) {
   if (q->timer_on || !q->timer) return;
   uint64_t every = q->opt.publish_timeout_ms / 4;
   if (every > 250) every = 250;
-  if (q->loop->methods->timer_start(q->loop, q->timer, every, every) == 0) q->timer_on = 1;
+  if (q->loop->methods->timer_start(q->loop, q->timer, every, every) == 0)
+    q->timer_on = 1;
 }
 
 /* A PubAck on the inbox: {"stream":..,"seq":..[,"duplicate":true]} or
@@ -928,14 +940,14 @@ static void on_puback_ev(nq *q, natsMsg *m) {
     const cJSON *desc = cJSON_GetObjectItemCaseSensitive(error, "description");
     int c = cJSON_IsNumber(code) ? code->valueint : 0;
     const char *d = cJSON_IsString(desc) ? desc->valuestring : "";
-    err = c == 503 ? CC_ERR_UNAVAILABLE
+    err = c == 503                                       ? CC_ERR_UNAVAILABLE
           : strstr(d, "maximum") || strstr(d, "exceeds") ? CC_ERR_TOO_LARGE
-                                                          : CC_ERR_BACKEND;
+                                                         : CC_ERR_BACKEND;
     cc_log(CC_LOG_WARN, "nats queue: the stream refused a publish: %d %s", c, d);
   } else if (!cJSON_GetObjectItemCaseSensitive(j, "seq")) {
     err = CC_ERR_BACKEND;
-    cc_log(CC_LOG_WARN, "nats queue: a publish ack without seq: %.*s", len > 200 ? 200 : len,
-           natsMsg_GetData(m));
+    cc_log(CC_LOG_WARN, "nats queue: a publish ack without seq: %.*s",
+           len > 200 ? 200 : len, natsMsg_GetData(m));
   } else {
     dup = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "duplicate"));
   }
@@ -952,8 +964,10 @@ static nsub *find_sub(nq *q, uint64_t id) {
 
 static void sub_free(nq *q, nsub *s) {
   if (s->in_table) cc_table_remove(&q->subs, &s->node);
-  if (s->prev) s->prev->next = s->next;
-  else q->all = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    q->all = s->next;
   if (s->next) s->next->prev = s->prev;
   cc_free(&q->mem, s->subject);
   cc_free(&q->mem, s->group);
@@ -968,7 +982,8 @@ static void group_name(cc_str group, const char *subject, char out[72]) {
   EVP_MD_CTX *c = EVP_MD_CTX_new();
   int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
            EVP_DigestUpdate(c, group.ptr, group.len) && EVP_DigestUpdate(c, "\n", 1) &&
-           EVP_DigestUpdate(c, subject, strlen(subject)) && EVP_DigestFinal_ex(c, md, &mdlen);
+           EVP_DigestUpdate(c, subject, strlen(subject)) &&
+           EVP_DigestFinal_ex(c, md, &mdlen);
   EVP_MD_CTX_free(c);
   if (!ok) memset(md, 0, sizeof md);
   memcpy(out, "g_", 2);
@@ -983,13 +998,15 @@ static int valid_opts(const cc_queue_sub_options *o) {
           (o->start == CC_QUEUE_START_SEQ && o->start_seq >= 1));
 }
 
-static int q_subscribe_with(cc_queue *base, cc_str pattern, const cc_queue_sub_options *opt,
-                            cc_queue_handler_fn handler, void *handler_data,
-                            cc_queue_subscribed_cb done, void *done_data, uint64_t *out_id) {
+static int q_subscribe_with(cc_queue *base, cc_str pattern,
+                            const cc_queue_sub_options *opt, cc_queue_handler_fn handler,
+                            void *handler_data, cc_queue_subscribed_cb done,
+                            void *done_data, uint64_t *out_id) {
   nq *q = (nq *)base;
   static const cc_queue_sub_options defaults;
   if (!opt) opt = &defaults;
-  if (!handler || !cc_subject_valid(pattern, 1, NULL) || !valid_opts(opt)) return CC_ERR_INVALID;
+  if (!handler || !cc_subject_valid(pattern, 1, NULL) || !valid_opts(opt))
+    return CC_ERR_INVALID;
   if (q->state == Q_CLOSING) return CC_ERR_CLOSED;
   size_t plen = strlen(q->opt.prefix);
   if (plen + 1 + pattern.len > CC_SUBJECT_MAX_LEN) return CC_ERR_INVALID;
@@ -1011,7 +1028,8 @@ static int q_subscribe_with(cc_queue *base, cc_str pattern, const cc_queue_sub_o
   s->node.key = (const uint8_t *)&s->id;
   s->node.key_len = sizeof s->id;
   s->node.hash = cc_table_hash(&q->subs, &s->id, sizeof s->id);
-  if (!s->subject || (opt->group.len && !s->group) || cc_table_insert(&q->subs, &s->node) != 0) {
+  if (!s->subject || (opt->group.len && !s->group) ||
+      cc_table_insert(&q->subs, &s->node) != 0) {
     sub_free(q, s);
     return CC_ERR_NOMEM;
   }
@@ -1060,8 +1078,10 @@ static int q_unsubscribe(cc_queue *base, uint64_t id) {
 static void release_msg(nq *q, cc_queue_msg *m, const char *ack) {
   if (!m) return;
   ev *e = (ev *)m;
-  if (e->prev) e->prev->next = e->next;
-  else q->unacked = e->next;
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    q->unacked = e->next;
   if (e->next) e->next->prev = e->prev;
   const char *reply = natsMsg_GetReply(e->m);
   if (e->js && reply && *reply && q->nc) natsConnection_PublishString(q->nc, reply, ack);
@@ -1075,7 +1095,8 @@ static void q_ack(cc_queue *base, cc_queue_msg *m) {
 
 static void q_nak(cc_queue *base, cc_queue_msg *m, uint32_t delay_ms) {
   char body[48] = "-NAK";
-  if (delay_ms) snprintf(body, sizeof body, "-NAK {\"delay\":%" PRId64 "}", MS_TO_NS(delay_ms));
+  if (delay_ms)
+    snprintf(body, sizeof body, "-NAK {\"delay\":%" PRId64 "}", MS_TO_NS(delay_ms));
   release_msg((nq *)base, m, body);
 }
 
@@ -1171,7 +1192,8 @@ static void on_event(void *arg) {
         cc_log(CC_LOG_ERROR, "%s", e->text ? e->text : "nats queue: open failed");
         fail_held(q, CC_ERR_UNAVAILABLE);
       }
-      q->ready(q->ready_data, e->err, e->err ? (e->text ? e->text : "open failed") : NULL);
+      q->ready(q->ready_data, e->err,
+               e->err ? (e->text ? e->text : "open failed") : NULL);
       flush_held(q);
     }
     break;

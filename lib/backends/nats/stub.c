@@ -14,6 +14,7 @@ int cc_queue_nats_open(cc_queue **out, cc_loop *loop, const cc_nats_options *opt
   (void)mem;
   (void)ready;
   (void)user_data;
-  if (error && error_cap) snprintf(error, error_cap, "libchatcore was built without nats.c");
+  if (error && error_cap)
+    snprintf(error, error_cap, "libchatcore was built without nats.c");
   return CC_ERR_UNSUPPORTED;
 }
