@@ -543,14 +543,32 @@ static void on_presence_closed(void *ud) {
   s->presence = NULL;
 }
 
-static void on_closed(void *ud) {
-  server *s = ud;
-  /* The links go before the queue; network backends' connections keep the
-   * loop running: they go now (calls in flight complete first). */
+/* What uses the backends, top down; NULLs what it freed (called again by
+ * cleanup). The service's last calls (clearing presence, unsubscribing from
+ * it) must reach backends that are still open. */
+static void free_users_of_backends(server *s) {
+  cc_gateway_free(s->gateway);
+  s->gateway = NULL;
+  cc_link_free(s->link);
+  s->link = NULL;
   cc_edge_link_free(s->edge_link);
   s->edge_link = NULL;
   cc_service_link_free(s->service_link);
   s->service_link = NULL;
+  cc_edge_free(s->edge);
+  s->edge = NULL;
+  cc_http_api_free(s->http_api);
+  s->http_api = NULL;
+  cc_service_free(s->service);
+  s->service = NULL;
+}
+
+static void on_closed(void *ud) {
+  server *s = ud;
+  /* The listener is gone with every connection: everything above the
+   * backends goes, then the network backends' connections, which keep the
+   * loop running (calls in flight complete first). */
+  free_users_of_backends(s);
   if (s->queue) s->queue->methods->close(s->queue, on_queue_closed, s);
   if (s->presence && !s->memory_presence)
     s->presence->methods->close(s->presence, on_presence_closed, s);
@@ -583,13 +601,7 @@ static void on_signal(uv_signal_t *h, int signum) {
  * then needs the loop to run once more to release itself (SQLite's worker,
  * PostgreSQL's connections), and the loop contract after it. */
 static void cleanup(server *s) {
-  cc_gateway_free(s->gateway);
-  cc_link_free(s->link);
-  cc_edge_link_free(s->edge_link);
-  cc_service_link_free(s->service_link);
-  cc_edge_free(s->edge);
-  cc_http_api_free(s->http_api);
-  cc_service_free(s->service);
+  free_users_of_backends(s);
   if (s->queue) {
     s->queue->methods->close(s->queue, NULL, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
