@@ -95,6 +95,7 @@ struct nsub {
   cc_queue_start start;
   uint64_t start_seq;
   uint32_t max_in_flight, ack_wait_ms;
+  size_t unacked_at_unsubscribe; /* loop, then read by the worker */
   /* Worker. */
   natsSubscription *ns;
   char *ephemeral;     /* the server's name of our ephemeral consumer */
@@ -140,7 +141,7 @@ struct nq {
   cc_table subs; /* the subscribed ones, by id */
   nsub *all;     /* every nsub not yet freed */
   uint64_t next_sub;
-  size_t pending_subs; /* subscribes not yet in effect: publishes wait */
+  size_t pending_ops; /* (un)subscribes not yet in effect: publishes wait */
   pubrec *held, *held_tail;
   cc_table pubs;
   uint64_t next_pub;
@@ -512,6 +513,25 @@ static void wsub_link(nq *q, nsub *s) {
 
 /* Unsubscribes and destroys s->ns (if any), once nats.c stopped calling
  * back for it; deletes our ephemeral consumer. */
+/* A durable position must not move back: acks are asynchronous publishes, so
+ * before a named plain consumer loses its subscriber, wait (a bounded while)
+ * until the server counted the acks sent for it (NumAckPending down to what
+ * is still unacked here); else the next subscribe with that name could get
+ * acked messages again. */
+static void settle_acks(nq *q, nsub *s) {
+  if (!s->stream || !s->name[0] || s->group || !s->ns) return;
+  natsConnection_FlushTimeout(q->nc, 1000);
+  for (int i = 0; i < 40; i++) {
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, q->js, s->stream->name, s->name, NULL, NULL) != NATS_OK)
+      return;
+    int settled = ci->NumAckPending <= (int64_t)s->unacked_at_unsubscribe;
+    jsConsumerInfo_Destroy(ci);
+    if (settled) return;
+    nats_Sleep(25);
+  }
+}
+
 static void drop_ns(nq *q, nsub *s) {
   if (s->ns) {
     natsSubscription_Unsubscribe(s->ns);
@@ -695,6 +715,7 @@ static void *worker(void *arg) {
       do_subscribe(q, s);
       break;
     case J_UNSUBSCRIBE: {
+      settle_acks(q, s);
       drop_ns(q, s);
       ev *e = ev_new(q, EV_UNSUBSCRIBED);
       if (e) e->sub = s;
@@ -809,7 +830,7 @@ static void send_pub(nq *q, pubrec *r, const char *subject, const uint8_t *data,
 /* Sends what waited for the queue to open or for subscribes to take effect,
  * in order, while nothing new makes them wait. */
 static void flush_held(nq *q) {
-  while (q->held && q->state == Q_READY && q->pending_subs == 0) {
+  while (q->held && q->state == Q_READY && q->pending_ops == 0) {
     pubrec *r = q->held;
     q->held = r->next;
     if (!q->held) q->held_tail = NULL;
@@ -865,7 +886,7 @@ static void q_publish(cc_queue *base, cc_str subject, const uint8_t *data, size_
     if (cb) cb(user_data, CC_ERR_TOO_LARGE, 0);
     return;
   }
-  int wait = q->state == Q_OPENING || q->pending_subs > 0 || q->held;
+  int wait = q->state == Q_OPENING || q->pending_ops > 0 || q->held;
   size_t extra = slen + 1 + (wait ? len + dedupe.len : 0);
   pubrec *r = cc_malloc(&q->mem, sizeof *r + extra);
   if (!r) {
@@ -1051,7 +1072,7 @@ static int q_subscribe_with(cc_queue *base, cc_str pattern,
     sub_free(q, s);
     return CC_ERR_NOMEM;
   }
-  q->pending_subs++;
+  q->pending_ops++;
   if (out_id) *out_id = s->id;
   return 0;
 }
@@ -1069,9 +1090,14 @@ static int q_unsubscribe(cc_queue *base, uint64_t id) {
   cc_table_remove(&q->subs, &s->node);
   s->in_table = 0;
   s->state = SUB_GONE;
+  for (const ev *e = q->unacked; e; e = e->next)
+    if (e->sub == s) s->unacked_at_unsubscribe++;
   /* Closing drops every subscription anyway; out of memory, it stays with
    * nats.c (its messages ignored) until close. Either way close frees it. */
-  if (q->state != Q_CLOSING && push_job(q, J_UNSUBSCRIBE, s) == 0) s->unsubscribing = 1;
+  if (q->state != Q_CLOSING && push_job(q, J_UNSUBSCRIBE, s) == 0) {
+    s->unsubscribing = 1;
+    q->pending_ops++; /* what is published next must not reach it */
+  }
   return 0;
 }
 
@@ -1205,7 +1231,7 @@ static void on_event(void *arg) {
     break;
   case EV_SUBSCRIBED: {
     nsub *s = e->sub;
-    q->pending_subs--;
+    q->pending_ops--;
     int err = e->err;
     if (err && e->text) cc_log(CC_LOG_WARN, "%s", e->text);
     if (s->state == SUB_GONE || q->state == Q_CLOSING) {
@@ -1231,6 +1257,8 @@ static void on_event(void *arg) {
   }
   case EV_UNSUBSCRIBED:
     sub_free(q, e->sub);
+    q->pending_ops--;
+    flush_held(q);
     break;
   case EV_STATE:
     if (q->state == Q_READY) {
