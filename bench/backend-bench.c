@@ -146,7 +146,7 @@ static int run_queue(int argc, char **argv) {
   const char *urls = "nats://127.0.0.1:4222";
   int replicas = 1, asap = 0;
   qrun r = {.n = 100000, .in_flight = 1000, .size = 100};
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) die("a flag without its value");
     if (strcmp(argv[i], "--url") == 0)
@@ -165,7 +165,6 @@ static int run_queue(int argc, char **argv) {
       asap = atoi(v);
     else
       die("unknown queue flag (see the comment at the top of bench/backend-bench.c)");
-    i++;
   }
   if (r.n < 1 || r.in_flight < 1 || r.size < 8 || r.size > 1 << 20 ||
       (replicas != 0 && replicas != 1 && replicas != 3))
@@ -277,7 +276,7 @@ static int run_presence(int argc, char **argv) {
   char ip[64] = "127.0.0.1";
   int port = 6379;
   prun r = {.n = 100000, .in_flight = 1000};
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) die("a flag without its value");
     if (strcmp(argv[i], "--redis") == 0) {
@@ -289,7 +288,6 @@ static int run_presence(int argc, char **argv) {
     } else {
       die("unknown presence flag");
     }
-    i++;
   }
   if (strcmp(backend, "memory") == 0) {
     if (cc_presence_memory_new(&r.p, NULL, NULL) != 0) die("memory presence");
