@@ -46,14 +46,7 @@ static void node_start(node *n, uint64_t edge_id, cc_queue *q) {
   cc_service_options_free(so);
   ck_assert_int_eq(cc_edge_new(&n->edge, edge_id, NULL), 0);
   ck_assert_int_eq(cc_link_new(&n->link, n->svc, n->edge, q, NULL), 0);
-  cc_gateway_options *o;
-  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
-  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
-  cc_gateway_callbacks cb = {0};
-  cc_edge_gateway_callbacks(&cb);
-  ck_assert_int_eq(cc_gateway_new(&n->gw, &cb, n->edge, o, NULL, NULL), 0);
-  cc_gateway_options_free(o);
-  ck_assert_int_eq(cc_memnet_new(&n->net, n->gw, NULL), 0);
+  chatnet_gateway(n->edge, verifier, &n->gw, &n->net);
 }
 
 static void node_stop(node *n) {

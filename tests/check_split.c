@@ -49,14 +49,7 @@ static void gateway_start(gateway_node *g, uint64_t id, cc_queue *q) {
   ck_assert_int_eq(cc_edge_new(&g->edge, id, NULL), 0);
   ck_assert_int_eq(
       cc_edge_link_new(&g->link, g->edge, id, q, test_cc_loop(), HEARTBEAT_MS, NULL), 0);
-  cc_gateway_options *o;
-  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
-  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
-  cc_gateway_callbacks cb = {0};
-  cc_edge_gateway_callbacks(&cb);
-  ck_assert_int_eq(cc_gateway_new(&g->gw, &cb, g->edge, o, NULL, NULL), 0);
-  cc_gateway_options_free(o);
-  ck_assert_int_eq(cc_memnet_new(&g->net, g->gw, NULL), 0);
+  chatnet_gateway(g->edge, verifier, &g->gw, &g->net);
 }
 
 static void gateway_stop(gateway_node *g) {

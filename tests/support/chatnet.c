@@ -11,6 +11,18 @@
 static cc_memnet *nets[8];
 static size_t n_nets;
 
+void chatnet_gateway(cc_edge *edge, cc_jwt_verifier *verifier, cc_gateway **gw,
+                     cc_memnet **net) {
+  cc_gateway_options *o;
+  ck_assert_int_eq(cc_gateway_options_new(&o), 0);
+  ck_assert_int_eq(cc_gateway_options_set_jwt(o, verifier), 0);
+  cc_gateway_callbacks cb = {0};
+  cc_edge_gateway_callbacks(&cb);
+  ck_assert_int_eq(cc_gateway_new(gw, &cb, edge, o, NULL, NULL), 0);
+  cc_gateway_options_free(o);
+  ck_assert_int_eq(cc_memnet_new(net, *gw, NULL), 0);
+}
+
 void chatnet_use(cc_memnet *const *use, size_t n) {
   ck_assert_uint_le(n, 8);
   memcpy(nets, use, n * sizeof *use);

@@ -5,8 +5,16 @@
 #ifndef CC_TESTS_SUPPORT_CHATNET_H
 #define CC_TESTS_SUPPORT_CHATNET_H
 
+#include <chatcore/edge.h>
+#include <chatcore/jwt.h>
 #include <chatcore/memnet.h>
 #include <stddef.h>
+
+/* A gateway in front of `edge` (its callbacks) checking tokens with
+ * `verifier` (both borrowed), on a new in-memory network. Free *net, then
+ * *gw. */
+void chatnet_gateway(cc_edge *edge, cc_jwt_verifier *verifier, cc_gateway **gw,
+                     cc_memnet **net);
 
 /* The networks every read flushes first (borrowed; at most 8). */
 void chatnet_use(cc_memnet *const *nets, size_t n);
