@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from chatclient import ChatClient, read_log, result_of
+from chatclient import ChatClient, CommandError, read_log, result_of
 from conftest import SECRET, _pg_database, free_port, token
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -477,15 +477,24 @@ async def chaos(d, fault, n=40):
     await asyncio.get_running_loop().run_in_executor(None, fault)
     fault_took = time.monotonic() - fault_at
     await asyncio.gather(*tasks)
-    # The stored logs, read through a fresh session.
-    reader = await connect(d.gateways[-1].url, "c1")
-    logs = {}
-    for chat in (group, "d:c1:c2"):
-        logs[chat] = await read_log(reader, chat)
-    await reader.close()
-    reader = await connect(d.gateways[-1].url, "c3")
-    logs["d:c3:c4"] = await read_log(reader, "d:c3:c4")
-    await reader.close()
+    # The stored logs, read through a fresh session of a member; a read the
+    # deployment cannot serve yet (a storage connection still reconnecting
+    # after the fault) is retried, as a client would.
+    async def stored_log(user, chat):
+        for attempt in range(10):
+            reader = None
+            try:
+                reader = await connect(d.gateways[-1].url, user)
+                return await read_log(reader, chat)
+            except (ConnectionError, AssertionError, CommandError):
+                if attempt == 9:
+                    raise
+                await asyncio.sleep(1)
+            finally:
+                if reader:
+                    await reader.close()
+    logs = {chat: await stored_log("c1", chat) for chat in (group, "d:c1:c2")}
+    logs["d:c3:c4"] = await stored_log("c3", "d:c3:c4")
     stored = {}
     for chat, entries in logs.items():
         seqs = [e["seq"] for _, e in entries]
